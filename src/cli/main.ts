@@ -1,0 +1,54 @@
+import { Command, CommanderError } from 'commander';
+import { RegmigrateError, errorMessage } from '../errors.js';
+import type { CliContext } from './context.js';
+import { registerScan } from './scan.js';
+
+const VERSION = '0.1.0';
+
+export function buildProgram(ctx: CliContext): Command {
+  const program = new Command('regmigrate')
+    .description("move container images from a docker registry's storage directory into Harbor, byte-identical and verified")
+    .version(VERSION)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => ctx.stdout.write(s),
+      writeErr: (s) => ctx.stderr.write(s),
+    });
+  registerScan(program, ctx);
+  return program;
+}
+
+/** The one place that turns errors into a message and an exit code. */
+export async function run(argv: string[]): Promise<void> {
+  let exitCode = 0;
+  const ctx: CliContext = {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    stdin: process.stdin,
+    stdoutIsTTY: Boolean(process.stdout.isTTY),
+    stderrIsTTY: Boolean(process.stderr.isTTY),
+    env: process.env,
+    setExitCode: (code) => {
+      exitCode = Math.max(exitCode, code);
+    },
+  };
+  try {
+    await buildProgram(ctx).parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // commander printed its message already; help and version exit 0.
+      exitCode = err.exitCode === 0 ? 0 : 2;
+    } else if (err instanceof RegmigrateError) {
+      ctx.stderr.write(`regmigrate: ${err.message}\n`);
+      if (err.hint) ctx.stderr.write(`hint: ${err.hint}\n`);
+      exitCode = err.exitCode;
+    } else {
+      ctx.stderr.write(`regmigrate: internal error: ${errorMessage(err)}\n`);
+      if (err instanceof Error && err.stack && process.env.REGMIGRATE_DEBUG) ctx.stderr.write(err.stack + '\n');
+      ctx.stderr.write('hint: this is a bug; set REGMIGRATE_DEBUG=1 for a stack trace and report it\n');
+      exitCode = 70;
+    }
+  }
+  process.exitCode = exitCode;
+}

@@ -1,0 +1,54 @@
+import { availableParallelism } from 'node:os';
+import { UsageError } from '../errors.js';
+import type { OutputFormat } from '../inventory/render.js';
+
+/** commander collector for repeatable options (`--include a --include b`). */
+export function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/**
+ * Option problems are gathered and reported together (STYLE.md §6): a user fixing a command line should see every
+ * mistake at once, not one per run.
+ */
+export class OptionProblems {
+  readonly #problems: string[] = [];
+
+  add(problem: string): void {
+    this.#problems.push(problem);
+  }
+
+  throwIfAny(): void {
+    if (this.#problems.length === 0) return;
+    throw new UsageError(this.#problems.join('; '), 'see --help');
+  }
+}
+
+export function parseOutputFormat(value: string | undefined, problems: OptionProblems): OutputFormat {
+  const format = value ?? 'table';
+  if (format === 'table' || format === 'json' || format === 'csv') return format;
+  problems.add(`--output must be table, json or csv, not "${format}"`);
+  return 'table';
+}
+
+export function defaultConcurrency(): number {
+  return Math.max(4, Math.min(16, availableParallelism() * 4));
+}
+
+export function parsePositiveInt(name: string, value: string | undefined, fallback: number, problems: OptionProblems, max = 1024): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > max) {
+    problems.add(`${name} must be a whole number from 1 to ${max}, not "${value}"`);
+    return fallback;
+  }
+  return n;
+}
+
+export function parseGlobs(name: string, values: string[] | undefined, problems: OptionProblems): string[] {
+  const globs = values ?? [];
+  for (const glob of globs) {
+    if (glob.trim() === '' || /[\s\\]/.test(glob)) problems.add(`${name} "${glob}" is not a repository glob`);
+  }
+  return globs;
+}

@@ -1,0 +1,74 @@
+import type { Command } from 'commander';
+import { renderScanCsv, renderScanJson, renderScanTable, renderSummaryLine, type OutputFormat } from '../inventory/render.js';
+import { scanStorage, summarize } from '../inventory/scan.js';
+import { locateStorage } from '../storage/layout.js';
+import { collect, defaultConcurrency, OptionProblems, parseGlobs, parseOutputFormat, parsePositiveInt } from './options.js';
+import type { CliContext } from './context.js';
+
+interface ScanFlags {
+  output?: string;
+  verify?: boolean;
+  include?: string[];
+  exclude?: string[];
+  concurrency?: string;
+}
+
+export interface ScanRequest {
+  readonly root: string;
+  readonly output: OutputFormat;
+  readonly verify: boolean;
+  readonly include: readonly string[];
+  readonly exclude: readonly string[];
+  readonly concurrency: number;
+}
+
+export function normalizeScan(root: string, flags: ScanFlags): ScanRequest {
+  const problems = new OptionProblems();
+  const request: ScanRequest = {
+    root,
+    output: parseOutputFormat(flags.output, problems),
+    verify: flags.verify ?? false,
+    include: parseGlobs('--include', flags.include, problems),
+    exclude: parseGlobs('--exclude', flags.exclude, problems),
+    concurrency: parsePositiveInt('--concurrency', flags.concurrency, defaultConcurrency() * 4, problems),
+  };
+  problems.throwIfAny();
+  return request;
+}
+
+/** `scan`: exit 0 when every tag is healthy, 1 when any is faulty. */
+export async function runScan(request: ScanRequest, ctx: CliContext): Promise<number> {
+  const layout = await locateStorage(request.root);
+  const inventory = await scanStorage(layout, {
+    include: request.include,
+    exclude: request.exclude,
+    verify: request.verify,
+    concurrency: request.concurrency,
+    onProgress: (event) => {
+      if (event.phase === 'verify' && ctx.stderrIsTTY) ctx.stderr.write(`\rverifying blobs ${event.done}/${event.total}`);
+    },
+  });
+  if (request.verify && ctx.stderrIsTTY) ctx.stderr.write('\n');
+  const summary = summarize(inventory);
+  if (request.output === 'json') ctx.stdout.write(renderScanJson(inventory, summary));
+  else if (request.output === 'csv') ctx.stdout.write(renderScanCsv(inventory));
+  else ctx.stdout.write(renderScanTable(inventory, summary));
+  if (request.output !== 'table') ctx.stderr.write(renderSummaryLine(summary) + '\n');
+  if (inventory.tags.length === 0) ctx.stderr.write(`regmigrate: warning: no tags found in ${layout.v2}\n`);
+  return summary.faultyTags > 0 ? 1 : 0;
+}
+
+export function registerScan(program: Command, ctx: CliContext): void {
+  program
+    .command('scan')
+    .description('inventory a registry storage: every tag, its digest, media type, platforms, size and faults')
+    .argument('<root>', 'registry storage root (e.g. /var/lib/registry) or its docker/registry/v2 directory')
+    .option('-o, --output <format>', 'table, json or csv')
+    .option('--verify', 'hash every blob and report corrupt ones (reads all data)')
+    .option('--include <glob>', 'only repositories matching this glob (repeatable)', collect)
+    .option('--exclude <glob>', 'skip repositories matching this glob (repeatable)', collect)
+    .option('--concurrency <n>', 'parallel file operations')
+    .action(async (root: string, flags: ScanFlags) => {
+      ctx.setExitCode(await runScan(normalizeScan(root, flags), ctx));
+    });
+}

@@ -1,0 +1,53 @@
+/**
+ * The few error classes regmigrate throws. Each carries a stable `code` (for scripts and tests to branch on)
+ * and the process exit code it maps to (DESIGN.md "Exit status"). Never branch on `message`.
+ */
+export type ErrorCode =
+  | 'USAGE'
+  | 'NOT_A_STORAGE'
+  | 'DESTINATION_UNREACHABLE'
+  | 'AUTH_REFUSED'
+  | 'PROJECT_CREATE_DENIED'
+  | 'REGISTRY'
+  | 'TOOL_MISSING'
+  | 'INTERNAL';
+
+export class RegmigrateError extends Error {
+  readonly code: ErrorCode;
+  readonly exitCode: number;
+  readonly hint: string | undefined;
+
+  constructor(code: ErrorCode, message: string, options: { exitCode: number; hint?: string; cause?: unknown }) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.exitCode = options.exitCode;
+    this.hint = options.hint;
+  }
+}
+
+/** Bad command line, bad config, or a path that is not a registry storage: exit 2. */
+export class UsageError extends RegmigrateError {
+  constructor(message: string, hint?: string, code: ErrorCode = 'USAGE') {
+    super(code, message, { exitCode: 2, hint });
+  }
+}
+
+/** The destination cannot be reached or refuses our credentials before any work: exit 3. */
+export class DestinationError extends RegmigrateError {
+  constructor(code: 'DESTINATION_UNREACHABLE' | 'AUTH_REFUSED' | 'PROJECT_CREATE_DENIED', message: string, hint?: string, cause?: unknown) {
+    super(code, message, { exitCode: 3, hint, cause });
+  }
+}
+
+/** A required external tool (skopeo) is missing or too old: exit 2. */
+export class ToolError extends RegmigrateError {
+  constructor(message: string, hint?: string) {
+    super('TOOL_MISSING', message, { exitCode: 2, hint });
+  }
+}
+
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

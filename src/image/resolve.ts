@@ -1,0 +1,123 @@
+import { checkRepositoryName, checkTag } from '../storage/digest.js';
+import { readLink } from '../storage/layout.js';
+import type { TagLocation } from '../storage/walk.js';
+import type { BlobEntry, Fault, TagEntry } from '../inventory/types.js';
+import type { BlobStore, ManifestRecord } from './reader.js';
+
+/** Indexes may nest (index → index → manifest); deeper than this is a loop or garbage. */
+const MAX_DEPTH = 4;
+
+interface Walk {
+  readonly manifests: string[];
+  readonly seen: Set<string>;
+  readonly blobs: Map<string, BlobEntry>;
+  readonly faults: Fault[];
+  readonly platforms: string[];
+}
+
+/**
+ * Resolves one tag: link → manifest → (children →) blobs, recording every fault instead of throwing, so one bad
+ * tag never stops a scan. Blob existence is checked against `data` files, never `_layers` links (GC leaves those).
+ */
+export async function resolveTag(store: BlobStore, location: TagLocation): Promise<TagEntry> {
+  const { repository, tag } = location;
+  const faults: Fault[] = [];
+  const nameProblem = checkRepositoryName(repository) ?? checkTag(tag);
+  if (nameProblem) faults.push({ kind: 'invalid-name', message: nameProblem });
+
+  const link = await readLink(location.linkPath);
+  if (!link.ok) {
+    const kind = link.reason === 'unreadable' ? 'unreadable' : 'invalid-link';
+    faults.push({ kind, message: `tag link ${location.linkPath} ${link.detail}` });
+    return emptyEntry(repository, tag, undefined, faults);
+  }
+
+  const root = await store.manifest(link.digest);
+  if (!root.ok) {
+    faults.push(manifestFault(link.digest, root.reason, root.detail, false));
+    return emptyEntry(repository, tag, link.digest, faults);
+  }
+
+  const walk: Walk = { manifests: [], seen: new Set(), blobs: new Map(), faults, platforms: [] };
+  await walkManifest(store, root.record, walk, 0);
+  const blobs = [...walk.blobs.values()];
+  return {
+    repository,
+    tag,
+    digest: link.digest,
+    mediaType: root.record.mediaType,
+    platforms: walk.platforms,
+    manifests: walk.manifests,
+    blobs,
+    size: blobs.reduce((sum, blob) => sum + blob.size, 0),
+    faults,
+  };
+}
+
+function emptyEntry(repository: string, tag: string, digest: string | undefined, faults: Fault[]): TagEntry {
+  return { repository, tag, digest, mediaType: undefined, platforms: [], manifests: [], blobs: [], size: 0, faults };
+}
+
+function manifestFault(digest: string, reason: string, detail: string, child: boolean): Fault {
+  const what = child ? 'child manifest' : 'manifest';
+  switch (reason) {
+    case 'absent':
+      return { kind: child ? 'missing-child' : 'missing-manifest', digest, message: `${what} ${digest} is missing (${detail})` };
+    case 'corrupt':
+      return { kind: 'corrupt-blob', digest, message: `${what} ${digest} is corrupt: ${detail}` };
+    case 'unreadable':
+      return { kind: 'unreadable', digest, message: `${what} ${digest}: ${detail}` };
+    default:
+      return { kind: 'invalid-manifest', digest, message: `${what} ${digest} is invalid: ${detail}` };
+  }
+}
+
+/** Post-order walk: children are recorded before their parent, the order they must be pushed in. */
+async function walkManifest(store: BlobStore, record: ManifestRecord, walk: Walk, depth: number): Promise<void> {
+  if (walk.seen.has(record.digest)) return;
+  walk.seen.add(record.digest);
+  const { parsed } = record;
+
+  if (parsed.kind === 'index') {
+    if (depth >= MAX_DEPTH) {
+      walk.faults.push({ kind: 'invalid-manifest', digest: record.digest, message: `index ${record.digest} nests deeper than ${MAX_DEPTH} levels` });
+      return;
+    }
+    const loads = await Promise.all(parsed.children.map((child) => store.manifest(child.digest)));
+    for (const [i, child] of parsed.children.entries()) {
+      const load = loads[i]!;
+      if (!load.ok) {
+        walk.faults.push(manifestFault(child.digest, load.reason, load.detail, true));
+        continue;
+      }
+      if (depth === 0 && child.platform) walk.platforms.push(child.platform);
+      await walkManifest(store, load.record, walk, depth + 1);
+    }
+  } else {
+    const stats = await Promise.all(parsed.blobs.map((blob) => store.blob(blob.digest)));
+    for (const [i, ref] of parsed.blobs.entries()) {
+      if (walk.blobs.has(ref.digest)) continue;
+      const st = stats[i]!;
+      if (st.ok) {
+        if (ref.size !== undefined && ref.size !== st.size) {
+          walk.faults.push({
+            kind: 'corrupt-blob',
+            digest: ref.digest,
+            message: `${ref.role} ${ref.digest} is ${st.size} bytes on disk, the manifest says ${ref.size}`,
+          });
+        }
+        walk.blobs.set(ref.digest, { digest: ref.digest, size: st.size, mediaType: ref.mediaType, path: st.path, foreign: ref.foreign });
+      } else if (ref.foreign && st.reason === 'absent') {
+        // Windows base layers are fetched from their `urls`, never stored: not a fault (PROTOCOL.md §2).
+        walk.blobs.set(ref.digest, { digest: ref.digest, size: ref.size ?? 0, mediaType: ref.mediaType, path: undefined, foreign: true });
+      } else {
+        walk.faults.push(
+          st.reason === 'absent'
+            ? { kind: 'missing-blob', digest: ref.digest, message: `${ref.role} blob ${ref.digest} is missing (${st.detail})` }
+            : { kind: 'unreadable', digest: ref.digest, message: `${ref.role} blob ${ref.digest}: ${st.detail}` },
+        );
+      }
+    }
+  }
+  walk.manifests.push(record.digest);
+}

@@ -1,0 +1,94 @@
+import { shortMediaType } from '../image/media-types.js';
+import { shortDigest } from '../storage/digest.js';
+import { csvLine, formatBytes, renderTable } from '../util/format.js';
+import type { InventorySummary, SourceInventory, TagEntry } from './types.js';
+
+export type OutputFormat = 'table' | 'json' | 'csv';
+
+/** Version of the `scan --output json` document; bump on any incompatible change. */
+export const SCAN_JSON_VERSION = 1;
+
+function status(tag: TagEntry): string {
+  if (tag.faults.length === 0) return 'ok';
+  const kinds = [...new Set(tag.faults.map((f) => f.kind))];
+  return kinds.join(',');
+}
+
+export function renderScanTable(inventory: SourceInventory, summary: InventorySummary): string {
+  const rows = inventory.tags.map((tag) => [
+    tag.repository,
+    tag.tag,
+    shortDigest(tag.digest),
+    shortMediaType(tag.mediaType),
+    tag.platforms.join(',') || '-',
+    formatBytes(tag.size),
+    status(tag),
+  ]);
+  let out = renderTable(['REPOSITORY', 'TAG', 'DIGEST', 'TYPE', 'PLATFORMS', 'SIZE', 'STATUS'], rows);
+  const faulty = inventory.tags.filter((t) => t.faults.length > 0);
+  if (faulty.length > 0) {
+    out += '\nFaults:\n';
+    for (const tag of faulty) for (const fault of tag.faults) out += `  ${tag.repository}:${tag.tag}: ${fault.kind}: ${fault.message}\n`;
+  }
+  out += '\n' + renderSummaryLine(summary) + '\n';
+  return out;
+}
+
+export function renderSummaryLine(summary: InventorySummary): string {
+  const faults = Object.entries(summary.faults)
+    .filter(([, n]) => n > 0)
+    .map(([kind, n]) => `${kind} ${n}`)
+    .join(', ');
+  return (
+    `${summary.repositories} repositories, ${summary.tags} tags (${summary.faultyTags} faulty), ` +
+    `${summary.uniqueManifests} unique manifests, ${summary.uniqueBlobs} unique blobs, ${formatBytes(summary.totalBytes)}` +
+    (faults ? `; faults: ${faults}` : '')
+  );
+}
+
+/** The documented `scan --output json` document (README "scan JSON"). */
+export function scanJsonDocument(inventory: SourceInventory, summary: InventorySummary) {
+  return {
+    schemaVersion: SCAN_JSON_VERSION,
+    kind: 'regmigrate.scan',
+    root: inventory.root,
+    tags: inventory.tags.map((tag) => ({
+      repository: tag.repository,
+      tag: tag.tag,
+      digest: tag.digest ?? null,
+      mediaType: tag.mediaType ?? null,
+      platforms: tag.platforms,
+      size: tag.size,
+      blobCount: tag.blobs.length,
+      status: tag.faults.length === 0 ? 'ok' : 'faulty',
+      manifests: tag.manifests,
+      blobs: tag.blobs.map((b) => ({ digest: b.digest, size: b.size, mediaType: b.mediaType ?? null, foreign: b.foreign, present: b.path !== undefined })),
+      faults: tag.faults.map((f) => ({ kind: f.kind, digest: f.digest ?? null, message: f.message })),
+    })),
+    summary,
+  };
+}
+
+export function renderScanJson(inventory: SourceInventory, summary: InventorySummary): string {
+  return JSON.stringify(scanJsonDocument(inventory, summary), null, 2) + '\n';
+}
+
+export const SCAN_CSV_HEADER = ['repository', 'tag', 'digest', 'media_type', 'platforms', 'size', 'blob_count', 'status', 'faults'];
+
+export function renderScanCsv(inventory: SourceInventory): string {
+  let out = csvLine(SCAN_CSV_HEADER);
+  for (const tag of inventory.tags) {
+    out += csvLine([
+      tag.repository,
+      tag.tag,
+      tag.digest,
+      tag.mediaType,
+      tag.platforms.join(' '),
+      tag.size,
+      tag.blobs.length,
+      status(tag),
+      tag.faults.map((f) => `${f.kind}: ${f.message}`).join(' | '),
+    ]);
+  }
+  return out;
+}

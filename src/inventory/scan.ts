@@ -1,0 +1,124 @@
+import pLimit from 'p-limit';
+import { hashFile, BlobStore, type ManifestRecord } from '../image/reader.js';
+import { resolveTag } from '../image/resolve.js';
+import { splitDigest } from '../storage/digest.js';
+import type { StorageLayout } from '../storage/layout.js';
+import { findTags } from '../storage/walk.js';
+import { makeRepositoryFilter, type RepositoryFilter } from '../util/glob.js';
+import { FAULT_KINDS, type FaultKind, type InventorySummary, type SourceInventory, type TagEntry } from './types.js';
+
+export interface ScanOptions extends RepositoryFilter {
+  /** Hash every blob and compare with its digest (`scan --verify`). */
+  readonly verify: boolean;
+  /** Parallel file operations. */
+  readonly concurrency: number;
+  /** Extra repository selection (sharding), applied after include/exclude. */
+  readonly select?: (repository: string) => boolean;
+  readonly onProgress?: (event: ScanProgress) => void;
+}
+
+export type ScanProgress =
+  | { phase: 'walk'; tags: number }
+  | { phase: 'resolve'; done: number; total: number }
+  | { phase: 'verify'; done: number; total: number; bytes: number };
+
+/** Storage → Inventory. Never throws for a bad tag: every problem becomes a fault on the tag it belongs to. */
+export async function scanStorage(layout: StorageLayout, options: ScanOptions): Promise<SourceInventory> {
+  const store = new BlobStore(layout);
+  const selected = makeRepositoryFilter(options);
+  const locations = (await findTags(layout)).filter((l) => selected(l.repository) && (options.select?.(l.repository) ?? true));
+  options.onProgress?.({ phase: 'walk', tags: locations.length });
+
+  const limit = pLimit(options.concurrency);
+  let done = 0;
+  const tags = await Promise.all(
+    locations.map((location) =>
+      limit(async () => {
+        const entry = await resolveTag(store, location);
+        done++;
+        if (done % 1000 === 0) options.onProgress?.({ phase: 'resolve', done, total: locations.length });
+        return entry;
+      }),
+    ),
+  );
+
+  const manifests = new Map<string, ManifestRecord>();
+  for (const tag of tags) {
+    for (const digest of tag.manifests) {
+      if (manifests.has(digest)) continue;
+      const load = await store.manifest(digest);
+      if (load.ok) manifests.set(digest, load.record);
+    }
+  }
+
+  if (options.verify) await verifyBlobs(tags, options);
+  return { root: layout.v2, tags, manifests };
+}
+
+/** Hashes each unique blob once, a few at a time, and marks every tag that uses a corrupt one. */
+async function verifyBlobs(tags: readonly TagEntry[], options: ScanOptions): Promise<void> {
+  const users = new Map<string, { path: string; size: number; tags: TagEntry[] }>();
+  for (const tag of tags) {
+    for (const blob of tag.blobs) {
+      if (!blob.path) continue;
+      let entry = users.get(blob.digest);
+      if (!entry) {
+        entry = { path: blob.path, size: blob.size, tags: [] };
+        users.set(blob.digest, entry);
+      }
+      entry.tags.push(tag);
+    }
+  }
+  // Hashing is CPU-bound: more workers than cores only add memory.
+  const limit = pLimit(Math.max(2, Math.min(options.concurrency, 8)));
+  let done = 0;
+  let bytes = 0;
+  await Promise.all(
+    [...users].map(([digest, { path, size, tags: using }]) =>
+      limit(async () => {
+        let problem: string | undefined;
+        try {
+          const actual = await hashFile(path, splitDigest(digest)[0]);
+          if (actual !== digest) problem = `blob ${digest} is corrupt: its data hashes to ${actual}`;
+        } catch (err) {
+          problem = `blob ${digest} could not be read while hashing (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
+        }
+        if (problem) {
+          for (const tag of using) {
+            // A size mismatch already named this blob corrupt; one fault per blob and tag is enough.
+            if (!tag.faults.some((f) => f.kind === 'corrupt-blob' && f.digest === digest)) tag.faults.push({ kind: 'corrupt-blob', digest, message: problem });
+          }
+        }
+        done++;
+        bytes += size;
+        options.onProgress?.({ phase: 'verify', done, total: users.size, bytes });
+      }),
+    ),
+  );
+}
+
+export function summarize(inventory: SourceInventory): InventorySummary {
+  const faults = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>;
+  const repositories = new Set<string>();
+  const manifests = new Set<string>();
+  const blobs = new Map<string, number>();
+  let faultyTags = 0;
+  for (const tag of inventory.tags) {
+    repositories.add(tag.repository);
+    if (tag.faults.length > 0) faultyTags++;
+    for (const fault of tag.faults) faults[fault.kind]++;
+    for (const digest of tag.manifests) manifests.add(digest);
+    for (const blob of tag.blobs) blobs.set(blob.digest, blob.size);
+  }
+  let totalBytes = 0;
+  for (const size of blobs.values()) totalBytes += size;
+  return {
+    repositories: repositories.size,
+    tags: inventory.tags.length,
+    faultyTags,
+    uniqueManifests: manifests.size,
+    uniqueBlobs: blobs.size,
+    totalBytes,
+    faults,
+  };
+}

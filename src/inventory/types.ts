@@ -1,0 +1,78 @@
+import type { ManifestRecord } from '../image/reader.js';
+
+export type FaultKind =
+  | 'missing-manifest'
+  | 'missing-blob'
+  | 'missing-child'
+  | 'invalid-manifest'
+  | 'invalid-link'
+  | 'invalid-name'
+  | 'corrupt-blob'
+  | 'unreadable';
+
+export const FAULT_KINDS: readonly FaultKind[] = [
+  'missing-manifest',
+  'missing-blob',
+  'missing-child',
+  'invalid-manifest',
+  'invalid-link',
+  'invalid-name',
+  'corrupt-blob',
+  'unreadable',
+];
+
+export interface Fault {
+  readonly kind: FaultKind;
+  /** One line: what is wrong, naming the digest or file. */
+  readonly message: string;
+  /** The offending digest, where there is one. */
+  readonly digest?: string;
+}
+
+export interface BlobEntry {
+  readonly digest: string;
+  /** Size on disk, or the descriptor's size for an absent foreign layer. */
+  readonly size: number;
+  readonly mediaType: string | undefined;
+  /** Absolute path of the blob's `data` file; undefined when it is absent (foreign layers only). */
+  readonly path: string | undefined;
+  readonly foreign: boolean;
+}
+
+export interface TagEntry {
+  readonly repository: string;
+  readonly tag: string;
+  /** The tag's manifest digest; undefined when the link itself is bad. */
+  readonly digest: string | undefined;
+  readonly mediaType: string | undefined;
+  readonly platforms: readonly string[];
+  /** Every manifest of the image, children before parents; the last is the tag's own. */
+  readonly manifests: readonly string[];
+  /** Unique config and layer blobs of the image (all children together). */
+  readonly blobs: readonly BlobEntry[];
+  /** Sum of the unique blobs' sizes. */
+  readonly size: number;
+  readonly faults: Fault[];
+}
+
+export interface SourceInventory {
+  /** The storage's `docker/registry/v2` directory. */
+  readonly root: string;
+  readonly tags: readonly TagEntry[];
+  /** Every healthy manifest reached, by digest, with its exact bytes. */
+  readonly manifests: ReadonlyMap<string, ManifestRecord>;
+}
+
+export interface InventorySummary {
+  readonly repositories: number;
+  readonly tags: number;
+  readonly faultyTags: number;
+  readonly uniqueManifests: number;
+  readonly uniqueBlobs: number;
+  readonly totalBytes: number;
+  readonly faults: Readonly<Record<FaultKind, number>>;
+}
+
+export function tagRef(tag: { repository: string; tag: string }): string {
+  return `${tag.repository}:${tag.tag}`;
+}

@@ -1,0 +1,97 @@
+import { constants as fsConstants } from 'node:fs';
+import { access, lstat, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { UsageError } from '../errors.js';
+import { isDigest, splitDigest } from './digest.js';
+
+/**
+ * Where the parts of a distribution filesystem storage live (PROTOCOL.md §1). `v2` is the
+ * `docker/registry/v2` directory; the user may point us at it or at any parent down from the registry root.
+ */
+export interface StorageLayout {
+  /** What the user gave, resolved. */
+  readonly given: string;
+  /** The `docker/registry/v2` directory. */
+  readonly v2: string;
+  readonly repositories: string;
+  readonly blobs: string;
+}
+
+const SUFFIXES = ['docker/registry/v2', 'registry/v2', 'v2', ''];
+
+async function isDirectory(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Accepts `/var/lib/registry`, `…/docker`, `…/docker/registry` or `…/docker/registry/v2`. */
+export async function locateStorage(given: string): Promise<StorageLayout> {
+  const resolved = path.resolve(given);
+  let st;
+  try {
+    st = await stat(resolved);
+  } catch {
+    throw new UsageError(`${given}: no such file or directory`, 'give the registry root, e.g. /var/lib/registry', 'NOT_A_STORAGE');
+  }
+  if (!st.isDirectory()) {
+    throw new UsageError(`${given}: not a directory`, 'give the registry root, e.g. /var/lib/registry', 'NOT_A_STORAGE');
+  }
+  for (const suffix of SUFFIXES) {
+    const v2 = suffix ? path.join(resolved, suffix) : resolved;
+    if (suffix && !(await isDirectory(v2))) continue;
+    const repositories = path.join(v2, 'repositories');
+    const blobs = path.join(v2, 'blobs');
+    if ((await isDirectory(repositories)) || (await isDirectory(blobs))) {
+      if (!suffix && path.basename(v2) !== 'v2') continue;
+      try {
+        await access(v2, fsConstants.R_OK | fsConstants.X_OK);
+      } catch {
+        throw new UsageError(`${given}: storage is not readable by this user`, 'run as a user that can read the registry storage', 'NOT_A_STORAGE');
+      }
+      return { given: resolved, v2, repositories, blobs };
+    }
+  }
+  throw new UsageError(
+    `${given}: not a registry storage (no docker/registry/v2/repositories or blobs below it)`,
+    'give the registry root (rootdirectory in the registry config, e.g. /var/lib/registry)',
+    'NOT_A_STORAGE',
+  );
+}
+
+/** `blobs/<alg>/<2 hex>/<hex>/data`: the only place with the two-character fan-out. */
+export function blobDataPath(layout: StorageLayout, digest: string): string {
+  const [algorithm, hex] = splitDigest(digest);
+  return path.join(layout.blobs, algorithm, hex.slice(0, 2), hex, 'data');
+}
+
+export type LinkRead = { ok: true; digest: string } | { ok: false; reason: 'absent' | 'invalid' | 'unreadable'; detail: string };
+
+const MAX_LINK_BYTES = 1024;
+
+/**
+ * A link file holds exactly `sha256:<hex>` with no newline; older writers and hand edits add whitespace, which we
+ * accept. Anything else is invalid. Symlinks are not followed: a link pointing outside the storage is refused.
+ */
+export async function readLink(file: string): Promise<LinkRead> {
+  let raw: Buffer;
+  try {
+    const st = await lstat(file);
+    if (st.isSymbolicLink()) return { ok: false, reason: 'invalid', detail: 'is a symbolic link (not followed)' };
+    if (!st.isFile()) return { ok: false, reason: 'invalid', detail: 'is not a regular file' };
+    if (st.size > MAX_LINK_BYTES) return { ok: false, reason: 'invalid', detail: `is ${st.size} bytes, not a digest` };
+    raw = await readFile(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return { ok: false, reason: 'absent', detail: 'does not exist' };
+    return { ok: false, reason: 'unreadable', detail: `cannot be read (${code ?? 'error'})` };
+  }
+  const text = raw.toString('latin1').trim();
+  if (!isDigest(text)) {
+    const shown = JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text);
+    return { ok: false, reason: 'invalid', detail: `holds ${shown}, not sha256:<64 hex>` };
+  }
+  return { ok: true, digest: text };
+}

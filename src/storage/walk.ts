@@ -1,0 +1,50 @@
+import fg from 'fast-glob';
+import path from 'node:path';
+import type { StorageLayout } from './layout.js';
+
+export interface TagLocation {
+  /** Repository name as written in the path (`a/b/c`), not yet validated. */
+  readonly repository: string;
+  readonly tag: string;
+  /** Absolute path of `…/_manifests/tags/<tag>/current/link`. */
+  readonly linkPath: string;
+}
+
+/**
+ * The metadata directories that hold most of the entries of a real registry and never a tag: pruned so the walk
+ * costs about what `find -name current` does. Ignore patterns in fast-glob stop it descending into a directory.
+ */
+const PRUNED = ['**/_layers', '**/_uploads', '**/_manifests/revisions', '**/_manifests/tags/*/index'];
+
+/**
+ * Every tag in the storage, in a stable order (repository, then tag). A repository is a directory holding
+ * `_manifests`; names nest, so the repository is everything before `/_manifests/`.
+ */
+export async function findTags(layout: StorageLayout): Promise<TagLocation[]> {
+  const entries = await fg('**/_manifests/tags/*/current/link', {
+    cwd: layout.repositories,
+    ignore: PRUNED,
+    onlyFiles: true,
+    followSymbolicLinks: false,
+    suppressErrors: true,
+    dot: false,
+    unique: false,
+  });
+  const tags: TagLocation[] = [];
+  for (const entry of entries) {
+    const at = entry.lastIndexOf('/_manifests/tags/');
+    if (at <= 0) continue;
+    const repository = entry.slice(0, at);
+    // `<tag>/current/link`
+    const tag = entry.slice(at + '/_manifests/tags/'.length, entry.length - '/current/link'.length);
+    tags.push({ repository, tag, linkPath: path.join(layout.repositories, entry) });
+  }
+  tags.sort(compareTagLocations);
+  return tags;
+}
+
+function compareTagLocations(a: TagLocation, b: TagLocation): number {
+  if (a.repository !== b.repository) return a.repository < b.repository ? -1 : 1;
+  if (a.tag !== b.tag) return a.tag < b.tag ? -1 : 1;
+  return 0;
+}
