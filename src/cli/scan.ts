@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
-import { renderScanCsv, renderScanJson, renderScanTable, renderSummaryLine, type OutputFormat } from '../inventory/render.js';
+import { renderScanTable, renderSummaryLine, scanCsvPieces, scanJsonPieces, type OutputFormat } from '../inventory/render.js';
 import { scanStorage, summarize } from '../inventory/scan.js';
 import { locateStorage } from '../storage/layout.js';
+import { writePieces } from '../util/stream.js';
 import { collect, defaultConcurrency, OptionProblems, parseGlobs, parseOutputFormat, parsePositiveInt } from './options.js';
 import type { CliContext } from './context.js';
 
@@ -30,7 +31,7 @@ export function normalizeScan(root: string, flags: ScanFlags): ScanRequest {
     verify: flags.verify ?? false,
     include: parseGlobs('--include', flags.include, problems),
     exclude: parseGlobs('--exclude', flags.exclude, problems),
-    concurrency: parsePositiveInt('--concurrency', flags.concurrency, defaultConcurrency() * 4, problems),
+    concurrency: parsePositiveInt('--concurrency', flags.concurrency, defaultConcurrency(), problems),
   };
   problems.throwIfAny();
   return request;
@@ -50,8 +51,8 @@ export async function runScan(request: ScanRequest, ctx: CliContext): Promise<nu
   });
   if (request.verify && ctx.stderrIsTTY) ctx.stderr.write('\n');
   const summary = summarize(inventory);
-  if (request.output === 'json') ctx.stdout.write(renderScanJson(inventory, summary));
-  else if (request.output === 'csv') ctx.stdout.write(renderScanCsv(inventory));
+  if (request.output === 'json') await writePieces(ctx.stdout, scanJsonPieces(inventory, summary));
+  else if (request.output === 'csv') await writePieces(ctx.stdout, scanCsvPieces(inventory));
   else ctx.stdout.write(renderScanTable(inventory, summary));
   if (request.output !== 'table') ctx.stderr.write(renderSummaryLine(summary) + '\n');
   if (inventory.tags.length === 0) ctx.stderr.write(`regmigrate: warning: no tags found in ${layout.v2}\n`);

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { createReadStream, statSync } from 'node:fs';
+import { errnoCode, readSmallFileSync } from '../storage/files.js';
 import { splitDigest } from '../storage/digest.js';
 import { blobDataPath, type StorageLayout } from '../storage/layout.js';
 import type { ManifestKind } from './media-types.js';
@@ -22,7 +22,7 @@ export type ManifestLoad =
   | { ok: true; record: ManifestRecord }
   | { ok: false; reason: 'absent' | 'invalid' | 'corrupt' | 'unreadable'; detail: string };
 
-export type BlobStat = { ok: true; size: number; path: string } | { ok: false; reason: 'absent' | 'unreadable'; detail: string };
+export type BlobStat = { ok: true; size: number } | { ok: false; reason: 'absent' | 'unreadable'; detail: string };
 
 export function hashBytes(digest: string, bytes: Buffer): string {
   const [algorithm] = splitDigest(digest);
@@ -35,8 +35,8 @@ export function hashBytes(digest: string, bytes: Buffer): string {
  */
 export class BlobStore {
   readonly layout: StorageLayout;
-  readonly #manifests = new Map<string, Promise<ManifestLoad>>();
-  readonly #blobs = new Map<string, Promise<BlobStat>>();
+  readonly #manifests = new Map<string, ManifestLoad>();
+  readonly #blobs = new Map<string, BlobStat>();
 
   constructor(layout: StorageLayout) {
     this.layout = layout;
@@ -46,7 +46,7 @@ export class BlobStore {
     return blobDataPath(this.layout, digest);
   }
 
-  manifest(digest: string): Promise<ManifestLoad> {
+  manifest(digest: string): ManifestLoad {
     let load = this.#manifests.get(digest);
     if (!load) {
       load = this.#loadManifest(digest);
@@ -55,7 +55,7 @@ export class BlobStore {
     return load;
   }
 
-  blob(digest: string): Promise<BlobStat> {
+  blob(digest: string): BlobStat {
     let result = this.#blobs.get(digest);
     if (!result) {
       result = this.#statBlob(digest);
@@ -64,39 +64,39 @@ export class BlobStore {
     return result;
   }
 
-  async #statBlob(digest: string): Promise<BlobStat> {
+  #statBlob(digest: string): BlobStat {
     const file = this.dataPath(digest);
     try {
-      const st = await stat(file);
+      const st = statSync(file, { throwIfNoEntry: false });
+      if (!st) return { ok: false, reason: 'absent', detail: `${file} does not exist` };
       if (!st.isFile()) return { ok: false, reason: 'unreadable', detail: `${file} is not a regular file` };
-      return { ok: true, size: st.size, path: file };
+      return { ok: true, size: st.size };
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') return { ok: false, reason: 'absent', detail: `${file} does not exist` };
-      return { ok: false, reason: 'unreadable', detail: `${file} cannot be read (${code ?? 'error'})` };
+      const code = errnoCode(err);
+      if (code === 'ENOTDIR') return { ok: false, reason: 'absent', detail: `${file} does not exist` };
+      return { ok: false, reason: 'unreadable', detail: `${file} cannot be read (${code})` };
     }
   }
 
-  async #loadManifest(digest: string): Promise<ManifestLoad> {
+  #loadManifest(digest: string): ManifestLoad {
     const file = this.dataPath(digest);
-    let bytes: Buffer;
-    try {
-      const handle = await open(file, 'r');
-      try {
-        const st = await handle.stat();
-        if (!st.isFile()) return { ok: false, reason: 'unreadable', detail: `${file} is not a regular file` };
-        if (st.size > MAX_MANIFEST_BYTES) {
-          return { ok: false, reason: 'invalid', detail: `manifest is ${st.size} bytes, registries refuse more than 4 MiB` };
-        }
-        bytes = await handle.readFile();
-      } finally {
-        await handle.close();
+    const read = readSmallFileSync(file, MAX_MANIFEST_BYTES);
+    if (!read.ok) {
+      switch (read.code) {
+        case 'ENOENT':
+        case 'ENOTDIR':
+          return { ok: false, reason: 'absent', detail: `${file} does not exist` };
+        case 'ETOOBIG':
+          return { ok: false, reason: 'invalid', detail: `manifest is ${read.size} bytes, registries refuse more than 4 MiB` };
+        case 'ENOTFILE':
+          return { ok: false, reason: 'unreadable', detail: `${file} is not a regular file` };
+        case 'ELOOP':
+          return { ok: false, reason: 'unreadable', detail: `${file} is a symbolic link (not followed)` };
+        default:
+          return { ok: false, reason: 'unreadable', detail: `${file} cannot be read (${read.code})` };
       }
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') return { ok: false, reason: 'absent', detail: `${file} does not exist` };
-      return { ok: false, reason: 'unreadable', detail: `${file} cannot be read (${code ?? 'error'})` };
     }
+    const bytes = read.bytes;
     const actual = hashBytes(digest, bytes);
     if (actual !== digest) return { ok: false, reason: 'corrupt', detail: `manifest data hashes to ${actual}` };
     const parsed = parseManifest(bytes);

@@ -19,27 +19,27 @@ interface Walk {
  * Resolves one tag: link → manifest → (children →) blobs, recording every fault instead of throwing, so one bad
  * tag never stops a scan. Blob existence is checked against `data` files, never `_layers` links (GC leaves those).
  */
-export async function resolveTag(store: BlobStore, location: TagLocation): Promise<TagEntry> {
+export function resolveTag(store: BlobStore, location: TagLocation): TagEntry {
   const { repository, tag } = location;
   const faults: Fault[] = [];
   const nameProblem = checkRepositoryName(repository) ?? checkTag(tag);
   if (nameProblem) faults.push({ kind: 'invalid-name', message: nameProblem });
 
-  const link = await readLink(location.linkPath);
+  const link = readLink(location.linkPath);
   if (!link.ok) {
     const kind = link.reason === 'unreadable' ? 'unreadable' : 'invalid-link';
     faults.push({ kind, message: `tag link ${location.linkPath} ${link.detail}` });
     return emptyEntry(repository, tag, undefined, faults);
   }
 
-  const root = await store.manifest(link.digest);
+  const root = store.manifest(link.digest);
   if (!root.ok) {
     faults.push(manifestFault(link.digest, root.reason, root.detail, false));
     return emptyEntry(repository, tag, link.digest, faults);
   }
 
   const walk: Walk = { manifests: [], seen: new Set(), blobs: new Map(), faults, platforms: [] };
-  await walkManifest(store, root.record, walk, 0);
+  walkManifest(store, root.record, walk, 0);
   const blobs = [...walk.blobs.values()];
   return {
     repository,
@@ -73,7 +73,7 @@ function manifestFault(digest: string, reason: string, detail: string, child: bo
 }
 
 /** Post-order walk: children are recorded before their parent, the order they must be pushed in. */
-async function walkManifest(store: BlobStore, record: ManifestRecord, walk: Walk, depth: number): Promise<void> {
+function walkManifest(store: BlobStore, record: ManifestRecord, walk: Walk, depth: number): void {
   if (walk.seen.has(record.digest)) return;
   walk.seen.add(record.digest);
   const { parsed } = record;
@@ -83,21 +83,19 @@ async function walkManifest(store: BlobStore, record: ManifestRecord, walk: Walk
       walk.faults.push({ kind: 'invalid-manifest', digest: record.digest, message: `index ${record.digest} nests deeper than ${MAX_DEPTH} levels` });
       return;
     }
-    const loads = await Promise.all(parsed.children.map((child) => store.manifest(child.digest)));
-    for (const [i, child] of parsed.children.entries()) {
-      const load = loads[i]!;
+    for (const child of parsed.children) {
+      const load = store.manifest(child.digest);
       if (!load.ok) {
         walk.faults.push(manifestFault(child.digest, load.reason, load.detail, true));
         continue;
       }
       if (depth === 0 && child.platform) walk.platforms.push(child.platform);
-      await walkManifest(store, load.record, walk, depth + 1);
+      walkManifest(store, load.record, walk, depth + 1);
     }
   } else {
-    const stats = await Promise.all(parsed.blobs.map((blob) => store.blob(blob.digest)));
-    for (const [i, ref] of parsed.blobs.entries()) {
+    for (const ref of parsed.blobs) {
       if (walk.blobs.has(ref.digest)) continue;
-      const st = stats[i]!;
+      const st = store.blob(ref.digest);
       if (st.ok) {
         if (ref.size !== undefined && ref.size !== st.size) {
           walk.faults.push({
@@ -106,10 +104,10 @@ async function walkManifest(store: BlobStore, record: ManifestRecord, walk: Walk
             message: `${ref.role} ${ref.digest} is ${st.size} bytes on disk, the manifest says ${ref.size}`,
           });
         }
-        walk.blobs.set(ref.digest, { digest: ref.digest, size: st.size, mediaType: ref.mediaType, path: st.path, foreign: ref.foreign });
+        walk.blobs.set(ref.digest, { digest: ref.digest, size: st.size, mediaType: ref.mediaType, present: true, foreign: ref.foreign });
       } else if (ref.foreign && st.reason === 'absent') {
         // Windows base layers are fetched from their `urls`, never stored: not a fault (PROTOCOL.md §2).
-        walk.blobs.set(ref.digest, { digest: ref.digest, size: ref.size ?? 0, mediaType: ref.mediaType, path: undefined, foreign: true });
+        walk.blobs.set(ref.digest, { digest: ref.digest, size: ref.size ?? 0, mediaType: ref.mediaType, present: false, foreign: true });
       } else {
         walk.faults.push(
           st.reason === 'absent'

@@ -46,39 +46,38 @@ export function renderSummaryLine(summary: InventorySummary): string {
   );
 }
 
-/** The documented `scan --output json` document (README "scan JSON"). */
-export function scanJsonDocument(inventory: SourceInventory, summary: InventorySummary) {
+function tagJson(tag: TagEntry) {
   return {
-    schemaVersion: SCAN_JSON_VERSION,
-    kind: 'regmigrate.scan',
-    root: inventory.root,
-    tags: inventory.tags.map((tag) => ({
-      repository: tag.repository,
-      tag: tag.tag,
-      digest: tag.digest ?? null,
-      mediaType: tag.mediaType ?? null,
-      platforms: tag.platforms,
-      size: tag.size,
-      blobCount: tag.blobs.length,
-      status: tag.faults.length === 0 ? 'ok' : 'faulty',
-      manifests: tag.manifests,
-      blobs: tag.blobs.map((b) => ({ digest: b.digest, size: b.size, mediaType: b.mediaType ?? null, foreign: b.foreign, present: b.path !== undefined })),
-      faults: tag.faults.map((f) => ({ kind: f.kind, digest: f.digest ?? null, message: f.message })),
-    })),
-    summary,
+    repository: tag.repository,
+    tag: tag.tag,
+    digest: tag.digest ?? null,
+    mediaType: tag.mediaType ?? null,
+    platforms: tag.platforms,
+    size: tag.size,
+    blobCount: tag.blobs.length,
+    status: tag.faults.length === 0 ? 'ok' : 'faulty',
+    manifests: tag.manifests,
+    blobs: tag.blobs.map((b) => ({ digest: b.digest, size: b.size, mediaType: b.mediaType ?? null, foreign: b.foreign, present: b.present })),
+    faults: tag.faults.map((f) => ({ kind: f.kind, digest: f.digest ?? null, message: f.message })),
   };
 }
 
-export function renderScanJson(inventory: SourceInventory, summary: InventorySummary): string {
-  return JSON.stringify(scanJsonDocument(inventory, summary), null, 2) + '\n';
+/**
+ * The documented `scan --output json` document (README "scan JSON"), produced piece by piece: one tag per line
+ * inside `tags`, so a large inventory streams out and stays greppable while being one valid JSON value.
+ */
+export function* scanJsonPieces(inventory: SourceInventory, summary: InventorySummary): Generator<string> {
+  yield `{"schemaVersion":${SCAN_JSON_VERSION},"kind":"regmigrate.scan","root":${JSON.stringify(inventory.root)},"tags":[`;
+  for (const [i, tag] of inventory.tags.entries()) yield (i === 0 ? '\n' : ',\n') + JSON.stringify(tagJson(tag));
+  yield `\n],"summary":${JSON.stringify(summary)}}\n`;
 }
 
 export const SCAN_CSV_HEADER = ['repository', 'tag', 'digest', 'media_type', 'platforms', 'size', 'blob_count', 'status', 'faults'];
 
-export function renderScanCsv(inventory: SourceInventory): string {
-  let out = csvLine(SCAN_CSV_HEADER);
+export function* scanCsvPieces(inventory: SourceInventory): Generator<string> {
+  yield csvLine(SCAN_CSV_HEADER);
   for (const tag of inventory.tags) {
-    out += csvLine([
+    yield csvLine([
       tag.repository,
       tag.tag,
       tag.digest,
@@ -90,5 +89,4 @@ export function renderScanCsv(inventory: SourceInventory): string {
       tag.faults.map((f) => `${f.kind}: ${f.message}`).join(' | '),
     ]);
   }
-  return out;
 }

@@ -1,8 +1,8 @@
 import pLimit from 'p-limit';
-import { hashFile, BlobStore, type ManifestRecord } from '../image/reader.js';
+import { BlobStore, hashFile, type ManifestRecord } from '../image/reader.js';
 import { resolveTag } from '../image/resolve.js';
 import { splitDigest } from '../storage/digest.js';
-import type { StorageLayout } from '../storage/layout.js';
+import { blobDataPath, type StorageLayout } from '../storage/layout.js';
 import { findTags } from '../storage/walk.js';
 import { makeRepositoryFilter, type RepositoryFilter } from '../util/glob.js';
 import { FAULT_KINDS, type FaultKind, type InventorySummary, type SourceInventory, type TagEntry } from './types.js';
@@ -10,7 +10,7 @@ import { FAULT_KINDS, type FaultKind, type InventorySummary, type SourceInventor
 export interface ScanOptions extends RepositoryFilter {
   /** Hash every blob and compare with its digest (`scan --verify`). */
   readonly verify: boolean;
-  /** Parallel file operations. */
+  /** Parallel blob hashing with --verify. */
   readonly concurrency: number;
   /** Extra repository selection (sharding), applied after include/exclude. */
   readonly select?: (repository: string) => boolean;
@@ -22,6 +22,9 @@ export type ScanProgress =
   | { phase: 'resolve'; done: number; total: number }
   | { phase: 'verify'; done: number; total: number; bytes: number };
 
+/** Tags resolved between two turns of the event loop, so signals and progress output are not starved. */
+const RESOLVE_BATCH = 256;
+
 /** Storage → Inventory. Never throws for a bad tag: every problem becomes a fault on the tag it belongs to. */
 export async function scanStorage(layout: StorageLayout, options: ScanOptions): Promise<SourceInventory> {
   const store = new BlobStore(layout);
@@ -29,41 +32,35 @@ export async function scanStorage(layout: StorageLayout, options: ScanOptions): 
   const locations = (await findTags(layout)).filter((l) => selected(l.repository) && (options.select?.(l.repository) ?? true));
   options.onProgress?.({ phase: 'walk', tags: locations.length });
 
-  const limit = pLimit(options.concurrency);
-  let done = 0;
-  const tags = await Promise.all(
-    locations.map((location) =>
-      limit(async () => {
-        const entry = await resolveTag(store, location);
-        done++;
-        if (done % 1000 === 0) options.onProgress?.({ phase: 'resolve', done, total: locations.length });
-        return entry;
-      }),
-    ),
-  );
-
+  const tags: TagEntry[] = [];
   const manifests = new Map<string, ManifestRecord>();
-  for (const tag of tags) {
-    for (const digest of tag.manifests) {
+  for (const [i, location] of locations.entries()) {
+    const entry = resolveTag(store, location);
+    tags.push(entry);
+    for (const digest of entry.manifests) {
       if (manifests.has(digest)) continue;
-      const load = await store.manifest(digest);
+      const load = store.manifest(digest);
       if (load.ok) manifests.set(digest, load.record);
+    }
+    if ((i + 1) % RESOLVE_BATCH === 0) {
+      options.onProgress?.({ phase: 'resolve', done: i + 1, total: locations.length });
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
   }
 
-  if (options.verify) await verifyBlobs(tags, options);
+  if (options.verify) await verifyBlobs(layout, tags, options);
   return { root: layout.v2, tags, manifests };
 }
 
 /** Hashes each unique blob once, a few at a time, and marks every tag that uses a corrupt one. */
-async function verifyBlobs(tags: readonly TagEntry[], options: ScanOptions): Promise<void> {
-  const users = new Map<string, { path: string; size: number; tags: TagEntry[] }>();
+async function verifyBlobs(layout: StorageLayout, tags: readonly TagEntry[], options: ScanOptions): Promise<void> {
+  const users = new Map<string, { size: number; tags: TagEntry[] }>();
   for (const tag of tags) {
     for (const blob of tag.blobs) {
-      if (!blob.path) continue;
+      if (!blob.present) continue;
       let entry = users.get(blob.digest);
       if (!entry) {
-        entry = { path: blob.path, size: blob.size, tags: [] };
+        entry = { size: blob.size, tags: [] };
         users.set(blob.digest, entry);
       }
       entry.tags.push(tag);
@@ -74,11 +71,11 @@ async function verifyBlobs(tags: readonly TagEntry[], options: ScanOptions): Pro
   let done = 0;
   let bytes = 0;
   await Promise.all(
-    [...users].map(([digest, { path, size, tags: using }]) =>
+    [...users].map(([digest, { size, tags: using }]) =>
       limit(async () => {
         let problem: string | undefined;
         try {
-          const actual = await hashFile(path, splitDigest(digest)[0]);
+          const actual = await hashFile(blobDataPath(layout, digest), splitDigest(digest)[0]);
           if (actual !== digest) problem = `blob ${digest} is corrupt: its data hashes to ${actual}`;
         } catch (err) {
           problem = `blob ${digest} could not be read while hashing (${(err as NodeJS.ErrnoException).code ?? 'error'})`;

@@ -34,8 +34,8 @@ export interface BlobEntry {
   /** Size on disk, or the descriptor's size for an absent foreign layer. */
   readonly size: number;
   readonly mediaType: string | undefined;
-  /** Absolute path of the blob's `data` file; undefined when it is absent (foreign layers only). */
-  readonly path: string | undefined;
+  /** False only for a foreign layer whose data the storage does not hold (it is fetched from its `urls`). */
+  readonly present: boolean;
   readonly foreign: boolean;
 }
 

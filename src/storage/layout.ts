@@ -1,5 +1,6 @@
 import { constants as fsConstants } from 'node:fs';
-import { access, lstat, readFile, stat } from 'node:fs/promises';
+import { access, stat } from 'node:fs/promises';
+import { readSmallFileSync } from './files.js';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { isDigest, splitDigest } from './digest.js';
@@ -75,20 +76,24 @@ const MAX_LINK_BYTES = 1024;
  * A link file holds exactly `sha256:<hex>` with no newline; older writers and hand edits add whitespace, which we
  * accept. Anything else is invalid. Symlinks are not followed: a link pointing outside the storage is refused.
  */
-export async function readLink(file: string): Promise<LinkRead> {
-  let raw: Buffer;
-  try {
-    const st = await lstat(file);
-    if (st.isSymbolicLink()) return { ok: false, reason: 'invalid', detail: 'is a symbolic link (not followed)' };
-    if (!st.isFile()) return { ok: false, reason: 'invalid', detail: 'is not a regular file' };
-    if (st.size > MAX_LINK_BYTES) return { ok: false, reason: 'invalid', detail: `is ${st.size} bytes, not a digest` };
-    raw = await readFile(file);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return { ok: false, reason: 'absent', detail: 'does not exist' };
-    return { ok: false, reason: 'unreadable', detail: `cannot be read (${code ?? 'error'})` };
+export function readLink(file: string): LinkRead {
+  const read = readSmallFileSync(file, MAX_LINK_BYTES);
+  if (!read.ok) {
+    switch (read.code) {
+      case 'ENOENT':
+      case 'ENOTDIR':
+        return { ok: false, reason: 'absent', detail: 'does not exist' };
+      case 'ELOOP':
+        return { ok: false, reason: 'invalid', detail: 'is a symbolic link (not followed)' };
+      case 'ENOTFILE':
+        return { ok: false, reason: 'invalid', detail: 'is not a regular file' };
+      case 'ETOOBIG':
+        return { ok: false, reason: 'invalid', detail: `is ${read.size} bytes, not a digest` };
+      default:
+        return { ok: false, reason: 'unreadable', detail: `cannot be read (${read.code})` };
+    }
   }
-  const text = raw.toString('latin1').trim();
+  const text = read.bytes.toString('latin1').trim();
   if (!isDigest(text)) {
     const shown = JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text);
     return { ok: false, reason: 'invalid', detail: `holds ${shown}, not sha256:<64 hex>` };

@@ -29,6 +29,8 @@ export async function findTags(layout: StorageLayout): Promise<TagLocation[]> {
     suppressErrors: true,
     dot: false,
     unique: false,
+    // Directory reads in flight at once: many, so a cold cache on a real disk or NFS is read in parallel.
+    concurrency: 64,
   });
   const tags: TagLocation[] = [];
   for (const entry of entries) {

@@ -1,0 +1,99 @@
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildFaultyStorage, type BuiltTree } from '../fixtures/trees.js';
+import { SCAN_CSV_HEADER } from '../src/inventory/render.js';
+import { DEMO_STORAGE, runCli } from './helpers/cli.js';
+import { tempDir } from './helpers/tmp.js';
+
+interface ScanJson {
+  schemaVersion: number;
+  kind: string;
+  tags: Array<{
+    repository: string;
+    tag: string;
+    digest: string | null;
+    mediaType: string | null;
+    platforms: string[];
+    size: number;
+    blobCount: number;
+    status: string;
+    blobs: Array<{ digest: string; size: number }>;
+    faults: Array<{ kind: string; digest: string | null; message: string }>;
+  }>;
+  summary: { tags: number; faultyTags: number; uniqueBlobs: number; faults: Record<string, number> };
+}
+
+describe('regmigrate scan (built CLI)', () => {
+  let faulty: BuiltTree;
+  beforeAll(() => {
+    faulty = buildFaultyStorage(path.join(tempDir(), 'registry'));
+  });
+
+  it('prints a table of the demo storage and exits 0', async () => {
+    const result = await runCli(['scan', DEMO_STORAGE]);
+    expect(result.exitCode).toBe(0);
+    const lines = result.stdout.split('\n');
+    expect(lines[0]).toMatch(/^REPOSITORY\s+TAG\s+DIGEST\s+TYPE\s+PLATFORMS\s+SIZE\s+STATUS$/);
+    expect(lines.find((l) => l.startsWith('infra/tools/kubectl '))).toMatch(/1\.29\s+[0-9a-f]{12}\s+docker-list\s+linux\/amd64,linux\/arm64\/v8\s+[\d.]+ KiB\s+ok/);
+    expect(result.stdout).toContain('5 repositories, 7 tags (0 faulty)');
+  });
+
+  it('writes only JSON to stdout with --output json, exits 1 on faults, and names every fault', async () => {
+    const result = await runCli(['scan', faulty.root, '--output', 'json', '--verify']);
+    expect(result.exitCode).toBe(1);
+    const doc = JSON.parse(result.stdout) as ScanJson;
+    expect(doc.schemaVersion).toBe(1);
+    expect(doc.kind).toBe('regmigrate.scan');
+    expect(doc.tags).toHaveLength(faulty.tags.length);
+    for (const expected of faulty.tags) {
+      const tag = doc.tags.find((t) => t.repository === expected.repository && t.tag === expected.tag)!;
+      expect(tag.digest).toBe(expected.digest ?? null);
+      if (expected.fault) {
+        expect(tag.status).toBe('faulty');
+        expect(tag.faults.map((f) => f.kind)).toContain(expected.fault.kind);
+      } else {
+        expect(tag.status).toBe('ok');
+        expect(tag.blobCount).toBe(tag.blobs.length);
+      }
+    }
+    expect(doc.summary.faultyTags).toBe(faulty.tags.filter((t) => t.fault).length);
+    // The summary line goes to stderr, never mixed into the data.
+    expect(result.stderr).toContain('faulty');
+  });
+
+  it('writes one CSV row per tag', async () => {
+    const result = await runCli(['scan', faulty.root, '--output', 'csv']);
+    expect(result.exitCode).toBe(1);
+    const rows = result.stdout.trimEnd().split('\n');
+    expect(rows[0]).toBe(SCAN_CSV_HEADER.join(','));
+    expect(rows).toHaveLength(faulty.tags.length + 1);
+    expect(rows.find((r) => r.startsWith('broken/layer,v1,'))).toContain('missing-blob');
+    expect(rows.find((r) => r.startsWith('busybox,1.36,'))).toMatch(/,ok,$/);
+  });
+
+  it('lists faults in the table with repository, tag and digest on one line each', async () => {
+    const result = await runCli(['scan', faulty.root]);
+    expect(result.exitCode).toBe(1);
+    expect(result.stdout).toMatch(/^ {2}broken\/layer:v1: missing-blob: layer blob sha256:[0-9a-f]{64} is missing/m);
+    expect(result.stdout).toMatch(/^ {2}broken\/link:v1: invalid-link: tag link .*current\/link holds "sha256:12"/m);
+  });
+
+  it.each([
+    [['scan', '/nonexistent/storage'], /\/nonexistent\/storage: no such file or directory/],
+    [['scan', DEMO_STORAGE, '--output', 'xml'], /--output must be table, json or csv, not "xml"/],
+    [['scan', DEMO_STORAGE, '--output', 'xml', '--concurrency', 'lots'], /not "xml".*--concurrency must be a whole number/],
+    [['scan'], /missing required argument/],
+    [['scan', DEMO_STORAGE, '--bogus'], /unknown option/],
+  ])('exits 2 with a one-line message for %j', async (args, message) => {
+    const result = await runCli(args);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toMatch(message);
+    expect(result.stdout).toBe('');
+  });
+
+  it('exits 2 when the path is not a registry storage', async () => {
+    const result = await runCli(['scan', path.join(DEMO_STORAGE, '..')]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toMatch(/not a registry storage/);
+  });
+});
