@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { RegmigrateError, errorMessage } from '../errors.js';
 import type { CliContext } from './context.js';
+import { registerPush } from './push.js';
 import { registerScan } from './scan.js';
 
 const VERSION = '0.1.0';
@@ -16,6 +17,7 @@ export function buildProgram(ctx: CliContext): Command {
       writeErr: (s) => ctx.stderr.write(s),
     });
   registerScan(program, ctx);
+  registerPush(program, ctx);
   return program;
 }
 

@@ -1,0 +1,92 @@
+import type { Command } from 'commander';
+import { text } from 'node:stream/consumers';
+import { parseEndpoint, type Endpoint } from '../registry/endpoint.js';
+import type { DestinationOptions } from '../transfer/destination.js';
+import { parseSize } from '../util/format.js';
+import type { CliContext } from './context.js';
+import { OptionProblems, parsePositiveInt } from './options.js';
+import { UsageError } from '../errors.js';
+import { existsSync } from 'node:fs';
+
+export interface DestinationFlags {
+  to?: string;
+  username?: string;
+  passwordStdin?: boolean;
+  dockerConfig?: string;
+  insecure?: boolean;
+  caFile?: string;
+  timeout?: string;
+  retries?: string;
+  chunkSize?: string;
+}
+
+/** The options every command that talks to a destination shares. */
+export function addDestinationOptions(command: Command): Command {
+  return command
+    .requiredOption('--to <host>', 'destination registry or Harbor: host[:port], https://host or http://host')
+    .option('--username <user>', 'destination user (robot accounts: robot$name); password from --password-stdin')
+    .option('--password-stdin', 'read the password from standard input')
+    .option('--docker-config <path>', 'docker config.json (or its directory) to take credentials from')
+    .option('--insecure', 'do not verify the destination TLS certificate')
+    .option('--ca-file <file>', 'extra CA certificate(s) to trust for the destination (PEM)')
+    .option('--timeout <seconds>', 'seconds without progress before a connection counts as dead (default 120)')
+    .option('--retries <n>', 'attempts for a transient failure (429, 5xx, reset) before giving up (default 5)')
+    .option('--chunk-size <size>', 'upload blobs in chunks of this size (e.g. 16MiB), for proxies with body limits');
+}
+
+export interface NormalizedDestination {
+  readonly endpoint: Endpoint | undefined;
+  readonly options: Omit<DestinationOptions, 'endpoint' | 'credentials'> & { passwordStdin: boolean; username: string | undefined; dockerConfig: string | undefined };
+}
+
+export function normalizeDestination(flags: DestinationFlags, problems: OptionProblems): NormalizedDestination {
+  let endpoint: Endpoint | undefined;
+  try {
+    endpoint = parseEndpoint(flags.to ?? '');
+  } catch (err) {
+    problems.add((err as Error).message);
+  }
+  let chunkSize: number | undefined;
+  if (flags.chunkSize !== undefined) {
+    chunkSize = parseSize(flags.chunkSize);
+    if (chunkSize === undefined || chunkSize < 1024 * 1024) problems.add(`--chunk-size must be a size of at least 1MiB (like 16MiB), not "${flags.chunkSize}"`);
+  }
+  if (flags.caFile !== undefined && !existsSync(flags.caFile)) problems.add(`--ca-file ${flags.caFile}: no such file`);
+  if (flags.passwordStdin && !flags.username) problems.add('--password-stdin needs --username');
+  if (flags.username && !flags.passwordStdin) problems.add('--username needs --password-stdin (a password on the command line would show in the process list)');
+  const timeoutSeconds = parsePositiveInt('--timeout', flags.timeout, 120, problems, 3600);
+  const attempts = parsePositiveInt('--retries', flags.retries, 5, problems, 100);
+  return {
+    endpoint,
+    options: {
+      insecure: flags.insecure ?? false,
+      caFile: flags.caFile,
+      timeoutMs: timeoutSeconds * 1000,
+      chunkSize,
+      retry: { attempts, baseDelayMs: 500, maxDelayMs: 30_000 },
+      passwordStdin: flags.passwordStdin ?? false,
+      username: flags.username,
+      dockerConfig: flags.dockerConfig,
+    },
+  };
+}
+
+/** Reads the password from stdin (one line; the trailing newline is not part of it). */
+export async function buildDestinationOptions(normalized: NormalizedDestination, ctx: CliContext): Promise<DestinationOptions> {
+  const { endpoint, options } = normalized;
+  if (!endpoint) throw new UsageError('--to is required');
+  let password: string | undefined;
+  if (options.passwordStdin) {
+    password = (await text(ctx.stdin)).replace(/\r?\n$/, '');
+    if (password === '') throw new UsageError('--password-stdin: standard input was empty');
+  }
+  return {
+    endpoint,
+    credentials: { username: options.username, password, env: ctx.env, dockerConfig: options.dockerConfig },
+    insecure: options.insecure,
+    caFile: options.caFile,
+    timeoutMs: options.timeoutMs,
+    chunkSize: options.chunkSize,
+    ...(options.retry ? { retry: options.retry } : {}),
+  };
+}

@@ -1,0 +1,179 @@
+import type { ManifestRecord } from '../image/reader.js';
+import type { Fault, SourceInventory, TagEntry } from '../inventory/types.js';
+import { mapRepository, type NameMapping } from './map-names.js';
+
+/** Version of the plan value (printed by --dry-run --output json and kept by later runs). */
+export const PLAN_VERSION = 1;
+
+export interface PlannedManifest {
+  readonly digest: string;
+  readonly mediaType: string;
+}
+
+export interface PlannedImage {
+  /** `repo:tag` in the source storage. */
+  readonly source: string;
+  readonly sourceRepository: string;
+  readonly tag: string;
+  readonly repository: string;
+  readonly project: string;
+  readonly digest: string;
+  readonly mediaType: string;
+  readonly size: number;
+  /** Children first; the last one is the tag's own manifest. */
+  readonly manifests: readonly PlannedManifest[];
+  /** Digests of the blobs the destination repository needs (config and layers, all platforms). */
+  readonly blobs: readonly string[];
+}
+
+export interface PlannedBlob {
+  readonly digest: string;
+  readonly size: number;
+  /** The repository that receives the one upload of this run. */
+  readonly home: string;
+  /** Every other repository that needs it: a cross-repository mount from `home`. */
+  readonly mounts: readonly string[];
+}
+
+export interface RejectedImage {
+  readonly source: string;
+  readonly repository: string | undefined;
+  readonly digest: string | undefined;
+  readonly reason: string;
+  readonly faults: readonly Fault[];
+}
+
+export interface Plan {
+  readonly version: typeof PLAN_VERSION;
+  /** Harbor projects the images need that do not exist yet. */
+  readonly projectsToCreate: readonly string[];
+  /** Images to push, in push order. */
+  readonly images: readonly PlannedImage[];
+  /** Images the destination already holds at the same digest. */
+  readonly existing: readonly PlannedImage[];
+  readonly blobs: readonly PlannedBlob[];
+  readonly rejected: readonly RejectedImage[];
+}
+
+export interface DestinationState {
+  /** Projects known to exist (Harbor); for a plain registry, every project counts as existing. */
+  readonly projectExists: (project: string) => boolean;
+  /** `repo:tag` → digest the destination serves now. */
+  readonly tags: ReadonlyMap<string, string>;
+}
+
+export interface Candidate {
+  readonly entry: TagEntry;
+  readonly repository: string;
+  readonly project: string;
+}
+
+export interface Candidates {
+  readonly accepted: readonly Candidate[];
+  readonly rejected: readonly RejectedImage[];
+}
+
+/** Maps names and sets aside faulty images: what can be migrated at all. Pure. */
+export function selectCandidates(inventory: SourceInventory, mapping: NameMapping): Candidates {
+  const accepted: Candidate[] = [];
+  const rejected: RejectedImage[] = [];
+  for (const entry of inventory.tags) {
+    const source = `${entry.repository}:${entry.tag}`;
+    const mapped = mapRepository(entry.repository, mapping);
+    if (entry.faults.length > 0 || !entry.digest) {
+      const first = entry.faults[0];
+      rejected.push({
+        source,
+        repository: mapped.ok ? mapped.repository : undefined,
+        digest: entry.digest,
+        reason: first ? `${first.kind}: ${first.message}` : 'no manifest',
+        faults: entry.faults,
+      });
+      continue;
+    }
+    if (!mapped.ok) {
+      rejected.push({ source, repository: undefined, digest: entry.digest, reason: `invalid-name: ${mapped.reason}`, faults: [] });
+      continue;
+    }
+    accepted.push({ entry, repository: mapped.repository, project: mapped.project });
+  }
+  return { accepted, rejected };
+}
+
+export function destinationRef(image: { repository: string; tag: string }): string {
+  return `${image.repository}:${image.tag}`;
+}
+
+/**
+ * The migration plan: which images to push, which are there already, and for every unique blob the one
+ * repository that uploads it and the repositories that mount it. Pure: the destination's state comes in as data.
+ */
+export function planMigration(candidates: Candidates, manifests: ReadonlyMap<string, ManifestRecord>, state: DestinationState): Plan {
+  const images: PlannedImage[] = [];
+  const existing: PlannedImage[] = [];
+  const projects = new Set<string>();
+  const blobRepos = new Map<string, { size: number; repos: string[] }>();
+
+  for (const { entry, repository, project } of candidates.accepted) {
+    const image: PlannedImage = {
+      source: `${entry.repository}:${entry.tag}`,
+      sourceRepository: entry.repository,
+      tag: entry.tag,
+      repository,
+      project,
+      digest: entry.digest!,
+      mediaType: entry.mediaType!,
+      size: entry.size,
+      manifests: entry.manifests.map((digest) => ({ digest, mediaType: manifests.get(digest)?.mediaType ?? '' })),
+      // Foreign layers the storage does not hold stay out: the manifest goes as is, clients fetch them by URL.
+      blobs: entry.blobs.filter((b) => b.present).map((b) => b.digest),
+    };
+    if (state.tags.get(destinationRef(image)) === image.digest) {
+      existing.push(image);
+      continue;
+    }
+    images.push(image);
+    if (!state.projectExists(project)) projects.add(project);
+    for (const blob of entry.blobs) {
+      if (!blob.present) continue;
+      let users = blobRepos.get(blob.digest);
+      if (!users) {
+        users = { size: blob.size, repos: [] };
+        blobRepos.set(blob.digest, users);
+      }
+      if (!users.repos.includes(repository)) users.repos.push(repository);
+    }
+  }
+
+  const blobs: PlannedBlob[] = [...blobRepos].map(([digest, { size, repos }]) => ({ digest, size, home: repos[0]!, mounts: repos.slice(1) }));
+  // Largest first: long uploads start early, so the pool does not end waiting on one big layer.
+  blobs.sort((a, b) => b.size - a.size || (a.digest < b.digest ? -1 : 1));
+  return {
+    version: PLAN_VERSION,
+    projectsToCreate: [...projects].sort(),
+    images,
+    existing,
+    blobs,
+    rejected: candidates.rejected,
+  };
+}
+
+export interface PlanTotals {
+  readonly images: number;
+  readonly existing: number;
+  readonly rejected: number;
+  readonly blobsToUpload: number;
+  readonly bytesToUpload: number;
+  readonly mounts: number;
+}
+
+export function planTotals(plan: Plan): PlanTotals {
+  return {
+    images: plan.images.length,
+    existing: plan.existing.length,
+    rejected: plan.rejected.length,
+    blobsToUpload: plan.blobs.length,
+    bytesToUpload: plan.blobs.reduce((sum, b) => sum + b.size, 0),
+    mounts: plan.blobs.reduce((sum, b) => sum + b.mounts.length, 0),
+  };
+}

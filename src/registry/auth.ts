@@ -1,0 +1,150 @@
+import { request, type Dispatcher } from 'undici';
+import { z } from 'zod';
+import { DestinationError } from '../errors.js';
+import { parseChallenge, type Challenge } from './challenge.js';
+import type { Credentials } from './credentials.js';
+import { classifyNetworkError, classifyStatus, parseErrorBody, RegistryError } from './errors.js';
+
+/** Token response (PROTOCOL.md §4). Harbor sends `access_token: ""`: prefer a non-empty `token`. */
+const TokenResponse = z.looseObject({
+  token: z.string().optional(),
+  access_token: z.string().optional(),
+  expires_in: z.number().optional(),
+  issued_at: z.string().optional(),
+});
+
+interface CachedToken {
+  readonly value: string;
+  /** Refresh after this instant (ms since epoch), well before the token really expires. */
+  readonly refreshAt: number;
+}
+
+export function basicAuthorization(credentials: Credentials): string {
+  return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
+}
+
+/**
+ * Answers "what Authorization header goes on a request for these scopes": none until the registry has
+ * challenged us, then Basic, or a Bearer token per scope set, cached until shortly before it expires.
+ * Harbor's tokens live 30 minutes by default and a migration runs for hours: refresh is routine here.
+ */
+export class Authenticator {
+  readonly #credentials: Credentials | undefined;
+  readonly #dispatcher: Dispatcher;
+  #challenge: Challenge | undefined;
+  readonly #tokens = new Map<string, CachedToken>();
+  readonly #pending = new Map<string, Promise<CachedToken>>();
+  /** Token requests made: tests count them. */
+  tokenRequests = 0;
+
+  constructor(credentials: Credentials | undefined, dispatcher: Dispatcher) {
+    this.#credentials = credentials;
+    this.#dispatcher = dispatcher;
+  }
+
+  get scheme(): string | undefined {
+    return this.#challenge?.scheme;
+  }
+
+  /**
+   * Learns from a 401's `WWW-Authenticate`. A Basic challenge after Bearer worked is Harbor refusing an expired
+   * token (it answers `Basic realm="harbor"` then): we keep Bearer and fetch a new token.
+   */
+  learn(header: string | undefined): void {
+    const challenge = parseChallenge(header);
+    if (!challenge) return;
+    if (challenge.scheme === 'basic' && this.#challenge?.scheme === 'bearer') return;
+    if (challenge.scheme === 'bearer' && !challenge.params.realm) return;
+    this.#challenge = challenge;
+  }
+
+  /** Drops the cached token for these scopes (after a 401 on a token we thought valid). */
+  invalidate(scopes: readonly string[]): void {
+    this.#tokens.delete(scopeKey(scopes));
+  }
+
+  async authorization(scopes: readonly string[]): Promise<string | undefined> {
+    const challenge = this.#challenge;
+    if (!challenge) return undefined;
+    if (challenge.scheme === 'basic') return this.#credentials ? basicAuthorization(this.#credentials) : undefined;
+    if (challenge.scheme !== 'bearer') return undefined;
+    const key = scopeKey(scopes);
+    const cached = this.#tokens.get(key);
+    if (cached && Date.now() < cached.refreshAt) return `Bearer ${cached.value}`;
+    let pending = this.#pending.get(key);
+    if (!pending) {
+      pending = this.#fetchToken(challenge, scopes).finally(() => this.#pending.delete(key));
+      this.#pending.set(key, pending);
+    }
+    const token = await pending;
+    this.#tokens.set(key, token);
+    return `Bearer ${token.value}`;
+  }
+
+  async #fetchToken(challenge: Challenge, scopes: readonly string[]): Promise<CachedToken> {
+    const realm = challenge.params.realm!;
+    let url: URL;
+    try {
+      url = new URL(realm);
+    } catch {
+      throw new DestinationError('AUTH_REFUSED', `the registry's token realm "${realm}" is not a URL`);
+    }
+    if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
+    for (const scope of scopes) url.searchParams.append('scope', scope);
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (this.#credentials) headers.authorization = basicAuthorization(this.#credentials);
+    this.tokenRequests++;
+    const requestedAt = Date.now();
+    let response;
+    try {
+      response = await request(url, { method: 'GET', headers, dispatcher: this.#dispatcher });
+    } catch (err) {
+      throw new RegistryError(
+        `token service ${url.origin}${url.pathname} unreachable: ${(err as Error).message}`,
+        { method: 'GET', path: url.pathname, status: undefined, registryCode: undefined, failure: classifyNetworkError(err), requestId: undefined, retryAfterMs: undefined },
+        err,
+      );
+    }
+    const text = await response.body.text();
+    if (response.statusCode !== 200) {
+      const { code, message } = parseErrorBody(text);
+      if (response.statusCode === 401 || response.statusCode === 403) {
+        throw new DestinationError(
+          'AUTH_REFUSED',
+          `token service refused the credentials${this.#credentials ? ` from ${this.#credentials.source}` : ' (none given)'}: ${response.statusCode}${message ? ` ${message}` : ''}`,
+          'check the username and password (robot accounts are named robot$name)',
+        );
+      }
+      throw new RegistryError(`token service answered ${response.statusCode}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}`, {
+        method: 'GET',
+        path: url.pathname,
+        status: response.statusCode,
+        registryCode: code,
+        failure: classifyStatus(response.statusCode),
+        requestId: headerValue(response.headers['x-request-id']),
+        retryAfterMs: undefined,
+      });
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw new DestinationError('AUTH_REFUSED', `token service at ${url.origin}${url.pathname} did not answer JSON`);
+    }
+    const parsed = TokenResponse.safeParse(json);
+    const value = parsed.success ? parsed.data.token || parsed.data.access_token : undefined;
+    if (!value) throw new DestinationError('AUTH_REFUSED', `token service at ${url.origin}${url.pathname} answered without a token`);
+    const lifetimeMs = (parsed.success && parsed.data.expires_in ? parsed.data.expires_in : 60) * 1000;
+    // Refresh early: a quarter of the lifetime, at most 30 s, so a request never carries an expiring token.
+    const margin = Math.min(30_000, lifetimeMs / 4);
+    return { value, refreshAt: requestedAt + lifetimeMs - margin };
+  }
+}
+
+function scopeKey(scopes: readonly string[]): string {
+  return [...scopes].sort().join(' ');
+}
+
+export function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}

@@ -1,0 +1,384 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { request, type Dispatcher } from 'undici';
+import { MANIFEST_MEDIA_TYPES } from '../image/media-types.js';
+import { Authenticator, headerValue } from './auth.js';
+import type { Credentials } from './credentials.js';
+import type { Endpoint } from './endpoint.js';
+import { classifyNetworkError, classifyStatus, parseErrorBody, parseRetryAfter, RegistryError } from './errors.js';
+
+export interface RetryPolicy {
+  /** Attempts in all, first included. */
+  readonly attempts: number;
+  readonly baseDelayMs: number;
+  readonly maxDelayMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 500, maxDelayMs: 30_000 };
+
+export interface ClientOptions {
+  readonly endpoint: Endpoint;
+  readonly credentials: Credentials | undefined;
+  readonly dispatcher: Dispatcher;
+  readonly retry?: RetryPolicy;
+  /** Upload in chunks of this many bytes (`--chunk-size`); undefined: one PUT per blob until a 413 says otherwise. */
+  readonly chunkSize?: number;
+  readonly userAgent?: string;
+}
+
+export interface ClientStats {
+  requests: number;
+  retries: number;
+  bytesSent: number;
+}
+
+interface SendOptions {
+  readonly method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  readonly url: URL;
+  readonly scopes: readonly string[];
+  readonly headers?: Record<string, string>;
+  /** A factory, so the body can be produced again when the request is repeated with a fresh token. */
+  readonly body?: () => Buffer | Readable;
+  /** Statuses that are success; anything else throws a RegistryError. */
+  readonly ok: readonly number[];
+  /** Keep the body for the caller instead of discarding it. */
+  readonly keepBody?: boolean;
+  readonly bodySize?: number;
+}
+
+interface SendResult {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: Buffer;
+}
+
+export type MountResult = { mounted: true } | { mounted: false; location: URL | undefined };
+
+/** Chunk size used after a proxy refused a whole blob with 413 and no --chunk-size was given. */
+const FALLBACK_CHUNK_SIZE = 16 * 1024 * 1024;
+
+const MANIFEST_ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
+
+export function pullScope(repository: string): string {
+  return `repository:${repository}:pull`;
+}
+export function pushScope(repository: string): string {
+  return `repository:${repository}:pull,push`;
+}
+
+/**
+ * The one OCI distribution client (PROTOCOL.md §3–4): auth, retries, uploads, mounts, manifests, errors.
+ * Every HTTP failure is sorted here (STYLE.md §4); callers see typed RegistryErrors.
+ */
+export class RegistryClient {
+  readonly endpoint: Endpoint;
+  readonly auth: Authenticator;
+  readonly stats: ClientStats = { requests: 0, retries: 0, bytesSent: 0 };
+  readonly #dispatcher: Dispatcher;
+  readonly #retry: RetryPolicy;
+  readonly #userAgent: string;
+  #chunkSize: number | undefined;
+
+  constructor(options: ClientOptions) {
+    this.endpoint = options.endpoint;
+    this.#dispatcher = options.dispatcher;
+    this.#retry = options.retry ?? DEFAULT_RETRY;
+    this.#chunkSize = options.chunkSize;
+    this.#userAgent = options.userAgent ?? 'regmigrate';
+    this.auth = new Authenticator(options.credentials, options.dispatcher);
+  }
+
+  url(path: string): URL {
+    return new URL(path, this.endpoint.origin);
+  }
+
+  /** `GET /v2/`: reachability and credentials, before any work. Throws on anything but 200. */
+  async ping(): Promise<void> {
+    await this.#send({ method: 'GET', url: this.url('/v2/'), scopes: [], ok: [200] });
+  }
+
+  async hasBlob(repository: string, digest: string): Promise<boolean> {
+    return this.retrying(async () => {
+      const res = await this.#send({ method: 'HEAD', url: this.url(`/v2/${repository}/blobs/${digest}`), scopes: [pullScope(repository)], ok: [200, 404] });
+      return res.status === 200;
+    });
+  }
+
+  /**
+   * Cross-repository mount: 201 = mounted; 202 = the registry opened an upload session instead (its Location is
+   * returned to upload into); 401/403 = not allowed to pull from `from` (Harbor): the caller uploads.
+   */
+  async mountBlob(repository: string, digest: string, from: string): Promise<MountResult> {
+    return this.retrying(async () => {
+      const url = this.url(`/v2/${repository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`);
+      try {
+        const res = await this.#send({ method: 'POST', url, scopes: [pushScope(repository), pullScope(from)], ok: [201, 202], headers: { 'content-length': '0' } });
+        if (res.status === 201) return { mounted: true };
+        const location = headerValue(res.headers.location);
+        return { mounted: false, location: location ? new URL(location, url) : undefined };
+      } catch (err) {
+        if (err instanceof RegistryError && (err.failure === 'auth' || err.failure === 'denied')) return { mounted: false, location: undefined };
+        throw err;
+      }
+    });
+  }
+
+  /**
+   * Uploads one blob from a file, streaming (no whole blob in memory): POST, then one PUT with Content-Length,
+   * or PATCH chunks when a chunk size is set or a proxy answered 413. A transient failure restarts the whole
+   * upload as a new session (a half-sent session cannot be trusted behind several registry replicas).
+   */
+  async uploadBlob(repository: string, digest: string, file: string, size: number, session?: URL, onBytes?: (n: number) => void): Promise<void> {
+    let first = session;
+    await this.retrying(async () => {
+      const start = first ?? (await this.#startUpload(repository));
+      first = undefined;
+      const chunk = this.#chunkSize;
+      if (chunk !== undefined && size > chunk) {
+        await this.#uploadChunked(repository, digest, file, size, start, chunk, onBytes);
+        return;
+      }
+      try {
+        await this.#send({
+          method: 'PUT',
+          url: withDigest(start, digest),
+          scopes: [pushScope(repository)],
+          headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
+          body: () => (size === 0 ? Buffer.alloc(0) : Readable.from(readFile(file, 0, size - 1, onBytes), { objectMode: false })),
+          bodySize: size,
+          ok: [201],
+        });
+      } catch (err) {
+        if (err instanceof RegistryError && err.status === 413 && this.#chunkSize === undefined) {
+          // A proxy with a body-size limit (nginx's client_max_body_size): switch to chunks for the rest of the run.
+          this.#chunkSize = FALLBACK_CHUNK_SIZE;
+          const next = await this.#startUpload(repository);
+          await this.#uploadChunked(repository, digest, file, size, next, FALLBACK_CHUNK_SIZE, onBytes);
+          return;
+        }
+        throw err;
+      }
+    });
+  }
+
+  get chunkSize(): number | undefined {
+    return this.#chunkSize;
+  }
+
+  async #startUpload(repository: string): Promise<URL> {
+    const url = this.url(`/v2/${repository}/blobs/uploads/`);
+    const res = await this.#send({ method: 'POST', url, scopes: [pushScope(repository)], ok: [202], headers: { 'content-length': '0' } });
+    const location = headerValue(res.headers.location);
+    if (!location) throw this.#protocolError('POST', url, 'upload session opened without a Location header');
+    return new URL(location, url);
+  }
+
+  async #uploadChunked(repository: string, digest: string, file: string, size: number, start: URL, chunkSize: number, onBytes?: (n: number) => void): Promise<void> {
+    let location = start;
+    for (let offset = 0; offset < size; offset += chunkSize) {
+      const end = Math.min(size, offset + chunkSize) - 1;
+      const length = end - offset + 1;
+      const res = await this.#send({
+        method: 'PATCH',
+        url: location,
+        scopes: [pushScope(repository)],
+        // Distribution wants `start-end` inclusive, without the `bytes ` prefix (PROTOCOL.md §3).
+        headers: { 'content-type': 'application/octet-stream', 'content-range': `${offset}-${end}`, 'content-length': String(length) },
+        body: () => Readable.from(readFile(file, offset, end, onBytes), { objectMode: false }),
+        bodySize: length,
+        ok: [202],
+      });
+      const next = headerValue(res.headers.location);
+      if (!next) throw this.#protocolError('PATCH', location, 'chunk accepted without a Location header');
+      location = new URL(next, location);
+    }
+    await this.#send({
+      method: 'PUT',
+      url: withDigest(location, digest),
+      scopes: [pushScope(repository)],
+      headers: { 'content-length': '0' },
+      ok: [201],
+    });
+  }
+
+  /** HEAD of a manifest: its digest and media type, or undefined when absent. */
+  async headManifest(repository: string, reference: string): Promise<{ digest: string | undefined; mediaType: string | undefined } | undefined> {
+    return this.retrying(async () => {
+      const res = await this.#send({
+        method: 'HEAD',
+        url: this.url(`/v2/${repository}/manifests/${reference}`),
+        scopes: [pullScope(repository)],
+        headers: { accept: MANIFEST_ACCEPT },
+        ok: [200, 404],
+      });
+      if (res.status === 404) return undefined;
+      return { digest: headerValue(res.headers['docker-content-digest']), mediaType: headerValue(res.headers['content-type'])?.split(';')[0] };
+    });
+  }
+
+  /** GET a manifest's bytes: verification hashes what the destination really serves. */
+  async getManifest(repository: string, reference: string): Promise<{ bytes: Buffer; mediaType: string | undefined; digestHeader: string | undefined } | undefined> {
+    return this.retrying(async () => {
+      const res = await this.#send({
+        method: 'GET',
+        url: this.url(`/v2/${repository}/manifests/${reference}`),
+        scopes: [pullScope(repository)],
+        headers: { accept: MANIFEST_ACCEPT },
+        ok: [200, 404],
+        keepBody: true,
+      });
+      if (res.status === 404) return undefined;
+      return {
+        bytes: res.body,
+        mediaType: headerValue(res.headers['content-type'])?.split(';')[0],
+        digestHeader: headerValue(res.headers['docker-content-digest']),
+      };
+    });
+  }
+
+  /** PUT the exact stored bytes with their media type; returns the digest the registry computed. */
+  async putManifest(repository: string, reference: string, bytes: Buffer, mediaType: string): Promise<string> {
+    return this.retrying(async () => {
+      const res = await this.#send({
+        method: 'PUT',
+        url: this.url(`/v2/${repository}/manifests/${reference}`),
+        scopes: [pushScope(repository)],
+        headers: { 'content-type': mediaType, 'content-length': String(bytes.length) },
+        body: () => bytes,
+        bodySize: bytes.length,
+        ok: [201],
+      });
+      const digest = headerValue(res.headers['docker-content-digest']);
+      return digest ?? `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    });
+  }
+
+  /** Runs an idempotent step, repeating it on transient failures with backoff and `Retry-After`. */
+  async retrying<T>(step: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await step();
+      } catch (err) {
+        if (!(err instanceof RegistryError) || err.failure !== 'transient' || attempt >= this.#retry.attempts) throw err;
+        this.stats.retries++;
+        const backoff = Math.min(this.#retry.maxDelayMs, this.#retry.baseDelayMs * 2 ** (attempt - 1));
+        const jittered = backoff / 2 + Math.random() * (backoff / 2);
+        await sleep(Math.min(this.#retry.maxDelayMs * 2, err.retryAfterMs ?? jittered));
+      }
+    }
+  }
+
+  async #send(options: SendOptions): Promise<SendResult> {
+    // Credentials go only to the destination's own origin: an absolute Location to another host gets none.
+    const sameOrigin = options.url.origin === this.endpoint.origin;
+    for (let authAttempt = 0; ; authAttempt++) {
+      const headers: Record<string, string> = { 'user-agent': this.#userAgent, ...options.headers };
+      if (sameOrigin) {
+        const authorization = await this.auth.authorization(options.scopes);
+        if (authorization) headers.authorization = authorization;
+      }
+      this.stats.requests++;
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await request(options.url, {
+          method: options.method,
+          headers,
+          body: options.body?.(),
+          dispatcher: this.#dispatcher,
+        });
+      } catch (err) {
+        throw new RegistryError(
+          `${options.method} ${options.url.pathname}: ${describeNetworkError(err)}`,
+          {
+            method: options.method,
+            path: options.url.pathname,
+            status: undefined,
+            registryCode: undefined,
+            failure: classifyNetworkError(err),
+            requestId: undefined,
+            retryAfterMs: undefined,
+          },
+          err,
+        );
+      }
+      const status = res.statusCode;
+      if (options.ok.includes(status)) {
+        const body = options.keepBody ? Buffer.from(await res.body.arrayBuffer()) : (await res.body.dump(), Buffer.alloc(0));
+        if (options.bodySize !== undefined) this.stats.bytesSent += options.bodySize;
+        return { status, headers: res.headers, body };
+      }
+      const text = options.method === 'HEAD' ? '' : await res.body.text().catch(() => '');
+      if (options.method === 'HEAD') await res.body.dump().catch(() => undefined);
+      if (status === 401 && sameOrigin && authAttempt === 0) {
+        // First contact, or a token that expired: learn the challenge, drop the token and go once more.
+        this.auth.learn(headerValue(res.headers['www-authenticate']));
+        this.auth.invalidate(options.scopes);
+        if (this.auth.scheme) continue;
+      }
+      throw this.#httpError(options, status, res.headers, text);
+    }
+  }
+
+  #httpError(options: SendOptions, status: number, headers: Record<string, string | string[] | undefined>, text: string): RegistryError {
+    const { code, message } = parseErrorBody(text);
+    const requestId = headerValue(headers['x-request-id']);
+    const parts = [`${options.method} ${options.url.pathname}: ${status}`];
+    if (code) parts.push(code);
+    let line = parts.join(' ');
+    if (message) line += `: ${message}`;
+    if (requestId && status >= 500) line += ` (X-Request-Id ${requestId})`;
+    return new RegistryError(line, {
+      method: options.method,
+      path: options.url.pathname,
+      status,
+      registryCode: code,
+      failure: classifyStatus(status),
+      requestId,
+      retryAfterMs: parseRetryAfter(headerValue(headers['retry-after'])),
+    });
+  }
+
+  #protocolError(method: string, url: URL, what: string): RegistryError {
+    return new RegistryError(`${method} ${url.pathname}: ${what}`, {
+      method,
+      path: url.pathname,
+      status: undefined,
+      registryCode: undefined,
+      failure: 'permanent',
+      requestId: undefined,
+      retryAfterMs: undefined,
+    });
+  }
+}
+
+/**
+ * The bytes `start..end` (inclusive) of a file as a stream that reports progress. An async generator: undici
+ * sends it with the Content-Length we set, and no whole blob is ever held in memory.
+ */
+async function* readFile(file: string, start: number, end: number, onBytes?: (n: number) => void): AsyncGenerator<Buffer> {
+  let sent = 0;
+  for await (const chunk of createReadStream(file, { start, end, highWaterMark: 1024 * 1024 })) {
+    const buffer = chunk as Buffer;
+    sent += buffer.length;
+    onBytes?.(buffer.length);
+    yield buffer;
+  }
+  const expected = end - start + 1;
+  // A blob that shrank while being read would otherwise end in a confusing socket error.
+  if (sent !== expected) throw new Error(`${file} changed while being read: ${sent} bytes instead of ${expected}`);
+}
+
+/** `Location` keeps its `_state` query untouched; the digest is appended (PROTOCOL.md §3). */
+export function withDigest(location: URL, digest: string): URL {
+  const href = location.href;
+  return new URL(`${href}${href.includes('?') ? '&' : '?'}digest=${encodeURIComponent(digest)}`);
+}
+
+function describeNetworkError(err: unknown): string {
+  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  const code = e.cause?.code ?? e.code;
+  const message = e.cause?.message ?? e.message ?? String(err);
+  return code ? `${code}: ${message}` : message;
+}

@@ -1,0 +1,78 @@
+import { readFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
+import { Agent } from 'undici';
+import { UsageError } from '../errors.js';
+
+export interface Endpoint {
+  /** `https://harbor.example:8443` */
+  readonly origin: string;
+  /** `harbor.example:8443`: the key for credentials and tokens. */
+  readonly host: string;
+  readonly secure: boolean;
+}
+
+function isLoopback(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || hostname === '::1' || /^127(?:\.\d{1,3}){3}$/.test(hostname);
+}
+
+/**
+ * `--to` accepts `host[:port]`, `http://host`, `https://host`. A bare host means HTTPS, except loopback hosts
+ * (a registry on this machine), which are plain HTTP unless `https://` is written.
+ */
+export function parseEndpoint(value: string): Endpoint {
+  const trimmed = value.trim().replace(/\/+$/, '');
+  if (trimmed === '') throw new UsageError('--to is empty', 'give the destination as host[:port] or https://host');
+  const explicit = /^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed);
+  let url: URL;
+  try {
+    url = new URL(explicit ? trimmed : `https://${trimmed}`);
+  } catch {
+    throw new UsageError(`--to "${value}" is not a host or URL`, 'give the destination as host[:port] or https://host');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new UsageError(`--to "${value}": only http:// and https:// destinations are supported`);
+  }
+  if (url.pathname !== '/' || url.search || url.username || url.password) {
+    throw new UsageError(`--to "${value}" must be a host, without path, query or credentials`, 'use --username and --password-stdin for credentials');
+  }
+  const secure = explicit ? url.protocol === 'https:' : !isLoopback(url.hostname);
+  const origin = `${secure ? 'https' : 'http'}://${url.host}`;
+  return { origin, host: url.host, secure };
+}
+
+export interface TlsOptions {
+  /** Skip certificate verification (`--insecure`). */
+  readonly insecure: boolean;
+  /** Extra CA bundle (`--ca-file`), trusted in addition to the system CAs. */
+  readonly caFile: string | undefined;
+}
+
+export interface DispatcherOptions extends TlsOptions {
+  /** Milliseconds to wait for response headers or between body bytes before calling the connection dead. */
+  readonly timeoutMs: number;
+  readonly connections?: number;
+}
+
+export function readCaFile(caFile: string): string {
+  try {
+    return readFileSync(caFile, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--ca-file ${caFile}: cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
+
+/** One connection pool per run; TLS verification stays on unless `--insecure`. */
+export function createDispatcher(options: DispatcherOptions): Agent {
+  const ca = options.caFile ? [...rootCertificates, readCaFile(options.caFile)] : undefined;
+  return new Agent({
+    connections: options.connections ?? 32,
+    headersTimeout: options.timeoutMs,
+    bodyTimeout: options.timeoutMs,
+    keepAliveTimeout: 30_000,
+    connect: {
+      timeout: Math.min(options.timeoutMs, 30_000),
+      rejectUnauthorized: !options.insecure,
+      ...(ca ? { ca } : {}),
+    },
+  });
+}

@@ -1,0 +1,88 @@
+import cliProgress from 'cli-progress';
+import type { Writable } from 'node:stream';
+import type { PushEvent } from '../transfer/push.js';
+import { formatBytes } from '../util/format.js';
+
+export interface ProgressOptions {
+  readonly stream: Writable;
+  readonly isTTY: boolean;
+  readonly quiet: boolean;
+  /** Seconds between plain progress lines when not on a TTY. */
+  readonly intervalSeconds?: number;
+}
+
+export interface Progress {
+  readonly onEvent: (event: PushEvent) => void;
+  stop(): void;
+}
+
+/**
+ * Progress for push: bars on a terminal (bytes, images); on a pipe (CI, cron) a plain line every 30 s and one line
+ * per failure as it happens. `--quiet` keeps only the failure lines.
+ */
+export function createProgress(options: ProgressOptions): Progress {
+  const { stream } = options;
+  let totalBytes = 0;
+  let totalImages = 0;
+  let sentBytes = 0;
+  let imagesDone = 0;
+  let failures = 0;
+  let multibar: cliProgress.MultiBar | undefined;
+  let bytesBar: cliProgress.SingleBar | undefined;
+  let imagesBar: cliProgress.SingleBar | undefined;
+  let timer: NodeJS.Timeout | undefined;
+
+  const line = (text: string): void => {
+    if (multibar) multibar.log(text + '\n');
+    else stream.write(text + '\n');
+  };
+  const status = (): string =>
+    `pushed ${imagesDone}/${totalImages} images (${failures} failed), sent ${formatBytes(sentBytes)} of up to ${formatBytes(totalBytes)}`;
+
+  const onEvent = (event: PushEvent): void => {
+    switch (event.type) {
+      case 'project':
+        if (!options.quiet && event.result === 'created') line(`created project ${event.name}`);
+        break;
+      case 'planned':
+        totalImages = event.plan.images.length;
+        totalBytes = event.plan.blobs.reduce((s, b) => s + b.size, 0);
+        if (options.quiet) break;
+        if (options.isTTY && totalImages > 0) {
+          multibar = new cliProgress.MultiBar(
+            { stream, clearOnComplete: true, hideCursor: true, format: ' {bar} {percentage}% | {label}', barsize: 30, fps: 5 },
+            cliProgress.Presets.shades_classic,
+          );
+          bytesBar = multibar.create(Math.max(1, totalBytes), 0, { label: `0 B of ${formatBytes(totalBytes)}` });
+          imagesBar = multibar.create(Math.max(1, totalImages), 0, { label: `0/${totalImages} images` });
+        } else {
+          line(`plan: ${totalImages} images to push, ${event.plan.existing.length} already there, up to ${formatBytes(totalBytes)} to upload`);
+          timer = setInterval(() => line(status()), (options.intervalSeconds ?? 30) * 1000);
+          timer.unref();
+        }
+        break;
+      case 'bytes':
+        sentBytes += event.bytes;
+        bytesBar?.update(Math.min(sentBytes, Math.max(1, totalBytes)), { label: `${formatBytes(sentBytes)} of ${formatBytes(totalBytes)}` });
+        break;
+      case 'image-done':
+        imagesDone++;
+        if (!event.ok) {
+          failures++;
+          line(`failed: ${event.image.source} → ${event.image.repository}:${event.image.tag}: ${event.reason ?? 'failed'}`);
+        }
+        imagesBar?.update(imagesDone, { label: `${imagesDone}/${totalImages} images${failures ? `, ${failures} failed` : ''}` });
+        break;
+      default:
+        break;
+    }
+  };
+
+  return {
+    onEvent,
+    stop: () => {
+      if (timer) clearInterval(timer);
+      multibar?.stop();
+    },
+  };
+}

@@ -1,0 +1,108 @@
+import { writeFileSync } from 'node:fs';
+import { shortMediaType } from '../image/media-types.js';
+import { planTotals, type Plan } from '../plan/plan.js';
+import { shortDigest } from '../storage/digest.js';
+import type { PushResult, ImageReport } from '../transfer/push.js';
+import { csvLine, formatBytes, formatDuration, renderTable } from '../util/format.js';
+import { UsageError } from '../errors.js';
+
+export const PUSH_REPORT_VERSION = 1;
+
+export interface PushCounts {
+  readonly verified: number;
+  readonly skipped: number;
+  readonly failed: number;
+}
+
+export function countReports(reports: readonly ImageReport[]): PushCounts {
+  let verified = 0;
+  let skipped = 0;
+  let failed = 0;
+  for (const r of reports) {
+    if (r.status === 'verified') verified++;
+    else if (r.status === 'skipped-existing') skipped++;
+    else failed++;
+  }
+  return { verified, skipped, failed };
+}
+
+export function reportDocument(result: PushResult, destination: string) {
+  return {
+    schemaVersion: PUSH_REPORT_VERSION,
+    kind: 'regmigrate.push',
+    destination,
+    harborVersion: result.harborVersion ?? null,
+    durationMs: result.durationMs,
+    summary: { ...countReports(result.reports), ...result.stats, projectsCreated: result.projectsCreated },
+    images: result.reports.map((r) => ({
+      source: r.source,
+      destination: r.destination ?? null,
+      digest: r.digest ?? null,
+      mediaType: r.mediaType ?? null,
+      size: r.size,
+      status: r.status,
+      reason: r.reason ?? null,
+    })),
+  };
+}
+
+export const REPORT_CSV_HEADER = ['source', 'destination', 'digest', 'media_type', 'size', 'status', 'reason'];
+
+export function reportCsv(reports: readonly ImageReport[]): string {
+  let out = csvLine(REPORT_CSV_HEADER);
+  for (const r of reports) out += csvLine([r.source, r.destination, r.digest, r.mediaType, r.size, r.status, r.reason]);
+  return out;
+}
+
+/** `--report FILE`: JSON or CSV by the file's extension. */
+export function reportFormat(file: string): 'json' | 'csv' | undefined {
+  if (/\.json$/i.test(file)) return 'json';
+  if (/\.csv$/i.test(file)) return 'csv';
+  return undefined;
+}
+
+export function writeReport(file: string, result: PushResult, destination: string): void {
+  const format = reportFormat(file);
+  if (!format) throw new UsageError(`--report ${file}: the name must end in .json or .csv`);
+  const text = format === 'json' ? JSON.stringify(reportDocument(result, destination), null, 2) + '\n' : reportCsv(result.reports);
+  writeFileSync(file, text, { mode: 0o644 });
+}
+
+export function renderImageTable(reports: readonly ImageReport[]): string {
+  const rows = reports.map((r) => [r.source, r.destination ?? '-', shortDigest(r.digest), shortMediaType(r.mediaType), r.status]);
+  let out = renderTable(['SOURCE', 'DESTINATION', 'DIGEST', 'TYPE', 'STATUS'], rows);
+  const failed = reports.filter((r) => r.status === 'failed');
+  if (failed.length > 0) {
+    out += '\nFailed:\n';
+    for (const r of failed) out += `  ${r.source}: ${r.reason ?? 'failed'}\n`;
+  }
+  return out;
+}
+
+export function renderPushSummary(result: PushResult): string {
+  const c = countReports(result.reports);
+  const s = result.stats;
+  const seconds = result.durationMs / 1000;
+  const rate = seconds > 0 ? formatBytes(s.bytesUploaded / seconds) + '/s' : '-';
+  return (
+    `${c.verified} images verified, ${c.skipped} already there, ${c.failed} failed; ` +
+    `uploaded ${formatBytes(s.bytesUploaded)} (${s.blobsUploaded} blobs), mounted ${formatBytes(s.bytesMounted)} (${s.blobsMounted}), ` +
+    `skipped ${formatBytes(s.bytesSkipped)} (${s.blobsSkipped}); ${formatDuration(result.durationMs)}, ${rate}` +
+    (result.projectsCreated.length ? `; projects created: ${result.projectsCreated.join(', ')}` : '')
+  );
+}
+
+export function renderPlan(plan: Plan, harbor: boolean): string {
+  const t = planTotals(plan);
+  let out = '';
+  if (harbor) out += `Projects to create: ${plan.projectsToCreate.length ? plan.projectsToCreate.join(', ') : 'none'}\n`;
+  out += `Blobs to upload (unless already present): ${t.blobsToUpload}, ${formatBytes(t.bytesToUpload)}; cross-repository mounts: ${t.mounts}\n`;
+  out += `Images to push: ${t.images}; already there: ${t.existing}; cannot be migrated: ${t.rejected}\n\n`;
+  const rows = [
+    ...plan.images.map((i) => [i.source, `${i.repository}:${i.tag}`, shortDigest(i.digest), shortMediaType(i.mediaType), formatBytes(i.size), 'push']),
+    ...plan.existing.map((i) => [i.source, `${i.repository}:${i.tag}`, shortDigest(i.digest), shortMediaType(i.mediaType), formatBytes(i.size), 'skip (already there)']),
+    ...plan.rejected.map((r) => [r.source, r.repository ?? '-', shortDigest(r.digest), '-', '-', `fail: ${r.reason}`]),
+  ].sort((a, b) => (a[0]! < b[0]! ? -1 : 1));
+  out += renderTable(['SOURCE', 'DESTINATION', 'DIGEST', 'TYPE', 'SIZE', 'ACTION'], rows);
+  return out;
+}

@@ -1,0 +1,86 @@
+import type { Agent } from 'undici';
+import { DestinationError, errorMessage } from '../errors.js';
+import { HarborClient } from '../harbor/client.js';
+import { RegistryClient, type RetryPolicy } from '../registry/client.js';
+import { resolveCredentials, type CredentialSources } from '../registry/credentials.js';
+import { createDispatcher, type Endpoint, type TlsOptions } from '../registry/endpoint.js';
+import { RegistryError } from '../registry/errors.js';
+
+export interface DestinationOptions extends TlsOptions {
+  readonly endpoint: Endpoint;
+  readonly credentials: CredentialSources;
+  readonly timeoutMs: number;
+  readonly chunkSize: number | undefined;
+  readonly retry?: RetryPolicy;
+}
+
+export interface Destination {
+  readonly endpoint: Endpoint;
+  readonly client: RegistryClient;
+  /** Set when the destination is Harbor (`/api/v2.0/systeminfo` answers). */
+  readonly harbor: HarborClient | undefined;
+  readonly harborVersion: string | undefined;
+  close(): Promise<void>;
+}
+
+const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|DEPTH_ZERO|HOSTNAME/;
+
+/**
+ * Credentials, connection pool, a `GET /v2/` and Harbor detection: everything that must work before any work
+ * starts. Failures here are exit 3 (unreachable or refused), with the reason in one line.
+ */
+export async function connectDestination(options: DestinationOptions): Promise<Destination> {
+  const credentials = await resolveCredentials(options.endpoint.host, options.credentials);
+  const dispatcher: Agent = createDispatcher({ insecure: options.insecure, caFile: options.caFile, timeoutMs: options.timeoutMs });
+  const client = new RegistryClient({
+    endpoint: options.endpoint,
+    credentials,
+    dispatcher,
+    ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
+    ...(options.retry ? { retry: options.retry } : {}),
+  });
+  const close = async (): Promise<void> => {
+    await dispatcher.close().catch(() => undefined);
+  };
+  try {
+    await client.retrying(() => client.ping());
+  } catch (err) {
+    await close();
+    throw explainConnectFailure(options.endpoint, err, credentials !== undefined);
+  }
+  const harborClient = new HarborClient(options.endpoint, credentials, dispatcher);
+  let harborVersion: string | undefined;
+  try {
+    harborVersion = await harborClient.systemInfo();
+  } catch {
+    harborVersion = undefined;
+  }
+  return { endpoint: options.endpoint, client, harbor: harborVersion ? harborClient : undefined, harborVersion, close };
+}
+
+function explainConnectFailure(endpoint: Endpoint, err: unknown, haveCredentials: boolean): Error {
+  if (err instanceof DestinationError) return err;
+  if (err instanceof RegistryError) {
+    if (err.failure === 'auth') {
+      return new DestinationError(
+        'AUTH_REFUSED',
+        `${endpoint.host} refused access: ${err.message}`,
+        haveCredentials ? 'check the username and password' : 'give credentials: --username with --password-stdin, REGMIGRATE_USERNAME/REGMIGRATE_PASSWORD, or docker login',
+      );
+    }
+    const cause = (err.cause as { cause?: { code?: string } } | undefined)?.cause?.code ?? (err.cause as { code?: string } | undefined)?.code ?? '';
+    if (TLS_CODES.test(cause) || TLS_CODES.test(err.message)) {
+      return new DestinationError(
+        'DESTINATION_UNREACHABLE',
+        `${endpoint.origin}: TLS certificate not trusted (${cause || err.message})`,
+        'give the CA that signed it with --ca-file, or --insecure to skip verification',
+        err,
+      );
+    }
+    if (err.status === undefined) {
+      return new DestinationError('DESTINATION_UNREACHABLE', `${endpoint.origin} is unreachable: ${err.message}`, 'check --to, the network and that the registry runs', err);
+    }
+    return new DestinationError('DESTINATION_UNREACHABLE', `${endpoint.origin} is not a working registry: ${err.message}`, 'check --to: it must be the registry (Harbor) host', err);
+  }
+  return new DestinationError('DESTINATION_UNREACHABLE', `${endpoint.origin}: ${errorMessage(err)}`);
+}

@@ -1,0 +1,181 @@
+import pLimit from 'p-limit';
+import type { ManifestRecord } from '../image/reader.js';
+import type { Plan, PlannedBlob, PlannedImage } from '../plan/plan.js';
+import type { RegistryClient } from '../registry/client.js';
+import { RegistryError } from '../registry/errors.js';
+import { errorMessage } from '../errors.js';
+
+export interface TransferStats {
+  blobsUploaded: number;
+  bytesUploaded: number;
+  blobsMounted: number;
+  bytesMounted: number;
+  blobsSkipped: number;
+  bytesSkipped: number;
+  manifestsPut: number;
+}
+
+export type TransferEvent =
+  | { type: 'bytes'; bytes: number }
+  | { type: 'blob-start'; digest: string; repository: string; size: number }
+  | { type: 'blob-done'; digest: string; repository: string; how: 'uploaded' | 'mounted' | 'skipped'; size: number }
+  | { type: 'image-done'; image: PlannedImage; ok: boolean; reason?: string };
+
+export interface ExecuteOptions {
+  readonly client: RegistryClient;
+  readonly manifests: ReadonlyMap<string, ManifestRecord>;
+  /** Path of a blob's `data` file in the source storage. */
+  readonly blobPath: (digest: string) => string;
+  /** Uploads in flight at once. */
+  readonly blobConcurrency: number;
+  /** HEADs, mounts and manifest PUTs in flight at once. */
+  readonly requestConcurrency: number;
+  readonly onEvent?: (event: TransferEvent) => void;
+  /** Stop starting new work (SIGINT/SIGTERM); work under way finishes. */
+  readonly signal?: AbortSignal;
+}
+
+export type ImageOutcome = { image: PlannedImage; ok: true } | { image: PlannedImage; ok: false; reason: string };
+
+export interface ExecuteResult {
+  readonly outcomes: ImageOutcome[];
+  readonly stats: TransferStats;
+}
+
+/** Why a blob failed, in words an operator acts on. DIGEST_INVALID means the source blob is corrupt (§3). */
+function describeBlobFailure(digest: string, err: unknown): string {
+  if (err instanceof RegistryError && err.registryCode === 'DIGEST_INVALID') {
+    return `corrupt-blob: the destination rejected blob ${digest}: its source data does not match its digest`;
+  }
+  if (err instanceof RegistryError && err.failure === 'denied' && /exceed|quota/i.test(err.message)) {
+    return `quota-exceeded: ${err.message}`;
+  }
+  return `blob ${digest}: ${errorMessage(err)}`;
+}
+
+class Interrupted extends Error {}
+
+/**
+ * Executes a plan. Images are pushed concurrently; each waits for its blobs. A blob is uploaded once, into its
+ * home repository (a HEAD first, so a re-run sends nothing twice); every other repository mounts it from there
+ * once it has landed, falling back to an upload when the mount is refused. An image whose blobs did not all land
+ * gets no manifest: no half images in the destination.
+ */
+export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<ExecuteResult> {
+  const { client } = options;
+  const stats: TransferStats = { blobsUploaded: 0, bytesUploaded: 0, blobsMounted: 0, bytesMounted: 0, blobsSkipped: 0, bytesSkipped: 0, manifestsPut: 0 };
+  const blobs = new Map<string, PlannedBlob>(plan.blobs.map((b) => [b.digest, b]));
+  const uploads = pLimit(options.blobConcurrency);
+  const requests = pLimit(options.requestConcurrency);
+  const ensured = new Map<string, Promise<void>>();
+  const childManifests = new Map<string, Promise<void>>();
+  const emit = options.onEvent ?? (() => undefined);
+  const checkInterrupted = (): void => {
+    if (options.signal?.aborted) throw new Interrupted('interrupted before this step started');
+  };
+
+  const upload = async (repository: string, blob: PlannedBlob, session?: URL): Promise<void> => {
+    await uploads(async () => {
+      checkInterrupted();
+      emit({ type: 'blob-start', digest: blob.digest, repository, size: blob.size });
+      await client.uploadBlob(repository, blob.digest, options.blobPath(blob.digest), blob.size, session, (n) => emit({ type: 'bytes', bytes: n }));
+      stats.blobsUploaded++;
+      stats.bytesUploaded += blob.size;
+      emit({ type: 'blob-done', digest: blob.digest, repository, how: 'uploaded', size: blob.size });
+    });
+  };
+
+  const ensureAtHome = async (blob: PlannedBlob): Promise<void> => {
+    const present = await requests(() => {
+      checkInterrupted();
+      return client.hasBlob(blob.home, blob.digest);
+    });
+    if (present) {
+      stats.blobsSkipped++;
+      stats.bytesSkipped += blob.size;
+      emit({ type: 'blob-done', digest: blob.digest, repository: blob.home, how: 'skipped', size: blob.size });
+      return;
+    }
+    await upload(blob.home, blob);
+  };
+
+  const ensureMounted = async (repository: string, blob: PlannedBlob): Promise<void> => {
+    try {
+      await ensureBlob(blob.home, blob);
+    } catch (err) {
+      // A corrupt source blob fails everywhere; any other failure at home still leaves an upload here to try.
+      if (err instanceof RegistryError && err.registryCode === 'DIGEST_INVALID') throw err;
+      if (err instanceof Interrupted) throw err;
+      await upload(repository, blob);
+      return;
+    }
+    // Mounting a blob the repository already has answers 201 too: no HEAD needed first.
+    const mount = await requests(() => {
+      checkInterrupted();
+      return client.mountBlob(repository, blob.digest, blob.home);
+    });
+    if (mount.mounted) {
+      stats.blobsMounted++;
+      stats.bytesMounted += blob.size;
+      emit({ type: 'blob-done', digest: blob.digest, repository, how: 'mounted', size: blob.size });
+      return;
+    }
+    await upload(repository, blob, mount.location);
+  };
+
+  function ensureBlob(repository: string, blob: PlannedBlob): Promise<void> {
+    const key = `${repository}@${blob.digest}`;
+    let promise = ensured.get(key);
+    if (!promise) {
+      promise = repository === blob.home ? ensureAtHome(blob) : ensureMounted(repository, blob);
+      ensured.set(key, promise);
+    }
+    return promise;
+  }
+
+  const putManifest = async (image: PlannedImage, digest: string, reference: string): Promise<void> => {
+    const record = options.manifests.get(digest);
+    if (!record) throw new Error(`manifest ${digest} of ${image.source} is not in the inventory`);
+    const served = await requests(() => {
+      checkInterrupted();
+      return client.putManifest(image.repository, reference, record.bytes, record.mediaType);
+    });
+    stats.manifestsPut++;
+    if (served !== digest) throw new Error(`the destination computed digest ${served} for manifest ${digest}: it changed the bytes`);
+  };
+
+  const pushImage = async (image: PlannedImage): Promise<ImageOutcome> => {
+    const results = await Promise.allSettled(image.blobs.map((digest) => ensureBlob(image.repository, blobs.get(digest)!)));
+    const failed = results.findIndex((r) => r.status === 'rejected');
+    if (failed >= 0) {
+      const reason = (results[failed] as PromiseRejectedResult).reason;
+      return { image, ok: false, reason: reason instanceof Interrupted ? 'interrupted' : describeBlobFailure(image.blobs[failed]!, reason) };
+    }
+    try {
+      // Children by digest first (a registry refuses an index whose children are missing), then the tag.
+      for (const manifest of image.manifests.slice(0, -1)) {
+        const key = `${image.repository}@${manifest.digest}`;
+        let put = childManifests.get(key);
+        if (!put) {
+          put = putManifest(image, manifest.digest, manifest.digest);
+          childManifests.set(key, put);
+        }
+        await put;
+      }
+      await putManifest(image, image.digest, image.tag);
+      return { image, ok: true };
+    } catch (err) {
+      if (err instanceof Interrupted) return { image, ok: false, reason: 'interrupted' };
+      return { image, ok: false, reason: `manifest: ${errorMessage(err)}` };
+    }
+  };
+
+  const outcomes = await Promise.all(
+    plan.images.map(async (image) => {
+      const outcome = await pushImage(image);
+      emit(outcome.ok ? { type: 'image-done', image, ok: true } : { type: 'image-done', image, ok: false, reason: outcome.reason });
+      return outcome;
+    }),
+  );
+  return { outcomes, stats };
+}

@@ -1,0 +1,169 @@
+import { createHash } from 'node:crypto';
+import pLimit from 'p-limit';
+import { errorMessage } from '../errors.js';
+import type { ProjectSettings } from '../harbor/client.js';
+import { scanStorage } from '../inventory/scan.js';
+import type { SourceInventory } from '../inventory/types.js';
+import type { MapRule } from '../plan/map-names.js';
+import { destinationRef, planMigration, selectCandidates, type Candidate, type Plan, type PlannedImage } from '../plan/plan.js';
+import { blobDataPath, locateStorage } from '../storage/layout.js';
+import { splitDigest } from '../storage/digest.js';
+import type { Destination } from './destination.js';
+import { executePlan, type TransferEvent, type TransferStats } from './execute.js';
+
+export type ImageStatus = 'verified' | 'skipped-existing' | 'failed';
+
+/** One line of the verified image list. */
+export interface ImageReport {
+  readonly source: string;
+  readonly destination: string | undefined;
+  readonly digest: string | undefined;
+  readonly mediaType: string | undefined;
+  readonly size: number;
+  readonly status: ImageStatus;
+  readonly reason?: string;
+}
+
+export interface PushOptions {
+  readonly root: string;
+  readonly include: readonly string[];
+  readonly exclude: readonly string[];
+  readonly maps: readonly MapRule[];
+  readonly defaultProject: string;
+  readonly project: ProjectSettings;
+  readonly dryRun: boolean;
+  /** Blob uploads in flight. */
+  readonly concurrency: number;
+  /** HEADs, mounts, manifest PUTs and verification GETs in flight. */
+  readonly requestConcurrency: number;
+  readonly onEvent?: (event: PushEvent) => void;
+  readonly signal?: AbortSignal;
+}
+
+export type PushEvent =
+  | { type: 'scanned'; tags: number }
+  | { type: 'project'; name: string; result: 'created' | 'exists' }
+  | { type: 'planned'; plan: Plan }
+  | TransferEvent;
+
+export interface PushResult {
+  readonly inventory: SourceInventory;
+  readonly plan: Plan;
+  readonly reports: readonly ImageReport[];
+  readonly stats: TransferStats;
+  readonly projectsCreated: readonly string[];
+  readonly harborVersion: string | undefined;
+  readonly durationMs: number;
+}
+
+function sha256Of(bytes: Buffer, digest: string): string {
+  const [algorithm] = splitDigest(digest);
+  return `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
+}
+
+/**
+ * `push`: scan → map → projects → probe → plan → execute → verify. Returns the per-image fate of every source
+ * tag; throws only for problems that stop everything before work starts (exit 2/3).
+ */
+export async function pushStorage(destination: Destination, options: PushOptions): Promise<PushResult> {
+  const started = Date.now();
+  const emit = options.onEvent ?? (() => undefined);
+  const layout = await locateStorage(options.root);
+  const inventory = await scanStorage(layout, { include: options.include, exclude: options.exclude, verify: false, concurrency: options.requestConcurrency });
+  emit({ type: 'scanned', tags: inventory.tags.length });
+
+  const harbor = destination.harbor;
+  const candidates = selectCandidates(inventory, { rules: options.maps, defaultProject: options.defaultProject, harbor: harbor !== undefined });
+  const requests = pLimit(options.requestConcurrency);
+
+  // Projects first: Harbor hands out tokens without actions for a project that does not exist (PROTOCOL.md §4).
+  const existingProjects = new Set<string>();
+  const projectsCreated: string[] = [];
+  if (harbor) {
+    const needed = [...new Set(candidates.accepted.map((c) => c.project))].sort();
+    const exists = await Promise.all(needed.map((p) => requests(() => harbor.projectExists(p))));
+    needed.forEach((p, i) => exists[i] && existingProjects.add(p));
+    if (!options.dryRun) {
+      for (const project of needed.filter((p) => !existingProjects.has(p))) {
+        const result = await harbor.ensureProject(project, options.project);
+        if (result === 'created') projectsCreated.push(project);
+        existingProjects.add(project);
+        emit({ type: 'project', name: project, result });
+      }
+    }
+  }
+  const projectExists = (project: string): boolean => !harbor || existingProjects.has(project);
+
+  const tags = await probeTags(destination, candidates.accepted.filter((c) => projectExists(c.project)), requests);
+  const plan = planMigration(candidates, inventory.manifests, { projectExists, tags });
+  emit({ type: 'planned', plan });
+
+  const stats: TransferStats = { blobsUploaded: 0, bytesUploaded: 0, blobsMounted: 0, bytesMounted: 0, blobsSkipped: 0, bytesSkipped: 0, manifestsPut: 0 };
+  const reports: ImageReport[] = [];
+  const base = (image: PlannedImage) => ({
+    source: image.source,
+    destination: destinationRef(image),
+    digest: image.digest,
+    mediaType: image.mediaType,
+    size: image.size,
+  });
+  for (const rejected of plan.rejected) {
+    reports.push({ source: rejected.source, destination: rejected.repository, digest: rejected.digest, mediaType: undefined, size: 0, status: 'failed', reason: rejected.reason });
+  }
+  for (const image of plan.existing) reports.push({ ...base(image), status: 'skipped-existing' });
+
+  if (options.dryRun) {
+    return { inventory, plan, reports, stats, projectsCreated, harborVersion: destination.harborVersion, durationMs: Date.now() - started };
+  }
+
+  const executed = await executePlan(plan, {
+    client: destination.client,
+    manifests: inventory.manifests,
+    blobPath: (digest) => blobDataPath(layout, digest),
+    blobConcurrency: options.concurrency,
+    requestConcurrency: options.requestConcurrency,
+    onEvent: emit,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  Object.assign(stats, executed.stats);
+
+  // Verification reads back what the destination serves for each tag and hashes it: the digest is the identity.
+  const verified = await Promise.all(
+    executed.outcomes.map((outcome) =>
+      requests(async (): Promise<ImageReport> => {
+        const image = outcome.image;
+        if (!outcome.ok) return { ...base(image), status: 'failed', reason: outcome.reason };
+        try {
+          const served = await destination.client.getManifest(image.repository, image.tag);
+          if (!served) return { ...base(image), status: 'failed', reason: 'verification: the destination does not serve the tag after the push' };
+          const digest = sha256Of(served.bytes, image.digest);
+          if (digest !== image.digest) return { ...base(image), status: 'failed', reason: `verification: the destination serves digest ${digest}` };
+          return { ...base(image), status: 'verified' };
+        } catch (err) {
+          return { ...base(image), status: 'failed', reason: `verification: ${errorMessage(err)}` };
+        }
+      }),
+    ),
+  );
+  reports.push(...verified);
+  reports.sort((a, b) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
+  return { inventory, plan, reports, stats, projectsCreated, harborVersion: destination.harborVersion, durationMs: Date.now() - started };
+}
+
+/** HEAD every candidate tag: what the destination already serves, so a second run transfers nothing. */
+async function probeTags(destination: Destination, candidates: readonly Candidate[], requests: ReturnType<typeof pLimit>): Promise<Map<string, string>> {
+  const tags = new Map<string, string>();
+  await Promise.all(
+    candidates.map((c) =>
+      requests(async () => {
+        try {
+          const head = await destination.client.headManifest(c.repository, c.entry.tag);
+          if (head?.digest) tags.set(`${c.repository}:${c.entry.tag}`, head.digest);
+        } catch {
+          // Unknown is treated as absent: the push itself will then say precisely what is wrong.
+        }
+      }),
+    ),
+  );
+  return tags;
+}
