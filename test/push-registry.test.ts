@@ -1,0 +1,170 @@
+import { execa } from 'execa';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildFaultyStorage, type BuiltTree } from '../fixtures/trees.js';
+import { scanStorage } from '../src/inventory/scan.js';
+import { locateStorage } from '../src/storage/layout.js';
+import { DEMO_STORAGE, runCli } from './helpers/cli.js';
+import { requestKind, startProxy, type ScriptedProxy } from './helpers/proxy.js';
+import { startRegistry, type RunningRegistry } from './helpers/registry.js';
+import { tempDir } from './helpers/tmp.js';
+
+interface Report {
+  images: Array<{ source: string; destination: string | null; digest: string | null; status: string; reason: string | null }>;
+  summary: { verified: number; skipped: number; failed: number; blobsUploaded: number; bytesUploaded: number; blobsMounted: number };
+}
+
+async function servedDigest(host: string, ref: string): Promise<string | undefined> {
+  const result = await execa('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${host}/${ref}`], { reject: false, encoding: 'buffer', stripFinalNewline: false });
+  if (result.exitCode !== 0) return undefined;
+  return `sha256:${createHash('sha256').update(Buffer.from(result.stdout)).digest('hex')}`;
+}
+
+describe('push into a real docker-registry', () => {
+  let tree: BuiltTree;
+  let registry: RunningRegistry;
+  let proxy: ScriptedProxy;
+  let first: Report;
+  let firstExit: number;
+  beforeAll(async () => {
+    tree = buildFaultyStorage(path.join(tempDir(), 'registry'));
+    registry = await startRegistry();
+    proxy = await startProxy(registry.host);
+    const report = path.join(tempDir(), 'report.json');
+    const result = await runCli(['push', tree.root, '--to', proxy.host, '--report', report]);
+    firstExit = result.exitCode;
+    first = JSON.parse(readFileSync(report, 'utf8')) as Report;
+  });
+
+  const healthy = () => tree.tags.filter((t) => !t.fault);
+  const destinationOf = (repository: string) => (repository.includes('/') ? repository : `library/${repository}`);
+
+  it('verifies every healthy tag, byte-identical to the source', async () => {
+    expect(first.summary.verified).toBe(healthy().length);
+    for (const t of healthy()) {
+      const row = first.images.find((i) => i.source === `${t.repository}:${t.tag}`)!;
+      expect(row.status, row.reason ?? '').toBe('verified');
+      expect(await servedDigest(registry.host, `${destinationOf(t.repository)}:${t.tag}`)).toBe(t.digest);
+    }
+  });
+
+  it('reports each faulty image with its reason, leaves it out of the destination, and exits 1', async () => {
+    expect(firstExit).toBe(1);
+    for (const t of tree.tags.filter((x) => x.fault && x.fault.kind !== 'corrupt-blob')) {
+      const row = first.images.find((i) => i.source === `${t.repository}:${t.tag}`)!;
+      expect(row.status).toBe('failed');
+      expect(row.reason).toContain(t.fault!.kind);
+      if (t.repository !== 'broken/Bad_Name') expect(await servedDigest(registry.host, `${t.repository}:${t.tag}`)).toBeUndefined();
+    }
+  });
+
+  it('reports bit rot that scan did not see as a corrupt source blob, from the registry\'s DIGEST_INVALID', async () => {
+    const row = first.images.find((i) => i.source === 'broken/rot:v1')!;
+    expect(row.status).toBe('failed');
+    expect(row.reason).toMatch(/corrupt-blob: the destination rejected blob sha256:[0-9a-f]{64}/);
+    expect(await servedDigest(registry.host, 'broken/rot:v1')).toBeUndefined();
+  });
+
+  it('sends each unique blob once and mounts it everywhere else', async () => {
+    const inventory = await scanStorage(await locateStorage(tree.root), { include: [], exclude: [], verify: false, concurrency: 8 });
+    const healthyTags = inventory.tags.filter((t) => t.faults.length === 0);
+    const unique = new Set(healthyTags.flatMap((t) => t.blobs.map((b) => b.digest)));
+    const uploads = proxy.log.filter((r) => r.method === 'PUT' && r.path.includes('/blobs/uploads/') && r.status === 201);
+    const uploadedDigests = uploads.map((u) => new URLSearchParams(u.query).get('digest'));
+    // The rot blob is sent once and refused; every other upload is a distinct blob.
+    expect(new Set(uploadedDigests).size).toBe(uploadedDigests.length);
+    expect(uploads.length).toBe(unique.size - 1);
+    expect(first.summary.blobsUploaded).toBe(uploads.length);
+    const mounts = proxy.log.filter((r) => r.method === 'POST' && r.query.includes('mount=') && r.status === 201);
+    expect(mounts.length).toBe(first.summary.blobsMounted);
+    expect(mounts.length).toBeGreaterThan(0);
+  });
+
+  it('transfers nothing on a second run', async () => {
+    const before = proxy.log.length;
+    const report = path.join(tempDir(), 'second.json');
+    const result = await runCli(['push', tree.root, '--to', proxy.host, '--report', report]);
+    expect(result.exitCode).toBe(1);
+    const second = JSON.parse(readFileSync(report, 'utf8')) as Report;
+    expect(second.summary.bytesUploaded).toBe(0);
+    expect(second.summary.skipped).toBe(healthy().length);
+    const newRequests = proxy.log.slice(before);
+    const kinds = new Set(newRequests.map((r) => requestKind(r.method, r.path)));
+    // Only the tag HEADs (and the retry of the corrupt image, which fails again): no blob sent twice.
+    expect(newRequests.filter((r) => r.method === 'PUT' && r.status === 201)).toEqual([]);
+    expect(kinds.has('HEAD manifest')).toBe(true);
+  });
+
+  it('pushes images that a real client pulls and unpacks (podman checks every layer against the diff IDs)', async () => {
+    const root = tempDir('regmigrate-podman-');
+    for (const ref of ['infra/tools/kubectl:1.29', 'team/api:1.0', 'library/busybox:1.36']) {
+      const result = await execa(
+        'podman',
+        ['--storage-driver', 'vfs', '--root', path.join(root, 'root'), '--runroot', path.join(root, 'run'), 'pull', '--tls-verify=false', `${registry.host}/${ref}`],
+        { reject: false },
+      );
+      expect(result.exitCode, String(result.stderr)).toBe(0);
+    }
+  });
+});
+
+describe('push options', () => {
+  it('--dry-run prints the plan and changes nothing', async () => {
+    const registry = await startRegistry();
+    const proxy = await startProxy(registry.host);
+    const result = await runCli(['push', DEMO_STORAGE, '--to', proxy.host, '--dry-run']);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/Blobs to upload \(unless already present\): 18, 102 KiB; cross-repository mounts: 4/);
+    expect(result.stdout).toMatch(/Images to push: 7; already there: 0; cannot be migrated: 0/);
+    expect(result.stdout).toMatch(/busybox:1\.36\s+library\/busybox:1\.36\s+[0-9a-f]{12}\s+docker-v2\s+[\d.]+ KiB\s+push/);
+    expect(proxy.log.filter((r) => r.method !== 'GET' && r.method !== 'HEAD')).toEqual([]);
+  });
+
+  it('--map and --default-project decide destination names; nested names stay whole', async () => {
+    const registry = await startRegistry();
+    const result = await runCli(['push', DEMO_STORAGE, '--to', registry.host, '--map', 'infra=platform/infra', '--map', 'team/api=apps/api-server', '--default-project', 'base', '--output', 'json']);
+    expect(result.exitCode, result.stderr).toBe(0);
+    const doc = JSON.parse(result.stdout) as Report;
+    const destinations = Object.fromEntries(doc.images.map((i) => [i.source, i.destination]));
+    expect(destinations).toEqual({
+      'busybox:1.36': 'base/busybox:1.36',
+      'infra/tools/kubectl:1.29': 'platform/infra/tools/kubectl:1.29',
+      'infra/tools:latest': 'platform/infra/tools:latest',
+      'library/alpine:3.19': 'library/alpine:3.19',
+      'library/alpine:latest': 'library/alpine:latest',
+      'team/api:1.0': 'apps/api-server:1.0',
+      'team/api:1.1': 'apps/api-server:1.1',
+    });
+    expect(await servedDigest(registry.host, 'platform/infra/tools/kubectl:1.29')).toBeDefined();
+  });
+
+  it('writes a CSV report', async () => {
+    const registry = await startRegistry();
+    const report = path.join(tempDir(), 'images.csv');
+    const result = await runCli(['push', DEMO_STORAGE, '--to', registry.host, '--report', report, '--quiet']);
+    expect(result.exitCode).toBe(0);
+    const lines = readFileSync(report, 'utf8').trimEnd().split('\n');
+    expect(lines[0]).toBe('source,destination,digest,media_type,size,status,reason');
+    expect(lines).toHaveLength(8);
+    expect(lines.filter((l) => l.includes(',verified,'))).toHaveLength(7);
+  });
+
+  it.each([
+    [['push', DEMO_STORAGE], /required option '--to <host>'/],
+    [['push', DEMO_STORAGE, '--to', 'ftp://x'], /only http:\/\/ and https:\/\//],
+    [['push', DEMO_STORAGE, '--to', 'h:5000', '--map', 'nope', '--report', 'r.txt', '--username', 'u'], /^(?=.*--map "nope" is not from=to)(?=.*--report r\.txt: the name must end in \.json or \.csv)(?=.*--username needs --password-stdin)/],
+    [['push', DEMO_STORAGE, '--to', 'h:5000', '--default-project', 'Bad__X'], /--default-project "Bad__X" is not a valid project name/],
+  ])('exits 2 on bad options: %j', async (args, message) => {
+    const result = await runCli(args);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toMatch(message);
+  });
+
+  it('exits 3 when the destination is unreachable', async () => {
+    const result = await runCli(['push', DEMO_STORAGE, '--to', '127.0.0.1:9', '--retries', '1']);
+    expect(result.exitCode).toBe(3);
+    expect(result.stderr).toMatch(/http:\/\/127\.0\.0\.1:9 is unreachable: .*ECONNREFUSED/);
+  });
+});
