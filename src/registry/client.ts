@@ -14,9 +14,11 @@ export interface RetryPolicy {
   readonly attempts: number;
   readonly baseDelayMs: number;
   readonly maxDelayMs: number;
+  /** The longest `Retry-After` we honour; a server asking for more gets this. */
+  readonly maxRetryAfterMs?: number;
 }
 
-export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 500, maxDelayMs: 30_000 };
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 500, maxDelayMs: 30_000, maxRetryAfterMs: 60_000 };
 
 export interface ClientOptions {
   readonly endpoint: Endpoint;
@@ -265,7 +267,7 @@ export class RegistryClient {
         this.stats.retries++;
         const backoff = Math.min(this.#retry.maxDelayMs, this.#retry.baseDelayMs * 2 ** (attempt - 1));
         const jittered = backoff / 2 + Math.random() * (backoff / 2);
-        await sleep(Math.min(this.#retry.maxDelayMs * 2, err.retryAfterMs ?? jittered));
+        await sleep(err.retryAfterMs !== undefined ? Math.min(err.retryAfterMs, this.#retry.maxRetryAfterMs ?? 60_000) : jittered);
       }
     }
   }

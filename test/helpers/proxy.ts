@@ -35,6 +35,8 @@ export interface ScriptedProxy {
   readonly url: string;
   readonly log: LoggedProxyRequest[];
   script: (req: ProxyRequest) => ScriptAction;
+  /** Forget the log and the per-kind counts, and forward everything again. */
+  reset(): void;
   stop(): Promise<void>;
 }
 
@@ -50,7 +52,18 @@ export async function startProxy(upstreamHost: string): Promise<ScriptedProxy> {
   const [upHost, upPort] = upstreamHost.split(':') as [string, string];
   const counts = new Map<string, number>();
   const log: LoggedProxyRequest[] = [];
-  const proxy: ScriptedProxy = { host: '', url: '', log, script: () => ({ kind: 'forward' }), stop: async () => undefined };
+  const proxy: ScriptedProxy = {
+    host: '',
+    url: '',
+    log,
+    script: () => ({ kind: 'forward' }),
+    reset: () => {
+      log.length = 0;
+      counts.clear();
+      proxy.script = () => ({ kind: 'forward' });
+    },
+    stop: async () => undefined,
+  };
 
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://proxy');

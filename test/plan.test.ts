@@ -1,0 +1,145 @@
+import { describe, expect, it } from 'vitest';
+import type { ManifestRecord } from '../src/image/reader.js';
+import type { SourceInventory, TagEntry } from '../src/inventory/types.js';
+import { mapRepository, parseMapRule, type NameMapping } from '../src/plan/map-names.js';
+import { planMigration, planTotals, selectCandidates } from '../src/plan/plan.js';
+
+const HARBOR: NameMapping = { rules: [], defaultProject: 'library', harbor: true };
+
+describe('mapRepository', () => {
+  it.each([
+    ['busybox', HARBOR, 'library/busybox'],
+    ['library/alpine', HARBOR, 'library/alpine'],
+    ['infra/tools/kubectl', HARBOR, 'infra/tools/kubectl'],
+    ['busybox', { ...HARBOR, defaultProject: 'base' }, 'base/busybox'],
+    ['old/app', { ...HARBOR, rules: [{ from: 'old', to: 'new' }] }, 'new/app'],
+    ['older/app', { ...HARBOR, rules: [{ from: 'old', to: 'new' }] }, 'older/app'],
+    ['old', { ...HARBOR, rules: [{ from: 'old', to: 'new/old' }] }, 'new/old'],
+    ['a/b/c', { ...HARBOR, rules: [{ from: 'a', to: 'x' }, { from: 'a/b', to: 'y' }] }, 'y/c'],
+    ['team/app', { ...HARBOR, rules: [{ from: 'team', to: '' }] }, 'library/app'],
+    ['my__team/app', { ...HARBOR, harbor: false }, 'my__team/app'],
+  ])('%s → %s', (source, mapping, expected) => {
+    expect(mapRepository(source, mapping)).toMatchObject({ ok: true, repository: expected });
+  });
+
+  it.each([
+    ['my__team/app', /"my__team" .* is not a valid Harbor project name/],
+    ['my--team/app', /"my--team" .* is not a valid Harbor project name/],
+  ])('refuses %s for Harbor', (source, reason) => {
+    const mapped = mapRepository(source, HARBOR);
+    expect(mapped.ok).toBe(false);
+    if (!mapped.ok) expect(mapped.reason).toMatch(reason);
+  });
+
+  it.each([
+    ['a=b', { from: 'a', to: 'b' }],
+    ['a/b=c/d/', { from: 'a/b', to: 'c/d' }],
+    ['a=', { from: 'a', to: '' }],
+    ['nope', '--map "nope" is not from=to'],
+    ['=b', '--map "=b" is not from=to'],
+    ['A=b', '--map "A=b": "A" is not a repository name prefix'],
+  ])('parseMapRule(%j)', (text, expected) => {
+    expect(parseMapRule(text)).toEqual(expected);
+  });
+});
+
+const d = (c: string) => `sha256:${c.repeat(64)}`;
+
+function tag(repository: string, name: string, digest: string, blobs: Array<[string, number]>, extra: Partial<TagEntry> = {}): TagEntry {
+  return {
+    repository,
+    tag: name,
+    digest,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    platforms: [],
+    manifests: [digest],
+    blobs: blobs.map(([digestOf, size]) => ({ digest: digestOf, size, mediaType: undefined, present: true, foreign: false })),
+    size: blobs.reduce((s, [, n]) => s + n, 0),
+    faults: [],
+    ...extra,
+  };
+}
+
+function inventory(tags: TagEntry[]): SourceInventory {
+  const manifests = new Map<string, ManifestRecord>();
+  for (const t of tags) {
+    for (const m of t.manifests) {
+      manifests.set(m, { digest: m, kind: 'image', mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes: Buffer.from('{}'), parsed: { kind: 'image', mediaType: '', blobs: [], children: [], subject: undefined } });
+    }
+  }
+  return { root: '/x', tags, manifests };
+}
+
+describe('planMigration', () => {
+  const base: [string, number] = [d('b'), 1000];
+  const inv = inventory([
+    tag('team/a', 'v1', d('1'), [base, [d('c'), 10]]),
+    tag('team/b', 'v1', d('2'), [base, [d('e'), 20]]),
+    tag('other/c', 'v1', d('3'), [base]),
+    tag('team/a', 'alias', d('1'), [base, [d('c'), 10]]),
+    tag('broken/x', 'v1', d('4'), [], { faults: [{ kind: 'missing-blob', message: 'layer gone', digest: d('f') }] }),
+    tag('bad__name/y', 'v1', d('5'), [[d('9'), 5]]),
+    tag('win/app', 'v1', d('6'), [[d('a'), 30]], {
+      blobs: [
+        { digest: d('a'), size: 30, mediaType: undefined, present: true, foreign: false },
+        { digest: d('7'), size: 900, mediaType: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip', present: false, foreign: true },
+      ],
+    }),
+  ]);
+  const candidates = selectCandidates(inv, HARBOR);
+
+  it('uploads each blob once and mounts it into every other repository that needs it', () => {
+    const plan = planMigration(candidates, inv.manifests, { projectExists: () => false, tags: new Map() });
+    const shared = plan.blobs.find((b) => b.digest === d('b'))!;
+    expect(shared.home).toBe('team/a');
+    expect([...shared.mounts].sort()).toEqual(['other/c', 'team/b']);
+    expect(plan.blobs.map((b) => b.digest).sort()).toEqual([d('a'), d('b'), d('c'), d('e')].sort());
+    expect(planTotals(plan)).toMatchObject({ images: 5, blobsToUpload: 4, bytesToUpload: 1060, mounts: 2, rejected: 2 });
+  });
+
+  it('orders blobs largest first', () => {
+    const plan = planMigration(candidates, inv.manifests, { projectExists: () => false, tags: new Map() });
+    const sizes = plan.blobs.map((b) => b.size);
+    expect(sizes).toEqual([...sizes].sort((a, b) => b - a));
+  });
+
+  it('lists the projects to create, once each, only where missing', () => {
+    const plan = planMigration(candidates, inv.manifests, { projectExists: (p) => p === 'team', tags: new Map() });
+    expect(plan.projectsToCreate).toEqual(['other', 'win']);
+  });
+
+  it('rejects faulty images and names Harbor cannot take, with reasons', () => {
+    const plan = planMigration(candidates, inv.manifests, { projectExists: () => true, tags: new Map() });
+    expect(plan.rejected.map((r) => [r.source, r.reason.split(':')[0]])).toEqual([
+      ['broken/x:v1', 'missing-blob'],
+      ['bad__name/y:v1', 'invalid-name'],
+    ]);
+  });
+
+  it('skips tags the destination already has at the same digest, and their blobs', () => {
+    const plan = planMigration(candidates, inv.manifests, {
+      projectExists: () => true,
+      tags: new Map([
+        ['team/a:v1', d('1')],
+        ['team/a:alias', d('1')],
+        ['team/b:v1', d('0')],
+      ]),
+    });
+    expect(plan.existing.map((i) => i.source).sort()).toEqual(['team/a:alias', 'team/a:v1']);
+    expect(plan.images.map((i) => i.source)).toContain('team/b:v1');
+    expect(plan.blobs.find((b) => b.digest === d('c'))).toBeUndefined();
+    expect(plan.blobs.find((b) => b.digest === d('b'))!.home).toBe('team/b');
+  });
+
+  it('leaves absent foreign layers out of the uploads but keeps the image', () => {
+    const plan = planMigration(candidates, inv.manifests, { projectExists: () => true, tags: new Map() });
+    const win = plan.images.find((i) => i.source === 'win/app:v1')!;
+    expect(win.blobs).toEqual([d('a')]);
+    expect(plan.blobs.find((b) => b.digest === d('7'))).toBeUndefined();
+  });
+
+  it('is plain data: it survives a JSON round trip unchanged', () => {
+    const plan = planMigration(candidates, inv.manifests, { projectExists: () => true, tags: new Map() });
+    expect(JSON.parse(JSON.stringify(plan))).toEqual(plan);
+  });
+});

@@ -1,0 +1,157 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Agent } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RegistryClient } from '../src/registry/client.js';
+import { parseEndpoint } from '../src/registry/endpoint.js';
+import { RegistryError } from '../src/registry/errors.js';
+import { startProxy, type ScriptedProxy } from './helpers/proxy.js';
+import { startRegistry, type RunningRegistry } from './helpers/registry.js';
+import { tempDir } from './helpers/tmp.js';
+
+const FAST_RETRY = { attempts: 4, baseDelayMs: 10, maxDelayMs: 50 };
+
+function blobFile(size: number): { file: string; digest: string; size: number } {
+  const bytes = randomBytes(size);
+  const file = path.join(tempDir(), `blob-${size}`);
+  writeFileSync(file, bytes);
+  return { file, digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, size };
+}
+
+const error = (code: string, message: string) => JSON.stringify({ errors: [{ code, message }] });
+
+describe('RegistryClient against a scripted proxy in front of a real docker-registry', () => {
+  let registry: RunningRegistry;
+  let proxy: ScriptedProxy;
+  let client: RegistryClient;
+  const dispatcher = new Agent({ headersTimeout: 10_000, bodyTimeout: 10_000 });
+  afterAll(() => dispatcher.close());
+
+  beforeAll(async () => {
+    registry = await startRegistry();
+    proxy = await startProxy(registry.host);
+  });
+  const fresh = (options: { chunkSize?: number; credentials?: { username: string; password: string } } = {}) => {
+    proxy.reset();
+    client = new RegistryClient({
+      endpoint: parseEndpoint(proxy.host),
+      credentials: options.credentials ? { ...options.credentials, source: 'test' } : undefined,
+      dispatcher,
+      retry: FAST_RETRY,
+      ...(options.chunkSize ? { chunkSize: options.chunkSize } : {}),
+    });
+    return client;
+  };
+
+  it('retries a 500 burst and then succeeds', async () => {
+    fresh();
+    const blob = blobFile(4096);
+    proxy.script = (req) => (req.method === 'PUT' && req.seen < 2 ? { kind: 'respond', status: 500, body: 'oops' } : { kind: 'forward' });
+    await client.uploadBlob('retry/five-hundred', blob.digest, blob.file, blob.size);
+    expect(await client.hasBlob('retry/five-hundred', blob.digest)).toBe(true);
+    expect(proxy.log.filter((r) => r.method === 'PUT').map((r) => r.status)).toEqual([500, 500, 201]);
+    // Each retry restarted the upload as a new session.
+    expect(proxy.log.filter((r) => r.method === 'POST').length).toBe(3);
+  });
+
+  it('honours Retry-After on a 429', async () => {
+    fresh();
+    proxy.script = (req) =>
+      req.method === 'HEAD' && req.seen === 0
+        ? { kind: 'respond', status: 429, headers: { 'retry-after': '1' }, body: error('TOOMANYREQUESTS', 'slow down') }
+        : { kind: 'forward' };
+    const started = Date.now();
+    expect(await client.hasBlob('retry/429', `sha256:${'0'.repeat(64)}`)).toBe(false);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+  });
+
+  it('restarts an upload whose connection was reset mid-blob', async () => {
+    fresh();
+    const blob = blobFile(2 * 1024 * 1024);
+    proxy.script = (req) => (req.method === 'PUT' && req.seen === 0 ? { kind: 'drop', afterBytes: 300_000 } : { kind: 'forward' });
+    await client.uploadBlob('retry/reset', blob.digest, blob.file, blob.size);
+    expect(await client.hasBlob('retry/reset', blob.digest)).toBe(true);
+    expect(proxy.log.filter((r) => r.method === 'PUT').map((r) => r.status)).toEqual(['dropped', 201]);
+  });
+
+  it('switches to chunked upload when a proxy answers 413 to a whole blob', async () => {
+    fresh();
+    const blob = blobFile(20 * 1024 * 1024);
+    const limit = 17 * 1024 * 1024;
+    proxy.script = (req) =>
+      Number(req.headers['content-length'] ?? 0) > limit ? { kind: 'respond', status: 413, headers: { 'content-type': 'text/html' }, body: '<html>413 Request Entity Too Large</html>' } : { kind: 'forward' };
+    await client.uploadBlob('chunked/auto', blob.digest, blob.file, blob.size);
+    expect(await client.hasBlob('chunked/auto', blob.digest)).toBe(true);
+    const patches = proxy.log.filter((r) => r.method === 'PATCH');
+    expect(patches.map((p) => p.headers['content-range'])).toEqual([`0-${16 * 1024 * 1024 - 1}`, `${16 * 1024 * 1024}-${blob.size - 1}`]);
+    expect(client.chunkSize).toBe(16 * 1024 * 1024);
+  });
+
+  it('uploads in chunks of --chunk-size', async () => {
+    fresh({ chunkSize: 1024 * 1024 });
+    const blob = blobFile(2.5 * 1024 * 1024);
+    await client.uploadBlob('chunked/set', blob.digest, blob.file, blob.size);
+    expect(await client.hasBlob('chunked/set', blob.digest)).toBe(true);
+    expect(proxy.log.filter((r) => r.method === 'PATCH').map((r) => r.bytesIn)).toEqual([1048576, 1048576, 524288]);
+  });
+
+  it.each([
+    ['relative', (location: string) => new URL(location).pathname + new URL(location).search],
+    ['absolute', (location: string) => location],
+  ])('follows a %s Location, keeping its _state query', async (_label, rewrite) => {
+    fresh();
+    const blob = blobFile(1000);
+    proxy.script = (req) => (req.method === 'POST' ? { kind: 'forward', rewriteLocation: (l) => rewrite(l.startsWith('http') ? l : `http://${proxy.host}${l}`) } : { kind: 'forward' });
+    await client.uploadBlob(`location/${_label}`, blob.digest, blob.file, blob.size);
+    const put = proxy.log.find((r) => r.method === 'PUT')!;
+    expect(put.query).toMatch(/_state=.*&digest=sha256%3A[0-9a-f]{64}$/);
+  });
+
+  it('never sends Authorization to another host named in a Location', async () => {
+    const other = await startProxy(registry.host);
+    fresh({ credentials: { username: 'user', password: 'Pa55-not-for-others' } });
+    proxy.script = (req) => {
+      if (!req.headers.authorization) return { kind: 'respond', status: 401, headers: { 'www-authenticate': 'Basic realm="test"' }, body: error('UNAUTHORIZED', 'authentication required') };
+      if (req.method === 'POST') return { kind: 'forward', rewriteLocation: (l) => `http://${other.host}${new URL(l, `http://${proxy.host}`).pathname}${new URL(l, `http://${proxy.host}`).search}` };
+      return { kind: 'forward' };
+    };
+    const blob = blobFile(1000);
+    await client.uploadBlob('auth/elsewhere', blob.digest, blob.file, blob.size);
+    expect(proxy.log.filter((r) => r.status !== 401).every((r) => r.authorization?.startsWith('Basic '))).toBe(true);
+    expect(other.log).toHaveLength(1);
+    expect(other.log[0]!.authorization).toBeUndefined();
+  });
+
+  it('gives up after the configured attempts and says why', async () => {
+    fresh();
+    proxy.script = () => ({ kind: 'respond', status: 503, headers: { 'x-request-id': 'req-123' }, body: error('UNAVAILABLE', 'service unavailable') });
+    const err = await client.hasBlob('retry/never', `sha256:${'1'.repeat(64)}`).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RegistryError);
+    expect((err as RegistryError).failure).toBe('transient');
+    expect(proxy.log).toHaveLength(FAST_RETRY.attempts);
+    const put = await client.putManifest('retry/never', 'v1', Buffer.from('{}'), 'application/vnd.oci.image.manifest.v1+json').catch((e: unknown) => e);
+    expect((put as RegistryError).message).toBe('PUT /v2/retry/never/manifests/v1: 503 UNAVAILABLE: service unavailable (X-Request-Id req-123)');
+  });
+
+  it('does not retry permanent errors', async () => {
+    fresh();
+    proxy.script = () => ({ kind: 'respond', status: 400, body: error('MANIFEST_INVALID', 'manifest invalid') });
+    const err = (await client.putManifest('perm/x', 'v1', Buffer.from('{}'), 'application/vnd.oci.image.manifest.v1+json').catch((e: unknown) => e)) as RegistryError;
+    expect(err.registryCode).toBe('MANIFEST_INVALID');
+    expect(proxy.log).toHaveLength(1);
+  });
+
+  it('falls back to an upload when a mount is refused', async () => {
+    fresh();
+    const blob = blobFile(5000);
+    await client.uploadBlob('mount/home', blob.digest, blob.file, blob.size);
+    proxy.script = (req) => (req.url.searchParams.has('mount') ? { kind: 'respond', status: 401, body: error('UNAUTHORIZED', 'no pull on from') } : { kind: 'forward' });
+    const result = await client.mountBlob('mount/other', blob.digest, 'mount/home');
+    expect(result.mounted).toBe(false);
+    proxy.script = () => ({ kind: 'forward' });
+    const mounted = await client.mountBlob('mount/third', blob.digest, 'mount/home');
+    expect(mounted.mounted).toBe(true);
+    expect(await client.hasBlob('mount/third', blob.digest)).toBe(true);
+  });
+});
