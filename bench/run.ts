@@ -1,15 +1,21 @@
 /**
  * `npm run bench [-- section ...]`: every speed and memory goal, measured side by side with its baselines in the
- * same run. Sections: scan. Figures go to stdout; progress to stderr.
+ * same run. Sections: scan, push (all by default). Figures go to stdout, progress to stderr. Work files live in
+ * $REGMIGRATE_BENCH_DIR (default: a folder in the system temp dir) and are reused between runs.
  */
+import { execa } from 'execa';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { benchPush } from './push.js';
 import { benchScan } from './scan.js';
 
 const project = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = path.join(project, 'bin', 'regmigrate');
 const sections = process.argv.slice(2);
 const wanted = (name: string): boolean => sections.length === 0 || sections.includes(name);
-const workDir = process.env.REGMIGRATE_BENCH_DIR;
+const workDir = process.env.REGMIGRATE_BENCH_DIR ?? path.join(tmpdir(), 'regmigrate-bench');
 
-if (wanted('scan')) await benchScan({ bin, ...(workDir ? { workDir } : {}) });
+await execa('bash', [path.join(project, 'scripts', 'ensure-deps'), 'docker-registry', 'skopeo'], { stdio: 'inherit' });
+if (wanted('scan')) await benchScan({ bin, workDir });
+if (wanted('push')) await benchPush({ bin, project, workDir });
