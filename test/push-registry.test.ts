@@ -140,6 +140,19 @@ describe('push options', () => {
     expect(await servedDigest(registry.host, 'platform/infra/tools/kubectl:1.29')).toBeDefined();
   });
 
+  it('prints plain progress lines when not on a terminal, one line per failure, and only failures with --quiet', async () => {
+    const tree = buildFaultyStorage(path.join(tempDir(), 'registry'));
+    const registry = await startRegistry();
+    const loud = await runCli(['push', tree.root, '--to', registry.host], { env: { REGMIGRATE_NO_PROGRESS: '' } });
+    expect(loud.stderr).toMatch(/^plan: \d+ images to push, 0 already there, up to [\d.]+ KiB to upload$/m);
+    expect(loud.stderr).toMatch(/^failed: broken\/rot:v1 → broken\/rot:v1: corrupt-blob: /m);
+    expect(loud.stderr).toMatch(/images verified, 0 already there, \d+ failed/);
+    const registry2 = await startRegistry();
+    const quiet = await runCli(['push', tree.root, '--to', registry2.host, '--quiet']);
+    expect(quiet.stderr).not.toMatch(/^plan:/m);
+    expect(quiet.stderr).toMatch(/^failed: broken\/rot:v1/m);
+  });
+
   it('writes a CSV report', async () => {
     const registry = await startRegistry();
     const report = path.join(tempDir(), 'images.csv');
