@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { RegmigrateError, errorMessage } from '../errors.js';
 import type { CliContext } from './context.js';
+import { registerExport } from './export.js';
 import { registerPush } from './push.js';
 import { registerScan } from './scan.js';
 
@@ -18,6 +19,7 @@ export function buildProgram(ctx: CliContext): Command {
     });
   registerScan(program, ctx);
   registerPush(program, ctx);
+  registerExport(program, ctx);
   return program;
 }
 

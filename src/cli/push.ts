@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
-import { PROJECT_NAME_RE } from '../harbor/schema.js';
-import { parseMapRule, type MapRule } from '../plan/map-names.js';
+import type { MapRule } from '../plan/map-names.js';
+import { parseNameOptions } from './export.js';
 import { createProgress } from '../report/progress.js';
 import { countReports, renderImageTable, renderPlan, renderPushSummary, reportDocument, reportFormat, writeReport } from '../report/push-report.js';
 import { connectDestination } from '../transfer/destination.js';
 import { pushStorage } from '../transfer/push.js';
+import { checkSkopeo } from '../transfer/skopeo.js';
 import { parseSize } from '../util/format.js';
 import type { CliContext } from './context.js';
 import { addDestinationOptions, buildDestinationOptions, normalizeDestination, type DestinationFlags, type NormalizedDestination } from './destination-options.js';
@@ -23,6 +24,9 @@ interface PushFlags extends DestinationFlags {
   public?: boolean;
   storageLimit?: string;
   quiet?: boolean;
+  via?: string;
+  workDir?: string;
+  keepWorkDir?: boolean;
 }
 
 export interface PushRequest {
@@ -39,22 +43,21 @@ export interface PushRequest {
   readonly public: boolean;
   readonly storageLimit: number;
   readonly quiet: boolean;
+  readonly via: 'oci' | 'skopeo';
+  readonly workDir: string | undefined;
+  readonly keepWorkDir: boolean;
 }
 
 export function normalizePush(root: string, flags: PushFlags): PushRequest {
   const problems = new OptionProblems();
   const destination = normalizeDestination(flags, problems);
-  const maps: MapRule[] = [];
-  for (const text of flags.map ?? []) {
-    const rule = parseMapRule(text);
-    if (typeof rule === 'string') problems.add(rule);
-    else maps.push(rule);
-  }
-  const defaultProject = flags.defaultProject ?? 'library';
-  if (!PROJECT_NAME_RE.test(defaultProject)) problems.add(`--default-project "${defaultProject}" is not a valid project name`);
+  const { maps, defaultProject } = parseNameOptions(flags, problems);
   if (flags.report !== undefined && !reportFormat(flags.report)) problems.add(`--report ${flags.report}: the name must end in .json or .csv`);
   const output = flags.output ?? 'table';
   if (output !== 'table' && output !== 'json') problems.add(`--output must be table or json, not "${output}"`);
+  const via = flags.via ?? 'oci';
+  if (via !== 'oci' && via !== 'skopeo') problems.add(`--via must be oci or skopeo, not "${via}"`);
+  if ((flags.workDir !== undefined || flags.keepWorkDir) && via !== 'skopeo') problems.add('--work-dir and --keep-work-dir go with --via skopeo');
   let storageLimit = -1;
   if (flags.storageLimit !== undefined && flags.storageLimit !== '-1') {
     const size = parseSize(flags.storageLimit);
@@ -75,12 +78,16 @@ export function normalizePush(root: string, flags: PushFlags): PushRequest {
     public: flags.public ?? false,
     storageLimit,
     quiet: flags.quiet ?? false,
+    via: via === 'skopeo' ? 'skopeo' : 'oci',
+    workDir: flags.workDir,
+    keepWorkDir: flags.keepWorkDir ?? false,
   };
   problems.throwIfAny();
   return request;
 }
 
 export async function runPush(request: PushRequest, ctx: CliContext): Promise<number> {
+  if (request.via === 'skopeo' && !request.dryRun) await checkSkopeo();
   const destination = await connectDestination(await buildDestinationOptions(request.destination, ctx));
   const progress = createProgress({ stream: ctx.stderr, isTTY: ctx.stderrIsTTY && !ctx.env.REGMIGRATE_NO_PROGRESS, quiet: request.quiet });
   try {
@@ -98,7 +105,11 @@ export async function runPush(request: PushRequest, ctx: CliContext): Promise<nu
         dryRun: request.dryRun,
         concurrency: request.concurrency,
         requestConcurrency: Math.max(16, request.concurrency * 2),
+        via: request.via,
+        ...(request.workDir !== undefined ? { workDir: request.workDir } : {}),
+        keepWorkDir: request.keepWorkDir,
         onEvent: progress.onEvent,
+        onNotice: (message) => ctx.stderr.write(`regmigrate: ${message}\n`),
         signal: abort,
       }),
     );
@@ -127,6 +138,9 @@ export function registerPush(program: Command, ctx: CliContext): void {
     .description('push every image of a registry storage into Harbor (or any OCI registry), verified')
     .argument('<root>', 'registry storage root (e.g. /var/lib/registry)');
   addDestinationOptions(command)
+    .option('--via <transport>', 'oci (default: streams over HTTP) or skopeo (dir: layouts + skopeo copy)')
+    .option('--work-dir <dir>', 'with --via skopeo: where the dir: layouts go (default: beside the storage, for hard links)')
+    .option('--keep-work-dir', 'with --via skopeo: keep the dir: layouts afterwards')
     .option('--dry-run', 'print the plan (projects, blobs, mounts, tags) and change nothing')
     .option('--include <glob>', 'only source repositories matching this glob (repeatable)', collect)
     .option('--exclude <glob>', 'skip source repositories matching this glob (repeatable)', collect)

@@ -31,6 +31,7 @@ export function reportDocument(result: PushResult, destination: string) {
     schemaVersion: PUSH_REPORT_VERSION,
     kind: 'regmigrate.push',
     destination,
+    via: result.via,
     harborVersion: result.harborVersion ?? null,
     durationMs: result.durationMs,
     summary: { ...countReports(result.reports), ...result.stats, projectsCreated: result.projectsCreated },
@@ -84,11 +85,14 @@ export function renderPushSummary(result: PushResult): string {
   const s = result.stats;
   const seconds = result.durationMs / 1000;
   const rate = seconds > 0 ? formatBytes(s.bytesUploaded / seconds) + '/s' : '-';
+  const head = `${c.verified} images verified, ${c.skipped} already there, ${c.failed} failed; `;
+  const projects = result.projectsCreated.length ? `; projects created: ${result.projectsCreated.join(', ')}` : '';
+  if (result.via === 'skopeo') return `${head}transferred by skopeo copy; ${formatDuration(result.durationMs)}${projects}`;
   return (
-    `${c.verified} images verified, ${c.skipped} already there, ${c.failed} failed; ` +
+    head +
     `uploaded ${formatBytes(s.bytesUploaded)} (${s.blobsUploaded} blobs), mounted ${formatBytes(s.bytesMounted)} (${s.blobsMounted}), ` +
     `skipped ${formatBytes(s.bytesSkipped)} (${s.blobsSkipped}); ${formatDuration(result.durationMs)}, ${rate}` +
-    (result.projectsCreated.length ? `; projects created: ${result.projectsCreated.join(', ')}` : '')
+    projects
   );
 }
 

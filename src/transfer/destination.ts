@@ -2,7 +2,7 @@ import type { Agent } from 'undici';
 import { DestinationError, errorMessage } from '../errors.js';
 import { HarborClient } from '../harbor/client.js';
 import { RegistryClient, type RetryPolicy } from '../registry/client.js';
-import { resolveCredentials, type CredentialSources } from '../registry/credentials.js';
+import { resolveCredentials, type CredentialSources, type Credentials } from '../registry/credentials.js';
 import { createDispatcher, type Endpoint, type TlsOptions } from '../registry/endpoint.js';
 import { RegistryError } from '../registry/errors.js';
 
@@ -20,6 +20,9 @@ export interface Destination {
   /** Set when the destination is Harbor (`/api/v2.0/systeminfo` answers). */
   readonly harbor: HarborClient | undefined;
   readonly harborVersion: string | undefined;
+  /** For transports that run another program (skopeo's authfile). Never printed. */
+  readonly credentials: Credentials | undefined;
+  readonly tls: TlsOptions;
   close(): Promise<void>;
 }
 
@@ -55,7 +58,15 @@ export async function connectDestination(options: DestinationOptions): Promise<D
   } catch {
     harborVersion = undefined;
   }
-  return { endpoint: options.endpoint, client, harbor: harborVersion ? harborClient : undefined, harborVersion, close };
+  return {
+    endpoint: options.endpoint,
+    client,
+    harbor: harborVersion ? harborClient : undefined,
+    harborVersion,
+    credentials,
+    tls: { insecure: options.insecure, caFile: options.caFile },
+    close,
+  };
 }
 
 function explainConnectFailure(endpoint: Endpoint, err: unknown, haveCredentials: boolean): Error {

@@ -9,7 +9,10 @@ import { destinationRef, planMigration, selectCandidates, type Candidate, type P
 import { blobDataPath, locateStorage } from '../storage/layout.js';
 import { splitDigest } from '../storage/digest.js';
 import type { Destination } from './destination.js';
-import { executePlan, type TransferEvent, type TransferStats } from './execute.js';
+import { executePlan, type ImageOutcome, type TransferEvent, type TransferStats } from './execute.js';
+import { assertOutsideStorage } from './export.js';
+import { makeWorkDir, pushWithSkopeo } from './skopeo.js';
+import { rmSync } from 'node:fs';
 
 export type ImageStatus = 'verified' | 'skipped-existing' | 'failed';
 
@@ -36,7 +39,13 @@ export interface PushOptions {
   readonly concurrency: number;
   /** HEADs, mounts, manifest PUTs and verification GETs in flight. */
   readonly requestConcurrency: number;
+  /** `oci`: our own client over HTTP; `skopeo`: `dir:` layouts pushed by `skopeo copy`. */
+  readonly via: 'oci' | 'skopeo';
+  /** skopeo transport: where the layouts go (default beside the storage), and whether to keep them. */
+  readonly workDir?: string;
+  readonly keepWorkDir?: boolean;
   readonly onEvent?: (event: PushEvent) => void;
+  readonly onNotice?: (message: string) => void;
   readonly signal?: AbortSignal;
 }
 
@@ -47,6 +56,7 @@ export type PushEvent =
   | TransferEvent;
 
 export interface PushResult {
+  readonly via: 'oci' | 'skopeo';
   readonly inventory: SourceInventory;
   readonly plan: Plan;
   readonly reports: readonly ImageReport[];
@@ -113,23 +123,44 @@ export async function pushStorage(destination: Destination, options: PushOptions
   for (const image of plan.existing) reports.push({ ...base(image), status: 'skipped-existing' });
 
   if (options.dryRun) {
-    return { inventory, plan, reports, stats, projectsCreated, harborVersion: destination.harborVersion, durationMs: Date.now() - started };
+    return { via: options.via, inventory, plan, reports, stats, projectsCreated, harborVersion: destination.harborVersion, durationMs: Date.now() - started };
   }
 
-  const executed = await executePlan(plan, {
-    client: destination.client,
-    manifests: inventory.manifests,
-    blobPath: (digest) => blobDataPath(layout, digest),
-    blobConcurrency: options.concurrency,
-    requestConcurrency: options.requestConcurrency,
-    onEvent: emit,
-    ...(options.signal ? { signal: options.signal } : {}),
-  });
-  Object.assign(stats, executed.stats);
+  let outcomes: ImageOutcome[];
+  if (options.via === 'skopeo') {
+    const workDir = makeWorkDir(layout, options.workDir);
+    assertOutsideStorage(layout, workDir, '--work-dir');
+    try {
+      outcomes = await pushWithSkopeo(plan, {
+        layout,
+        destination,
+        workDir,
+        concurrency: options.concurrency,
+        onEvent: emit,
+        onNotice: options.onNotice ?? (() => undefined),
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+    } finally {
+      if (options.keepWorkDir) options.onNotice?.(`work directory kept: ${workDir}`);
+      else rmSync(workDir, { recursive: true, force: true });
+    }
+  } else {
+    const executed = await executePlan(plan, {
+      client: destination.client,
+      manifests: inventory.manifests,
+      blobPath: (digest) => blobDataPath(layout, digest),
+      blobConcurrency: options.concurrency,
+      requestConcurrency: options.requestConcurrency,
+      onEvent: emit,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    Object.assign(stats, executed.stats);
+    outcomes = executed.outcomes;
+  }
 
   // Verification reads back what the destination serves for each tag and hashes it: the digest is the identity.
   const verified = await Promise.all(
-    executed.outcomes.map((outcome) =>
+    outcomes.map((outcome) =>
       requests(async (): Promise<ImageReport> => {
         const image = outcome.image;
         if (!outcome.ok) return { ...base(image), status: 'failed', reason: outcome.reason };
@@ -147,7 +178,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
   );
   reports.push(...verified);
   reports.sort((a, b) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
-  return { inventory, plan, reports, stats, projectsCreated, harborVersion: destination.harborVersion, durationMs: Date.now() - started };
+  return { via: options.via, inventory, plan, reports, stats, projectsCreated, harborVersion: destination.harborVersion, durationMs: Date.now() - started };
 }
 
 /** HEAD every candidate tag: what the destination already serves, so a second run transfers nothing. */

@@ -1,0 +1,107 @@
+import { constants as fsConstants } from 'node:fs';
+import { copyFile, link, mkdir, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { PlannedImage } from '../plan/plan.js';
+import { splitDigest } from '../storage/digest.js';
+
+/** skopeo's `dir:` transport marker (PROTOCOL.md §6). */
+export const DIR_VERSION = 'Directory Transport Version: 1.1\n';
+
+export interface LayoutFile {
+  /** File name inside the image directory. */
+  readonly name: string;
+  /** The storage's `data` file it is a link (or copy) of. */
+  readonly source: string;
+}
+
+/**
+ * The files of one image's `dir:` layout: `manifest.json` = the tag's manifest; for a multi-arch image each child
+ * manifest as `<hex>.manifest.json`; every config and layer blob (of all children) as `<hex>`.
+ */
+export function layoutFiles(image: PlannedImage, blobPath: (digest: string) => string): LayoutFile[] {
+  const files: LayoutFile[] = [{ name: 'manifest.json', source: blobPath(image.digest) }];
+  for (const manifest of image.manifests.slice(0, -1)) files.push({ name: `${splitDigest(manifest.digest)[1]}.manifest.json`, source: blobPath(manifest.digest) });
+  for (const digest of image.blobs) files.push({ name: splitDigest(digest)[1], source: blobPath(digest) });
+  return files;
+}
+
+/** `<out>/<destination repository>:<tag>`: nested names become nested directories. */
+export function imageDirectory(out: string, image: { repository: string; tag: string }): string {
+  return path.join(out, ...`${image.repository}:${image.tag}`.split('/'));
+}
+
+export interface LinkStats {
+  linked: number;
+  copied: number;
+  kept: number;
+  removed: number;
+}
+
+/** Errors that mean "no hard link here": another filesystem, a filesystem without links, too many links. */
+const NO_LINK = new Set(['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOTSUPP']);
+
+/**
+ * Places files by hard link, falling back to a copy (a reflink where the filesystem can) when linking is not
+ * possible, and says so once. The source is only ever read.
+ */
+export class Linker {
+  readonly stats: LinkStats = { linked: 0, copied: 0, kept: 0, removed: 0 };
+  #linkable = true;
+  readonly #onFallback: (reason: string) => void;
+
+  constructor(onFallback: (reason: string) => void) {
+    this.#onFallback = onFallback;
+  }
+
+  async place(source: string, target: string): Promise<void> {
+    const [src, existing] = await Promise.all([stat(source), stat(target).catch(() => undefined)]);
+    if (existing) {
+      // Same inode: our earlier link. Same size and not linkable: our earlier copy. Anything else is stale.
+      if (existing.ino === src.ino && existing.dev === src.dev) {
+        this.stats.kept++;
+        return;
+      }
+      if (!this.#linkable && existing.size === src.size) {
+        this.stats.kept++;
+        return;
+      }
+      await unlink(target);
+    }
+    if (this.#linkable) {
+      try {
+        await link(source, target);
+        this.stats.linked++;
+        return;
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? '';
+        if (!NO_LINK.has(code)) throw err;
+        // EMLINK is about one file (a base layer linked 65,000 times): copy it, keep linking the rest.
+        if (code !== 'EMLINK' && this.#linkable) {
+          this.#linkable = false;
+          this.#onFallback(`cannot hard-link from the storage into ${path.dirname(target)} (${code}): copying instead`);
+        }
+      }
+    }
+    await copyFile(source, target, fsConstants.COPYFILE_FICLONE);
+    this.stats.copied++;
+  }
+}
+
+/**
+ * Writes (or brings up to date) one image directory: correct entries are kept, stale ones replaced, files that
+ * do not belong removed.
+ */
+export async function writeImageDirectory(dir: string, files: readonly LayoutFile[], linker: Linker): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const wanted = new Set(['version', ...files.map((f) => f.name)]);
+  for (const name of await readdir(dir)) {
+    if (!wanted.has(name)) {
+      await rm(path.join(dir, name), { recursive: true, force: true });
+      linker.stats.removed++;
+    }
+  }
+  const versionFile = path.join(dir, 'version');
+  const current = await readFile(versionFile, 'utf8').catch(() => undefined);
+  if (current !== DIR_VERSION) await writeFile(versionFile, DIR_VERSION);
+  for (const file of files) await linker.place(file.source, path.join(dir, file.name));
+}

@@ -1,0 +1,74 @@
+import path from 'node:path';
+import pLimit from 'p-limit';
+import { errorMessage, UsageError } from '../errors.js';
+import { scanStorage } from '../inventory/scan.js';
+import type { MapRule } from '../plan/map-names.js';
+import { planMigration, selectCandidates, type PlannedImage, type RejectedImage } from '../plan/plan.js';
+import { blobDataPath, locateStorage, type StorageLayout } from '../storage/layout.js';
+import { imageDirectory, layoutFiles, Linker, writeImageDirectory, type LinkStats } from './dir-layout.js';
+
+export interface ExportedImage {
+  readonly image: PlannedImage;
+  readonly directory: string;
+  readonly ok: boolean;
+  readonly reason?: string;
+}
+
+/** Writes the `dir:` layouts of `images` under `out`, a few at a time; one image's failure stops no other. */
+export async function exportImages(layout: StorageLayout, images: readonly PlannedImage[], out: string, linker: Linker, concurrency: number): Promise<ExportedImage[]> {
+  const limit = pLimit(concurrency);
+  return Promise.all(
+    images.map((image) =>
+      limit(async (): Promise<ExportedImage> => {
+        const directory = imageDirectory(out, image);
+        try {
+          await writeImageDirectory(directory, layoutFiles(image, (d) => blobDataPath(layout, d)), linker);
+          return { image, directory, ok: true };
+        } catch (err) {
+          return { image, directory, ok: false, reason: `export: ${errorMessage(err)}` };
+        }
+      }),
+    ),
+  );
+}
+
+/** Refuses an output directory inside the storage: the source is never written to. */
+export function assertOutsideStorage(layout: StorageLayout, out: string, what: string): void {
+  const resolved = path.resolve(out);
+  for (const root of [layout.given, layout.v2]) {
+    const rel = path.relative(root, resolved);
+    if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) {
+      throw new UsageError(`${what} ${out} is inside the registry storage ${root}`, 'the storage is never written to: choose a directory outside it');
+    }
+  }
+}
+
+export interface ExportOptions {
+  readonly root: string;
+  readonly out: string;
+  readonly include: readonly string[];
+  readonly exclude: readonly string[];
+  readonly maps: readonly MapRule[];
+  readonly defaultProject: string;
+  readonly concurrency: number;
+  readonly onNotice?: (message: string) => void;
+}
+
+export interface ExportResult {
+  readonly exported: readonly ExportedImage[];
+  readonly rejected: readonly RejectedImage[];
+  readonly links: LinkStats;
+}
+
+/** `export`: every healthy tag as a skopeo `dir:` layout at `<out>/<destination repository>:<tag>`. */
+export async function exportStorage(options: ExportOptions): Promise<ExportResult> {
+  const layout = await locateStorage(options.root);
+  assertOutsideStorage(layout, options.out, '--out');
+  const inventory = await scanStorage(layout, { include: options.include, exclude: options.exclude, verify: false, concurrency: options.concurrency });
+  // No destination: only distribution's grammar applies to names (Harbor's project rule is checked at push).
+  const candidates = selectCandidates(inventory, { rules: options.maps, defaultProject: options.defaultProject, harbor: false });
+  const plan = planMigration(candidates, inventory.manifests, { projectExists: () => true, tags: new Map() });
+  const linker = new Linker((message) => options.onNotice?.(message));
+  const exported = await exportImages(layout, plan.images, path.resolve(options.out), linker, options.concurrency);
+  return { exported, rejected: plan.rejected, links: linker.stats };
+}

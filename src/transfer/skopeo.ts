@@ -1,0 +1,139 @@
+import { execa } from 'execa';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pLimit from 'p-limit';
+import { ToolError } from '../errors.js';
+import type { Plan } from '../plan/plan.js';
+import type { StorageLayout } from '../storage/layout.js';
+import type { Destination } from './destination.js';
+import { Linker } from './dir-layout.js';
+import { exportImages } from './export.js';
+import type { ImageOutcome, TransferEvent } from './execute.js';
+
+/** `--preserve-digests` came with skopeo 1.6. */
+const MIN_SKOPEO: readonly [number, number] = [1, 6];
+
+/** `skopeo --version` → "1.9.3"; a clear error when skopeo is missing or too old. */
+export async function checkSkopeo(): Promise<string> {
+  const hint = 'install it: apt-get install skopeo (Debian/Ubuntu), dnf install skopeo (Fedora/RHEL)';
+  const result = await execa('skopeo', ['--version'], { reject: false });
+  if (result.exitCode !== 0) throw new ToolError(`--via skopeo: skopeo is not installed or does not run (${result.exitCode === undefined ? 'not found' : `exit ${result.exitCode}`})`, hint);
+  const match = /version (\d+)\.(\d+)\.(\d+)/.exec(String(result.stdout));
+  if (!match) throw new ToolError(`--via skopeo: cannot read the version from "${String(result.stdout).trim()}"`, hint);
+  const [major, minor] = [Number(match[1]), Number(match[2])];
+  if (major < MIN_SKOPEO[0] || (major === MIN_SKOPEO[0] && minor < MIN_SKOPEO[1])) {
+    throw new ToolError(`--via skopeo: skopeo ${match[0].slice(8)} is too old; ${MIN_SKOPEO.join('.')} or newer is needed (--preserve-digests)`, hint);
+  }
+  return `${match[1]}.${match[2]}.${match[3]}`;
+}
+
+/** `time="…" level=fatal msg="…"` → the message, on one line. */
+export function skopeoFailure(stderr: string): string {
+  const messages = [...stderr.matchAll(/level=(?:fatal|error) msg="((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]!.replace(/\\n/g, ' ').replace(/\\"/g, '"'));
+  let text = messages.length > 0 ? messages.join('; ') : (stderr.trim().split('\n').pop() ?? 'failed');
+  // Upload URLs carry a long `_state` token: keep the path, which is what an operator can use.
+  text = text.replace(/"(https?:\/\/[^"?]*)\?[^"]*"/g, '"$1"').replace(/\s+/g, ' ').trim();
+  const mismatch = /Digest did not match, expected (sha256:[0-9a-f]{64})/.exec(text);
+  if (mismatch) return `corrupt-blob: blob ${mismatch[1]}: its source data does not match its digest (skopeo: ${text.slice(0, 300)})`;
+  return `skopeo: ${text.slice(0, 500)}`;
+}
+
+/**
+ * The default work directory: on the storage's own filesystem (beside the registry root), so the layouts are hard
+ * links and cost no space; the system temp dir when that is not writable (a read-only mount): then files are copied.
+ */
+export function makeWorkDir(layout: StorageLayout, given: string | undefined): string {
+  if (given) {
+    mkdirSync(given, { recursive: true });
+    return mkdtempSync(path.join(given, 'regmigrate-'));
+  }
+  const beside = path.dirname(layout.given);
+  try {
+    if (statSync(beside).dev === statSync(layout.blobs).dev) return mkdtempSync(path.join(beside, '.regmigrate-work-'));
+  } catch {
+    // not writable: fall through
+  }
+  return mkdtempSync(path.join(tmpdir(), 'regmigrate-work-'));
+}
+
+export interface SkopeoOptions {
+  readonly layout: StorageLayout;
+  readonly destination: Destination;
+  readonly workDir: string;
+  readonly concurrency: number;
+  readonly onEvent: (event: TransferEvent) => void;
+  readonly onNotice: (message: string) => void;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * The skopeo transport: hard-linked `dir:` layouts in the work dir, then one `skopeo copy --all
+ * --preserve-digests` per image. Credentials reach skopeo only through an authfile (mode 0600), never argv.
+ */
+export async function pushWithSkopeo(plan: Plan, options: SkopeoOptions): Promise<ImageOutcome[]> {
+  const { destination, workDir } = options;
+  const layouts = path.join(workDir, 'images');
+  const linker = new Linker(options.onNotice);
+  const exported = await exportImages(options.layout, plan.images, layouts, linker, 8);
+
+  const args = ['copy', '--quiet', '--all', '--preserve-digests', '--retry-times', '3'];
+  const authfile = path.join(workDir, 'auth.json');
+  if (destination.credentials) {
+    const auth = Buffer.from(`${destination.credentials.username}:${destination.credentials.password}`).toString('base64');
+    writeFileSync(authfile, JSON.stringify({ auths: { [destination.endpoint.host]: { auth } } }), { mode: 0o600 });
+    args.push('--dest-authfile', authfile);
+  } else {
+    args.push('--dest-no-creds');
+  }
+  // Plain HTTP (loopback or http://) and --insecure both need tls-verify off; skopeo then also tries http.
+  args.push(`--dest-tls-verify=${destination.endpoint.secure && !destination.tls.insecure}`);
+  if (destination.tls.caFile) {
+    const certDir = path.join(workDir, 'certs');
+    mkdirSync(certDir, { recursive: true });
+    copyFileSync(destination.tls.caFile, path.join(certDir, 'ca.crt'));
+    args.push('--dest-cert-dir', certDir);
+  }
+
+  const limit = pLimit(options.concurrency);
+  try {
+    return await copyAll();
+  } finally {
+    // The layouts may be kept (--keep-work-dir); the credentials never are.
+    rmSync(authfile, { force: true });
+  }
+
+  async function copyOne(item: (typeof exported)[number]): Promise<ImageOutcome> {
+    const { image } = item;
+    if (!item.ok) return { image, ok: false, reason: item.reason ?? 'export failed' };
+    if (options.signal?.aborted) return { image, ok: false, reason: 'interrupted' };
+    const digestFile = path.join(workDir, `digest-${image.digest.slice(7, 19)}-${Math.random().toString(36).slice(2)}`);
+    const target = `docker://${destination.endpoint.host}/${image.repository}:${image.tag}`;
+    try {
+      const result = await execa('skopeo', [...args, '--digestfile', digestFile, `dir:${item.directory}`, target], { reject: false });
+      if (result.exitCode !== 0) return { image, ok: false, reason: skopeoFailure(String(result.stderr)) };
+      const pushed = (await readFile(digestFile, 'utf8').catch(() => '')).trim();
+      if (pushed && pushed !== image.digest) return { image, ok: false, reason: `skopeo pushed digest ${pushed}, the source is ${image.digest}` };
+      return { image, ok: true };
+    } finally {
+      rmSync(digestFile, { force: true });
+    }
+  }
+
+  async function copyAll(): Promise<ImageOutcome[]> {
+    const outcomes = await Promise.all(exported.map((item) => limit(() => copyOne(item))));
+    // Parallel skopeo copies racing on a shared layer make distribution answer 500 now and then ("trying to reuse
+    // blob … 500"): images that failed that way go once more, one at a time, when the race is over.
+    for (const [i, outcome] of outcomes.entries()) {
+      const item = exported[i]!;
+      if (outcome.ok || !item.ok || !outcome.reason.startsWith('skopeo:')) continue;
+      outcomes[i] = await copyOne(item);
+    }
+    for (const outcome of outcomes) {
+      const { image } = outcome;
+      options.onEvent(outcome.ok ? { type: 'image-done', image, ok: true } : { type: 'image-done', image, ok: false, reason: outcome.reason });
+    }
+    return outcomes;
+  }
+}
