@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'PROJECT_CREATE_DENIED'
   | 'REGISTRY'
   | 'TOOL_MISSING'
+  | 'LOCKED'
   | 'INTERNAL';
 
 export class RegmigrateError extends Error {
@@ -44,6 +45,13 @@ export class DestinationError extends RegmigrateError {
 export class ToolError extends RegmigrateError {
   constructor(message: string, hint?: string) {
     super('TOOL_MISSING', message, { exitCode: 2, hint });
+  }
+}
+
+/** Another sync holds the lock: exit 4, so monitoring can tell "skipped, still running" from a failure. */
+export class LockedError extends RegmigrateError {
+  constructor(message: string, hint?: string) {
+    super('LOCKED', message, { exitCode: 4, hint });
   }
 }
 

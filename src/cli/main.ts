@@ -1,9 +1,11 @@
 import { Command, CommanderError } from 'commander';
 import { RegmigrateError, errorMessage } from '../errors.js';
 import type { CliContext } from './context.js';
+import { registerDiff } from './diff.js';
 import { registerExport } from './export.js';
 import { registerPush } from './push.js';
 import { registerScan } from './scan.js';
+import { registerSync } from './sync.js';
 
 const VERSION = '0.1.0';
 
@@ -20,6 +22,8 @@ export function buildProgram(ctx: CliContext): Command {
   registerScan(program, ctx);
   registerPush(program, ctx);
   registerExport(program, ctx);
+  registerDiff(program, ctx);
+  registerSync(program, ctx);
   return program;
 }
 

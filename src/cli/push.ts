@@ -1,26 +1,20 @@
 import type { Command } from 'commander';
-import type { MapRule } from '../plan/map-names.js';
-import { parseNameOptions } from './export.js';
 import { createProgress } from '../report/progress.js';
 import { countReports, renderImageTable, renderPlan, renderPushSummary, reportDocument, reportFormat, writeReport } from '../report/push-report.js';
-import { connectDestination } from '../transfer/destination.js';
-import { pushStorage } from '../transfer/push.js';
+import { connectDestination, type Destination } from '../transfer/destination.js';
+import { pushStorage, type PushOptions, type SourceSelection } from '../transfer/push.js';
 import { checkSkopeo } from '../transfer/skopeo.js';
 import { parseSize } from '../util/format.js';
 import type { CliContext } from './context.js';
 import { addDestinationOptions, buildDestinationOptions, normalizeDestination, type DestinationFlags, type NormalizedDestination } from './destination-options.js';
-import { collect, OptionProblems, parseGlobs, parsePositiveInt } from './options.js';
+import { OptionProblems, parsePositiveInt } from './options.js';
+import { addSelectionOptions, normalizeSelection, type SelectionFlags } from './selection.js';
 import { withInterruption } from './signals.js';
 
-interface PushFlags extends DestinationFlags {
-  dryRun?: boolean;
-  include?: string[];
-  exclude?: string[];
-  map?: string[];
-  defaultProject?: string;
+/** Flags shared by push and sync: where, how, and what to write. */
+export interface TransferFlags extends DestinationFlags, SelectionFlags {
   concurrency?: string;
   report?: string;
-  output?: string;
   public?: boolean;
   storageLimit?: string;
   quiet?: boolean;
@@ -29,17 +23,10 @@ interface PushFlags extends DestinationFlags {
   keepWorkDir?: boolean;
 }
 
-export interface PushRequest {
-  readonly root: string;
+export interface TransferRequest extends SourceSelection {
   readonly destination: NormalizedDestination;
-  readonly dryRun: boolean;
-  readonly include: readonly string[];
-  readonly exclude: readonly string[];
-  readonly maps: readonly MapRule[];
-  readonly defaultProject: string;
   readonly concurrency: number;
   readonly report: string | undefined;
-  readonly output: 'table' | 'json';
   readonly public: boolean;
   readonly storageLimit: number;
   readonly quiet: boolean;
@@ -48,13 +35,30 @@ export interface PushRequest {
   readonly keepWorkDir: boolean;
 }
 
-export function normalizePush(root: string, flags: PushFlags): PushRequest {
-  const problems = new OptionProblems();
-  const destination = normalizeDestination(flags, problems);
-  const { maps, defaultProject } = parseNameOptions(flags, problems);
+interface PushFlags extends TransferFlags {
+  dryRun?: boolean;
+  output?: string;
+}
+
+export interface PushRequest extends TransferRequest {
+  readonly dryRun: boolean;
+  readonly output: 'table' | 'json';
+}
+
+export function addTransferOptions(command: Command): Command {
+  return addSelectionOptions(addDestinationOptions(command))
+    .option('--via <transport>', 'oci (default: streams over HTTP) or skopeo (dir: layouts + skopeo copy)')
+    .option('--work-dir <dir>', 'with --via skopeo: where the dir: layouts go (default: beside the storage, for hard links)')
+    .option('--keep-work-dir', 'with --via skopeo: keep the dir: layouts afterwards')
+    .option('--concurrency <n>', 'blob uploads (or skopeo copies) in flight (default 8)')
+    .option('--report <file>', 'write the verified image list to FILE (.json or .csv)')
+    .option('--public', 'create missing Harbor projects as public (default private)')
+    .option('--storage-limit <size>', 'storage quota for projects created (default -1, unlimited)')
+    .option('-q, --quiet', 'no progress output; failures are still printed');
+}
+
+export function normalizeTransfer(root: string, flags: TransferFlags, problems: OptionProblems): TransferRequest {
   if (flags.report !== undefined && !reportFormat(flags.report)) problems.add(`--report ${flags.report}: the name must end in .json or .csv`);
-  const output = flags.output ?? 'table';
-  if (output !== 'table' && output !== 'json') problems.add(`--output must be table or json, not "${output}"`);
   const via = flags.via ?? 'oci';
   if (via !== 'oci' && via !== 'skopeo') problems.add(`--via must be oci or skopeo, not "${via}"`);
   if ((flags.workDir !== undefined || flags.keepWorkDir) && via !== 'skopeo') problems.add('--work-dir and --keep-work-dir go with --via skopeo');
@@ -64,17 +68,11 @@ export function normalizePush(root: string, flags: PushFlags): PushRequest {
     if (size === undefined) problems.add(`--storage-limit must be a size (like 500GiB) or -1, not "${flags.storageLimit}"`);
     else storageLimit = size;
   }
-  const request: PushRequest = {
-    root,
-    destination,
-    dryRun: flags.dryRun ?? false,
-    include: parseGlobs('--include', flags.include, problems),
-    exclude: parseGlobs('--exclude', flags.exclude, problems),
-    maps,
-    defaultProject,
+  return {
+    ...normalizeSelection(root, flags, problems),
+    destination: normalizeDestination(flags, problems),
     concurrency: parsePositiveInt('--concurrency', flags.concurrency, 8, problems, 256),
     report: flags.report,
-    output: output === 'json' ? 'json' : 'table',
     public: flags.public ?? false,
     storageLimit,
     quiet: flags.quiet ?? false,
@@ -82,36 +80,53 @@ export function normalizePush(root: string, flags: PushFlags): PushRequest {
     workDir: flags.workDir,
     keepWorkDir: flags.keepWorkDir ?? false,
   };
+}
+
+export function normalizePush(root: string, flags: PushFlags): PushRequest {
+  const problems = new OptionProblems();
+  const transfer = normalizeTransfer(root, flags, problems);
+  const output = flags.output ?? 'table';
+  if (output !== 'table' && output !== 'json') problems.add(`--output must be table or json, not "${output}"`);
   problems.throwIfAny();
-  return request;
+  return { ...transfer, dryRun: flags.dryRun ?? false, output: output === 'json' ? 'json' : 'table' };
+}
+
+/** The push engine's options from a transfer request. */
+export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Partial<Pick<PushOptions, 'onEvent' | 'signal' | 'dryRun'>>): PushOptions {
+  return {
+    root: request.root,
+    include: request.include,
+    exclude: request.exclude,
+    maps: request.maps,
+    defaultProject: request.defaultProject,
+    project: { public: request.public, storageLimit: request.storageLimit },
+    concurrency: request.concurrency,
+    requestConcurrency: Math.max(16, request.concurrency * 2),
+    via: request.via,
+    ...(request.workDir !== undefined ? { workDir: request.workDir } : {}),
+    keepWorkDir: request.keepWorkDir,
+    onNotice: (message) => ctx.stderr.write(`regmigrate: ${message}\n`),
+    dryRun: false,
+    ...extra,
+  };
+}
+
+/** Checks what the transport needs, then connects: everything that fails before any work (exit 2/3). */
+export async function openDestination(request: TransferRequest, ctx: CliContext, dryRun: boolean): Promise<Destination> {
+  if (request.via === 'skopeo' && !dryRun) await checkSkopeo();
+  const destination = await connectDestination(await buildDestinationOptions(request.destination, ctx));
+  if (!request.quiet) {
+    ctx.stderr.write(`destination ${destination.endpoint.origin}: ${destination.harborVersion ? `Harbor ${destination.harborVersion}` : 'plain OCI registry'}\n`);
+  }
+  return destination;
 }
 
 export async function runPush(request: PushRequest, ctx: CliContext): Promise<number> {
-  if (request.via === 'skopeo' && !request.dryRun) await checkSkopeo();
-  const destination = await connectDestination(await buildDestinationOptions(request.destination, ctx));
+  const destination = await openDestination(request, ctx, request.dryRun);
   const progress = createProgress({ stream: ctx.stderr, isTTY: ctx.stderrIsTTY && !ctx.env.REGMIGRATE_NO_PROGRESS, quiet: request.quiet });
   try {
-    if (!request.quiet) {
-      ctx.stderr.write(`destination ${destination.endpoint.origin}: ${destination.harborVersion ? `Harbor ${destination.harborVersion}` : 'plain OCI registry'}\n`);
-    }
     const { result, signal } = await withInterruption(ctx, (abort) =>
-      pushStorage(destination, {
-        root: request.root,
-        include: request.include,
-        exclude: request.exclude,
-        maps: request.maps,
-        defaultProject: request.defaultProject,
-        project: { public: request.public, storageLimit: request.storageLimit },
-        dryRun: request.dryRun,
-        concurrency: request.concurrency,
-        requestConcurrency: Math.max(16, request.concurrency * 2),
-        via: request.via,
-        ...(request.workDir !== undefined ? { workDir: request.workDir } : {}),
-        keepWorkDir: request.keepWorkDir,
-        onEvent: progress.onEvent,
-        onNotice: (message) => ctx.stderr.write(`regmigrate: ${message}\n`),
-        signal: abort,
-      }),
+      pushStorage(destination, pushOptions(request, ctx, { dryRun: request.dryRun, onEvent: progress.onEvent, signal: abort })),
     );
     progress.stop();
     const target = destination.endpoint.host;
@@ -137,21 +152,9 @@ export function registerPush(program: Command, ctx: CliContext): void {
     .command('push')
     .description('push every image of a registry storage into Harbor (or any OCI registry), verified')
     .argument('<root>', 'registry storage root (e.g. /var/lib/registry)');
-  addDestinationOptions(command)
-    .option('--via <transport>', 'oci (default: streams over HTTP) or skopeo (dir: layouts + skopeo copy)')
-    .option('--work-dir <dir>', 'with --via skopeo: where the dir: layouts go (default: beside the storage, for hard links)')
-    .option('--keep-work-dir', 'with --via skopeo: keep the dir: layouts afterwards')
+  addTransferOptions(command)
     .option('--dry-run', 'print the plan (projects, blobs, mounts, tags) and change nothing')
-    .option('--include <glob>', 'only source repositories matching this glob (repeatable)', collect)
-    .option('--exclude <glob>', 'skip source repositories matching this glob (repeatable)', collect)
-    .option('--map <from=to>', 'rename a source repository prefix (repeatable; longest match wins)', collect)
-    .option('--default-project <name>', 'project for single-level names like busybox (default library)')
-    .option('--concurrency <n>', 'blob uploads in flight (default 8)')
-    .option('--report <file>', 'write the verified image list to FILE (.json or .csv)')
     .option('-o, --output <format>', 'stdout format of the image list: table or json')
-    .option('--public', 'create missing Harbor projects as public (default private)')
-    .option('--storage-limit <size>', 'storage quota for projects created (default -1, unlimited)')
-    .option('-q, --quiet', 'no progress output; failures are still printed')
     .action(async (root: string, flags: PushFlags) => {
       ctx.setExitCode(await runPush(normalizePush(root, flags), ctx));
     });

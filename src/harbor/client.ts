@@ -4,7 +4,7 @@ import { basicAuthorization, headerValue } from '../registry/auth.js';
 import type { Credentials } from '../registry/credentials.js';
 import type { Endpoint } from '../registry/endpoint.js';
 import { classifyNetworkError, classifyStatus, parseErrorBody, RegistryError } from '../registry/errors.js';
-import { SystemInfo } from './schema.js';
+import { Artifact, Project, Repository, SystemInfo } from './schema.js';
 
 export interface ProjectSettings {
   readonly public: boolean;
@@ -29,7 +29,7 @@ export class HarborClient {
     this.#dispatcher = dispatcher;
   }
 
-  async #call(method: 'GET' | 'HEAD' | 'POST', path: string, body?: unknown): Promise<{ status: number; text: string; headers: Record<string, string | string[] | undefined> }> {
+  async #call(method: 'GET' | 'HEAD' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<{ status: number; text: string; headers: Record<string, string | string[] | undefined> }> {
     const url = new URL(`/api/v2.0${path}`, this.#endpoint.origin);
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.#credentials) headers.authorization = basicAuthorization(this.#credentials);
@@ -96,6 +96,53 @@ export class HarborClient {
       );
     }
     throw this.#error('POST', '/projects', res);
+  }
+
+  /** Every page of a paginated list (`page`, `page_size` ≤ 100, `X-Total-Count`). */
+  async #list(path: string): Promise<unknown[]> {
+    const out: unknown[] = [];
+    const pageSize = 100;
+    for (let page = 1; page < 100_000; page++) {
+      const sep = path.includes('?') ? '&' : '?';
+      const res = await this.#call('GET', `${path}${sep}page=${page}&page_size=${pageSize}`);
+      if (res.status === 404) return out;
+      if (res.status !== 200) throw this.#error('GET', path, res);
+      const items = JSON.parse(res.text || '[]') as unknown;
+      if (!Array.isArray(items)) throw this.#error('GET', path, { ...res, text: 'not a list' });
+      out.push(...items);
+      const total = Number(headerValue(res.headers['x-total-count']));
+      if (items.length < pageSize || (Number.isFinite(total) && out.length >= total)) break;
+    }
+    return out;
+  }
+
+  async listProjects(): Promise<string[]> {
+    return (await this.#list('/projects')).map((p) => Project.parse(p).name);
+  }
+
+  /** Repository names of a project, project included (`team/api`). */
+  async listRepositories(project: string): Promise<string[]> {
+    return (await this.#list(`/projects/${encodeURIComponent(project)}/repositories`)).map((r) => Repository.parse(r).name);
+  }
+
+  /**
+   * Artifacts of a repository with their tags. The repository name goes without its project and with `/` encoded
+   * twice (`a/b` → `a%252Fb`), as Harbor's router wants (PROTOCOL.md §5).
+   */
+  async listArtifacts(repository: string): Promise<Artifact[]> {
+    const slash = repository.indexOf('/');
+    const project = repository.slice(0, slash);
+    const name = encodeURIComponent(encodeURIComponent(repository.slice(slash + 1)));
+    return (await this.#list(`/projects/${encodeURIComponent(project)}/repositories/${name}/artifacts?with_tag=true`)).map((a) => Artifact.parse(a));
+  }
+
+  /** Deletes one tag (not the artifact, which other tags may share). */
+  async deleteTag(repository: string, digest: string, tag: string): Promise<void> {
+    const slash = repository.indexOf('/');
+    const project = repository.slice(0, slash);
+    const name = encodeURIComponent(encodeURIComponent(repository.slice(slash + 1)));
+    const res = await this.#call('DELETE', `/projects/${encodeURIComponent(project)}/repositories/${name}/artifacts/${digest}/tags/${encodeURIComponent(tag)}`);
+    if (res.status !== 200 && res.status !== 404) throw this.#error('DELETE', `/projects/${project}/repositories/…/tags/${tag}`, res);
   }
 
   #error(method: string, path: string, res: { status: number; text: string; headers: Record<string, string | string[] | undefined> }): RegistryError {

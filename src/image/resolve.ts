@@ -19,7 +19,10 @@ interface Walk {
  * Resolves one tag: link → manifest → (children →) blobs, recording every fault instead of throwing, so one bad
  * tag never stops a scan. Blob existence is checked against `data` files, never `_layers` links (GC leaves those).
  */
-export function resolveTag(store: BlobStore, location: TagLocation): TagEntry {
+/** Says whether a tag whose link names `digest` may be taken on trust (not resolved). */
+export type TrustHook = (repository: string, tag: string, digest: string) => boolean;
+
+export function resolveTag(store: BlobStore, location: TagLocation, trust?: TrustHook): TagEntry {
   const { repository, tag } = location;
   const faults: Fault[] = [];
   const nameProblem = checkRepositoryName(repository) ?? checkTag(tag);
@@ -30,6 +33,10 @@ export function resolveTag(store: BlobStore, location: TagLocation): TagEntry {
     const kind = link.reason === 'unreadable' ? 'unreadable' : 'invalid-link';
     faults.push({ kind, message: `tag link ${location.linkPath} ${link.detail}` });
     return emptyEntry(repository, tag, undefined, faults);
+  }
+
+  if (faults.length === 0 && trust?.(repository, tag, link.digest)) {
+    return { ...emptyEntry(repository, tag, link.digest, faults), trusted: true };
   }
 
   const root = store.manifest(link.digest);

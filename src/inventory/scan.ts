@@ -1,6 +1,6 @@
 import pLimit from 'p-limit';
 import { BlobStore, hashFile, type ManifestRecord } from '../image/reader.js';
-import { resolveTag } from '../image/resolve.js';
+import { resolveTag, type TrustHook } from '../image/resolve.js';
 import { splitDigest } from '../storage/digest.js';
 import { blobDataPath, type StorageLayout } from '../storage/layout.js';
 import { findTags } from '../storage/walk.js';
@@ -14,6 +14,8 @@ export interface ScanOptions extends RepositoryFilter {
   readonly concurrency: number;
   /** Extra repository selection (sharding), applied after include/exclude. */
   readonly select?: (repository: string) => boolean;
+  /** Tags to take on trust without resolving them (sync --trust-state). */
+  readonly trust?: TrustHook;
   readonly onProgress?: (event: ScanProgress) => void;
 }
 
@@ -35,7 +37,7 @@ export async function scanStorage(layout: StorageLayout, options: ScanOptions): 
   const tags: TagEntry[] = [];
   const manifests = new Map<string, ManifestRecord>();
   for (const [i, location] of locations.entries()) {
-    const entry = resolveTag(store, location);
+    const entry = resolveTag(store, location, options.trust);
     tags.push(entry);
     for (const digest of entry.manifests) {
       if (manifests.has(digest)) continue;

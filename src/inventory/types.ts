@@ -53,6 +53,8 @@ export interface TagEntry {
   /** Sum of the unique blobs' sizes. */
   readonly size: number;
   readonly faults: Fault[];
+  /** Taken on trust from a sync state journal: the link was read, the image was not resolved. */
+  readonly trusted?: boolean;
 }
 
 export interface SourceInventory {

@@ -257,6 +257,42 @@ export class RegistryClient {
     });
   }
 
+  /** `GET /v2/_catalog`, every page (`Link: <…?last=x&n=1000>; rel="next"`). Needs catalog rights. */
+  async catalog(pageSize = 1000): Promise<string[]> {
+    return this.#paginate(`/v2/_catalog?n=${pageSize}`, ['registry:catalog:*'], 'repositories');
+  }
+
+  /** `GET /v2/<name>/tags/list`, every page; an unknown repository has no tags. */
+  async listTags(repository: string, pageSize = 1000): Promise<string[]> {
+    try {
+      return await this.#paginate(`/v2/${repository}/tags/list?n=${pageSize}`, [pullScope(repository)], 'tags');
+    } catch (err) {
+      if (err instanceof RegistryError && err.failure === 'absent') return [];
+      throw err;
+    }
+  }
+
+  async #paginate(first: string, scopes: readonly string[], field: 'repositories' | 'tags'): Promise<string[]> {
+    const out: string[] = [];
+    let next: URL | undefined = this.url(first);
+    for (let pages = 0; next && pages < 100_000; pages++) {
+      const url: URL = next;
+      const res = await this.retrying(() => this.#send({ method: 'GET', url, scopes, ok: [200], keepBody: true }));
+      const body = JSON.parse(res.body.toString('utf8') || '{}') as Record<string, unknown>;
+      const items = body[field];
+      if (Array.isArray(items)) for (const item of items) if (typeof item === 'string') out.push(item);
+      const link = headerValue(res.headers.link);
+      const match = link ? /<([^>]+)>\s*;\s*rel="?next"?/.exec(link) : null;
+      next = match ? new URL(match[1]!, url) : undefined;
+    }
+    return out;
+  }
+
+  /** Deletes a manifest by digest (every tag pointing at it goes with it). */
+  async deleteManifest(repository: string, digest: string): Promise<void> {
+    await this.retrying(() => this.#send({ method: 'DELETE', url: this.url(`/v2/${repository}/manifests/${digest}`), scopes: [`repository:${repository}:delete,pull,push`], ok: [202, 200] }));
+  }
+
   /** Runs an idempotent step, repeating it on transient failures with backoff and `Retry-After`. */
   async retrying<T>(step: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {

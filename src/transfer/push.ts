@@ -1,18 +1,18 @@
 import { createHash } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import pLimit from 'p-limit';
 import { errorMessage } from '../errors.js';
 import type { ProjectSettings } from '../harbor/client.js';
 import { scanStorage } from '../inventory/scan.js';
 import type { SourceInventory } from '../inventory/types.js';
-import type { MapRule } from '../plan/map-names.js';
-import { destinationRef, planMigration, selectCandidates, type Candidate, type Plan, type PlannedImage } from '../plan/plan.js';
-import { blobDataPath, locateStorage } from '../storage/layout.js';
+import { mapRepository, type MapRule, type NameMapping } from '../plan/map-names.js';
+import { destinationRef, planMigration, selectCandidates, type Candidate, type Candidates, type Plan, type PlannedImage } from '../plan/plan.js';
 import { splitDigest } from '../storage/digest.js';
+import { blobDataPath, locateStorage, type StorageLayout } from '../storage/layout.js';
 import type { Destination } from './destination.js';
 import { executePlan, type ImageOutcome, type TransferEvent, type TransferStats } from './execute.js';
 import { assertOutsideStorage } from './export.js';
 import { makeWorkDir, pushWithSkopeo } from './skopeo.js';
-import { rmSync } from 'node:fs';
 
 export type ImageStatus = 'verified' | 'skipped-existing' | 'failed';
 
@@ -27,12 +27,15 @@ export interface ImageReport {
   readonly reason?: string;
 }
 
-export interface PushOptions {
+export interface SourceSelection {
   readonly root: string;
   readonly include: readonly string[];
   readonly exclude: readonly string[];
   readonly maps: readonly MapRule[];
   readonly defaultProject: string;
+}
+
+export interface PushOptions extends SourceSelection {
   readonly project: ProjectSettings;
   readonly dryRun: boolean;
   /** Blob uploads in flight. */
@@ -44,6 +47,11 @@ export interface PushOptions {
   /** skopeo transport: where the layouts go (default beside the storage), and whether to keep them. */
   readonly workDir?: string;
   readonly keepWorkDir?: boolean;
+  /**
+   * `repo:tag` → digest the destination is known to hold (a sync state journal, `--trust-state`): such tags are
+   * neither resolved in the storage nor asked about, when their source link still names that digest.
+   */
+  readonly trusted?: ReadonlyMap<string, string>;
   readonly onEvent?: (event: PushEvent) => void;
   readonly onNotice?: (message: string) => void;
   readonly signal?: AbortSignal;
@@ -66,31 +74,61 @@ export interface PushResult {
   readonly durationMs: number;
 }
 
+export function nameMapping(selection: SourceSelection, destination: Destination): NameMapping {
+  return { rules: selection.maps, defaultProject: selection.defaultProject, harbor: destination.harbor !== undefined };
+}
+
+/** Scan and map: the source side of every command that talks to a destination. */
+export async function readSource(
+  selection: SourceSelection,
+  mapping: NameMapping,
+  concurrency: number,
+  trusted?: ReadonlyMap<string, string>,
+): Promise<{ layout: StorageLayout; inventory: SourceInventory; candidates: Candidates }> {
+  const layout = await locateStorage(selection.root);
+  const trust = trusted
+    ? (repository: string, tag: string, digest: string): boolean => {
+        const mapped = mapRepository(repository, mapping);
+        return mapped.ok && trusted.get(`${mapped.repository}:${tag}`) === digest;
+      }
+    : undefined;
+  const inventory = await scanStorage(layout, {
+    include: selection.include,
+    exclude: selection.exclude,
+    verify: false,
+    concurrency,
+    ...(trust ? { trust } : {}),
+  });
+  return { layout, inventory, candidates: selectCandidates(inventory, mapping) };
+}
+
 function sha256Of(bytes: Buffer, digest: string): string {
   const [algorithm] = splitDigest(digest);
   return `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
 }
 
+function reportBase(image: PlannedImage) {
+  return { source: image.source, destination: destinationRef(image), digest: image.digest, mediaType: image.mediaType || undefined, size: image.size };
+}
+
 /**
- * `push`: scan → map → projects → probe → plan → execute → verify. Returns the per-image fate of every source
- * tag; throws only for problems that stop everything before work starts (exit 2/3).
+ * `push` (and `sync`): scan → map → projects → probe → plan → execute → verify. Returns the per-image fate of every
+ * source tag; throws only for problems that stop everything before work starts (exit 2/3).
  */
 export async function pushStorage(destination: Destination, options: PushOptions): Promise<PushResult> {
   const started = Date.now();
   const emit = options.onEvent ?? (() => undefined);
-  const layout = await locateStorage(options.root);
-  const inventory = await scanStorage(layout, { include: options.include, exclude: options.exclude, verify: false, concurrency: options.requestConcurrency });
+  const mapping = nameMapping(options, destination);
+  const { layout, inventory, candidates } = await readSource(options, mapping, options.requestConcurrency, options.trusted);
   emit({ type: 'scanned', tags: inventory.tags.length });
-
-  const harbor = destination.harbor;
-  const candidates = selectCandidates(inventory, { rules: options.maps, defaultProject: options.defaultProject, harbor: harbor !== undefined });
   const requests = pLimit(options.requestConcurrency);
 
   // Projects first: Harbor hands out tokens without actions for a project that does not exist (PROTOCOL.md §4).
+  const harbor = destination.harbor;
   const existingProjects = new Set<string>();
   const projectsCreated: string[] = [];
   if (harbor) {
-    const needed = [...new Set(candidates.accepted.map((c) => c.project))].sort();
+    const needed = [...new Set(candidates.accepted.filter((c) => !c.entry.trusted).map((c) => c.project))].sort();
     const exists = await Promise.all(needed.map((p) => requests(() => harbor.projectExists(p))));
     needed.forEach((p, i) => exists[i] && existingProjects.add(p));
     if (!options.dryRun) {
@@ -104,27 +142,27 @@ export async function pushStorage(destination: Destination, options: PushOptions
   }
   const projectExists = (project: string): boolean => !harbor || existingProjects.has(project);
 
-  const tags = await probeTags(destination, candidates.accepted.filter((c) => projectExists(c.project)), requests);
+  const tags = new Map<string, string>();
+  const toProbe: Candidate[] = [];
+  for (const c of candidates.accepted) {
+    if (c.entry.trusted) tags.set(`${c.repository}:${c.entry.tag}`, c.entry.digest!);
+    else if (projectExists(c.project)) toProbe.push(c);
+  }
+  for (const [ref, digest] of await probeTags(destination, toProbe, requests)) tags.set(ref, digest);
   const plan = planMigration(candidates, inventory.manifests, { projectExists, tags });
   emit({ type: 'planned', plan });
 
   const stats: TransferStats = { blobsUploaded: 0, bytesUploaded: 0, blobsMounted: 0, bytesMounted: 0, blobsSkipped: 0, bytesSkipped: 0, manifestsPut: 0 };
   const reports: ImageReport[] = [];
-  const base = (image: PlannedImage) => ({
-    source: image.source,
-    destination: destinationRef(image),
-    digest: image.digest,
-    mediaType: image.mediaType,
-    size: image.size,
-  });
   for (const rejected of plan.rejected) {
     reports.push({ source: rejected.source, destination: rejected.repository, digest: rejected.digest, mediaType: undefined, size: 0, status: 'failed', reason: rejected.reason });
   }
-  for (const image of plan.existing) reports.push({ ...base(image), status: 'skipped-existing' });
-
-  if (options.dryRun) {
+  for (const image of plan.existing) reports.push({ ...reportBase(image), status: 'skipped-existing' });
+  const finish = (): PushResult => {
+    reports.sort((a, b) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
     return { via: options.via, inventory, plan, reports, stats, projectsCreated, harborVersion: destination.harborVersion, durationMs: Date.now() - started };
-  }
+  };
+  if (options.dryRun) return finish();
 
   let outcomes: ImageOutcome[];
   if (options.via === 'skopeo') {
@@ -157,28 +195,23 @@ export async function pushStorage(destination: Destination, options: PushOptions
     Object.assign(stats, executed.stats);
     outcomes = executed.outcomes;
   }
+  reports.push(...(await Promise.all(outcomes.map((outcome) => requests(() => verifyOutcome(destination, outcome))))));
+  return finish();
+}
 
-  // Verification reads back what the destination serves for each tag and hashes it: the digest is the identity.
-  const verified = await Promise.all(
-    outcomes.map((outcome) =>
-      requests(async (): Promise<ImageReport> => {
-        const image = outcome.image;
-        if (!outcome.ok) return { ...base(image), status: 'failed', reason: outcome.reason };
-        try {
-          const served = await destination.client.getManifest(image.repository, image.tag);
-          if (!served) return { ...base(image), status: 'failed', reason: 'verification: the destination does not serve the tag after the push' };
-          const digest = sha256Of(served.bytes, image.digest);
-          if (digest !== image.digest) return { ...base(image), status: 'failed', reason: `verification: the destination serves digest ${digest}` };
-          return { ...base(image), status: 'verified' };
-        } catch (err) {
-          return { ...base(image), status: 'failed', reason: `verification: ${errorMessage(err)}` };
-        }
-      }),
-    ),
-  );
-  reports.push(...verified);
-  reports.sort((a, b) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
-  return { via: options.via, inventory, plan, reports, stats, projectsCreated, harborVersion: destination.harborVersion, durationMs: Date.now() - started };
+/** Reads back what the destination serves for the tag and hashes it: the digest is the identity. */
+async function verifyOutcome(destination: Destination, outcome: ImageOutcome): Promise<ImageReport> {
+  const image = outcome.image;
+  if (!outcome.ok) return { ...reportBase(image), status: 'failed', reason: outcome.reason };
+  try {
+    const served = await destination.client.getManifest(image.repository, image.tag);
+    if (!served) return { ...reportBase(image), status: 'failed', reason: 'verification: the destination does not serve the tag after the push' };
+    const digest = sha256Of(served.bytes, image.digest);
+    if (digest !== image.digest) return { ...reportBase(image), status: 'failed', reason: `verification: the destination serves digest ${digest}` };
+    return { ...reportBase(image), status: 'verified' };
+  } catch (err) {
+    return { ...reportBase(image), status: 'failed', reason: `verification: ${errorMessage(err)}` };
+  }
 }
 
 /** HEAD every candidate tag: what the destination already serves, so a second run transfers nothing. */

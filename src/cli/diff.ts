@@ -1,0 +1,100 @@
+import type { Command } from 'commander';
+import { shortDigest } from '../storage/digest.js';
+import { compareStorage, type CompareResult } from '../transfer/compare.js';
+import { connectDestination } from '../transfer/destination.js';
+import type { SourceSelection } from '../transfer/push.js';
+import { csvLine, formatBytes, renderTable } from '../util/format.js';
+import type { CliContext } from './context.js';
+import { addDestinationOptions, buildDestinationOptions, normalizeDestination, type DestinationFlags, type NormalizedDestination } from './destination-options.js';
+import { OptionProblems, parseOutputFormat, parsePositiveInt } from './options.js';
+import { addSelectionOptions, normalizeSelection, type SelectionFlags } from './selection.js';
+import type { OutputFormat } from '../inventory/render.js';
+
+interface DiffFlags extends DestinationFlags, SelectionFlags {
+  output?: string;
+  concurrency?: string;
+}
+
+export interface DiffRequest extends SourceSelection {
+  readonly destination: NormalizedDestination;
+  readonly output: OutputFormat;
+  readonly concurrency: number;
+}
+
+export function normalizeDiff(root: string, flags: DiffFlags): DiffRequest {
+  const problems = new OptionProblems();
+  const request: DiffRequest = {
+    ...normalizeSelection(root, flags, problems),
+    destination: normalizeDestination(flags, problems),
+    output: parseOutputFormat(flags.output, problems),
+    concurrency: parsePositiveInt('--concurrency', flags.concurrency, 16, problems, 256),
+  };
+  problems.throwIfAny();
+  return request;
+}
+
+export const DIFF_JSON_VERSION = 1;
+
+export function renderDiffSummary(result: CompareResult): string {
+  const c = result.counts;
+  return `${c.new} new, ${c.changed} changed, ${c.same} same, ${c.extra} extra, ${c.faulty} faulty; a push would upload ${formatBytes(result.bytesToUpload)} (${result.blobsToUpload} blobs)`;
+}
+
+function render(result: CompareResult, format: OutputFormat, destination: string): string {
+  if (format === 'json') {
+    return (
+      JSON.stringify(
+        {
+          schemaVersion: DIFF_JSON_VERSION,
+          kind: 'regmigrate.diff',
+          destination,
+          summary: { ...result.counts, blobsToUpload: result.blobsToUpload, bytesToUpload: result.bytesToUpload },
+          tags: result.rows.map((r) => ({
+            status: r.status,
+            source: r.source ?? null,
+            destination: r.destination ?? null,
+            sourceDigest: r.sourceDigest ?? null,
+            destinationDigest: r.destinationDigest ?? null,
+            reason: r.reason ?? null,
+          })),
+        },
+        null,
+        2,
+      ) + '\n'
+    );
+  }
+  if (format === 'csv') {
+    let out = csvLine(['status', 'source', 'destination', 'source_digest', 'destination_digest', 'reason']);
+    for (const r of result.rows) out += csvLine([r.status, r.source, r.destination, r.sourceDigest, r.destinationDigest, r.reason]);
+    return out;
+  }
+  const rows = result.rows.map((r) => [r.status, r.source ?? '-', r.destination ?? '-', shortDigest(r.sourceDigest), shortDigest(r.destinationDigest), r.reason ?? '']);
+  return renderTable(['STATUS', 'SOURCE', 'DESTINATION', 'SOURCE DIGEST', 'DEST DIGEST', 'REASON'], rows) + '\n' + renderDiffSummary(result) + '\n';
+}
+
+/** `diff`: exit 0 when in sync, 1 when anything differs (new, changed, extra or faulty). */
+export async function runDiff(request: DiffRequest, ctx: CliContext): Promise<number> {
+  const destination = await connectDestination(await buildDestinationOptions(request.destination, ctx));
+  try {
+    const result = await compareStorage(destination, request, request.concurrency);
+    ctx.stdout.write(render(result, request.output, destination.endpoint.host));
+    if (request.output !== 'table') ctx.stderr.write(renderDiffSummary(result) + '\n');
+    const c = result.counts;
+    return c.new + c.changed + c.extra + c.faulty > 0 ? 1 : 0;
+  } finally {
+    await destination.close();
+  }
+}
+
+export function registerDiff(program: Command, ctx: CliContext): void {
+  const command = program
+    .command('diff')
+    .description('compare the storage with the destination: new, changed, same, extra (read-only on both sides)')
+    .argument('<root>', 'registry storage root (e.g. /var/lib/registry)');
+  addSelectionOptions(addDestinationOptions(command))
+    .option('-o, --output <format>', 'table, json or csv')
+    .option('--concurrency <n>', 'destination requests in flight (default 16)')
+    .action(async (root: string, flags: DiffFlags) => {
+      ctx.setExitCode(await runDiff(normalizeDiff(root, flags), ctx));
+    });
+}

@@ -1,0 +1,123 @@
+import type { Command } from 'commander';
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { countReports, writeReport } from '../report/push-report.js';
+import { locateStorage } from '../storage/layout.js';
+import { syncStorage, type DeleteMode, type SyncResult } from '../transfer/sync.js';
+import { formatBytes, formatDuration } from '../util/format.js';
+import { acquireLock } from '../util/lock.js';
+import type { CliContext } from './context.js';
+import { OptionProblems, parsePositiveInt } from './options.js';
+import { addTransferOptions, normalizeTransfer, openDestination, pushOptions, type TransferFlags, type TransferRequest } from './push.js';
+import { withInterruption } from './signals.js';
+
+interface SyncFlags extends TransferFlags {
+  state?: string;
+  lock?: string;
+  waitLock?: string;
+  trustState?: boolean;
+  deleteExtra?: boolean;
+  yes?: boolean;
+}
+
+export interface SyncRequest extends TransferRequest {
+  readonly state: string | undefined;
+  readonly lock: string | undefined;
+  readonly waitLockSeconds: number;
+  readonly trustState: boolean;
+  readonly deleteExtra: DeleteMode;
+}
+
+export function normalizeSync(root: string, flags: SyncFlags): SyncRequest {
+  const problems = new OptionProblems();
+  const transfer = normalizeTransfer(root, flags, problems);
+  if (flags.trustState && !flags.state) problems.add('--trust-state needs --state FILE');
+  if (flags.deleteExtra && !flags.state) problems.add('--delete-extra needs --state FILE (only tags the journal says came from the source are deleted)');
+  if (flags.yes && !flags.deleteExtra) problems.add('--yes goes with --delete-extra');
+  const waitLockSeconds = flags.waitLock === undefined ? 0 : parsePositiveInt('--wait-lock', flags.waitLock, 0, problems, 86_400);
+  problems.throwIfAny();
+  return {
+    ...transfer,
+    state: flags.state,
+    lock: flags.lock,
+    waitLockSeconds,
+    trustState: flags.trustState ?? false,
+    deleteExtra: !flags.deleteExtra ? 'no' : flags.yes ? 'apply' : 'plan',
+  };
+}
+
+/** Without --lock: next to the state file, else one per (storage, destination) in the temp dir. */
+async function lockPath(request: SyncRequest): Promise<string> {
+  if (request.lock) return request.lock;
+  if (request.state) return `${request.state}.lock`;
+  const layout = await locateStorage(request.root);
+  const key = createHash('sha256').update(`${layout.v2}|${request.destination.endpoint?.host ?? ''}`).digest('hex').slice(0, 16);
+  return path.join(tmpdir(), `regmigrate-sync-${key}.lock`);
+}
+
+/** One line per change and a summary line: what a cron mail or a log collector wants. */
+function renderSync(result: SyncResult): string {
+  let out = '';
+  for (const r of result.push.reports) {
+    if (r.status === 'verified') out += `pushed ${r.source} -> ${r.destination} ${r.digest}\n`;
+    else if (r.status === 'failed') out += `failed ${r.source}${r.destination ? ` -> ${r.destination}` : ''}: ${r.reason ?? 'failed'}\n`;
+  }
+  for (const d of result.deletions) {
+    const what = { 'would-delete': 'would delete', deleted: 'deleted', failed: 'could not delete', kept: 'left alone' }[d.status];
+    out += `${what} ${d.destination} ${d.digest} (source ${d.source} is gone)${d.reason ? `: ${d.reason}` : ''}\n`;
+  }
+  const c = countReports(result.push.reports);
+  const s = result.push.stats;
+  const deleted = result.deletions.filter((d) => d.status === 'deleted').length;
+  const planned = result.deletions.filter((d) => d.status === 'would-delete').length;
+  out +=
+    `sync: ${c.verified} pushed, ${c.skipped} unchanged, ${c.failed} failed` +
+    (result.deletions.length ? `, ${deleted} deleted${planned ? `, ${planned} would be deleted (add --yes)` : ''}` : '') +
+    `; uploaded ${formatBytes(s.bytesUploaded)}; ${formatDuration(result.push.durationMs)}\n`;
+  return out;
+}
+
+/** `sync`: exit 0 when the destination holds every source tag, 1 when some failed, 4 when another sync runs. */
+export async function runSync(request: SyncRequest, ctx: CliContext): Promise<number> {
+  const release = await acquireLock(await lockPath(request), request.waitLockSeconds);
+  try {
+    const destination = await openDestination({ ...request, quiet: true }, ctx, false);
+    try {
+      const { result, signal } = await withInterruption(ctx, (abort) =>
+        syncStorage(destination, {
+          ...pushOptions(request, ctx, { signal: abort }),
+          statePath: request.state,
+          trustState: request.trustState,
+          deleteExtra: request.deleteExtra,
+        }),
+      );
+      if (request.report) writeReport(request.report, result.push, destination.endpoint.host);
+      ctx.stdout.write(renderSync(result));
+      if (signal) return signal === 'SIGINT' ? 130 : 143;
+      const failed = countReports(result.push.reports).failed + result.deletions.filter((d) => d.status === 'failed').length;
+      return failed > 0 ? 1 : 0;
+    } finally {
+      await destination.close();
+    }
+  } finally {
+    release();
+  }
+}
+
+export function registerSync(program: Command, ctx: CliContext): void {
+  const command = program
+    .command('sync')
+    .description('the cron job: push only what differs, verify, keep a journal; locked against overlapping runs')
+    .argument('<root>', 'registry storage root (e.g. /var/lib/registry)');
+  addTransferOptions(command)
+    .option('--state <file>', 'journal of what was verified at which digest (JSON), kept between runs')
+    .option('--trust-state', 'skip the destination check for tags whose source digest matches the journal')
+    .option('--lock <file>', 'lock file (default: <state>.lock, or one per storage and destination in the temp dir)')
+    .option('--wait-lock <seconds>', 'wait this long for another sync to finish (default: exit 4 at once)')
+    .option('--delete-extra', 'list destination tags whose source tag is gone (per the journal); with --yes, delete them')
+    .option('--yes', 'with --delete-extra: really delete')
+    .action(async (root: string, flags: SyncFlags) => {
+      ctx.setExitCode(await runSync(normalizeSync(root, flags), ctx));
+    });
+}

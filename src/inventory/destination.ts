@@ -1,0 +1,52 @@
+import pLimit from 'p-limit';
+import type { Destination } from '../transfer/destination.js';
+
+export interface DestinationTag {
+  readonly digest: string;
+  readonly mediaType: string | undefined;
+}
+
+/** `repo:tag` → what the destination serves. */
+export type DestinationTags = Map<string, DestinationTag>;
+
+/**
+ * Every tag in the destination's repositories under the given projects (first name components). Harbor: projects →
+ * repositories → artifacts with their tags, through `/api/v2.0`. A plain registry: `_catalog` + `tags/list` +
+ * a manifest HEAD per tag. Bounded concurrency throughout.
+ */
+export async function readDestinationTags(destination: Destination, projects: ReadonlySet<string>, concurrency: number): Promise<DestinationTags> {
+  const tags: DestinationTags = new Map();
+  const limit = pLimit(concurrency);
+  const harbor = destination.harbor;
+  if (harbor) {
+    const existing = new Set(await harbor.listProjects());
+    const wanted = [...projects].filter((p) => existing.has(p));
+    const repositories = (await Promise.all(wanted.map((p) => limit(() => harbor.listRepositories(p))))).flat();
+    await Promise.all(
+      repositories.map((repository) =>
+        limit(async () => {
+          for (const artifact of await harbor.listArtifacts(repository)) {
+            for (const tag of artifact.tags ?? []) {
+              tags.set(`${repository}:${tag.name}`, { digest: artifact.digest, mediaType: artifact.manifest_media_type ?? artifact.media_type });
+            }
+          }
+        }),
+      ),
+    );
+    return tags;
+  }
+  const client = destination.client;
+  const repositories = (await client.catalog()).filter((r) => projects.has(r.split('/')[0]!));
+  const listed = await Promise.all(repositories.map((r) => limit(async () => ({ repository: r, tags: await client.listTags(r) }))));
+  await Promise.all(
+    listed.flatMap(({ repository, tags: names }) =>
+      names.map((tag) =>
+        limit(async () => {
+          const head = await client.headManifest(repository, tag);
+          if (head?.digest) tags.set(`${repository}:${tag}`, { digest: head.digest, mediaType: head.mediaType });
+        }),
+      ),
+    ),
+  );
+  return tags;
+}

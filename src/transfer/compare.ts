@@ -1,0 +1,35 @@
+import pLimit from 'p-limit';
+import { readDestinationTags } from '../inventory/destination.js';
+import { countDiff, diffTags, type DiffCounts, type DiffRow } from '../inventory/diff.js';
+import { planMigration } from '../plan/plan.js';
+import type { Destination } from './destination.js';
+import { nameMapping, readSource, type SourceSelection } from './push.js';
+
+export interface CompareResult {
+  readonly rows: readonly DiffRow[];
+  readonly counts: DiffCounts;
+  /** What a push would upload now: blobs its upload repository does not hold. */
+  readonly blobsToUpload: number;
+  readonly bytesToUpload: number;
+}
+
+/** `diff`: read-only on both sides. */
+export async function compareStorage(destination: Destination, selection: SourceSelection, concurrency: number): Promise<CompareResult> {
+  const mapping = nameMapping(selection, destination);
+  const { inventory, candidates } = await readSource(selection, mapping, concurrency);
+  const projects = new Set(candidates.accepted.map((c) => c.project));
+  const tags = await readDestinationTags(destination, projects, concurrency);
+  const rows = diffTags(candidates, tags);
+  const plan = planMigration(candidates, inventory.manifests, { projectExists: () => true, tags: new Map([...tags].map(([ref, t]) => [ref, t.digest])) });
+  // The push uploads a blob into its home repository unless that repository has it already: ask exactly that.
+  const limit = pLimit(concurrency);
+  const absent = await Promise.all(plan.blobs.map((b) => limit(async () => !(await destination.client.hasBlob(b.home, b.digest).catch(() => false)))));
+  let blobsToUpload = 0;
+  let bytesToUpload = 0;
+  plan.blobs.forEach((blob, i) => {
+    if (!absent[i]) return;
+    blobsToUpload++;
+    bytesToUpload += blob.size;
+  });
+  return { rows, counts: countDiff(rows), blobsToUpload, bytesToUpload };
+}

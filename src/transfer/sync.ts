@@ -1,0 +1,95 @@
+import { errorMessage } from '../errors.js';
+import { loadState, saveState, type SyncState } from '../report/sync-state.js';
+import { makeRepositoryFilter } from '../util/glob.js';
+import type { Destination } from './destination.js';
+import { pushStorage, type PushOptions, type PushResult } from './push.js';
+
+export type DeleteMode = 'no' | 'plan' | 'apply';
+
+export interface SyncOptions extends Omit<PushOptions, 'dryRun' | 'trusted'> {
+  /** The journal file (`--state`); without one, nothing is remembered between runs. */
+  readonly statePath: string | undefined;
+  /** Skip the destination query for tags whose source digest is the journal's (`--trust-state`). */
+  readonly trustState: boolean;
+  readonly deleteExtra: DeleteMode;
+}
+
+export interface Deletion {
+  readonly destination: string;
+  readonly digest: string;
+  readonly source: string;
+  readonly status: 'would-delete' | 'deleted' | 'failed' | 'kept';
+  readonly reason?: string;
+}
+
+export interface SyncResult {
+  readonly push: PushResult;
+  readonly deletions: readonly Deletion[];
+}
+
+/**
+ * `sync`, the cron job: push exactly what differs (the push engine, projects created as needed), verify, and
+ * keep the journal. `--delete-extra` only ever touches tags the journal says came from the source and the source
+ * no longer has, and lists them first (`plan`) unless told to apply.
+ */
+export async function syncStorage(destination: Destination, options: SyncOptions): Promise<SyncResult> {
+  const host = destination.endpoint.host;
+  const state: SyncState | undefined = options.statePath ? loadState(options.statePath, host) : undefined;
+  const trusted = options.trustState && state ? new Map(Object.entries(state.tags).filter(([, e]) => !e.goneFromSourceAt).map(([ref, e]) => [ref, e.digest])) : undefined;
+  const push = await pushStorage(destination, { ...options, dryRun: false, ...(trusted ? { trusted } : {}) });
+  const deletions: Deletion[] = [];
+  if (!state || !options.statePath) return { push, deletions };
+
+  const now = new Date().toISOString();
+  const present = new Set<string>();
+  for (const report of push.reports) {
+    if (!report.destination || !report.digest) continue;
+    present.add(report.destination);
+    if (report.status === 'verified' || report.status === 'skipped-existing') {
+      state.tags[report.destination] = { source: report.source, digest: report.digest, verifiedAt: report.status === 'verified' ? now : (state.tags[report.destination]?.verifiedAt ?? now), goneFromSourceAt: null };
+    }
+  }
+  // Faulty source tags still exist in the source: they are not "gone", even without a destination name.
+  const sourceTags = new Set(push.inventory.tags.map((t) => `${t.repository}:${t.tag}`));
+  const selected = makeRepositoryFilter(options);
+  for (const [ref, entry] of Object.entries(state.tags)) {
+    const sourceRepository = entry.source.slice(0, entry.source.lastIndexOf(':'));
+    if (present.has(ref) || sourceTags.has(entry.source) || !selected(sourceRepository)) continue;
+    entry.goneFromSourceAt ??= now;
+    if (options.deleteExtra === 'no') continue;
+    const deletion = await deleteGoneTag(destination, ref, entry.digest, entry.source, options.deleteExtra === 'apply');
+    deletions.push(deletion);
+    if (deletion.status === 'deleted' || deletion.status === 'kept') delete state.tags[ref];
+  }
+  saveState(options.statePath, state);
+  return { push, deletions };
+}
+
+async function deleteGoneTag(destination: Destination, ref: string, digest: string, source: string, apply: boolean): Promise<Deletion> {
+  const at = ref.lastIndexOf(':');
+  const repository = ref.slice(0, at);
+  const tag = ref.slice(at + 1);
+  const base = { destination: ref, digest, source };
+  try {
+    const head = await destination.client.headManifest(repository, tag);
+    // Gone already, or re-pointed by someone else since: not ours to delete any more.
+    if (!head || head.digest !== digest) return { ...base, status: 'kept', reason: head ? `now points at ${head.digest}` : 'already absent' };
+    if (!apply) return { ...base, status: 'would-delete' };
+    if (destination.harbor) {
+      await destination.harbor.deleteTag(repository, digest, tag);
+      return { ...base, status: 'deleted' };
+    }
+    // A plain registry deletes manifests, not tags: only when no other tag shares the digest.
+    const others = [];
+    for (const other of await destination.client.listTags(repository)) {
+      if (other === tag) continue;
+      const h = await destination.client.headManifest(repository, other);
+      if (h?.digest === digest) others.push(other);
+    }
+    if (others.length > 0) return { ...base, status: 'failed', reason: `tags ${others.join(', ')} share its digest; a plain registry can only delete the manifest` };
+    await destination.client.deleteManifest(repository, digest);
+    return { ...base, status: 'deleted' };
+  } catch (err) {
+    return { ...base, status: 'failed', reason: errorMessage(err) };
+  }
+}
