@@ -7,7 +7,7 @@ import { locateStorage } from '../src/storage/layout.js';
 import { buildRealTree, type RealTree } from './helpers/real-tree.js';
 import { tempDir } from './helpers/tmp.js';
 
-const OPTIONS = { include: [], exclude: [], verify: false, concurrency: 16 };
+const OPTIONS = { include: [] as string[], exclude: [] as string[], verify: false, concurrency: 16 };
 
 async function scan(root: string, options: Partial<typeof OPTIONS> = {}): Promise<SourceInventory> {
   return scanStorage(await locateStorage(root), { ...OPTIONS, ...options });

@@ -224,7 +224,83 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
         return;
       }
     }
+    const repoRoute = /^\/api\/v2\.0\/projects\/([^/]+)\/repositories(?:\/([^/]+)(\/artifacts(?:\/([^/]+)\/tags\/([^/]+))?)?)?$/.exec(url.pathname);
+    if (repoRoute) {
+      if (bad) return harborError(res, 401, 'UNAUTHORIZED', 'unauthorized');
+      const project = decodeURIComponent(repoRoute[1]!);
+      if (!projects.has(project)) return harborError(res, 404, 'NOT_FOUND', `project ${project} not found`);
+      if (!repoRoute[2] && req.method === 'GET') {
+        const catalog = (await registryJson('/v2/_catalog?n=1000', 'registry:catalog:*')) as { repositories?: string[] };
+        const names = (catalog.repositories ?? []).filter((r) => r.startsWith(`${project}/`));
+        return page(res, url, names.map((name) => ({ name })));
+      }
+      // Harbor wants the repository name encoded twice: once decoded it must still hold no "/" (PROTOCOL.md §5).
+      const once = decodeURIComponent(repoRoute[2] ?? '');
+      if (once.includes('/')) return harborError(res, 404, 'NOT_FOUND', 'repository name not double-encoded');
+      const repository = `${project}/${decodeURIComponent(once)}`;
+      if (repoRoute[3] && !repoRoute[4] && req.method === 'GET') {
+        const list = (await registryJson(`/v2/${repository}/tags/list`, `repository:${repository}:pull`)) as { tags?: string[] | null };
+        const byDigest = new Map<string, { digest: string; manifest_media_type: string; media_type: string; tags: Array<{ name: string }> }>();
+        for (const tag of list.tags ?? []) {
+          const head = await registryRequest('HEAD', `/v2/${repository}/manifests/${tag}`, `repository:${repository}:pull`);
+          const digest = head.headers.get('docker-content-digest')!;
+          const mediaType = head.headers.get('content-type') ?? '';
+          const artifact = byDigest.get(digest) ?? { digest, manifest_media_type: mediaType, media_type: mediaType, tags: [] };
+          artifact.tags.push({ name: tag });
+          byDigest.set(digest, artifact);
+        }
+        return page(res, url, [...byDigest.values()]);
+      }
+      if (repoRoute[4] && req.method === 'DELETE') {
+        if (!user) return harborError(res, 401, 'UNAUTHORIZED', 'unauthorized');
+        const digest = decodeURIComponent(repoRoute[4]);
+        const tag = decodeURIComponent(repoRoute[5]!);
+        const scope = `repository:${repository}:pull,push,delete`;
+        // Distribution deletes manifests, not tags: delete, then put the manifest back under its other tags.
+        const list = (await registryJson(`/v2/${repository}/tags/list`, scope)) as { tags?: string[] | null };
+        const others: string[] = [];
+        for (const other of list.tags ?? []) {
+          if (other === tag) continue;
+          const head = await registryRequest('HEAD', `/v2/${repository}/manifests/${other}`, scope);
+          if (head.headers.get('docker-content-digest') === digest) others.push(other);
+        }
+        const got = await registryRequest('GET', `/v2/${repository}/manifests/${digest}`, scope);
+        if (got.status !== 200) return harborError(res, 404, 'NOT_FOUND', 'artifact not found');
+        const bytes = Buffer.from(await got.arrayBuffer());
+        const type = got.headers.get('content-type') ?? '';
+        await registryRequest('DELETE', `/v2/${repository}/manifests/${digest}`, scope);
+        for (const other of others) await registryRequest('PUT', `/v2/${repository}/manifests/${other}`, scope, bytes, type);
+        events.push(`tag-deleted:${repository}:${tag}`);
+        res.writeHead(200).end();
+        return;
+      }
+    }
     harborError(res, 404, 'NOT_FOUND', `no route ${req.method} ${url.pathname} in the Harbor double`);
+  }
+
+  /** Harbor's pagination: `page`, `page_size` (≤ 100), `X-Total-Count`. */
+  function page(res: http.ServerResponse, url: URL, items: unknown[]): void {
+    const size = Math.min(100, Number(url.searchParams.get('page_size') ?? 10));
+    const number = Number(url.searchParams.get('page') ?? 1);
+    res.writeHead(200, { 'content-type': 'application/json', 'x-total-count': String(items.length) });
+    res.end(JSON.stringify(items.slice((number - 1) * size, number * size)));
+  }
+
+  /** The double's core talks to its registry with tokens it signs itself, as Harbor's core does. */
+  async function registryRequest(method: string, path: string, scope: string, body?: Buffer, contentType?: string): Promise<Response> {
+    const [type, name, actions] = scope.split(':') as [string, string, string];
+    const token = makeToken(key, certDer, 'harbor-core', [{ type, name, actions: actions.split(',') }], 300);
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${token}`,
+      accept: 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json',
+    };
+    if (contentType) headers['content-type'] = contentType;
+    return fetch(`http://127.0.0.1:${registryPort}${path}`, { method, headers, ...(body ? { body } : {}) });
+  }
+
+  async function registryJson(path: string, scope: string): Promise<unknown> {
+    const res = await registryRequest('GET', path, scope);
+    return res.status === 200 ? res.json() : {};
   }
 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -15,7 +15,7 @@ export interface ProxyRequest {
 }
 
 export type ScriptAction =
-  | { kind: 'forward'; rewriteLocation?: (location: string) => string }
+  | { kind: 'forward'; rewriteLocation?: (location: string) => string; delayMs?: number }
   | { kind: 'respond'; status: number; headers?: Record<string, string>; body?: string }
   /** Read some of the request body, then destroy the socket: a reset mid-upload. */
   | { kind: 'drop'; afterBytes?: number };
@@ -99,6 +99,14 @@ export async function startProxy(upstreamHost: string): Promise<ScriptedProxy> {
       req.on('end', cut);
       return;
     }
+    if (action.delayMs) {
+      req.pause();
+      setTimeout(() => forward(action), action.delayMs);
+    } else {
+      forward(action);
+    }
+
+    function forward(action: { rewriteLocation?: (location: string) => string }): void {
     const upstream = http.request({ host: upHost, port: Number(upPort), method: req.method, path: req.url, headers: req.headers }, (upRes) => {
       const headers = { ...upRes.headers };
       if (action.rewriteLocation && typeof headers.location === 'string') headers.location = action.rewriteLocation(headers.location);
@@ -112,6 +120,7 @@ export async function startProxy(upstreamHost: string): Promise<ScriptedProxy> {
     });
     req.on('data', (c: Buffer) => (bytesIn += c.length));
     req.pipe(upstream);
+    }
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as { port: number }).port;

@@ -1,0 +1,224 @@
+import { execa } from 'execa';
+import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { addImage, makeLayer, StorageBuilder } from '../fixtures/builder.js';
+import { BIN, DEMO_STORAGE, runCli } from './helpers/cli.js';
+import { startHarborDouble } from './helpers/harbor-double.js';
+import { startProxy, type ScriptedProxy } from './helpers/proxy.js';
+import { startRegistry, type RunningRegistry } from './helpers/registry.js';
+import { tempDir } from './helpers/tmp.js';
+
+interface DiffJson {
+  summary: { new: number; changed: number; same: number; extra: number; faulty: number; bytesToUpload: number; blobsToUpload: number };
+  tags: Array<{ status: string; source: string | null; destination: string | null; sourceDigest: string | null; destinationDigest: string | null }>;
+}
+
+function copyDemo(): string {
+  const root = path.join(tempDir('regmigrate-src-'), 'registry');
+  cpSync(DEMO_STORAGE, root, { recursive: true });
+  return root;
+}
+
+/** Points `team/api:1.1` at a new image with one new layer; returns the new digest and the bytes a push needs. */
+function changeApi11(root: string): { digest: string; newBytes: number } {
+  const b = new StorageBuilder(root);
+  const base = makeLayer('etc/os-release', 'NAME="fixture-base"\n', 24 * 1024);
+  const layer = makeLayer('srv/app', 'api v1.1 hotfix\n', 6 * 1024);
+  const image = addImage(b, 'team/api', { format: 'oci', layers: [base, layer], label: 'api-1.1-hotfix' });
+  b.tag('team/api', '1.1', image.digest);
+  const configSize = readFileSync(b.blobPath(image.config)).length;
+  return { digest: image.digest, newBytes: layer.blob.length + configSize };
+}
+
+async function diff(root: string, host: string, extra: string[] = []): Promise<{ exitCode: number; doc: DiffJson }> {
+  const result = await runCli(['diff', root, '--to', host, '--output', 'json', ...extra]);
+  return { exitCode: result.exitCode, doc: JSON.parse(result.stdout) as DiffJson };
+}
+
+describe('diff and sync against a real docker-registry', () => {
+  let registry: RunningRegistry;
+  let proxy: ScriptedProxy;
+  let root: string;
+  let state: string;
+  beforeAll(async () => {
+    registry = await startRegistry();
+    proxy = await startProxy(registry.host);
+    root = copyDemo();
+    state = path.join(tempDir(), 'state.json');
+  });
+
+  it('diff on an empty destination: everything new, with the bytes a push would send (exit 1)', async () => {
+    const { exitCode, doc } = await diff(root, proxy.host);
+    expect(exitCode).toBe(1);
+    expect(doc.summary).toMatchObject({ new: 7, changed: 0, same: 0, extra: 0, faulty: 0, blobsToUpload: 18 });
+    expect(doc.summary.bytesToUpload).toBeGreaterThan(100 * 1024);
+    // Read-only: nothing was written.
+    expect(proxy.log.filter((r) => !['GET', 'HEAD'].includes(r.method))).toEqual([]);
+  });
+
+  it('sync pushes everything, then diff says all same (exit 0)', async () => {
+    const sync = await runCli(['sync', root, '--to', proxy.host, '--state', state]);
+    expect(sync.exitCode, sync.stderr).toBe(0);
+    expect(sync.stdout).toMatch(/^pushed busybox:1\.36 -> library\/busybox:1\.36 sha256:[0-9a-f]{64}$/m);
+    expect(sync.stdout).toMatch(/^sync: 7 pushed, 0 unchanged, 0 failed; uploaded [\d.]+ KiB; /m);
+    const { exitCode, doc } = await diff(root, proxy.host);
+    expect(exitCode).toBe(0);
+    expect(doc.summary).toMatchObject({ new: 0, changed: 0, same: 7, extra: 0, bytesToUpload: 0 });
+  });
+
+  it('a changed source tag shows as changed, and sync sends only its new blobs and manifest', async () => {
+    const { digest, newBytes } = changeApi11(root);
+    const { doc } = await diff(root, proxy.host);
+    const row = doc.tags.find((t) => t.destination === 'team/api:1.1')!;
+    expect(row.status).toBe('changed');
+    expect(row.sourceDigest).toBe(digest);
+    expect(doc.summary.bytesToUpload).toBe(newBytes);
+
+    proxy.reset();
+    const sync = await runCli(['sync', root, '--to', proxy.host, '--state', state]);
+    expect(sync.exitCode, sync.stderr).toBe(0);
+    expect(sync.stdout).toMatch(/^pushed team\/api:1\.1 -> team\/api:1\.1 /m);
+    expect(sync.stdout).toMatch(/^sync: 1 pushed, 6 unchanged, 0 failed/m);
+    const uploads = proxy.log.filter((r) => r.method === 'PUT' && r.path.includes('/blobs/uploads/'));
+    expect(uploads.reduce((sum, r) => sum + r.bytesIn, 0)).toBe(newBytes);
+    expect(proxy.log.filter((r) => r.method === 'PUT' && r.path.includes('/manifests/')).map((r) => r.path)).toEqual(['/v2/team/api/manifests/1.1']);
+  });
+
+  it('a tag only the destination has shows as extra', async () => {
+    await execa('skopeo', ['copy', '--quiet', '--all', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${registry.host}/team/api:1.0`, `docker://${registry.host}/team/api:pushed-by-ci`]);
+    const { exitCode, doc } = await diff(root, proxy.host);
+    expect(exitCode).toBe(1);
+    expect(doc.tags.filter((t) => t.status === 'extra').map((t) => t.destination)).toEqual(['team/api:pushed-by-ci']);
+  });
+
+  it('--trust-state skips the destination for tags the journal vouches for', async () => {
+    proxy.reset();
+    const sync = await runCli(['sync', root, '--to', proxy.host, '--state', state, '--trust-state']);
+    expect(sync.exitCode, sync.stderr).toBe(0);
+    expect(sync.stdout).toMatch(/^sync: 0 pushed, 7 unchanged, 0 failed/m);
+    expect(proxy.log.filter((r) => r.path.includes('/manifests/'))).toEqual([]);
+    const journal = JSON.parse(readFileSync(state, 'utf8')) as { kind: string; tags: Record<string, { digest: string; source: string }> };
+    expect(journal.kind).toBe('regmigrate.sync-state');
+    expect(Object.keys(journal.tags).sort()).toHaveLength(7);
+  });
+
+  it('--delete-extra lists tags whose source is gone, and deletes them only with --yes', async () => {
+    rmSync(path.join(root, 'docker/registry/v2/repositories/library/alpine/_manifests/tags/latest'), { recursive: true });
+    const plan = await runCli(['sync', root, '--to', proxy.host, '--state', state, '--delete-extra']);
+    expect(plan.exitCode, plan.stderr).toBe(0);
+    expect(plan.stdout).toMatch(/^would delete library\/alpine:latest sha256:[0-9a-f]{64} \(source library\/alpine:latest is gone\)$/m);
+    expect((await runCli(['diff', root, '--to', proxy.host])).stdout).toMatch(/extra\s+-\s+library\/alpine:latest/);
+    // The extra tag pushed by someone else is never a candidate: the journal does not know it.
+    expect(plan.stdout).not.toContain('pushed-by-ci');
+    const apply = await runCli(['sync', root, '--to', proxy.host, '--state', state, '--delete-extra', '--yes']);
+    expect(apply.exitCode, apply.stderr).toBe(1);
+    // library/alpine:3.19 shares the digest: a plain registry can only delete the manifest, so it refuses.
+    expect(apply.stdout).toMatch(/^could not delete library\/alpine:latest .*tags 3\.19 share its digest/m);
+  });
+});
+
+describe('sync as a cron job', () => {
+  it('a second sync while one runs exits 4 with "locked"; --wait-lock waits for it', async () => {
+    const registry = await startRegistry();
+    const root = copyDemo();
+    const state = path.join(tempDir(), 'state.json');
+    // Slow the destination down so the first sync is still running when the second starts.
+    const delayed = await startDelayedProxy(registry.host, 100);
+    const first = runCli(['sync', root, '--to', delayed.host, '--state', state]);
+    await waitFor(() => existsSync(`${state}.lock`));
+    const second = await runCli(['sync', root, '--to', delayed.host, '--state', state]);
+    expect(second.exitCode).toBe(4);
+    expect(second.stderr).toMatch(/^regmigrate: locked: another sync \(pid \d+ on .*\) holds .*state\.json\.lock$/m);
+    const third = await runCli(['sync', root, '--to', delayed.host, '--state', state, '--wait-lock', '60']);
+    expect((await first).exitCode).toBe(0);
+    expect(third.exitCode, third.stderr).toBe(0);
+    expect(third.stdout).toMatch(/^sync: 0 pushed, 7 unchanged/m);
+    expect(existsSync(`${state}.lock`)).toBe(false);
+  });
+
+  it('takes over a stale lock left by a dead process', async () => {
+    const registry = await startRegistry();
+    const state = path.join(tempDir(), 'state.json');
+    const dead = (await execa('sh', ['-c', 'echo $$'])).stdout.trim();
+    writeFileSync(`${state}.lock`, JSON.stringify({ pid: Number(dead), hostname: hostname(), startedAt: '2020-01-01T00:00:00Z' }));
+    const result = await runCli(['sync', DEMO_STORAGE, '--to', registry.host, '--state', state]);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(existsSync(`${state}.lock`)).toBe(false);
+  });
+
+  it('a sync killed mid-run is completed by the next one without re-sending finished blobs', async () => {
+    const registry = await startRegistry();
+    const counting = await startProxy(registry.host);
+    const delayed = await startDelayedProxy(counting.host, 60);
+    const root = copyDemo();
+    const state = path.join(tempDir(), 'state.json');
+    const uploaded = (): string[] =>
+      counting.log.filter((r) => r.method === 'PUT' && r.status === 201 && r.path.includes('/blobs/uploads/')).map((r) => new URLSearchParams(r.query).get('digest')!);
+    const child = execa(BIN, ['sync', root, '--to', delayed.host, '--state', state, '--concurrency', '1'], { reject: false });
+    await waitFor(() => uploaded().length >= 4);
+    child.kill('SIGKILL');
+    await child;
+    const firstRun = uploaded();
+    expect(firstRun.length).toBeLessThan(18);
+    expect(existsSync(`${state}.lock`)).toBe(true);
+    counting.reset();
+    // The killed run's lock is stale now: the next run takes it over and finishes the job.
+    const next = await runCli(['sync', root, '--to', counting.host, '--state', state]);
+    expect(next.exitCode, next.stderr).toBe(0);
+    const secondRun = uploaded();
+    expect(secondRun.filter((d) => firstRun.includes(d))).toEqual([]);
+    expect(firstRun.length + secondRun.length).toBe(18);
+    expect((await runCli(['diff', root, '--to', registry.host])).exitCode).toBe(0);
+  });
+});
+
+/** A proxy that holds every request for `delayMs` before forwarding: makes a run last long enough to race it. */
+async function startDelayedProxy(upstream: string, delayMs: number): Promise<ScriptedProxy> {
+  const proxy = await startProxy(upstream);
+  proxy.script = () => ({ kind: 'forward', delayMs });
+  return proxy;
+}
+
+async function waitFor(condition: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('diff and sync against the Harbor double', () => {
+  it('diff sees new, then same after a sync that creates the projects; extra tags in its projects', async () => {
+    const harbor = await startHarborDouble({ users: { admin: { password: 'Sync-pass-1', admin: true } }, projects: [] });
+    const auth = { env: { REGMIGRATE_USERNAME: 'admin', REGMIGRATE_PASSWORD: 'Sync-pass-1' } };
+    const before = await runCli(['diff', DEMO_STORAGE, '--to', harbor.host, '--output', 'json'], auth);
+    expect(before.exitCode, before.stderr).toBe(1);
+    expect((JSON.parse(before.stdout) as DiffJson).summary).toMatchObject({ new: 7, same: 0 });
+    const root = copyDemo();
+    const state = path.join(tempDir(), 'state.json');
+    const sync = await runCli(['sync', root, '--to', harbor.host, '--state', state], auth);
+    expect(sync.exitCode, sync.stderr).toBe(0);
+    expect([...harbor.projects.keys()].sort()).toEqual(['infra', 'library', 'team']);
+    const after = await runCli(['diff', root, '--to', harbor.host, '--output', 'json'], auth);
+    expect(after.exitCode, after.stdout).toBe(0);
+    const doc = JSON.parse(after.stdout) as DiffJson;
+    expect(doc.summary).toMatchObject({ new: 0, changed: 0, same: 7, extra: 0 });
+    // The nested repository came back through the double-encoded artifacts route.
+    expect(doc.tags.find((t) => t.destination === 'infra/tools/kubectl:1.29')!.destinationDigest).toMatch(/^sha256:/);
+    expect(harbor.log.some((r) => r.path.includes('/repositories/tools%252Fkubectl/artifacts'))).toBe(true);
+
+    // A tag pushed straight to Harbor is extra; a tag gone from the source is deleted through Harbor's API with --yes.
+    await execa('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', '--src-tls-verify=false', '--src-creds', 'admin:Sync-pass-1', '--dest-creds', 'admin:Sync-pass-1', `docker://${harbor.host}/team/api:1.0`, `docker://${harbor.host}/team/api:from-ci`]);
+    rmSync(path.join(root, 'docker/registry/v2/repositories/team/api/_manifests/tags/1.1'), { recursive: true });
+    const extra = JSON.parse((await runCli(['diff', root, '--to', harbor.host, '--output', 'json'], auth)).stdout) as DiffJson;
+    expect(extra.tags.filter((t) => t.status === 'extra').map((t) => t.destination).sort()).toEqual(['team/api:1.1', 'team/api:from-ci']);
+    const removed = await runCli(['sync', root, '--to', harbor.host, '--state', state, '--delete-extra', '--yes'], auth);
+    expect(removed.exitCode, removed.stdout + removed.stderr).toBe(0);
+    expect(removed.stdout).toMatch(/^deleted team\/api:1\.1 sha256:[0-9a-f]{64} \(source team\/api:1\.1 is gone\)$/m);
+    expect(harbor.events).toContain('tag-deleted:team/api:1.1');
+    const final = JSON.parse((await runCli(['diff', root, '--to', harbor.host, '--output', 'json'], auth)).stdout) as DiffJson;
+    expect(final.tags.filter((t) => t.status === 'extra').map((t) => t.destination)).toEqual(['team/api:from-ci']);
+  });
+});
