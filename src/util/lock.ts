@@ -1,7 +1,8 @@
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import path from 'node:path';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LockedError } from '../errors.js';
+import { LockedError, UsageError } from '../errors.js';
 
 interface LockOwner {
   pid: number;
@@ -34,6 +35,11 @@ function isAlive(pid: number): boolean {
 export async function acquireLock(file: string, waitSeconds: number): Promise<() => void> {
   const deadline = Date.now() + waitSeconds * 1000;
   const me: LockOwner = { pid: process.pid, hostname: hostname(), startedAt: new Date().toISOString() };
+  try {
+    mkdirSync(path.dirname(file), { recursive: true });
+  } catch (err) {
+    throw new UsageError(`lock ${file}: its directory cannot be created (${(err as NodeJS.ErrnoException).code ?? 'error'})`, 'choose a writable place with --lock or --state');
+  }
   for (;;) {
     try {
       const fd = openSync(file, 'wx', 0o644);
@@ -44,7 +50,8 @@ export async function acquireLock(file: string, waitSeconds: number): Promise<()
         if (owner?.pid === me.pid && owner.hostname === me.hostname) unlinkSync(file);
       };
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EEXIST') throw new UsageError(`lock ${file}: cannot be created (${code ?? 'error'})`, 'choose a writable place with --lock or --state');
     }
     const owner = readOwner(file);
     if (!owner || (owner.hostname === me.hostname && !isAlive(owner.pid))) {

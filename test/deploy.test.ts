@@ -1,0 +1,99 @@
+import { execa } from 'execa';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { BIN, DEMO_STORAGE, PROJECT } from './helpers/cli.js';
+import { startRegistry, type RunningRegistry } from './helpers/registry.js';
+import { tempDir } from './helpers/tmp.js';
+
+const DEPLOY = path.join(PROJECT, 'deploy');
+
+/** The examples' paths, pointed at this test's storage, registry and scratch directories. */
+function localize(text: string, registry: RunningRegistry, scratch: string): string {
+  return text
+    .replaceAll('/usr/local/bin/regmigrate', BIN)
+    .replaceAll('/var/lib/registry', DEMO_STORAGE)
+    .replaceAll('harbor.example.com', registry.host)
+    .replaceAll('/etc/regmigrate', path.join(scratch, 'etc'))
+    .replaceAll('/var/lib/regmigrate', path.join(scratch, 'state'))
+    .replaceAll('/var/log/regmigrate', path.join(scratch, 'log'))
+    .replace(/(?<![\w/.-])\/state\//g, `${path.join(scratch, 'state')}/`);
+}
+
+function scratchDir(): string {
+  const dir = tempDir('regmigrate-deploy-');
+  for (const sub of ['etc', 'state', 'log']) mkdirSync(path.join(dir, sub));
+  writeFileSync(path.join(dir, 'etc', 'config.json'), JSON.stringify({ auths: {} }), { mode: 0o600 });
+  return dir;
+}
+
+describe('deploy examples', () => {
+  let registry: RunningRegistry;
+  beforeAll(async () => {
+    registry = await startRegistry();
+  });
+
+  it('cron: a valid /etc/cron.d line whose command syncs and writes its journal and report', async () => {
+    const lines = readFileSync(path.join(DEPLOY, 'cron', 'regmigrate'), 'utf8').split('\n');
+    const jobs = lines.filter((l) => l.trim() && !l.startsWith('#') && !/^[A-Z_]+=/.test(l));
+    expect(jobs).toHaveLength(1);
+    const fields = jobs[0]!.split(/\s+/);
+    // minute hour day-of-month month day-of-week user command…
+    const cronField = /^(\*|\d+(-\d+)?)(\/\d+)?(,(\*|\d+(-\d+)?)(\/\d+)?)*$/;
+    for (const field of fields.slice(0, 5)) expect(field).toMatch(cronField);
+    expect(fields[5]).toBe('regmigrate');
+    const command = jobs[0]!.split(/\s+/).slice(6).join(' ').replace(/^regmigrate /, `${BIN} `);
+    const scratch = scratchDir();
+    const result = await execa('sh', ['-c', localize(command, registry, scratch)], { reject: false });
+    expect(result.exitCode, readFileSync(path.join(scratch, 'log', 'sync.log'), 'utf8')).toBe(0);
+    expect(readFileSync(path.join(scratch, 'log', 'sync.log'), 'utf8')).toMatch(/^sync: \d+ pushed, \d+ unchanged, 0 failed/m);
+    expect(JSON.parse(readFileSync(path.join(scratch, 'state', 'state.json'), 'utf8')).kind).toBe('regmigrate.sync-state');
+    expect(JSON.parse(readFileSync(path.join(scratch, 'state', 'last-run.json'), 'utf8')).summary.failed).toBe(0);
+  });
+
+  it('systemd: the service and timer pass systemd-analyze verify, and ExecStart syncs', async () => {
+    const scratch = scratchDir();
+    const units = path.join(scratch, 'units');
+    mkdirSync(units);
+    const service = localize(readFileSync(path.join(DEPLOY, 'systemd', 'regmigrate-sync.service'), 'utf8'), registry, scratch);
+    writeFileSync(path.join(units, 'regmigrate-sync.service'), service);
+    writeFileSync(path.join(units, 'regmigrate-sync.timer'), readFileSync(path.join(DEPLOY, 'systemd', 'regmigrate-sync.timer')));
+    const verify = await execa('systemd-analyze', ['verify', path.join(units, 'regmigrate-sync.service'), path.join(units, 'regmigrate-sync.timer')], { reject: false });
+    expect(verify.exitCode, String(verify.stderr)).toBe(0);
+    expect(service).toMatch(/^ReadOnlyPaths=/m);
+    const exec = /^ExecStart=(.*)$/m.exec(service)![1]!.replace('${HARBOR_HOST}', registry.host);
+    const result = await execa('sh', ['-c', exec], { reject: false });
+    expect(result.exitCode, String(result.stderr)).toBe(0);
+    expect(String(result.stdout)).toMatch(/^sync: /m);
+  });
+
+  it('kubernetes: a CronJob that never overlaps, mounts the registry read-only, takes credentials from a Secret, and whose args sync', async () => {
+    const doc = parse(readFileSync(path.join(DEPLOY, 'kubernetes', 'cronjob.yaml'), 'utf8')) as {
+      apiVersion: string;
+      kind: string;
+      spec: {
+        schedule: string;
+        concurrencyPolicy: string;
+        jobTemplate: { spec: { template: { spec: { containers: Array<{ args: string[]; env: Array<{ name: string; valueFrom?: { secretKeyRef?: { name: string } } }>; volumeMounts: Array<{ name: string; readOnly?: boolean; mountPath: string }> }>; volumes: Array<{ name: string; persistentVolumeClaim?: { readOnly?: boolean } }> } } } };
+      };
+    };
+    expect(doc.apiVersion).toBe('batch/v1');
+    expect(doc.kind).toBe('CronJob');
+    expect(doc.spec.concurrencyPolicy).toBe('Forbid');
+    expect(doc.spec.schedule.split(' ')).toHaveLength(5);
+    const pod = doc.spec.jobTemplate.spec.template.spec;
+    const container = pod.containers[0]!;
+    const registryMount = container.volumeMounts.find((m) => m.mountPath === '/var/lib/registry')!;
+    expect(registryMount.readOnly).toBe(true);
+    expect(pod.volumes.find((v) => v.name === registryMount.name)!.persistentVolumeClaim!.readOnly).toBe(true);
+    for (const name of ['REGMIGRATE_USERNAME', 'REGMIGRATE_PASSWORD']) {
+      expect(container.env.find((e) => e.name === name)!.valueFrom!.secretKeyRef!.name).toBe('regmigrate-harbor');
+    }
+    const scratch = scratchDir();
+    const args = container.args.map((a) => localize(a, registry, scratch));
+    const result = await execa(BIN, args, { reject: false, env: { REGMIGRATE_USERNAME: 'robot$migrate', REGMIGRATE_PASSWORD: 'unused-by-an-open-registry' } });
+    expect(result.exitCode, String(result.stderr)).toBe(0);
+    expect(JSON.parse(readFileSync(path.join(scratch, 'state', 'state.json'), 'utf8')).kind).toBe('regmigrate.sync-state');
+  });
+});
