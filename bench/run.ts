@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- section ...]`: every speed and memory goal, measured side by side with its baselines in the
- * same run. Sections: scan, push (all by default). Figures go to stdout, progress to stderr. Work files live in
+ * same run. Sections: scan, push, sync (all by default). Figures go to stdout, progress to stderr. Work files live in
  * $REGMIGRATE_BENCH_DIR (default: a folder in the system temp dir) and are reused between runs.
  */
 import { execa } from 'execa';
@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchPush } from './push.js';
 import { benchScan } from './scan.js';
+import { benchSync } from './sync.js';
 
 const project = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = path.join(project, 'bin', 'regmigrate');
@@ -19,3 +20,4 @@ const workDir = process.env.REGMIGRATE_BENCH_DIR ?? path.join(tmpdir(), 'regmigr
 await execa('bash', [path.join(project, 'scripts', 'ensure-deps'), 'docker-registry', 'skopeo'], { stdio: 'inherit' });
 if (wanted('scan')) await benchScan({ bin, workDir });
 if (wanted('push')) await benchPush({ bin, project, workDir });
+if (wanted('sync')) await benchSync({ bin, workDir });

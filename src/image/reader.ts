@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, statSync } from 'node:fs';
 import { errnoCode, readSmallFileSync } from '../storage/files.js';
-import { splitDigest } from '../storage/digest.js';
+import { checkRepositoryName, splitDigest } from '../storage/digest.js';
 import { blobDataPath, type StorageLayout } from '../storage/layout.js';
 import type { ManifestKind } from './media-types.js';
 import { parseManifest, type ParsedManifest } from './parse.js';
@@ -37,9 +37,16 @@ export class BlobStore {
   readonly layout: StorageLayout;
   readonly #manifests = new Map<string, ManifestLoad>();
   readonly #blobs = new Map<string, BlobStat>();
+  readonly #names = new Map<string, string | undefined>();
 
   constructor(layout: StorageLayout) {
     this.layout = layout;
+  }
+
+  /** Distribution's name grammar, checked once per repository (a repository has many tags). */
+  checkName(repository: string): string | undefined {
+    if (!this.#names.has(repository)) this.#names.set(repository, checkRepositoryName(repository));
+    return this.#names.get(repository);
   }
 
   dataPath(digest: string): string {

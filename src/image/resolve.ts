@@ -1,4 +1,4 @@
-import { checkRepositoryName, checkTag } from '../storage/digest.js';
+import { checkTag } from '../storage/digest.js';
 import { readLink } from '../storage/layout.js';
 import type { TagLocation } from '../storage/walk.js';
 import type { BlobEntry, Fault, TagEntry } from '../inventory/types.js';
@@ -25,7 +25,7 @@ export type TrustHook = (repository: string, tag: string, digest: string) => boo
 export function resolveTag(store: BlobStore, location: TagLocation, trust?: TrustHook): TagEntry {
   const { repository, tag } = location;
   const faults: Fault[] = [];
-  const nameProblem = checkRepositoryName(repository) ?? checkTag(tag);
+  const nameProblem = store.checkName(repository) ?? checkTag(tag);
   if (nameProblem) faults.push({ kind: 'invalid-name', message: nameProblem });
 
   const link = readLink(location.linkPath);

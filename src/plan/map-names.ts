@@ -57,3 +57,16 @@ export function mapRepository(source: string, mapping: NameMapping): MappedName 
   }
   return { ok: true, repository: name, project };
 }
+
+/** `mapRepository` with a cache: a repository has many tags, and its name maps the same way for each. */
+export function cachedMapper(mapping: NameMapping): (source: string) => MappedName {
+  const cache = new Map<string, MappedName>();
+  return (source) => {
+    let mapped = cache.get(source);
+    if (!mapped) {
+      mapped = mapRepository(source, mapping);
+      cache.set(source, mapped);
+    }
+    return mapped;
+  };
+}

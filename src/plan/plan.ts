@@ -1,6 +1,6 @@
 import type { ManifestRecord } from '../image/reader.js';
 import type { Fault, SourceInventory, TagEntry } from '../inventory/types.js';
-import { mapRepository, type NameMapping } from './map-names.js';
+import { cachedMapper, type NameMapping } from './map-names.js';
 
 /** Version of the plan value (printed by --dry-run --output json and kept by later runs). */
 export const PLAN_VERSION = 1;
@@ -77,9 +77,10 @@ export interface Candidates {
 export function selectCandidates(inventory: SourceInventory, mapping: NameMapping): Candidates {
   const accepted: Candidate[] = [];
   const rejected: RejectedImage[] = [];
+  const map = cachedMapper(mapping);
   for (const entry of inventory.tags) {
     const source = `${entry.repository}:${entry.tag}`;
-    const mapped = mapRepository(entry.repository, mapping);
+    const mapped = map(entry.repository);
     if (entry.faults.length > 0 || !entry.digest) {
       const first = entry.faults[0];
       rejected.push({

@@ -9,6 +9,8 @@ export function errnoCode(err: unknown): string {
  * before reading it. Synchronous on purpose: resolving a 50,000-tag storage is ~200,000 tiny reads of files
  * that are nearly always in the page cache, and a thread-pool round trip per read costs four times the read.
  */
+const SMALL_READ = 4096;
+
 export function readSmallFileSync(file: string, limit: number): { ok: true; bytes: Buffer } | { ok: false; code: string; size?: number } {
   let fd: number;
   try {
@@ -17,6 +19,14 @@ export function readSmallFileSync(file: string, limit: number): { ok: true; byte
     return { ok: false, code: errnoCode(err) };
   }
   try {
+    if (limit <= SMALL_READ) {
+      // Link files: one read into a small buffer says both the content and whether it is too large, saving a
+      // fstat per tag (50,000 of them on a large registry). A directory fails the read with EISDIR.
+      const buffer = Buffer.allocUnsafe(limit + 1);
+      const n = readSync(fd, buffer, 0, limit + 1, 0);
+      if (n > limit) return { ok: false, code: 'ETOOBIG', size: fstatSync(fd).size };
+      return { ok: true, bytes: buffer.subarray(0, n) };
+    }
     const st = fstatSync(fd);
     if (!st.isFile()) return { ok: false, code: 'ENOTFILE' };
     if (st.size > limit) return { ok: false, code: 'ETOOBIG', size: st.size };

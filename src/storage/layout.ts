@@ -86,6 +86,7 @@ export function readLink(file: string): LinkRead {
       case 'ELOOP':
         return { ok: false, reason: 'invalid', detail: 'is a symbolic link (not followed)' };
       case 'ENOTFILE':
+      case 'EISDIR':
         return { ok: false, reason: 'invalid', detail: 'is not a regular file' };
       case 'ETOOBIG':
         return { ok: false, reason: 'invalid', detail: `is ${read.size} bytes, not a digest` };

@@ -5,7 +5,7 @@ import { errorMessage } from '../errors.js';
 import type { ProjectSettings } from '../harbor/client.js';
 import { scanStorage } from '../inventory/scan.js';
 import type { SourceInventory } from '../inventory/types.js';
-import { mapRepository, type MapRule, type NameMapping } from '../plan/map-names.js';
+import { cachedMapper, type MapRule, type NameMapping } from '../plan/map-names.js';
 import { destinationRef, planMigration, selectCandidates, type Candidate, type Candidates, type Plan, type PlannedImage } from '../plan/plan.js';
 import { splitDigest } from '../storage/digest.js';
 import { blobDataPath, locateStorage, type StorageLayout } from '../storage/layout.js';
@@ -86,9 +86,10 @@ export async function readSource(
   trusted?: ReadonlyMap<string, string>,
 ): Promise<{ layout: StorageLayout; inventory: SourceInventory; candidates: Candidates }> {
   const layout = await locateStorage(selection.root);
+  const map = cachedMapper(mapping);
   const trust = trusted
     ? (repository: string, tag: string, digest: string): boolean => {
-        const mapped = mapRepository(repository, mapping);
+        const mapped = map(repository);
         return mapped.ok && trusted.get(`${mapped.repository}:${tag}`) === digest;
       }
     : undefined;
