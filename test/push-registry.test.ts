@@ -159,7 +159,7 @@ describe('push options', () => {
     const result = await runCli(['push', DEMO_STORAGE, '--to', registry.host, '--report', report, '--quiet']);
     expect(result.exitCode).toBe(0);
     const lines = readFileSync(report, 'utf8').trimEnd().split('\n');
-    expect(lines[0]).toBe('source,destination,digest,media_type,size,status,reason');
+    expect(lines[0]).toBe('source,destination,digest,media_type,size,status,reason,converted_to');
     expect(lines).toHaveLength(8);
     expect(lines.filter((l) => l.includes(',verified,'))).toHaveLength(7);
   });

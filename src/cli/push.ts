@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { createProgress } from '../report/progress.js';
 import { countReports, renderImageTable, renderPlan, renderPushSummary, reportDocument, reportFormat, writeReport } from '../report/push-report.js';
 import { connectDestination, type Destination } from '../transfer/destination.js';
+import type { Schema1Mode } from '../transfer/execute.js';
 import { pushStorage, type PushOptions, type SourceSelection } from '../transfer/push.js';
 import { checkSkopeo } from '../transfer/skopeo.js';
 import { parseSize } from '../util/format.js';
@@ -21,6 +22,7 @@ export interface TransferFlags extends DestinationFlags, SelectionFlags {
   via?: string;
   workDir?: string;
   keepWorkDir?: boolean;
+  schema1?: string;
 }
 
 export interface TransferRequest extends SourceSelection {
@@ -33,6 +35,7 @@ export interface TransferRequest extends SourceSelection {
   readonly via: 'oci' | 'skopeo';
   readonly workDir: string | undefined;
   readonly keepWorkDir: boolean;
+  readonly schema1: Schema1Mode;
 }
 
 interface PushFlags extends TransferFlags {
@@ -54,6 +57,7 @@ export function addTransferOptions(command: Command): Command {
     .option('--report <file>', 'write the verified image list to FILE (.json or .csv)')
     .option('--public', 'create missing Harbor projects as public (default private)')
     .option('--storage-limit <size>', 'storage quota for projects created (default -1, unlimited)')
+    .option('--schema1 <mode>', 'schema1 images: keep (sign and push as is; convert if refused), convert (to schema2), skip')
     .option('-q, --quiet', 'no progress output; failures are still printed');
 }
 
@@ -62,6 +66,8 @@ export function normalizeTransfer(root: string, flags: TransferFlags, problems: 
   const via = flags.via ?? 'oci';
   if (via !== 'oci' && via !== 'skopeo') problems.add(`--via must be oci or skopeo, not "${via}"`);
   if ((flags.workDir !== undefined || flags.keepWorkDir) && via !== 'skopeo') problems.add('--work-dir and --keep-work-dir go with --via skopeo');
+  const schema1 = flags.schema1 ?? 'keep';
+  if (schema1 !== 'keep' && schema1 !== 'convert' && schema1 !== 'skip') problems.add(`--schema1 must be keep, convert or skip, not "${schema1}"`);
   let storageLimit = -1;
   if (flags.storageLimit !== undefined && flags.storageLimit !== '-1') {
     const size = parseSize(flags.storageLimit);
@@ -79,6 +85,7 @@ export function normalizeTransfer(root: string, flags: TransferFlags, problems: 
     via: via === 'skopeo' ? 'skopeo' : 'oci',
     workDir: flags.workDir,
     keepWorkDir: flags.keepWorkDir ?? false,
+    schema1: schema1 === 'convert' || schema1 === 'skip' ? schema1 : 'keep',
   };
 }
 
@@ -99,12 +106,14 @@ export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Pa
     exclude: request.exclude,
     maps: request.maps,
     defaultProject: request.defaultProject,
+    includeUntagged: request.includeUntagged ?? false,
     project: { public: request.public, storageLimit: request.storageLimit },
     concurrency: request.concurrency,
     requestConcurrency: Math.max(16, request.concurrency * 2),
     via: request.via,
     ...(request.workDir !== undefined ? { workDir: request.workDir } : {}),
     keepWorkDir: request.keepWorkDir,
+    schema1: request.schema1,
     onNotice: (message) => ctx.stderr.write(`regmigrate: ${message}\n`),
     dryRun: false,
     ...extra,

@@ -9,6 +9,7 @@ export interface SelectionFlags {
   exclude?: string[];
   map?: string[];
   defaultProject?: string;
+  includeUntagged?: boolean;
 }
 
 /** `--include/--exclude/--map/--default-project`: which source repositories, under which destination names. */
@@ -17,7 +18,8 @@ export function addSelectionOptions(command: Command): Command {
     .option('--include <glob>', 'only source repositories matching this glob (repeatable)', collect)
     .option('--exclude <glob>', 'skip source repositories matching this glob (repeatable)', collect)
     .option('--map <from=to>', 'rename a source repository prefix (repeatable; longest match wins)', collect)
-    .option('--default-project <name>', 'project for single-level names like busybox (default library)');
+    .option('--default-project <name>', 'project for single-level names like busybox (default library)')
+    .option('--include-untagged', 'also migrate manifests no tag points at (by digest)');
 }
 
 export function normalizeSelection(root: string, flags: SelectionFlags, problems: OptionProblems): SourceSelection {
@@ -35,5 +37,6 @@ export function normalizeSelection(root: string, flags: SelectionFlags, problems
     exclude: parseGlobs('--exclude', flags.exclude, problems),
     maps,
     defaultProject,
+    includeUntagged: flags.includeUntagged ?? false,
   };
 }

@@ -25,7 +25,7 @@ export type TrustHook = (repository: string, tag: string, digest: string) => boo
 export function resolveTag(store: BlobStore, location: TagLocation, trust?: TrustHook): TagEntry {
   const { repository, tag } = location;
   const faults: Fault[] = [];
-  const nameProblem = store.checkName(repository) ?? checkTag(tag);
+  const nameProblem = store.checkName(repository) ?? (location.untagged ? undefined : checkTag(tag));
   if (nameProblem) faults.push({ kind: 'invalid-name', message: nameProblem });
 
   const link = readLink(location.linkPath);
@@ -36,7 +36,7 @@ export function resolveTag(store: BlobStore, location: TagLocation, trust?: Trus
   }
 
   if (faults.length === 0 && trust?.(repository, tag, link.digest)) {
-    return { ...emptyEntry(repository, tag, link.digest, faults), trusted: true };
+    return { ...emptyEntry(repository, tag, link.digest, faults), trusted: true, ...(location.untagged ? { untagged: true } : {}) };
   }
 
   const root = store.manifest(link.digest);
@@ -49,6 +49,7 @@ export function resolveTag(store: BlobStore, location: TagLocation, trust?: Trus
   walkManifest(store, root.record, walk, 0);
   const blobs = [...walk.blobs.values()];
   return {
+    ...(location.untagged ? { untagged: true } : {}),
     repository,
     tag,
     digest: link.digest,

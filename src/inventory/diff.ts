@@ -1,5 +1,6 @@
 import type { Candidates } from '../plan/plan.js';
 import type { DestinationTags } from './destination.js';
+import { tagRef } from './types.js';
 
 export type DiffStatus = 'new' | 'changed' | 'same' | 'extra' | 'faulty';
 
@@ -28,11 +29,11 @@ export function diffTags(candidates: Candidates, destination: DestinationTags): 
   const rows: DiffRow[] = [];
   const mapped = new Set<string>();
   for (const { entry, repository } of candidates.accepted) {
-    const ref = `${repository}:${entry.tag}`;
+    const ref = tagRef({ repository, tag: entry.tag });
     mapped.add(ref);
     const there = destination.get(ref);
     const status: DiffStatus = !there ? 'new' : there.digest === entry.digest ? 'same' : 'changed';
-    rows.push({ status, source: `${entry.repository}:${entry.tag}`, destination: ref, sourceDigest: entry.digest, destinationDigest: there?.digest });
+    rows.push({ status, source: tagRef(entry), destination: ref, sourceDigest: entry.digest, destinationDigest: there?.digest });
   }
   for (const rejected of candidates.rejected) {
     rows.push({

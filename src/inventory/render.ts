@@ -1,7 +1,7 @@
 import { shortMediaType } from '../image/media-types.js';
 import { shortDigest } from '../storage/digest.js';
 import { csvLine, formatBytes, renderTable } from '../util/format.js';
-import type { InventorySummary, SourceInventory, TagEntry } from './types.js';
+import { tagRef, type InventorySummary, type SourceInventory, type TagEntry } from './types.js';
 
 export type OutputFormat = 'table' | 'json' | 'csv';
 
@@ -28,7 +28,7 @@ export function renderScanTable(inventory: SourceInventory, summary: InventorySu
   const faulty = inventory.tags.filter((t) => t.faults.length > 0);
   if (faulty.length > 0) {
     out += '\nFaults:\n';
-    for (const tag of faulty) for (const fault of tag.faults) out += `  ${tag.repository}:${tag.tag}: ${fault.kind}: ${fault.message}\n`;
+    for (const tag of faulty) for (const fault of tag.faults) out += `  ${tagRef(tag)}: ${fault.kind}: ${fault.message}\n`;
   }
   out += '\n' + renderSummaryLine(summary) + '\n';
   return out;
@@ -42,6 +42,7 @@ export function renderSummaryLine(summary: InventorySummary): string {
   return (
     `${summary.repositories} repositories, ${summary.tags} tags (${summary.faultyTags} faulty), ` +
     `${summary.uniqueManifests} unique manifests, ${summary.uniqueBlobs} unique blobs, ${formatBytes(summary.totalBytes)}` +
+    (summary.untaggedManifests ? `, ${summary.untaggedManifests} untagged manifests` : '') +
     (faults ? `; faults: ${faults}` : '')
   );
 }

@@ -3,7 +3,7 @@ import { BlobStore, hashFile, type ManifestRecord } from '../image/reader.js';
 import { resolveTag, type TrustHook } from '../image/resolve.js';
 import { splitDigest } from '../storage/digest.js';
 import { blobDataPath, type StorageLayout } from '../storage/layout.js';
-import { findTags } from '../storage/walk.js';
+import { findRevisions, findTags, revisionLinkPath } from '../storage/walk.js';
 import { makeRepositoryFilter, type RepositoryFilter } from '../util/glob.js';
 import { FAULT_KINDS, type FaultKind, type InventorySummary, type SourceInventory, type TagEntry } from './types.js';
 
@@ -14,6 +14,8 @@ export interface ScanOptions extends RepositoryFilter {
   readonly concurrency: number;
   /** Extra repository selection (sharding), applied after include/exclude. */
   readonly select?: (repository: string) => boolean;
+  /** Also resolve manifests that no tag points at, as entries addressed by digest (`--include-untagged`). */
+  readonly includeUntagged?: boolean;
   /** Tags to take on trust without resolving them (sync --trust-state). */
   readonly trust?: TrustHook;
   readonly onProgress?: (event: ScanProgress) => void;
@@ -50,8 +52,33 @@ export async function scanStorage(layout: StorageLayout, options: ScanOptions): 
     }
   }
 
+  // Untagged manifests: every revision no tag reaches (a child of a tagged index is reached, so it is not one).
+  const reached = new Map<string, Set<string>>();
+  for (const tag of tags) {
+    let set = reached.get(tag.repository);
+    if (!set) reached.set(tag.repository, (set = new Set()));
+    for (const digest of tag.manifests) set.add(digest);
+    if (tag.digest) set.add(tag.digest);
+  }
+  let untaggedCount = 0;
+  for (const [repository, digests] of await findRevisions(layout)) {
+    if (!selected(repository) || !(options.select?.(repository) ?? true)) continue;
+    const set = reached.get(repository);
+    for (const digest of digests) {
+      if (set?.has(digest)) continue;
+      untaggedCount++;
+      if (!options.includeUntagged) continue;
+      const entry = resolveTag(store, { repository, tag: digest, linkPath: revisionLinkPath(layout, repository, digest), untagged: true }, options.trust);
+      tags.push(entry);
+      for (const d of entry.manifests) {
+        const load = store.manifest(d);
+        if (load.ok && !manifests.has(d)) manifests.set(d, load.record);
+      }
+    }
+  }
+
   if (options.verify) await verifyBlobs(layout, tags, options);
-  return { root: layout.v2, tags, manifests };
+  return { root: layout.v2, tags, manifests, untaggedCount };
 }
 
 /** Hashes each unique blob once, a few at a time, and marks every tag that uses a corrupt one. */
@@ -118,6 +145,7 @@ export function summarize(inventory: SourceInventory): InventorySummary {
     uniqueManifests: manifests.size,
     uniqueBlobs: blobs.size,
     totalBytes,
+    untaggedManifests: inventory.untaggedCount,
     faults,
   };
 }

@@ -55,6 +55,8 @@ export interface TagEntry {
   readonly faults: Fault[];
   /** Taken on trust from a sync state journal: the link was read, the image was not resolved. */
   readonly trusted?: boolean;
+  /** A manifest no tag points at (`--include-untagged`): `tag` holds its digest, and it is pushed by digest. */
+  readonly untagged?: boolean;
 }
 
 export interface SourceInventory {
@@ -63,6 +65,8 @@ export interface SourceInventory {
   readonly tags: readonly TagEntry[];
   /** Every healthy manifest reached, by digest, with its exact bytes. */
   readonly manifests: ReadonlyMap<string, ManifestRecord>;
+  /** How many manifests in `revisions` no tag reaches. */
+  readonly untaggedCount: number;
 }
 
 export interface InventorySummary {
@@ -72,9 +76,12 @@ export interface InventorySummary {
   readonly uniqueManifests: number;
   readonly uniqueBlobs: number;
   readonly totalBytes: number;
+  /** Manifests in `revisions` that no tag reaches (counted always, migrated with --include-untagged). */
+  readonly untaggedManifests: number;
   readonly faults: Readonly<Record<FaultKind, number>>;
 }
 
+/** `repo:tag`, or `repo@sha256:…` for a manifest addressed by digest. */
 export function tagRef(tag: { repository: string; tag: string }): string {
-  return `${tag.repository}:${tag.tag}`;
+  return tag.tag.startsWith('sha256:') ? `${tag.repository}@${tag.tag}` : `${tag.repository}:${tag.tag}`;
 }

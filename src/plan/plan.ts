@@ -1,5 +1,5 @@
 import type { ManifestRecord } from '../image/reader.js';
-import type { Fault, SourceInventory, TagEntry } from '../inventory/types.js';
+import { tagRef, type Fault, type SourceInventory, type TagEntry } from '../inventory/types.js';
 import { cachedMapper, type NameMapping } from './map-names.js';
 
 /** Version of the plan value (printed by --dry-run --output json and kept by later runs). */
@@ -24,6 +24,8 @@ export interface PlannedImage {
   readonly manifests: readonly PlannedManifest[];
   /** Digests of the blobs the destination repository needs (config and layers, all platforms). */
   readonly blobs: readonly string[];
+  /** The image this one refers to (an OCI `subject`, or the digest in a cosign `sha256-<hex>.sig` tag): pushed first. */
+  readonly subject?: string;
 }
 
 export interface PlannedBlob {
@@ -60,6 +62,8 @@ export interface DestinationState {
   readonly projectExists: (project: string) => boolean;
   /** `repo:tag` → digest the destination serves now. */
   readonly tags: ReadonlyMap<string, string>;
+  /** Source digest → the digest its conversion has (schema1 → schema2), which counts as the same image. */
+  readonly converted?: ReadonlyMap<string, string>;
 }
 
 export interface Candidate {
@@ -79,7 +83,7 @@ export function selectCandidates(inventory: SourceInventory, mapping: NameMappin
   const rejected: RejectedImage[] = [];
   const map = cachedMapper(mapping);
   for (const entry of inventory.tags) {
-    const source = `${entry.repository}:${entry.tag}`;
+    const source = tagRef(entry);
     const mapped = map(entry.repository);
     if (entry.faults.length > 0 || !entry.digest) {
       const first = entry.faults[0];
@@ -101,8 +105,18 @@ export function selectCandidates(inventory: SourceInventory, mapping: NameMappin
   return { accepted, rejected };
 }
 
+/** cosign names signatures, attestations and SBOMs after the digest they belong to: `sha256-<hex>.sig`. */
+const COSIGN_TAG = /^sha256-([a-f0-9]{64})\.(sig|att|sbom)$/;
+
+function subjectOf(entry: TagEntry, manifests: ReadonlyMap<string, ManifestRecord>): { subject?: string } {
+  const fromManifest = entry.digest ? manifests.get(entry.digest)?.parsed.subject : undefined;
+  if (fromManifest) return { subject: fromManifest };
+  const cosign = COSIGN_TAG.exec(entry.tag);
+  return cosign ? { subject: `sha256:${cosign[1]}` } : {};
+}
+
 export function destinationRef(image: { repository: string; tag: string }): string {
-  return `${image.repository}:${image.tag}`;
+  return tagRef({ repository: image.repository, tag: image.tag });
 }
 
 /**
@@ -117,7 +131,7 @@ export function planMigration(candidates: Candidates, manifests: ReadonlyMap<str
 
   for (const { entry, repository, project } of candidates.accepted) {
     const image: PlannedImage = {
-      source: `${entry.repository}:${entry.tag}`,
+      source: tagRef(entry),
       sourceRepository: entry.repository,
       tag: entry.tag,
       repository,
@@ -128,8 +142,10 @@ export function planMigration(candidates: Candidates, manifests: ReadonlyMap<str
       manifests: entry.manifests.map((digest) => ({ digest, mediaType: manifests.get(digest)?.mediaType ?? '' })),
       // Foreign layers the storage does not hold stay out: the manifest goes as is, clients fetch them by URL.
       blobs: entry.blobs.filter((b) => b.present).map((b) => b.digest),
+      ...subjectOf(entry, manifests),
     };
-    if (state.tags.get(destinationRef(image)) === image.digest) {
+    const there = state.tags.get(destinationRef(image));
+    if (there !== undefined && (there === image.digest || there === state.converted?.get(image.digest))) {
       existing.push(image);
       continue;
     }

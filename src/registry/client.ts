@@ -165,6 +165,22 @@ export class RegistryClient {
     });
   }
 
+  /** Uploads a small blob held in memory (a config made by a conversion). */
+  async uploadBuffer(repository: string, digest: string, bytes: Buffer): Promise<void> {
+    await this.retrying(async () => {
+      const start = await this.#startUpload(repository);
+      await this.#send({
+        method: 'PUT',
+        url: withDigest(start, digest),
+        scopes: [pushScope(repository)],
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(bytes.length) },
+        body: () => bytes,
+        bodySize: bytes.length,
+        ok: [201],
+      });
+    });
+  }
+
   get chunkSize(): number | undefined {
     return this.#chunkSize;
   }
@@ -241,8 +257,9 @@ export class RegistryClient {
   }
 
   /** PUT the exact stored bytes with their media type; returns the digest the registry computed. */
-  async putManifest(repository: string, reference: string, bytes: Buffer, mediaType: string): Promise<string> {
-    return this.retrying(async () => {
+  async putManifest(repository: string, reference: string, bytes: Buffer, mediaType: string, options: { retry?: boolean } = {}): Promise<string> {
+    const attempt = options.retry === false ? (step: () => Promise<string>) => step() : (step: () => Promise<string>) => this.retrying(step);
+    return attempt(async () => {
       const res = await this.#send({
         method: 'PUT',
         url: this.url(`/v2/${repository}/manifests/${reference}`),

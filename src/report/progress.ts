@@ -2,6 +2,7 @@ import cliProgress from 'cli-progress';
 import type { Writable } from 'node:stream';
 import type { PushEvent } from '../transfer/push.js';
 import { formatBytes } from '../util/format.js';
+import { destinationRef } from '../plan/plan.js';
 
 export interface ProgressOptions {
   readonly stream: Writable;
@@ -69,7 +70,7 @@ export function createProgress(options: ProgressOptions): Progress {
         imagesDone++;
         if (!event.ok) {
           failures++;
-          line(`failed: ${event.image.source} → ${event.image.repository}:${event.image.tag}: ${event.reason ?? 'failed'}`);
+          line(`failed: ${event.image.source} → ${destinationRef(event.image)}: ${event.reason ?? 'failed'}`);
         }
         imagesBar?.update(imagesDone, { label: `${imagesDone}/${totalImages} images${failures ? `, ${failures} failed` : ''}` });
         break;

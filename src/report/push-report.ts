@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { shortMediaType } from '../image/media-types.js';
-import { planTotals, type Plan } from '../plan/plan.js';
+import { destinationRef, planTotals, type Plan } from '../plan/plan.js';
 import { shortDigest } from '../storage/digest.js';
 import type { PushResult, ImageReport } from '../transfer/push.js';
 import { csvLine, formatBytes, formatDuration, renderTable } from '../util/format.js';
@@ -20,7 +20,7 @@ export function countReports(reports: readonly ImageReport[]): PushCounts {
   let failed = 0;
   for (const r of reports) {
     if (r.status === 'verified') verified++;
-    else if (r.status === 'skipped-existing') skipped++;
+    else if (r.status === 'skipped-existing' || r.status === 'skipped') skipped++;
     else failed++;
   }
   return { verified, skipped, failed };
@@ -43,15 +43,17 @@ export function reportDocument(result: PushResult, destination: string) {
       size: r.size,
       status: r.status,
       reason: r.reason ?? null,
+      convertedTo: r.convertedTo ?? null,
+      subject: r.subject ?? null,
     })),
   };
 }
 
-export const REPORT_CSV_HEADER = ['source', 'destination', 'digest', 'media_type', 'size', 'status', 'reason'];
+export const REPORT_CSV_HEADER = ['source', 'destination', 'digest', 'media_type', 'size', 'status', 'reason', 'converted_to'];
 
 export function reportCsv(reports: readonly ImageReport[]): string {
   let out = csvLine(REPORT_CSV_HEADER);
-  for (const r of reports) out += csvLine([r.source, r.destination, r.digest, r.mediaType, r.size, r.status, r.reason]);
+  for (const r of reports) out += csvLine([r.source, r.destination, r.digest, r.mediaType, r.size, r.status, r.reason, r.convertedTo]);
   return out;
 }
 
@@ -69,13 +71,49 @@ export function writeReport(file: string, result: PushResult, destination: strin
   writeFileSync(file, text, { mode: 0o644 });
 }
 
+/** Referrers (signatures, SBOMs) right under the image they refer to, marked with ↳. */
+export function groupBySubject(reports: readonly ImageReport[]): Array<{ report: ImageReport; referrer: boolean }> {
+  const repoOf = (ref: string | undefined): string => (ref ? ref.replace(/[:@][^:@/]*$/, '').replace(/@sha256$/, '') : '');
+  const bySubject = new Map<string, ImageReport[]>();
+  const subjects = new Set(reports.map((r) => `${repoOf(r.destination)}@${r.digest}`));
+  const out: Array<{ report: ImageReport; referrer: boolean }> = [];
+  for (const r of reports) {
+    const key = r.subject ? `${repoOf(r.destination)}@${r.subject}` : undefined;
+    if (key && subjects.has(key)) {
+      const list = bySubject.get(key) ?? [];
+      list.push(r);
+      bySubject.set(key, list);
+    }
+  }
+  const placed = new Set<ImageReport>([...bySubject.values()].flat());
+  for (const r of reports) {
+    if (placed.has(r)) continue;
+    out.push({ report: r, referrer: false });
+    const key = `${repoOf(r.destination)}@${r.digest}`;
+    for (const child of bySubject.get(key) ?? []) out.push({ report: child, referrer: true });
+    bySubject.delete(key);
+  }
+  return out;
+}
+
 export function renderImageTable(reports: readonly ImageReport[]): string {
-  const rows = reports.map((r) => [r.source, r.destination ?? '-', shortDigest(r.digest), shortMediaType(r.mediaType), r.status]);
+  const rows = groupBySubject(reports).map(({ report: r, referrer }) => [
+    referrer ? `  ↳ ${r.source}` : r.source,
+    r.destination ?? '-',
+    shortDigest(r.digest),
+    shortMediaType(r.mediaType),
+    r.status,
+  ]);
   let out = renderTable(['SOURCE', 'DESTINATION', 'DIGEST', 'TYPE', 'STATUS'], rows);
   const failed = reports.filter((r) => r.status === 'failed');
   if (failed.length > 0) {
     out += '\nFailed:\n';
     for (const r of failed) out += `  ${r.source}: ${r.reason ?? 'failed'}\n`;
+  }
+  const notes = reports.filter((r) => r.status !== 'failed' && r.reason);
+  if (notes.length > 0) {
+    out += '\nNotes:\n';
+    for (const r of notes) out += `  ${r.source}: ${r.reason}${r.convertedTo ? ` (now ${r.convertedTo})` : ''}\n`;
   }
   return out;
 }
@@ -103,8 +141,8 @@ export function renderPlan(plan: Plan, harbor: boolean): string {
   out += `Blobs to upload (unless already present): ${t.blobsToUpload}, ${formatBytes(t.bytesToUpload)}; cross-repository mounts: ${t.mounts}\n`;
   out += `Images to push: ${t.images}; already there: ${t.existing}; cannot be migrated: ${t.rejected}\n\n`;
   const rows = [
-    ...plan.images.map((i) => [i.source, `${i.repository}:${i.tag}`, shortDigest(i.digest), shortMediaType(i.mediaType), formatBytes(i.size), 'push']),
-    ...plan.existing.map((i) => [i.source, `${i.repository}:${i.tag}`, shortDigest(i.digest), shortMediaType(i.mediaType), formatBytes(i.size), 'skip (already there)']),
+    ...plan.images.map((i) => [i.source, destinationRef(i), shortDigest(i.digest), shortMediaType(i.mediaType), formatBytes(i.size), i.subject ? `push (after ${shortDigest(i.subject)})` : 'push']),
+    ...plan.existing.map((i) => [i.source, destinationRef(i), shortDigest(i.digest), shortMediaType(i.mediaType), formatBytes(i.size), 'skip (already there)']),
     ...plan.rejected.map((r) => [r.source, r.repository ?? '-', shortDigest(r.digest), '-', '-', `fail: ${r.reason}`]),
   ].sort((a, b) => (a[0]! < b[0]! ? -1 : 1));
   out += renderTable(['SOURCE', 'DESTINATION', 'DIGEST', 'TYPE', 'SIZE', 'ACTION'], rows);

@@ -7,6 +7,8 @@ export const SYNC_STATE_VERSION = 1;
 const StateEntry = z.looseObject({
   source: z.string(),
   digest: z.string(),
+  /** Set when the destination holds a conversion of the source image (schema1 → schema2). */
+  destinationDigest: z.string().nullable().optional(),
   verifiedAt: z.string(),
   goneFromSourceAt: z.string().nullable().optional(),
 });

@@ -27,7 +27,9 @@ export function layoutFiles(image: PlannedImage, blobPath: (digest: string) => s
 
 /** `<out>/<destination repository>:<tag>`: nested names become nested directories. */
 export function imageDirectory(out: string, image: { repository: string; tag: string }): string {
-  return path.join(out, ...`${image.repository}:${image.tag}`.split('/'));
+  // An untagged manifest's directory is named <repository>@<hex> (no ':' from the digest).
+  const leaf = image.tag.startsWith('sha256:') ? `${image.repository}@${image.tag.slice(7)}` : `${image.repository}:${image.tag}`;
+  return path.join(out, ...leaf.split('/'));
 }
 
 export interface LinkStats {

@@ -4,6 +4,8 @@ import type { Plan, PlannedBlob, PlannedImage } from '../plan/plan.js';
 import type { RegistryClient } from '../registry/client.js';
 import { RegistryError } from '../registry/errors.js';
 import { errorMessage } from '../errors.js';
+import { SCHEMA1, SCHEMA1_SIGNED } from '../image/media-types.js';
+import { convertSchema1, makeSigningKey, signSchema1, type SigningKey } from '../image/schema1.js';
 
 export interface TransferStats {
   blobsUploaded: number;
@@ -31,11 +33,18 @@ export interface ExecuteOptions {
   /** HEADs, mounts and manifest PUTs in flight at once. */
   readonly requestConcurrency: number;
   readonly onEvent?: (event: TransferEvent) => void;
+  /** keep: sign and push as is, converting when the destination refuses it; convert: always convert. */
+  readonly schema1?: Schema1Mode;
   /** Stop starting new work (SIGINT/SIGTERM); work under way finishes. */
   readonly signal?: AbortSignal;
 }
 
-export type ImageOutcome = { image: PlannedImage; ok: true } | { image: PlannedImage; ok: false; reason: string };
+export type ImageOutcome =
+  | { image: PlannedImage; ok: true; convertedTo?: string; note?: string }
+  | { image: PlannedImage; ok: false; reason: string };
+
+/** What to do with schema1 images (`--schema1`). */
+export type Schema1Mode = 'keep' | 'convert' | 'skip';
 
 export interface ExecuteResult {
   readonly outcomes: ImageOutcome[];
@@ -133,23 +142,109 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
     return promise;
   }
 
-  const putManifest = async (image: PlannedImage, digest: string, reference: string): Promise<void> => {
+  let signingKey: SigningKey | undefined;
+  /** Set once the destination has refused schema1: later schema1 images are converted without asking again. */
+  let schema1Refused: string | undefined;
+  const putManifest = async (image: PlannedImage, digest: string, reference: string, retry = true): Promise<void> => {
     const record = options.manifests.get(digest);
     if (!record) throw new Error(`manifest ${digest} of ${image.source} is not in the inventory`);
+    // Schema1 is stored unsigned; a registry wants a signature, and signing keeps the payload's digest.
+    let bytes = record.bytes;
+    if (record.kind === 'schema1') bytes = signSchema1(record.bytes, (signingKey ??= makeSigningKey()));
     const served = await requests(() => {
       checkInterrupted();
-      return client.putManifest(image.repository, reference, record.bytes, record.mediaType);
+      return client.putManifest(image.repository, reference, bytes, record.mediaType, { retry });
     });
     stats.manifestsPut++;
     if (served !== digest) throw new Error(`the destination computed digest ${served} for manifest ${digest}: it changed the bytes`);
   };
 
+  /**
+   * A signed schema1 manifest, put by tag. A registry without schema1 support refuses it; distribution 2.8 does so
+   * with a 500 UNKNOWN ("manifest schema v1 unsupported" in its log), others with MANIFEST_INVALID. A 500 may also
+   * be a passing fault, so it is tried twice before it counts as a refusal.
+   */
+  const putSchema1 = async (image: PlannedImage): Promise<'pushed' | string> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await putManifest(image, image.digest, image.tag, false);
+        return 'pushed';
+      } catch (err) {
+        if (!(err instanceof RegistryError)) throw err;
+        const code = err.registryCode ?? String(err.status);
+        if (['MANIFEST_INVALID', 'MANIFEST_UNVERIFIED', 'UNSUPPORTED'].includes(code)) return code;
+        if (err.status === 500 && attempt >= 2) return `${err.status} ${code}`;
+        if (err.status !== 500 && err.failure !== 'transient') throw err;
+        if (attempt >= 3) throw err;
+        await new Promise((r) => setTimeout(r, 300 * attempt));
+      }
+    }
+  };
+
+  const sizes = new Map(plan.blobs.map((b) => [b.digest, b.size]));
+  /** schema1 → schema2: config uploaded, manifest put by tag; returns the new digest. */
+  const pushConverted = async (image: PlannedImage): Promise<string> => {
+    const record = options.manifests.get(image.digest)!;
+    const converted = await convertSchema1(record.bytes, (digest) => ({ path: options.blobPath(digest), size: sizes.get(digest) ?? 0 }));
+    await requests(() => client.uploadBuffer(image.repository, converted.configDigest, converted.config));
+    const served = await requests(() => client.putManifest(image.repository, image.tag, converted.manifest, 'application/vnd.docker.distribution.manifest.v2+json'));
+    stats.manifestsPut++;
+    if (served !== converted.digest) throw new Error(`the destination computed digest ${served} for the converted manifest ${converted.digest}`);
+    return converted.digest;
+  };
+
+  // Referrers (signatures, SBOMs, anything with a `subject`) go after the image they refer to.
+  const landed = new Map<string, { promise: Promise<void>; resolve: () => void }>();
+  for (const image of plan.images) {
+    const key = `${image.repository}@${image.digest}`;
+    if (landed.has(key)) continue;
+    let resolve: () => void = () => undefined;
+    const promise = new Promise<void>((r) => (resolve = r));
+    landed.set(key, { promise, resolve });
+  }
+
   const pushImage = async (image: PlannedImage): Promise<ImageOutcome> => {
+    try {
+      return await pushImageInOrder(image);
+    } finally {
+      landed.get(`${image.repository}@${image.digest}`)?.resolve();
+    }
+  };
+
+  const pushImageInOrder = async (image: PlannedImage): Promise<ImageOutcome> => {
     const results = await Promise.allSettled(image.blobs.map((digest) => ensureBlob(image.repository, blobs.get(digest)!)));
     const failed = results.findIndex((r) => r.status === 'rejected');
     if (failed >= 0) {
       const reason = (results[failed] as PromiseRejectedResult).reason;
       return { image, ok: false, reason: reason instanceof Interrupted ? 'interrupted' : describeBlobFailure(image.blobs[failed]!, reason) };
+    }
+    if (image.subject) await landed.get(`${image.repository}@${image.subject}`)?.promise;
+    if (image.mediaType === SCHEMA1_SIGNED || image.mediaType === SCHEMA1) {
+      const mode = options.schema1 ?? 'keep';
+      if (mode === 'keep') {
+        let refusal = schema1Refused;
+        if (!refusal) {
+          try {
+            const result = await putSchema1(image);
+            if (result === 'pushed') return { image, ok: true };
+            refusal = schema1Refused = result;
+          } catch (err) {
+            return { image, ok: false, reason: err instanceof Interrupted ? 'interrupted' : `manifest: ${errorMessage(err)}` };
+          }
+        }
+        // Refused as schema1 (a registry without schema1 support): convert instead, and say so.
+        try {
+          const to = await pushConverted(image);
+          return { image, ok: true, convertedTo: to, note: `converted from schema1: the destination refused schema1 (${refusal})` };
+        } catch (convertErr) {
+          return { image, ok: false, reason: `schema1 refused (${refusal}) and conversion failed: ${errorMessage(convertErr)}` };
+        }
+      }
+      try {
+        return { image, ok: true, convertedTo: await pushConverted(image), note: 'converted from schema1 (--schema1 convert)' };
+      } catch (err) {
+        return { image, ok: false, reason: err instanceof Interrupted ? 'interrupted' : `schema1 conversion: ${errorMessage(err)}` };
+      }
     }
     try {
       // Children by digest first (a registry refuses an index whose children are missing), then the tag.

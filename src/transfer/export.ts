@@ -50,6 +50,7 @@ export interface ExportOptions {
   readonly exclude: readonly string[];
   readonly maps: readonly MapRule[];
   readonly defaultProject: string;
+  readonly includeUntagged?: boolean;
   readonly concurrency: number;
   readonly onNotice?: (message: string) => void;
 }
@@ -64,7 +65,13 @@ export interface ExportResult {
 export async function exportStorage(options: ExportOptions): Promise<ExportResult> {
   const layout = await locateStorage(options.root);
   assertOutsideStorage(layout, options.out, '--out');
-  const inventory = await scanStorage(layout, { include: options.include, exclude: options.exclude, verify: false, concurrency: options.concurrency });
+  const inventory = await scanStorage(layout, {
+    include: options.include,
+    exclude: options.exclude,
+    verify: false,
+    concurrency: options.concurrency,
+    includeUntagged: options.includeUntagged ?? false,
+  });
   // No destination: only distribution's grammar applies to names (Harbor's project rule is checked at push).
   const candidates = selectCandidates(inventory, { rules: options.maps, defaultProject: options.defaultProject, harbor: false });
   const plan = planMigration(candidates, inventory.manifests, { projectExists: () => true, tags: new Map() });

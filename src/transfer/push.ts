@@ -4,17 +4,19 @@ import pLimit from 'p-limit';
 import { errorMessage } from '../errors.js';
 import type { ProjectSettings } from '../harbor/client.js';
 import { scanStorage } from '../inventory/scan.js';
-import type { SourceInventory } from '../inventory/types.js';
+import { tagRef, type SourceInventory } from '../inventory/types.js';
 import { cachedMapper, type MapRule, type NameMapping } from '../plan/map-names.js';
 import { destinationRef, planMigration, selectCandidates, type Candidate, type Candidates, type Plan, type PlannedImage } from '../plan/plan.js';
 import { splitDigest } from '../storage/digest.js';
 import { blobDataPath, locateStorage, type StorageLayout } from '../storage/layout.js';
 import type { Destination } from './destination.js';
-import { executePlan, type ImageOutcome, type TransferEvent, type TransferStats } from './execute.js';
+import { executePlan, type ImageOutcome, type Schema1Mode, type TransferEvent, type TransferStats } from './execute.js';
+import { SCHEMA1, SCHEMA1_SIGNED } from '../image/media-types.js';
+import { schema1Payload } from '../image/schema1.js';
 import { assertOutsideStorage } from './export.js';
 import { makeWorkDir, pushWithSkopeo } from './skopeo.js';
 
-export type ImageStatus = 'verified' | 'skipped-existing' | 'failed';
+export type ImageStatus = 'verified' | 'skipped-existing' | 'skipped' | 'failed';
 
 /** One line of the verified image list. */
 export interface ImageReport {
@@ -25,6 +27,10 @@ export interface ImageReport {
   readonly size: number;
   readonly status: ImageStatus;
   readonly reason?: string;
+  /** The digest the destination holds when it is not the source's (a schema1 image converted to schema2). */
+  readonly convertedTo?: string;
+  /** The digest of the image this one signs or describes (cosign tags, OCI `subject`). */
+  readonly subject?: string;
 }
 
 export interface SourceSelection {
@@ -33,6 +39,8 @@ export interface SourceSelection {
   readonly exclude: readonly string[];
   readonly maps: readonly MapRule[];
   readonly defaultProject: string;
+  /** Also migrate manifests that no tag points at, by digest. */
+  readonly includeUntagged?: boolean;
 }
 
 export interface PushOptions extends SourceSelection {
@@ -52,6 +60,10 @@ export interface PushOptions extends SourceSelection {
    * neither resolved in the storage nor asked about, when their source link still names that digest.
    */
   readonly trusted?: ReadonlyMap<string, string>;
+  /** Source digest → destination digest of images converted earlier (schema1), from the sync journal. */
+  readonly converted?: ReadonlyMap<string, string>;
+  /** `--schema1 keep|convert|skip` (default keep, converting when the destination refuses). */
+  readonly schema1?: Schema1Mode;
   readonly onEvent?: (event: PushEvent) => void;
   readonly onNotice?: (message: string) => void;
   readonly signal?: AbortSignal;
@@ -90,7 +102,7 @@ export async function readSource(
   const trust = trusted
     ? (repository: string, tag: string, digest: string): boolean => {
         const mapped = map(repository);
-        return mapped.ok && trusted.get(`${mapped.repository}:${tag}`) === digest;
+        return mapped.ok && trusted.get(tagRef({ repository: mapped.repository, tag })) === digest;
       }
     : undefined;
   const inventory = await scanStorage(layout, {
@@ -98,6 +110,7 @@ export async function readSource(
     exclude: selection.exclude,
     verify: false,
     concurrency,
+    includeUntagged: selection.includeUntagged ?? false,
     ...(trust ? { trust } : {}),
   });
   return { layout, inventory, candidates: selectCandidates(inventory, mapping) };
@@ -109,7 +122,14 @@ function sha256Of(bytes: Buffer, digest: string): string {
 }
 
 function reportBase(image: PlannedImage) {
-  return { source: image.source, destination: destinationRef(image), digest: image.digest, mediaType: image.mediaType || undefined, size: image.size };
+  return {
+    source: image.source,
+    destination: destinationRef(image),
+    digest: image.digest,
+    mediaType: image.mediaType || undefined,
+    size: image.size,
+    ...(image.subject ? { subject: image.subject } : {}),
+  };
 }
 
 /**
@@ -146,11 +166,19 @@ export async function pushStorage(destination: Destination, options: PushOptions
   const tags = new Map<string, string>();
   const toProbe: Candidate[] = [];
   for (const c of candidates.accepted) {
-    if (c.entry.trusted) tags.set(`${c.repository}:${c.entry.tag}`, c.entry.digest!);
+    if (c.entry.trusted) tags.set(tagRef({ repository: c.repository, tag: c.entry.tag }), c.entry.digest!);
     else if (projectExists(c.project)) toProbe.push(c);
   }
   for (const [ref, digest] of await probeTags(destination, toProbe, requests)) tags.set(ref, digest);
-  const plan = planMigration(candidates, inventory.manifests, { projectExists, tags });
+  let plan = planMigration(candidates, inventory.manifests, { projectExists, tags, ...(options.converted ? { converted: options.converted } : {}) });
+  const skipped: PlannedImage[] = [];
+  if (options.schema1 === 'skip') {
+    const isSchema1 = (image: PlannedImage): boolean => image.mediaType === SCHEMA1_SIGNED || image.mediaType === SCHEMA1;
+    skipped.push(...plan.images.filter(isSchema1));
+    const kept = plan.images.filter((i) => !isSchema1(i));
+    const needed = new Set(kept.flatMap((i) => i.blobs));
+    plan = { ...plan, images: kept, blobs: plan.blobs.filter((b) => needed.has(b.digest)) };
+  }
   emit({ type: 'planned', plan });
 
   const stats: TransferStats = { blobsUploaded: 0, bytesUploaded: 0, blobsMounted: 0, bytesMounted: 0, blobsSkipped: 0, bytesSkipped: 0, manifestsPut: 0 };
@@ -159,6 +187,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
     reports.push({ source: rejected.source, destination: rejected.repository, digest: rejected.digest, mediaType: undefined, size: 0, status: 'failed', reason: rejected.reason });
   }
   for (const image of plan.existing) reports.push({ ...reportBase(image), status: 'skipped-existing' });
+  for (const image of skipped) reports.push({ ...reportBase(image), status: 'skipped', reason: 'schema1 image (--schema1 skip)' });
   const finish = (): PushResult => {
     reports.sort((a, b) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
     return { via: options.via, inventory, plan, reports, stats, projectsCreated, harborVersion: destination.harborVersion, durationMs: Date.now() - started };
@@ -191,6 +220,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
       blobConcurrency: options.concurrency,
       requestConcurrency: options.requestConcurrency,
       onEvent: emit,
+      ...(options.schema1 ? { schema1: options.schema1 } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
     });
     Object.assign(stats, executed.stats);
@@ -204,12 +234,16 @@ export async function pushStorage(destination: Destination, options: PushOptions
 async function verifyOutcome(destination: Destination, outcome: ImageOutcome): Promise<ImageReport> {
   const image = outcome.image;
   if (!outcome.ok) return { ...reportBase(image), status: 'failed', reason: outcome.reason };
+  const expected = outcome.convertedTo ?? image.digest;
+  const base = { ...reportBase(image), ...(outcome.convertedTo ? { convertedTo: outcome.convertedTo } : {}), ...(outcome.note ? { reason: outcome.note } : {}) };
   try {
     const served = await destination.client.getManifest(image.repository, image.tag);
-    if (!served) return { ...reportBase(image), status: 'failed', reason: 'verification: the destination does not serve the tag after the push' };
-    const digest = sha256Of(served.bytes, image.digest);
-    if (digest !== image.digest) return { ...reportBase(image), status: 'failed', reason: `verification: the destination serves digest ${digest}` };
-    return { ...reportBase(image), status: 'verified' };
+    if (!served) return { ...base, status: 'failed', reason: 'verification: the destination does not serve the tag after the push' };
+    // A registry serves schema1 signed with its own key: the digest is that of the payload inside.
+    const isSchema1 = served.mediaType === SCHEMA1_SIGNED || served.mediaType === SCHEMA1;
+    const digest = sha256Of(isSchema1 ? schema1Payload(served.bytes) : served.bytes, expected);
+    if (digest !== expected) return { ...base, status: 'failed', reason: `verification: the destination serves digest ${digest}` };
+    return { ...base, status: 'verified' };
   } catch (err) {
     return { ...reportBase(image), status: 'failed', reason: `verification: ${errorMessage(err)}` };
   }
@@ -223,7 +257,7 @@ async function probeTags(destination: Destination, candidates: readonly Candidat
       requests(async () => {
         try {
           const head = await destination.client.headManifest(c.repository, c.entry.tag);
-          if (head?.digest) tags.set(`${c.repository}:${c.entry.tag}`, head.digest);
+          if (head?.digest) tags.set(tagRef({ repository: c.repository, tag: c.entry.tag }), head.digest);
         } catch {
           // Unknown is treated as absent: the push itself will then say precisely what is wrong.
         }

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import { ToolError } from '../errors.js';
-import type { Plan } from '../plan/plan.js';
+import { destinationRef, type Plan } from '../plan/plan.js';
 import type { StorageLayout } from '../storage/layout.js';
 import type { Destination } from './destination.js';
 import { Linker } from './dir-layout.js';
@@ -109,7 +109,7 @@ export async function pushWithSkopeo(plan: Plan, options: SkopeoOptions): Promis
     if (!item.ok) return { image, ok: false, reason: item.reason ?? 'export failed' };
     if (options.signal?.aborted) return { image, ok: false, reason: 'interrupted' };
     const digestFile = path.join(workDir, `digest-${image.digest.slice(7, 19)}-${Math.random().toString(36).slice(2)}`);
-    const target = `docker://${destination.endpoint.host}/${image.repository}:${image.tag}`;
+    const target = `docker://${destination.endpoint.host}/${destinationRef(image)}`;
     try {
       const result = await execa('skopeo', [...args, '--digestfile', digestFile, `dir:${item.directory}`, target], { reject: false });
       if (result.exitCode !== 0) return { image, ok: false, reason: skopeoFailure(String(result.stderr)) };

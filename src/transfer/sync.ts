@@ -1,4 +1,5 @@
 import { errorMessage } from '../errors.js';
+import { tagRef } from '../inventory/types.js';
 import { loadState, saveState, type SyncState } from '../report/sync-state.js';
 import { makeRepositoryFilter } from '../util/glob.js';
 import type { Destination } from './destination.js';
@@ -36,7 +37,8 @@ export async function syncStorage(destination: Destination, options: SyncOptions
   const host = destination.endpoint.host;
   const state: SyncState | undefined = options.statePath ? loadState(options.statePath, host) : undefined;
   const trusted = options.trustState && state ? new Map(Object.entries(state.tags).filter(([, e]) => !e.goneFromSourceAt).map(([ref, e]) => [ref, e.digest])) : undefined;
-  const push = await pushStorage(destination, { ...options, dryRun: false, ...(trusted ? { trusted } : {}) });
+  const converted = state ? new Map(Object.values(state.tags).filter((e) => e.destinationDigest).map((e) => [e.digest, e.destinationDigest!])) : undefined;
+  const push = await pushStorage(destination, { ...options, dryRun: false, ...(trusted ? { trusted } : {}), ...(converted?.size ? { converted } : {}) });
   const deletions: Deletion[] = [];
   if (!state || !options.statePath) return { push, deletions };
 
@@ -46,18 +48,26 @@ export async function syncStorage(destination: Destination, options: SyncOptions
     if (!report.destination || !report.digest) continue;
     present.add(report.destination);
     if (report.status === 'verified' || report.status === 'skipped-existing') {
-      state.tags[report.destination] = { source: report.source, digest: report.digest, verifiedAt: report.status === 'verified' ? now : (state.tags[report.destination]?.verifiedAt ?? now), goneFromSourceAt: null };
+      const previous = state.tags[report.destination];
+      state.tags[report.destination] = {
+        source: report.source,
+        digest: report.digest,
+        destinationDigest: report.convertedTo ?? (report.status === 'skipped-existing' ? (previous?.destinationDigest ?? null) : null),
+        verifiedAt: report.status === 'verified' ? now : (previous?.verifiedAt ?? now),
+        goneFromSourceAt: null,
+      };
     }
   }
   // Faulty source tags still exist in the source: they are not "gone", even without a destination name.
-  const sourceTags = new Set(push.inventory.tags.map((t) => `${t.repository}:${t.tag}`));
+  const sourceTags = new Set(push.inventory.tags.map((t) => tagRef(t)));
   const selected = makeRepositoryFilter(options);
   for (const [ref, entry] of Object.entries(state.tags)) {
     const sourceRepository = entry.source.slice(0, entry.source.lastIndexOf(':'));
     if (present.has(ref) || sourceTags.has(entry.source) || !selected(sourceRepository)) continue;
     entry.goneFromSourceAt ??= now;
     if (options.deleteExtra === 'no') continue;
-    const deletion = await deleteGoneTag(destination, ref, entry.digest, entry.source, options.deleteExtra === 'apply');
+    // What the destination holds: the source digest, or its conversion.
+    const deletion = await deleteGoneTag(destination, ref, entry.destinationDigest ?? entry.digest, entry.source, options.deleteExtra === 'apply');
     deletions.push(deletion);
     if (deletion.status === 'deleted' || deletion.status === 'kept') delete state.tags[ref];
   }
