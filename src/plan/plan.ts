@@ -26,6 +26,8 @@ export interface PlannedImage {
   readonly blobs: readonly string[];
   /** The image this one refers to (an OCI `subject`, or the digest in a cosign `sha256-<hex>.sig` tag): pushed first. */
   readonly subject?: string;
+  /** Digests of layers fetched from their `urls` that the storage does not hold (Windows base layers). */
+  readonly foreignLayers?: readonly string[];
 }
 
 export interface PlannedBlob {
@@ -143,6 +145,7 @@ export function planMigration(candidates: Candidates, manifests: ReadonlyMap<str
       // Foreign layers the storage does not hold stay out: the manifest goes as is, clients fetch them by URL.
       blobs: entry.blobs.filter((b) => b.present).map((b) => b.digest),
       ...subjectOf(entry, manifests),
+      ...(entry.blobs.some((b) => !b.present) ? { foreignLayers: entry.blobs.filter((b) => !b.present).map((b) => b.digest) } : {}),
     };
     const there = state.tags.get(destinationRef(image));
     if (there !== undefined && (there === image.digest || there === state.converted?.get(image.digest))) {

@@ -90,15 +90,22 @@ interface ErrorBody {
 export function parseErrorBody(text: string): { code: string | undefined; message: string | undefined } {
   try {
     const body = JSON.parse(text) as ErrorBody;
-    const first = body.errors?.[0];
+    const errors = body.errors ?? [];
+    const first = errors[0];
     if (first) {
       const code = typeof first.code === 'string' ? first.code : undefined;
-      let message = typeof first.message === 'string' ? first.message : undefined;
-      if (first.detail !== undefined && first.detail !== null && first.detail !== '') {
-        const detail = typeof first.detail === 'string' ? first.detail : JSON.stringify(first.detail);
-        message = message ? `${message} (${detail.slice(0, 300)})` : detail.slice(0, 300);
+      // distribution lists every problem it found; the first is often only "unknown error" (a 500), the reason
+      // comes after: `[{UNKNOWN "unknown error"}, {UNKNOWN "invalid URL on layer"}, {MANIFEST_BLOB_UNKNOWN …}]`.
+      const parts: string[] = [];
+      for (const e of errors.slice(0, 4)) {
+        let part = typeof e.message === 'string' ? e.message : '';
+        if (e.detail !== undefined && e.detail !== null && e.detail !== '' && !(typeof e.detail === 'object' && Object.keys(e.detail).length === 0)) {
+          const detail = typeof e.detail === 'string' ? e.detail : JSON.stringify(e.detail);
+          part = part ? `${part} (${detail.slice(0, 200)})` : detail.slice(0, 200);
+        }
+        if (part && !parts.includes(part)) parts.push(part);
       }
-      return { code, message };
+      return { code, message: parts.length ? parts.join('; ') : undefined };
     }
   } catch {
     // not JSON: fall through

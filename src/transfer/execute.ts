@@ -261,6 +261,11 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
       return { image, ok: true };
     } catch (err) {
       if (err instanceof Interrupted) return { image, ok: false, reason: 'interrupted' };
+      // distribution 2.8 answers 500 "unknown error" plus "blob unknown (<the foreign layer>)"; its log says
+      // "invalid URL on layer". Either way the foreign layer is what it will not take.
+      if (image.foreignLayers && err instanceof RegistryError && (/URL/i.test(err.message) || image.foreignLayers.some((d) => err.message.includes(d)))) {
+        return { image, ok: false, reason: `foreign-layer: the destination refuses manifests whose layers point at URLs (Windows base layers): ${errorMessage(err)}` };
+      }
       return { image, ok: false, reason: `manifest: ${errorMessage(err)}` };
     }
   };

@@ -308,6 +308,7 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
   const host = `127.0.0.1:${address.port}`;
   const registry = await startRegistry({
     schema1: true,
+    allowManifestUrls: true,
     token: { realm: `http://${host}/service/token`, service: SERVICE, issuer: ISSUER, certFile },
   });
   registryPort = Number(registry.host.split(':')[1]);

@@ -1,0 +1,155 @@
+import { execa } from 'execa';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { scanStorage } from '../src/inventory/scan.js';
+import type { SourceInventory } from '../src/inventory/types.js';
+import { locateStorage } from '../src/storage/layout.js';
+import { runCli } from './helpers/cli.js';
+import { buildLegacyTree, type LegacyTree } from './helpers/legacy-tree.js';
+import { startProxy } from './helpers/proxy.js';
+import { startRegistry } from './helpers/registry.js';
+import { tempDir } from './helpers/tmp.js';
+
+interface Report {
+  images: Array<{ source: string; destination: string; digest: string; status: string; reason: string | null; convertedTo: string | null; subject: string | null }>;
+  summary: { verified: number; failed: number };
+}
+
+async function servedDigest(host: string, ref: string): Promise<string | undefined> {
+  const result = await execa('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${host}/${ref}`], { reject: false, encoding: 'buffer', stripFinalNewline: false });
+  if (result.exitCode !== 0) return undefined;
+  return `sha256:${createHash('sha256').update(Buffer.from(result.stdout)).digest('hex')}`;
+}
+
+async function push(root: string, host: string, extra: string[] = []): Promise<{ exitCode: number; report: Report; stdout: string; stderr: string }> {
+  const file = path.join(tempDir(), 'report.json');
+  const result = await runCli(['push', root, '--to', host, '--report', file, ...extra]);
+  return { exitCode: result.exitCode, report: JSON.parse(readFileSync(file, 'utf8')) as Report, stdout: result.stdout, stderr: result.stderr };
+}
+
+const row = (report: Report, source: string) => report.images.find((i) => i.source === source)!;
+
+describe('what an old registry holds', () => {
+  let tree: LegacyTree;
+  let inventory: SourceInventory;
+  beforeAll(async () => {
+    tree = await buildLegacyTree();
+    inventory = await scanStorage(await locateStorage(tree.root), { include: [], exclude: [], verify: true, concurrency: 8 });
+  });
+
+  it('scan: schema1 images, a foreign layer that is not a fault, odd link files, and the untagged count', () => {
+    for (const [ref, digest] of Object.entries(tree.schema1)) {
+      const entry = inventory.tags.find((t) => `${t.repository}:${t.tag}` === ref)!;
+      expect(entry.mediaType).toBe('application/vnd.docker.distribution.manifest.v1+prettyjws');
+      expect(entry.digest).toBe(digest);
+      expect(entry.faults).toEqual([]);
+    }
+    const win = inventory.tags.find((t) => `${t.repository}:${t.tag}` === tree.foreign.ref)!;
+    expect(win.faults).toEqual([]);
+    expect(win.blobs.find((b) => b.digest === tree.foreign.foreignLayer)).toMatchObject({ foreign: true, present: false });
+    expect(inventory.untaggedCount).toBe(1);
+  });
+
+  it('keep: schema1 lands with its own digest where schema1 is accepted, signed for the occasion', async () => {
+    const registry = await startRegistry({ schema1: true, allowManifestUrls: true });
+    const { exitCode, report } = await push(tree.root, registry.host);
+    expect(exitCode, JSON.stringify(report.images.filter((i) => i.status === 'failed'))).toBe(0);
+    for (const [ref, digest] of Object.entries(tree.schema1)) {
+      expect(row(report, ref)).toMatchObject({ status: 'verified', digest, convertedTo: null });
+      const head = await fetch(`${registry.url}/v2/${ref.replace(':', '/manifests/')}`, { method: 'HEAD', headers: { accept: 'application/vnd.docker.distribution.manifest.v1+prettyjws' } });
+      expect(head.headers.get('docker-content-digest')).toBe(digest);
+    }
+  });
+
+  it('keep falls back to convert where schema1 is refused; the converted image pulls and its diff IDs hold', async () => {
+    const registry = await startRegistry({ allowManifestUrls: true });
+    const { exitCode, report, stdout } = await push(tree.root, registry.host);
+    expect(exitCode).toBe(0);
+    for (const ref of Object.keys(tree.schema1)) {
+      const r = row(report, ref);
+      expect(r.status).toBe('verified');
+      expect(r.convertedTo).toMatch(/^sha256:[0-9a-f]{64}$/);
+      expect(r.convertedTo).not.toBe(r.digest);
+      expect(r.reason).toMatch(/converted from schema1: the destination refused schema1/);
+      expect(await servedDigest(registry.host, ref)).toBe(r.convertedTo);
+    }
+    expect(stdout).toMatch(/Notes:\n {2}legacy\/alpine:2016: converted from schema1/);
+    // podman unpacks every layer and checks it against the config's diff IDs.
+    const podman = tempDir('regmigrate-podman-');
+    for (const ref of Object.keys(tree.schema1)) {
+      const pull = await execa('podman', ['--storage-driver', 'vfs', '--root', path.join(podman, 'root'), '--runroot', path.join(podman, 'run'), 'pull', '--tls-verify=false', `${registry.host}/${ref}`], { reject: false });
+      expect(pull.exitCode, String(pull.stderr)).toBe(0);
+    }
+  });
+
+  it('convert converts everywhere, deterministically; skip reports and leaves out', async () => {
+    const registry = await startRegistry({ schema1: true, allowManifestUrls: true });
+    const converted = await push(tree.root, registry.host, ['--schema1', 'convert']);
+    const again = await push(tree.root, (await startRegistry({ allowManifestUrls: true })).host, ['--schema1', 'convert']);
+    for (const ref of Object.keys(tree.schema1)) {
+      expect(row(converted.report, ref).convertedTo).toBe(row(again.report, ref).convertedTo);
+      expect(row(converted.report, ref).reason).toBe('converted from schema1 (--schema1 convert)');
+    }
+    const skipRegistry = await startRegistry({ schema1: true, allowManifestUrls: true });
+    const skipped = await push(tree.root, skipRegistry.host, ['--schema1', 'skip']);
+    expect(skipped.exitCode).toBe(0);
+    for (const ref of Object.keys(tree.schema1)) {
+      expect(row(skipped.report, ref)).toMatchObject({ status: 'skipped', reason: 'schema1 image (--schema1 skip)' });
+      expect(await servedDigest(skipRegistry.host, ref)).toBeUndefined();
+    }
+  });
+
+  it('pushes a Windows-style manifest as is, without its absent foreign layer', async () => {
+    const registry = await startRegistry({ allowManifestUrls: true });
+    const proxy = await startProxy(registry.host);
+    const { report } = await push(tree.root, proxy.host);
+    expect(row(report, tree.foreign.ref)).toMatchObject({ status: 'verified', digest: tree.foreign.digest });
+    expect(proxy.log.some((r) => r.query.includes(tree.foreign.foreignLayer.slice(7)) || r.path.includes(tree.foreign.foreignLayer))).toBe(false);
+  });
+
+  it('says clearly when a destination refuses foreign-layer URLs, and pushes the rest', async () => {
+    const registry = await startRegistry();
+    const { exitCode, report } = await push(tree.root, registry.host, ['--retries', '1', '--include', 'win/**', '--include', 'signed/**']);
+    expect(exitCode).toBe(1);
+    expect(row(report, tree.foreign.ref).reason).toMatch(/^foreign-layer: the destination refuses manifests whose layers point at URLs \(Windows base layers\): .*sha256:f{64}/);
+    expect(row(report, 'signed/app:v1').status).toBe('verified');
+  });
+
+  it('pushes signatures and referrers after their subject, and groups them under it', async () => {
+    const registry = await startRegistry({ allowManifestUrls: true });
+    const proxy = await startProxy(registry.host);
+    const { report, stdout } = await push(tree.root, proxy.host);
+    const puts = proxy.log.filter((r) => r.method === 'PUT' && r.path.startsWith('/v2/signed/app/manifests/')).map((r) => r.path.split('/').pop());
+    const subjectAt = puts.indexOf('v1');
+    expect(subjectAt).toBeGreaterThanOrEqual(0);
+    expect(puts.indexOf(tree.signed.sigTag)).toBeGreaterThan(subjectAt);
+    expect(puts.indexOf('sbom')).toBeGreaterThan(subjectAt);
+    expect(row(report, `signed/app:${tree.signed.sigTag}`).subject).toBe(tree.signed.subjectDigest);
+    expect(row(report, 'signed/app:sbom')).toMatchObject({ status: 'verified', subject: tree.signed.subjectDigest });
+    expect(stdout).toMatch(/^signed\/app:v1 .*\n {2}↳ signed\/app:(sbom|sha256-)/m);
+  });
+
+  it('--include-untagged pushes the manifest no tag points at, by digest', async () => {
+    const registry = await startRegistry({ allowManifestUrls: true });
+    const without = await push(tree.root, registry.host);
+    expect(without.report.images.some((i) => i.source.includes('@'))).toBe(false);
+    const { exitCode, report } = await push(tree.root, registry.host, ['--include-untagged']);
+    expect(exitCode).toBe(0);
+    const untagged = row(report, `${tree.untagged.repository}@${tree.untagged.digest}`);
+    expect(untagged).toMatchObject({ status: 'verified', destination: `${tree.untagged.repository}@${tree.untagged.digest}` });
+    expect(await servedDigest(registry.host, `${tree.untagged.repository}@${tree.untagged.digest}`)).toBe(tree.untagged.digest);
+  });
+
+  it('into the Harbor double too: schema1 kept, foreign layer and referrers', async () => {
+    const { startHarborDouble } = await import('./helpers/harbor-double.js');
+    const harbor = await startHarborDouble({ users: { admin: { password: 'Legacy-1', admin: true } }, projects: [] });
+    const file = path.join(tempDir(), 'report.json');
+    const result = await runCli(['push', tree.root, '--to', harbor.host, '--report', file, '--username', 'admin', '--password-stdin'], { input: 'Legacy-1\n' });
+    expect(result.exitCode, result.stdout + result.stderr).toBe(0);
+    const report = JSON.parse(readFileSync(file, 'utf8')) as Report;
+    for (const [ref, digest] of Object.entries(tree.schema1)) expect(row(report, ref)).toMatchObject({ status: 'verified', digest, convertedTo: null });
+    expect([...harbor.projects.keys()].sort()).toEqual(['legacy', 'signed', 'win']);
+  });
+});
