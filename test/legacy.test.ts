@@ -153,3 +153,22 @@ describe('what an old registry holds', () => {
     expect([...harbor.projects.keys()].sort()).toEqual(['legacy', 'signed', 'win']);
   });
 });
+
+describe('converted schema1 images stay in sync', () => {
+  it('sync records the conversion; the next sync and diff --state see the pair as the same', async () => {
+    const tree = await buildLegacyTree();
+    const registry = await startRegistry({ allowManifestUrls: true });
+    const state = path.join(tempDir(), 'state.json');
+    const first = await runCli(['sync', tree.root, '--to', registry.host, '--state', state]);
+    expect(first.exitCode, first.stdout).toBe(0);
+    const journal = JSON.parse(readFileSync(state, 'utf8')) as { tags: Record<string, { digest: string; destinationDigest: string | null }> };
+    expect(journal.tags['legacy/alpine:2016']!.destinationDigest).toMatch(/^sha256:/);
+    const second = await runCli(['sync', tree.root, '--to', registry.host, '--state', state]);
+    expect(second.stdout).toMatch(/^sync: 0 pushed, \d+ unchanged, 0 failed/m);
+    const diff = await runCli(['diff', tree.root, '--to', registry.host, '--state', state, '--output', 'json']);
+    const doc = JSON.parse(diff.stdout) as { tags: Array<{ destination: string; status: string }> };
+    expect(doc.tags.find((t) => t.destination === 'legacy/alpine:2016')!.status).toBe('same');
+    const withoutJournal = JSON.parse((await runCli(['diff', tree.root, '--to', registry.host, '--output', 'json'])).stdout) as typeof doc;
+    expect(withoutJournal.tags.find((t) => t.destination === 'legacy/alpine:2016')!.status).toBe('changed');
+  });
+});

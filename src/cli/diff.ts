@@ -9,9 +9,11 @@ import { addDestinationOptions, buildDestinationOptions, normalizeDestination, t
 import { OptionProblems, parseOutputFormat, parsePositiveInt } from './options.js';
 import { addSelectionOptions, normalizeSelection, type SelectionFlags } from './selection.js';
 import type { OutputFormat } from '../inventory/render.js';
+import { loadState } from '../report/sync-state.js';
 
 interface DiffFlags extends DestinationFlags, SelectionFlags {
   output?: string;
+  state?: string;
   concurrency?: string;
 }
 
@@ -19,6 +21,7 @@ export interface DiffRequest extends SourceSelection {
   readonly destination: NormalizedDestination;
   readonly output: OutputFormat;
   readonly concurrency: number;
+  readonly state: string | undefined;
 }
 
 export function normalizeDiff(root: string, flags: DiffFlags): DiffRequest {
@@ -28,6 +31,7 @@ export function normalizeDiff(root: string, flags: DiffFlags): DiffRequest {
     destination: normalizeDestination(flags, problems),
     output: parseOutputFormat(flags.output, problems),
     concurrency: parsePositiveInt('--concurrency', flags.concurrency, 16, problems, 256),
+    state: flags.state,
   };
   problems.throwIfAny();
   return request;
@@ -76,7 +80,10 @@ function render(result: CompareResult, format: OutputFormat, destination: string
 export async function runDiff(request: DiffRequest, ctx: CliContext): Promise<number> {
   const destination = await connectDestination(await buildDestinationOptions(request.destination, ctx));
   try {
-    const result = await compareStorage(destination, request, request.concurrency);
+    // The sync journal, when given, tells which schema1 images were converted (their destination digest differs).
+    const journal = request.state ? loadState(request.state, destination.endpoint.host) : undefined;
+    const converted = journal ? new Map(Object.values(journal.tags).filter((e) => e.destinationDigest).map((e) => [e.digest, e.destinationDigest!])) : undefined;
+    const result = await compareStorage(destination, request, request.concurrency, converted);
     ctx.stdout.write(render(result, request.output, destination.endpoint.host));
     if (request.output !== 'table') ctx.stderr.write(renderDiffSummary(result) + '\n');
     const c = result.counts;
@@ -94,6 +101,7 @@ export function registerDiff(program: Command, ctx: CliContext): void {
   addSelectionOptions(addDestinationOptions(command))
     .option('-o, --output <format>', 'table, json or csv')
     .option('--concurrency <n>', 'destination requests in flight (default 16)')
+    .option('--state <file>', "a sync journal: schema1 images it records as converted count as the same")
     .action(async (root: string, flags: DiffFlags) => {
       ctx.setExitCode(await runDiff(normalizeDiff(root, flags), ctx));
     });

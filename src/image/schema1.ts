@@ -1,4 +1,4 @@
-import { createHash, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import { z } from 'zod';
@@ -15,7 +15,8 @@ function b64url(bytes: Buffer | string): string {
 }
 
 /** libtrust's key ID: base32 of the first 240 bits of sha256(DER SubjectPublicKeyInfo), in groups of four. */
-export function libtrustKeyId(publicKey: KeyObject): string {
+export function libtrustKeyId(key: KeyObject): string {
+  const publicKey = key.type === 'private' ? createPublicKey(key) : key;
   const der = publicKey.export({ type: 'spki', format: 'der' });
   const hash = createHash('sha256').update(der).digest().subarray(0, 30);
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';

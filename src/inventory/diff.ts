@@ -25,14 +25,16 @@ export interface DiffCounts {
  * Source tags (after name mapping) against destination tags. `extra` is a destination tag, in a repository the
  * source maps into or in one of its projects, that no source tag maps to. Pure.
  */
-export function diffTags(candidates: Candidates, destination: DestinationTags): DiffRow[] {
+export function diffTags(candidates: Candidates, destination: DestinationTags, converted?: ReadonlyMap<string, string>): DiffRow[] {
   const rows: DiffRow[] = [];
   const mapped = new Set<string>();
   for (const { entry, repository } of candidates.accepted) {
     const ref = tagRef({ repository, tag: entry.tag });
     mapped.add(ref);
     const there = destination.get(ref);
-    const status: DiffStatus = !there ? 'new' : there.digest === entry.digest ? 'same' : 'changed';
+    // A schema1 image converted by an earlier push counts as the same image (the sync journal remembers the pair).
+    const same = there !== undefined && (there.digest === entry.digest || there.digest === converted?.get(entry.digest!));
+    const status: DiffStatus = !there ? 'new' : same ? 'same' : 'changed';
     rows.push({ status, source: tagRef(entry), destination: ref, sourceDigest: entry.digest, destinationDigest: there?.digest });
   }
   for (const rejected of candidates.rejected) {

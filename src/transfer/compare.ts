@@ -14,13 +14,17 @@ export interface CompareResult {
 }
 
 /** `diff`: read-only on both sides. */
-export async function compareStorage(destination: Destination, selection: SourceSelection, concurrency: number): Promise<CompareResult> {
+export async function compareStorage(destination: Destination, selection: SourceSelection, concurrency: number, converted?: ReadonlyMap<string, string>): Promise<CompareResult> {
   const mapping = nameMapping(selection, destination);
   const { inventory, candidates } = await readSource(selection, mapping, concurrency);
   const projects = new Set(candidates.accepted.map((c) => c.project));
   const tags = await readDestinationTags(destination, projects, concurrency);
-  const rows = diffTags(candidates, tags);
-  const plan = planMigration(candidates, inventory.manifests, { projectExists: () => true, tags: new Map([...tags].map(([ref, t]) => [ref, t.digest])) });
+  const rows = diffTags(candidates, tags, converted);
+  const plan = planMigration(candidates, inventory.manifests, {
+    projectExists: () => true,
+    tags: new Map([...tags].map(([ref, t]) => [ref, t.digest])),
+    ...(converted ? { converted } : {}),
+  });
   // The push uploads a blob into its home repository unless that repository has it already: ask exactly that.
   const limit = pLimit(concurrency);
   const absent = await Promise.all(plan.blobs.map((b) => limit(async () => !(await destination.client.hasBlob(b.home, b.digest).catch(() => false)))));
