@@ -60,6 +60,8 @@ export type MountResult = { mounted: true } | { mounted: false; location: URL | 
 
 /** Chunk size used after a proxy refused a whole blob with 413 and no --chunk-size was given. */
 const FALLBACK_CHUNK_SIZE = 16 * 1024 * 1024;
+/** Below this a proxy's limit is not a body limit any more: the 413 is reported. */
+const MIN_CHUNK_SIZE = 64 * 1024;
 
 const MANIFEST_ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
 
@@ -135,32 +137,33 @@ export class RegistryClient {
   async uploadBlob(repository: string, digest: string, file: string, size: number, session?: URL, onBytes?: (n: number) => void): Promise<void> {
     let first = session;
     await this.retrying(async () => {
-      const start = first ?? (await this.#startUpload(repository));
-      first = undefined;
-      const chunk = this.#chunkSize;
-      if (chunk !== undefined && size > chunk) {
-        await this.#uploadChunked(repository, digest, file, size, start, chunk, onBytes);
-        return;
-      }
-      try {
-        await this.#send({
-          method: 'PUT',
-          url: withDigest(start, digest),
-          scopes: [pushScope(repository)],
-          headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
-          body: () => (size === 0 ? Buffer.alloc(0) : Readable.from(readFile(file, 0, size - 1, onBytes), { objectMode: false })),
-          bodySize: size,
-          ok: [201],
-        });
-      } catch (err) {
-        if (err instanceof RegistryError && err.status === 413 && this.#chunkSize === undefined) {
-          // A proxy with a body-size limit (nginx's client_max_body_size): switch to chunks for the rest of the run.
-          this.#chunkSize = FALLBACK_CHUNK_SIZE;
-          const next = await this.#startUpload(repository);
-          await this.#uploadChunked(repository, digest, file, size, next, FALLBACK_CHUNK_SIZE, onBytes);
+      for (;;) {
+        const start = first ?? (await this.#startUpload(repository));
+        first = undefined;
+        const chunk = this.#chunkSize;
+        try {
+          if (chunk !== undefined && size > chunk) {
+            await this.#uploadChunked(repository, digest, file, size, start, chunk, onBytes);
+          } else {
+            await this.#send({
+              method: 'PUT',
+              url: withDigest(start, digest),
+              scopes: [pushScope(repository)],
+              headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
+              body: () => (size === 0 ? Buffer.alloc(0) : Readable.from(readFile(file, 0, size - 1, onBytes), { objectMode: false })),
+              bodySize: size,
+              ok: [201],
+            });
+          }
           return;
+        } catch (err) {
+          if (!(err instanceof RegistryError) || err.status !== 413) throw err;
+          // A proxy with a body-size limit (nginx's client_max_body_size, 1 MiB by default): switch to chunks,
+          // smaller each time one is still refused, for the rest of the run; the upload starts again.
+          const next = chunk === undefined ? FALLBACK_CHUNK_SIZE : Math.floor(chunk / 4);
+          if (next < MIN_CHUNK_SIZE) throw err;
+          this.#chunkSize = next;
         }
-        throw err;
       }
     });
   }
@@ -389,7 +392,9 @@ export class RegistryClient {
       path: options.url.pathname,
       status,
       registryCode: code,
-      failure: classifyStatus(status),
+      // An upload session that vanished (several registry replicas behind a balancer, a restart) is worth a new
+      // session: the upload restarts from the beginning.
+      failure: code === 'BLOB_UPLOAD_UNKNOWN' ? 'transient' : classifyStatus(status),
       requestId,
       retryAfterMs: parseRetryAfter(headerValue(headers['retry-after'])),
     });
