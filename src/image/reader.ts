@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, statSync } from 'node:fs';
+import { accessSync, constants as fsConstants, createReadStream, statSync } from 'node:fs';
 import { errnoCode, readSmallFileSync } from '../storage/files.js';
 import { checkRepositoryName, splitDigest } from '../storage/digest.js';
 import { blobDataPath, type StorageLayout } from '../storage/layout.js';
@@ -77,6 +77,8 @@ export class BlobStore {
       const st = statSync(file, { throwIfNoEntry: false });
       if (!st) return { ok: false, reason: 'absent', detail: `${file} does not exist` };
       if (!st.isFile()) return { ok: false, reason: 'unreadable', detail: `${file} is not a regular file` };
+      // stat succeeds on a file we may not read (mode 000, another owner): find out now, not halfway through a push.
+      accessSync(file, fsConstants.R_OK);
       return { ok: true, size: st.size };
     } catch (err) {
       const code = errnoCode(err);

@@ -26,7 +26,8 @@ export async function findTags(layout: StorageLayout): Promise<TagLocation[]> {
   const entries = await fg('**/_manifests/tags/*/current/link', {
     cwd: layout.repositories,
     ignore: PRUNED,
-    onlyFiles: true,
+    // Not onlyFiles: a `link` that is a symlink (or anything else) must still be seen, and reported as invalid.
+    onlyFiles: false,
     followSymbolicLinks: false,
     suppressErrors: true,
     dot: false,
