@@ -82,7 +82,13 @@ export async function buildDestinationOptions(normalized: NormalizedDestination,
   }
   return {
     endpoint,
-    credentials: { username: options.username, password, env: ctx.env, dockerConfig: options.dockerConfig },
+    credentials: {
+      username: options.username,
+      password,
+      env: ctx.env,
+      dockerConfig: options.dockerConfig,
+      onWarning: (message) => ctx.stderr.write(`regmigrate: warning: ${message}\n`),
+    },
     insecure: options.insecure,
     caFile: options.caFile,
     timeoutMs: options.timeoutMs,

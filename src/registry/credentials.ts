@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
@@ -38,6 +38,8 @@ export interface CredentialSources {
   readonly env: NodeJS.ProcessEnv;
   /** `--docker-config`: a config.json or the directory holding it; default $DOCKER_CONFIG or ~/.docker. */
   readonly dockerConfig: string | undefined;
+  /** Told when credentials come from a file other users can read. */
+  readonly onWarning?: (message: string) => void;
 }
 
 /** The keys docker writes for a host: `host`, `https://host`, `http://host`, with or without a path. */
@@ -108,6 +110,12 @@ export async function resolveCredentials(host: string, sources: CredentialSource
   const file = dockerConfigPath(sources);
   const config = readDockerConfig(file, explicit);
   if (!config) return undefined;
+  try {
+    const mode = statSync(file).mode & 0o777;
+    if (mode & 0o077) sources.onWarning?.(`${file} is readable by other users (mode ${mode.toString(8).padStart(4, '0')}); chmod 600 it`);
+  } catch {
+    // read a moment ago; if it is gone now, there is nothing to warn about
+  }
   for (const [key, helper] of Object.entries(config.credHelpers ?? {})) {
     if (hostOfKey(key) === host) return fromHelper(helper, host);
   }

@@ -51,6 +51,8 @@ export interface HarborDouble {
   readonly projects: Map<string, ProjectRecord>;
   readonly log: LoggedRequest[];
   tokenRequests: number;
+  /** Every token handed out: none may ever show in regmigrate's output or files. */
+  readonly issuedTokens: string[];
   /** Project creations and their order relative to the first blob upload. */
   readonly events: string[];
   stop(): Promise<void>;
@@ -111,6 +113,7 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
     projects,
     log,
     tokenRequests: 0,
+    issuedTokens: [],
     events,
     stop: async () => undefined,
   };
@@ -168,6 +171,7 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
         access.push({ type, name, actions: (actions ?? '').split(',').filter((a) => allowed.includes(a)) });
       }
       const token = makeToken(key, certDer, user ?? '', access, lifetime);
+      double.issuedTokens.push(token);
       res.writeHead(200, { 'content-type': 'application/json' });
       // Harbor's shape: the token in `token`, an empty `access_token`.
       res.end(JSON.stringify({ token, access_token: '', expires_in: lifetime, issued_at: new Date().toISOString() }));
