@@ -4,6 +4,7 @@ import type { CliContext } from './context.js';
 import { registerDiff } from './diff.js';
 import { registerExport } from './export.js';
 import { registerPush } from './push.js';
+import { registerReport } from './report.js';
 import { registerScan } from './scan.js';
 import { registerSync } from './sync.js';
 
@@ -24,6 +25,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerExport(program, ctx);
   registerDiff(program, ctx);
   registerSync(program, ctx);
+  registerReport(program, ctx);
   return program;
 }
 

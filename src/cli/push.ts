@@ -107,6 +107,7 @@ export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Pa
     maps: request.maps,
     defaultProject: request.defaultProject,
     includeUntagged: request.includeUntagged ?? false,
+    ...(request.shard ? { shard: request.shard } : {}),
     project: { public: request.public, storageLimit: request.storageLimit },
     concurrency: request.concurrency,
     requestConcurrency: Math.max(16, request.concurrency * 2),

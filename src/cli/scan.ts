@@ -3,10 +3,13 @@ import { renderScanTable, renderSummaryLine, scanCsvPieces, scanJsonPieces, type
 import { scanStorage, summarize } from '../inventory/scan.js';
 import { locateStorage } from '../storage/layout.js';
 import { writePieces } from '../util/stream.js';
+import { cachedMapper } from '../plan/map-names.js';
+import { shardSelector, type Shard } from '../plan/shard.js';
+import { normalizeShard, type SelectionFlags } from './selection.js';
 import { collect, defaultConcurrency, OptionProblems, parseGlobs, parseOutputFormat, parsePositiveInt } from './options.js';
 import type { CliContext } from './context.js';
 
-interface ScanFlags {
+interface ScanFlags extends Pick<SelectionFlags, 'shard' | 'shards' | 'shardBy'> {
   output?: string;
   verify?: boolean;
   include?: string[];
@@ -21,6 +24,7 @@ export interface ScanRequest {
   readonly include: readonly string[];
   readonly exclude: readonly string[];
   readonly concurrency: number;
+  readonly shard?: Shard;
 }
 
 export function normalizeScan(root: string, flags: ScanFlags): ScanRequest {
@@ -33,6 +37,8 @@ export function normalizeScan(root: string, flags: ScanFlags): ScanRequest {
     exclude: parseGlobs('--exclude', flags.exclude, problems),
     concurrency: parsePositiveInt('--concurrency', flags.concurrency, defaultConcurrency(), problems),
   };
+  const shard = normalizeShard(flags, process.env, problems);
+  if (shard) Object.assign(request, { shard });
   problems.throwIfAny();
   return request;
 }
@@ -45,6 +51,8 @@ export async function runScan(request: ScanRequest, ctx: CliContext): Promise<nu
     exclude: request.exclude,
     verify: request.verify,
     concurrency: request.concurrency,
+    // Without --map here, shards split by the default destination names (single-level names under library/).
+    ...(request.shard ? { select: shardSelector(cachedMapper({ rules: [], defaultProject: 'library', harbor: false }), request.shard) } : {}),
     onProgress: (event) => {
       if (event.phase === 'verify' && ctx.stderrIsTTY) ctx.stderr.write(`\rverifying blobs ${event.done}/${event.total}`);
     },
@@ -68,7 +76,10 @@ export function registerScan(program: Command, ctx: CliContext): void {
     .option('--verify', 'hash every blob and report corrupt ones (reads all data)')
     .option('--include <glob>', 'only repositories matching this glob (repeatable)', collect)
     .option('--exclude <glob>', 'skip repositories matching this glob (repeatable)', collect)
-    .option('--concurrency <n>', 'parallel file operations')
+    .option('--concurrency <n>', 'parallel blob hashing with --verify')
+    .option('--shard <k/n>', 'only shard k of n (0-based), split by destination repository')
+    .option('--shards <n>', 'with JOB_COMPLETION_INDEX set: --shard $JOB_COMPLETION_INDEX/n')
+    .option('--shard-by <unit>', 'repository (default) or project')
     .action(async (root: string, flags: ScanFlags) => {
       ctx.setExitCode(await runScan(normalizeScan(root, flags), ctx));
     });

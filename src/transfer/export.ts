@@ -4,6 +4,8 @@ import { errorMessage, UsageError } from '../errors.js';
 import { scanStorage } from '../inventory/scan.js';
 import type { MapRule } from '../plan/map-names.js';
 import { planMigration, selectCandidates, type PlannedImage, type RejectedImage } from '../plan/plan.js';
+import { cachedMapper } from '../plan/map-names.js';
+import { shardSelector, type Shard } from '../plan/shard.js';
 import { blobDataPath, locateStorage, type StorageLayout } from '../storage/layout.js';
 import { imageDirectory, layoutFiles, Linker, writeImageDirectory, type LinkStats } from './dir-layout.js';
 
@@ -51,6 +53,7 @@ export interface ExportOptions {
   readonly maps: readonly MapRule[];
   readonly defaultProject: string;
   readonly includeUntagged?: boolean;
+  readonly shard?: Shard;
   readonly concurrency: number;
   readonly onNotice?: (message: string) => void;
 }
@@ -71,6 +74,7 @@ export async function exportStorage(options: ExportOptions): Promise<ExportResul
     verify: false,
     concurrency: options.concurrency,
     includeUntagged: options.includeUntagged ?? false,
+    ...(options.shard ? { select: shardSelector(cachedMapper({ rules: options.maps, defaultProject: options.defaultProject, harbor: false }), options.shard) } : {}),
   });
   // No destination: only distribution's grammar applies to names (Harbor's project rule is checked at push).
   const candidates = selectCandidates(inventory, { rules: options.maps, defaultProject: options.defaultProject, harbor: false });

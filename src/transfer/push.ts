@@ -6,6 +6,7 @@ import type { ProjectSettings } from '../harbor/client.js';
 import { scanStorage } from '../inventory/scan.js';
 import { tagRef, type SourceInventory } from '../inventory/types.js';
 import { cachedMapper, type MapRule, type NameMapping } from '../plan/map-names.js';
+import { shardSelector, type Shard } from '../plan/shard.js';
 import { destinationRef, planMigration, selectCandidates, type Candidate, type Candidates, type Plan, type PlannedImage } from '../plan/plan.js';
 import { splitDigest } from '../storage/digest.js';
 import { blobDataPath, locateStorage, type StorageLayout } from '../storage/layout.js';
@@ -41,6 +42,8 @@ export interface SourceSelection {
   readonly defaultProject: string;
   /** Also migrate manifests that no tag points at, by digest. */
   readonly includeUntagged?: boolean;
+  /** Only this shard's repositories (by destination name). */
+  readonly shard?: Shard;
 }
 
 export interface PushOptions extends SourceSelection {
@@ -105,6 +108,7 @@ export async function readSource(
         return mapped.ok && trusted.get(tagRef({ repository: mapped.repository, tag })) === digest;
       }
     : undefined;
+  const shard = selection.shard;
   const inventory = await scanStorage(layout, {
     include: selection.include,
     exclude: selection.exclude,
@@ -112,6 +116,7 @@ export async function readSource(
     concurrency,
     includeUntagged: selection.includeUntagged ?? false,
     ...(trust ? { trust } : {}),
+    ...(shard ? { select: shardSelector(map, shard) } : {}),
   });
   return { layout, inventory, candidates: selectCandidates(inventory, mapping) };
 }

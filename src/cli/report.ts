@@ -1,0 +1,110 @@
+import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { UsageError } from '../errors.js';
+import { countReports, renderImageTable, REPORT_CSV_HEADER, PUSH_REPORT_VERSION } from '../report/push-report.js';
+import type { ImageReport } from '../transfer/push.js';
+import { csvLine } from '../util/format.js';
+import type { CliContext } from './context.js';
+
+const ReportImage = z.looseObject({
+  source: z.string(),
+  destination: z.string().nullable(),
+  digest: z.string().nullable(),
+  mediaType: z.string().nullable(),
+  size: z.number(),
+  status: z.enum(['verified', 'skipped-existing', 'skipped', 'failed']),
+  reason: z.string().nullable(),
+  convertedTo: z.string().nullable().optional(),
+  subject: z.string().nullable().optional(),
+});
+
+const PushReport = z.looseObject({
+  schemaVersion: z.literal(PUSH_REPORT_VERSION),
+  kind: z.literal('regmigrate.push'),
+  destination: z.string(),
+  summary: z.looseObject({ bytesUploaded: z.number().optional(), bytesMounted: z.number().optional(), blobsUploaded: z.number().optional() }),
+  images: z.array(ReportImage),
+});
+type PushReport = z.infer<typeof PushReport>;
+
+function readReport(file: string): PushReport {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new UsageError(`${file}: ${(err as NodeJS.ErrnoException).code ? `cannot be read (${(err as NodeJS.ErrnoException).code})` : 'not valid JSON'}`);
+  }
+  const parsed = PushReport.safeParse(json);
+  if (!parsed.success) throw new UsageError(`${file}: not a regmigrate push report (${parsed.error.issues[0]?.path.join('.') ?? ''} ${parsed.error.issues[0]?.message ?? ''})`.trim());
+  return parsed.data;
+}
+
+/**
+ * `report merge`: the reports of several shards (or runs) as one verified image list. Shards are disjoint, so a
+ * destination tag appearing twice means the shards overlapped: a conflict (different digests) is an error.
+ */
+export function mergeReports(files: readonly string[]): { destination: string; images: ImageReport[]; conflicts: string[] } {
+  const reports = files.map(readReport);
+  const destinations = new Set(reports.map((r) => r.destination));
+  if (destinations.size > 1) throw new UsageError(`the reports are of different destinations: ${[...destinations].join(', ')}`);
+  const byDestination = new Map<string, ImageReport>();
+  const conflicts: string[] = [];
+  const images: ImageReport[] = [];
+  for (const report of reports) {
+    for (const i of report.images) {
+      const image: ImageReport = {
+        source: i.source,
+        destination: i.destination ?? undefined,
+        digest: i.digest ?? undefined,
+        mediaType: i.mediaType ?? undefined,
+        size: i.size,
+        status: i.status,
+        ...(i.reason ? { reason: i.reason } : {}),
+        ...(i.convertedTo ? { convertedTo: i.convertedTo } : {}),
+        ...(i.subject ? { subject: i.subject } : {}),
+      };
+      const key = image.destination ?? image.source;
+      const seen = byDestination.get(key);
+      if (seen) {
+        if (seen.digest !== image.digest) conflicts.push(`${key}: ${seen.digest ?? '-'} in one report, ${image.digest ?? '-'} in another`);
+        continue;
+      }
+      byDestination.set(key, image);
+      images.push(image);
+    }
+  }
+  images.sort((a, b) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
+  return { destination: [...destinations][0] ?? '', images, conflicts };
+}
+
+export function registerReport(program: Command, ctx: CliContext): void {
+  const report = program.command('report').description('work with report files');
+  report
+    .command('merge')
+    .description("merge push/sync reports (e.g. of the shards of an Indexed Job) into one verified image list")
+    .argument('<files...>', 'report files written with --report FILE.json')
+    .option('-o, --output <format>', 'table, json or csv (default json)')
+    .action((files: string[], flags: { output?: string }) => {
+      const output = flags.output ?? 'json';
+      if (!['table', 'json', 'csv'].includes(output)) throw new UsageError(`--output must be table, json or csv, not "${output}"`);
+      const merged = mergeReports(files);
+      const counts = countReports(merged.images);
+      if (output === 'json') {
+        ctx.stdout.write(
+          JSON.stringify(
+            { schemaVersion: PUSH_REPORT_VERSION, kind: 'regmigrate.push', destination: merged.destination, mergedFrom: files.length, summary: counts, images: merged.images.map((i) => ({ ...i, destination: i.destination ?? null, digest: i.digest ?? null, mediaType: i.mediaType ?? null, reason: i.reason ?? null, convertedTo: i.convertedTo ?? null, subject: i.subject ?? null })) },
+            null,
+            2,
+          ) + '\n',
+        );
+      } else if (output === 'csv') {
+        ctx.stdout.write(csvLine(REPORT_CSV_HEADER) + merged.images.map((r) => csvLine([r.source, r.destination, r.digest, r.mediaType, r.size, r.status, r.reason, r.convertedTo])).join(''));
+      } else {
+        ctx.stdout.write(renderImageTable(merged.images));
+      }
+      for (const conflict of merged.conflicts) ctx.stderr.write(`regmigrate: conflict: ${conflict}\n`);
+      ctx.stderr.write(`${files.length} reports: ${counts.verified} verified, ${counts.skipped} already there or skipped, ${counts.failed} failed\n`);
+      ctx.setExitCode(counts.failed > 0 || merged.conflicts.length > 0 ? 1 : 0);
+    });
+}
