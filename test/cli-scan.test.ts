@@ -97,3 +97,15 @@ describe('regmigrate scan (built CLI)', () => {
     expect(result.stderr).toMatch(/not a registry storage/);
   });
 });
+
+describe('scan counts untagged manifests', () => {
+  it('in the summary line and the JSON summary', async () => {
+    const root = path.join(tempDir(), 'registry');
+    const { buildDemoStorage } = await import('../fixtures/trees.js');
+    buildDemoStorage(root);
+    // team/api:1.0 was overwritten in the demo: its old manifest is still in revisions, untagged.
+    const result = await runCli(['scan', root, '--output', 'json']);
+    expect((JSON.parse(result.stdout) as { summary: { untaggedManifests: number } }).summary.untaggedManifests).toBe(1);
+    expect(result.stderr).toMatch(/, 1 untagged manifests/);
+  });
+});

@@ -36,7 +36,7 @@ describe('what an old registry holds', () => {
   let inventory: SourceInventory;
   beforeAll(async () => {
     tree = await buildLegacyTree();
-    inventory = await scanStorage(await locateStorage(tree.root), { include: [], exclude: [], verify: true, concurrency: 8 });
+    inventory = await scanStorage(await locateStorage(tree.root), { include: [], exclude: [], verify: true, concurrency: 8, countUntagged: true });
   });
 
   it('scan: schema1 images, a foreign layer that is not a fault, odd link files, and the untagged count', () => {

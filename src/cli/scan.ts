@@ -51,6 +51,7 @@ export async function runScan(request: ScanRequest, ctx: CliContext): Promise<nu
     exclude: request.exclude,
     verify: request.verify,
     concurrency: request.concurrency,
+    countUntagged: true,
     // Without --map here, shards split by the default destination names (single-level names under library/).
     ...(request.shard ? { select: shardSelector(cachedMapper({ rules: [], defaultProject: 'library', harbor: false }), request.shard) } : {}),
     onProgress: (event) => {

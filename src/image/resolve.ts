@@ -22,13 +22,15 @@ interface Walk {
 /** Says whether a tag whose link names `digest` may be taken on trust (not resolved). */
 export type TrustHook = (repository: string, tag: string, digest: string) => boolean;
 
-export function resolveTag(store: BlobStore, location: TagLocation, trust?: TrustHook): TagEntry {
+/** Resolves a tag; undefined when it is not a tag at all (a tag directory without `current/link`, PROTOCOL.md §1). */
+export function resolveTag(store: BlobStore, location: TagLocation, trust?: TrustHook): TagEntry | undefined {
   const { repository, tag } = location;
   const faults: Fault[] = [];
   const nameProblem = store.checkName(repository) ?? (location.untagged ? undefined : checkTag(tag));
   if (nameProblem) faults.push({ kind: 'invalid-name', message: nameProblem });
 
   const link = readLink(location.linkPath);
+  if (!link.ok && link.reason === 'absent') return undefined;
   if (!link.ok) {
     const kind = link.reason === 'unreadable' ? 'unreadable' : 'invalid-link';
     faults.push({ kind, message: `tag link ${location.linkPath} ${link.detail}` });

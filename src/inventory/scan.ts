@@ -3,7 +3,7 @@ import { BlobStore, hashFile, type ManifestRecord } from '../image/reader.js';
 import { resolveTag, type TrustHook } from '../image/resolve.js';
 import { splitDigest } from '../storage/digest.js';
 import { blobDataPath, type StorageLayout } from '../storage/layout.js';
-import { findRevisions, findTags, revisionLinkPath } from '../storage/walk.js';
+import { findEntries, revisionLinkPath } from '../storage/walk.js';
 import { makeRepositoryFilter, type RepositoryFilter } from '../util/glob.js';
 import { FAULT_KINDS, type FaultKind, type InventorySummary, type SourceInventory, type TagEntry } from './types.js';
 
@@ -16,6 +16,8 @@ export interface ScanOptions extends RepositoryFilter {
   readonly select?: (repository: string) => boolean;
   /** Also resolve manifests that no tag points at, as entries addressed by digest (`--include-untagged`). */
   readonly includeUntagged?: boolean;
+  /** Count the untagged manifests (walks `revisions`: as many entries again as the tags). Implied by includeUntagged. */
+  readonly countUntagged?: boolean;
   /** Tags to take on trust without resolving them (sync --trust-state). */
   readonly trust?: TrustHook;
   readonly onProgress?: (event: ScanProgress) => void;
@@ -33,13 +35,15 @@ const RESOLVE_BATCH = 256;
 export async function scanStorage(layout: StorageLayout, options: ScanOptions): Promise<SourceInventory> {
   const store = new BlobStore(layout);
   const selected = makeRepositoryFilter(options);
-  const locations = (await findTags(layout)).filter((l) => selected(l.repository) && (options.select?.(l.repository) ?? true));
+  const found = await findEntries(layout, { revisions: Boolean(options.includeUntagged || options.countUntagged) });
+  const locations = found.tags.filter((l) => selected(l.repository) && (options.select?.(l.repository) ?? true));
   options.onProgress?.({ phase: 'walk', tags: locations.length });
 
   const tags: TagEntry[] = [];
   const manifests = new Map<string, ManifestRecord>();
   for (const [i, location] of locations.entries()) {
     const entry = resolveTag(store, location, options.trust);
+    if (!entry) continue;
     tags.push(entry);
     for (const digest of entry.manifests) {
       if (manifests.has(digest)) continue;
@@ -61,7 +65,7 @@ export async function scanStorage(layout: StorageLayout, options: ScanOptions): 
     if (tag.digest) set.add(tag.digest);
   }
   let untaggedCount = 0;
-  for (const [repository, digests] of await findRevisions(layout)) {
+  for (const [repository, digests] of found.revisions) {
     if (!selected(repository) || !(options.select?.(repository) ?? true)) continue;
     const set = reached.get(repository);
     for (const digest of digests) {
@@ -69,6 +73,7 @@ export async function scanStorage(layout: StorageLayout, options: ScanOptions): 
       untaggedCount++;
       if (!options.includeUntagged) continue;
       const entry = resolveTag(store, { repository, tag: digest, linkPath: revisionLinkPath(layout, repository, digest), untagged: true }, options.trust);
+      if (!entry) continue;
       tags.push(entry);
       for (const d of entry.manifests) {
         const load = store.manifest(d);

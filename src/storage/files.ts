@@ -10,6 +10,7 @@ export function errnoCode(err: unknown): string {
  * that are nearly always in the page cache, and a thread-pool round trip per read costs four times the read.
  */
 const SMALL_READ = 4096;
+const scratch = Buffer.alloc(SMALL_READ + 1);
 
 export function readSmallFileSync(file: string, limit: number): { ok: true; bytes: Buffer } | { ok: false; code: string; size?: number } {
   let fd: number;
@@ -20,17 +21,18 @@ export function readSmallFileSync(file: string, limit: number): { ok: true; byte
   }
   try {
     if (limit <= SMALL_READ) {
-      // Link files: one read into a small buffer says both the content and whether it is too large, saving a
-      // fstat per tag (50,000 of them on a large registry). A directory fails the read with EISDIR.
-      const buffer = Buffer.allocUnsafe(limit + 1);
-      const n = readSync(fd, buffer, 0, limit + 1, 0);
+      // Link files: one read says both the content and whether it is too large, saving a fstat per tag (50,000
+      // of them on a large registry). A directory fails the read with EISDIR. The result is copied out of a
+      // scratch buffer: a slice of Node's shared pool would keep 8 KiB alive per retained read.
+      const n = readSync(fd, scratch, 0, limit + 1, 0);
       if (n > limit) return { ok: false, code: 'ETOOBIG', size: fstatSync(fd).size };
-      return { ok: true, bytes: buffer.subarray(0, n) };
+      return { ok: true, bytes: Buffer.from(scratch.subarray(0, n)) };
     }
     const st = fstatSync(fd);
     if (!st.isFile()) return { ok: false, code: 'ENOTFILE' };
     if (st.size > limit) return { ok: false, code: 'ETOOBIG', size: st.size };
-    const bytes = Buffer.allocUnsafe(st.size);
+    // Not from the shared pool: manifests are kept for the whole run, and a pooled slice pins its 8 KiB chunk.
+    const bytes = Buffer.allocUnsafeSlow(st.size);
     let read = 0;
     while (read < st.size) {
       const n = readSync(fd, bytes, read, st.size - read, read);

@@ -1,4 +1,6 @@
 import fg from 'fast-glob';
+import { readdir } from 'node:fs/promises';
+import pLimit from 'p-limit';
 import path from 'node:path';
 import type { StorageLayout } from './layout.js';
 
@@ -12,71 +14,74 @@ export interface TagLocation {
   readonly untagged?: boolean;
 }
 
-/**
- * The metadata directories that hold most of the entries of a real registry and never a tag: pruned so the walk
- * costs about what `find -name current` does. Ignore patterns in fast-glob stop it descending into a directory.
- */
-const PRUNED = ['**/_layers', '**/_uploads', '**/_manifests/revisions', '**/_manifests/tags/*/index'];
+export interface StorageEntries {
+  /** Every tag, in a stable order (repository, then tag). */
+  readonly tags: TagLocation[];
+  /** Every manifest revision of every repository: `repository` → digests (tagged or not), sorted. */
+  readonly revisions: Map<string, string[]>;
+}
+
+/** Directories the walk never enters: most entries of a real registry live there, and never a repository. */
+const PRUNED = ['**/_layers', '**/_uploads', '**/_manifests/tags', '**/_manifests/revisions', '**/_manifests/layers'];
+
+async function listNames(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch {
+    // absent (a repository without tags or revisions) or unreadable: nothing to list there
+    return [];
+  }
+}
 
 /**
- * Every tag in the storage, in a stable order (repository, then tag). A repository is a directory holding
- * `_manifests`; names nest, so the repository is everything before `/_manifests/`.
+ * One walk for the tags and, when asked, the manifest revisions. fast-glob finds the repositories (every
+ * directory holding `_manifests`; names nest, so `a/b` and `a/b/c` can both be repositories) without entering
+ * `_layers`, `_uploads` or `_manifests`; inside `_manifests` the layout is fixed, so one `readdir` of `tags/`
+ * (and of `revisions/sha256/`) per repository lists the rest. Whether a tag's `current/link` exists is left to
+ * the resolver: a tag directory without it is not a tag.
  */
-export async function findTags(layout: StorageLayout): Promise<TagLocation[]> {
-  const entries = await fg('**/_manifests/tags/*/current/link', {
+export async function findEntries(layout: StorageLayout, options: { revisions: boolean }): Promise<StorageEntries> {
+  const manifestDirs = await fg('**/_manifests', {
     cwd: layout.repositories,
     ignore: PRUNED,
-    // Not onlyFiles: a `link` that is a symlink (or anything else) must still be seen, and reported as invalid.
-    onlyFiles: false,
+    onlyDirectories: true,
     followSymbolicLinks: false,
     suppressErrors: true,
     dot: false,
-    unique: false,
     // Directory reads in flight at once: many, so a cold cache on a real disk or NFS is read in parallel.
     concurrency: 64,
   });
+  const limit = pLimit(64);
   const tags: TagLocation[] = [];
-  for (const entry of entries) {
-    const at = entry.lastIndexOf('/_manifests/tags/');
-    if (at <= 0) continue;
-    const repository = entry.slice(0, at);
-    // `<tag>/current/link`
-    const tag = entry.slice(at + '/_manifests/tags/'.length, entry.length - '/current/link'.length);
-    tags.push({ repository, tag, linkPath: path.join(layout.repositories, entry) });
-  }
+  const revisions = new Map<string, string[]>();
+  await Promise.all(
+    manifestDirs.map((dir) =>
+      limit(async () => {
+        const repository = dir.slice(0, -'/_manifests'.length);
+        if (!repository) return;
+        const base = path.join(layout.repositories, dir);
+        for (const tag of await listNames(path.join(base, 'tags'))) {
+          tags.push({ repository, tag, linkPath: path.join(base, 'tags', tag, 'current', 'link') });
+        }
+        if (!options.revisions) return;
+        const hexes = (await listNames(path.join(base, 'revisions', 'sha256'))).filter((h) => /^[a-f0-9]{64}$/.test(h)).sort();
+        if (hexes.length > 0) revisions.set(repository, hexes.map((h) => `sha256:${h}`));
+      }),
+    ),
+  );
   tags.sort(compareTagLocations);
-  return tags;
+  return { tags, revisions };
+}
+
+/** Every tag in the storage, in a stable order (repository, then tag). */
+export async function findTags(layout: StorageLayout): Promise<TagLocation[]> {
+  return (await findEntries(layout, { revisions: false })).tags;
 }
 
 function compareTagLocations(a: TagLocation, b: TagLocation): number {
   if (a.repository !== b.repository) return a.repository < b.repository ? -1 : 1;
   if (a.tag !== b.tag) return a.tag < b.tag ? -1 : 1;
   return 0;
-}
-
-/** Every manifest revision of every repository: `repository` → digests (the manifests it holds, tagged or not). */
-export async function findRevisions(layout: StorageLayout): Promise<Map<string, string[]>> {
-  const entries = await fg('**/_manifests/revisions/sha256/*/link', {
-    cwd: layout.repositories,
-    ignore: ['**/_layers', '**/_uploads', '**/_manifests/tags'],
-    onlyFiles: true,
-    followSymbolicLinks: false,
-    suppressErrors: true,
-    concurrency: 64,
-  });
-  const revisions = new Map<string, string[]>();
-  for (const entry of entries) {
-    const at = entry.lastIndexOf('/_manifests/revisions/sha256/');
-    if (at <= 0) continue;
-    const repository = entry.slice(0, at);
-    const hex = entry.slice(at + '/_manifests/revisions/sha256/'.length, entry.length - '/link'.length);
-    if (!/^[a-f0-9]{64}$/.test(hex)) continue;
-    let list = revisions.get(repository);
-    if (!list) revisions.set(repository, (list = []));
-    list.push(`sha256:${hex}`);
-  }
-  for (const list of revisions.values()) list.sort();
-  return revisions;
 }
 
 export function revisionLinkPath(layout: StorageLayout, repository: string, digest: string): string {
