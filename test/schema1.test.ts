@@ -42,11 +42,11 @@ describe('schema1 → schema2 conversion', () => {
     const base = makeLayer('base', 'base layer\n');
     const top = makeLayer('top', 'top layer\n');
     const empty = makeLayer('empty', '');
-    const files = new Map<string, { path: string; size: number }>();
+    const files = new Map<string, { file: string; start: number; size: number }>();
     for (const [name, layer] of [['base', base], ['top', top], ['empty', empty]] as const) {
       const file = path.join(dir, name);
       writeFileSync(file, layer.blob);
-      files.set(layer.digest, { path: file, size: layer.blob.length });
+      files.set(layer.digest, { file, start: 0, size: layer.blob.length });
     }
     const payload = Buffer.from(
       JSON.stringify({

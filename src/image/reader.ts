@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { accessSync, constants as fsConstants, createReadStream, statSync } from 'node:fs';
-import { errnoCode, readSmallFileSync } from '../storage/files.js';
+import { createReadStream } from 'node:fs';
+import { readSmall, statData } from '../storage/source.js';
 import { checkRepositoryName, splitDigest } from '../storage/digest.js';
 import { blobDataPath, type StorageLayout } from '../storage/layout.js';
 import type { ManifestKind } from './media-types.js';
@@ -73,23 +73,24 @@ export class BlobStore {
 
   #statBlob(digest: string): BlobStat {
     const file = this.dataPath(digest);
-    try {
-      const st = statSync(file, { throwIfNoEntry: false });
-      if (!st) return { ok: false, reason: 'absent', detail: `${file} does not exist` };
-      if (!st.isFile()) return { ok: false, reason: 'unreadable', detail: `${file} is not a regular file` };
-      // stat succeeds on a file we may not read (mode 000, another owner): find out now, not halfway through a push.
-      accessSync(file, fsConstants.R_OK);
-      return { ok: true, size: st.size };
-    } catch (err) {
-      const code = errnoCode(err);
-      if (code === 'ENOTDIR') return { ok: false, reason: 'absent', detail: `${file} does not exist` };
-      return { ok: false, reason: 'unreadable', detail: `${file} cannot be read (${code})` };
+    const st = statData(this.layout, file);
+    if (st.ok) return st;
+    switch (st.code) {
+      case 'ENOENT':
+      case 'ENOTDIR':
+        return { ok: false, reason: 'absent', detail: `${file} does not exist` };
+      case 'ENOTFILE':
+        return { ok: false, reason: 'unreadable', detail: `${file} is not a regular file` };
+      case 'ETRUNCATED':
+        return { ok: false, reason: 'unreadable', detail: `${file} is cut off: the tar ends inside it` };
+      default:
+        return { ok: false, reason: 'unreadable', detail: `${file} cannot be read (${st.code})` };
     }
   }
 
   #loadManifest(digest: string): ManifestLoad {
     const file = this.dataPath(digest);
-    const read = readSmallFileSync(file, MAX_MANIFEST_BYTES);
+    const read = readSmall(this.layout, file, MAX_MANIFEST_BYTES);
     if (!read.ok) {
       switch (read.code) {
         case 'ENOENT':
@@ -101,6 +102,8 @@ export class BlobStore {
           return { ok: false, reason: 'unreadable', detail: `${file} is not a regular file` };
         case 'ELOOP':
           return { ok: false, reason: 'unreadable', detail: `${file} is a symbolic link (not followed)` };
+        case 'ETRUNCATED':
+          return { ok: false, reason: 'absent', detail: `${file} is cut off: the tar ends inside it` };
         default:
           return { ok: false, reason: 'unreadable', detail: `${file} cannot be read (${read.code})` };
       }
@@ -118,9 +121,10 @@ export class BlobStore {
 }
 
 /** Streams a blob through its digest's hash (bounded memory) and returns the digest it really has. */
-export async function hashFile(file: string, algorithm: string): Promise<string> {
+export async function hashFile(file: string, algorithm: string, start = 0, size?: number): Promise<string> {
   const hash = createHash(algorithm);
-  const stream = createReadStream(file, { highWaterMark: 1024 * 1024 });
+  const range = size === undefined ? {} : size === 0 ? { start, end: start - 1 } : { start, end: start + size - 1 };
+  const stream = createReadStream(file, { highWaterMark: 1024 * 1024, ...range });
   for await (const chunk of stream) hash.update(chunk as Buffer);
   return `${algorithm}:${hash.digest('hex')}`;
 }

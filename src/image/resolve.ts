@@ -29,7 +29,7 @@ export function resolveTag(store: BlobStore, location: TagLocation, trust?: Trus
   const nameProblem = store.checkName(repository) ?? (location.untagged ? undefined : checkTag(tag));
   if (nameProblem) faults.push({ kind: 'invalid-name', message: nameProblem });
 
-  const link = readLink(location.linkPath);
+  const link = readLink(location.linkPath, store.layout);
   if (!link.ok && link.reason === 'absent') return undefined;
   if (!link.ok) {
     const kind = link.reason === 'unreadable' ? 'unreadable' : 'invalid-link';

@@ -111,9 +111,9 @@ export interface ConvertedImage {
 }
 
 /** sha256 of the uncompressed layer: its diff ID. Streams, so a 10 GiB layer costs 10 GiB of reading, no memory. */
-export async function diffIdOf(file: string): Promise<string> {
+export async function diffIdOf(source: { file: string; start: number; size: number }): Promise<string> {
   const hash = createHash('sha256');
-  const gunzip = createReadStream(file).pipe(createGunzip());
+  const gunzip = createReadStream(source.file, { start: source.start, end: source.start + source.size - 1 }).pipe(createGunzip());
   for await (const chunk of gunzip) hash.update(chunk as Buffer);
   return `sha256:${hash.digest('hex')}`;
 }
@@ -123,7 +123,7 @@ export async function diffIdOf(file: string): Promise<string> {
  * `throwaway` empty layers its history marks; diff IDs by decompressing each layer; a config from the top
  * `v1Compatibility` plus `history` and `rootfs`. Deterministic: the same source always gives the same digest.
  */
-export async function convertSchema1(payload: Buffer, layerFile: (digest: string) => { path: string; size: number }): Promise<ConvertedImage> {
+export async function convertSchema1(payload: Buffer, layerFile: (digest: string) => { file: string; start: number; size: number }): Promise<ConvertedImage> {
   const manifest = Schema1.parse(JSON.parse(payload.toString('utf8')));
   if (manifest.history.length !== manifest.fsLayers.length) throw new Error('schema1 history and fsLayers differ in length');
   const entries = manifest.history.map((h) => V1Compatibility.parse(JSON.parse(h.v1Compatibility))).reverse();
@@ -143,9 +143,9 @@ export async function convertSchema1(payload: Buffer, layerFile: (digest: string
       ...(empty ? { empty_layer: true } : {}),
     });
     if (empty) continue;
-    const { path, size } = layerFile(digest);
-    descriptors.push({ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', size, digest });
-    diffIds.push(await diffIdOf(path));
+    const source = layerFile(digest);
+    descriptors.push({ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', size: source.size, digest });
+    diffIds.push(await diffIdOf(source));
   }
   const top = entries[entries.length - 1] ?? {};
   const { id: _id, parent: _parent, throwaway: _throwaway, Size: _size, parent_id: _parentId, layer_id: _layerId, ...rest } = top as Record<string, unknown>;

@@ -3,6 +3,7 @@ import { BlobStore, hashFile, type ManifestRecord } from '../image/reader.js';
 import { resolveTag, type TrustHook } from '../image/resolve.js';
 import { splitDigest } from '../storage/digest.js';
 import { blobDataPath, type StorageLayout } from '../storage/layout.js';
+import { dataSource } from '../storage/source.js';
 import { findEntries, revisionLinkPath } from '../storage/walk.js';
 import { makeRepositoryFilter, type RepositoryFilter } from '../util/glob.js';
 import { FAULT_KINDS, type FaultKind, type InventorySummary, type SourceInventory, type TagEntry } from './types.js';
@@ -109,7 +110,8 @@ async function verifyBlobs(layout: StorageLayout, tags: readonly TagEntry[], opt
       limit(async () => {
         let problem: string | undefined;
         try {
-          const actual = await hashFile(blobDataPath(layout, digest), splitDigest(digest)[0]);
+          const source = dataSource(layout, blobDataPath(layout, digest), size);
+          const actual = await hashFile(source.file, splitDigest(digest)[0], source.start, source.size);
           if (actual !== digest) problem = `blob ${digest} is corrupt: its data hashes to ${actual}`;
         } catch (err) {
           problem = `blob ${digest} could not be read while hashing (${(err as NodeJS.ErrnoException).code ?? 'error'})`;

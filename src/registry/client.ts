@@ -134,23 +134,24 @@ export class RegistryClient {
    * or PATCH chunks when a chunk size is set or a proxy answered 413. A transient failure restarts the whole
    * upload as a new session (a half-sent session cannot be trusted behind several registry replicas).
    */
-  async uploadBlob(repository: string, digest: string, file: string, size: number, session?: URL, onBytes?: (n: number) => void): Promise<void> {
+  /** `start`: where the blob begins in `file` (a tar of the storage holds many blobs). */
+  async uploadBlob(repository: string, digest: string, file: string, size: number, session?: URL, onBytes?: (n: number) => void, start = 0): Promise<void> {
     let first = session;
     await this.retrying(async () => {
       for (;;) {
-        const start = first ?? (await this.#startUpload(repository));
+        const location = first ?? (await this.#startUpload(repository));
         first = undefined;
         const chunk = this.#chunkSize;
         try {
           if (chunk !== undefined && size > chunk) {
-            await this.#uploadChunked(repository, digest, file, size, start, chunk, onBytes);
+            await this.#uploadChunked(repository, digest, file, size, location, chunk, onBytes, start);
           } else {
             await this.#send({
               method: 'PUT',
-              url: withDigest(start, digest),
+              url: withDigest(location, digest),
               scopes: [pushScope(repository)],
               headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
-              body: () => (size === 0 ? Buffer.alloc(0) : Readable.from(readFile(file, 0, size - 1, onBytes), { objectMode: false })),
+              body: () => (size === 0 ? Buffer.alloc(0) : Readable.from(readFile(file, start, start + size - 1, onBytes), { objectMode: false })),
               bodySize: size,
               ok: [201],
             });
@@ -196,8 +197,8 @@ export class RegistryClient {
     return new URL(location, url);
   }
 
-  async #uploadChunked(repository: string, digest: string, file: string, size: number, start: URL, chunkSize: number, onBytes?: (n: number) => void): Promise<void> {
-    let location = start;
+  async #uploadChunked(repository: string, digest: string, file: string, size: number, first: URL, chunkSize: number, onBytes?: (n: number) => void, base = 0): Promise<void> {
+    let location = first;
     for (let offset = 0; offset < size; offset += chunkSize) {
       const end = Math.min(size, offset + chunkSize) - 1;
       const length = end - offset + 1;
@@ -207,7 +208,7 @@ export class RegistryClient {
         scopes: [pushScope(repository)],
         // Distribution wants `start-end` inclusive, without the `bytes ` prefix (PROTOCOL.md §3).
         headers: { 'content-type': 'application/octet-stream', 'content-range': `${offset}-${end}`, 'content-length': String(length) },
-        body: () => Readable.from(readFile(file, offset, end, onBytes), { objectMode: false }),
+        body: () => Readable.from(readFile(file, base + offset, base + end, onBytes), { objectMode: false }),
         bodySize: length,
         ok: [202],
       });

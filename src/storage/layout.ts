@@ -1,6 +1,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
-import { readSmallFileSync } from './files.js';
+import { readSmall } from './source.js';
+import { openTar, type TarIndex } from './tar-index.js';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { isDigest, splitDigest } from './digest.js';
@@ -16,6 +17,8 @@ export interface StorageLayout {
   readonly v2: string;
   readonly repositories: string;
   readonly blobs: string;
+  /** Set when the storage is an uncompressed tar of one: paths under `v2` are then entries of the archive. */
+  readonly tar?: TarIndex;
 }
 
 const SUFFIXES = ['docker/registry/v2', 'registry/v2', 'v2', ''];
@@ -36,6 +39,12 @@ export async function locateStorage(given: string): Promise<StorageLayout> {
     st = await stat(resolved);
   } catch {
     throw new UsageError(`${given}: no such file or directory`, 'give the registry root, e.g. /var/lib/registry', 'NOT_A_STORAGE');
+  }
+  if (st.isFile()) {
+    // A tar of the storage (`tar -cf docker.tar docker`), read in place by byte range.
+    const tar = openTar(resolved);
+    const v2 = `${resolved}#`;
+    return { given: resolved, v2, repositories: path.join(v2, 'repositories'), blobs: path.join(v2, 'blobs'), tar };
   }
   if (!st.isDirectory()) {
     throw new UsageError(`${given}: not a directory`, 'give the registry root, e.g. /var/lib/registry', 'NOT_A_STORAGE');
@@ -76,8 +85,8 @@ const MAX_LINK_BYTES = 1024;
  * A link file holds exactly `sha256:<hex>` with no newline; older writers and hand edits add whitespace, which we
  * accept. Anything else is invalid. Symlinks are not followed: a link pointing outside the storage is refused.
  */
-export function readLink(file: string): LinkRead {
-  const read = readSmallFileSync(file, MAX_LINK_BYTES);
+export function readLink(file: string, layout?: StorageLayout): LinkRead {
+  const read = readSmall(layout, file, MAX_LINK_BYTES);
   if (!read.ok) {
     switch (read.code) {
       case 'ENOENT':
@@ -90,6 +99,8 @@ export function readLink(file: string): LinkRead {
         return { ok: false, reason: 'invalid', detail: 'is not a regular file' };
       case 'ETOOBIG':
         return { ok: false, reason: 'invalid', detail: `is ${read.size} bytes, not a digest` };
+      case 'ETRUNCATED':
+        return { ok: false, reason: 'unreadable', detail: 'is cut off: the tar ends inside it' };
       default:
         return { ok: false, reason: 'unreadable', detail: `cannot be read (${read.code})` };
     }

@@ -41,6 +41,7 @@ async function listNames(dir: string): Promise<string[]> {
  * the resolver: a tag directory without it is not a tag.
  */
 export async function findEntries(layout: StorageLayout, options: { revisions: boolean }): Promise<StorageEntries> {
+  if (layout.tar) return tarEntries(layout, options);
   const manifestDirs = await fg('**/_manifests', {
     cwd: layout.repositories,
     ignore: PRUNED,
@@ -70,6 +71,32 @@ export async function findEntries(layout: StorageLayout, options: { revisions: b
     ),
   );
   tags.sort(compareTagLocations);
+  return { tags, revisions };
+}
+
+const TAG_ENTRY = /^repositories\/(.+)\/_manifests\/tags\/([^/]+)\/current\/link$/;
+const REVISION_ENTRY = /^repositories\/(.+)\/_manifests\/revisions\/sha256\/([a-f0-9]{64})\/link$/;
+
+/** The same, from a tar's index: its paths are the storage's. */
+function tarEntries(layout: StorageLayout, options: { revisions: boolean }): StorageEntries {
+  const tags: TagLocation[] = [];
+  const revisions = new Map<string, string[]>();
+  for (const entry of layout.tar!.entries.keys()) {
+    if (!entry.startsWith('repositories/')) continue;
+    const tag = TAG_ENTRY.exec(entry);
+    if (tag) {
+      if (!tag[1]!.split('/').some((c) => c.startsWith('_'))) tags.push({ repository: tag[1]!, tag: tag[2]!, linkPath: path.join(layout.v2, entry) });
+      continue;
+    }
+    if (!options.revisions) continue;
+    const revision = REVISION_ENTRY.exec(entry);
+    if (!revision || revision[1]!.split('/').some((c) => c.startsWith('_'))) continue;
+    let list = revisions.get(revision[1]!);
+    if (!list) revisions.set(revision[1]!, (list = []));
+    list.push(`sha256:${revision[2]}`);
+  }
+  tags.sort(compareTagLocations);
+  for (const list of revisions.values()) list.sort();
   return { tags, revisions };
 }
 

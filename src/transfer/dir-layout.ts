@@ -1,4 +1,6 @@
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, createReadStream, createWriteStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import type { BlobSource } from '../storage/source.js';
 import { copyFile, link, mkdir, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { PlannedImage } from '../plan/plan.js';
@@ -10,18 +12,18 @@ export const DIR_VERSION = 'Directory Transport Version: 1.1\n';
 export interface LayoutFile {
   /** File name inside the image directory. */
   readonly name: string;
-  /** The storage's `data` file it is a link (or copy) of. */
-  readonly source: string;
+  /** Where its bytes are in the storage: a `data` file (linked, or copied) or a range of a tar (copied). */
+  readonly source: BlobSource;
 }
 
 /**
  * The files of one image's `dir:` layout: `manifest.json` = the tag's manifest; for a multi-arch image each child
  * manifest as `<hex>.manifest.json`; every config and layer blob (of all children) as `<hex>`.
  */
-export function layoutFiles(image: PlannedImage, blobPath: (digest: string) => string): LayoutFile[] {
-  const files: LayoutFile[] = [{ name: 'manifest.json', source: blobPath(image.digest) }];
-  for (const manifest of image.manifests.slice(0, -1)) files.push({ name: `${splitDigest(manifest.digest)[1]}.manifest.json`, source: blobPath(manifest.digest) });
-  for (const digest of image.blobs) files.push({ name: splitDigest(digest)[1], source: blobPath(digest) });
+export function layoutFiles(image: PlannedImage, source: (digest: string) => BlobSource): LayoutFile[] {
+  const files: LayoutFile[] = [{ name: 'manifest.json', source: source(image.digest) }];
+  for (const manifest of image.manifests.slice(0, -1)) files.push({ name: `${splitDigest(manifest.digest)[1]}.manifest.json`, source: source(manifest.digest) });
+  for (const digest of image.blobs) files.push({ name: splitDigest(digest)[1], source: source(digest) });
   return files;
 }
 
@@ -55,7 +57,20 @@ export class Linker {
     this.#onFallback = onFallback;
   }
 
-  async place(source: string, target: string): Promise<void> {
+  async place(from: BlobSource, target: string): Promise<void> {
+    if (!from.whole) {
+      // A range of a tar: always a copy; an existing file of the right size is taken as done.
+      const existing = await stat(target).catch(() => undefined);
+      if (existing && existing.size === from.size) {
+        this.stats.kept++;
+        return;
+      }
+      if (existing) await unlink(target);
+      await pipeline(createReadStream(from.file, { start: from.start, end: from.start + from.size - 1 }), createWriteStream(target));
+      this.stats.copied++;
+      return;
+    }
+    const source = from.file;
     const [src, existing] = await Promise.all([stat(source), stat(target).catch(() => undefined)]);
     if (existing) {
       // Same inode: our earlier link. Same size and not linkable: our earlier copy. Anything else is stale.

@@ -6,6 +6,7 @@ import { RegistryError } from '../registry/errors.js';
 import { errorMessage } from '../errors.js';
 import { SCHEMA1, SCHEMA1_SIGNED } from '../image/media-types.js';
 import { convertSchema1, makeSigningKey, signSchema1, type SigningKey } from '../image/schema1.js';
+import type { BlobSource } from '../storage/source.js';
 
 export interface TransferStats {
   blobsUploaded: number;
@@ -26,8 +27,8 @@ export type TransferEvent =
 export interface ExecuteOptions {
   readonly client: RegistryClient;
   readonly manifests: ReadonlyMap<string, ManifestRecord>;
-  /** Path of a blob's `data` file in the source storage. */
-  readonly blobPath: (digest: string) => string;
+  /** Where a blob's bytes are in the source storage (a `data` file, or a range of a tar). */
+  readonly blobSource: (digest: string, size: number) => BlobSource;
   /** Uploads in flight at once. */
   readonly blobConcurrency: number;
   /** HEADs, mounts and manifest PUTs in flight at once. */
@@ -87,7 +88,8 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
     await uploads(async () => {
       checkInterrupted();
       emit({ type: 'blob-start', digest: blob.digest, repository, size: blob.size });
-      await client.uploadBlob(repository, blob.digest, options.blobPath(blob.digest), blob.size, session, (n) => emit({ type: 'bytes', bytes: n }));
+      const source = options.blobSource(blob.digest, blob.size);
+      await client.uploadBlob(repository, blob.digest, source.file, source.size, session, (n) => emit({ type: 'bytes', bytes: n }), source.start);
       stats.blobsUploaded++;
       stats.bytesUploaded += blob.size;
       emit({ type: 'blob-done', digest: blob.digest, repository, how: 'uploaded', size: blob.size });
@@ -185,7 +187,7 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
   /** schema1 → schema2: config uploaded, manifest put by tag; returns the new digest. */
   const pushConverted = async (image: PlannedImage): Promise<string> => {
     const record = options.manifests.get(image.digest)!;
-    const converted = await convertSchema1(record.bytes, (digest) => ({ path: options.blobPath(digest), size: sizes.get(digest) ?? 0 }));
+    const converted = await convertSchema1(record.bytes, (digest) => options.blobSource(digest, sizes.get(digest) ?? 0));
     await requests(() => client.uploadBuffer(image.repository, converted.configDigest, converted.config));
     const served = await requests(() => client.putManifest(image.repository, image.tag, converted.manifest, 'application/vnd.docker.distribution.manifest.v2+json'));
     stats.manifestsPut++;

@@ -7,6 +7,7 @@ import { planMigration, selectCandidates, type PlannedImage, type RejectedImage 
 import { cachedMapper } from '../plan/map-names.js';
 import { shardSelector, type Shard } from '../plan/shard.js';
 import { blobDataPath, locateStorage, type StorageLayout } from '../storage/layout.js';
+import { dataSource } from '../storage/source.js';
 import { imageDirectory, layoutFiles, Linker, writeImageDirectory, type LinkStats } from './dir-layout.js';
 
 export interface ExportedImage {
@@ -24,7 +25,7 @@ export async function exportImages(layout: StorageLayout, images: readonly Plann
       limit(async (): Promise<ExportedImage> => {
         const directory = imageDirectory(out, image);
         try {
-          await writeImageDirectory(directory, layoutFiles(image, (d) => blobDataPath(layout, d)), linker);
+          await writeImageDirectory(directory, layoutFiles(image, (d) => dataSource(layout, blobDataPath(layout, d), 0)), linker);
           return { image, directory, ok: true };
         } catch (err) {
           return { image, directory, ok: false, reason: `export: ${errorMessage(err)}` };
@@ -36,6 +37,7 @@ export async function exportImages(layout: StorageLayout, images: readonly Plann
 
 /** Refuses an output directory inside the storage: the source is never written to. */
 export function assertOutsideStorage(layout: StorageLayout, out: string, what: string): void {
+  if (layout.tar) return;
   const resolved = path.resolve(out);
   for (const root of [layout.given, layout.v2]) {
     const rel = path.relative(root, resolved);

@@ -10,6 +10,7 @@ import { shardSelector, type Shard } from '../plan/shard.js';
 import { destinationRef, planMigration, selectCandidates, type Candidate, type Candidates, type Plan, type PlannedImage } from '../plan/plan.js';
 import { splitDigest } from '../storage/digest.js';
 import { blobDataPath, locateStorage, type StorageLayout } from '../storage/layout.js';
+import { dataSource } from '../storage/source.js';
 import type { Destination } from './destination.js';
 import { executePlan, type ImageOutcome, type Schema1Mode, type TransferEvent, type TransferStats } from './execute.js';
 import { SCHEMA1, SCHEMA1_SIGNED } from '../image/media-types.js';
@@ -221,7 +222,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
     const executed = await executePlan(plan, {
       client: destination.client,
       manifests: inventory.manifests,
-      blobPath: (digest) => blobDataPath(layout, digest),
+      blobSource: (digest, size) => dataSource(layout, blobDataPath(layout, digest), size),
       blobConcurrency: options.concurrency,
       requestConcurrency: options.requestConcurrency,
       onEvent: emit,

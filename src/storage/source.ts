@@ -1,0 +1,71 @@
+import { openSync, statSync, accessSync, constants as fsConstants } from 'node:fs';
+import { errnoCode, readSmallFileSync } from './files.js';
+import type { StorageLayout } from './layout.js';
+import { readTarEntry } from './tar-index.js';
+
+/**
+ * File access that works the same on a storage directory and on a tar of one: the rest of regmigrate names files
+ * by their path under the storage (`<v2>/repositories/…`, `<v2>/blobs/…`) and never asks which kind it has.
+ */
+
+const tarFds = new Map<string, number>();
+
+function tarFd(file: string): number {
+  let fd = tarFds.get(file);
+  if (fd === undefined) {
+    fd = openSync(file, 'r');
+    tarFds.set(file, fd);
+  }
+  return fd;
+}
+
+/** `<v2>/a/b` → `a/b` for a tar layout. */
+function relative(layout: StorageLayout, file: string): string {
+  return file.slice(layout.v2.length + 1);
+}
+
+export type SmallRead = { ok: true; bytes: Buffer } | { ok: false; code: string; size?: number };
+
+export function readSmall(layout: StorageLayout | undefined, file: string, limit: number): SmallRead {
+  if (layout?.tar) return readTarEntry(layout.tar, tarFd(layout.tar.file), relative(layout, file), limit);
+  return readSmallFileSync(file, limit);
+}
+
+export type DataStat = { ok: true; size: number } | { ok: false; code: string };
+
+/** Size of a data file, checking that it can be read. */
+export function statData(layout: StorageLayout, file: string): DataStat {
+  if (layout.tar) {
+    const entry = layout.tar.entries.get(relative(layout, file));
+    if (!entry) return { ok: false, code: 'ENOENT' };
+    if (entry.truncated) return { ok: false, code: 'ETRUNCATED' };
+    return { ok: true, size: entry.size };
+  }
+  try {
+    const st = statSync(file, { throwIfNoEntry: false });
+    if (!st) return { ok: false, code: 'ENOENT' };
+    if (!st.isFile()) return { ok: false, code: 'ENOTFILE' };
+    // stat succeeds on a file we may not read (mode 000, another owner): find out now, not halfway through a push.
+    accessSync(file, fsConstants.R_OK);
+    return { ok: true, size: st.size };
+  } catch (err) {
+    return { ok: false, code: errnoCode(err) };
+  }
+}
+
+/** Where a blob's bytes are: a whole file (a directory storage, linkable), or a range of the tar. */
+export interface BlobSource {
+  readonly file: string;
+  readonly start: number;
+  readonly size: number;
+  /** A file of its own: can be hard-linked. */
+  readonly whole: boolean;
+}
+
+export function dataSource(layout: StorageLayout, file: string, size: number): BlobSource {
+  if (layout.tar) {
+    const entry = layout.tar.entries.get(relative(layout, file));
+    return { file: layout.tar.file, start: entry?.offset ?? 0, size: entry?.size ?? size, whole: false };
+  }
+  return { file, start: 0, size, whole: true };
+}
