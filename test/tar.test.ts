@@ -1,0 +1,121 @@
+/** The tar backup as a source: read in place, by byte range, with every header style GNU tar writes. */
+import { execa } from 'execa';
+import { cpSync, existsSync, linkSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { addImage, makeLayer, StorageBuilder } from '../fixtures/builder.js';
+import { buildDemoStorage, type BuiltTree } from '../fixtures/trees.js';
+import { runCli } from './helpers/cli.js';
+import { startRegistry } from './helpers/registry.js';
+import { tempDir } from './helpers/tmp.js';
+
+interface Report {
+  images: Array<{ source: string; status: string; digest: string; reason: string | null }>;
+  summary: { verified: number; failed: number };
+}
+
+const LONG_REPO = `team/${'very-long-component-name-'.repeat(3)}x/${'another-long-part-'.repeat(2)}y/service`;
+
+describe('a tar of the storage as the source', () => {
+  let tree: BuiltTree;
+  let longDigest: string;
+  let dir: string;
+  beforeAll(() => {
+    dir = tempDir('regmigrate-tar-');
+    tree = buildDemoStorage(path.join(dir, 'registry'));
+    // A repository path beyond ustar's 100 + 155 characters: pax or GNU long-name headers are needed.
+    const b = new StorageBuilder(tree.root);
+    const image = addImage(b, LONG_REPO, { format: 'oci', layers: [makeLayer('long', 'long name\n', 2048)], label: 'long' });
+    b.tag(LONG_REPO, 'v1', image.digest);
+    longDigest = image.digest;
+  });
+
+  const expected = () => [...tree.tags.map((t) => ({ ref: `${t.repository}:${t.tag}`, digest: t.digest! })), { ref: `${LONG_REPO}:v1`, digest: longDigest }];
+
+  it.each([
+    ['tar -cf of docker/ from the registry root (pax)', ['--format=pax', '-C', '{root}', 'docker']],
+    ['a ./-prefixed tar (GNU format, long names as L headers)', ['--format=gnu', '-C', '{root}', './docker']],
+    ['a tar of docker/registry/v2 (ustar is too small: pax)', ['--format=posix', '-C', '{root}/docker/registry', 'v2']],
+    ['hard links inside the tar (an alias tag whose link file is a hard link of the other)', ['--format=pax', '-C', '{linked}', 'docker']],
+  ])('%s: pushed and verified byte-identical, as from the directory', async (_label, tarArgs) => {
+    const file = path.join(dir, `${Math.random().toString(36).slice(2)}.tar`);
+    let linked = '';
+    if (tarArgs.includes('{linked}')) {
+      linked = path.join(tempDir('regmigrate-linked-'), 'registry');
+      cpSync(tree.root, linked, { recursive: true });
+      const tags = path.join(linked, 'docker/registry/v2/repositories/library/alpine/_manifests/tags');
+      rmSync(path.join(tags, 'latest/current/link'));
+      linkSync(path.join(tags, '3.19/current/link'), path.join(tags, 'latest/current/link'));
+    }
+    await execa('tar', ['-cf', file, ...tarArgs.map((a) => a.replace('{root}', tree.root).replace('{linked}', linked))]);
+    if (linked) expect((await execa('tar', ['-tvf', file])).stdout).toMatch(/^h.*alpine\/_manifests\/tags\/(latest|3\.19)\/current\/link link to .*\/(3\.19|latest)\/current\/link$/m);
+    const registry = await startRegistry();
+    const report = path.join(tempDir(), 'report.json');
+    const result = await runCli(['push', file, '--to', registry.host, '--report', report, '--quiet']);
+    expect(result.exitCode, result.stderr).toBe(0);
+    const doc = JSON.parse(readFileSync(report, 'utf8')) as Report;
+    for (const { ref, digest } of expected()) {
+      const row = doc.images.find((i) => i.source === ref)!;
+      expect(row, ref).toBeDefined();
+      expect(row).toMatchObject({ status: 'verified', digest });
+    }
+    // The index is kept beside the tar: the next run starts from it.
+    expect(existsSync(`${file}.regmigrate-index`)).toBe(true);
+    const scan = await runCli(['scan', file, '--output', 'json']);
+    expect(scan.exitCode).toBe(0);
+  });
+
+  it('exports and scans with --verify from the tar, no extraction', async () => {
+    const file = path.join(dir, 'verify.tar');
+    await execa('tar', ['-cf', file, '-C', tree.root, 'docker']);
+    const verify = await runCli(['scan', file, '--verify', '--output', 'json']);
+    expect(verify.exitCode, verify.stderr).toBe(0);
+    const out = path.join(tempDir(), 'layouts');
+    const exported = await runCli(['export', file, '--out', out]);
+    expect(exported.exitCode, exported.stderr).toBe(0);
+    await execa('skopeo', ['inspect', `dir:${path.join(out, 'infra/tools/kubectl:1.29')}`]);
+  });
+
+  it('a truncated tar: a clear error for what is missing, and the healthy images still migrate', async () => {
+    const file = path.join(dir, 'cut.tar');
+    await execa('tar', ['-cf', file, '-C', tree.root, 'docker']);
+    // Cut it in the middle of the last blob data entry in the archive.
+    const { stdout } = await execa('tar', ['-tvf', file]);
+    const lastData = stdout
+      .split('\n')
+      .filter((l) => l.includes('/blobs/sha256/') && l.endsWith('/data'))
+      .pop()!;
+    const lastPath = lastData.split(/\s+/).pop()!;
+    const offsets = await execa('tar', ['-tf', file, '--block-number']);
+    const line = offsets.stdout.split('\n').find((l) => l.endsWith(lastPath))!;
+    const block = Number(/block (\d+)/.exec(line)![1]);
+    truncateSync(file, (block + 1) * 512 + 10);
+    const registry = await startRegistry();
+    const report = path.join(tempDir(), 'report.json');
+    const result = await runCli(['push', file, '--to', registry.host, '--report', report, '--quiet']);
+    expect(result.exitCode).toBe(1);
+    const doc = JSON.parse(readFileSync(report, 'utf8')) as Report;
+    const failed = doc.images.filter((i) => i.status === 'failed');
+    expect(failed.length).toBeGreaterThan(0);
+    for (const f of failed) expect(f.reason).toMatch(/cut off: the tar ends inside it|does not exist/);
+    expect(doc.images.filter((i) => i.status === 'verified').length).toBeGreaterThan(0);
+  });
+
+  it('refuses a gzip-compressed tar, with the advice to use the uncompressed form', async () => {
+    const file = path.join(dir, 'docker.tar.gz');
+    await execa('tar', ['-czf', file, '-C', tree.root, 'docker']);
+    const result = await runCli(['scan', file]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toMatch(/docker\.tar\.gz is gzip-compressed: it cannot be read by byte range/);
+    expect(result.stderr).toMatch(/hint: decompress it first/);
+  });
+
+  it('says what a file that is neither is', async () => {
+    const file = path.join(dir, 'notes.txt');
+    writeFileSync(file, 'hello');
+    const result = await runCli(['scan', file]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toMatch(/notes\.txt: not a directory nor a tar archive/);
+    expect(statSync(file).size).toBe(5);
+  });
+});
