@@ -97,7 +97,7 @@ export function registerDiff(program: Command, ctx: CliContext): void {
   const command = program
     .command('diff')
     .description('compare the storage with the destination: new, changed, same, extra (read-only on both sides)')
-    .argument('<root>', 'registry storage root (e.g. /var/lib/registry)');
+    .argument('<root>', 'registry storage root (e.g. /var/lib/registry) or an uncompressed tar of it');
   addSelectionOptions(addDestinationOptions(command))
     .option('-o, --output <format>', 'table, json or csv')
     .option('--concurrency <n>', 'destination requests in flight (default 16)')

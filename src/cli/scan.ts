@@ -5,7 +5,7 @@ import { locateStorage } from '../storage/layout.js';
 import { writePieces } from '../util/stream.js';
 import { cachedMapper } from '../plan/map-names.js';
 import { shardSelector, type Shard } from '../plan/shard.js';
-import { normalizeShard, type SelectionFlags } from './selection.js';
+import { addShardOptions, normalizeShard, type SelectionFlags } from './selection.js';
 import { collect, defaultConcurrency, OptionProblems, parseGlobs, parseOutputFormat, parsePositiveInt } from './options.js';
 import type { CliContext } from './context.js';
 
@@ -69,19 +69,16 @@ export async function runScan(request: ScanRequest, ctx: CliContext): Promise<nu
 }
 
 export function registerScan(program: Command, ctx: CliContext): void {
-  program
+  const command = program
     .command('scan')
     .description('inventory a registry storage: every tag, its digest, media type, platforms, size and faults')
-    .argument('<root>', 'registry storage root (e.g. /var/lib/registry) or its docker/registry/v2 directory')
+    .argument('<root>', 'registry storage root (e.g. /var/lib/registry), its docker/registry/v2 directory, or an uncompressed tar of it')
     .option('-o, --output <format>', 'table, json or csv')
     .option('--verify', 'hash every blob and report corrupt ones (reads all data)')
     .option('--include <glob>', 'only repositories matching this glob (repeatable)', collect)
     .option('--exclude <glob>', 'skip repositories matching this glob (repeatable)', collect)
-    .option('--concurrency <n>', 'parallel blob hashing with --verify')
-    .option('--shard <k/n>', 'only shard k of n (0-based), split by destination repository')
-    .option('--shards <n>', 'with JOB_COMPLETION_INDEX set: --shard $JOB_COMPLETION_INDEX/n')
-    .option('--shard-by <unit>', 'repository (default) or project')
-    .action(async (root: string, flags: ScanFlags) => {
+    .option('--concurrency <n>', 'parallel blob hashing with --verify');
+  addShardOptions(command).action(async (root: string, flags: ScanFlags) => {
       ctx.setExitCode(await runScan(normalizeScan(root, flags), ctx));
     });
 }

@@ -18,12 +18,18 @@ export interface SelectionFlags {
 
 /** `--include/--exclude/--map/--default-project`: which source repositories, under which destination names. */
 export function addSelectionOptions(command: Command): Command {
-  return command
+  command
     .option('--include <glob>', 'only source repositories matching this glob (repeatable)', collect)
     .option('--exclude <glob>', 'skip source repositories matching this glob (repeatable)', collect)
     .option('--map <from=to>', 'rename a source repository prefix (repeatable; longest match wins)', collect)
     .option('--default-project <name>', 'project for single-level names like busybox (default library)')
-    .option('--include-untagged', 'also migrate manifests no tag points at (by digest)')
+    .option('--include-untagged', 'also migrate manifests no tag points at (by digest)');
+  return addShardOptions(command);
+}
+
+/** `--shard/--shards/--shard-by`: for every command, scan included. */
+export function addShardOptions(command: Command): Command {
+  return command
     .option('--shard <k/n>', 'only shard k of n (0-based), split by destination repository')
     .option('--shards <n>', 'with JOB_COMPLETION_INDEX set (a Kubernetes Indexed Job): --shard $JOB_COMPLETION_INDEX/n')
     .option('--shard-by <unit>', 'repository (default) or project: keep a project in one shard (its shared layers sent once)');

@@ -109,7 +109,7 @@ export function registerSync(program: Command, ctx: CliContext): void {
   const command = program
     .command('sync')
     .description('the cron job: push only what differs, verify, keep a journal; locked against overlapping runs')
-    .argument('<root>', 'registry storage root (e.g. /var/lib/registry)');
+    .argument('<root>', 'registry storage root (e.g. /var/lib/registry) or an uncompressed tar of it');
   addTransferOptions(command)
     .option('--state <file>', 'journal of what was verified at which digest (JSON), kept between runs')
     .option('--trust-state', 'skip the destination check for tags whose source digest matches the journal')

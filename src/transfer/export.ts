@@ -2,10 +2,10 @@ import path from 'node:path';
 import pLimit from 'p-limit';
 import { errorMessage, UsageError } from '../errors.js';
 import { scanStorage } from '../inventory/scan.js';
-import type { MapRule } from '../plan/map-names.js';
 import { planMigration, selectCandidates, type PlannedImage, type RejectedImage } from '../plan/plan.js';
 import { cachedMapper } from '../plan/map-names.js';
-import { shardSelector, type Shard } from '../plan/shard.js';
+import { shardSelector } from '../plan/shard.js';
+import type { SourceSelection } from './push.js';
 import { blobDataPath, locateStorage, type StorageLayout } from '../storage/layout.js';
 import { dataSource } from '../storage/source.js';
 import { imageDirectory, layoutFiles, Linker, writeImageDirectory, type LinkStats } from './dir-layout.js';
@@ -47,15 +47,8 @@ export function assertOutsideStorage(layout: StorageLayout, out: string, what: s
   }
 }
 
-export interface ExportOptions {
-  readonly root: string;
+export interface ExportOptions extends SourceSelection {
   readonly out: string;
-  readonly include: readonly string[];
-  readonly exclude: readonly string[];
-  readonly maps: readonly MapRule[];
-  readonly defaultProject: string;
-  readonly includeUntagged?: boolean;
-  readonly shard?: Shard;
   readonly concurrency: number;
   readonly onNotice?: (message: string) => void;
 }
