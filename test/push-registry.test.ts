@@ -92,9 +92,9 @@ describe('push into a real docker-registry', () => {
     expect(second.summary.skipped).toBe(healthy().length);
     const newRequests = proxy.log.slice(before);
     const kinds = new Set(newRequests.map((r) => requestKind(r.method, r.path)));
-    // Only the tag HEADs (and the retry of the corrupt image, which fails again): no blob sent twice.
+    // Only the tag probes (and the retry of the corrupt image, which fails again): no blob sent twice.
     expect(newRequests.filter((r) => r.method === 'PUT' && r.status === 201)).toEqual([]);
-    expect(kinds.has('HEAD manifest')).toBe(true);
+    expect(kinds.has('GET manifest')).toBe(true);
   });
 
   it('pushes images that a real client pulls and unpacks (podman checks every layer against the diff IDs)', async () => {

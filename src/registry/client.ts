@@ -225,11 +225,15 @@ export class RegistryClient {
     });
   }
 
-  /** HEAD of a manifest: its digest and media type, or undefined when absent. */
+  /**
+   * A manifest's digest and media type, or undefined when absent. A GET, not a HEAD, though the body is thrown
+   * away: undici closes the connection after every HEAD (for servers that send a body anyway), and a new TCP
+   * connection per tag costs three times the request; a manifest body is a few hundred bytes.
+   */
   async headManifest(repository: string, reference: string): Promise<{ digest: string | undefined; mediaType: string | undefined } | undefined> {
     return this.retrying(async () => {
       const res = await this.#send({
-        method: 'HEAD',
+        method: 'GET',
         url: this.url(`/v2/${repository}/manifests/${reference}`),
         scopes: [pullScope(repository)],
         headers: { accept: MANIFEST_ACCEPT },
