@@ -172,3 +172,20 @@ describe('converted schema1 images stay in sync', () => {
     expect(withoutJournal.tags.find((t) => t.destination === 'legacy/alpine:2016')!.status).toBe('changed');
   });
 });
+
+describe('schema1 through the skopeo route', () => {
+  it('export writes schema1 signed, so skopeo pushes it and it keeps its digest', async () => {
+    const tree = await buildLegacyTree();
+    const registry = await startRegistry({ schema1: true, allowManifestUrls: true });
+    const file = path.join(tempDir(), 'report.json');
+    const result = await runCli(['push', tree.root, '--to', registry.host, '--via', 'skopeo', '--report', file, '--include', 'legacy/**']);
+    expect(result.exitCode, result.stdout + result.stderr).toBe(0);
+    const report = JSON.parse(readFileSync(file, 'utf8')) as Report;
+    for (const [ref, digest] of Object.entries(tree.schema1)) expect(row(report, ref)).toMatchObject({ status: 'verified', digest });
+    // Re-exporting keeps the signed manifest (same payload) instead of rewriting it.
+    const out = path.join(tempDir(), 'layouts');
+    await runCli(['export', tree.root, '--out', out, '--include', 'legacy/**']);
+    const again = await runCli(['export', tree.root, '--out', out, '--include', 'legacy/**']);
+    expect(again.stderr).toMatch(/files: 0 hard-linked, 0 copied/);
+  });
+});

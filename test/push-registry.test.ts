@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { buildFaultyStorage, type BuiltTree } from '../fixtures/trees.js';
 import { scanStorage } from '../src/inventory/scan.js';
 import { locateStorage } from '../src/storage/layout.js';
-import { DEMO_STORAGE, runCli } from './helpers/cli.js';
+import { BIN, DEMO_STORAGE, runCli } from './helpers/cli.js';
 import { requestKind, startProxy, type ScriptedProxy } from './helpers/proxy.js';
 import { startRegistry, type RunningRegistry } from './helpers/registry.js';
 import { tempDir } from './helpers/tmp.js';
@@ -179,5 +179,18 @@ describe('push options', () => {
     const result = await runCli(['push', DEMO_STORAGE, '--to', '127.0.0.1:9', '--retries', '1']);
     expect(result.exitCode).toBe(3);
     expect(result.stderr).toMatch(/http:\/\/127\.0\.0\.1:9 is unreachable: .*ECONNREFUSED/);
+  });
+});
+
+describe('progress on a terminal', () => {
+  it('draws bars (bytes and images) on a TTY, and clears them before the summary', async () => {
+    const registry = await startRegistry();
+    // `script` gives the CLI a pseudo-terminal, as an operator's shell would.
+    const result = await execa('script', ['-qec', `${BIN} push ${DEMO_STORAGE} --to ${registry.host} --concurrency 1`, '/dev/null'], { reject: false, env: { COLUMNS: '120' } });
+    const output = String(result.stdout);
+    expect(result.exitCode).toBe(0);
+    expect(output).toMatch(/\d+% \| [\d.]+ (B|KiB) of 102 KiB/);
+    expect(output).toMatch(/\d+% \| \d\/7 images/);
+    expect(output).toMatch(/7 images verified, 0 already there, 0 failed/);
   });
 });

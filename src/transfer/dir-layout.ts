@@ -14,14 +14,19 @@ export interface LayoutFile {
   readonly name: string;
   /** Where its bytes are in the storage: a `data` file (linked, or copied) or a range of a tar (copied). */
   readonly source: BlobSource;
+  /**
+   * Bytes to write instead (a schema1 manifest, signed for skopeo to push), and how to tell an existing file
+   * already holds an equivalent (signatures differ run to run, the payload does not).
+   */
+  readonly content?: { readonly bytes: Buffer; readonly same: (existing: Buffer) => boolean };
 }
 
 /**
  * The files of one image's `dir:` layout: `manifest.json` = the tag's manifest; for a multi-arch image each child
  * manifest as `<hex>.manifest.json`; every config and layer blob (of all children) as `<hex>`.
  */
-export function layoutFiles(image: PlannedImage, source: (digest: string) => BlobSource): LayoutFile[] {
-  const files: LayoutFile[] = [{ name: 'manifest.json', source: source(image.digest) }];
+export function layoutFiles(image: PlannedImage, source: (digest: string) => BlobSource, top?: LayoutFile['content']): LayoutFile[] {
+  const files: LayoutFile[] = [{ name: 'manifest.json', source: source(image.digest), ...(top ? { content: top } : {}) }];
   for (const manifest of image.manifests.slice(0, -1)) files.push({ name: `${splitDigest(manifest.digest)[1]}.manifest.json`, source: source(manifest.digest) });
   for (const digest of image.blobs) files.push({ name: splitDigest(digest)[1], source: source(digest) });
   return files;
@@ -120,5 +125,19 @@ export async function writeImageDirectory(dir: string, files: readonly LayoutFil
   const versionFile = path.join(dir, 'version');
   const current = await readFile(versionFile, 'utf8').catch(() => undefined);
   if (current !== DIR_VERSION) await writeFile(versionFile, DIR_VERSION);
-  for (const file of files) await linker.place(file.source, path.join(dir, file.name));
+  for (const file of files) {
+    const target = path.join(dir, file.name);
+    if (file.content) {
+      const existing = await readFile(target).catch(() => undefined);
+      if (existing && file.content.same(existing)) {
+        linker.stats.kept++;
+        continue;
+      }
+      if (existing) await unlink(target);
+      await writeFile(target, file.content.bytes);
+      linker.stats.copied++;
+      continue;
+    }
+    await linker.place(file.source, target);
+  }
 }

@@ -8,6 +8,8 @@ import { shardSelector } from '../plan/shard.js';
 import type { SourceSelection } from './push.js';
 import { blobDataPath, locateStorage, type StorageLayout } from '../storage/layout.js';
 import { dataSource } from '../storage/source.js';
+import type { ManifestRecord } from '../image/reader.js';
+import { makeSigningKey, schema1Payload, signSchema1, type SigningKey } from '../image/schema1.js';
 import { imageDirectory, layoutFiles, Linker, writeImageDirectory, type LinkStats } from './dir-layout.js';
 
 export interface ExportedImage {
@@ -18,14 +20,28 @@ export interface ExportedImage {
 }
 
 /** Writes the `dir:` layouts of `images` under `out`, a few at a time; one image's failure stops no other. */
-export async function exportImages(layout: StorageLayout, images: readonly PlannedImage[], out: string, linker: Linker, concurrency: number): Promise<ExportedImage[]> {
+export async function exportImages(
+  layout: StorageLayout,
+  images: readonly PlannedImage[],
+  out: string,
+  linker: Linker,
+  concurrency: number,
+  manifests: ReadonlyMap<string, ManifestRecord>,
+): Promise<ExportedImage[]> {
   const limit = pLimit(concurrency);
+  let key: SigningKey | undefined;
+  /** skopeo pushes a schema1 `manifest.json` as it finds it, and registries want it signed: sign it here. */
+  const schema1Content = (image: PlannedImage) => {
+    const record = manifests.get(image.digest);
+    if (record?.kind !== 'schema1') return undefined;
+    return { bytes: signSchema1(record.bytes, (key ??= makeSigningKey())), same: (existing: Buffer) => schema1Payload(existing).equals(record.bytes) && existing.length > record.bytes.length };
+  };
   return Promise.all(
     images.map((image) =>
       limit(async (): Promise<ExportedImage> => {
         const directory = imageDirectory(out, image);
         try {
-          await writeImageDirectory(directory, layoutFiles(image, (d) => dataSource(layout, blobDataPath(layout, d), 0)), linker);
+          await writeImageDirectory(directory, layoutFiles(image, (d) => dataSource(layout, blobDataPath(layout, d), 0), schema1Content(image)), linker);
           return { image, directory, ok: true };
         } catch (err) {
           return { image, directory, ok: false, reason: `export: ${errorMessage(err)}` };
@@ -75,6 +91,6 @@ export async function exportStorage(options: ExportOptions): Promise<ExportResul
   const candidates = selectCandidates(inventory, { rules: options.maps, defaultProject: options.defaultProject, harbor: false });
   const plan = planMigration(candidates, inventory.manifests, { projectExists: () => true, tags: new Map() });
   const linker = new Linker((message) => options.onNotice?.(message));
-  const exported = await exportImages(layout, plan.images, path.resolve(options.out), linker, options.concurrency);
+  const exported = await exportImages(layout, plan.images, path.resolve(options.out), linker, options.concurrency, inventory.manifests);
   return { exported, rejected: plan.rejected, links: linker.stats };
 }

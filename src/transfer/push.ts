@@ -210,6 +210,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
         destination,
         workDir,
         concurrency: options.concurrency,
+        manifests: inventory.manifests,
         onEvent: emit,
         onNotice: options.onNotice ?? (() => undefined),
         ...(options.signal ? { signal: options.signal } : {}),

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import { ToolError } from '../errors.js';
+import type { ManifestRecord } from '../image/reader.js';
 import { destinationRef, type Plan } from '../plan/plan.js';
 import type { StorageLayout } from '../storage/layout.js';
 import type { Destination } from './destination.js';
@@ -63,6 +64,7 @@ export interface SkopeoOptions {
   readonly destination: Destination;
   readonly workDir: string;
   readonly concurrency: number;
+  readonly manifests: ReadonlyMap<string, ManifestRecord>;
   readonly onEvent: (event: TransferEvent) => void;
   readonly onNotice: (message: string) => void;
   readonly signal?: AbortSignal;
@@ -76,7 +78,7 @@ export async function pushWithSkopeo(plan: Plan, options: SkopeoOptions): Promis
   const { destination, workDir } = options;
   const layouts = path.join(workDir, 'images');
   const linker = new Linker(options.onNotice);
-  const exported = await exportImages(options.layout, plan.images, layouts, linker, 8);
+  const exported = await exportImages(options.layout, plan.images, layouts, linker, 8, options.manifests);
 
   const args = ['copy', '--quiet', '--all', '--preserve-digests', '--retry-times', '3'];
   const authfile = path.join(workDir, 'auth.json');
