@@ -1,5 +1,4 @@
 import { execa } from 'execa';
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -11,17 +10,13 @@ import { buildLegacyTree, type LegacyTree } from './helpers/legacy-tree.js';
 import { startProxy } from './helpers/proxy.js';
 import { startRegistry } from './helpers/registry.js';
 import { tempDir } from './helpers/tmp.js';
+import { servedDigest } from './helpers/observe.js';
 
 interface Report {
   images: Array<{ source: string; destination: string; digest: string; status: string; reason: string | null; convertedTo: string | null; subject: string | null }>;
   summary: { verified: number; failed: number };
 }
 
-async function servedDigest(host: string, ref: string): Promise<string | undefined> {
-  const result = await execa('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${host}/${ref}`], { reject: false, encoding: 'buffer', stripFinalNewline: false });
-  if (result.exitCode !== 0) return undefined;
-  return `sha256:${createHash('sha256').update(Buffer.from(result.stdout)).digest('hex')}`;
-}
 
 async function push(root: string, host: string, extra: string[] = []): Promise<{ exitCode: number; report: Report; stdout: string; stderr: string }> {
   const file = path.join(tempDir(), 'report.json');

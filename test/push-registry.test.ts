@@ -1,5 +1,4 @@
 import { execa } from 'execa';
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -10,17 +9,13 @@ import { BIN, DEMO_STORAGE, runCli } from './helpers/cli.js';
 import { requestKind, startProxy, type ScriptedProxy } from './helpers/proxy.js';
 import { startRegistry, type RunningRegistry } from './helpers/registry.js';
 import { tempDir } from './helpers/tmp.js';
+import { servedDigest } from './helpers/observe.js';
 
 interface Report {
   images: Array<{ source: string; destination: string | null; digest: string | null; status: string; reason: string | null }>;
   summary: { verified: number; skipped: number; failed: number; blobsUploaded: number; bytesUploaded: number; blobsMounted: number };
 }
 
-async function servedDigest(host: string, ref: string): Promise<string | undefined> {
-  const result = await execa('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${host}/${ref}`], { reject: false, encoding: 'buffer', stripFinalNewline: false });
-  if (result.exitCode !== 0) return undefined;
-  return `sha256:${createHash('sha256').update(Buffer.from(result.stdout)).digest('hex')}`;
-}
 
 describe('push into a real docker-registry', () => {
   let tree: BuiltTree;

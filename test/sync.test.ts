@@ -9,6 +9,7 @@ import { startHarborDouble } from './helpers/harbor-double.js';
 import { startProxy, type ScriptedProxy } from './helpers/proxy.js';
 import { startRegistry, type RunningRegistry } from './helpers/registry.js';
 import { tempDir } from './helpers/tmp.js';
+import { waitFor } from './helpers/observe.js';
 
 interface DiffJson {
   summary: { new: number; changed: number; same: number; extra: number; faulty: number; bytesToUpload: number; blobsToUpload: number };
@@ -181,13 +182,6 @@ async function startDelayedProxy(upstream: string, delayMs: number): Promise<Scr
   return proxy;
 }
 
-async function waitFor(condition: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('diff and sync against the Harbor double', () => {
   it('diff sees new, then same after a sync that creates the projects; extra tags in its projects', async () => {

@@ -19,6 +19,10 @@ const SHORT_NAMES: Record<string, string> = {
   [OCI_INDEX]: 'oci-index',
 };
 
+export function isSchema1(mediaType: string | undefined): boolean {
+  return mediaType === SCHEMA1_SIGNED || mediaType === SCHEMA1;
+}
+
 export function shortMediaType(mediaType: string | undefined): string {
   if (!mediaType) return '-';
   return SHORT_NAMES[mediaType] ?? mediaType;

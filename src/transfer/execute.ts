@@ -4,7 +4,7 @@ import type { Plan, PlannedBlob, PlannedImage } from '../plan/plan.js';
 import type { RegistryClient } from '../registry/client.js';
 import { RegistryError } from '../registry/errors.js';
 import { errorMessage } from '../errors.js';
-import { SCHEMA1, SCHEMA1_SIGNED } from '../image/media-types.js';
+import { isSchema1 } from '../image/media-types.js';
 import { convertSchema1, makeSigningKey, signSchema1, type SigningKey } from '../image/schema1.js';
 import type { BlobSource } from '../storage/source.js';
 
@@ -221,7 +221,7 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
       return { image, ok: false, reason: reason instanceof Interrupted ? 'interrupted' : describeBlobFailure(image.blobs[failed]!, reason) };
     }
     if (image.subject) await landed.get(`${image.repository}@${image.subject}`)?.promise;
-    if (image.mediaType === SCHEMA1_SIGNED || image.mediaType === SCHEMA1) {
+    if (isSchema1(image.mediaType)) {
       const mode = options.schema1 ?? 'keep';
       if (mode === 'keep') {
         let refusal = schema1Refused;

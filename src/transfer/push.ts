@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import pLimit from 'p-limit';
 import { errorMessage } from '../errors.js';
@@ -8,12 +7,12 @@ import { tagRef, type SourceInventory } from '../inventory/types.js';
 import { cachedMapper, type MapRule, type NameMapping } from '../plan/map-names.js';
 import { shardSelector, type Shard } from '../plan/shard.js';
 import { destinationRef, planMigration, selectCandidates, type Candidate, type Candidates, type Plan, type PlannedImage } from '../plan/plan.js';
-import { splitDigest } from '../storage/digest.js';
 import { blobDataPath, locateStorage, type StorageLayout } from '../storage/layout.js';
 import { dataSource } from '../storage/source.js';
 import type { Destination } from './destination.js';
 import { executePlan, type ImageOutcome, type Schema1Mode, type TransferEvent, type TransferStats } from './execute.js';
-import { SCHEMA1, SCHEMA1_SIGNED } from '../image/media-types.js';
+import { isSchema1 } from '../image/media-types.js';
+import { hashBytes } from '../image/reader.js';
 import { schema1Payload } from '../image/schema1.js';
 import { assertOutsideStorage } from './export.js';
 import { makeWorkDir, pushWithSkopeo } from './skopeo.js';
@@ -122,11 +121,6 @@ export async function readSource(
   return { layout, inventory, candidates: selectCandidates(inventory, mapping) };
 }
 
-function sha256Of(bytes: Buffer, digest: string): string {
-  const [algorithm] = splitDigest(digest);
-  return `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
-}
-
 function reportBase(image: PlannedImage) {
   return {
     source: image.source,
@@ -179,9 +173,8 @@ export async function pushStorage(destination: Destination, options: PushOptions
   let plan = planMigration(candidates, inventory.manifests, { projectExists, tags, ...(options.converted ? { converted: options.converted } : {}) });
   const skipped: PlannedImage[] = [];
   if (options.schema1 === 'skip') {
-    const isSchema1 = (image: PlannedImage): boolean => image.mediaType === SCHEMA1_SIGNED || image.mediaType === SCHEMA1;
-    skipped.push(...plan.images.filter(isSchema1));
-    const kept = plan.images.filter((i) => !isSchema1(i));
+    skipped.push(...plan.images.filter((i) => isSchema1(i.mediaType)));
+    const kept = plan.images.filter((i) => !isSchema1(i.mediaType));
     const needed = new Set(kept.flatMap((i) => i.blobs));
     plan = { ...plan, images: kept, blobs: plan.blobs.filter((b) => needed.has(b.digest)) };
   }
@@ -247,8 +240,7 @@ async function verifyOutcome(destination: Destination, outcome: ImageOutcome): P
     const served = await destination.client.getManifest(image.repository, image.tag);
     if (!served) return { ...base, status: 'failed', reason: 'verification: the destination does not serve the tag after the push' };
     // A registry serves schema1 signed with its own key: the digest is that of the payload inside.
-    const isSchema1 = served.mediaType === SCHEMA1_SIGNED || served.mediaType === SCHEMA1;
-    const digest = sha256Of(isSchema1 ? schema1Payload(served.bytes) : served.bytes, expected);
+    const digest = hashBytes(expected, isSchema1(served.mediaType) ? schema1Payload(served.bytes) : served.bytes);
     if (digest !== expected) return { ...base, status: 'failed', reason: `verification: the destination serves digest ${digest}` };
     return { ...base, status: 'verified' };
   } catch (err) {

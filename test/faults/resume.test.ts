@@ -8,14 +8,8 @@ import { startProxy } from '../helpers/proxy.js';
 import { startRegistry } from '../helpers/registry.js';
 import { tempDir } from '../helpers/tmp.js';
 import { buildFaultCorpus, seeded } from './corpus.js';
+import { waitFor } from '../helpers/observe.js';
 
-async function waitFor(condition: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('resume after SIGKILL', () => {
   const corpus = buildFaultCorpus();

@@ -1,7 +1,7 @@
 /** Bad storage: each problem is one image's error, the run goes on, nothing crashes, nothing is written. */
 import { execa, execaSync } from 'execa';
 import { createHash } from 'node:crypto';
-import { chmodSync, cpSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { sha256, StorageBuilder } from '../../fixtures/builder.js';

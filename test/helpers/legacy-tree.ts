@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { addImage, makeLayer, MEDIA, StorageBuilder } from '../../fixtures/builder.js';
 import { buildDemoStorage } from '../../fixtures/trees.js';
@@ -36,7 +36,6 @@ export async function buildLegacyTree(): Promise<LegacyTree> {
   await from.stop();
   await to.stop();
   const b = new StorageBuilder(to.root);
-  const { readFileSync } = await import('node:fs');
   for (const ref of ['legacy/alpine:2016', 'legacy/api:v1']) {
     const [repo, tag] = ref.split(':') as [string, string];
     schema1[ref] = readFileSync(path.join(b.repoDir(repo), '_manifests/tags', tag, 'current/link'), 'utf8').trim();
