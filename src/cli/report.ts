@@ -2,9 +2,8 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
-import { countReports, renderImageTable, REPORT_CSV_HEADER, PUSH_REPORT_VERSION } from '../report/push-report.js';
+import { countReports, renderImageTable, reportCsv, reportImageJson, PUSH_REPORT_VERSION } from '../report/push-report.js';
 import type { ImageReport } from '../transfer/push.js';
-import { csvLine } from '../util/format.js';
 import type { CliContext } from './context.js';
 
 const ReportImage = z.looseObject({
@@ -93,13 +92,13 @@ export function registerReport(program: Command, ctx: CliContext): void {
       if (output === 'json') {
         ctx.stdout.write(
           JSON.stringify(
-            { schemaVersion: PUSH_REPORT_VERSION, kind: 'regmigrate.push', destination: merged.destination, mergedFrom: files.length, summary: counts, images: merged.images.map((i) => ({ ...i, destination: i.destination ?? null, digest: i.digest ?? null, mediaType: i.mediaType ?? null, reason: i.reason ?? null, convertedTo: i.convertedTo ?? null, subject: i.subject ?? null })) },
+            { schemaVersion: PUSH_REPORT_VERSION, kind: 'regmigrate.push', destination: merged.destination, mergedFrom: files.length, summary: counts, images: merged.images.map(reportImageJson) },
             null,
             2,
           ) + '\n',
         );
       } else if (output === 'csv') {
-        ctx.stdout.write(csvLine(REPORT_CSV_HEADER) + merged.images.map((r) => csvLine([r.source, r.destination, r.digest, r.mediaType, r.size, r.status, r.reason, r.convertedTo])).join(''));
+        ctx.stdout.write(reportCsv(merged.images));
       } else {
         ctx.stdout.write(renderImageTable(merged.images));
       }

@@ -37,20 +37,23 @@ export async function scanStorage(layout: StorageLayout, options: ScanOptions): 
   const store = new BlobStore(layout);
   const selected = makeRepositoryFilter(options);
   const found = await findEntries(layout, { revisions: Boolean(options.includeUntagged || options.countUntagged) });
-  const locations = found.tags.filter((l) => selected(l.repository) && (options.select?.(l.repository) ?? true));
+  const wanted = (repository: string): boolean => selected(repository) && (options.select?.(repository) ?? true);
+  const locations = found.tags.filter((l) => wanted(l.repository));
   options.onProgress?.({ phase: 'walk', tags: locations.length });
 
   const tags: TagEntry[] = [];
   const manifests = new Map<string, ManifestRecord>();
-  for (const [i, location] of locations.entries()) {
-    const entry = resolveTag(store, location, options.trust);
-    if (!entry) continue;
+  const keep = (entry: TagEntry | undefined): void => {
+    if (!entry) return;
     tags.push(entry);
     for (const digest of entry.manifests) {
       if (manifests.has(digest)) continue;
       const load = store.manifest(digest);
       if (load.ok) manifests.set(digest, load.record);
     }
+  };
+  for (const [i, location] of locations.entries()) {
+    keep(resolveTag(store, location, options.trust));
     if ((i + 1) % RESOLVE_BATCH === 0) {
       options.onProgress?.({ phase: 'resolve', done: i + 1, total: locations.length });
       await new Promise<void>((resolve) => setImmediate(resolve));
@@ -58,8 +61,9 @@ export async function scanStorage(layout: StorageLayout, options: ScanOptions): 
   }
 
   // Untagged manifests: every revision no tag reaches (a child of a tagged index is reached, so it is not one).
+  // Only when the walk listed revisions (scan, --include-untagged): push and sync skip this work.
   const reached = new Map<string, Set<string>>();
-  for (const tag of tags) {
+  for (const tag of found.revisions.size > 0 ? tags : []) {
     let set = reached.get(tag.repository);
     if (!set) reached.set(tag.repository, (set = new Set()));
     for (const digest of tag.manifests) set.add(digest);
@@ -67,19 +71,13 @@ export async function scanStorage(layout: StorageLayout, options: ScanOptions): 
   }
   let untaggedCount = 0;
   for (const [repository, digests] of found.revisions) {
-    if (!selected(repository) || !(options.select?.(repository) ?? true)) continue;
+    if (!wanted(repository)) continue;
     const set = reached.get(repository);
     for (const digest of digests) {
       if (set?.has(digest)) continue;
       untaggedCount++;
       if (!options.includeUntagged) continue;
-      const entry = resolveTag(store, { repository, tag: digest, linkPath: revisionLinkPath(layout, repository, digest), untagged: true }, options.trust);
-      if (!entry) continue;
-      tags.push(entry);
-      for (const d of entry.manifests) {
-        const load = store.manifest(d);
-        if (load.ok && !manifests.has(d)) manifests.set(d, load.record);
-      }
+      keep(resolveTag(store, { repository, tag: digest, linkPath: revisionLinkPath(layout, repository, digest), untagged: true }, options.trust));
     }
   }
 

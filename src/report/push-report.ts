@@ -35,17 +35,22 @@ export function reportDocument(result: PushResult, destination: string) {
     harborVersion: result.harborVersion ?? null,
     durationMs: result.durationMs,
     summary: { ...countReports(result.reports), ...result.stats, projectsCreated: result.projectsCreated },
-    images: result.reports.map((r) => ({
-      source: r.source,
-      destination: r.destination ?? null,
-      digest: r.digest ?? null,
-      mediaType: r.mediaType ?? null,
-      size: r.size,
-      status: r.status,
-      reason: r.reason ?? null,
-      convertedTo: r.convertedTo ?? null,
-      subject: r.subject ?? null,
-    })),
+    images: result.reports.map(reportImageJson),
+  };
+}
+
+/** One image of the report file, every field present (null when it does not apply). */
+export function reportImageJson(r: ImageReport) {
+  return {
+    source: r.source,
+    destination: r.destination ?? null,
+    digest: r.digest ?? null,
+    mediaType: r.mediaType ?? null,
+    size: r.size,
+    status: r.status,
+    reason: r.reason ?? null,
+    convertedTo: r.convertedTo ?? null,
+    subject: r.subject ?? null,
   };
 }
 
