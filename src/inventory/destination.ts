@@ -42,7 +42,7 @@ export async function readDestinationTags(destination: Destination, projects: Re
     listed.flatMap(({ repository, tags: names }) =>
       names.map((tag) =>
         limit(async () => {
-          const head = await client.headManifest(repository, tag);
+          const head = await client.probeManifest(repository, tag);
           if (head?.digest) tags.set(`${repository}:${tag}`, { digest: head.digest, mediaType: head.mediaType });
         }),
       ),

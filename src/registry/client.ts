@@ -230,18 +230,9 @@ export class RegistryClient {
    * away: undici closes the connection after every HEAD (for servers that send a body anyway), and a new TCP
    * connection per tag costs three times the request; a manifest body is a few hundred bytes.
    */
-  async headManifest(repository: string, reference: string): Promise<{ digest: string | undefined; mediaType: string | undefined } | undefined> {
-    return this.retrying(async () => {
-      const res = await this.#send({
-        method: 'GET',
-        url: this.url(`/v2/${repository}/manifests/${reference}`),
-        scopes: [pullScope(repository)],
-        headers: { accept: MANIFEST_ACCEPT },
-        ok: [200, 404],
-      });
-      if (res.status === 404) return undefined;
-      return { digest: headerValue(res.headers['docker-content-digest']), mediaType: headerValue(res.headers['content-type'])?.split(';')[0] };
-    });
+  async probeManifest(repository: string, reference: string): Promise<{ digest: string | undefined; mediaType: string | undefined } | undefined> {
+    const got = await this.getManifest(repository, reference);
+    return got && { digest: got.digestHeader, mediaType: got.mediaType };
   }
 
   /** GET a manifest's bytes: verification hashes what the destination really serves. */

@@ -255,7 +255,7 @@ async function probeTags(destination: Destination, candidates: readonly Candidat
     candidates.map((c) =>
       requests(async () => {
         try {
-          const head = await destination.client.headManifest(c.repository, c.entry.tag);
+          const head = await destination.client.probeManifest(c.repository, c.entry.tag);
           if (head?.digest) tags.set(tagRef({ repository: c.repository, tag: c.entry.tag }), head.digest);
         } catch {
           // Unknown is treated as absent: the push itself will then say precisely what is wrong.

@@ -81,7 +81,7 @@ async function deleteGoneTag(destination: Destination, ref: string, digest: stri
   const tag = ref.slice(at + 1);
   const base = { destination: ref, digest, source };
   try {
-    const head = await destination.client.headManifest(repository, tag);
+    const head = await destination.client.probeManifest(repository, tag);
     // Gone already, or re-pointed by someone else since: not ours to delete any more.
     if (!head || head.digest !== digest) return { ...base, status: 'kept', reason: head ? `now points at ${head.digest}` : 'already absent' };
     if (!apply) return { ...base, status: 'would-delete' };
@@ -93,7 +93,7 @@ async function deleteGoneTag(destination: Destination, ref: string, digest: stri
     const others = [];
     for (const other of await destination.client.listTags(repository)) {
       if (other === tag) continue;
-      const h = await destination.client.headManifest(repository, other);
+      const h = await destination.client.probeManifest(repository, other);
       if (h?.digest === digest) others.push(other);
     }
     if (others.length > 0) return { ...base, status: 'failed', reason: `tags ${others.join(', ')} share its digest; a plain registry can only delete the manifest` };
