@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildDemoStorage, type BuiltTree } from '../fixtures/trees.js';
-import { DEMO_STORAGE, runCli } from './helpers/cli.js';
+import { runCli } from './helpers/cli.js';
 import { startHarborDouble, type HarborDouble } from './helpers/harbor-double.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -11,7 +11,7 @@ const ROBOT_PASSWORD = 'R0bot-s3cret-Xw9';
 
 const USERS = {
   admin: { password: ADMIN_PASSWORD, admin: true },
-  'robot$ci': { password: ROBOT_PASSWORD, admin: false },
+  'robot$ci': { password: ROBOT_PASSWORD, robot: 'system' as const },
 };
 
 interface Report {
@@ -34,7 +34,7 @@ describe('push into Harbor (test double over a real docker-registry with token a
   it('creates the projects first, then pushes every image byte-identical', async () => {
     const report = path.join(tempDir(), 'report.json');
     const result = await push(harbor, tree.root, 'admin', ADMIN_PASSWORD, ['--report', report]);
-    expect(result.stderr).toContain('Harbor v2.13.0-double');
+    expect(result.stderr).toContain('Harbor v2.15.0-double');
     expect(result.exitCode, result.stderr).toBe(0);
     expect([...harbor.projects.keys()].sort()).toEqual(['infra', 'library', 'team']);
     // Every project exists before the first blob is uploaded.
@@ -62,19 +62,19 @@ describe('push into Harbor (test double over a real docker-registry with token a
     }
   });
 
-  it('fails cleanly, before any upload, when a robot account cannot create a project', async () => {
-    const robotHarbor = await startHarborDouble({ users: USERS, projects: ['library'] });
-    const result = await push(robotHarbor, DEMO_STORAGE, 'robot$ci', ROBOT_PASSWORD);
+  it('fails cleanly, before any upload, when the account cannot create the projects it needs', async () => {
+    const robotHarbor = await startHarborDouble({ users: USERS, projects: [] });
+    const result = await push(robotHarbor, tree.root, 'robot$ci', ROBOT_PASSWORD);
     expect(result.exitCode).toBe(3);
-    expect(result.stderr).toMatch(/this account cannot create projects: project "infra" does not exist in Harbor/);
-    expect(result.stderr).toMatch(/hint: create project "infra" in Harbor first/);
+    expect(result.stderr).toMatch(/cannot create project "infra": Harbor refused \(403/);
+    expect(result.stderr).toMatch(/create project "infra" in Harbor first/);
     expect(robotHarbor.log.filter((r) => r.method === 'PUT' || r.method === 'PATCH')).toEqual([]);
     expect(result.stderr).not.toContain(ROBOT_PASSWORD);
   });
 
   it('lets a robot push into projects that exist', async () => {
     const robotHarbor = await startHarborDouble({ users: USERS, projects: ['library', 'team', 'infra'] });
-    const result = await push(robotHarbor, DEMO_STORAGE, 'robot$ci', ROBOT_PASSWORD, ['--output', 'json']);
+    const result = await push(robotHarbor, tree.root, 'robot$ci', ROBOT_PASSWORD, ['--output', 'json']);
     expect(result.exitCode, result.stderr).toBe(0);
     const doc = JSON.parse(result.stdout) as Report;
     expect(doc.summary.verified).toBe(7);
@@ -90,7 +90,7 @@ describe('push into Harbor (test double over a real docker-registry with token a
     // Every registry request takes 100 ms and one upload runs at a time: the push lasts several token lifetimes.
     const shortLived = await startHarborDouble({ users: USERS, projects: [], tokenLifetime: 2, registryDelayMs: 100 });
     const started = Date.now();
-    const result = await push(shortLived, DEMO_STORAGE, 'admin', ADMIN_PASSWORD, ['--concurrency', '1']);
+    const result = await push(shortLived, tree.root, 'admin', ADMIN_PASSWORD, ['--concurrency', '1']);
     const seconds = (Date.now() - started) / 1000;
     expect(result.exitCode, result.stderr).toBe(0);
     expect(result.stdout.match(/verified/g)).toHaveLength(7);

@@ -4,7 +4,8 @@ import { basicAuthorization, headerValue } from '../registry/auth.js';
 import type { Credentials } from '../registry/credentials.js';
 import type { Endpoint } from '../registry/endpoint.js';
 import { classifyNetworkError, classifyStatus, parseErrorBody, RegistryError } from '../registry/errors.js';
-import { Artifact, Project, Repository, SystemInfo } from './schema.js';
+import { DEFAULT_RETRY, retryTransient, type RetryPolicy } from '../registry/retry.js';
+import { Artifact, Project, ProjectDetail, Repository, SystemInfo } from './schema.js';
 
 export interface ProjectSettings {
   readonly public: boolean;
@@ -22,28 +23,42 @@ export class HarborClient {
   readonly #endpoint: Endpoint;
   readonly #credentials: Credentials | undefined;
   readonly #dispatcher: Dispatcher;
+  readonly #retry: RetryPolicy;
+  /** API requests made (tests and benchmarks count them). */
+  requests = 0;
 
-  constructor(endpoint: Endpoint, credentials: Credentials | undefined, dispatcher: Dispatcher) {
+  constructor(endpoint: Endpoint, credentials: Credentials | undefined, dispatcher: Dispatcher, retry: RetryPolicy = DEFAULT_RETRY) {
     this.#endpoint = endpoint;
     this.#credentials = credentials;
     this.#dispatcher = dispatcher;
+    this.#retry = retry;
   }
 
-  async #call(method: 'GET' | 'HEAD' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<{ status: number; text: string; headers: Record<string, string | string[] | undefined> }> {
+  /** One API request, repeated like registry requests on 429, 5xx and resets (Harbor masks 5xx bodies). */
+  async #call(method: 'GET' | 'HEAD' | 'POST' | 'DELETE', path: string, body?: unknown, extraHeaders: Record<string, string> = {}): Promise<{ status: number; text: string; headers: Record<string, string | string[] | undefined> }> {
+    return retryTransient(this.#retry, async () => {
+      const res = await this.#once(method, path, body, extraHeaders);
+      if (classifyStatus(res.status) === 'transient') throw this.#error(method, path, res);
+      return res;
+    });
+  }
+
+  async #once(method: 'GET' | 'HEAD' | 'POST' | 'DELETE', path: string, body: unknown, extraHeaders: Record<string, string>): Promise<{ status: number; text: string; headers: Record<string, string | string[] | undefined> }> {
     const url = new URL(`/api/v2.0${path}`, this.#endpoint.origin);
-    const headers: Record<string, string> = { accept: 'application/json' };
+    const headers: Record<string, string> = { accept: 'application/json', ...extraHeaders };
     if (this.#credentials) headers.authorization = basicAuthorization(this.#credentials);
     let payload: string | undefined;
     if (body !== undefined) {
       payload = JSON.stringify(body);
       headers['content-type'] = 'application/json';
     }
+    this.requests++;
     try {
       const res = await request(url, { method, headers, body: payload, dispatcher: this.#dispatcher });
       const text = method === 'HEAD' ? (await res.body.dump(), '') : await res.body.text();
       return { status: res.statusCode, text, headers: res.headers };
     } catch (err) {
-      throw new RegistryError(`${method} /api/v2.0${url.pathname.slice('/api/v2.0'.length)}: ${(err as Error).message}`, {
+      throw new RegistryError(`${method} /api/v2.0${path.split('?')[0]}: ${(err as Error).message}`, {
         method,
         path: url.pathname,
         status: undefined,
@@ -55,28 +70,39 @@ export class HarborClient {
     }
   }
 
-  /** The Harbor version, or undefined when the destination is a plain registry (no `/api/v2.0`). */
-  async systemInfo(): Promise<string | undefined> {
+  /**
+   * What `/api/v2.0/systeminfo` says, or undefined when the destination is not Harbor. Only a 404 (or an answer
+   * without `auth_mode`) means "not Harbor": anything else was retried and is thrown, so a Harbor that hiccups at
+   * start-up is never taken for a plain registry (no projects created, manifests deleted instead of tags).
+   */
+  async systemInfo(): Promise<SystemInfo | undefined> {
     const res = await this.#call('GET', '/systeminfo');
-    if (res.status !== 200) return undefined;
+    if (res.status === 404) return undefined;
+    if (res.status !== 200) throw this.#error('GET', '/systeminfo', res);
+    let json: unknown;
     try {
-      const parsed = SystemInfo.safeParse(JSON.parse(res.text));
-      return parsed.success ? parsed.data.harbor_version : undefined;
+      json = JSON.parse(res.text);
     } catch {
       return undefined;
     }
+    const parsed = SystemInfo.safeParse(json);
+    return parsed.success ? parsed.data : undefined;
   }
 
-  async projectExists(name: string): Promise<boolean> {
-    const res = await this.#call('HEAD', `/projects?project_name=${encodeURIComponent(name)}`);
-    if (res.status === 200) return true;
-    if (res.status === 404) return false;
-    throw this.#error('HEAD', `/projects?project_name=${name}`, res);
+  /**
+   * A project with the caller's role and its policies (`X-Is-Resource-Name: true` makes the path a name, not an
+   * id). `forbidden`: it exists, but this account may not even read it.
+   */
+  async getProject(name: string): Promise<{ status: 'found'; project: ProjectDetail } | { status: 'absent' } | { status: 'forbidden' }> {
+    const res = await this.#call('GET', `/projects/${encodeURIComponent(name)}`, undefined, { 'x-is-resource-name': 'true' });
+    if (res.status === 404) return { status: 'absent' };
+    if (res.status === 403) return { status: 'forbidden' };
+    if (res.status !== 200) throw this.#error('GET', `/projects/${name}`, res);
+    return { status: 'found', project: ProjectDetail.parse(JSON.parse(res.text)) };
   }
 
-  /** HEAD, then POST when absent; 409 (created meanwhile, e.g. by another shard) is success. */
-  async ensureProject(name: string, settings: ProjectSettings): Promise<EnsureResult> {
-    if (await this.projectExists(name)) return 'exists';
+  /** POST a project; 409 (created meanwhile, e.g. by another shard) is success. */
+  async createProject(name: string, settings: ProjectSettings): Promise<EnsureResult> {
     const res = await this.#call('POST', '/projects', {
       project_name: name,
       // `public` is a string in Harbor's ProjectMetadata (swagger), not a boolean.
@@ -88,24 +114,18 @@ export class HarborClient {
     if (res.status === 401) {
       throw new DestinationError('AUTH_REFUSED', `Harbor refused the credentials while creating project "${name}"`, 'check the username and password');
     }
-    if (res.status === 403) {
-      throw new DestinationError(
-        'PROJECT_CREATE_DENIED',
-        `this account cannot create projects: project "${name}" does not exist in Harbor`,
-        `create project "${name}" in Harbor first, or run with an account that may create projects (an admin)`,
-      );
-    }
+    if (res.status === 403) throw new DestinationError('PROJECT_CREATE_DENIED', createRefusal(name, this.#credentials?.username, parseErrorBody(res.text).message), createHint(name, this.#credentials?.username));
     throw this.#error('POST', '/projects', res);
   }
 
   /** Every page of a paginated list (`page`, `page_size` ≤ 100, `X-Total-Count`). */
-  async #list(path: string): Promise<unknown[]> {
+  async #list(path: string): Promise<unknown[] | undefined> {
     const out: unknown[] = [];
     const pageSize = 100;
     for (let page = 1; page < 100_000; page++) {
       const sep = path.includes('?') ? '&' : '?';
       const res = await this.#call('GET', `${path}${sep}page=${page}&page_size=${pageSize}`);
-      if (res.status === 404) return out;
+      if (res.status === 404) return page === 1 ? undefined : out;
       if (res.status !== 200) throw this.#error('GET', path, res);
       const items = JSON.parse(res.text || '[]') as unknown;
       if (!Array.isArray(items)) throw this.#error('GET', path, { ...res, text: 'not a list' });
@@ -117,32 +137,55 @@ export class HarborClient {
   }
 
   async listProjects(): Promise<string[]> {
-    return (await this.#list('/projects')).map((p) => Project.parse(p).name);
+    return ((await this.#list('/projects')) ?? []).map((p) => Project.parse(p).name);
   }
 
   /** Repository names of a project, project included (`team/api`). */
   async listRepositories(project: string): Promise<string[]> {
-    return (await this.#list(`/projects/${encodeURIComponent(project)}/repositories`)).map((r) => Repository.parse(r).name);
+    return ((await this.#list(`/projects/${encodeURIComponent(project)}/repositories`)) ?? []).map((r) => Repository.parse(r).name);
   }
 
   /**
    * Artifacts of a repository with their tags. The repository name goes without its project and with `/` encoded
    * twice (`a/b` → `a%252Fb`), as Harbor's router wants (PROTOCOL.md §5).
    */
-  async listArtifacts(repository: string): Promise<Artifact[]> {
-    const slash = repository.indexOf('/');
-    const project = repository.slice(0, slash);
-    const name = encodeURIComponent(encodeURIComponent(repository.slice(slash + 1)));
-    return (await this.#list(`/projects/${encodeURIComponent(project)}/repositories/${name}/artifacts?with_tag=true`)).map((a) => Artifact.parse(a));
+  /** Undefined when the repository does not exist. Accessories are not listed (src/pkg/artifact/dao/dao.go). */
+  async listArtifacts(repository: string): Promise<Artifact[] | undefined> {
+    return (await this.#list(`${artifactsPath(repository)}?with_tag=true`))?.map((a) => Artifact.parse(a));
   }
 
-  /** Deletes one tag (not the artifact, which other tags may share). */
+  /**
+   * One artifact by tag or digest, or undefined when absent. Unlike the listing, this finds accessories (cosign
+   * signatures, referrers) too (src/server/v2.0/handler/artifact.go GetArtifact), and records no pull.
+   */
+  async getArtifact(repository: string, reference: string): Promise<Artifact | undefined> {
+    const path = `${artifactsPath(repository)}/${encodeURIComponent(reference)}?with_tag=true`;
+    const res = await this.#call('GET', path);
+    if (res.status === 404) return undefined;
+    if (res.status !== 200) throw this.#error('GET', path, res);
+    return Artifact.parse(JSON.parse(res.text));
+  }
+
+  /**
+   * Points `tag` at the artifact `digest` (Harbor keeps tags in its database). A tag already there is moved: removed
+   * from the artifact it named, then created.
+   */
+  async addTag(repository: string, digest: string, tag: string): Promise<void> {
+    const path = `${artifactsPath(repository)}/${digest}/tags`;
+    for (let attempt = 0; ; attempt++) {
+      const res = await this.#call('POST', path, { name: tag });
+      if (res.status === 201) return;
+      if (res.status !== 409 || attempt > 0) throw this.#error('POST', path, res);
+      const current = await this.getArtifact(repository, tag);
+      if (!current || current.digest === digest) return;
+      await this.deleteTag(repository, current.digest, tag);
+    }
+  }
+
+  /** Deletes one tag (not the artifact, which other tags may share). Needs the maintainer role. */
   async deleteTag(repository: string, digest: string, tag: string): Promise<void> {
-    const slash = repository.indexOf('/');
-    const project = repository.slice(0, slash);
-    const name = encodeURIComponent(encodeURIComponent(repository.slice(slash + 1)));
-    const res = await this.#call('DELETE', `/projects/${encodeURIComponent(project)}/repositories/${name}/artifacts/${digest}/tags/${encodeURIComponent(tag)}`);
-    if (res.status !== 200 && res.status !== 404) throw this.#error('DELETE', `/projects/${project}/repositories/…/tags/${tag}`, res);
+    const res = await this.#call('DELETE', `${artifactsPath(repository)}/${digest}/tags/${encodeURIComponent(tag)}`);
+    if (res.status !== 200 && res.status !== 404) throw this.#error('DELETE', `/projects/…/${repository}/…/tags/${tag}`, res);
   }
 
   #error(method: string, path: string, res: { status: number; text: string; headers: Record<string, string | string[] | undefined> }): RegistryError {
@@ -158,4 +201,27 @@ export class HarborClient {
       retryAfterMs: undefined,
     });
   }
+}
+
+/**
+ * `/projects/{p}/repositories/{r}/artifacts`: the repository without its project and with `/` encoded twice
+ * (`a/b` → `a%252Fb`), as Harbor's router wants (PROTOCOL.md §5).
+ */
+function artifactsPath(repository: string): string {
+  const slash = repository.indexOf('/');
+  return `/projects/${encodeURIComponent(repository.slice(0, slash))}/repositories/${encodeURIComponent(encodeURIComponent(repository.slice(slash + 1)))}/artifacts`;
+}
+
+const ROBOT_HINT = 'use a Harbor admin, or a system robot account (robot$<name>) with the "create project" permission; project robots (robot$<project>+<name>) can never create projects';
+
+/** Why Harbor refused to create a project, in its own words where they are known (src/server/v2.0/handler/project.go). */
+function createRefusal(name: string, username: string | undefined, message: string | undefined): string {
+  const base = `cannot create project "${name}"`;
+  if (message && /system level robot/i.test(message)) return `${base}: ${username ?? 'this account'} is a project robot, and only system-level robots may create projects`;
+  if (message && /only system admin/i.test(message)) return `${base}: this Harbor lets only administrators create projects (project_creation_restriction: adminonly)`;
+  return `${base}: Harbor refused (403${message ? ` ${message}` : ''})`;
+}
+
+function createHint(name: string, username: string | undefined): string {
+  return `create project "${name}" in Harbor first, or ${username?.includes('+') ? ROBOT_HINT : ROBOT_HINT.replace(/^use/, 'run with')}`;
 }

@@ -1,11 +1,28 @@
 import { z } from 'zod';
 
-/** `GET /api/v2.0/systeminfo`: only the version tells Harbor from a plain registry. */
-export const SystemInfo = z.looseObject({ harbor_version: z.string() });
+/**
+ * `GET /api/v2.0/systeminfo`: `auth_mode` is there for anyone; the version, the creation restriction and read-only
+ * only for an authenticated caller (src/controller/systeminfo/controller.go). Harbor is recognised by `auth_mode`.
+ */
+export const SystemInfo = z.looseObject({
+  auth_mode: z.string(),
+  harbor_version: z.string().optional(),
+  project_creation_restriction: z.string().optional(),
+  read_only: z.boolean().optional(),
+});
 export type SystemInfo = z.infer<typeof SystemInfo>;
 
 export const Project = z.looseObject({ project_id: z.number().optional(), name: z.string() });
 export type Project = z.infer<typeof Project>;
+
+/** `GET /projects/{name}` with `X-Is-Resource-Name: true`: the caller's role and the project's policies. */
+export const ProjectDetail = z.looseObject({
+  project_id: z.number().optional(),
+  name: z.string(),
+  current_user_role_id: z.number().nullable().optional(),
+  metadata: z.record(z.string(), z.string()).nullable().optional(),
+});
+export type ProjectDetail = z.infer<typeof ProjectDetail>;
 
 export const Repository = z.looseObject({ name: z.string(), artifact_count: z.number().optional() });
 export type Repository = z.infer<typeof Repository>;
@@ -21,3 +38,6 @@ export type Artifact = z.infer<typeof Artifact>;
 
 /** Harbor's project name rule (PROTOCOL.md §5): stricter than distribution's (no `__`, no `--`). */
 export const PROJECT_NAME_RE = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
+
+/** Project role ids (src/common/const.go RoleProjectAdmin…RoleLimitedGuest). */
+export const ROLE_NAMES: Readonly<Record<number, string>> = { 1: 'project admin', 2: 'developer', 3: 'guest', 4: 'maintainer', 5: 'limited guest' };

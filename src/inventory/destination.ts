@@ -11,7 +11,7 @@ export type DestinationTags = Map<string, DestinationTag>;
 
 /**
  * Every tag in the destination's repositories under the given projects (first name components). Harbor: projects →
- * repositories → artifacts with their tags, through `/api/v2.0`. A plain registry: `_catalog` + `tags/list` +
+ * repositories through `/api/v2.0`, tag names from `/v2/<repo>/tags/list`, digests from the artifacts API. A plain registry: `_catalog` + `tags/list` +
  * a manifest HEAD per tag. Bounded concurrency throughout.
  */
 export async function readDestinationTags(destination: Destination, projects: ReadonlySet<string>, concurrency: number): Promise<DestinationTags> {
@@ -22,13 +22,23 @@ export async function readDestinationTags(destination: Destination, projects: Re
     const existing = new Set(await harbor.listProjects());
     const wanted = [...projects].filter((p) => existing.has(p));
     const repositories = (await Promise.all(wanted.map((p) => limit(() => harbor.listRepositories(p))))).flat();
+    // Tags from `/v2/<repo>/tags/list` (Harbor's database: accessories included), digests from the artifact
+    // listing, and one artifact read for each tag the listing hides (cosign signatures, referrers).
     await Promise.all(
       repositories.map((repository) =>
         limit(async () => {
-          for (const artifact of await harbor.listArtifacts(repository)) {
-            for (const tag of artifact.tags ?? []) {
-              tags.set(`${repository}:${tag.name}`, { digest: artifact.digest, mediaType: artifact.manifest_media_type ?? artifact.media_type });
+          const names = await destination.client.listTags(repository);
+          const known = new Map<string, DestinationTag>();
+          for (const artifact of (await harbor.listArtifacts(repository)) ?? []) {
+            for (const tag of artifact.tags ?? []) known.set(tag.name, { digest: artifact.digest, mediaType: artifact.manifest_media_type ?? artifact.media_type });
+          }
+          for (const name of names) {
+            let found = known.get(name);
+            if (!found) {
+              const artifact = await harbor.getArtifact(repository, name);
+              if (artifact) found = { digest: artifact.digest, mediaType: artifact.manifest_media_type ?? artifact.media_type };
             }
+            if (found) tags.set(`${repository}:${name}`, found);
           }
         }),
       ),

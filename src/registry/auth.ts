@@ -15,8 +15,38 @@ const TokenResponse = z.looseObject({
 
 interface CachedToken {
   readonly value: string;
+  /** The token's `access` claim, when it is a JWT that has one: what the token service really granted. */
+  readonly access: readonly GrantedAccess[] | undefined;
   /** Refresh after this instant (ms since epoch), well before the token really expires. */
   readonly refreshAt: number;
+}
+
+/** One entry of a registry token's `access` claim (distribution's token spec; Harbor's src/pkg/token/claims/v2). */
+export interface GrantedAccess {
+  readonly type: string;
+  readonly name: string;
+  readonly actions: readonly string[];
+}
+
+const AccessClaim = z.looseObject({
+  access: z.array(z.looseObject({ type: z.string(), name: z.string(), actions: z.array(z.string()).nullable().optional() })).nullable().optional(),
+});
+
+/**
+ * The `access` claim of a JWT, read without checking its signature: the registry checks that; we only want to know
+ * what was granted. Harbor replaces the requested actions by what the account holds (src/core/service/token/
+ * creator.go), so this says, before any upload, whether a push can work. Undefined for opaque tokens.
+ */
+export function decodeAccess(token: string): GrantedAccess[] | undefined {
+  const payload = token.split('.')[1];
+  if (!payload) return undefined;
+  try {
+    const parsed = AccessClaim.safeParse(JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')));
+    if (!parsed.success || !parsed.data.access) return undefined;
+    return parsed.data.access.map((a) => ({ type: a.type, name: a.name, actions: a.actions ?? [] }));
+  } catch {
+    return undefined;
+  }
 }
 
 export function basicAuthorization(credentials: Credentials): string {
@@ -61,6 +91,18 @@ export class Authenticator {
   /** Drops the cached token for these scopes (after a 401 on a token we thought valid). */
   invalidate(scopes: readonly string[]): void {
     this.#tokens.delete(scopeKey(scopes));
+  }
+
+  /**
+   * The actions a token for these scopes grants on `repository`, or undefined when that cannot be known (Basic
+   * auth, anonymous registries, opaque tokens): then only trying tells.
+   */
+  async granted(scopes: readonly string[], repository: string): Promise<readonly string[] | undefined> {
+    if (this.#challenge?.scheme !== 'bearer') return undefined;
+    await this.authorization(scopes);
+    const access = this.#tokens.get(scopeKey(scopes))?.access;
+    if (!access) return undefined;
+    return access.filter((a) => a.type === 'repository' && a.name === repository).flatMap((a) => a.actions);
   }
 
   async authorization(scopes: readonly string[]): Promise<string | undefined> {
@@ -137,7 +179,7 @@ export class Authenticator {
     const lifetimeMs = (parsed.success && parsed.data.expires_in ? parsed.data.expires_in : 60) * 1000;
     // Refresh early: a quarter of the lifetime, at most 30 s, so a request never carries an expiring token.
     const margin = Math.min(30_000, lifetimeMs / 4);
-    return { value, refreshAt: requestedAt + lifetimeMs - margin };
+    return { value, access: decodeAccess(value), refreshAt: requestedAt + lifetimeMs - margin };
   }
 }
 

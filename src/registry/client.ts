@@ -1,24 +1,16 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { request, type Dispatcher } from 'undici';
 import { MANIFEST_MEDIA_TYPES } from '../image/media-types.js';
 import { Authenticator, headerValue } from './auth.js';
 import type { Credentials } from './credentials.js';
 import type { Endpoint } from './endpoint.js';
+import { DEFAULT_RETRY, retryTransient, type RetryPolicy } from './retry.js';
 import { classifyNetworkError, classifyStatus, parseErrorBody, parseRetryAfter, RegistryError } from './errors.js';
 
-export interface RetryPolicy {
-  /** Attempts in all, first included. */
-  readonly attempts: number;
-  readonly baseDelayMs: number;
-  readonly maxDelayMs: number;
-  /** The longest `Retry-After` we honour; a server asking for more gets this. */
-  readonly maxRetryAfterMs?: number;
-}
-
-export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 500, maxDelayMs: 30_000, maxRetryAfterMs: 60_000 };
+export type { RetryPolicy } from './retry.js';
+export { DEFAULT_RETRY } from './retry.js';
 
 export interface ClientOptions {
   readonly endpoint: Endpoint;
@@ -64,6 +56,8 @@ const FALLBACK_CHUNK_SIZE = 16 * 1024 * 1024;
 const MIN_CHUNK_SIZE = 64 * 1024;
 
 const MANIFEST_ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
+/** Redirect statuses a blob GET or HEAD may answer (object storage). */
+const REDIRECTS = [301, 302, 303, 307, 308] as const;
 
 export function pullScope(repository: string): string {
   return `repository:${repository}:pull`;
@@ -105,14 +99,35 @@ export class RegistryClient {
 
   async hasBlob(repository: string, digest: string): Promise<boolean> {
     return this.retrying(async () => {
-      const res = await this.#send({ method: 'HEAD', url: this.url(`/v2/${repository}/blobs/${digest}`), scopes: [pullScope(repository)], ok: [200, 404] });
-      return res.status === 200;
+      // Object storage (S3, GCS, Azure; distribution's `redirect` middleware) answers 307 to where the bytes are:
+      // the registry found the blob before redirecting, so any 3xx means present (PROTOCOL.md §3).
+      const res = await this.#send({ method: 'HEAD', url: this.url(`/v2/${repository}/blobs/${digest}`), scopes: [pullScope(repository)], ok: [200, ...REDIRECTS, 404] });
+      return res.status !== 404;
+    });
+  }
+
+  /**
+   * A blob's bytes, following the registry's redirect to object storage. `Authorization` goes only to the
+   * registry's own origin: a pre-signed URL elsewhere carries its own credentials, and S3 refuses a request that
+   * carries both.
+   */
+  async readBlob(repository: string, digest: string): Promise<Buffer> {
+    return this.retrying(async () => {
+      let url = this.url(`/v2/${repository}/blobs/${digest}`);
+      for (let hops = 0; ; hops++) {
+        const res = await this.#send({ method: 'GET', url, scopes: [pullScope(repository)], ok: [200, ...REDIRECTS], keepBody: true });
+        if (res.status === 200) return res.body;
+        const location = headerValue(res.headers.location);
+        if (!location || hops >= 5) throw this.#protocolError('GET', url, location ? 'too many redirects' : 'redirect without a Location header');
+        url = new URL(location, url);
+      }
     });
   }
 
   /**
    * Cross-repository mount: 201 = mounted; 202 = the registry opened an upload session instead (its Location is
-   * returned to upload into); 401/403 = not allowed to pull from `from` (Harbor): the caller uploads.
+   * returned to upload into); 401 = not allowed to pull from `from` (Harbor): the caller uploads. A 403 DENIED
+   * (quota, a read-only Harbor, a proxy-cache project) would refuse an upload the same way: it is thrown.
    */
   async mountBlob(repository: string, digest: string, from: string): Promise<MountResult> {
     return this.retrying(async () => {
@@ -123,7 +138,7 @@ export class RegistryClient {
         const location = headerValue(res.headers.location);
         return { mounted: false, location: location ? new URL(location, url) : undefined };
       } catch (err) {
-        if (err instanceof RegistryError && (err.failure === 'auth' || err.failure === 'denied')) return { mounted: false, location: undefined };
+        if (err instanceof RegistryError && err.failure === 'auth') return { mounted: false, location: undefined };
         throw err;
       }
     });
@@ -256,9 +271,8 @@ export class RegistryClient {
   }
 
   /** PUT the exact stored bytes with their media type; returns the digest the registry computed. */
-  async putManifest(repository: string, reference: string, bytes: Buffer, mediaType: string, options: { retry?: boolean } = {}): Promise<string> {
-    const attempt = options.retry === false ? (step: () => Promise<string>) => step() : (step: () => Promise<string>) => this.retrying(step);
-    return attempt(async () => {
+  async putManifest(repository: string, reference: string, bytes: Buffer, mediaType: string): Promise<string> {
+    return this.retrying(async () => {
       const res = await this.#send({
         method: 'PUT',
         url: this.url(`/v2/${repository}/manifests/${reference}`),
@@ -311,17 +325,7 @@ export class RegistryClient {
 
   /** Runs an idempotent step, repeating it on transient failures with backoff and `Retry-After`. */
   async retrying<T>(step: () => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await step();
-      } catch (err) {
-        if (!(err instanceof RegistryError) || err.failure !== 'transient' || attempt >= this.#retry.attempts) throw err;
-        this.stats.retries++;
-        const backoff = Math.min(this.#retry.maxDelayMs, this.#retry.baseDelayMs * 2 ** (attempt - 1));
-        const jittered = backoff / 2 + Math.random() * (backoff / 2);
-        await sleep(err.retryAfterMs !== undefined ? Math.min(err.retryAfterMs, this.#retry.maxRetryAfterMs ?? 60_000) : jittered);
-      }
-    }
+    return retryTransient(this.#retry, step, () => this.stats.retries++);
   }
 
   async #send(options: SendOptions): Promise<SendResult> {
@@ -371,8 +375,28 @@ export class RegistryClient {
         this.auth.invalidate(options.scopes);
         if (this.auth.scheme) continue;
       }
+      if (status === 401 && sameOrigin && authAttempt > 0) throw await this.#refusal(options, res.headers, text);
       throw this.#httpError(options, status, res.headers, text);
     }
+  }
+
+  /**
+   * A fresh token was refused too. Its `access` claim tells "no permission on this repository" (the token service
+   * left the action out: a guest pushing, a robot of another project) from "credentials refused".
+   */
+  async #refusal(options: SendOptions, headers: Record<string, string | string[] | undefined>, text: string): Promise<RegistryError> {
+    const plain = this.#httpError(options, 401, headers, text);
+    const scope = /^repository:(.+):([a-z*,]+)$/.exec(options.scopes[0] ?? '');
+    if (!scope) return plain;
+    const granted = await this.auth.granted(options.scopes, scope[1]!).catch(() => undefined);
+    if (granted === undefined) return plain;
+    const missing = scope[2]!.split(',').filter((a) => !granted.includes(a) && !granted.includes('*'));
+    const details = { method: plain.method, path: plain.path, status: 401, requestId: plain.requestId, retryAfterMs: undefined, failure: 'auth' as const };
+    if (missing.length === 0) {
+      return new RegistryError(`${options.method} ${options.url.pathname}: 401: the registry refused a token that grants ${scope[2]} on ${scope[1]} (credentials refused, or a clock out of step)`, { ...details, registryCode: 'CREDENTIALS_REFUSED' });
+    }
+    const has = granted.length ? `only ${granted.join(', ')}` : 'nothing';
+    return new RegistryError(`${options.method} ${options.url.pathname}: 401: no ${missing.join(', ')} permission on repository ${scope[1]}: the account was granted ${has}`, { ...details, registryCode: 'NO_PERMISSION' });
   }
 
   #httpError(options: SendOptions, status: number, headers: Record<string, string | string[] | undefined>, text: string): RegistryError {

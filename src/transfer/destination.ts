@@ -5,6 +5,7 @@ import { RegistryClient, type RetryPolicy } from '../registry/client.js';
 import { resolveCredentials, type CredentialSources, type Credentials } from '../registry/credentials.js';
 import { createDispatcher, type Endpoint, type TlsOptions } from '../registry/endpoint.js';
 import { RegistryError } from '../registry/errors.js';
+import type { SystemInfo } from '../harbor/schema.js';
 
 export interface DestinationOptions extends TlsOptions {
   readonly endpoint: Endpoint;
@@ -17,9 +18,10 @@ export interface DestinationOptions extends TlsOptions {
 export interface Destination {
   readonly endpoint: Endpoint;
   readonly client: RegistryClient;
-  /** Set when the destination is Harbor (`/api/v2.0/systeminfo` answers). */
+  /** Set when the destination is Harbor (`/api/v2.0/systeminfo` answers with an `auth_mode`). */
   readonly harbor: HarborClient | undefined;
   readonly harborVersion: string | undefined;
+  readonly harborInfo: SystemInfo | undefined;
   /** For transports that run another program (skopeo's authfile). Never printed. */
   readonly credentials: Credentials | undefined;
   readonly tls: TlsOptions;
@@ -51,17 +53,23 @@ export async function connectDestination(options: DestinationOptions): Promise<D
     await close();
     throw explainConnectFailure(options.endpoint, err, credentials !== undefined);
   }
-  const harborClient = new HarborClient(options.endpoint, credentials, dispatcher);
-  let harborVersion: string | undefined;
+  const harborClient = new HarborClient(options.endpoint, credentials, dispatcher, options.retry);
+  let info: SystemInfo | undefined;
   try {
-    harborVersion = await harborClient.systemInfo();
-  } catch {
-    harborVersion = undefined;
+    info = await harborClient.systemInfo();
+  } catch (err) {
+    // Not a 404: a Harbor that failed to answer even after retries. Going on as if it were a plain registry would
+    // create no projects and delete manifests instead of tags.
+    await close();
+    throw new DestinationError('DESTINATION_UNREACHABLE', `${options.endpoint.origin}: Harbor's /api/v2.0/systeminfo did not answer: ${errorMessage(err)}`, 'try again when Harbor is healthy', err);
   }
+  // Harbor tells its version only to a logged-in caller; `auth_mode` is there for anyone.
+  const harborVersion = info ? (info.harbor_version ?? 'version hidden from anonymous callers') : undefined;
   return {
     endpoint: options.endpoint,
     client,
-    harbor: harborVersion ? harborClient : undefined,
+    harbor: info ? harborClient : undefined,
+    harborInfo: info,
     harborVersion,
     credentials,
     tls: { insecure: options.insecure, caFile: options.caFile },

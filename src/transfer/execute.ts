@@ -38,6 +38,11 @@ export interface ExecuteOptions {
   readonly schema1?: Schema1Mode;
   /** Stop starting new work (SIGINT/SIGTERM); work under way finishes. */
   readonly signal?: AbortSignal;
+  /**
+   * Harbor: tags a manifest through its API. Set, schema1 manifests are put by their payload digest and tagged
+   * here: Harbor 2.15+ rewrites a PUT by tag into a PUT by sha256 of the signed body, which never matches.
+   */
+  readonly tagThroughApi?: (repository: string, digest: string, tag: string) => Promise<void>;
 }
 
 export type ImageOutcome =
@@ -145,9 +150,7 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
   }
 
   let signingKey: SigningKey | undefined;
-  /** Set once the destination has refused schema1: later schema1 images are converted without asking again. */
-  let schema1Refused: string | undefined;
-  const putManifest = async (image: PlannedImage, digest: string, reference: string, retry = true): Promise<void> => {
+  const putManifest = async (image: PlannedImage, digest: string, reference: string): Promise<void> => {
     const record = options.manifests.get(digest);
     if (!record) throw new Error(`manifest ${digest} of ${image.source} is not in the inventory`);
     // Schema1 is stored unsigned; a registry wants a signature, and signing keeps the payload's digest.
@@ -155,32 +158,32 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
     if (record.kind === 'schema1') bytes = signSchema1(record.bytes, (signingKey ??= makeSigningKey()));
     const served = await requests(() => {
       checkInterrupted();
-      return client.putManifest(image.repository, reference, bytes, record.mediaType, { retry });
+      return client.putManifest(image.repository, reference, bytes, record.mediaType);
     });
     stats.manifestsPut++;
     if (served !== digest) throw new Error(`the destination computed digest ${served} for manifest ${digest}: it changed the bytes`);
   };
 
   /**
-   * A signed schema1 manifest, put by tag. A registry without schema1 support refuses it; distribution 2.8 does so
-   * with a 500 UNKNOWN ("manifest schema v1 unsupported" in its log), others with MANIFEST_INVALID. A 500 may also
-   * be a passing fault, so it is tried twice before it counts as a refusal.
+   * A signed schema1 manifest: by tag, or on Harbor by its payload digest and then tagged through the API. Returns
+   * why the destination refused it, for a conversion: any 4xx (MANIFEST_INVALID, MANIFEST_UNVERIFIED, DIGEST_INVALID,
+   * …) or a 5xx still there after the usual retries (distribution 2.8 without schema1 support answers 500 UNKNOWN;
+   * "manifest schema v1 unsupported" is only in its log). Auth, quota and network failures are not refusals.
    */
   const putSchema1 = async (image: PlannedImage): Promise<'pushed' | string> => {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await putManifest(image, image.digest, image.tag, false);
+    try {
+      if (options.tagThroughApi) {
+        await putManifest(image, image.digest, image.digest);
+      } else {
+        await putManifest(image, image.digest, image.tag);
         return 'pushed';
-      } catch (err) {
-        if (!(err instanceof RegistryError)) throw err;
-        const code = err.registryCode ?? String(err.status);
-        if (['MANIFEST_INVALID', 'MANIFEST_UNVERIFIED', 'UNSUPPORTED'].includes(code)) return code;
-        if (err.status === 500 && attempt >= 2) return `${err.status} ${code}`;
-        if (err.status !== 500 && err.failure !== 'transient') throw err;
-        if (attempt >= 3) throw err;
-        await new Promise((r) => setTimeout(r, 300 * attempt));
       }
+    } catch (err) {
+      if (!(err instanceof RegistryError) || err.status === undefined || err.failure === 'auth' || err.failure === 'denied') throw err;
+      return `${err.status}${err.registryCode ? ` ${err.registryCode}` : ''}`;
     }
+    await requests(() => options.tagThroughApi!(image.repository, image.digest, image.tag));
+    return 'pushed';
   };
 
   const sizes = new Map(plan.blobs.map((b) => [b.digest, b.size]));
@@ -224,17 +227,14 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
     if (isSchema1(image.mediaType)) {
       const mode = options.schema1 ?? 'keep';
       if (mode === 'keep') {
-        let refusal = schema1Refused;
-        if (!refusal) {
-          try {
-            const result = await putSchema1(image);
-            if (result === 'pushed') return { image, ok: true };
-            refusal = schema1Refused = result;
-          } catch (err) {
-            return { image, ok: false, reason: err instanceof Interrupted ? 'interrupted' : `manifest: ${errorMessage(err)}` };
-          }
+        let refusal: string;
+        try {
+          refusal = await putSchema1(image);
+          if (refusal === 'pushed') return { image, ok: true };
+        } catch (err) {
+          return { image, ok: false, reason: err instanceof Interrupted ? 'interrupted' : `manifest: ${errorMessage(err)}` };
         }
-        // Refused as schema1 (a registry without schema1 support): convert instead, and say so.
+        // Refused as schema1: this image is converted, and says so; the next one is tried as schema1 again.
         try {
           const to = await pushConverted(image);
           return { image, ok: true, convertedTo: to, note: `converted from schema1: the destination refused schema1 (${refusal})` };

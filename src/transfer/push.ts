@@ -1,6 +1,7 @@
 import { rmSync } from 'node:fs';
 import pLimit from 'p-limit';
-import { errorMessage } from '../errors.js';
+import { DestinationError, errorMessage } from '../errors.js';
+import { checkProjectAccess } from '../harbor/access.js';
 import type { ProjectSettings } from '../harbor/client.js';
 import { scanStorage } from '../inventory/scan.js';
 import { tagRef, type SourceInventory } from '../inventory/types.js';
@@ -145,32 +146,49 @@ export async function pushStorage(destination: Destination, options: PushOptions
   const requests = pLimit(options.requestConcurrency);
 
   // Projects first: Harbor hands out tokens without actions for a project that does not exist (PROTOCOL.md §4).
+  // Then the push right in each, from what the token service grants: an account that may not push to a project
+  // learns it now, by name and role, not image by image deep into the run.
   const harbor = destination.harbor;
   const existingProjects = new Set<string>();
   const projectsCreated: string[] = [];
+  const refused = new Map<string, string>();
+  const policies = new Map<string, string>();
   if (harbor) {
-    const needed = [...new Set(candidates.accepted.filter((c) => !c.entry.trusted).map((c) => c.project))].sort();
-    const exists = await Promise.all(needed.map((p) => requests(() => harbor.projectExists(p))));
-    needed.forEach((p, i) => exists[i] && existingProjects.add(p));
-    if (!options.dryRun) {
-      for (const project of needed.filter((p) => !existingProjects.has(p))) {
-        const result = await harbor.ensureProject(project, options.project);
-        if (result === 'created') projectsCreated.push(project);
-        existingProjects.add(project);
-        emit({ type: 'project', name: project, result });
+    const needed = new Map<string, string>();
+    for (const c of candidates.accepted) if (!c.entry.trusted && !needed.has(c.project)) needed.set(c.project, c.repository);
+    const access = await checkProjectAccess(harbor, destination.client.auth, destination.credentials?.username, {
+      projects: needed,
+      create: !options.dryRun,
+      settings: options.project,
+      concurrency: options.requestConcurrency,
+    });
+    for (const a of access.values()) {
+      if (a.exists) existingProjects.add(a.project);
+      if (a.created) {
+        projectsCreated.push(a.project);
+        emit({ type: 'project', name: a.project, result: 'created' });
       }
+      if (a.status === 'refused') refused.set(a.project, a.reason!);
+      if (a.policy) policies.set(a.project, a.policy);
     }
+    if (refused.size > 0 && refused.size === access.size) {
+      throw new DestinationError('PERMISSION_DENIED', [...refused.values()].join('; '), 'grant the account the developer role (or higher) in these projects, or use a system robot account (robot$<name>) with push permission');
+    }
+    for (const reason of refused.values()) options.onNotice?.(`error: ${reason}; its images are skipped`);
   }
   const projectExists = (project: string): boolean => !harbor || existingProjects.has(project);
+  const allowed: Candidate[] = [];
+  const denied: Candidate[] = [];
+  for (const c of candidates.accepted) (refused.has(c.project) && !c.entry.trusted ? denied : allowed).push(c);
 
   const tags = new Map<string, string>();
   const toProbe: Candidate[] = [];
-  for (const c of candidates.accepted) {
+  for (const c of allowed) {
     if (c.entry.trusted) tags.set(tagRef({ repository: c.repository, tag: c.entry.tag }), c.entry.digest!);
     else if (projectExists(c.project)) toProbe.push(c);
   }
   for (const [ref, digest] of await probeTags(destination, toProbe, requests)) tags.set(ref, digest);
-  let plan = planMigration(candidates, inventory.manifests, { projectExists, tags, ...(options.converted ? { converted: options.converted } : {}) });
+  let plan = planMigration({ accepted: allowed, rejected: candidates.rejected }, inventory.manifests, { projectExists, tags, ...(options.converted ? { converted: options.converted } : {}) });
   const skipped: PlannedImage[] = [];
   if (options.schema1 === 'skip') {
     skipped.push(...plan.images.filter((i) => isSchema1(i.mediaType)));
@@ -184,6 +202,9 @@ export async function pushStorage(destination: Destination, options: PushOptions
   const reports: ImageReport[] = [];
   for (const rejected of plan.rejected) {
     reports.push({ source: rejected.source, destination: rejected.repository, digest: rejected.digest, mediaType: undefined, size: 0, status: 'failed', reason: rejected.reason });
+  }
+  for (const c of denied) {
+    reports.push({ source: tagRef(c.entry), destination: `${c.repository}:${c.entry.tag}`, digest: c.entry.digest, mediaType: undefined, size: c.entry.size ?? 0, status: 'failed', reason: `permission: ${refused.get(c.project)!}` });
   }
   for (const image of plan.existing) reports.push({ ...reportBase(image), status: 'skipped-existing' });
   for (const image of skipped) reports.push({ ...reportBase(image), status: 'skipped', reason: 'schema1 image (--schema1 skip)' });
@@ -222,25 +243,35 @@ export async function pushStorage(destination: Destination, options: PushOptions
       onEvent: emit,
       ...(options.schema1 ? { schema1: options.schema1 } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
+      ...(harbor ? { tagThroughApi: (repository: string, digest: string, tag: string) => harbor.addTag(repository, digest, tag) } : {}),
     });
     Object.assign(stats, executed.stats);
     outcomes = executed.outcomes;
   }
-  reports.push(...(await Promise.all(outcomes.map((outcome) => requests(() => verifyOutcome(destination, outcome))))));
+  reports.push(...(await Promise.all(outcomes.map((outcome) => requests(() => verifyOutcome(destination, outcome, policies.get(outcome.image.project)))))));
   return finish();
 }
 
-/** Reads back what the destination serves for the tag and hashes it: the digest is the identity. */
-async function verifyOutcome(destination: Destination, outcome: ImageOutcome): Promise<ImageReport> {
+/**
+ * Reads back what the destination holds for the tag: the digest is the identity. On Harbor through its REST API
+ * (no pull recorded, no 412 from a pull policy: DESIGN.md); elsewhere the manifest GET, hashed.
+ */
+async function verifyOutcome(destination: Destination, outcome: ImageOutcome, policy: string | undefined): Promise<ImageReport> {
   const image = outcome.image;
   if (!outcome.ok) return { ...reportBase(image), status: 'failed', reason: outcome.reason };
   const expected = outcome.convertedTo ?? image.digest;
-  const base = { ...reportBase(image), ...(outcome.convertedTo ? { convertedTo: outcome.convertedTo } : {}), ...(outcome.note ? { reason: outcome.note } : {}) };
+  const notes = [outcome.note, policy && `verified through Harbor's API: project policy "${policy}" blocks pulls until Harbor allows the image`].filter(Boolean);
+  const base = { ...reportBase(image), ...(outcome.convertedTo ? { convertedTo: outcome.convertedTo } : {}), ...(notes.length ? { reason: notes.join('; ') } : {}) };
   try {
-    const served = await destination.client.getManifest(image.repository, image.tag);
-    if (!served) return { ...base, status: 'failed', reason: 'verification: the destination does not serve the tag after the push' };
-    // A registry serves schema1 signed with its own key: the digest is that of the payload inside.
-    const digest = hashBytes(expected, isSchema1(served.mediaType) ? schema1Payload(served.bytes) : served.bytes);
+    let digest: string | undefined;
+    if (destination.harbor) {
+      digest = (await destination.harbor.getArtifact(image.repository, image.tag))?.digest;
+    } else {
+      const served = await destination.client.getManifest(image.repository, image.tag);
+      // A registry serves schema1 signed with its own key: the digest is that of the payload inside.
+      if (served) digest = hashBytes(expected, isSchema1(served.mediaType) ? schema1Payload(served.bytes) : served.bytes);
+    }
+    if (!digest) return { ...base, status: 'failed', reason: 'verification: the destination does not serve the tag after the push' };
     if (digest !== expected) return { ...base, status: 'failed', reason: `verification: the destination serves digest ${digest}` };
     return { ...base, status: 'verified' };
   } catch (err) {
@@ -248,9 +279,39 @@ async function verifyOutcome(destination: Destination, outcome: ImageOutcome): P
   }
 }
 
-/** HEAD every candidate tag: what the destination already serves, so a second run transfers nothing. */
+/**
+ * What the destination already holds for the candidate tags, so a second run transfers nothing. Harbor: each
+ * repository's artifact listing (100 a page), then one artifact read for a tag the listing does not show (it hides
+ * accessories); no manifest GET, so no pull is recorded and no pull policy answers 412. A plain registry: a manifest
+ * GET per tag.
+ */
 async function probeTags(destination: Destination, candidates: readonly Candidate[], requests: ReturnType<typeof pLimit>): Promise<Map<string, string>> {
   const tags = new Map<string, string>();
+  const harbor = destination.harbor;
+  if (harbor) {
+    const byRepository = new Map<string, Candidate[]>();
+    for (const c of candidates) byRepository.set(c.repository, [...(byRepository.get(c.repository) ?? []), c]);
+    await Promise.all(
+      [...byRepository].map(([repository, wanted]) =>
+        requests(async () => {
+          try {
+            const artifacts = await harbor.listArtifacts(repository);
+            if (!artifacts) return;
+            for (const a of artifacts) for (const t of a.tags ?? []) tags.set(tagRef({ repository, tag: t.name }), a.digest);
+            for (const c of wanted) {
+              const ref = tagRef({ repository, tag: c.entry.tag });
+              if (tags.has(ref)) continue;
+              const one = await harbor.getArtifact(repository, c.entry.tag);
+              if (one) tags.set(ref, one.digest);
+            }
+          } catch {
+            // Unknown is treated as absent: the push itself will then say precisely what is wrong.
+          }
+        }),
+      ),
+    );
+    return tags;
+  }
   await Promise.all(
     candidates.map((c) =>
       requests(async () => {

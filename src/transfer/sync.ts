@@ -1,4 +1,5 @@
 import { errorMessage } from '../errors.js';
+import { canDelete } from '../harbor/access.js';
 import { tagRef } from '../inventory/types.js';
 import { loadState, saveState, type SyncState } from '../report/sync-state.js';
 import { makeRepositoryFilter } from '../util/glob.js';
@@ -61,13 +62,14 @@ export async function syncStorage(destination: Destination, options: SyncOptions
   // Faulty source tags still exist in the source: they are not "gone", even without a destination name.
   const sourceTags = new Set(push.inventory.tags.map((t) => tagRef(t)));
   const selected = makeRepositoryFilter(options);
+  const deleteRights = new Map<string, Promise<boolean | undefined>>();
   for (const [ref, entry] of Object.entries(state.tags)) {
     const sourceRepository = entry.source.slice(0, entry.source.lastIndexOf(':'));
     if (present.has(ref) || sourceTags.has(entry.source) || !selected(sourceRepository)) continue;
     entry.goneFromSourceAt ??= now;
     if (options.deleteExtra === 'no') continue;
     // What the destination holds: the source digest, or its conversion.
-    const deletion = await deleteGoneTag(destination, ref, entry.destinationDigest ?? entry.digest, entry.source, options.deleteExtra === 'apply');
+    const deletion = await deleteGoneTag(destination, ref, entry.destinationDigest ?? entry.digest, entry.source, options.deleteExtra === 'apply', deleteRights);
     deletions.push(deletion);
     if (deletion.status === 'deleted' || deletion.status === 'kept') delete state.tags[ref];
   }
@@ -75,16 +77,25 @@ export async function syncStorage(destination: Destination, options: SyncOptions
   return { push, deletions };
 }
 
-async function deleteGoneTag(destination: Destination, ref: string, digest: string, source: string, apply: boolean): Promise<Deletion> {
+async function deleteGoneTag(destination: Destination, ref: string, digest: string, source: string, apply: boolean, rights: Map<string, Promise<boolean | undefined>>): Promise<Deletion> {
   const at = ref.lastIndexOf(':');
   const repository = ref.slice(0, at);
   const tag = ref.slice(at + 1);
   const base = { destination: ref, digest, source };
   try {
-    const head = await destination.client.probeManifest(repository, tag);
+    // On Harbor through the API: no pull recorded, no 412 from a pull policy.
+    const current = destination.harbor ? (await destination.harbor.getArtifact(repository, tag))?.digest : (await destination.client.probeManifest(repository, tag))?.digest;
     // Gone already, or re-pointed by someone else since: not ours to delete any more.
-    if (!head || head.digest !== digest) return { ...base, status: 'kept', reason: head ? `now points at ${head.digest}` : 'already absent' };
+    if (current !== digest) return { ...base, status: 'kept', reason: current ? `now points at ${current}` : 'already absent' };
     if (!apply) return { ...base, status: 'would-delete' };
+    // The delete right first (maintainer and up on Harbor): a refusal says so before anything is touched.
+    let right = rights.get(repository);
+    if (!right) rights.set(repository, (right = canDelete(destination.client.auth, repository).catch(() => undefined)));
+    if ((await right) === false) {
+      const project = repository.split('/')[0]!;
+      const user = destination.credentials?.username ?? 'anonymous';
+      return { ...base, status: 'failed', reason: `${user} may not delete tags in project "${project}": deleting needs the maintainer role or higher` };
+    }
     if (destination.harbor) {
       await destination.harbor.deleteTag(repository, digest, tag);
       return { ...base, status: 'deleted' };

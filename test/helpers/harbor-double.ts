@@ -1,47 +1,108 @@
 /**
- * A Harbor test double: Harbor's token service (`/service/token`) and the `/api/v2.0` endpoints regmigrate calls,
- * shaped as PROTOCOL.md §4–5 and Harbor's swagger describe, in front of a real docker-registry that trusts its
- * tokens, so pushes really land. Like Harbor's nginx → core → registry chain, `/v2/` is forwarded with the
- * client's Host header and bodies streamed both ways.
+ * A Harbor test double: Harbor's token service (`/service/token`), the `/v2/` front that Harbor's core puts before
+ * its registry, and the `/api/v2.0` endpoints regmigrate calls, in front of a real docker-registry that trusts its
+ * tokens, so pushes really land. Each behaviour names the Harbor source file (goharbor/harbor main, v2.16.0-dev)
+ * it copies. Like Harbor's nginx → core → registry chain, `/v2/` is forwarded with the client's Host header and
+ * bodies streamed both ways; tags live in the double's "database", as they do in Harbor's.
  */
 import { execa } from 'execa';
-import { createPrivateKey, randomUUID, sign, X509Certificate, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { createHash, createPrivateKey, randomUUID, sign, X509Certificate, type KeyObject } from 'node:crypto';
+import { createReadStream, readFileSync, statSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { afterAll } from 'vitest';
 import { startRegistry, type RunningRegistry } from './registry.js';
 import { tempDir } from './tmp.js';
 
+/** Project roles [src/common/const.go RoleProjectAdmin…RoleLimitedGuest; src/common/rbac/project/rbac_role.go]. */
+export type HarborRole = 'projectAdmin' | 'maintainer' | 'developer' | 'guest' | 'limitedGuest';
+const ROLE_IDS: Record<HarborRole, number> = { projectAdmin: 1, developer: 2, guest: 3, maintainer: 4, limitedGuest: 5 };
+/** Repository actions each role holds [src/common/rbac/project/rbac_role.go, ResourceRepository]. */
+const ROLE_ACTIONS: Record<HarborRole, readonly string[]> = {
+  projectAdmin: ['pull', 'push', 'delete'],
+  maintainer: ['pull', 'push', 'delete'],
+  developer: ['pull', 'push'],
+  guest: ['pull'],
+  limitedGuest: ['pull'],
+};
+
 export interface HarborUser {
   readonly password: string;
-  /** System admin: may create projects. Robots and ordinary users may not. */
-  readonly admin: boolean;
+  /** System admin: every right everywhere. */
+  readonly admin?: boolean;
+  /** `system`: a system robot (`robot$name`) with push and pull on every project; `project`: a project robot. */
+  readonly robot?: 'system' | 'project';
+  /** Project memberships (users), or the one project a project robot belongs to (`robot$<project>+<name>`). */
+  readonly roles?: Readonly<Record<string, HarborRole>>;
+  /** A system robot given the "create project" permission. */
+  readonly canCreateProject?: boolean;
+}
+
+export interface HarborProjectSpec {
+  readonly name: string;
+  readonly public?: boolean;
+  /** "Prevent vulnerable images from running" (metadata `prevent_vul`). */
+  readonly preventVulnerable?: boolean;
 }
 
 export interface HarborDoubleOptions {
   readonly users: Record<string, HarborUser>;
   /** Token lifetime in seconds (Harbor's default: 1800). */
   readonly tokenLifetime?: number;
-  readonly projects?: readonly string[];
+  readonly projects?: ReadonlyArray<string | HarborProjectSpec>;
   /** Delay every `/v2/` request by this much, to make a push outlast short tokens. */
   readonly registryDelayMs?: number;
+  /** `2.15` (default): a manifest PUT by tag is proxied as a PUT by sha256 of the body; `2.13`: passed as it is. */
+  readonly version?: '2.13' | '2.15';
+  /** `project_creation_restriction` (default `everyone`). */
+  readonly projectCreationRestriction?: 'everyone' | 'adminonly';
+  /** Object storage: blob GET and HEAD answer 307 to another origin (distribution's `redirect` middleware). */
+  readonly redirectStorage?: boolean;
 }
 
 export interface LoggedRequest {
   readonly method: string;
   readonly path: string;
+  readonly query: string;
   readonly status: number;
   readonly user: string | undefined;
   readonly bytesIn: number;
+  readonly authorization: boolean;
 }
 
 interface ProjectRecord {
   readonly id: number;
   readonly name: string;
   readonly public: boolean;
+  readonly preventVulnerable: boolean;
   readonly storageLimit: number;
   readonly createdBy: string;
+}
+
+interface ArtifactRecord {
+  readonly digest: string;
+  readonly mediaType: string;
+  /** Set for accessories: cosign `sha256-<hex>.sig` tags and manifests with a `subject`. */
+  accessoryOf: string | undefined;
+  pullCount: number;
+}
+
+interface RepositoryRecord {
+  readonly artifacts: Map<string, ArtifactRecord>;
+  /** tag → digest: Harbor's database holds tags, not the registry. */
+  readonly tags: Map<string, string>;
+}
+
+/** A scripted failure: the next `times` requests matching answer `status`. */
+export interface InjectedFault {
+  readonly method: string;
+  readonly path: RegExp;
+  /** Matched against the query string too, when given (`mount=` tells a mount from an upload). */
+  readonly query?: RegExp;
+  readonly status: number;
+  readonly code?: string;
+  readonly message?: string;
+  times: number;
 }
 
 export interface HarborDouble {
@@ -49,34 +110,70 @@ export interface HarborDouble {
   readonly url: string;
   readonly registry: RunningRegistry;
   readonly projects: Map<string, ProjectRecord>;
+  readonly repositories: Map<string, RepositoryRecord>;
   readonly log: LoggedRequest[];
+  /** Requests that reached the object store (redirect targets), with whether they carried Authorization. */
+  readonly storageLog: LoggedRequest[];
   tokenRequests: number;
   /** Every token handed out: none may ever show in regmigrate's output or files. */
   readonly issuedTokens: string[];
   /** Project creations and their order relative to the first blob upload. */
   readonly events: string[];
+  readonly faults: InjectedFault[];
+  /** Manifest GETs (each records a pull in Harbor) and upload sessions opened, from the log. */
+  manifestGets(): number;
+  uploadSessions(): number;
+  /** What Harbor serves for `repo:tag` (its database), or undefined. */
+  tagDigest(repository: string, tag: string): string | undefined;
   stop(): Promise<void>;
 }
 
 const PROJECT_RE = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
 const SERVICE = 'harbor-registry';
 const ISSUER = 'harbor-token-issuer';
+/**
+ * distribution accepts a token until 60 s past its `exp` (registry/auth/token/token.go leeway), and Harbor's core
+ * allows the same (src/common/const.go JwtLeeway, src/pkg/token/claims/v2/claims.go). The double writes `exp` this
+ * much earlier than `expires_in` says, so a token really stops working when the client was told it would: a client
+ * that never renews fails.
+ */
+const LEEWAY_SECONDS = 60;
+const COSIGN_TAG = /^sha256-[a-f0-9]{64}\.(sig|att|sbom)$/;
+const MANIFEST_ACCEPT =
+  'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.v1+prettyjws';
 
 function b64url(input: Buffer | string): string {
   return Buffer.from(input).toString('base64url');
 }
 
-function makeToken(key: KeyObject, certDer: Buffer, subject: string, access: unknown[], lifetime: number): string {
+interface Claims {
+  sub: string;
+  exp: number;
+  access: Array<{ type: string; name: string; actions: string[] }>;
+}
+
+function makeToken(key: KeyObject, certDer: Buffer, subject: string, access: Claims['access'], lifetime: number, leeway = 0): string {
   const now = Math.floor(Date.now() / 1000);
   const header = { alg: 'RS256', typ: 'JWT', x5c: [certDer.toString('base64')] };
-  const claims = { iss: ISSUER, sub: subject, aud: SERVICE, exp: now + lifetime, nbf: now - 1, iat: now, jti: randomUUID(), access };
+  const claims = { iss: ISSUER, sub: subject, aud: SERVICE, exp: now + lifetime - leeway, nbf: now - 1, iat: now, jti: randomUUID(), access };
   const signingInput = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
   return `${signingInput}.${b64url(sign('sha256', Buffer.from(signingInput), key))}`;
 }
 
-function harborError(res: http.ServerResponse, status: number, code: string, message: string): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'x-request-id': randomUUID() });
+/** Harbor's error body [src/lib/http/error.go SendError]. */
+function harborError(res: http.ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'application/json', 'x-request-id': randomUUID(), ...headers });
   res.end(JSON.stringify({ errors: [{ code, message }] }));
+}
+
+function readBody(req: http.IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+    req.resume();
+  });
 }
 
 export async function startHarborDouble(options: HarborDoubleOptions): Promise<HarborDouble> {
@@ -87,15 +184,26 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
   const key = createPrivateKey(readFileSync(keyFile));
   const certDer = new X509Certificate(readFileSync(certFile)).raw;
   const lifetime = options.tokenLifetime ?? 1800;
+  const version = options.version ?? '2.15';
+  const restriction = options.projectCreationRestriction ?? 'everyone';
 
   const projects = new Map<string, ProjectRecord>();
+  const repositories = new Map<string, RepositoryRecord>();
   let nextId = 1;
-  for (const name of options.projects ?? ['library']) projects.set(name, { id: nextId++, name, public: true, storageLimit: -1, createdBy: 'admin' });
+  for (const spec of options.projects ?? ['library']) {
+    const p = typeof spec === 'string' ? { name: spec } : spec;
+    projects.set(p.name, { id: nextId++, name: p.name, public: p.public ?? true, preventVulnerable: p.preventVulnerable ?? false, storageLimit: -1, createdBy: 'admin' });
+  }
+  /** Members added when a user creates a project: the creator becomes its project admin. */
+  const createdRoles = new Map<string, Map<string, HarborRole>>();
   const log: LoggedRequest[] = [];
+  const storageLog: LoggedRequest[] = [];
   const events: string[] = [];
+  const faults: InjectedFault[] = [];
+  const tokens = new Map<string, Claims>();
   let registryPort = 0;
 
-  const authenticate = (req: http.IncomingMessage): { user: string | undefined; bad: boolean } => {
+  const basicUser = (req: http.IncomingMessage): { user: string | undefined; bad: boolean } => {
     const header = req.headers.authorization;
     if (!header?.startsWith('Basic ')) return { user: undefined, bad: false };
     const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
@@ -106,41 +214,227 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
     return { user: name, bad: false };
   };
 
+  const roleOf = (user: string | undefined, project: string): HarborRole | undefined => {
+    if (!user) return undefined;
+    return createdRoles.get(user)?.get(project) ?? options.users[user]?.roles?.[project];
+  };
+
+  /** What the account may do to a project's repositories [src/core/service/token/creator.go repositoryFilter]. */
+  const repositoryActions = (user: string | undefined, projectName: string): string[] => {
+    const project = projects.get(projectName);
+    if (!project) return [];
+    const account = user ? options.users[user] : undefined;
+    if (account?.admin) return ['pull', 'push', 'delete', '*'];
+    if (account?.robot === 'system') return ['pull', 'push'];
+    const role = roleOf(user, projectName);
+    const actions = new Set(role ? ROLE_ACTIONS[role] : []);
+    if (project.public) actions.add('pull');
+    return [...actions];
+  };
+
   const double: HarborDouble = {
     host: '',
     url: '',
     registry: undefined as unknown as RunningRegistry,
     projects,
+    repositories,
     log,
+    storageLog,
     tokenRequests: 0,
     issuedTokens: [],
     events,
+    faults,
+    manifestGets: () => log.filter((r) => r.method === 'GET' && /^\/v2\/.+\/manifests\//.test(r.path)).length,
+    uploadSessions: () => log.filter((r) => r.method === 'POST' && r.path.endsWith('/blobs/uploads/') && !r.query.includes('mount=')).length,
+    tagDigest: (repository, tag) => repositories.get(repository)?.tags.get(tag),
     stop: async () => undefined,
   };
 
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://double');
-    const { user, bad } = authenticate(req);
     let bytesIn = 0;
     req.on('data', (chunk: Buffer) => (bytesIn += chunk.length));
-    res.on('finish', () => log.push({ method: req.method ?? '', path: url.pathname, status: res.statusCode, user, bytesIn }));
-
-    if (url.pathname.startsWith('/v2/')) {
-      if (req.method === 'PUT' && url.pathname.includes('/blobs/uploads/') && !events.includes('first-blob-upload')) events.push('first-blob-upload');
-      req.pause();
-      setTimeout(() => forward(req, res), options.registryDelayMs ?? 0);
+    // Counting turned the body flowing: hold it until a handler reads or forwards it.
+    req.pause();
+    let who: string | undefined;
+    res.on('finish', () =>
+      log.push({ method: req.method ?? '', path: url.pathname, query: url.search, status: res.statusCode, user: who, bytesIn, authorization: req.headers.authorization !== undefined }),
+    );
+    const fault = faults.find((f) => f.times > 0 && f.method === req.method && f.path.test(url.pathname) && (!f.query || f.query.test(url.search)));
+    if (fault) {
+      fault.times--;
+      req.resume();
+      return harborError(res, fault.status, fault.code ?? 'UNKNOWN', fault.message ?? 'injected fault');
+    }
+    if (url.pathname === '/v2' || url.pathname.startsWith('/v2/')) {
+      void handleV2(req, res, url, (u) => (who = u)).catch((err: unknown) => {
+        if (!res.headersSent) harborError(res, 500, 'UNKNOWN', String(err));
+      });
       return;
     }
-
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      void handleApi(req, res, url, user, bad, () => Buffer.concat(chunks).toString('utf8'));
-    });
+    const { user, bad } = basicUser(req);
+    who = user;
+    void readBody(req).then((body) => handleApi(req, res, url, user, bad, body));
   });
 
-  function forward(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const upstream = http.request({ host: '127.0.0.1', port: registryPort, method: req.method, path: req.url, headers: req.headers }, (upstreamRes) => {
+  /**
+   * The `/v2/` front [src/server/middleware/v2auth/auth.go]: every repository request needs the action it implies
+   * (GET/HEAD pull, POST/PUT/PATCH push, DELETE delete; a mount also pull on `from`). A refused request that carried
+   * an Authorization header gets `Basic realm="harbor"`; one without gets the Bearer challenge; a repository whose
+   * project does not exist gets 401 with an empty challenge.
+   */
+  async function handleV2(req: http.IncomingMessage, res: http.ServerResponse, url: URL, setUser: (u: string | undefined) => void): Promise<void> {
+    const header = req.headers.authorization;
+    let claims: Claims | undefined;
+    let basic: string | undefined;
+    if (header?.startsWith('Bearer ')) {
+      const found = tokens.get(header.slice(7));
+      // Expired is unauthenticated [src/pkg/token/claims/v2/claims.go Valid].
+      if (found && Date.now() / 1000 < found.exp) claims = found;
+    } else if (header?.startsWith('Basic ')) {
+      basic = basicUser(req).user;
+    }
+    const user = claims?.sub || basic;
+    setUser(user);
+    const authenticated = claims !== undefined || basic !== undefined;
+    const challenge = (scope?: string): string =>
+      header ? 'Basic realm="harbor"' : `Bearer realm="http://${double.host}/service/token",service="${SERVICE}"${scope ? `,scope="${scope}"` : ''}`;
+    const unauthorized = (message: string, value: string): void => {
+      req.resume();
+      harborError(res, 401, 'UNAUTHORIZED', message, { 'www-authenticate': value, 'docker-distribution-api-version': 'registry/2.0' });
+    };
+    if (url.pathname === '/v2/' || url.pathname === '/v2') {
+      if (!authenticated) return unauthorized('unauthorized', challenge());
+      req.resume();
+      res.writeHead(200, { 'content-type': 'application/json', 'docker-distribution-api-version': 'registry/2.0' }).end('{}');
+      return;
+    }
+    if (url.pathname === '/v2/_catalog') {
+      if (!(claims?.access.some((a) => a.type === 'registry') || (basic && options.users[basic]?.admin))) return unauthorized('unauthorized to list catalog', 'Basic realm="harbor"');
+      req.resume();
+      const names = [...repositories.keys()].sort();
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ repositories: names }));
+      return;
+    }
+    const route = /^\/v2\/(.+)\/(manifests|blobs|tags)\/(.*)$/.exec(url.pathname);
+    if (!route) return unauthorized(`un-recognized request: ${req.method} ${url.pathname}`, '');
+    const repository = route[1]!;
+    const needs: Array<{ name: string; action: string }> = [];
+    const method = req.method ?? 'GET';
+    needs.push({ name: repository, action: method === 'GET' || method === 'HEAD' ? 'pull' : method === 'DELETE' ? 'delete' : 'push' });
+    const from = url.searchParams.get('from');
+    if (method === 'POST' && url.searchParams.get('mount') && from) needs.push({ name: from, action: 'pull' });
+    for (const need of needs) {
+      const project = need.name.split('/')[0]!;
+      // reqChecker.check: a GET or HEAD without Authorization is challenged first; then the project is looked up,
+      // and a missing one is an error with no challenge at all.
+      if (!header && (method === 'GET' || method === 'HEAD')) return unauthorized('authorize header needed to send HEAD to repository', challenge(`repository:${repository}:pull`));
+      if (!projects.has(project)) return unauthorized(`project ${project} not found`, '');
+      const granted = claims
+        ? (claims.access.find((a) => a.type === 'repository' && a.name === need.name)?.actions ?? [])
+        : basic
+          ? repositoryActions(basic, project)
+          : repositoryActions(undefined, project);
+      if (!granted.includes(need.action) && !granted.includes('*')) {
+        return unauthorized(`unauthorized to access repository: ${need.name}, action: ${need.action}`, challenge(`repository:${need.name}:${need.action}`));
+      }
+    }
+    if (method === 'POST' && url.pathname.endsWith('/blobs/uploads/') && !events.includes('first-blob-upload')) events.push('first-blob-upload');
+    if (options.registryDelayMs) await new Promise((r) => setTimeout(r, options.registryDelayMs));
+    const kind = route[2]!;
+    const reference = route[3]!;
+    if (kind === 'tags' && reference === 'list') return listTags(req, res, repository);
+    if (kind === 'manifests') return manifest(req, res, url, repository, decodeURIComponent(reference));
+    forward(req, res, url.pathname + url.search);
+  }
+
+  /** `/v2/<name>/tags/list` from the database [src/server/registry/tag.go]: accessory tags included. */
+  function listTags(req: http.IncomingMessage, res: http.ServerResponse, repository: string): void {
+    req.resume();
+    const repo = repositories.get(repository);
+    if (!repo) return harborError(res, 404, 'NAME_UNKNOWN', `repository name not known to registry: ${repository}`);
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name: repository, tags: [...repo.tags.keys()].sort() }));
+  }
+
+  async function manifest(req: http.IncomingMessage, res: http.ServerResponse, url: URL, repository: string, reference: string): Promise<void> {
+    const method = req.method ?? 'GET';
+    const isDigest = reference.startsWith('sha256:');
+    const repo = repositories.get(repository);
+    if (method === 'GET' || method === 'HEAD') {
+      req.resume();
+      // getManifest resolves the reference in the database and proxies by digest [src/server/registry/manifest.go].
+      const digest = isDigest ? (repo?.artifacts.has(reference) ? reference : undefined) : repo?.tags.get(reference);
+      if (!digest) return harborError(res, 404, 'MANIFEST_UNKNOWN', `artifact ${repository}:${reference} not found`);
+      const project = projects.get(repository.split('/')[0]!)!;
+      // [src/server/middleware/vulnerable/vulnerable.go]: nothing is scanned in the double, so nothing may be pulled.
+      if (project.preventVulnerable) {
+        return harborError(
+          res,
+          412,
+          'PROJECTPOLICYVIOLATION',
+          `current image without vulnerability scanning cannot be pulled due to configured policy in 'Prevent images with vulnerability severity of "low" or higher from running.' To continue with pull, please contact your project administrator for help.`,
+        );
+      }
+      if (method === 'GET') repo!.artifacts.get(digest)!.pullCount++;
+      return forward(req, res, `/v2/${repository}/manifests/${digest}`);
+    }
+    if (method === 'PUT') {
+      const body = await readBody(req);
+      // Since 2.15 a PUT by tag goes to the registry as a PUT by sha256 of the raw body, and the tag is kept in the
+      // database only [src/server/registry/manifest.go putManifest].
+      const target = !isDigest && version === '2.15' ? `sha256:${createHash('sha256').update(body).digest('hex')}` : reference;
+      const upstream = await registryFetch('PUT', `/v2/${repository}/manifests/${target}`, req.headers.authorization, body, req.headers['content-type']);
+      const text = Buffer.from(await upstream.arrayBuffer());
+      if (upstream.status === 201) {
+        const digest = upstream.headers.get('docker-content-digest')!;
+        const mediaType = (req.headers['content-type'] ?? '').split(';')[0]!;
+        recordArtifact(repository, digest, mediaType, body, isDigest ? undefined : reference);
+      }
+      const headers: Record<string, string> = {};
+      upstream.headers.forEach((v, k) => (headers[k] = v));
+      delete headers['content-length'];
+      delete headers['transfer-encoding'];
+      res.writeHead(upstream.status, headers).end(text);
+      return;
+    }
+    if (method === 'DELETE') {
+      req.resume();
+      const upstream = await registryFetch('DELETE', `/v2/${repository}/manifests/${reference}`, req.headers.authorization);
+      if (upstream.status === 202 && repo) {
+        repo.artifacts.delete(reference);
+        for (const [tag, digest] of repo.tags) if (digest === reference) repo.tags.delete(tag);
+      }
+      res.writeHead(upstream.status).end(Buffer.from(await upstream.arrayBuffer()));
+      return;
+    }
+    forward(req, res, url.pathname + url.search);
+  }
+
+  /**
+   * An artifact and its tag in the database [src/controller/artifact/controller.go Ensure]. Accessories: a cosign
+   * tag names its subject [src/server/middleware/cosign/cosign.go]; a manifest's `subject` field does the same
+   * [src/server/middleware/subject/subject.go].
+   */
+  function recordArtifact(repository: string, digest: string, mediaType: string, body: Buffer, tag: string | undefined): void {
+    let repo = repositories.get(repository);
+    if (!repo) repositories.set(repository, (repo = { artifacts: new Map(), tags: new Map() }));
+    let accessoryOf: string | undefined;
+    const cosign = tag ? COSIGN_TAG.exec(tag) : null;
+    if (cosign) accessoryOf = `sha256:${tag!.slice(7, 71)}`;
+    try {
+      const subject = (JSON.parse(body.toString('utf8')) as { subject?: { digest?: string } }).subject?.digest;
+      if (subject) accessoryOf = subject;
+    } catch {
+      // schema1 and others: no subject
+    }
+    const existing = repo.artifacts.get(digest);
+    if (existing) existing.accessoryOf ??= accessoryOf;
+    else repo.artifacts.set(digest, { digest, mediaType, accessoryOf, pullCount: 0 });
+    if (tag) repo.tags.set(tag, digest);
+  }
+
+  function forward(req: http.IncomingMessage, res: http.ServerResponse, target: string): void {
+    const upstream = http.request({ host: '127.0.0.1', port: registryPort, method: req.method, path: target, headers: req.headers }, (upstreamRes) => {
       res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
       upstreamRes.pipe(res);
     });
@@ -151,175 +445,255 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
     req.pipe(upstream);
   }
 
-  async function handleApi(req: http.IncomingMessage, res: http.ServerResponse, url: URL, user: string | undefined, bad: boolean, body: () => string): Promise<void> {
-    if (url.pathname === '/service/token' && req.method === 'GET') {
-      double.tokenRequests++;
-      if (bad) return harborError(res, 401, 'UNAUTHORIZED', 'invalid credentials');
-      const access: unknown[] = [];
-      for (const scope of url.searchParams.getAll('scope')) {
-        const [type, name, actions] = scope.split(':') as [string, string, string];
-        if (type === 'registry' && name === 'catalog') {
-          if (user && options.users[user]!.admin) access.push({ type, name, actions: ['*'] });
-          continue;
-        }
-        if (type !== 'repository' || !name) continue;
-        const project = projects.get(name.split('/')[0]!);
-        // A repository in a project that does not exist gets a token with no actions (PROTOCOL.md §4).
-        let allowed: string[] = [];
-        if (project && user) allowed = ['pull', 'push'];
-        else if (project?.public) allowed = ['pull'];
-        access.push({ type, name, actions: (actions ?? '').split(',').filter((a) => allowed.includes(a)) });
+  async function registryFetch(method: string, target: string, authorization: string | undefined, body?: Buffer, contentType?: string): Promise<Response> {
+    const headers: Record<string, string> = { accept: MANIFEST_ACCEPT };
+    if (authorization) headers.authorization = authorization;
+    if (contentType) headers['content-type'] = contentType;
+    return fetch(`http://127.0.0.1:${registryPort}${target}`, { method, headers, ...(body ? { body } : {}) });
+  }
+
+  function issueToken(req: http.IncomingMessage, res: http.ServerResponse, url: URL, user: string | undefined, bad: boolean): void {
+    double.tokenRequests++;
+    const scopes = url.searchParams.getAll('scope');
+    // Wrong credentials fall back to anonymous; only a scope-less request (docker login) is refused
+    // [src/core/service/token/creator.go generalCreator.Create].
+    if (!user && scopes.length === 0) return void res.writeHead(401).end();
+    void bad;
+    const access: Claims['access'] = [];
+    for (const scope of scopes) {
+      const [type, name, actions] = scope.split(':') as [string, string, string];
+      const requested = (actions ?? '').split(',');
+      if (type === 'registry' && name === 'catalog') {
+        access.push({ type, name, actions: user && options.users[user]!.admin ? requested : [] });
+        continue;
       }
-      const token = makeToken(key, certDer, user ?? '', access, lifetime);
-      double.issuedTokens.push(token);
-      res.writeHead(200, { 'content-type': 'application/json' });
-      // Harbor's shape: the token in `token`, an empty `access_token`.
-      res.end(JSON.stringify({ token, access_token: '', expires_in: lifetime, issued_at: new Date().toISOString() }));
-      return;
+      if (type !== 'repository' || !name) continue;
+      // The requested actions are replaced by what the account holds [creator.go repositoryFilter].
+      const allowed = repositoryActions(user, name.split('/')[0]!);
+      access.push({ type, name, actions: requested.filter((a) => allowed.includes(a) || allowed.includes('*')) });
     }
+    const token = makeToken(key, certDer, user ?? '', access, lifetime, LEEWAY_SECONDS);
+    tokens.set(token, { sub: user ?? '', exp: Math.floor(Date.now() / 1000) + lifetime, access });
+    double.issuedTokens.push(token);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    // Harbor's shape: the token in `token`, an empty `access_token` [src/common/models/token.go].
+    res.end(JSON.stringify({ token, access_token: '', expires_in: lifetime, issued_at: new Date().toISOString() }));
+  }
+
+  function handleApi(req: http.IncomingMessage, res: http.ServerResponse, url: URL, user: string | undefined, bad: boolean, body: Buffer): void {
+    if (url.pathname === '/service/token' && req.method === 'GET') return issueToken(req, res, url, user, bad);
     if (url.pathname === '/api/v2.0/systeminfo' && req.method === 'GET') {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ harbor_version: 'v2.13.0-double', auth_mode: 'db_auth', registry_url: double.host }));
+      // The version and settings only for an authenticated caller [src/controller/systeminfo/controller.go GetInfo].
+      const info: Record<string, unknown> = { auth_mode: 'db_auth', self_registration: false, primary_auth_mode: false };
+      if (user) Object.assign(info, { harbor_version: `v${version}.0-double`, project_creation_restriction: restriction, read_only: false, registry_url: double.host });
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(info));
       return;
     }
-    if (url.pathname === '/api/v2.0/projects') {
-      if (bad) return harborError(res, 401, 'UNAUTHORIZED', 'unauthorized');
-      if (req.method === 'HEAD') {
-        res.writeHead(projects.has(url.searchParams.get('project_name') ?? '') ? 200 : 404);
-        res.end();
-        return;
-      }
-      if (req.method === 'GET') {
-        const name = url.searchParams.get('name');
-        const list = [...projects.values()].filter((p) => !name || p.name.includes(name)).map((p) => ({ project_id: p.id, name: p.name }));
-        res.writeHead(200, { 'content-type': 'application/json', 'x-total-count': String(list.length) });
-        res.end(JSON.stringify(list));
-        return;
-      }
-      if (req.method === 'POST') {
-        if (!user) return harborError(res, 401, 'UNAUTHORIZED', 'unauthorized');
-        let parsed: { project_name?: unknown; metadata?: Record<string, unknown>; storage_limit?: unknown; public?: unknown };
-        try {
-          parsed = JSON.parse(body()) as typeof parsed;
-        } catch {
-          return harborError(res, 400, 'BAD_REQUEST', 'invalid JSON');
-        }
-        const name = parsed.project_name;
-        if (typeof name !== 'string' || !PROJECT_RE.test(name) || name.length > 255) {
-          return harborError(res, 400, 'BAD_REQUEST', `validation failure: project_name in body should match '${PROJECT_RE.source}'`);
-        }
-        for (const [k, v] of Object.entries(parsed.metadata ?? {})) {
-          // ProjectMetadata fields are strings in Harbor's swagger; a boolean fails to unmarshal.
-          if (typeof v !== 'string') return harborError(res, 400, 'BAD_REQUEST', `json: cannot unmarshal ${typeof v} into Go struct field ProjectMetadata.metadata.${k} of type string`);
-        }
-        if (!options.users[user]!.admin) return harborError(res, 403, 'FORBIDDEN', 'forbidden');
-        if (projects.has(name)) return harborError(res, 409, 'CONFLICT', `The project named ${name} already exists`);
-        const id = nextId++;
-        projects.set(name, {
-          id,
-          name,
-          public: parsed.metadata?.public === 'true',
-          storageLimit: typeof parsed.storage_limit === 'number' ? parsed.storage_limit : -1,
-          createdBy: user,
-        });
-        events.push(`project-created:${name}`);
-        res.writeHead(201, { location: `/api/v2.0/projects/${id}` });
-        res.end();
-        return;
-      }
-    }
-    const repoRoute = /^\/api\/v2\.0\/projects\/([^/]+)\/repositories(?:\/([^/]+)(\/artifacts(?:\/([^/]+)\/tags\/([^/]+))?)?)?$/.exec(url.pathname);
-    if (repoRoute) {
-      if (bad) return harborError(res, 401, 'UNAUTHORIZED', 'unauthorized');
-      const project = decodeURIComponent(repoRoute[1]!);
-      if (!projects.has(project)) return harborError(res, 404, 'NOT_FOUND', `project ${project} not found`);
-      if (!repoRoute[2] && req.method === 'GET') {
-        const catalog = (await registryJson('/v2/_catalog?n=1000', 'registry:catalog:*')) as { repositories?: string[] };
-        const names = (catalog.repositories ?? []).filter((r) => r.startsWith(`${project}/`));
-        return page(res, url, names.map((name) => ({ name })));
-      }
-      // Harbor wants the repository name encoded twice: once decoded it must still hold no "/" (PROTOCOL.md §5).
-      const once = decodeURIComponent(repoRoute[2] ?? '');
-      if (once.includes('/')) return harborError(res, 404, 'NOT_FOUND', 'repository name not double-encoded');
-      const repository = `${project}/${decodeURIComponent(once)}`;
-      if (repoRoute[3] && !repoRoute[4] && req.method === 'GET') {
-        const list = (await registryJson(`/v2/${repository}/tags/list`, `repository:${repository}:pull`)) as { tags?: string[] | null };
-        const byDigest = new Map<string, { digest: string; manifest_media_type: string; media_type: string; tags: Array<{ name: string }> }>();
-        for (const tag of list.tags ?? []) {
-          const head = await registryRequest('HEAD', `/v2/${repository}/manifests/${tag}`, `repository:${repository}:pull`);
-          const digest = head.headers.get('docker-content-digest')!;
-          const mediaType = head.headers.get('content-type') ?? '';
-          const artifact = byDigest.get(digest) ?? { digest, manifest_media_type: mediaType, media_type: mediaType, tags: [] };
-          artifact.tags.push({ name: tag });
-          byDigest.set(digest, artifact);
-        }
-        return page(res, url, [...byDigest.values()]);
-      }
-      if (repoRoute[4] && req.method === 'DELETE') {
-        if (!user) return harborError(res, 401, 'UNAUTHORIZED', 'unauthorized');
-        const digest = decodeURIComponent(repoRoute[4]);
-        const tag = decodeURIComponent(repoRoute[5]!);
-        const scope = `repository:${repository}:pull,push,delete`;
-        // Distribution deletes manifests, not tags: delete, then put the manifest back under its other tags.
-        const list = (await registryJson(`/v2/${repository}/tags/list`, scope)) as { tags?: string[] | null };
-        const others: string[] = [];
-        for (const other of list.tags ?? []) {
-          if (other === tag) continue;
-          const head = await registryRequest('HEAD', `/v2/${repository}/manifests/${other}`, scope);
-          if (head.headers.get('docker-content-digest') === digest) others.push(other);
-        }
-        const got = await registryRequest('GET', `/v2/${repository}/manifests/${digest}`, scope);
-        if (got.status !== 200) return harborError(res, 404, 'NOT_FOUND', 'artifact not found');
-        const bytes = Buffer.from(await got.arrayBuffer());
-        const type = got.headers.get('content-type') ?? '';
-        await registryRequest('DELETE', `/v2/${repository}/manifests/${digest}`, scope);
-        for (const other of others) await registryRequest('PUT', `/v2/${repository}/manifests/${other}`, scope, bytes, type);
-        events.push(`tag-deleted:${repository}:${tag}`);
-        res.writeHead(200).end();
-        return;
-      }
-    }
+    if (bad) return harborError(res, 401, 'UNAUTHORIZED', 'unauthorized');
+    if (url.pathname === '/api/v2.0/projects') return projectsRoute(req, res, url, user, body);
+    const one = /^\/api\/v2\.0\/projects\/([^/]+)$/.exec(url.pathname);
+    if (one && req.method === 'GET') return getProject(req, res, decodeURIComponent(one[1]!), user);
+    const repoRoute = /^\/api\/v2\.0\/projects\/([^/]+)\/repositories(?:\/([^/]+)(\/artifacts(?:\/([^/]+)(\/tags(?:\/([^/]+))?)?)?)?)?$/.exec(url.pathname);
+    if (repoRoute) return repositoryRoute(req, res, url, user, body, repoRoute);
     harborError(res, 404, 'NOT_FOUND', `no route ${req.method} ${url.pathname} in the Harbor double`);
   }
 
-  /** Harbor's pagination: `page`, `page_size` (≤ 100), `X-Total-Count`. */
+  function projectsRoute(req: http.IncomingMessage, res: http.ServerResponse, url: URL, user: string | undefined, body: Buffer): void {
+    if (req.method === 'HEAD') {
+      if (!user) return void res.writeHead(401).end();
+      res.writeHead(projects.has(url.searchParams.get('project_name') ?? '') ? 200 : 404).end();
+      return;
+    }
+    if (req.method === 'GET') {
+      const name = url.searchParams.get('name');
+      const list = [...projects.values()].filter((p) => !name || p.name.includes(name)).map((p) => ({ project_id: p.id, name: p.name }));
+      return page(res, url, list);
+    }
+    if (req.method !== 'POST') return harborError(res, 405, 'METHOD_NOT_ALLOWED', 'method not allowed');
+    // [src/server/v2.0/handler/project.go CreateProject]
+    if (!user) return harborError(res, 401, 'UNAUTHORIZED', 'unauthorized');
+    let parsed: { project_name?: unknown; metadata?: Record<string, unknown>; storage_limit?: unknown };
+    try {
+      parsed = JSON.parse(body.toString('utf8')) as typeof parsed;
+    } catch {
+      return harborError(res, 400, 'BAD_REQUEST', 'invalid JSON');
+    }
+    const account = options.users[user]!;
+    if (account.robot === 'project') return harborError(res, 403, 'FORBIDDEN', 'Only system level robot can create project');
+    if (account.robot === 'system' && !account.canCreateProject) return harborError(res, 403, 'FORBIDDEN', 'forbidden');
+    if (restriction === 'adminonly' && !account.admin) return harborError(res, 403, 'FORBIDDEN', 'Only system admin can create project');
+    const name = parsed.project_name;
+    if (typeof name !== 'string' || !PROJECT_RE.test(name) || name.length > 255) {
+      return harborError(res, 400, 'BAD_REQUEST', `validation failure: project_name in body should match '${PROJECT_RE.source}'`);
+    }
+    for (const [k, v] of Object.entries(parsed.metadata ?? {})) {
+      // ProjectMetadata fields are strings in Harbor's swagger; a boolean fails to unmarshal.
+      if (typeof v !== 'string') return harborError(res, 400, 'BAD_REQUEST', `json: cannot unmarshal ${typeof v} into Go struct field ProjectMetadata.metadata.${k} of type string`);
+    }
+    if (projects.has(name)) return harborError(res, 409, 'CONFLICT', `The project named ${name} already exists`);
+    const id = nextId++;
+    projects.set(name, {
+      id,
+      name,
+      public: parsed.metadata?.public === 'true',
+      preventVulnerable: parsed.metadata?.prevent_vul === 'true',
+      storageLimit: typeof parsed.storage_limit === 'number' && account.admin ? parsed.storage_limit : -1,
+      createdBy: user,
+    });
+    if (!account.admin && !account.robot) {
+      const mine = createdRoles.get(user) ?? new Map<string, HarborRole>();
+      mine.set(name, 'projectAdmin');
+      createdRoles.set(user, mine);
+    }
+    events.push(`project-created:${name}`);
+    res.writeHead(201, { location: `/api/v2.0/projects/${id}` }).end();
+  }
+
+  /** `GET /projects/{name}` with `X-Is-Resource-Name: true` [src/server/v2.0/handler/project.go GetProject]. */
+  function getProject(req: http.IncomingMessage, res: http.ServerResponse, name: string, user: string | undefined): void {
+    if (req.headers['x-is-resource-name'] !== 'true') return harborError(res, 400, 'BAD_REQUEST', 'project_name_or_id must be a number without X-Is-Resource-Name');
+    const project = projects.get(name);
+    if (!project) return harborError(res, 404, 'NOT_FOUND', `project ${name} not found`);
+    const account = user ? options.users[user] : undefined;
+    const role = roleOf(user, name);
+    if (!project.public && !account?.admin && account?.robot !== 'system' && !role) {
+      return harborError(res, user ? 403 : 401, user ? 'FORBIDDEN' : 'UNAUTHORIZED', 'forbidden');
+    }
+    const roleId = role ? ROLE_IDS[role] : 0;
+    res.writeHead(200, { 'content-type': 'application/json' }).end(
+      JSON.stringify({
+        project_id: project.id,
+        name: project.name,
+        current_user_role_id: roleId,
+        current_user_role_ids: roleId ? [roleId] : [],
+        metadata: { public: String(project.public), ...(project.preventVulnerable ? { prevent_vul: 'true', severity: 'low' } : {}) },
+      }),
+    );
+  }
+
+  function repositoryRoute(req: http.IncomingMessage, res: http.ServerResponse, url: URL, user: string | undefined, body: Buffer, m: RegExpExecArray): void {
+    const project = decodeURIComponent(m[1]!);
+    if (!projects.has(project)) return harborError(res, 404, 'NOT_FOUND', `project ${project} not found`);
+    const actions = repositoryActions(user, project);
+    if (!actions.includes('pull') && !actions.includes('*')) return harborError(res, user ? 403 : 401, user ? 'FORBIDDEN' : 'UNAUTHORIZED', 'forbidden');
+    if (!m[2]) {
+      if (req.method !== 'GET') return harborError(res, 405, 'METHOD_NOT_ALLOWED', 'method not allowed');
+      const names = [...repositories.keys()].filter((r) => r.startsWith(`${project}/`)).sort();
+      return page(res, url, names.map((name) => ({ name, artifact_count: repositories.get(name)!.artifacts.size })));
+    }
+    // The repository name goes encoded twice: once decoded it must still hold no "/" (PROTOCOL.md §5).
+    const once = decodeURIComponent(m[2]);
+    if (once.includes('/')) return harborError(res, 404, 'NOT_FOUND', 'repository name not double-encoded');
+    const repository = `${project}/${decodeURIComponent(once)}`;
+    const repo = repositories.get(repository);
+    const toSwagger = (a: ArtifactRecord) => ({
+      digest: a.digest,
+      manifest_media_type: a.mediaType,
+      media_type: a.mediaType,
+      pull_count: a.pullCount,
+      tags: [...repo!.tags].filter(([, d]) => d === a.digest).map(([name]) => ({ name })),
+    });
+    if (!m[3]) return harborError(res, 404, 'NOT_FOUND', 'no such route');
+    if (!m[4]) {
+      if (req.method !== 'GET') return harborError(res, 405, 'METHOD_NOT_ALLOWED', 'method not allowed');
+      if (!repo) return harborError(res, 404, 'NOT_FOUND', `repository ${repository} not found`);
+      // Accessories are left out of the listing [src/pkg/artifact/dao/dao.go setAccessoryQuery].
+      return page(res, url, [...repo.artifacts.values()].filter((a) => !a.accessoryOf).map(toSwagger));
+    }
+    const reference = decodeURIComponent(m[4]);
+    const digest = reference.startsWith('sha256:') ? (repo?.artifacts.has(reference) ? reference : undefined) : repo?.tags.get(reference);
+    if (!digest || !repo) return harborError(res, 404, 'NOT_FOUND', `artifact ${repository}:${reference} not found`);
+    if (!m[5]) {
+      // One artifact by tag or digest, accessories too [src/server/v2.0/handler/artifact.go GetArtifact].
+      if (req.method !== 'GET') return harborError(res, 405, 'METHOD_NOT_ALLOWED', 'method not allowed');
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(toSwagger(repo.artifacts.get(digest)!)));
+      return;
+    }
+    if (!m[6] && req.method === 'POST') {
+      // CreateTag needs tag create (developer and up) [src/server/v2.0/handler/artifact.go CreateTag].
+      if (!actions.includes('push') && !actions.includes('*')) return harborError(res, 403, 'FORBIDDEN', 'forbidden');
+      let name: unknown;
+      try {
+        name = (JSON.parse(body.toString('utf8')) as { name?: unknown }).name;
+      } catch {
+        return harborError(res, 400, 'BAD_REQUEST', 'invalid JSON');
+      }
+      if (typeof name !== 'string') return harborError(res, 400, 'BAD_REQUEST', 'tag name required');
+      if (repo.tags.has(name)) return harborError(res, 409, 'CONFLICT', `tag ${name} already exists`);
+      repo.tags.set(name, digest);
+      res.writeHead(201).end();
+      return;
+    }
+    if (m[6] && req.method === 'DELETE') {
+      // DeleteTag needs tag delete: maintainer and up [rbac_role.go ResourceTag ActionDelete].
+      if (!actions.includes('delete') && !actions.includes('*')) return harborError(res, 403, 'FORBIDDEN', 'forbidden');
+      const tag = decodeURIComponent(m[6]);
+      if (repo.tags.get(tag) !== digest) return harborError(res, 404, 'NOT_FOUND', `tag ${tag} not found`);
+      repo.tags.delete(tag);
+      events.push(`tag-deleted:${repository}:${tag}`);
+      res.writeHead(200).end();
+      return;
+    }
+    harborError(res, 405, 'METHOD_NOT_ALLOWED', 'method not allowed');
+  }
+
+  /**
+   * Harbor's pagination: `page`, `page_size` (default 10, at most 100: more is refused by the swagger validation,
+   * 422 [api/v2.0/swagger.yaml pageSize; src/lib/http/error.go apiError]), `X-Total-Count`.
+   */
   function page(res: http.ServerResponse, url: URL, items: unknown[]): void {
-    const size = Math.min(100, Number(url.searchParams.get('page_size') ?? 10));
+    const size = Number(url.searchParams.get('page_size') ?? 10);
+    if (size > 100) return harborError(res, 422, 'UNPROCESSABLE_ENTITY', 'page_size in query should be less than or equal to 100');
     const number = Number(url.searchParams.get('page') ?? 1);
     res.writeHead(200, { 'content-type': 'application/json', 'x-total-count': String(items.length) });
     res.end(JSON.stringify(items.slice((number - 1) * size, number * size)));
   }
 
-  /** The double's core talks to its registry with tokens it signs itself, as Harbor's core does. */
-  async function registryRequest(method: string, path: string, scope: string, body?: Buffer, contentType?: string): Promise<Response> {
-    const [type, name, actions] = scope.split(':') as [string, string, string];
-    const token = makeToken(key, certDer, 'harbor-core', [{ type, name, actions: actions.split(',') }], 300);
-    const headers: Record<string, string> = {
-      authorization: `Bearer ${token}`,
-      accept: 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json',
-    };
-    if (contentType) headers['content-type'] = contentType;
-    return fetch(`http://127.0.0.1:${registryPort}${path}`, { method, headers, ...(body ? { body } : {}) });
-  }
-
-  async function registryJson(path: string, scope: string): Promise<unknown> {
-    const res = await registryRequest('GET', path, scope);
-    return res.status === 200 ? res.json() : {};
-  }
-
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address() as { port: number };
-  const host = `127.0.0.1:${address.port}`;
+  const host = `127.0.0.1:${(server.address() as { port: number }).port}`;
+
+  // Object storage: a static server for the registry's storage directory, on its own origin. distribution's
+  // `redirect` middleware (registry/storage/driver/middleware/redirect) makes the registry answer blob GET and
+  // HEAD with 307 to it, as S3, GCS and Azure do with Harbor's default `storage.redirect`.
+  let storage: http.Server | undefined;
+  let storageUrl: string | undefined;
+  let storageRoot = '';
+  if (options.redirectStorage) {
+    storage = http.createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://storage');
+      const file = path.join(storageRoot, path.normalize(decodeURIComponent(url.pathname)));
+      let size: number | undefined;
+      try {
+        size = file.startsWith(storageRoot) ? statSync(file).size : undefined;
+      } catch {
+        size = undefined;
+      }
+      // Logged before answering: the client may hold the bytes before this server's 'finish' event runs.
+      storageLog.push({ method: req.method ?? '', path: url.pathname, query: url.search, status: size === undefined ? 404 : 200, user: undefined, bytesIn: 0, authorization: req.headers.authorization !== undefined });
+      if (size === undefined) return void res.writeHead(404).end();
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(size) });
+      if (req.method === 'HEAD') return void res.end();
+      createReadStream(file).pipe(res);
+    });
+    await new Promise<void>((resolve) => storage!.listen(0, '127.0.0.1', resolve));
+    storageUrl = `http://127.0.0.1:${(storage.address() as { port: number }).port}`;
+  }
   const registry = await startRegistry({
     schema1: true,
     allowManifestUrls: true,
     token: { realm: `http://${host}/service/token`, service: SERVICE, issuer: ISSUER, certFile },
+    ...(storageUrl ? { redirectBaseUrl: storageUrl } : {}),
   });
-  registryPort = Number(registry.host.split(':')[1]);
+  storageRoot = registry.root;
+  registryPort = registry.port;
   Object.assign(double, { host, url: `http://${host}`, registry });
   double.stop = async () => {
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+    if (storage) {
+      storage.closeAllConnections();
+      await new Promise<void>((resolve) => storage!.close(() => resolve()));
+    }
     await registry.stop();
   };
   afterAll(() => double.stop());

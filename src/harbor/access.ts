@@ -1,0 +1,110 @@
+import pLimit from 'p-limit';
+import { DestinationError, errorMessage } from '../errors.js';
+import type { Authenticator } from '../registry/auth.js';
+import type { HarborClient, ProjectSettings } from './client.js';
+import { ROLE_NAMES, type ProjectDetail } from './schema.js';
+
+/** What the account may do in one destination project, known before the first upload. */
+export interface ProjectAccess {
+  readonly project: string;
+  /** `refused`: nothing may be pushed there; `reason` says why, naming the project and the account's role. */
+  readonly status: 'ok' | 'refused';
+  readonly reason?: string;
+  /** The project exists now (false only on a dry run, for a project the push would create). */
+  readonly exists: boolean;
+  /** Created by this run. */
+  readonly created: boolean;
+  /** A pull policy that answers 412 to manifest GETs (prevent vulnerable images, signature enforcement). */
+  readonly policy?: string;
+}
+
+export interface AccessRequest {
+  /** Project → one repository the run will push to there (tokens are asked per repository). */
+  readonly projects: ReadonlyMap<string, string>;
+  /** Create absent projects (not on a dry run). */
+  readonly create: boolean;
+  readonly settings: ProjectSettings;
+  readonly concurrency: number;
+}
+
+/**
+ * For every destination project: does it exist (create it when absent), may this account push there, and does a
+ * policy block pulls. Push rights come from the token's `access` claim: Harbor's token service grants only what the
+ * account holds (src/core/service/token/creator.go), while `HEAD /projects` answers 200 whatever the role. The role
+ * is named from `current_user_role_id`. Creation refusals that are not about one project (bad credentials) throw.
+ */
+export async function checkProjectAccess(harbor: HarborClient, auth: Authenticator, username: string | undefined, request: AccessRequest): Promise<Map<string, ProjectAccess>> {
+  const limit = pLimit(request.concurrency);
+  const out = new Map<string, ProjectAccess>();
+  const entries = [...request.projects].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const looked = await Promise.all(entries.map(([project]) => limit(() => harbor.getProject(project))));
+  // Creation one at a time, in name order: the log reads in order, and a refusal is the same for all.
+  for (const [i, [project, repository]] of entries.entries()) {
+    let found = looked[i]!;
+    let created = false;
+    if (found.status === 'absent') {
+      if (!request.create) {
+        out.set(project, { project, status: 'ok', exists: false, created: false });
+        continue;
+      }
+      try {
+        created = (await harbor.createProject(project, request.settings)) === 'created';
+      } catch (err) {
+        if (!(err instanceof DestinationError) || err.code !== 'PROJECT_CREATE_DENIED') throw err;
+        out.set(project, { project, status: 'refused', exists: false, created: false, reason: `${err.message} (${err.hint ?? ''})` });
+        continue;
+      }
+      found = await harbor.getProject(project);
+    }
+    out.set(project, await checkPush(auth, username, project, repository, found, created));
+  }
+  return out;
+}
+
+async function checkPush(
+  auth: Authenticator,
+  username: string | undefined,
+  project: string,
+  repository: string,
+  found: Awaited<ReturnType<HarborClient['getProject']>>,
+  created: boolean,
+): Promise<ProjectAccess> {
+  const detail = found.status === 'found' ? found.project : undefined;
+  const policy = detail ? pullPolicy(detail) : undefined;
+  const base = { project, created, exists: found.status !== 'absent', ...(policy ? { policy } : {}) };
+  let granted: readonly string[] | undefined;
+  try {
+    granted = await auth.granted([`repository:${repository}:pull,push`], repository);
+  } catch (err) {
+    return { ...base, status: 'refused', reason: `project "${project}": the token service refused: ${errorMessage(err)}` };
+  }
+  // Undefined: the token says nothing (not a JWT): only pushing will tell.
+  if (granted === undefined || granted.includes('push') || granted.includes('*')) return { ...base, status: 'ok' };
+  const who = username ?? 'anonymous';
+  return { ...base, status: 'refused', reason: `${who} cannot push to project "${project}": ${describeRole(username, project, detail, found.status === 'forbidden')}` };
+}
+
+/** The account's standing in a project, in Harbor's words: a role name, or why it has none. */
+export function describeRole(username: string | undefined, project: string, detail: ProjectDetail | undefined, forbidden: boolean): string {
+  const robot = /^[^$]*\$(.+)\+[^+]+$/.exec(username ?? '');
+  if (robot) return robot[1] === project ? 'this project robot has no push permission' : `it is a project robot of "${robot[1]}"`;
+  const role = detail?.current_user_role_id ? ROLE_NAMES[detail.current_user_role_id] : undefined;
+  if (role) return `its role there is ${role}${role === 'guest' || role === 'limited guest' ? ' (pull only; pushing needs developer or higher)' : ''}`;
+  if (forbidden || !detail) return 'it is not a member of this private project';
+  return 'it is not a member (pull only, as the project is public)';
+}
+
+/** Pull policies that make manifest GET and HEAD answer 412 (src/server/middleware/vulnerable, contenttrust). */
+function pullPolicy(project: ProjectDetail): string | undefined {
+  const m = project.metadata ?? {};
+  const policies: string[] = [];
+  if (m.prevent_vul === 'true') policies.push(`prevent vulnerable images (severity ${m.severity ?? 'low'} and up)`);
+  if (m.enable_content_trust === 'true' || m.enable_content_trust_cosign === 'true') policies.push('only signed images may be pulled');
+  return policies.length ? policies.join('; ') : undefined;
+}
+
+/** Before `sync --delete-extra --yes`: may the account delete tags in this repository (maintainer and up)? */
+export async function canDelete(auth: Authenticator, repository: string): Promise<boolean | undefined> {
+  const granted = await auth.granted([`repository:${repository}:delete`], repository);
+  return granted === undefined ? undefined : granted.includes('delete') || granted.includes('*');
+}
