@@ -12,10 +12,14 @@ import { OptionProblems, parsePositiveInt } from './options.js';
 import { addTransferOptions, normalizeTransfer, openDestination, pushOptions, type TransferFlags, type TransferRequest } from './push.js';
 import { withInterruption } from './signals.js';
 
+/** A run renews its lease every 30 s; five minutes without a heartbeat means its holder is gone. */
+const DEFAULT_LOCK_STALE_SECONDS = 300;
+
 interface SyncFlags extends TransferFlags {
   state?: string;
   lock?: string;
   waitLock?: string;
+  lockStale?: string;
   trustState?: boolean;
   deleteExtra?: boolean;
   yes?: boolean;
@@ -25,6 +29,7 @@ export interface SyncRequest extends TransferRequest {
   readonly state: string | undefined;
   readonly lock: string | undefined;
   readonly waitLockSeconds: number;
+  readonly lockStaleSeconds: number;
   readonly trustState: boolean;
   readonly deleteExtra: DeleteMode;
 }
@@ -36,12 +41,14 @@ export function normalizeSync(root: string, flags: SyncFlags): SyncRequest {
   if (flags.deleteExtra && !flags.state) problems.add('--delete-extra needs --state FILE (only tags the journal says came from the source are deleted)');
   if (flags.yes && !flags.deleteExtra) problems.add('--yes goes with --delete-extra');
   const waitLockSeconds = flags.waitLock === undefined ? 0 : parsePositiveInt('--wait-lock', flags.waitLock, 0, problems, 86_400);
+  const lockStaleSeconds = parsePositiveInt('--lock-stale', flags.lockStale, DEFAULT_LOCK_STALE_SECONDS, problems, 86_400);
   problems.throwIfAny();
   return {
     ...transfer,
     state: flags.state,
     lock: flags.lock,
     waitLockSeconds,
+    lockStaleSeconds,
     trustState: flags.trustState ?? false,
     deleteExtra: !flags.deleteExtra ? 'no' : flags.yes ? 'apply' : 'plan',
   };
@@ -80,7 +87,12 @@ function renderSync(result: SyncResult): string {
 
 /** `sync`: exit 0 when the destination holds every source tag, 1 when some failed, 4 when another sync runs. */
 export async function runSync(request: SyncRequest, ctx: CliContext): Promise<number> {
-  const release = await acquireLock(await lockPath(request), request.waitLockSeconds);
+  const lease = await acquireLock(await lockPath(request), {
+    waitSeconds: request.waitLockSeconds,
+    staleSeconds: request.lockStaleSeconds,
+    ...(ctx.env.REGMIGRATE_HOSTNAME ? { hostname: ctx.env.REGMIGRATE_HOSTNAME } : {}),
+    onNotice: (message) => ctx.stderr.write(`regmigrate: ${message}\n`),
+  });
   try {
     const destination = await openDestination({ ...request, quiet: true }, ctx, false);
     try {
@@ -101,7 +113,7 @@ export async function runSync(request: SyncRequest, ctx: CliContext): Promise<nu
       await destination.close();
     }
   } finally {
-    release();
+    lease.release();
   }
 }
 
@@ -115,6 +127,7 @@ export function registerSync(program: Command, ctx: CliContext): void {
     .option('--trust-state', 'skip the destination check for tags whose source digest matches the journal')
     .option('--lock <file>', 'lock file (default: <state>.lock, or one per storage and destination in the temp dir)')
     .option('--wait-lock <seconds>', 'wait this long for another sync to finish (default: exit 4 at once)')
+    .option('--lock-stale <seconds>', `take over a lock whose holder has not renewed it for this long, from any host (default ${DEFAULT_LOCK_STALE_SECONDS})`)
     .option('--delete-extra', 'list destination tags whose source tag is gone (per the journal); with --yes, delete them')
     .option('--yes', 'with --delete-extra: really delete')
     .action(async (root: string, flags: SyncFlags) => {

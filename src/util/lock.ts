@@ -1,6 +1,7 @@
-import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
+import { hostname as osHostname } from 'node:os';
 import path from 'node:path';
-import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LockedError, UsageError } from '../errors.js';
 
@@ -8,11 +9,31 @@ interface LockOwner {
   pid: number;
   hostname: string;
   startedAt: string;
+  /** Tells this run's lock from any other, whatever pid and host say (every pod is pid 1). */
+  token?: string;
+}
+
+export interface LockOptions {
+  /** Wait this long for a live holder (0: fail at once). */
+  readonly waitSeconds: number;
+  /** A lock whose heartbeat is older than this is stale, whichever host holds it (`--lock-stale`). */
+  readonly staleSeconds: number;
+  /** The name recorded as the holder's host (default: this host's name). */
+  readonly hostname?: string;
+  /** Told when a stale lock is taken over, or when this run's lease was lost. */
+  readonly onNotice?: (message: string) => void;
+}
+
+export interface Lease {
+  /** Stops the heartbeat and removes the lock, if it is still ours. */
+  release(): void;
 }
 
 function readOwner(file: string): LockOwner | undefined {
   try {
-    return JSON.parse(readFileSync(file, 'utf8')) as LockOwner;
+    const parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<LockOwner>;
+    if (typeof parsed.pid !== 'number' || typeof parsed.hostname !== 'string') return undefined;
+    return parsed as LockOwner;
   } catch {
     return undefined;
   }
@@ -27,48 +48,131 @@ function isAlive(pid: number): boolean {
   }
 }
 
+function ageMs(file: string): number | undefined {
+  try {
+    return Date.now() - statSync(file).mtimeMs;
+  } catch {
+    return undefined;
+  }
+}
+
+function unlinkQuietly(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch {
+    // gone already
+  }
+}
+
+/** Writes the owner to a file of its own, flushed, so the lock appears whole or not at all. */
+function writeOwnerFile(file: string, owner: LockOwner): void {
+  const fd = openSync(file, 'wx', 0o644);
+  try {
+    writeSync(fd, JSON.stringify(owner) + '\n');
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
- * An exclusive lock file (`O_CREAT|O_EXCL`) holding its owner's pid and host. A lock left by a process on this host
- * that is gone (killed, crashed) is stale and taken over; a live owner makes us wait up to `waitSeconds`, then fail
- * with LockedError. Returns the release function.
+ * A lease on `file`, for a sync that may run on any host (a Kubernetes pod gets a new hostname every time, and
+ * node runs as pid 1 in it). The lock is created whole: its content goes to a temp file that is then `link()`ed
+ * into place, so nobody ever reads an empty owner. While the run lives, a heartbeat renews the file's mtime.
+ * A lock is stale when its heartbeat is older than `staleSeconds` (from any host), or at once when its holder is a
+ * dead process on this host. Taking over renames the stale file aside first: of several waiters only one rename
+ * succeeds, and the winner re-checks that what it moved was the stale lock (not a new one) before deleting it.
+ * A live holder makes us wait up to `waitSeconds`, then fail with LockedError (exit 4).
  */
-export async function acquireLock(file: string, waitSeconds: number): Promise<() => void> {
-  const deadline = Date.now() + waitSeconds * 1000;
-  const me: LockOwner = { pid: process.pid, hostname: hostname(), startedAt: new Date().toISOString() };
+export async function acquireLock(file: string, options: LockOptions): Promise<Lease> {
+  const staleMs = options.staleSeconds * 1000;
+  const deadline = Date.now() + options.waitSeconds * 1000;
+  const me: LockOwner = { pid: process.pid, hostname: options.hostname ?? osHostname(), startedAt: new Date().toISOString(), token: randomUUID() };
+  const fail = (what: string, err: unknown): UsageError =>
+    new UsageError(`lock ${file}: ${what} (${(err as NodeJS.ErrnoException).code ?? String(err)})`, 'choose a writable place with --lock or --state');
   try {
     mkdirSync(path.dirname(file), { recursive: true });
   } catch (err) {
-    throw new UsageError(`lock ${file}: its directory cannot be created (${(err as NodeJS.ErrnoException).code ?? 'error'})`, 'choose a writable place with --lock or --state');
+    throw fail('its directory cannot be created', err);
   }
+  const temp = `${file}.${me.token}.tmp`;
   for (;;) {
     try {
-      const fd = openSync(file, 'wx', 0o644);
-      writeSync(fd, JSON.stringify(me) + '\n');
-      closeSync(fd);
-      return () => {
-        const owner = readOwner(file);
-        if (owner?.pid === me.pid && owner.hostname === me.hostname) unlinkSync(file);
-      };
+      writeOwnerFile(temp, me);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'EEXIST') throw new UsageError(`lock ${file}: cannot be created (${code ?? 'error'})`, 'choose a writable place with --lock or --state');
+      throw fail('cannot be created', err);
     }
+    try {
+      linkSync(temp, file);
+      unlinkQuietly(temp);
+      return startHeartbeat(file, me, staleMs, options.onNotice);
+    } catch (err) {
+      unlinkQuietly(temp);
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw fail('cannot be created', err);
+    }
+
     const owner = readOwner(file);
-    if (!owner || (owner.hostname === me.hostname && !isAlive(owner.pid))) {
-      // Stale: its process is gone (or it was never written completely). Take it over.
+    const age = ageMs(file);
+    if (age === undefined) continue; // released meanwhile: try again at once
+    const deadHere = owner !== undefined && owner.hostname === me.hostname && !isAlive(owner.pid);
+    if (deadHere || age > staleMs) {
+      const aside = `${file}.${me.token}.stale`;
       try {
-        unlinkSync(file);
+        renameSync(file, aside);
       } catch {
-        // another process took it over first: go round again
+        continue; // another waiter moved it first
       }
-      continue;
+      const moved = readOwner(aside);
+      const movedAge = ageMs(aside) ?? 0;
+      const same = moved?.token === owner?.token && moved?.pid === owner?.pid && moved?.hostname === owner?.hostname;
+      if ((same && deadHere) || movedAge > staleMs) {
+        unlinkQuietly(aside);
+        const who = owner ? `pid ${owner.pid} on ${owner.hostname}, since ${owner.startedAt}` : 'an unreadable owner';
+        options.onNotice?.(`took over the lock ${file} from ${who}: ${deadHere ? 'that process is gone' : `no heartbeat for ${Math.round(age / 1000)} s`}`);
+        continue;
+      }
+      // We moved a lock taken a moment ago by another waiter: give it back.
+      try {
+        linkSync(aside, file);
+      } catch {
+        // someone else holds the lock now; the one we moved will notice its loss at its next heartbeat
+      }
+      unlinkQuietly(aside);
     }
     if (Date.now() >= deadline) {
+      const who = owner ? `pid ${owner.pid} on ${owner.hostname}, since ${owner.startedAt}` : 'an owner not written yet';
       throw new LockedError(
-        `locked: another sync (pid ${owner.pid} on ${owner.hostname}, since ${owner.startedAt}) holds ${file}`,
-        'it is still running; try again later, or give --wait-lock SECONDS',
+        `locked: another sync (${who}, heartbeat ${Math.round(age / 1000)} s ago) holds ${file}`,
+        `it is still running; try again later, or give --wait-lock SECONDS (a holder without heartbeat for ${options.staleSeconds} s is taken over)`,
       );
     }
     await sleep(Math.min(1000, Math.max(50, deadline - Date.now())));
   }
+}
+
+/** Renews the lease's mtime a few times per lease time, and notices when the lock is not ours any more. */
+function startHeartbeat(file: string, me: LockOwner, staleMs: number, onNotice: ((message: string) => void) | undefined): Lease {
+  let lost = false;
+  const beat = (): void => {
+    if (lost) return;
+    if (readOwner(file)?.token !== me.token) {
+      lost = true;
+      onNotice?.(`warning: the lock ${file} was taken over by another run (no heartbeat seen for too long?)`);
+      return;
+    }
+    try {
+      const now = new Date();
+      utimesSync(file, now, now);
+    } catch {
+      // a passing I/O error: the next beat tries again
+    }
+  };
+  const timer = setInterval(beat, Math.max(200, Math.min(30_000, staleMs / 4)));
+  timer.unref();
+  return {
+    release: () => {
+      clearInterval(timer);
+      if (readOwner(file)?.token === me.token) unlinkQuietly(file);
+    },
+  };
 }
