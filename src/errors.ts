@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'REGISTRY'
   | 'TOOL_MISSING'
   | 'LOCKED'
+  | 'OUTPUT'
   | 'INTERNAL';
 
 export class RegmigrateError extends Error {
@@ -53,6 +54,16 @@ export class ToolError extends RegmigrateError {
 export class LockedError extends RegmigrateError {
   constructor(message: string, hint?: string) {
     super('LOCKED', message, { exitCode: 4, hint });
+  }
+}
+
+/**
+ * The work is done but its results (report, journal, metrics) could not be written: exit 5, so a cron job tells it
+ * from failed images. What could be printed was printed first.
+ */
+export class OutputError extends RegmigrateError {
+  constructor(message: string, hint = 'the transfer itself finished; the image list was printed to stdout above') {
+    super('OUTPUT', message, { exitCode: 5, hint });
   }
 }
 

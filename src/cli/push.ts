@@ -5,6 +5,7 @@ import { connectDestination, type Destination } from '../transfer/destination.js
 import type { Schema1Mode } from '../transfer/execute.js';
 import { pushStorage, type PushOptions, type SourceSelection } from '../transfer/push.js';
 import { checkSkopeo } from '../transfer/skopeo.js';
+import { assertWritable } from '../util/files.js';
 import { parseSize } from '../util/format.js';
 import type { CliContext } from './context.js';
 import { addDestinationOptions, buildDestinationOptions, normalizeDestination, type DestinationFlags, type NormalizedDestination } from './destination-options.js';
@@ -132,6 +133,7 @@ export async function openDestination(request: TransferRequest, ctx: CliContext,
 }
 
 export async function runPush(request: PushRequest, ctx: CliContext): Promise<number> {
+  if (request.report) assertWritable(request.report, '--report');
   const destination = await openDestination(request, ctx, request.dryRun);
   const progress = createProgress({ stream: ctx.stderr, isTTY: ctx.stderrIsTTY && !ctx.env.REGMIGRATE_NO_PROGRESS, quiet: request.quiet });
   try {
@@ -145,10 +147,11 @@ export async function runPush(request: PushRequest, ctx: CliContext): Promise<nu
       else ctx.stdout.write(renderPlan(result.plan, destination.harbor !== undefined));
       return result.plan.rejected.length > 0 ? 1 : 0;
     }
-    if (request.report) writeReport(request.report, result, target);
+    // The image list first: if the report file cannot be written at the end, the list is not lost with it.
     if (request.output === 'json') ctx.stdout.write(JSON.stringify(reportDocument(result, target), null, 2) + '\n');
     else ctx.stdout.write(renderImageTable(result.reports));
     ctx.stderr.write(renderPushSummary(result) + '\n');
+    if (request.report) writeReport(request.report, result, target);
     if (signal) return signal === 'SIGINT' ? 130 : 143;
     return countReports(result.reports).failed > 0 ? 1 : 0;
   } finally {

@@ -65,7 +65,7 @@ export async function runScan(request: ScanRequest, ctx: CliContext): Promise<nu
   else ctx.stdout.write(renderScanTable(inventory, summary));
   if (request.output !== 'table') ctx.stderr.write(renderSummaryLine(summary) + '\n');
   if (inventory.tags.length === 0) ctx.stderr.write(`regmigrate: warning: no tags found in ${layout.v2}\n`);
-  return summary.faultyTags > 0 ? 1 : 0;
+  return summary.faultyTags > 0 || summary.unreadableDirectories > 0 ? 1 : 0;
 }
 
 export function registerScan(program: Command, ctx: CliContext): void {

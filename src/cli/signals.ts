@@ -1,17 +1,20 @@
+import { runCleanups } from '../util/cleanup.js';
 import type { CliContext } from './context.js';
 
 export type StopSignal = 'SIGINT' | 'SIGTERM';
 
 /**
  * Runs a job so that the first SIGINT/SIGTERM stops new work (the job sees its signal aborted), lets work under
- * way finish and the report be written; a second signal ends the process at once.
+ * way finish and the report be written; a second signal runs the registered clean-up and ends the process.
  */
 export async function withInterruption<T>(ctx: CliContext, job: (signal: AbortSignal) => Promise<T>): Promise<{ result: T; signal: StopSignal | undefined }> {
   const controller = new AbortController();
   let received: StopSignal | undefined;
   const handler = (signal: StopSignal): void => {
     if (received) {
-      ctx.stderr.write(`regmigrate: ${signal} again: stopping now\n`);
+      // Stop now, but not before the authfile and work directory are gone.
+      ctx.stderr.write(`regmigrate: ${signal} again: cleaning up and stopping now\n`);
+      runCleanups();
       process.exit(signal === 'SIGINT' ? 130 : 143);
     }
     received = signal;

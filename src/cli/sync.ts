@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { countReports, writeReport } from '../report/push-report.js';
 import { locateStorage } from '../storage/layout.js';
-import { syncStorage, type DeleteMode, type SyncResult } from '../transfer/sync.js';
+import { DEFAULT_MAX_DELETE, syncStorage, type DeleteMode, type SyncResult } from '../transfer/sync.js';
 import { formatBytes, formatDuration } from '../util/format.js';
+import { assertWritable } from '../util/files.js';
 import { acquireLock } from '../util/lock.js';
 import type { CliContext } from './context.js';
 import { OptionProblems, parsePositiveInt } from './options.js';
@@ -20,6 +21,7 @@ interface SyncFlags extends TransferFlags {
   lock?: string;
   waitLock?: string;
   lockStale?: string;
+  maxDelete?: string;
   trustState?: boolean;
   deleteExtra?: boolean;
   yes?: boolean;
@@ -30,6 +32,7 @@ export interface SyncRequest extends TransferRequest {
   readonly lock: string | undefined;
   readonly waitLockSeconds: number;
   readonly lockStaleSeconds: number;
+  readonly maxDelete: number;
   readonly trustState: boolean;
   readonly deleteExtra: DeleteMode;
 }
@@ -41,6 +44,8 @@ export function normalizeSync(root: string, flags: SyncFlags): SyncRequest {
   if (flags.deleteExtra && !flags.state) problems.add('--delete-extra needs --state FILE (only tags the journal says came from the source are deleted)');
   if (flags.yes && !flags.deleteExtra) problems.add('--yes goes with --delete-extra');
   const waitLockSeconds = flags.waitLock === undefined ? 0 : parsePositiveInt('--wait-lock', flags.waitLock, 0, problems, 86_400);
+  const maxDelete = parsePositiveInt('--max-delete', flags.maxDelete, DEFAULT_MAX_DELETE, problems, 10_000_000);
+  if (flags.maxDelete !== undefined && !flags.deleteExtra) problems.add('--max-delete goes with --delete-extra');
   const lockStaleSeconds = parsePositiveInt('--lock-stale', flags.lockStale, DEFAULT_LOCK_STALE_SECONDS, problems, 86_400);
   problems.throwIfAny();
   return {
@@ -49,6 +54,7 @@ export function normalizeSync(root: string, flags: SyncFlags): SyncRequest {
     lock: flags.lock,
     waitLockSeconds,
     lockStaleSeconds,
+    maxDelete,
     trustState: flags.trustState ?? false,
     deleteExtra: !flags.deleteExtra ? 'no' : flags.yes ? 'apply' : 'plan',
   };
@@ -87,6 +93,8 @@ function renderSync(result: SyncResult): string {
 
 /** `sync`: exit 0 when the destination holds every source tag, 1 when some failed, 4 when another sync runs. */
 export async function runSync(request: SyncRequest, ctx: CliContext): Promise<number> {
+  if (request.report) assertWritable(request.report, '--report');
+  if (request.state) assertWritable(request.state, '--state');
   const lease = await acquireLock(await lockPath(request), {
     waitSeconds: request.waitLockSeconds,
     staleSeconds: request.lockStaleSeconds,
@@ -102,10 +110,12 @@ export async function runSync(request: SyncRequest, ctx: CliContext): Promise<nu
           statePath: request.state,
           trustState: request.trustState,
           deleteExtra: request.deleteExtra,
+          maxDelete: request.maxDelete,
         }),
       );
-      if (request.report) writeReport(request.report, result.push, destination.endpoint.host);
       ctx.stdout.write(renderSync(result));
+      result.saveJournal();
+      if (request.report) writeReport(request.report, result.push, destination.endpoint.host);
       if (signal) return signal === 'SIGINT' ? 130 : 143;
       const failed = countReports(result.push.reports).failed + result.deletions.filter((d) => d.status === 'failed').length;
       return failed > 0 ? 1 : 0;
@@ -130,6 +140,7 @@ export function registerSync(program: Command, ctx: CliContext): void {
     .option('--lock-stale <seconds>', `take over a lock whose holder has not renewed it for this long, from any host (default ${DEFAULT_LOCK_STALE_SECONDS})`)
     .option('--delete-extra', 'list destination tags whose source tag is gone (per the journal); with --yes, delete them')
     .option('--yes', 'with --delete-extra: really delete')
+    .option('--max-delete <n>', `with --delete-extra --yes: refuse a run that would delete more tags than this (default ${DEFAULT_MAX_DELETE})`)
     .action(async (root: string, flags: SyncFlags) => {
       ctx.setExitCode(await runSync(normalizeSync(root, flags), ctx));
     });

@@ -81,6 +81,8 @@ export class BlobStore {
         return { ok: false, reason: 'absent', detail: `${file} does not exist` };
       case 'ENOTFILE':
         return { ok: false, reason: 'unreadable', detail: `${file} is not a regular file` };
+      case 'ESYMLINK':
+        return { ok: false, reason: 'unreadable', detail: `${file} is a symbolic link (symbolic links in the storage are never followed)` };
       case 'ETRUNCATED':
         return { ok: false, reason: 'unreadable', detail: `${file} is cut off: the tar ends inside it` };
       default:

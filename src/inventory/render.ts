@@ -1,7 +1,7 @@
 import { shortMediaType } from '../image/media-types.js';
 import { shortDigest } from '../storage/digest.js';
 import { csvLine, formatBytes, renderTable } from '../util/format.js';
-import { tagRef, type InventorySummary, type SourceInventory, type TagEntry } from './types.js';
+import { tagRef, type InventorySummary, type ReadFault, type SourceInventory, type TagEntry } from './types.js';
 
 export type OutputFormat = 'table' | 'json' | 'csv';
 
@@ -26,8 +26,9 @@ export function renderScanTable(inventory: SourceInventory, summary: InventorySu
   ]);
   let out = renderTable(['REPOSITORY', 'TAG', 'DIGEST', 'TYPE', 'PLATFORMS', 'SIZE', 'STATUS'], rows);
   const faulty = inventory.tags.filter((t) => t.faults.length > 0);
-  if (faulty.length > 0) {
+  if (faulty.length > 0 || inventory.readFaults.length > 0) {
     out += '\nFaults:\n';
+    for (const fault of inventory.readFaults) out += `  ${describeReadFault(inventory.root, fault)}\n`;
     for (const tag of faulty) for (const fault of tag.faults) out += `  ${tagRef(tag)}: ${fault.kind}: ${fault.message}\n`;
   }
   out += '\n' + renderSummaryLine(summary) + '\n';
@@ -45,6 +46,13 @@ export function renderSummaryLine(summary: InventorySummary): string {
     (summary.untaggedManifests ? `, ${summary.untaggedManifests} untagged manifests` : '') +
     (faults ? `; faults: ${faults}` : '')
   );
+}
+
+/** One line naming the directory and the error: `unreadable: …/repositories/team/_manifests/tags (EACCES): …`. */
+export function describeReadFault(root: string, fault: ReadFault): string {
+  const where = `${root}/repositories${fault.path ? `/${fault.path}` : ''}`;
+  const what = fault.prefix ? (fault.repository ? `the tags of ${fault.prefix}` : `the repositories under ${fault.prefix}`) : 'every repository';
+  return `unreadable: ${where} (${fault.code}): ${what} could not be listed`;
 }
 
 function tagJson(tag: TagEntry) {
@@ -70,13 +78,15 @@ function tagJson(tag: TagEntry) {
 export function* scanJsonPieces(inventory: SourceInventory, summary: InventorySummary): Generator<string> {
   yield `{"schemaVersion":${SCAN_JSON_VERSION},"kind":"regmigrate.scan","root":${JSON.stringify(inventory.root)},"tags":[`;
   for (const [i, tag] of inventory.tags.entries()) yield (i === 0 ? '\n' : ',\n') + JSON.stringify(tagJson(tag));
-  yield `\n],"summary":${JSON.stringify(summary)}}\n`;
+  const readFaults = inventory.readFaults.map((f) => ({ kind: 'unreadable', path: f.path, prefix: f.prefix, code: f.code, message: describeReadFault(inventory.root, f) }));
+  yield `\n],"readFaults":${JSON.stringify(readFaults)},"summary":${JSON.stringify(summary)}}\n`;
 }
 
 export const SCAN_CSV_HEADER = ['repository', 'tag', 'digest', 'media_type', 'platforms', 'size', 'blob_count', 'status', 'faults'];
 
 export function* scanCsvPieces(inventory: SourceInventory): Generator<string> {
   yield csvLine(SCAN_CSV_HEADER);
+  for (const fault of inventory.readFaults) yield csvLine([fault.prefix, '', '', '', '', '', '', 'unreadable', describeReadFault(inventory.root, fault)]);
   for (const tag of inventory.tags) {
     yield csvLine([
       tag.repository,

@@ -22,6 +22,8 @@ export interface ScanOptions extends RepositoryFilter {
   /** Tags to take on trust without resolving them (sync --trust-state). */
   readonly trust?: TrustHook;
   readonly onProgress?: (event: ScanProgress) => void;
+  /** SIGINT/SIGTERM: stop resolving at the next batch; the inventory is partial then. */
+  readonly signal?: AbortSignal;
 }
 
 export type ScanProgress =
@@ -57,6 +59,7 @@ export async function scanStorage(layout: StorageLayout, options: ScanOptions): 
     if ((i + 1) % RESOLVE_BATCH === 0) {
       options.onProgress?.({ phase: 'resolve', done: i + 1, total: locations.length });
       await new Promise<void>((resolve) => setImmediate(resolve));
+      if (options.signal?.aborted) break;
     }
   }
 
@@ -82,7 +85,8 @@ export async function scanStorage(layout: StorageLayout, options: ScanOptions): 
   }
 
   if (options.verify) await verifyBlobs(layout, tags, options);
-  return { root: layout.v2, tags, manifests, untaggedCount };
+  const readFaults = found.unreadable.filter((f) => !f.repository || wanted(f.prefix));
+  return { root: layout.v2, tags, manifests, untaggedCount, readFaults };
 }
 
 /** Hashes each unique blob once, a few at a time, and marks every tag that uses a corrupt one. */
@@ -151,6 +155,7 @@ export function summarize(inventory: SourceInventory): InventorySummary {
     uniqueBlobs: blobs.size,
     totalBytes,
     untaggedManifests: inventory.untaggedCount,
-    faults,
+    faults: { ...faults, unreadable: faults.unreadable + inventory.readFaults.length },
+    unreadableDirectories: inventory.readFaults.length,
   };
 }

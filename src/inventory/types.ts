@@ -1,4 +1,7 @@
 import type { ManifestRecord } from '../image/reader.js';
+import type { ReadFault } from '../storage/walk.js';
+
+export type { ReadFault };
 
 export type FaultKind =
   | 'missing-manifest'
@@ -8,7 +11,8 @@ export type FaultKind =
   | 'invalid-link'
   | 'invalid-name'
   | 'corrupt-blob'
-  | 'unreadable';
+  | 'unreadable'
+  | 'name-collision';
 
 export const FAULT_KINDS: readonly FaultKind[] = [
   'missing-manifest',
@@ -19,6 +23,7 @@ export const FAULT_KINDS: readonly FaultKind[] = [
   'invalid-name',
   'corrupt-blob',
   'unreadable',
+  'name-collision',
 ];
 
 export interface Fault {
@@ -67,6 +72,16 @@ export interface SourceInventory {
   readonly manifests: ReadonlyMap<string, ManifestRecord>;
   /** How many manifests in `revisions` no tag reaches. */
   readonly untaggedCount: number;
+  /**
+   * Directories the walk could not read: the tags below them are unknown. Reported as `unreadable` faults, and no
+   * repository under one is ever taken for deleted.
+   */
+  readonly readFaults: readonly ReadFault[];
+}
+
+/** Is `repository` under a directory the walk could not read? */
+export function readIncomplete(readFaults: readonly ReadFault[], repository: string): boolean {
+  return readFaults.some((f) => f.prefix === '' || repository === f.prefix || repository.startsWith(`${f.prefix}/`) || (!f.repository && f.prefix.startsWith(`${repository}/`)));
 }
 
 export interface InventorySummary {
@@ -79,9 +94,19 @@ export interface InventorySummary {
   /** Manifests in `revisions` that no tag reaches (counted always, migrated with --include-untagged). */
   readonly untaggedManifests: number;
   readonly faults: Readonly<Record<FaultKind, number>>;
+  /** Directories that could not be read (their tags are unknown); counted in `faults.unreadable` too. */
+  readonly unreadableDirectories: number;
 }
 
 /** `repo:tag`, or `repo@sha256:…` for a manifest addressed by digest. */
 export function tagRef(tag: { repository: string; tag: string }): string {
   return tag.tag.startsWith('sha256:') ? `${tag.repository}@${tag.tag}` : `${tag.repository}:${tag.tag}`;
+}
+
+/** The inverse of tagRef: `repo:tag` splits at the last `:`, `repo@sha256:…` at the `@`. */
+export function splitRef(ref: string): { repository: string; tag: string } {
+  const at = ref.indexOf('@sha256:');
+  if (at >= 0) return { repository: ref.slice(0, at), tag: ref.slice(at + 1) };
+  const colon = ref.lastIndexOf(':');
+  return { repository: ref.slice(0, colon), tag: ref.slice(colon + 1) };
 }

@@ -84,6 +84,7 @@ export function selectCandidates(inventory: SourceInventory, mapping: NameMappin
   const accepted: Candidate[] = [];
   const rejected: RejectedImage[] = [];
   const map = cachedMapper(mapping);
+  const claimed = new Map<string, string>();
   for (const entry of inventory.tags) {
     const source = tagRef(entry);
     const mapped = map(entry.repository);
@@ -102,6 +103,16 @@ export function selectCandidates(inventory: SourceInventory, mapping: NameMappin
       rejected.push({ source, repository: undefined, digest: entry.digest, reason: `invalid-name: ${mapped.reason}`, faults: [] });
       continue;
     }
+    // Two sources, one destination (`busybox` and `library/busybox`, or two --map rules meeting): both pushed to
+    // the same tag would race, and flip under every sync. The first in name order keeps it; the others are faults.
+    const destination = tagRef({ repository: mapped.repository, tag: entry.tag });
+    const claimedBy = claimed.get(destination);
+    if (claimedBy !== undefined) {
+      const fault = { kind: 'name-collision' as const, message: `${source} and ${claimedBy} both map to ${destination}; ${claimedBy} is migrated, ${source} is not (use --map to give one another name)` };
+      rejected.push({ source, repository: mapped.repository, digest: entry.digest, reason: `${fault.kind}: ${fault.message}`, faults: [fault] });
+      continue;
+    }
+    claimed.set(destination, source);
     accepted.push({ entry, repository: mapped.repository, project: mapped.project });
   }
   return { accepted, rejected };

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { DestinationError } from '../errors.js';
 import { parseChallenge, type Challenge } from './challenge.js';
 import type { Credentials } from './credentials.js';
+import type { Endpoint } from './endpoint.js';
 import { classifyNetworkError, classifyStatus, parseErrorBody, RegistryError } from './errors.js';
 
 /** Token response (PROTOCOL.md §4). Harbor sends `access_token: ""`: prefer a non-empty `token`. */
@@ -67,9 +68,22 @@ export class Authenticator {
   /** Token requests made: tests count them. */
   tokenRequests = 0;
 
-  constructor(credentials: Credentials | undefined, dispatcher: Dispatcher) {
+  readonly #endpoint: Endpoint | undefined;
+
+  constructor(credentials: Credentials | undefined, dispatcher: Dispatcher, endpoint?: Endpoint) {
     this.#credentials = credentials;
     this.#dispatcher = dispatcher;
+    this.#endpoint = endpoint;
+  }
+
+  /**
+   * Basic credentials go to a token realm only over https, or over http to the destination's own host when the
+   * destination itself is plain http (a test or lab registry). A realm elsewhere in clear would read the password.
+   */
+  #mayReceiveCredentials(realm: URL): boolean {
+    if (realm.protocol === 'https:') return true;
+    const endpoint = this.#endpoint;
+    return endpoint !== undefined && !endpoint.secure && realm.hostname === new URL(endpoint.origin).hostname;
   }
 
   get scheme(): string | undefined {
@@ -134,7 +148,16 @@ export class Authenticator {
     if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
     for (const scope of scopes) url.searchParams.append('scope', scope);
     const headers: Record<string, string> = { accept: 'application/json' };
-    if (this.#credentials) headers.authorization = basicAuthorization(this.#credentials);
+    if (this.#credentials) {
+      if (!this.#mayReceiveCredentials(url)) {
+        throw new DestinationError(
+          'AUTH_REFUSED',
+          `the registry sends us to the token service ${url.origin}, over plain http on another host: credentials are not sent there`,
+          'configure the registry with an https token realm (Harbor: set external_url to https://…)',
+        );
+      }
+      headers.authorization = basicAuthorization(this.#credentials);
+    }
     this.tokenRequests++;
     const requestedAt = Date.now();
     let response;

@@ -85,7 +85,7 @@ export class RegistryClient {
     this.#retry = options.retry ?? DEFAULT_RETRY;
     this.#chunkSize = options.chunkSize;
     this.#userAgent = options.userAgent ?? 'regmigrate';
-    this.auth = new Authenticator(options.credentials, options.dispatcher);
+    this.auth = new Authenticator(options.credentials, options.dispatcher, options.endpoint);
   }
 
   url(path: string): URL {
@@ -152,21 +152,37 @@ export class RegistryClient {
   /** `start`: where the blob begins in `file` (a tar of the storage holds many blobs). */
   async uploadBlob(repository: string, digest: string, file: string, size: number, session?: URL, onBytes?: (n: number) => void, start = 0): Promise<void> {
     let first = session;
+    let attempts = 0;
+    // Progress counts each byte once: a repeated attempt reports only what goes beyond the furthest one.
+    let reported = 0;
+    let sent = 0;
+    const count = onBytes
+      ? (n: number): void => {
+          sent += n;
+          if (sent > reported) {
+            onBytes(sent - reported);
+            reported = sent;
+          }
+        }
+      : undefined;
     await this.retrying(async () => {
+      // A repeated attempt first asks whether the last one landed after all (its final PUT timed out, say).
+      if (attempts++ > 0 && (await this.hasBlob(repository, digest))) return;
       for (;;) {
+        sent = 0;
         const location = first ?? (await this.#startUpload(repository));
         first = undefined;
         const chunk = this.#chunkSize;
         try {
           if (chunk !== undefined && size > chunk) {
-            await this.#uploadChunked(repository, digest, file, size, location, chunk, onBytes, start);
+            await this.#uploadChunked(repository, digest, file, size, location, chunk, count, start);
           } else {
             await this.#send({
               method: 'PUT',
               url: withDigest(location, digest),
               scopes: [pushScope(repository)],
               headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
-              body: () => (size === 0 ? Buffer.alloc(0) : Readable.from(readFile(file, start, start + size - 1, onBytes), { objectMode: false })),
+              body: () => (size === 0 ? Buffer.alloc(0) : Readable.from(readFile(file, start, start + size - 1, count), { objectMode: false })),
               bodySize: size,
               ok: [201],
             });

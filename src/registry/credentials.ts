@@ -1,4 +1,5 @@
 import { execa } from 'execa';
+import { childEnv } from '../util/child-env.js';
 import { readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
@@ -77,7 +78,7 @@ async function fromHelper(helper: string, host: string): Promise<Credentials | u
   if (!/^[a-zA-Z0-9_.-]+$/.test(helper)) throw new UsageError(`docker config names an invalid credential helper "${helper}"`);
   const program = `docker-credential-${helper}`;
   for (const server of [host, `https://${host}`]) {
-    const result = await execa(program, ['get'], { input: server, reject: false, timeout: 30_000 });
+    const result = await execa(program, ['get'], { input: server, reject: false, timeout: 30_000, env: childEnv(), extendEnv: false });
     if (result.exitCode === undefined) {
       throw new UsageError(`credential helper ${program} is not installed`, `install it or remove "${helper}" from the docker config`);
     }

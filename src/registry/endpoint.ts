@@ -19,7 +19,16 @@ function isLoopback(hostname: string): boolean {
  * `--to` accepts `host[:port]`, `http://host`, `https://host`. A bare host means HTTPS, except loopback hosts
  * (a registry on this machine), which are plain HTTP unless `https://` is written.
  */
-export function parseEndpoint(value: string): Endpoint {
+/** The text of `--to` as it may be shown: any `user:password@` is cut out, so an error never echoes a secret. */
+function shown(value: string): string {
+  return value.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^/@\s]*@/i, (_, scheme: string | undefined) => `${scheme ?? ''}<credentials removed>@`);
+}
+
+export function parseEndpoint(raw: string): Endpoint {
+  const value = shown(raw);
+  if (value !== raw) {
+    throw new UsageError(`--to "${value}": credentials are not accepted in the destination`, 'use --username with --password-stdin, REGMIGRATE_USERNAME/REGMIGRATE_PASSWORD, or a docker config');
+  }
   const trimmed = value.trim().replace(/\/+$/, '');
   if (trimmed === '') throw new UsageError('--to is empty', 'give the destination as host[:port] or https://host');
   const explicit = /^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed);

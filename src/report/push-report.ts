@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { writeFileAtomic } from '../util/files.js';
 import { shortMediaType } from '../image/media-types.js';
 import { destinationRef, planTotals, type Plan } from '../plan/plan.js';
 import { shortDigest } from '../storage/digest.js';
@@ -73,7 +73,7 @@ export function writeReport(file: string, result: PushResult, destination: strin
   const format = reportFormat(file);
   if (!format) throw new UsageError(`--report ${file}: the name must end in .json or .csv`);
   const text = format === 'json' ? JSON.stringify(reportDocument(result, destination), null, 2) + '\n' : reportCsv(result.reports);
-  writeFileSync(file, text, { mode: 0o644 });
+  writeFileAtomic(file, text, '--report');
 }
 
 /** Referrers (signatures, SBOMs) right under the image they refer to, marked with ↳. */

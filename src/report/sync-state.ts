@@ -1,4 +1,5 @@
-import { renameSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../util/files.js';
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
 
@@ -51,9 +52,7 @@ export function loadState(file: string, destination: string): SyncState {
   return parsed.data;
 }
 
-/** Written to a temporary file and renamed: a crash never leaves half a journal. */
+/** Written whole or not at all (flushed, then renamed): a crash never leaves half a journal. */
 export function saveState(file: string, state: SyncState): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify({ ...state, updatedAt: new Date().toISOString() }, null, 1) + '\n', { mode: 0o644 });
-  renameSync(tmp, file);
+  writeFileAtomic(file, JSON.stringify({ ...state, updatedAt: new Date().toISOString() }, null, 1) + '\n', '--state');
 }

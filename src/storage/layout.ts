@@ -112,3 +112,9 @@ export function readLink(file: string, layout?: StorageLayout): LinkRead {
   }
   return { ok: true, digest: text };
 }
+
+/** The registry's root directory (`rootdirectory`): `v2` less its `docker/registry/v2`, whatever level was given. */
+export function registryRoot(layout: StorageLayout): string {
+  const suffix = `${path.sep}docker${path.sep}registry${path.sep}v2`;
+  return layout.v2.endsWith(suffix) ? layout.v2.slice(0, -suffix.length) || path.sep : layout.given;
+}

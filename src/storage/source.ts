@@ -1,4 +1,4 @@
-import { openSync, statSync, accessSync, constants as fsConstants } from 'node:fs';
+import { openSync, lstatSync, accessSync, constants as fsConstants } from 'node:fs';
 import { errnoCode, readSmallFileSync } from './files.js';
 import type { StorageLayout } from './layout.js';
 import { readTarEntry } from './tar-index.js';
@@ -42,8 +42,10 @@ export function statData(layout: StorageLayout, file: string): DataStat {
     return { ok: true, size: entry.size };
   }
   try {
-    const st = statSync(file, { throwIfNoEntry: false });
+    // lstat: a `data` that is a symbolic link is never followed (it could point anywhere on the host).
+    const st = lstatSync(file, { throwIfNoEntry: false });
     if (!st) return { ok: false, code: 'ENOENT' };
+    if (st.isSymbolicLink()) return { ok: false, code: 'ESYMLINK' };
     if (!st.isFile()) return { ok: false, code: 'ENOTFILE' };
     // stat succeeds on a file we may not read (mode 000, another owner): find out now, not halfway through a push.
     accessSync(file, fsConstants.R_OK);

@@ -1,4 +1,5 @@
 import fg from 'fast-glob';
+import fs from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import pLimit from 'p-limit';
 import path from 'node:path';
@@ -14,9 +15,22 @@ export interface TagLocation {
   readonly untagged?: boolean;
 }
 
+/** A directory the walk could not read (EACCES, EIO, ESTALE on NFS …): what lies below it is unknown. */
+export interface ReadFault {
+  /** Path below `repositories/` (`team/api/_manifests/tags`); '' for `repositories/` itself. */
+  readonly path: string;
+  /** The repository name, or name prefix, whose tags may be missing from the walk. */
+  readonly prefix: string;
+  /** `prefix` is exactly one repository (its tags or revisions could not be listed), not a namespace. */
+  readonly repository: boolean;
+  readonly code: string;
+}
+
 export interface StorageEntries {
   /** Every tag, in a stable order (repository, then tag). */
   readonly tags: TagLocation[];
+  /** Directories that could not be read: never an empty list in disguise. */
+  readonly unreadable: ReadFault[];
   /** Every manifest revision of every repository: `repository` → digests (tagged or not), sorted. */
   readonly revisions: Map<string, string[]>;
 }
@@ -24,13 +38,34 @@ export interface StorageEntries {
 /** Directories the walk never enters: most entries of a real registry live there, and never a repository. */
 const PRUNED = ['**/_layers', '**/_uploads', '**/_manifests/tags', '**/_manifests/revisions', '**/_manifests/layers'];
 
-async function listNames(dir: string): Promise<string[]> {
+/** The names in a directory; absent is empty (a repository without tags), any other error is recorded. */
+async function listNames(dir: string, rel: string, prefix: string, unreadable: ReadFault[]): Promise<string[]> {
   try {
     return await readdir(dir);
-  } catch {
-    // absent (a repository without tags or revisions) or unreadable: nothing to list there
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+    if (code !== 'ENOENT') unreadable.push({ path: rel, prefix, repository: true, code });
     return [];
   }
+}
+
+/**
+ * fast-glob's directory reads, watched: it is told to go on past errors (one unreadable namespace must not hide
+ * the rest), and every error but "gone" is recorded, so an unreadable directory is a fault, never an empty list.
+ */
+function watchedFs(repositories: string, unreadable: ReadFault[]): Partial<typeof fs> {
+  const record = (dir: string, err: NodeJS.ErrnoException | null): void => {
+    if (!err || err.code === 'ENOENT') return;
+    const rel = path.relative(repositories, dir).split(path.sep).join('/');
+    unreadable.push({ path: rel, prefix: rel.split('/').filter((c) => !c.startsWith('_')).join('/'), repository: false, code: err.code ?? 'EIO' });
+  };
+  const readdirWatched = ((dir: string, options: unknown, callback: (err: NodeJS.ErrnoException | null, entries: unknown) => void) => {
+    fs.readdir(dir, options as { withFileTypes: true }, (err, entries) => {
+      record(dir, err);
+      callback(err, entries);
+    });
+  }) as unknown as typeof fs.readdir;
+  return { readdir: readdirWatched };
 }
 
 /**
@@ -42,8 +77,10 @@ async function listNames(dir: string): Promise<string[]> {
  */
 export async function findEntries(layout: StorageLayout, options: { revisions: boolean }): Promise<StorageEntries> {
   if (layout.tar) return tarEntries(layout, options);
+  const unreadable: ReadFault[] = [];
   const manifestDirs = await fg('**/_manifests', {
     cwd: layout.repositories,
+    fs: watchedFs(layout.repositories, unreadable),
     ignore: PRUNED,
     onlyDirectories: true,
     followSymbolicLinks: false,
@@ -61,17 +98,18 @@ export async function findEntries(layout: StorageLayout, options: { revisions: b
         const repository = dir.slice(0, -'/_manifests'.length);
         if (!repository) return;
         const base = path.join(layout.repositories, dir);
-        for (const tag of await listNames(path.join(base, 'tags'))) {
+        for (const tag of await listNames(path.join(base, 'tags'), `${dir}/tags`, repository, unreadable)) {
           tags.push({ repository, tag, linkPath: path.join(base, 'tags', tag, 'current', 'link') });
         }
         if (!options.revisions) return;
-        const hexes = (await listNames(path.join(base, 'revisions', 'sha256'))).filter((h) => /^[a-f0-9]{64}$/.test(h)).sort();
+        const hexes = (await listNames(path.join(base, 'revisions', 'sha256'), `${dir}/revisions/sha256`, repository, unreadable)).filter((h) => /^[a-f0-9]{64}$/.test(h)).sort();
         if (hexes.length > 0) revisions.set(repository, hexes.map((h) => `sha256:${h}`));
       }),
     ),
   );
   tags.sort(compareTagLocations);
-  return { tags, revisions };
+  unreadable.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return { tags, revisions, unreadable };
 }
 
 const TAG_ENTRY = /^repositories\/(.+)\/_manifests\/tags\/([^/]+)\/current\/link$/;
@@ -97,7 +135,7 @@ function tarEntries(layout: StorageLayout, options: { revisions: boolean }): Sto
   }
   tags.sort(compareTagLocations);
   for (const list of revisions.values()) list.sort();
-  return { tags, revisions };
+  return { tags, revisions, unreadable: [] };
 }
 
 /** Every tag in the storage, in a stable order (repository, then tag). */

@@ -6,7 +6,7 @@ import { planMigration, selectCandidates, type PlannedImage, type RejectedImage 
 import { cachedMapper } from '../plan/map-names.js';
 import { shardSelector } from '../plan/shard.js';
 import type { SourceSelection } from './push.js';
-import { blobDataPath, locateStorage, type StorageLayout } from '../storage/layout.js';
+import { blobDataPath, locateStorage, registryRoot, type StorageLayout } from '../storage/layout.js';
 import { dataSource } from '../storage/source.js';
 import type { ManifestRecord } from '../image/reader.js';
 import { makeSigningKey, schema1Payload, signSchema1, type SigningKey } from '../image/schema1.js';
@@ -55,7 +55,7 @@ export async function exportImages(
 export function assertOutsideStorage(layout: StorageLayout, out: string, what: string): void {
   if (layout.tar) return;
   const resolved = path.resolve(out);
-  for (const root of [layout.given, layout.v2]) {
+  for (const root of [registryRoot(layout), layout.given, layout.v2]) {
     const rel = path.relative(root, resolved);
     if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) {
       throw new UsageError(`${what} ${out} is inside the registry storage ${root}`, 'the storage is never written to: choose a directory outside it');

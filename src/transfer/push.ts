@@ -3,11 +3,12 @@ import pLimit from 'p-limit';
 import { DestinationError, errorMessage } from '../errors.js';
 import { checkProjectAccess } from '../harbor/access.js';
 import type { ProjectSettings } from '../harbor/client.js';
+import { describeReadFault } from '../inventory/render.js';
 import { scanStorage } from '../inventory/scan.js';
 import { tagRef, type SourceInventory } from '../inventory/types.js';
 import { cachedMapper, type MapRule, type NameMapping } from '../plan/map-names.js';
 import { shardSelector, type Shard } from '../plan/shard.js';
-import { destinationRef, planMigration, selectCandidates, type Candidate, type Candidates, type Plan, type PlannedImage } from '../plan/plan.js';
+import { destinationRef, PLAN_VERSION, planMigration, selectCandidates, type Candidate, type Candidates, type Plan, type PlannedImage } from '../plan/plan.js';
 import { blobDataPath, locateStorage, type StorageLayout } from '../storage/layout.js';
 import { dataSource } from '../storage/source.js';
 import type { Destination } from './destination.js';
@@ -17,6 +18,7 @@ import { hashBytes } from '../image/reader.js';
 import { schema1Payload } from '../image/schema1.js';
 import { assertOutsideStorage } from './export.js';
 import { makeWorkDir, pushWithSkopeo } from './skopeo.js';
+import { onCleanup } from '../util/cleanup.js';
 
 export type ImageStatus = 'verified' | 'skipped-existing' | 'skipped' | 'failed';
 
@@ -88,6 +90,8 @@ export interface PushResult {
   readonly projectsCreated: readonly string[];
   readonly harborVersion: string | undefined;
   readonly durationMs: number;
+  /** A signal stopped the run: what was not reached is unknown (never "gone"). */
+  readonly interrupted: boolean;
 }
 
 export function nameMapping(selection: SourceSelection, destination: Destination): NameMapping {
@@ -100,6 +104,7 @@ export async function readSource(
   mapping: NameMapping,
   concurrency: number,
   trusted?: ReadonlyMap<string, string>,
+  signal?: AbortSignal,
 ): Promise<{ layout: StorageLayout; inventory: SourceInventory; candidates: Candidates }> {
   const layout = await locateStorage(selection.root);
   const map = cachedMapper(mapping);
@@ -116,6 +121,7 @@ export async function readSource(
     verify: false,
     concurrency,
     includeUntagged: selection.includeUntagged ?? false,
+    ...(signal ? { signal } : {}),
     ...(trust ? { trust } : {}),
     ...(shard ? { select: shardSelector(map, shard) } : {}),
   });
@@ -141,9 +147,28 @@ export async function pushStorage(destination: Destination, options: PushOptions
   const started = Date.now();
   const emit = options.onEvent ?? (() => undefined);
   const mapping = nameMapping(options, destination);
-  const { layout, inventory, candidates } = await readSource(options, mapping, options.requestConcurrency, options.trusted);
+  const { layout, inventory, candidates } = await readSource(options, mapping, options.requestConcurrency, options.trusted, options.signal);
   emit({ type: 'scanned', tags: inventory.tags.length });
   const requests = pLimit(options.requestConcurrency);
+  // A signal between phases stops the run there: nothing more is created, asked or sent. The inventory may be
+  // partial then, so the result says `interrupted` (sync takes nothing for gone after such a run).
+  const stopped = (): PushResult | undefined => {
+    if (!options.signal?.aborted) return undefined;
+    const reports: ImageReport[] = candidates.accepted.map((c) => ({
+      source: tagRef(c.entry),
+      destination: `${c.repository}:${c.entry.tag}`,
+      digest: c.entry.digest,
+      mediaType: c.entry.mediaType,
+      size: c.entry.size,
+      status: 'failed',
+      reason: 'interrupted',
+    }));
+    const plan: Plan = { version: PLAN_VERSION, projectsToCreate: [], images: [], existing: [], blobs: [], rejected: candidates.rejected };
+    const stats: TransferStats = { blobsUploaded: 0, bytesUploaded: 0, blobsMounted: 0, bytesMounted: 0, blobsSkipped: 0, bytesSkipped: 0, manifestsPut: 0 };
+    return { via: options.via, inventory, plan, reports, stats, projectsCreated: [], harborVersion: destination.harborVersion, durationMs: Date.now() - started, interrupted: true };
+  };
+  const early = stopped();
+  if (early) return early;
 
   // Projects first: Harbor hands out tokens without actions for a project that does not exist (PROTOCOL.md §4).
   // Then the push right in each, from what the token service grants: an account that may not push to a project
@@ -176,6 +201,8 @@ export async function pushStorage(destination: Destination, options: PushOptions
     }
     for (const reason of refused.values()) options.onNotice?.(`error: ${reason}; its images are skipped`);
   }
+  const afterProjects = stopped();
+  if (afterProjects) return { ...afterProjects, projectsCreated };
   const projectExists = (project: string): boolean => !harbor || existingProjects.has(project);
   const allowed: Candidate[] = [];
   const denied: Candidate[] = [];
@@ -188,6 +215,8 @@ export async function pushStorage(destination: Destination, options: PushOptions
     else if (projectExists(c.project)) toProbe.push(c);
   }
   for (const [ref, digest] of await probeTags(destination, toProbe, requests)) tags.set(ref, digest);
+  const afterProbe = stopped();
+  if (afterProbe) return { ...afterProbe, projectsCreated };
   let plan = planMigration({ accepted: allowed, rejected: candidates.rejected }, inventory.manifests, { projectExists, tags, ...(options.converted ? { converted: options.converted } : {}) });
   const skipped: PlannedImage[] = [];
   if (options.schema1 === 'skip') {
@@ -203,6 +232,10 @@ export async function pushStorage(destination: Destination, options: PushOptions
   for (const rejected of plan.rejected) {
     reports.push({ source: rejected.source, destination: rejected.repository, digest: rejected.digest, mediaType: undefined, size: 0, status: 'failed', reason: rejected.reason });
   }
+  // A directory the walk could not read: its tags are unknown, so the run cannot say it moved everything.
+  for (const f of inventory.readFaults) {
+    reports.push({ source: f.prefix || '(every repository)', destination: undefined, digest: undefined, mediaType: undefined, size: 0, status: 'failed', reason: describeReadFault(inventory.root, f) });
+  }
   for (const c of denied) {
     reports.push({ source: tagRef(c.entry), destination: `${c.repository}:${c.entry.tag}`, digest: c.entry.digest, mediaType: undefined, size: c.entry.size ?? 0, status: 'failed', reason: `permission: ${refused.get(c.project)!}` });
   }
@@ -210,7 +243,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
   for (const image of skipped) reports.push({ ...reportBase(image), status: 'skipped', reason: 'schema1 image (--schema1 skip)' });
   const finish = (): PushResult => {
     reports.sort((a, b) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
-    return { via: options.via, inventory, plan, reports, stats, projectsCreated, harborVersion: destination.harborVersion, durationMs: Date.now() - started };
+    return { via: options.via, inventory, plan, reports, stats, projectsCreated, harborVersion: destination.harborVersion, durationMs: Date.now() - started, interrupted: options.signal?.aborted ?? false };
   };
   if (options.dryRun) return finish();
 
@@ -218,6 +251,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
   if (options.via === 'skopeo') {
     const workDir = makeWorkDir(layout, options.workDir);
     assertOutsideStorage(layout, workDir, '--work-dir');
+    const forget = options.keepWorkDir ? () => undefined : onCleanup(() => rmSync(workDir, { recursive: true, force: true }));
     try {
       outcomes = await pushWithSkopeo(plan, {
         layout,
@@ -232,6 +266,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
     } finally {
       if (options.keepWorkDir) options.onNotice?.(`work directory kept: ${workDir}`);
       else rmSync(workDir, { recursive: true, force: true });
+      forget();
     }
   } else {
     const executed = await executePlan(plan, {

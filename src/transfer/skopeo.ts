@@ -1,4 +1,6 @@
 import { execa } from 'execa';
+import { childEnv } from '../util/child-env.js';
+import { onCleanup } from '../util/cleanup.js';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -7,7 +9,7 @@ import pLimit from 'p-limit';
 import { ToolError } from '../errors.js';
 import type { ManifestRecord } from '../image/reader.js';
 import { destinationRef, type Plan } from '../plan/plan.js';
-import type { StorageLayout } from '../storage/layout.js';
+import { registryRoot, type StorageLayout } from '../storage/layout.js';
 import type { Destination } from './destination.js';
 import { Linker } from './dir-layout.js';
 import { exportImages } from './export.js';
@@ -19,7 +21,7 @@ const MIN_SKOPEO: readonly [number, number] = [1, 6];
 /** `skopeo --version` → "1.9.3"; a clear error when skopeo is missing or too old. */
 export async function checkSkopeo(): Promise<string> {
   const hint = 'install it: apt-get install skopeo (Debian/Ubuntu), dnf install skopeo (Fedora/RHEL)';
-  const result = await execa('skopeo', ['--version'], { reject: false });
+  const result = await execa('skopeo', ['--version'], { reject: false, env: childEnv(), extendEnv: false });
   if (result.exitCode !== 0) throw new ToolError(`--via skopeo: skopeo is not installed or does not run (${result.exitCode === undefined ? 'not found' : `exit ${result.exitCode}`})`, hint);
   const match = /version (\d+)\.(\d+)\.(\d+)/.exec(String(result.stdout));
   if (!match) throw new ToolError(`--via skopeo: cannot read the version from "${String(result.stdout).trim()}"`, hint);
@@ -50,7 +52,8 @@ export function makeWorkDir(layout: StorageLayout, given: string | undefined): s
     mkdirSync(given, { recursive: true });
     return mkdtempSync(path.join(given, 'regmigrate-'));
   }
-  const beside = path.dirname(layout.given);
+  // Beside the registry root (not beside `…/docker/registry/v2` when that was given: that is inside it).
+  const beside = path.dirname(registryRoot(layout));
   try {
     if (statSync(beside).dev === statSync(layout.blobs).dev) return mkdtempSync(path.join(beside, '.regmigrate-work-'));
   } catch {
@@ -82,6 +85,7 @@ export async function pushWithSkopeo(plan: Plan, options: SkopeoOptions): Promis
 
   const args = ['copy', '--quiet', '--all', '--preserve-digests', '--retry-times', '3'];
   const authfile = path.join(workDir, 'auth.json');
+  const forget = onCleanup(() => rmSync(authfile, { force: true }));
   if (destination.credentials) {
     const auth = Buffer.from(`${destination.credentials.username}:${destination.credentials.password}`).toString('base64');
     writeFileSync(authfile, JSON.stringify({ auths: { [destination.endpoint.host]: { auth } } }), { mode: 0o600 });
@@ -104,6 +108,7 @@ export async function pushWithSkopeo(plan: Plan, options: SkopeoOptions): Promis
   } finally {
     // The layouts may be kept (--keep-work-dir); the credentials never are.
     rmSync(authfile, { force: true });
+    forget();
   }
 
   async function copyOne(item: (typeof exported)[number]): Promise<ImageOutcome> {
@@ -113,7 +118,7 @@ export async function pushWithSkopeo(plan: Plan, options: SkopeoOptions): Promis
     const digestFile = path.join(workDir, `digest-${image.digest.slice(7, 19)}-${Math.random().toString(36).slice(2)}`);
     const target = `docker://${destination.endpoint.host}/${destinationRef(image)}`;
     try {
-      const result = await execa('skopeo', [...args, '--digestfile', digestFile, `dir:${item.directory}`, target], { reject: false });
+      const result = await execa('skopeo', [...args, '--digestfile', digestFile, `dir:${item.directory}`, target], { reject: false, env: childEnv(), extendEnv: false });
       if (result.exitCode !== 0) return { image, ok: false, reason: skopeoFailure(String(result.stderr)) };
       const pushed = (await readFile(digestFile, 'utf8').catch(() => '')).trim();
       if (pushed && pushed !== image.digest) return { image, ok: false, reason: `skopeo pushed digest ${pushed}, the source is ${image.digest}` };

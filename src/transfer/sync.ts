@@ -1,6 +1,9 @@
+import { lstatSync } from 'node:fs';
+import path from 'node:path';
 import { errorMessage } from '../errors.js';
 import { canDelete } from '../harbor/access.js';
-import { tagRef } from '../inventory/types.js';
+import { readIncomplete, splitRef, tagRef } from '../inventory/types.js';
+import { inShard } from '../plan/shard.js';
 import { loadState, saveState, type SyncState } from '../report/sync-state.js';
 import { makeRepositoryFilter } from '../util/glob.js';
 import type { Destination } from './destination.js';
@@ -14,6 +17,25 @@ export interface SyncOptions extends Omit<PushOptions, 'dryRun' | 'trusted'> {
   /** Skip the destination query for tags whose source digest is the journal's (`--trust-state`). */
   readonly trustState: boolean;
   readonly deleteExtra: DeleteMode;
+  /** Refuse a run that would delete more tags than this (`--max-delete`, default 100). */
+  readonly maxDelete?: number;
+}
+
+export const DEFAULT_MAX_DELETE = 100;
+
+/** `absent` only on ENOENT: any other answer (EACCES, EIO, ESTALE) is not proof that the tag is gone. */
+function sourceLinkState(v2: string, source: string): 'absent' | 'present' | string {
+  const { repository, tag } = splitRef(source);
+  const link = tag.startsWith('sha256:')
+    ? path.join(v2, 'repositories', repository, '_manifests', 'revisions', 'sha256', tag.slice(7), 'link')
+    : path.join(v2, 'repositories', repository, '_manifests', 'tags', tag, 'current', 'link');
+  try {
+    lstatSync(link);
+    return 'present';
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    return code === 'ENOENT' ? 'absent' : code;
+  }
 }
 
 export interface Deletion {
@@ -27,6 +49,8 @@ export interface Deletion {
 export interface SyncResult {
   readonly push: PushResult;
   readonly deletions: readonly Deletion[];
+  /** Writes the updated journal (atomically): the caller does it after printing, so output survives a full disk. */
+  readonly saveJournal: () => void;
 }
 
 /**
@@ -41,7 +65,7 @@ export async function syncStorage(destination: Destination, options: SyncOptions
   const converted = state ? new Map(Object.values(state.tags).filter((e) => e.destinationDigest).map((e) => [e.digest, e.destinationDigest!])) : undefined;
   const push = await pushStorage(destination, { ...options, dryRun: false, ...(trusted ? { trusted } : {}), ...(converted?.size ? { converted } : {}) });
   const deletions: Deletion[] = [];
-  if (!state || !options.statePath) return { push, deletions };
+  if (!state || !options.statePath) return { push, deletions, saveJournal: () => undefined };
 
   const now = new Date().toISOString();
   const present = new Set<string>();
@@ -59,29 +83,48 @@ export async function syncStorage(destination: Destination, options: SyncOptions
       };
     }
   }
+  // An interrupted run may not have read everything: nothing is taken for gone after it.
+  const file = options.statePath;
+  if (push.interrupted) return { push, deletions, saveJournal: () => saveState(file, state) };
   // Faulty source tags still exist in the source: they are not "gone", even without a destination name.
   const sourceTags = new Set(push.inventory.tags.map((t) => tagRef(t)));
   const selected = makeRepositoryFilter(options);
+  const shard = options.shard;
   const deleteRights = new Map<string, Promise<boolean | undefined>>();
+  const gone: Array<[string, SyncState['tags'][string]]> = [];
   for (const [ref, entry] of Object.entries(state.tags)) {
-    const sourceRepository = entry.source.slice(0, entry.source.lastIndexOf(':'));
+    const sourceRepository = splitRef(entry.source).repository;
+    // Gone means: this run looked where the tag was, could read it all, and did not find it. Not selected, in
+    // another shard, or under a directory that could not be read is "not looked at", never "gone".
     if (present.has(ref) || sourceTags.has(entry.source) || !selected(sourceRepository)) continue;
+    if (shard && !inShard(splitRef(ref).repository, shard)) continue;
+    if (readIncomplete(push.inventory.readFaults, sourceRepository)) continue;
     entry.goneFromSourceAt ??= now;
-    if (options.deleteExtra === 'no') continue;
-    // What the destination holds: the source digest, or its conversion.
-    const deletion = await deleteGoneTag(destination, ref, entry.destinationDigest ?? entry.digest, entry.source, options.deleteExtra === 'apply', deleteRights);
-    deletions.push(deletion);
-    if (deletion.status === 'deleted' || deletion.status === 'kept') delete state.tags[ref];
+    if (options.deleteExtra !== 'no') gone.push([ref, entry]);
   }
-  saveState(options.statePath, state);
-  return { push, deletions };
+  const apply = options.deleteExtra === 'apply';
+  const maxDelete = options.maxDelete ?? DEFAULT_MAX_DELETE;
+  if (apply && gone.length > maxDelete) {
+    // A mass deletion is never an accident of a bad run: it takes an explicit, large enough --max-delete.
+    const reason = `not deleted: this run would delete ${gone.length} tags, more than --max-delete ${maxDelete}; check the source, then give --max-delete ${gone.length} to allow it`;
+    for (const [ref, entry] of gone) deletions.push({ destination: ref, digest: entry.destinationDigest ?? entry.digest, source: entry.source, status: 'failed', reason });
+  } else {
+    for (const [ref, entry] of gone) {
+      // What the destination holds: the source digest, or its conversion.
+      const deletion = await deleteGoneTag(destination, ref, entry.destinationDigest ?? entry.digest, entry.source, apply, deleteRights, push.inventory.root);
+      deletions.push(deletion);
+      if (deletion.status === 'deleted' || deletion.status === 'kept') delete state.tags[ref];
+    }
+  }
+  return { push, deletions, saveJournal: () => saveState(file, state) };
 }
 
-async function deleteGoneTag(destination: Destination, ref: string, digest: string, source: string, apply: boolean, rights: Map<string, Promise<boolean | undefined>>): Promise<Deletion> {
-  const at = ref.lastIndexOf(':');
-  const repository = ref.slice(0, at);
-  const tag = ref.slice(at + 1);
+async function deleteGoneTag(destination: Destination, ref: string, digest: string, source: string, apply: boolean, rights: Map<string, Promise<boolean | undefined>>, v2: string): Promise<Deletion> {
+  const { repository, tag } = splitRef(ref);
   const base = { destination: ref, digest, source };
+  // Right before deleting, look once more at the source link itself: absent, not merely unreadable or back.
+  const link = sourceLinkState(v2, source);
+  if (link !== 'absent') return { ...base, status: 'kept', reason: link === 'present' ? 'the source tag is back' : `the source link cannot be read (${link})` };
   try {
     // On Harbor through the API: no pull recorded, no 412 from a pull policy.
     const current = destination.harbor ? (await destination.harbor.getArtifact(repository, tag))?.digest : (await destination.client.probeManifest(repository, tag))?.digest;

@@ -1,0 +1,61 @@
+import { accessSync, closeSync, constants, fsyncSync, openSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import { OutputError, UsageError } from '../errors.js';
+
+/**
+ * Writes `file` whole or not at all: a temp file beside it, flushed to disk, renamed over the old one, and the
+ * directory flushed so the rename itself survives a crash. A reader (a scrape, the next sync) never sees half a file.
+ * Failures are OutputErrors naming the file.
+ */
+export function writeFileAtomic(file: string, text: string, what: string, mode = 0o644): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    const fd = openSync(tmp, 'w', mode);
+    try {
+      writeSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+  } catch (err) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // never created
+    }
+    throw new OutputError(`${what} ${file}: could not be written (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+  try {
+    const dir = openSync(path.dirname(file), 'r');
+    try {
+      fsyncSync(dir);
+    } finally {
+      closeSync(dir);
+    }
+  } catch {
+    // some filesystems refuse fsync on a directory: the rename is done either way
+  }
+}
+
+/**
+ * Before any work: can `file` be written where it is asked for? Its directory must exist and be writable, and the
+ * file itself, if there, writable. Hours of results must never be lost to a typo found at the end (exit 2).
+ */
+export function assertWritable(file: string, option: string): void {
+  const dir = path.dirname(path.resolve(file));
+  try {
+    if (!statSync(dir).isDirectory()) throw new UsageError(`${option} ${file}: ${dir} is not a directory`);
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new UsageError(`${option} ${file}: its directory ${dir} ${code === 'ENOENT' ? 'does not exist' : `cannot be written (${code})`}`, 'create it first, or choose another place');
+  }
+  try {
+    accessSync(file, constants.W_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT') throw new UsageError(`${option} ${file}: cannot be written (${code ?? 'error'})`);
+  }
+}
