@@ -1,9 +1,10 @@
 import { execa } from 'execa';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { buildFaultyStorage, type BuiltTree } from '../fixtures/trees.js';
 import { runCli } from './helpers/cli.js';
+import { atEnd } from './helpers/teardown.js';
 import { tempDir } from './helpers/tmp.js';
 
 function dataFile(tree: BuiltTree, digest: string): string {
@@ -86,7 +87,7 @@ describe('regmigrate export', () => {
 
   it('copies instead of linking across filesystems, and says so once', async () => {
     const shm = mkdtempSync('/dev/shm/regmigrate-export-');
-    afterAll(() => rmSync(shm, { recursive: true, force: true }));
+    atEnd(() => rmSync(shm, { recursive: true, force: true }));
     expect(statSync(shm).dev).not.toBe(statSync(tree.v2).dev);
     const result = await runCli(['export', tree.root, '--out', shm]);
     expect(result.stderr.match(/cannot hard-link from the storage into .* \(EXDEV\): copying instead/g)).toHaveLength(1);

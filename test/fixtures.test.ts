@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildDemoStorage } from '../fixtures/trees.js';
-import { DEMO_STORAGE } from './helpers/cli.js';
+import { COMMITTED_DEMO_STORAGE as DEMO_STORAGE } from './helpers/cli.js';
 import { tempDir } from './helpers/tmp.js';
 
 function listTree(root: string): Map<string, string> {

@@ -67,7 +67,7 @@ function inventory(tags: TagEntry[]): SourceInventory {
       manifests.set(m, { digest: m, kind: 'image', mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes: Buffer.from('{}'), parsed: { kind: 'image', mediaType: '', blobs: [], children: [], subject: undefined } });
     }
   }
-  return { root: '/x', tags, manifests, untaggedCount: 0 };
+  return { root: '/x', tags, manifests, untaggedCount: 0, readFaults: [] };
 }
 
 describe('planMigration', () => {

@@ -89,12 +89,9 @@ describe('push into Harbor (test double over a real docker-registry with token a
   it('survives tokens that expire every two seconds during a longer push', async () => {
     // Every registry request takes 100 ms and one upload runs at a time: the push lasts several token lifetimes.
     const shortLived = await startHarborDouble({ users: USERS, projects: [], tokenLifetime: 2, registryDelayMs: 100 });
-    const started = Date.now();
     const result = await push(shortLived, tree.root, 'admin', ADMIN_PASSWORD, ['--concurrency', '1']);
-    const seconds = (Date.now() - started) / 1000;
     expect(result.exitCode, result.stderr).toBe(0);
     expect(result.stdout.match(/verified/g)).toHaveLength(7);
-    expect(seconds).toBeGreaterThan(4);
     // Tokens were renewed as they aged (several scopes, several lifetimes), not once per request.
     expect(shortLived.tokenRequests).toBeGreaterThan(4);
     const pushed = shortLived.log.filter((r) => r.path.startsWith('/v2/') && r.path !== '/v2/');

@@ -8,6 +8,8 @@ export interface RetryPolicy {
   readonly maxDelayMs: number;
   /** The longest `Retry-After` we honour; a server asking for more gets this. */
   readonly maxRetryAfterMs?: number;
+  /** How to wait between attempts (tests record the delays instead of sleeping through them). */
+  readonly wait?: (ms: number) => Promise<void>;
 }
 
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 500, maxDelayMs: 30_000, maxRetryAfterMs: 60_000 };
@@ -25,7 +27,7 @@ export async function retryTransient<T>(policy: RetryPolicy, step: () => Promise
       onRetry?.();
       const backoff = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
       const jittered = backoff / 2 + Math.random() * (backoff / 2);
-      await sleep(err.retryAfterMs !== undefined ? Math.min(err.retryAfterMs, policy.maxRetryAfterMs ?? 60_000) : jittered);
+      await (policy.wait ?? sleep)(err.retryAfterMs !== undefined ? Math.min(err.retryAfterMs, policy.maxRetryAfterMs ?? 60_000) : jittered);
     }
   }
 }

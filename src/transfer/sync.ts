@@ -24,7 +24,7 @@ export interface SyncOptions extends Omit<PushOptions, 'dryRun' | 'trusted'> {
 export const DEFAULT_MAX_DELETE = 100;
 
 /** `absent` only on ENOENT: any other answer (EACCES, EIO, ESTALE) is not proof that the tag is gone. */
-function sourceLinkState(v2: string, source: string): 'absent' | 'present' | string {
+export function sourceLinkState(v2: string, source: string): 'absent' | 'present' | string {
   const { repository, tag } = splitRef(source);
   const link = tag.startsWith('sha256:')
     ? path.join(v2, 'repositories', repository, '_manifests', 'revisions', 'sha256', tag.slice(7), 'link')

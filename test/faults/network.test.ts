@@ -98,7 +98,6 @@ describe('a hostile network between regmigrate and the registry', () => {
     const proxy = await startProxy(registry.host);
     proxy.script = scenario.script(seeded(seed + 1));
     const report = path.join(tempDir(), 'report.json');
-    const started = Date.now();
     const result = await runCli(['push', corpus.root, '--to', proxy.host, '--report', report, '--quiet', ...(scenario.args ?? [])]);
     expect(result.exitCode, result.stderr).toBe(0);
     const doc = JSON.parse(readFileSync(report, 'utf8')) as Report;
@@ -107,7 +106,6 @@ describe('a hostile network between regmigrate and the registry', () => {
     // Bounded: the clean run's requests, plus a retry (or a restarted upload, or chunks) per injected fault.
     const chunkAllowance = scenario.name.startsWith('413') ? 40 : 0;
     expect(proxy.log.length).toBeLessThanOrEqual(baseline + scenario.injected * 3 + chunkAllowance);
-    expect(Date.now() - started).toBeLessThan(60_000);
   });
 
   it('stops retrying a permanent failure and says why (every upload refused with 503 forever)', async () => {

@@ -6,28 +6,14 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { sha256, StorageBuilder } from '../../fixtures/builder.js';
 import { buildDemoStorage } from '../../fixtures/trees.js';
-import { BIN, runCli } from '../helpers/cli.js';
+import { runCli } from '../helpers/cli.js';
 import { startProxy } from '../helpers/proxy.js';
 import { startRegistry } from '../helpers/registry.js';
+import { openUp, runAsNobody } from '../helpers/nobody.js';
 import { tempDir } from '../helpers/tmp.js';
 
 interface ScanJson {
   tags: Array<{ repository: string; tag: string; status: string; faults: Array<{ kind: string; message: string }> }>;
-}
-
-/** Runs the CLI as `nobody`: root reads everything, so permission problems only show for another user. */
-async function runAsNobody(args: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-  const result = await execa('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, ...args], {
-    reject: false,
-    env: { HOME: '/nonexistent', PATH: process.env.PATH ?? '' },
-  });
-  return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
-}
-
-function openUp(dir: string): void {
-  // mkdtemp makes 0700 directories: let `nobody` in (and read) for the tests that run as nobody.
-  for (let d = dir; d !== path.dirname(d) && d.startsWith('/tmp/'); d = path.dirname(d)) chmodSync(d, 0o755);
-  execaSync('chmod', ['-R', 'a+rX', dir]);
 }
 
 function buildBadStorage(): { root: string; rotten: string } {

@@ -10,7 +10,7 @@ import { createHash, createPrivateKey, randomUUID, sign, X509Certificate, type K
 import { createReadStream, readFileSync, statSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { afterAll } from 'vitest';
+import { atEnd } from './teardown.js';
 import { startRegistry, type RunningRegistry } from './registry.js';
 import { tempDir } from './tmp.js';
 
@@ -696,6 +696,6 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
     }
     await registry.stop();
   };
-  afterAll(() => double.stop());
+  atEnd(() => double.stop());
   return double;
 }

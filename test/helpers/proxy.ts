@@ -4,7 +4,7 @@
  * Every request is logged, so tests can count retries, uploads and bytes.
  */
 import http from 'node:http';
-import { afterAll } from 'vitest';
+import { atEnd } from './teardown.js';
 
 export interface ProxyRequest {
   readonly method: string;
@@ -15,7 +15,13 @@ export interface ProxyRequest {
 }
 
 export type ScriptAction =
-  | { kind: 'forward'; rewriteLocation?: (location: string) => string; delayMs?: number }
+  | {
+      kind: 'forward';
+      rewriteLocation?: (location: string) => string;
+      delayMs?: number;
+      /** Serve other bytes or headers than the registry answered (a lying or corrupting middlebox). */
+      rewriteResponse?: (body: Buffer, headers: http.IncomingHttpHeaders) => { body: Buffer; headers: http.IncomingHttpHeaders };
+    }
   | { kind: 'respond'; status: number; headers?: Record<string, string>; body?: string }
   /** Read some of the request body, then destroy the socket: a reset mid-upload. */
   | { kind: 'drop'; afterBytes?: number };
@@ -106,10 +112,24 @@ export async function startProxy(upstreamHost: string): Promise<ScriptedProxy> {
       forward(action);
     }
 
-    function forward(action: { rewriteLocation?: (location: string) => string }): void {
+    function forward(action: Extract<ScriptAction, { kind: 'forward' }>): void {
     const upstream = http.request({ host: upHost, port: Number(upPort), method: req.method, path: req.url, headers: req.headers }, (upRes) => {
       const headers = { ...upRes.headers };
       if (action.rewriteLocation && typeof headers.location === 'string') headers.location = action.rewriteLocation(headers.location);
+      const rewrite = action.rewriteResponse;
+      if (rewrite) {
+        const chunks: Buffer[] = [];
+        upRes.on('data', (c: Buffer) => chunks.push(c));
+        upRes.on('end', () => {
+          const out = rewrite(Buffer.concat(chunks), headers);
+          const sent = { ...out.headers, 'content-length': String(out.body.length) };
+          delete sent['transfer-encoding'];
+          res.writeHead(upRes.statusCode ?? 502, sent);
+          res.end(req.method === 'HEAD' ? undefined : out.body);
+          record(upRes.statusCode ?? 502);
+        });
+        return;
+      }
       res.writeHead(upRes.statusCode ?? 502, headers);
       upRes.pipe(res);
       upRes.on('end', () => record(upRes.statusCode ?? 502));
@@ -129,6 +149,6 @@ export async function startProxy(upstreamHost: string): Promise<ScriptedProxy> {
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   };
-  afterAll(() => proxy.stop());
+  atEnd(() => proxy.stop());
   return proxy;
 }

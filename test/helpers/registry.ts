@@ -1,4 +1,4 @@
-import { afterAll } from 'vitest';
+import { atEnd } from './teardown.js';
 import { launchRegistry, type RegistryProcess, type RegistryProcessOptions } from '../../fixtures/registry-process.js';
 import { tempDir } from './tmp.js';
 
@@ -9,6 +9,6 @@ export type RegistryOptions = Omit<RegistryProcessOptions, 'workDir'>;
 /** A docker-registry for one test file, on a free loopback port, stopped after the file's tests. */
 export async function startRegistry(options: RegistryOptions = {}): Promise<RunningRegistry> {
   const registry = await launchRegistry({ ...options, workDir: tempDir('regmigrate-registry-') });
-  afterAll(() => registry.stop());
+  atEnd(() => registry.stop());
   return registry;
 }

@@ -1,0 +1,248 @@
+/**
+ * The unattended sync: it never deletes by mistake, never wedges on a lock, never loses its results at the end, and
+ * never lets two sources fight over one destination tag. Each test first reproduces a failure that was possible
+ * before, through the built CLI against a real docker-registry (or the Harbor double).
+ */
+import { execa } from 'execa';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { addImage, makeLayer, StorageBuilder } from '../fixtures/builder.js';
+import { buildDemoStorage, type BuiltTree } from '../fixtures/trees.js';
+import { BIN, PROJECT, runCli } from './helpers/cli.js';
+import { sourceLinkState } from '../src/transfer/sync.js';
+import { waitFor } from './helpers/observe.js';
+import { startProxy } from './helpers/proxy.js';
+import { startRegistry } from './helpers/registry.js';
+import { tempDir } from './helpers/tmp.js';
+
+function demo(): BuiltTree {
+  return buildDemoStorage(path.join(tempDir('regmigrate-src-'), 'registry'));
+}
+
+async function catalogTags(url: string, repository: string): Promise<string[]> {
+  const res = await fetch(`${url}/v2/${repository}/tags/list`);
+  if (res.status !== 200) return [];
+  return ((await res.json()) as { tags: string[] | null }).tags ?? [];
+}
+
+const tagsDir = (tree: BuiltTree, repository: string) => path.join(tree.v2, 'repositories', repository, '_manifests', 'tags');
+
+describe('deleting only what is really gone', () => {
+  it('an unreadable tags/ directory is a fault in scan, and never makes its tags "gone"', async () => {
+    const registry = await startRegistry();
+    const tree = demo();
+    const state = path.join(tempDir(), 'state.json');
+    const sync = (...extra: string[]) => runCli(['sync', tree.root, '--to', registry.host, '--state', state, '--delete-extra', '--yes', ...extra]);
+    expect((await sync()).exitCode).toBe(0);
+    // tags/ stops being readable (ENOTDIR here; EACCES, EIO or ESTALE on a real host): before, readdir errors
+    // became an empty list and both team/api tags were deleted with exit 0.
+    rmSync(tagsDir(tree, 'team/api'), { recursive: true });
+    writeFileSync(tagsDir(tree, 'team/api'), 'not a directory');
+    const scan = await runCli(['scan', tree.root]);
+    expect(scan.exitCode).toBe(1);
+    expect(scan.stdout).toMatch(/unreadable: .*repositories\/team\/api\/_manifests\/tags \(ENOTDIR\): the tags of team\/api could not be listed/);
+    const json = JSON.parse((await runCli(['scan', tree.root, '--output', 'json'])).stdout) as { readFaults: Array<{ prefix: string; code: string }>; summary: { faults: { unreadable: number } } };
+    expect(json.readFaults).toEqual([expect.objectContaining({ prefix: 'team/api', code: 'ENOTDIR' })]);
+    expect(json.summary.faults.unreadable).toBe(1);
+
+    const result = await sync();
+    expect(result.exitCode).toBe(1);
+    expect(result.stdout).toMatch(/failed team\/api: unreadable: /);
+    expect(result.stdout).not.toMatch(/deleted/);
+    expect((await catalogTags(registry.url, 'team/api')).sort()).toEqual(['1.0', '1.1']);
+    const journal = JSON.parse(readFileSync(state, 'utf8')) as { tags: Record<string, { goneFromSourceAt: string | null }> };
+    expect(journal.tags['team/api:1.0']!.goneFromSourceAt).toBeNull();
+  });
+
+  it('--max-delete refuses a run that would delete more, and says so', async () => {
+    const registry = await startRegistry();
+    const tree = demo();
+    const state = path.join(tempDir(), 'state.json');
+    const sync = (...extra: string[]) => runCli(['sync', tree.root, '--to', registry.host, '--state', state, '--delete-extra', '--yes', ...extra]);
+    expect((await sync()).exitCode).toBe(0);
+    rmSync(tagsDir(tree, 'team/api'), { recursive: true });
+    rmSync(path.join(tree.v2, 'repositories/busybox'), { recursive: true });
+    const refused = await sync('--max-delete', '2');
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stdout).toMatch(/could not delete team\/api:1\.0 .*not deleted: this run would delete 3 tags, more than --max-delete 2; check the source, then give --max-delete 3 to allow it/);
+    expect((await catalogTags(registry.url, 'team/api')).sort()).toEqual(['1.0', '1.1']);
+    const allowed = await sync('--max-delete', '3');
+    expect(allowed.exitCode, allowed.stdout).toBe(0);
+    expect(allowed.stdout.match(/^deleted /gm)).toHaveLength(3);
+  });
+
+  it('after a change of --shard, repositories of the other shards are not "gone"', async () => {
+    const registry = await startRegistry();
+    const tree = demo();
+    const state = path.join(tempDir(), 'state.json');
+    expect((await runCli(['sync', tree.root, '--to', registry.host, '--state', state])).exitCode).toBe(0);
+    const before = (await catalogTags(registry.url, 'team/api')).length + (await catalogTags(registry.url, 'library/alpine')).length;
+    for (const k of ['0/3', '1/3', '2/3']) {
+      const result = await runCli(['sync', tree.root, '--to', registry.host, '--state', state, '--shard', k, '--delete-extra', '--yes']);
+      expect(result.exitCode, result.stdout).toBe(0);
+      expect(result.stdout).not.toMatch(/delete/);
+    }
+    expect((await catalogTags(registry.url, 'team/api')).length + (await catalogTags(registry.url, 'library/alpine')).length).toBe(before);
+  });
+
+  it.each([
+    ['absent', 'absent', (dir: string) => rmSync(dir, { recursive: true })],
+    ['back', 'present', () => undefined],
+    ['unreadable', 'ENOTDIR', (dir: string) => (rmSync(dir, { recursive: true }), writeFileSync(dir, 'x'))],
+  ] as const)('right before a delete the source link is read again: %s → %s (only ENOENT proves "gone")', (_, expected, change) => {
+    const tree = demo();
+    const dir = path.join(tagsDir(tree, 'team/api'), '1.1');
+    change(dir);
+    expect(sourceLinkState(tree.v2, 'team/api:1.1')).toBe(expected);
+  });
+});
+
+describe('a lease, not a pid file', () => {
+  /** A tiny program that takes the lease with the real acquireLock, holds it, and logs enter/leave with times. */
+  function leaseScript(dir: string): string {
+    const file = path.join(dir, 'hold.mjs');
+    writeFileSync(
+      file,
+      `import { acquireLock } from ${JSON.stringify(path.join(PROJECT, 'dist/src/util/lock.js'))};
+import { appendFileSync } from 'node:fs';
+const [lock, log, hold, stale] = process.argv.slice(2);
+const lease = await acquireLock(lock, { waitSeconds: 30, staleSeconds: Number(stale), hostname: process.env.FAKE_HOST });
+appendFileSync(log, 'enter ' + process.pid + ' ' + Date.now() + '\\n');
+await new Promise((r) => setTimeout(r, Number(hold)));
+appendFileSync(log, 'leave ' + process.pid + ' ' + Date.now() + '\\n');
+lease.release();
+`,
+    );
+    return file;
+  }
+
+  it('processes racing to start (on a stale lock, too) never hold it together', async () => {
+    const dir = tempDir();
+    const script = leaseScript(dir);
+    const lock = path.join(dir, 'sync.lock');
+    const log = path.join(dir, 'log');
+    // A stale lock from a pod long gone: every racer sees it and tries to take it over at once.
+    writeFileSync(lock, JSON.stringify({ pid: 1, hostname: 'old-pod-7f9c', startedAt: '2020-01-01T00:00:00Z', token: 'x' }));
+    utimesSync(lock, new Date(Date.now() - 3_600_000), new Date(Date.now() - 3_600_000));
+    const racers = Array.from({ length: 6 }, (_, i) => execa(process.execPath, [script, lock, log, '150', '60'], { env: { FAKE_HOST: `pod-${i}` } }));
+    await Promise.all(racers);
+    const events = readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' '));
+    expect(events).toHaveLength(12);
+    // Strictly alternating enter/leave of the same process: never two holders at once.
+    for (let i = 0; i < events.length; i += 2) {
+      expect(events[i]![0]).toBe('enter');
+      expect(events[i + 1]![0]).toBe('leave');
+      expect(events[i + 1]![1]).toBe(events[i]![1]);
+    }
+    expect(existsSync(lock)).toBe(false);
+  });
+
+  it('a holder SIGKILLed "on another host" is taken over once its heartbeat is older than --lock-stale', async () => {
+    const registry = await startRegistry();
+    const proxy = await startProxy(registry.host);
+    proxy.script = () => ({ kind: 'forward', delayMs: 200 });
+    const tree = demo();
+    const state = path.join(tempDir(), 'state.json');
+    const args = ['sync', tree.root, '--to', proxy.host, '--state', state, '--lock-stale', '3'];
+    const holder = execa(BIN, args, { reject: false, env: { REGMIGRATE_HOSTNAME: 'pod-a-5d8f', REGMIGRATE_NO_PROGRESS: '1' } });
+    await waitFor(() => existsSync(`${state}.lock`) && proxy.log.length > 2);
+    holder.kill('SIGKILL');
+    await holder;
+    expect(JSON.parse(readFileSync(`${state}.lock`, 'utf8')).hostname).toBe('pod-a-5d8f');
+    proxy.script = () => ({ kind: 'forward' });
+    // A new pod, a new hostname, the same pid 1 for all we know: at once it is still locked...
+    const early = await runCli(args, { env: { REGMIGRATE_HOSTNAME: 'pod-b-91c2' } });
+    expect(early.exitCode).toBe(4);
+    expect(early.stderr).toMatch(/locked: another sync \(pid \d+ on pod-a-5d8f/);
+    // ...and once the heartbeat is older than the lease, taken over.
+    const later = await runCli([...args, '--wait-lock', '20'], { env: { REGMIGRATE_HOSTNAME: 'pod-b-91c2' } });
+    expect(later.exitCode, later.stderr).toBe(0);
+    expect(later.stderr).toMatch(/took over the lock .* from pid \d+ on pod-a-5d8f.*: no heartbeat for \d+ s/);
+    expect(existsSync(`${state}.lock`)).toBe(false);
+  });
+
+  it('a live holder keeps its lease by heartbeat; an empty lock is not taken for free until it is stale', async () => {
+    const registry = await startRegistry();
+    const tree = demo();
+    const state = path.join(tempDir(), 'state.json');
+    writeFileSync(`${state}.lock`, '');
+    const args = ['sync', tree.root, '--to', registry.host, '--state', state, '--lock-stale', '2'];
+    const fresh = await runCli(args);
+    expect(fresh.exitCode).toBe(4);
+    expect(fresh.stderr).toMatch(/an owner not written yet/);
+    const stale = await runCli([...args, '--wait-lock', '10']);
+    expect(stale.exitCode, stale.stderr).toBe(0);
+    expect(stale.stderr).toMatch(/took over the lock .* from an unreadable owner/);
+
+    // A run that lives longer than the lease keeps it: its heartbeat renews the file.
+    const dir = tempDir();
+    const script = leaseScript(dir);
+    const lock = path.join(dir, 'l.lock');
+    const log = path.join(dir, 'log');
+    const long = execa(process.execPath, [script, lock, log, '3500', '1']);
+    await waitFor(() => existsSync(log));
+    const waiter = await execa(process.execPath, [script, lock, log, '10', '1']);
+    await long;
+    expect(waiter.exitCode).toBe(0);
+    const events = readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' ')[0]);
+    expect(events).toEqual(['enter', 'leave', 'enter', 'leave']);
+  });
+});
+
+describe('results survive', () => {
+  it('a report or state in a missing directory is exit 2 before any work', async () => {
+    const registry = await startRegistry();
+    const tree = demo();
+    const missing = path.join(tempDir(), 'no', 'such', 'dir');
+    const push = await runCli(['push', tree.root, '--to', registry.host, '--report', path.join(missing, 'r.json')]);
+    expect(push.exitCode).toBe(2);
+    expect(push.stderr).toMatch(/--report .*r\.json: its directory .*no\/such\/dir does not exist/);
+    const sync = await runCli(['sync', tree.root, '--to', registry.host, '--state', path.join(missing, 's.json')]);
+    expect(sync.exitCode).toBe(2);
+    expect(sync.stderr).toMatch(/--state .*s\.json: its directory .* does not exist/);
+    expect(await catalogTags(registry.url, 'team/api')).toEqual([]);
+  });
+
+  it('a report that cannot be written at the end: exit 5, and the image list is on stdout all the same', async () => {
+    const registry = await startRegistry();
+    const tree = demo();
+    const dir = tempDir();
+    // A directory where the report file should be: writable-looking at the start, impossible to replace at the end.
+    const report = path.join(dir, 'report.json');
+    mkdirSync(path.join(report, 'in-the-way'), { recursive: true });
+    const result = await runCli(['push', tree.root, '--to', registry.host, '--report', report]);
+    expect(result.exitCode).toBe(5);
+    expect(result.stderr).toMatch(/--report .*report\.json: could not be written \(E[A-Z]+\)/);
+    expect(result.stdout.match(/verified/g)).toHaveLength(7);
+    expect(readdirSync(dir)).toEqual(['report.json']);
+  });
+});
+
+describe('two sources, one destination', () => {
+  it('busybox and library/busybox: the second is a name-collision fault naming both, in push, diff, sync and export', async () => {
+    const registry = await startRegistry();
+    const tree = demo();
+    const b = new StorageBuilder(tree.root);
+    const other = addImage(b, 'library/busybox', { format: 'docker', layers: [makeLayer('bin/busybox', 'another busybox\n')], label: 'library-busybox' });
+    b.tag('library/busybox', '1.36', other.digest);
+    const push = await runCli(['push', tree.root, '--to', registry.host, '--output', 'json']);
+    expect(push.exitCode).toBe(1);
+    const doc = JSON.parse(push.stdout) as { images: Array<{ source: string; status: string; reason: string | null }> };
+    expect(doc.images.find((i) => i.source === 'busybox:1.36')!.status).toBe('verified');
+    expect(doc.images.find((i) => i.source === 'library/busybox:1.36')).toMatchObject({
+      status: 'failed',
+      reason: 'name-collision: library/busybox:1.36 and busybox:1.36 both map to library/busybox:1.36; busybox:1.36 is migrated, library/busybox:1.36 is not (use --map to give one another name)',
+    });
+    const diff = JSON.parse((await runCli(['diff', tree.root, '--to', registry.host, '--output', 'json'])).stdout) as { tags: Array<{ source: string; status: string }> };
+    expect(diff.tags.find((t) => t.source === 'library/busybox:1.36')!.status).toBe('faulty');
+    const state = path.join(tempDir(), 'state.json');
+    for (let run = 0; run < 2; run++) {
+      const sync = await runCli(['sync', tree.root, '--to', registry.host, '--state', state]);
+      expect(sync.stdout).toMatch(/^failed library\/busybox:1\.36 -> library\/busybox: name-collision/m);
+      expect(sync.stdout).not.toMatch(/^pushed /m);
+    }
+    const exported = await runCli(['export', tree.root, '--out', path.join(tempDir(), 'out')]);
+    expect(exported.stdout + exported.stderr).toMatch(/library\/busybox:1\.36.*name-collision/);
+  });
+});
