@@ -73,9 +73,21 @@ describe('RegistryClient against a scripted proxy in front of a real docker-regi
     fresh();
     const blob = blobFile(2 * 1024 * 1024);
     proxy.script = (req) => (req.method === 'PUT' && req.seen === 0 ? { kind: 'drop', afterBytes: 300_000 } : { kind: 'forward' });
-    await client.uploadBlob('retry/reset', blob.digest, blob.file, blob.size);
+    let counted = 0;
+    await client.uploadBlob('retry/reset', blob.digest, blob.file, blob.size, undefined, (n) => (counted += n));
     expect(await client.hasBlob('retry/reset', blob.digest)).toBe(true);
     expect(proxy.log.filter((r) => r.method === 'PUT').map((r) => r.status)).toEqual(['dropped', 201]);
+    // Progress counts each byte once, though the first attempt sent part of the blob already.
+    expect(counted).toBe(blob.size);
+  });
+
+  it('asks whether a blob landed before sending it again after a lost answer to its final PUT', async () => {
+    fresh();
+    const blob = blobFile(64 * 1024);
+    proxy.script = (req) => (req.method === 'PUT' && req.seen === 0 ? { kind: 'forward', dropResponse: true } : { kind: 'forward' });
+    await client.uploadBlob('retry/lost-answer', blob.digest, blob.file, blob.size);
+    const kinds = proxy.log.map((r) => `${r.method} ${r.status}`);
+    expect(kinds).toEqual(['POST 202', 'PUT dropped', 'HEAD 200']);
   });
 
   it('switches to chunked upload when a proxy answers 413 to a whole blob', async () => {

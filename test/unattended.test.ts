@@ -3,13 +3,15 @@
  * never lets two sources fight over one destination tag. Each test first reproduces a failure that was possible
  * before, through the built CLI against a real docker-registry (or the Harbor double).
  */
-import { execa } from 'execa';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { execa, execaSync } from 'execa';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { addImage, makeLayer, StorageBuilder } from '../fixtures/builder.js';
 import { buildDemoStorage, type BuiltTree } from '../fixtures/trees.js';
 import { BIN, PROJECT, runCli } from './helpers/cli.js';
+import { splitRef } from '../src/inventory/types.js';
+import { startHarborDouble } from './helpers/harbor-double.js';
 import { sourceLinkState } from '../src/transfer/sync.js';
 import { waitFor } from './helpers/observe.js';
 import { startProxy } from './helpers/proxy.js';
@@ -244,5 +246,44 @@ describe('two sources, one destination', () => {
     }
     const exported = await runCli(['export', tree.root, '--out', path.join(tempDir(), 'out')]);
     expect(exported.stdout + exported.stderr).toMatch(/library\/busybox:1\.36.*name-collision/);
+  });
+});
+
+describe('smaller items', () => {
+  it('SIGINT while Harbor is asked about projects stops there: no project is created, nothing uploaded', async () => {
+    const harbor = await startHarborDouble({ users: { admin: { password: 'Int-pass-1', admin: true } }, projects: [], apiDelayMs: 1500 });
+    const child = execa(BIN, ['push', demo().root, '--to', harbor.host, '--username', 'admin', '--password-stdin'], { reject: false, input: 'Int-pass-1\n', env: { REGMIGRATE_NO_PROGRESS: '1' } });
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    await waitFor(() => stderr.includes('destination '), 10_000);
+    await new Promise((r) => setTimeout(r, 300));
+    child.kill('SIGINT');
+    const result = await child;
+    expect(result.exitCode).toBe(130);
+    expect(harbor.projects.size).toBe(0);
+    expect(harbor.log.filter((r) => r.method === 'POST' || r.method === 'PUT')).toEqual([]);
+    expect(String(result.stdout)).toMatch(/interrupted/);
+  });
+
+  it.each([
+    ['team/api:1.1', { repository: 'team/api', tag: '1.1' }],
+    [`signed/app@sha256:${'a'.repeat(64)}`, { repository: 'signed/app', tag: `sha256:${'a'.repeat(64)}` }],
+    ['localhost/x:latest', { repository: 'localhost/x', tag: 'latest' }],
+  ])('journal keys split where tagRef joined them: %s', (ref, expected) => {
+    expect(splitRef(ref)).toEqual(expected);
+  });
+
+  it('a blob whose data file is a symbolic link is never followed: the image is faulty', async () => {
+    const tree = demo();
+    const alpine = tree.tags.find((t) => t.repository === 'library/alpine')!;
+    const manifest = JSON.parse(readFileSync(path.join(tree.v2, 'blobs/sha256', alpine.digest!.slice(7, 9), alpine.digest!.slice(7), 'data'), 'utf8')) as { config: { digest: string } };
+    const data = path.join(tree.v2, 'blobs/sha256', manifest.config.digest.slice(7, 9), manifest.config.digest.slice(7), 'data');
+    const copy = path.join(tempDir(), 'elsewhere');
+    execaSync('cp', [data, copy]);
+    rmSync(data);
+    symlinkSync(copy, data);
+    const scan = JSON.parse((await runCli(['scan', tree.root, '--output', 'json'])).stdout) as { tags: Array<{ repository: string; tag: string; faults: Array<{ kind: string; message: string }> }> };
+    const row = scan.tags.find((t) => t.repository === 'library/alpine' && t.tag === '3.19')!;
+    expect(row.faults).toEqual([expect.objectContaining({ kind: 'unreadable', message: expect.stringMatching(/is a symbolic link \(symbolic links in the storage are never followed\)/) })]);
   });
 });

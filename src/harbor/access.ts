@@ -25,6 +25,8 @@ export interface AccessRequest {
   readonly create: boolean;
   readonly settings: ProjectSettings;
   readonly concurrency: number;
+  /** SIGINT/SIGTERM: create nothing more. */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -43,7 +45,7 @@ export async function checkProjectAccess(harbor: HarborClient, auth: Authenticat
     let found = looked[i]!;
     let created = false;
     if (found.status === 'absent') {
-      if (!request.create) {
+      if (!request.create || request.signal?.aborted) {
         out.set(project, { project, status: 'ok', exists: false, created: false });
         continue;
       }

@@ -186,6 +186,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
       create: !options.dryRun,
       settings: options.project,
       concurrency: options.requestConcurrency,
+      ...(options.signal ? { signal: options.signal } : {}),
     });
     for (const a of access.values()) {
       if (a.exists) existingProjects.add(a.project);

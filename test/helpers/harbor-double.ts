@@ -56,6 +56,8 @@ export interface HarborDoubleOptions {
   readonly version?: '2.13' | '2.15';
   /** `project_creation_restriction` (default `everyone`). */
   readonly projectCreationRestriction?: 'everyone' | 'adminonly';
+  /** Delay every `GET /api/v2.0/projects/{name}` by this much (a slow Harbor database). */
+  readonly apiDelayMs?: number;
   /** Object storage: blob GET and HEAD answer 307 to another origin (distribution's `redirect` middleware). */
   readonly redirectStorage?: boolean;
 }
@@ -492,7 +494,10 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
     if (bad) return harborError(res, 401, 'UNAUTHORIZED', 'unauthorized');
     if (url.pathname === '/api/v2.0/projects') return projectsRoute(req, res, url, user, body);
     const one = /^\/api\/v2\.0\/projects\/([^/]+)$/.exec(url.pathname);
-    if (one && req.method === 'GET') return getProject(req, res, decodeURIComponent(one[1]!), user);
+    if (one && req.method === 'GET') {
+      setTimeout(() => getProject(req, res, decodeURIComponent(one[1]!), user), options.apiDelayMs ?? 0);
+      return;
+    }
     const repoRoute = /^\/api\/v2\.0\/projects\/([^/]+)\/repositories(?:\/([^/]+)(\/artifacts(?:\/([^/]+)(\/tags(?:\/([^/]+))?)?)?)?)?$/.exec(url.pathname);
     if (repoRoute) return repositoryRoute(req, res, url, user, body, repoRoute);
     harborError(res, 404, 'NOT_FOUND', `no route ${req.method} ${url.pathname} in the Harbor double`);

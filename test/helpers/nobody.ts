@@ -30,8 +30,15 @@ function nobodyReadableBin(): string {
   return installed;
 }
 
+/**
+ * As root: `nobody`, through setpriv. As any other user: that user, who is no more privileged than nobody here
+ * (permission bits bind everyone but root), so the same files are unreadable and the same tree unwritable.
+ */
 export async function runAsNobody(args: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-  const result = await execa('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, nobodyReadableBin(), ...args], {
+  const asRoot = process.getuid?.() === 0;
+  const command = asRoot ? 'setpriv' : process.execPath;
+  const prefix = asRoot ? ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath] : [];
+  const result = await execa(command, [...prefix, nobodyReadableBin(), ...args], {
     reject: false,
     env: { HOME: '/nonexistent', PATH: process.env.PATH ?? '' },
     cwd: '/',

@@ -19,6 +19,8 @@ export type ScriptAction =
       kind: 'forward';
       rewriteLocation?: (location: string) => string;
       delayMs?: number;
+      /** Let the request reach the registry, then cut the connection instead of answering (a lost response). */
+      dropResponse?: boolean;
       /** Serve other bytes or headers than the registry answered (a lying or corrupting middlebox). */
       rewriteResponse?: (body: Buffer, headers: http.IncomingHttpHeaders) => { body: Buffer; headers: http.IncomingHttpHeaders };
     }
@@ -116,6 +118,14 @@ export async function startProxy(upstreamHost: string): Promise<ScriptedProxy> {
     const upstream = http.request({ host: upHost, port: Number(upPort), method: req.method, path: req.url, headers: req.headers }, (upRes) => {
       const headers = { ...upRes.headers };
       if (action.rewriteLocation && typeof headers.location === 'string') headers.location = action.rewriteLocation(headers.location);
+      if (action.dropResponse) {
+        upRes.resume();
+        upRes.on('end', () => {
+          record('dropped');
+          req.socket.destroy();
+        });
+        return;
+      }
       const rewrite = action.rewriteResponse;
       if (rewrite) {
         const chunks: Buffer[] = [];
