@@ -5,6 +5,8 @@ export interface Measurement {
   readonly seconds: number;
   /** Peak resident memory in MiB, where /usr/bin/time is there to tell it. */
   readonly peakMiB: number | undefined;
+  /** User + system CPU seconds of the command, likewise. */
+  readonly cpuSeconds: number | undefined;
   readonly exitCode: number;
   readonly stdout: string;
   readonly stderr: string;
@@ -17,7 +19,7 @@ export async function measure(command: string, args: string[], options: { cwd?: 
   const useTime = existsSync(GNU_TIME);
   const marker = '__regmigrate_bench_peak_kb=';
   const file = useTime ? GNU_TIME : command;
-  const fullArgs = useTime ? ['-f', `${marker}%M`, command, ...args] : args;
+  const fullArgs = useTime ? ['-f', `${marker}%M %U %S`, command, ...args] : args;
   const start = process.hrtime.bigint();
   const result = await execa(file, fullArgs, {
     reject: false,
@@ -29,12 +31,15 @@ export async function measure(command: string, args: string[], options: { cwd?: 
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   let stderr = String(result.stderr ?? '');
   let peakMiB: number | undefined;
+  let cpuSeconds: number | undefined;
   const at = stderr.lastIndexOf(marker);
   if (at >= 0) {
-    peakMiB = Number(stderr.slice(at + marker.length).trim()) / 1024;
+    const [kb, user, sys] = stderr.slice(at + marker.length).trim().split(/\s+/).map(Number);
+    peakMiB = kb! / 1024;
+    cpuSeconds = user! + sys!;
     stderr = stderr.slice(0, at);
   }
-  return { seconds, peakMiB, exitCode: result.exitCode ?? -1, stdout: String(result.stdout ?? ''), stderr };
+  return { seconds, peakMiB, cpuSeconds, exitCode: result.exitCode ?? -1, stdout: String(result.stdout ?? ''), stderr };
 }
 
 export function median(values: readonly number[]): number {

@@ -37,6 +37,11 @@ export interface PlannedBlob {
   readonly home: string;
   /** Every other repository that needs it: a cross-repository mount from `home`. */
   readonly mounts: readonly string[];
+  /**
+   * `home` is a destination repository that already holds the blob (an image there at the same digest uses it):
+   * nothing is uploaded, every repository that needs it mounts it from there.
+   */
+  readonly held?: true;
 }
 
 export interface RejectedImage {
@@ -142,7 +147,9 @@ export function planMigration(candidates: Candidates, manifests: ReadonlyMap<str
   const projects = new Set<string>();
   const blobRepos = new Map<string, { size: number; repos: string[] }>();
 
+  const entries = new Map<string, TagEntry>();
   for (const { entry, repository, project } of candidates.accepted) {
+    entries.set(tagRef(entry), entry);
     const image: PlannedImage = {
       source: tagRef(entry),
       sourceRepository: entry.repository,
@@ -176,7 +183,18 @@ export function planMigration(candidates: Candidates, manifests: ReadonlyMap<str
     }
   }
 
-  const blobs: PlannedBlob[] = [...blobRepos].map(([digest, { size, repos }]) => ({ digest, size, home: repos[0]!, mounts: repos.slice(1) }));
+  // Blobs the destination already holds in some repository (an image there at the same digest uses them): a new
+  // repository on a base 300 others hold mounts the base from one of them instead of receiving it again.
+  const holders = new Map<string, string>();
+  for (const image of existing) {
+    const entry = entries.get(image.source);
+    for (const blob of entry?.blobs ?? []) if (blob.present && !holders.has(blob.digest)) holders.set(blob.digest, image.repository);
+  }
+  const blobs: PlannedBlob[] = [...blobRepos].map(([digest, { size, repos }]) => {
+    const holder = holders.get(digest);
+    if (holder && !repos.includes(holder)) return { digest, size, home: holder, mounts: repos, held: true };
+    return { digest, size, home: repos[0]!, mounts: repos.slice(1) };
+  });
   // Largest first: long uploads start early, so the pool does not end waiting on one big layer.
   blobs.sort((a, b) => b.size - a.size || (a.digest < b.digest ? -1 : 1));
   return {

@@ -34,7 +34,7 @@ export function reportDocument(result: PushResult, destination: string) {
     via: result.via,
     harborVersion: result.harborVersion ?? null,
     durationMs: result.durationMs,
-    summary: { ...countReports(result.reports), ...result.stats, projectsCreated: result.projectsCreated },
+    summary: { ...countReports(result.reports), ...result.stats, requests: result.requests, retries: result.retries, projectsCreated: result.projectsCreated },
     images: result.reports.map(reportImageJson),
   };
 }

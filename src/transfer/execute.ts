@@ -43,6 +43,8 @@ export interface ExecuteOptions {
    * here: Harbor 2.15+ rewrites a PUT by tag into a PUT by sha256 of the signed body, which never matches.
    */
   readonly tagThroughApi?: (repository: string, digest: string, tag: string) => Promise<void>;
+  /** Runs right after each image is done (its verification), so it overlaps with the rest of the transfer. */
+  readonly afterImage?: (outcome: ImageOutcome) => Promise<void>;
 }
 
 export type ImageOutcome =
@@ -89,30 +91,34 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
     if (options.signal?.aborted) throw new Interrupted('interrupted before this step started');
   };
 
-  const upload = async (repository: string, blob: PlannedBlob, session?: URL): Promise<void> => {
+  const send = async (repository: string, blob: PlannedBlob, session?: URL): Promise<void> => {
+    checkInterrupted();
+    emit({ type: 'blob-start', digest: blob.digest, repository, size: blob.size });
+    const source = options.blobSource(blob.digest, blob.size);
+    await client.uploadBlob(repository, blob.digest, source.file, source.size, session, (n) => emit({ type: 'bytes', bytes: n }), source.start);
+    stats.blobsUploaded++;
+    stats.bytesUploaded += blob.size;
+    emit({ type: 'blob-done', digest: blob.digest, repository, how: 'uploaded', size: blob.size });
+  };
+  const upload = (repository: string, blob: PlannedBlob, session?: URL): Promise<void> => uploads(() => send(repository, blob, session));
+
+  /**
+   * The one upload of a blob, at its home. The HEAD runs in the upload's own slot: slots are handed out in the
+   * plan's order (largest first), so that order is the order bytes go out.
+   */
+  const ensureAtHome = async (blob: PlannedBlob): Promise<void> => {
+    // Held by the destination already (planned from what it holds): nothing to ask, nothing to send.
+    if (blob.held) return;
     await uploads(async () => {
       checkInterrupted();
-      emit({ type: 'blob-start', digest: blob.digest, repository, size: blob.size });
-      const source = options.blobSource(blob.digest, blob.size);
-      await client.uploadBlob(repository, blob.digest, source.file, source.size, session, (n) => emit({ type: 'bytes', bytes: n }), source.start);
-      stats.blobsUploaded++;
-      stats.bytesUploaded += blob.size;
-      emit({ type: 'blob-done', digest: blob.digest, repository, how: 'uploaded', size: blob.size });
+      if (await client.hasBlob(blob.home, blob.digest)) {
+        stats.blobsSkipped++;
+        stats.bytesSkipped += blob.size;
+        emit({ type: 'blob-done', digest: blob.digest, repository: blob.home, how: 'skipped', size: blob.size });
+        return;
+      }
+      await send(blob.home, blob);
     });
-  };
-
-  const ensureAtHome = async (blob: PlannedBlob): Promise<void> => {
-    const present = await requests(() => {
-      checkInterrupted();
-      return client.hasBlob(blob.home, blob.digest);
-    });
-    if (present) {
-      stats.blobsSkipped++;
-      stats.bytesSkipped += blob.size;
-      emit({ type: 'blob-done', digest: blob.digest, repository: blob.home, how: 'skipped', size: blob.size });
-      return;
-    }
-    await upload(blob.home, blob);
   };
 
   const ensureMounted = async (repository: string, blob: PlannedBlob): Promise<void> => {
@@ -272,10 +278,14 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
     }
   };
 
+  // Every blob's one upload is queued up front in the plan's order, largest first, so a big layer never starts
+  // last and finishes alone; images only wait for theirs (a failure is seen by the images that need the blob).
+  for (const blob of plan.blobs) ensureBlob(blob.home, blob).catch(() => undefined);
   const outcomes = await Promise.all(
     plan.images.map(async (image) => {
       const outcome = await pushImage(image);
       emit(outcome.ok ? { type: 'image-done', image, ok: true } : { type: 'image-done', image, ok: false, reason: outcome.reason });
+      await options.afterImage?.(outcome);
       return outcome;
     }),
   );

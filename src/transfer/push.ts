@@ -92,6 +92,9 @@ export interface PushResult {
   readonly durationMs: number;
   /** A signal stopped the run: what was not reached is unknown (never "gone"). */
   readonly interrupted: boolean;
+  /** Requests this run sent to the destination (registry and Harbor API), and how many were retries. */
+  readonly requests: number;
+  readonly retries: number;
 }
 
 export function nameMapping(selection: SourceSelection, destination: Destination): NameMapping {
@@ -165,7 +168,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
     }));
     const plan: Plan = { version: PLAN_VERSION, projectsToCreate: [], images: [], existing: [], blobs: [], rejected: candidates.rejected };
     const stats: TransferStats = { blobsUploaded: 0, bytesUploaded: 0, blobsMounted: 0, bytesMounted: 0, blobsSkipped: 0, bytesSkipped: 0, manifestsPut: 0 };
-    return { via: options.via, inventory, plan, reports, stats, projectsCreated: [], harborVersion: destination.harborVersion, durationMs: Date.now() - started, interrupted: true };
+    return { via: options.via, inventory, plan, reports, stats, projectsCreated: [], harborVersion: destination.harborVersion, durationMs: Date.now() - started, interrupted: true, ...requestCounts(destination) };
   };
   const early = stopped();
   if (early) return early;
@@ -244,12 +247,13 @@ export async function pushStorage(destination: Destination, options: PushOptions
   for (const image of skipped) reports.push({ ...reportBase(image), status: 'skipped', reason: 'schema1 image (--schema1 skip)' });
   const finish = (): PushResult => {
     reports.sort((a, b) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
-    return { via: options.via, inventory, plan, reports, stats, projectsCreated, harborVersion: destination.harborVersion, durationMs: Date.now() - started, interrupted: options.signal?.aborted ?? false };
+    return { via: options.via, inventory, plan, reports, stats, projectsCreated, harborVersion: destination.harborVersion, durationMs: Date.now() - started, interrupted: options.signal?.aborted ?? false, ...requestCounts(destination) };
   };
   if (options.dryRun) return finish();
 
-  let outcomes: ImageOutcome[];
+  const verify = (outcome: ImageOutcome): Promise<ImageReport> => requests(() => verifyOutcome(destination, outcome, policies.get(outcome.image.project)));
   if (options.via === 'skopeo') {
+    let outcomes: ImageOutcome[];
     const workDir = makeWorkDir(layout, options.workDir);
     assertOutsideStorage(layout, workDir, '--work-dir');
     const forget = options.keepWorkDir ? () => undefined : onCleanup(() => rmSync(workDir, { recursive: true, force: true }));
@@ -269,8 +273,13 @@ export async function pushStorage(destination: Destination, options: PushOptions
       else rmSync(workDir, { recursive: true, force: true });
       forget();
     }
+    reports.push(...(await Promise.all(outcomes.map(verify))));
   } else {
+    // Each image is verified right after its tag lands, while other uploads go on.
     const executed = await executePlan(plan, {
+      afterImage: async (outcome) => {
+        reports.push(await verify(outcome));
+      },
       client: destination.client,
       manifests: inventory.manifests,
       blobSource: (digest, size) => dataSource(layout, blobDataPath(layout, digest), size),
@@ -282,9 +291,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
       ...(harbor ? { tagThroughApi: (repository: string, digest: string, tag: string) => harbor.addTag(repository, digest, tag) } : {}),
     });
     Object.assign(stats, executed.stats);
-    outcomes = executed.outcomes;
   }
-  reports.push(...(await Promise.all(outcomes.map((outcome) => requests(() => verifyOutcome(destination, outcome, policies.get(outcome.image.project)))))));
   return finish();
 }
 
@@ -325,10 +332,8 @@ async function probeTags(destination: Destination, candidates: readonly Candidat
   const tags = new Map<string, string>();
   const harbor = destination.harbor;
   if (harbor) {
-    const byRepository = new Map<string, Candidate[]>();
-    for (const c of candidates) byRepository.set(c.repository, [...(byRepository.get(c.repository) ?? []), c]);
     await Promise.all(
-      [...byRepository].map(([repository, wanted]) =>
+      [...groupByRepository(candidates)].map(([repository, wanted]) =>
         requests(async () => {
           try {
             const artifacts = await harbor.listArtifacts(repository);
@@ -348,17 +353,46 @@ async function probeTags(destination: Destination, candidates: readonly Candidat
     );
     return tags;
   }
+  // A plain registry: one `tags/list` per repository, then a manifest request only for the tags it lists (a first
+  // push into new repositories costs one request per repository, not one per tag).
+  const gets = pLimit(16);
   await Promise.all(
-    candidates.map((c) =>
+    [...groupByRepository(candidates)].map(([repository, wanted]) =>
       requests(async () => {
+        let listed: Set<string> | undefined;
         try {
-          const head = await destination.client.probeManifest(c.repository, c.entry.tag);
-          if (head?.digest) tags.set(tagRef({ repository: c.repository, tag: c.entry.tag }), head.digest);
+          listed = new Set(await destination.client.listTags(repository));
         } catch {
-          // Unknown is treated as absent: the push itself will then say precisely what is wrong.
+          listed = undefined; // no listing (a registry that refuses it): ask about every tag
         }
+        await Promise.all(
+          wanted
+            .filter((c) => !listed || listed.has(c.entry.tag) || c.entry.untagged)
+            .map((c) => gets(async () => {
+              try {
+                const head = await destination.client.probeManifest(c.repository, c.entry.tag);
+                if (head?.digest) tags.set(tagRef({ repository: c.repository, tag: c.entry.tag }), head.digest);
+              } catch {
+                // Unknown is treated as absent: the push itself will then say precisely what is wrong.
+              }
+            })),
+        );
       }),
     ),
   );
   return tags;
+}
+
+function requestCounts(destination: Destination): { requests: number; retries: number } {
+  return { requests: destination.client.stats.requests + (destination.harbor?.requests ?? 0), retries: destination.client.stats.retries };
+}
+
+function groupByRepository(candidates: readonly Candidate[]): Map<string, Candidate[]> {
+  const byRepository = new Map<string, Candidate[]>();
+  for (const c of candidates) {
+    let list = byRepository.get(c.repository);
+    if (!list) byRepository.set(c.repository, (list = []));
+    list.push(c);
+  }
+  return byRepository;
 }

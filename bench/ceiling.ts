@@ -1,0 +1,63 @@
+/**
+ * The real ceiling of a push (issue 13): one process uploading every blob file of the storage once, over
+ * keep-alive connections, `concurrency` at a time, largest first, each as POST + one PUT with Content-Length and
+ * 1 MiB send blocks. No manifests, no checks, no retries: nothing a migration can do with less.
+ */
+import { createReadStream, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import pLimit from 'p-limit';
+import { Agent, request } from 'undici';
+
+export interface CeilingResult {
+  readonly seconds: number;
+  /** User + system CPU seconds of this process while uploading. */
+  readonly cpuSeconds: number;
+  readonly blobs: number;
+  readonly bytes: number;
+  readonly requests: number;
+}
+
+function listBlobs(root: string): Array<{ digest: string; file: string; size: number }> {
+  const base = path.join(root, 'docker/registry/v2/blobs/sha256');
+  const out: Array<{ digest: string; file: string; size: number }> = [];
+  for (const fan of readdirSync(base)) {
+    for (const hex of readdirSync(path.join(base, fan))) {
+      const file = path.join(base, fan, hex, 'data');
+      out.push({ digest: `sha256:${hex}`, file, size: statSync(file).size });
+    }
+  }
+  return out.sort((a, b) => b.size - a.size);
+}
+
+export async function uploadEveryBlobOnce(root: string, host: string, concurrency: number): Promise<CeilingResult> {
+  const blobs = listBlobs(root);
+  const agent = new Agent({ connections: concurrency, pipelining: 1, keepAliveTimeout: 30_000 });
+  const limit = pLimit(concurrency);
+  let requests = 0;
+  const cpu = process.cpuUsage();
+  const started = process.hrtime.bigint();
+  await Promise.all(
+    blobs.map((blob) =>
+      limit(async () => {
+        const post = await request(`http://${host}/v2/ceiling/blobs/blobs/uploads/`, { method: 'POST', headers: { 'content-length': '0' }, dispatcher: agent });
+        requests++;
+        await post.body.dump();
+        const location = new URL(String(post.headers.location), `http://${host}`);
+        location.searchParams.set('digest', blob.digest);
+        const put = await request(location, {
+          method: 'PUT',
+          headers: { 'content-type': 'application/octet-stream', 'content-length': String(blob.size) },
+          body: createReadStream(blob.file, { highWaterMark: 1024 * 1024 }),
+          dispatcher: agent,
+        });
+        requests++;
+        await put.body.dump();
+        if (put.statusCode !== 201) throw new Error(`ceiling upload of ${blob.digest}: ${put.statusCode}`);
+      }),
+    ),
+  );
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const used = process.cpuUsage(cpu);
+  await agent.close();
+  return { seconds, cpuSeconds: (used.user + used.system) / 1e6, blobs: blobs.length, bytes: blobs.reduce((n, b) => n + b.size, 0), requests };
+}
