@@ -18,6 +18,7 @@ export interface DestinationFlags {
   timeout?: string;
   retries?: string;
   chunkSize?: string;
+  limitRate?: string;
 }
 
 /** The options every command that talks to a destination shares. */
@@ -31,7 +32,8 @@ export function addDestinationOptions(command: Command): Command {
     .option('--ca-file <file>', 'extra CA certificate(s) to trust for the destination (PEM)')
     .option('--timeout <seconds>', 'seconds without progress before a connection counts as dead (default 120)')
     .option('--retries <n>', 'attempts for a transient failure (429, 5xx, reset) before giving up (default 5)')
-    .option('--chunk-size <size>', 'upload blobs in chunks of this size (e.g. 16MiB), for proxies with body limits');
+    .option('--chunk-size <size>', 'upload blobs in chunks of this size (e.g. 16MiB), for proxies with body limits')
+    .option('--limit-rate <rate>', 'cap the upload bandwidth of the whole run (e.g. 50MiB/s; per shard with --shards)');
 }
 
 export interface NormalizedDestination {
@@ -54,6 +56,11 @@ export function normalizeDestination(flags: DestinationFlags, problems: OptionPr
   if (flags.caFile !== undefined && !existsSync(flags.caFile)) problems.add(`--ca-file ${flags.caFile}: no such file`);
   if (flags.passwordStdin && !flags.username) problems.add('--password-stdin needs --username');
   if (flags.username && !flags.passwordStdin) problems.add('--username needs --password-stdin (a password on the command line would show in the process list)');
+  let limitRate: number | undefined;
+  if (flags.limitRate !== undefined) {
+    limitRate = parseSize(flags.limitRate.replace(/\/s$/i, ''));
+    if (limitRate === undefined || limitRate < 1024) problems.add(`--limit-rate must be a rate of at least 1KiB/s (like 50MiB/s), not "${flags.limitRate}"`);
+  }
   const timeoutSeconds = parsePositiveInt('--timeout', flags.timeout, 120, problems, 3600);
   const attempts = parsePositiveInt('--retries', flags.retries, 5, problems, 100);
   return {
@@ -63,6 +70,7 @@ export function normalizeDestination(flags: DestinationFlags, problems: OptionPr
       caFile: flags.caFile,
       timeoutMs: timeoutSeconds * 1000,
       chunkSize,
+      ...(limitRate !== undefined ? { limitRate } : {}),
       retry: { attempts, baseDelayMs: 500, maxDelayMs: 30_000 },
       passwordStdin: flags.passwordStdin ?? false,
       username: flags.username,
@@ -93,6 +101,7 @@ export async function buildDestinationOptions(normalized: NormalizedDestination,
     caFile: options.caFile,
     timeoutMs: options.timeoutMs,
     chunkSize: options.chunkSize,
+    ...(options.limitRate !== undefined ? { limitRate: options.limitRate } : {}),
     ...(options.retry ? { retry: options.retry } : {}),
   };
 }

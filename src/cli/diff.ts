@@ -5,6 +5,7 @@ import { connectDestination } from '../transfer/destination.js';
 import type { SourceSelection } from '../transfer/push.js';
 import { csvLine, formatBytes, renderTable } from '../util/format.js';
 import type { CliContext } from './context.js';
+import { requireRoot } from './config.js';
 import { addDestinationOptions, buildDestinationOptions, normalizeDestination, type DestinationFlags, type NormalizedDestination } from './destination-options.js';
 import { OptionProblems, parseOutputFormat, parsePositiveInt } from './options.js';
 import { addSelectionOptions, normalizeSelection, type SelectionFlags } from './selection.js';
@@ -97,12 +98,13 @@ export function registerDiff(program: Command, ctx: CliContext): void {
   const command = program
     .command('diff')
     .description('compare the storage with the destination: new, changed, same, extra (read-only on both sides)')
-    .argument('<root>', 'registry storage root (e.g. /var/lib/registry) or an uncompressed tar of it');
+    .argument('[root]', 'registry storage root (e.g. /var/lib/registry) or an uncompressed tar of it');
   addSelectionOptions(addDestinationOptions(command))
     .option('-o, --output <format>', 'table, json or csv')
     .option('--concurrency <n>', 'destination requests in flight (default 16)')
     .option('--state <file>', "a sync journal: schema1 images it records as converted count as the same")
-    .action(async (root: string, flags: DiffFlags) => {
-      ctx.setExitCode(await runDiff(normalizeDiff(root, flags), ctx));
+    .action(async (root: string | undefined, flags: DiffFlags) => {
+      const source = requireRoot(root, 'diff');
+      ctx.setExitCode(await runDiff(normalizeDiff(source, flags), ctx));
     });
 }

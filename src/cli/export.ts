@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { exportStorage } from '../transfer/export.js';
 import { renderTable } from '../util/format.js';
 import type { CliContext } from './context.js';
+import { requireRoot } from './config.js';
 import { OptionProblems, parsePositiveInt } from './options.js';
 import { addSelectionOptions, normalizeSelection, type SelectionFlags } from './selection.js';
 import type { SourceSelection } from '../transfer/push.js';
@@ -51,11 +52,12 @@ export function registerExport(program: Command, ctx: CliContext): void {
   const command = program
     .command('export')
     .description('write every healthy tag as a skopeo dir: layout (hard links into the storage, copies across filesystems)')
-    .argument('<root>', 'registry storage root (e.g. /var/lib/registry) or an uncompressed tar of it')
+    .argument('[root]', 'registry storage root (e.g. /var/lib/registry) or an uncompressed tar of it')
     .option('--out <dir>', 'output directory: one <repository>:<tag>/ directory per image');
   addSelectionOptions(command)
     .option('--concurrency <n>', 'images written at once (default 8)')
-    .action(async (root: string, flags: ExportFlags) => {
-      ctx.setExitCode(await runExport(normalizeExport(root, flags), ctx));
+    .action(async (root: string | undefined, flags: ExportFlags) => {
+      const source = requireRoot(root, 'export');
+      ctx.setExitCode(await runExport(normalizeExport(source, flags), ctx));
     });
 }

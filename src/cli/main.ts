@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { RegmigrateError, errorMessage } from '../errors.js';
 import type { CliContext } from './context.js';
+import { applyConfig, registerConfig } from './config.js';
 import { registerDiff } from './diff.js';
 import { registerExport } from './export.js';
 import { registerPush } from './push.js';
@@ -26,6 +27,13 @@ export function buildProgram(ctx: CliContext): Command {
   registerDiff(program, ctx);
   registerSync(program, ctx);
   registerReport(program, ctx);
+  // --config on every command that takes options from it; the file is read right before the command runs.
+  for (const command of program.commands) {
+    if (['config', 'report'].includes(command.name())) continue;
+    command.option('--config <file>', 'take options from this YAML file (flags given here win); see "Config file" in the README');
+  }
+  program.hook('preAction', (_program, command) => applyConfig(command));
+  registerConfig(program, ctx);
   return program;
 }
 

@@ -8,6 +8,7 @@ import { checkSkopeo } from '../transfer/skopeo.js';
 import { assertWritable } from '../util/files.js';
 import { parseSize } from '../util/format.js';
 import type { CliContext } from './context.js';
+import { requireRoot } from './config.js';
 import { addDestinationOptions, buildDestinationOptions, normalizeDestination, type DestinationFlags, type NormalizedDestination } from './destination-options.js';
 import { OptionProblems, parsePositiveInt } from './options.js';
 import { addSelectionOptions, normalizeSelection, type SelectionFlags } from './selection.js';
@@ -135,7 +136,8 @@ export async function openDestination(request: TransferRequest, ctx: CliContext,
 export async function runPush(request: PushRequest, ctx: CliContext): Promise<number> {
   if (request.report) assertWritable(request.report, '--report');
   const destination = await openDestination(request, ctx, request.dryRun);
-  const progress = createProgress({ stream: ctx.stderr, isTTY: ctx.stderrIsTTY && !ctx.env.REGMIGRATE_NO_PROGRESS, quiet: request.quiet });
+  const limitRate = request.destination.options.limitRate;
+  const progress = createProgress({ stream: ctx.stderr, isTTY: ctx.stderrIsTTY && !ctx.env.REGMIGRATE_NO_PROGRESS, quiet: request.quiet, ...(limitRate !== undefined ? { limitRate } : {}) });
   try {
     const { result, signal } = await withInterruption(ctx, (abort) =>
       pushStorage(destination, pushOptions(request, ctx, { dryRun: request.dryRun, onEvent: progress.onEvent, signal: abort })),
@@ -164,11 +166,12 @@ export function registerPush(program: Command, ctx: CliContext): void {
   const command = program
     .command('push')
     .description('push every image of a registry storage into Harbor (or any OCI registry), verified')
-    .argument('<root>', 'registry storage root (e.g. /var/lib/registry) or an uncompressed tar of it');
+    .argument('[root]', 'registry storage root (e.g. /var/lib/registry) or an uncompressed tar of it');
   addTransferOptions(command)
     .option('--dry-run', 'print the plan (projects, blobs, mounts, tags) and change nothing')
     .option('-o, --output <format>', 'stdout format of the image list: table or json')
-    .action(async (root: string, flags: PushFlags) => {
-      ctx.setExitCode(await runPush(normalizePush(root, flags), ctx));
+    .action(async (root: string | undefined, flags: PushFlags) => {
+      const source = requireRoot(root, 'push');
+      ctx.setExitCode(await runPush(normalizePush(source, flags), ctx));
     });
 }

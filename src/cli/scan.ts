@@ -1,15 +1,17 @@
 import type { Command } from 'commander';
-import { renderScanTable, renderSummaryLine, scanCsvPieces, scanJsonPieces, type OutputFormat } from '../inventory/render.js';
+import { renderScanTable, renderSelectionSizes, renderSummaryLine, scanCsvPieces, scanJsonPieces, type OutputFormat } from '../inventory/render.js';
+import { selectionSizes, type TagSelection } from '../inventory/select.js';
 import { scanStorage, summarize } from '../inventory/scan.js';
 import { locateStorage } from '../storage/layout.js';
 import { writePieces } from '../util/stream.js';
 import { cachedMapper } from '../plan/map-names.js';
 import { shardSelector, type Shard } from '../plan/shard.js';
-import { addShardOptions, normalizeShard, type SelectionFlags } from './selection.js';
+import { addShardOptions, addTagOptions, normalizeShard, normalizeTagSelection, type SelectionFlags } from './selection.js';
 import { collect, defaultConcurrency, OptionProblems, parseGlobs, parseOutputFormat, parsePositiveInt } from './options.js';
 import type { CliContext } from './context.js';
+import { requireRoot } from './config.js';
 
-interface ScanFlags extends Pick<SelectionFlags, 'shard' | 'shards' | 'shardBy'> {
+interface ScanFlags extends Pick<SelectionFlags, 'shard' | 'shards' | 'shardBy' | 'tagInclude' | 'tagExclude' | 'semver' | 'pushedAfter' | 'keepLatest'> {
   output?: string;
   verify?: boolean;
   include?: string[];
@@ -25,6 +27,7 @@ export interface ScanRequest {
   readonly exclude: readonly string[];
   readonly concurrency: number;
   readonly shard?: Shard;
+  readonly tags?: TagSelection;
 }
 
 export function normalizeScan(root: string, flags: ScanFlags): ScanRequest {
@@ -39,6 +42,8 @@ export function normalizeScan(root: string, flags: ScanFlags): ScanRequest {
   };
   const shard = normalizeShard(flags, process.env, problems);
   if (shard) Object.assign(request, { shard });
+  const tags = normalizeTagSelection(flags, problems);
+  if (tags) Object.assign(request, { tags });
   problems.throwIfAny();
   return request;
 }
@@ -52,6 +57,7 @@ export async function runScan(request: ScanRequest, ctx: CliContext): Promise<nu
     verify: request.verify,
     concurrency: request.concurrency,
     countUntagged: true,
+    ...(request.tags ? { tags: request.tags } : {}),
     // Without --map here, shards split by the default destination names (single-level names under library/).
     ...(request.shard ? { select: shardSelector(cachedMapper({ rules: [], defaultProject: 'library', harbor: false }), request.shard) } : {}),
     onProgress: (event) => {
@@ -60,10 +66,13 @@ export async function runScan(request: ScanRequest, ctx: CliContext): Promise<nu
   });
   if (request.verify && ctx.stderrIsTTY) ctx.stderr.write('\n');
   const summary = summarize(inventory);
-  if (request.output === 'json') await writePieces(ctx.stdout, scanJsonPieces(inventory, summary));
+  // What the selection keeps and drops, per destination project: what Harbor's quotas must hold.
+  const mapper = cachedMapper({ rules: [], defaultProject: 'library', harbor: false });
+  const sizes = request.tags ? selectionSizes({ kept: [...inventory.tags], dropped: [...(inventory.deselected ?? [])] }, (r) => { const m = mapper(r); return m.ok ? m.project : r.split('/')[0]!; }) : undefined;
+  if (request.output === 'json') await writePieces(ctx.stdout, scanJsonPieces(inventory, summary, sizes));
   else if (request.output === 'csv') await writePieces(ctx.stdout, scanCsvPieces(inventory));
-  else ctx.stdout.write(renderScanTable(inventory, summary));
-  if (request.output !== 'table') ctx.stderr.write(renderSummaryLine(summary) + '\n');
+  else ctx.stdout.write(renderScanTable(inventory, summary) + (sizes ? renderSelectionSizes(sizes) : ''));
+  if (request.output !== 'table') ctx.stderr.write(renderSummaryLine(summary) + '\n' + (sizes ? renderSelectionSizes(sizes) : ''));
   if (inventory.tags.length === 0) ctx.stderr.write(`regmigrate: warning: no tags found in ${layout.v2}\n`);
   return summary.faultyTags > 0 || summary.unreadableDirectories > 0 ? 1 : 0;
 }
@@ -72,13 +81,14 @@ export function registerScan(program: Command, ctx: CliContext): void {
   const command = program
     .command('scan')
     .description('inventory a registry storage: every tag, its digest, media type, platforms, size and faults')
-    .argument('<root>', 'registry storage root (e.g. /var/lib/registry), its docker/registry/v2 directory, or an uncompressed tar of it')
+    .argument('[root]', 'registry storage root (e.g. /var/lib/registry), its docker/registry/v2 directory, or an uncompressed tar of it')
     .option('-o, --output <format>', 'table, json or csv')
     .option('--verify', 'hash every blob and report corrupt ones (reads all data)')
     .option('--include <glob>', 'only repositories matching this glob (repeatable)', collect)
     .option('--exclude <glob>', 'skip repositories matching this glob (repeatable)', collect)
     .option('--concurrency <n>', 'parallel blob hashing with --verify');
-  addShardOptions(command).action(async (root: string, flags: ScanFlags) => {
-      ctx.setExitCode(await runScan(normalizeScan(root, flags), ctx));
+  addShardOptions(addTagOptions(command)).action(async (root: string | undefined, flags: ScanFlags) => {
+      const source = requireRoot(root, 'scan');
+      ctx.setExitCode(await runScan(normalizeScan(source, flags), ctx));
     });
 }

@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { PROJECT_NAME_RE } from '../harbor/schema.js';
 import { parseMapRule, type MapRule } from '../plan/map-names.js';
 import type { SourceSelection } from '../transfer/push.js';
-import { collect, OptionProblems, parseGlobs } from './options.js';
+import { collect, OptionProblems, parseGlobs, parsePositiveInt } from './options.js';
+import { parseTagPattern, tagSelectionActive, validSemverRange, type TagPattern, type TagSelection } from '../inventory/select.js';
 import { parseShard, type Shard } from '../plan/shard.js';
 
 export interface SelectionFlags {
@@ -14,6 +15,11 @@ export interface SelectionFlags {
   shard?: string;
   shards?: string;
   shardBy?: string;
+  tagInclude?: string[];
+  tagExclude?: string[];
+  semver?: string;
+  pushedAfter?: string;
+  keepLatest?: string;
 }
 
 /** `--include/--exclude/--map/--default-project`: which source repositories, under which destination names. */
@@ -24,7 +30,56 @@ export function addSelectionOptions(command: Command): Command {
     .option('--map <from=to>', 'rename a source repository prefix (repeatable; longest match wins)', collect)
     .option('--default-project <name>', 'project for single-level names like busybox (default library)')
     .option('--include-untagged', 'also migrate manifests no tag points at (by digest)');
-  return addShardOptions(command);
+  return addShardOptions(addTagOptions(command));
+}
+
+/** Tag selection, for every command: signatures and referrers follow the image they belong to. */
+export function addTagOptions(command: Command): Command {
+  return command
+    .option('--tag-include <pattern>', 'only tags matching this glob or /regex/ (repeatable)', collect)
+    .option('--tag-exclude <pattern>', 'skip tags matching this glob or /regex/ (repeatable)', collect)
+    .option('--semver <range>', "only tags that parse as versions within this range (e.g. '>=1.2 <2')")
+    .option('--pushed-after <when>', 'only tags pushed since a date (2024-01-01) or for a duration (90d, 12h, 2w)')
+    .option('--keep-latest <n>', 'per repository, only the n most recently pushed tags');
+}
+
+/** `2024-01-01` (or any ISO date-time), or a duration back from `now`: `90d`, `12h`, `2w`, `30m`. */
+export function parseWhen(text: string, now = Date.now()): number | undefined {
+  const duration = /^(\d+)([mhdw])$/.exec(text.trim());
+  if (duration) {
+    const unit = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[duration[2] as 'm' | 'h' | 'd' | 'w'];
+    return now - Number(duration[1]) * unit;
+  }
+  if (!/^\d{4}-\d{2}-\d{2}/.test(text)) return undefined;
+  const t = Date.parse(text);
+  return Number.isNaN(t) ? undefined : t;
+}
+
+export function normalizeTagSelection(flags: SelectionFlags, problems: OptionProblems): TagSelection | undefined {
+  const patterns = (name: string, values: string[] | undefined): TagPattern[] =>
+    (values ?? []).flatMap((text) => {
+      const p = parseTagPattern(text);
+      if (typeof p === 'string') {
+        problems.add(`${name} "${text}": ${p}`);
+        return [];
+      }
+      return [p];
+    });
+  const selection: TagSelection = {
+    tagInclude: patterns('--tag-include', flags.tagInclude),
+    tagExclude: patterns('--tag-exclude', flags.tagExclude),
+  };
+  if (flags.semver !== undefined) {
+    if (!validSemverRange(flags.semver)) problems.add(`--semver "${flags.semver}" is not a version range (like '>=1.2 <2' or '^3')`);
+    else Object.assign(selection, { semver: flags.semver });
+  }
+  if (flags.pushedAfter !== undefined) {
+    const when = parseWhen(flags.pushedAfter);
+    if (when === undefined) problems.add(`--pushed-after "${flags.pushedAfter}" is neither a date (2024-01-01) nor a duration (90d, 12h, 2w, 30m)`);
+    else Object.assign(selection, { pushedAfter: when });
+  }
+  if (flags.keepLatest !== undefined) Object.assign(selection, { keepLatest: parsePositiveInt('--keep-latest', flags.keepLatest, 1, problems, 1_000_000) });
+  return tagSelectionActive(selection) ? selection : undefined;
 }
 
 /** `--shard/--shards/--shard-by`: for every command, scan included. */
@@ -57,6 +112,7 @@ export function normalizeShard(flags: SelectionFlags, env: NodeJS.ProcessEnv, pr
 
 export function normalizeSelection(root: string, flags: SelectionFlags, problems: OptionProblems, env: NodeJS.ProcessEnv = process.env): SourceSelection {
   const shard = normalizeShard(flags, env, problems);
+  const tags = normalizeTagSelection(flags, problems);
   const maps: MapRule[] = [];
   for (const text of flags.map ?? []) {
     const rule = parseMapRule(text);
@@ -73,5 +129,6 @@ export function normalizeSelection(root: string, flags: SelectionFlags, problems
     defaultProject,
     includeUntagged: flags.includeUntagged ?? false,
     ...(shard ? { shard } : {}),
+    ...(tags ? { tags } : {}),
   };
 }

@@ -9,6 +9,7 @@ import { formatBytes, formatDuration } from '../util/format.js';
 import { assertWritable } from '../util/files.js';
 import { acquireLock } from '../util/lock.js';
 import type { CliContext } from './context.js';
+import { requireRoot } from './config.js';
 import { OptionProblems, parsePositiveInt } from './options.js';
 import { addTransferOptions, normalizeTransfer, openDestination, pushOptions, type TransferFlags, type TransferRequest } from './push.js';
 import { withInterruption } from './signals.js';
@@ -131,7 +132,7 @@ export function registerSync(program: Command, ctx: CliContext): void {
   const command = program
     .command('sync')
     .description('the cron job: push only what differs, verify, keep a journal; locked against overlapping runs')
-    .argument('<root>', 'registry storage root (e.g. /var/lib/registry) or an uncompressed tar of it');
+    .argument('[root]', 'registry storage root (e.g. /var/lib/registry) or an uncompressed tar of it');
   addTransferOptions(command)
     .option('--state <file>', 'journal of what was verified at which digest (JSON), kept between runs')
     .option('--trust-state', 'skip the destination check for tags whose source digest matches the journal')
@@ -141,7 +142,8 @@ export function registerSync(program: Command, ctx: CliContext): void {
     .option('--delete-extra', 'list destination tags whose source tag is gone (per the journal); with --yes, delete them')
     .option('--yes', 'with --delete-extra: really delete')
     .option('--max-delete <n>', `with --delete-extra --yes: refuse a run that would delete more tags than this (default ${DEFAULT_MAX_DELETE})`)
-    .action(async (root: string, flags: SyncFlags) => {
-      ctx.setExitCode(await runSync(normalizeSync(root, flags), ctx));
+    .action(async (root: string | undefined, flags: SyncFlags) => {
+      const source = requireRoot(root, 'sync');
+      ctx.setExitCode(await runSync(normalizeSync(source, flags), ctx));
     });
 }

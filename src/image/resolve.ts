@@ -1,3 +1,4 @@
+import { lstatSync } from 'node:fs';
 import { checkTag } from '../storage/digest.js';
 import { readLink } from '../storage/layout.js';
 import type { TagLocation } from '../storage/walk.js';
@@ -31,6 +32,26 @@ export function resolveTag(store: BlobStore, location: TagLocation, trust?: Trus
 
   const link = readLink(location.linkPath, store.layout);
   if (!link.ok && link.reason === 'absent') return undefined;
+  const entry = resolveLinked(store, location, link, faults, trust);
+  const pushedAt = linkTime(location.linkPath, store.layout);
+  return pushedAt ? { ...entry, pushedAt } : entry;
+}
+
+/**
+ * When the tag was last pushed: distribution rewrites `current/link` on every push, so its mtime says (no registry
+ * API does). Unknown in a tar (its index keeps no times) or when the link cannot be looked at.
+ */
+function linkTime(file: string, layout: BlobStore['layout']): string | undefined {
+  if (layout.tar) return undefined;
+  try {
+    return lstatSync(file).mtime.toISOString();
+  } catch {
+    return undefined;
+  }
+}
+
+function resolveLinked(store: BlobStore, location: TagLocation, link: ReturnType<typeof readLink>, faults: Fault[], trust: TrustHook | undefined): TagEntry {
+  const { repository, tag } = location;
   if (!link.ok) {
     const kind = link.reason === 'unreadable' ? 'unreadable' : 'invalid-link';
     faults.push({ kind, message: `tag link ${location.linkPath} ${link.detail}` });

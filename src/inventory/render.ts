@@ -1,6 +1,7 @@
 import { shortMediaType } from '../image/media-types.js';
 import { shortDigest } from '../storage/digest.js';
 import { csvLine, formatBytes, renderTable } from '../util/format.js';
+import type { SelectionSizes } from './select.js';
 import { tagRef, type InventorySummary, type ReadFault, type SourceInventory, type TagEntry } from './types.js';
 
 export type OutputFormat = 'table' | 'json' | 'csv';
@@ -22,9 +23,10 @@ export function renderScanTable(inventory: SourceInventory, summary: InventorySu
     shortMediaType(tag.mediaType),
     tag.platforms.join(',') || '-',
     formatBytes(tag.size),
+    tag.pushedAt ? tag.pushedAt.slice(0, 16).replace('T', ' ') : '-',
     status(tag),
   ]);
-  let out = renderTable(['REPOSITORY', 'TAG', 'DIGEST', 'TYPE', 'PLATFORMS', 'SIZE', 'STATUS'], rows);
+  let out = renderTable(['REPOSITORY', 'TAG', 'DIGEST', 'TYPE', 'PLATFORMS', 'SIZE', 'PUSHED (UTC)', 'STATUS'], rows);
   const faulty = inventory.tags.filter((t) => t.faults.length > 0);
   if (faulty.length > 0 || inventory.readFaults.length > 0) {
     out += '\nFaults:\n';
@@ -63,6 +65,7 @@ function tagJson(tag: TagEntry) {
     mediaType: tag.mediaType ?? null,
     platforms: tag.platforms,
     size: tag.size,
+    pushedAt: tag.pushedAt ?? null,
     blobCount: tag.blobs.length,
     status: tag.faults.length === 0 ? 'ok' : 'faulty',
     manifests: tag.manifests,
@@ -75,18 +78,18 @@ function tagJson(tag: TagEntry) {
  * The documented `scan --output json` document (README "scan JSON"), produced piece by piece: one tag per line
  * inside `tags`, so a large inventory streams out and stays greppable while being one valid JSON value.
  */
-export function* scanJsonPieces(inventory: SourceInventory, summary: InventorySummary): Generator<string> {
+export function* scanJsonPieces(inventory: SourceInventory, summary: InventorySummary, selection?: { projects: SelectionSizes[]; total: SelectionSizes }): Generator<string> {
   yield `{"schemaVersion":${SCAN_JSON_VERSION},"kind":"regmigrate.scan","root":${JSON.stringify(inventory.root)},"tags":[`;
   for (const [i, tag] of inventory.tags.entries()) yield (i === 0 ? '\n' : ',\n') + JSON.stringify(tagJson(tag));
   const readFaults = inventory.readFaults.map((f) => ({ kind: 'unreadable', path: f.path, prefix: f.prefix, code: f.code, message: describeReadFault(inventory.root, f) }));
-  yield `\n],"readFaults":${JSON.stringify(readFaults)},"summary":${JSON.stringify(summary)}}\n`;
+  yield `\n],"readFaults":${JSON.stringify(readFaults)},"summary":${JSON.stringify(summary)}${selection ? `,"selection":${JSON.stringify(selection)}` : ''}}\n`;
 }
 
-export const SCAN_CSV_HEADER = ['repository', 'tag', 'digest', 'media_type', 'platforms', 'size', 'blob_count', 'status', 'faults'];
+export const SCAN_CSV_HEADER = ['repository', 'tag', 'digest', 'media_type', 'platforms', 'size', 'blob_count', 'status', 'faults', 'pushed_at'];
 
 export function* scanCsvPieces(inventory: SourceInventory): Generator<string> {
   yield csvLine(SCAN_CSV_HEADER);
-  for (const fault of inventory.readFaults) yield csvLine([fault.prefix, '', '', '', '', '', '', 'unreadable', describeReadFault(inventory.root, fault)]);
+  for (const fault of inventory.readFaults) yield csvLine([fault.prefix, '', '', '', '', '', '', 'unreadable', describeReadFault(inventory.root, fault), '']);
   for (const tag of inventory.tags) {
     yield csvLine([
       tag.repository,
@@ -98,6 +101,13 @@ export function* scanCsvPieces(inventory: SourceInventory): Generator<string> {
       tag.blobs.length,
       status(tag),
       tag.faults.map((f) => `${f.kind}: ${f.message}`).join(' | '),
+      tag.pushedAt,
     ]);
   }
+}
+
+/** What a tag selection keeps and drops, per project and in total (tags, unique bytes). */
+export function renderSelectionSizes(sizes: { projects: SelectionSizes[]; total: SelectionSizes }): string {
+  const row = (s: SelectionSizes) => [s.project, String(s.keptTags), formatBytes(s.keptBytes), String(s.droppedTags), formatBytes(s.droppedBytes)];
+  return '\nSelection:\n' + renderTable(['PROJECT', 'KEPT TAGS', 'KEPT BYTES', 'DROPPED TAGS', 'BYTES SAVED'], [...sizes.projects.map(row), row(sizes.total)]);
 }

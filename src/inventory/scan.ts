@@ -6,6 +6,7 @@ import { blobDataPath, type StorageLayout } from '../storage/layout.js';
 import { dataSource } from '../storage/source.js';
 import { findEntries, revisionLinkPath } from '../storage/walk.js';
 import { makeRepositoryFilter, type RepositoryFilter } from '../util/glob.js';
+import { selectTags, type TagSelection } from './select.js';
 import { FAULT_KINDS, type FaultKind, type InventorySummary, type SourceInventory, type TagEntry } from './types.js';
 
 export interface ScanOptions extends RepositoryFilter {
@@ -24,6 +25,8 @@ export interface ScanOptions extends RepositoryFilter {
   readonly onProgress?: (event: ScanProgress) => void;
   /** SIGINT/SIGTERM: stop resolving at the next batch; the inventory is partial then. */
   readonly signal?: AbortSignal;
+  /** Which tags move (`--tag-include`, `--semver`, `--pushed-after`, `--keep-latest`): the rest go to `deselected`. */
+  readonly tags?: TagSelection;
 }
 
 export type ScanProgress =
@@ -86,7 +89,8 @@ export async function scanStorage(layout: StorageLayout, options: ScanOptions): 
 
   if (options.verify) await verifyBlobs(layout, tags, options);
   const readFaults = found.unreadable.filter((f) => !f.repository || wanted(f.prefix));
-  return { root: layout.v2, tags, manifests, untaggedCount, readFaults };
+  const chosen = selectTags(tags, manifests, options.tags);
+  return { root: layout.v2, tags: chosen.kept, manifests, untaggedCount, readFaults, deselected: chosen.dropped };
 }
 
 /** Hashes each unique blob once, a few at a time, and marks every tag that uses a corrupt one. */

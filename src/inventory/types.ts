@@ -62,6 +62,8 @@ export interface TagEntry {
   readonly trusted?: boolean;
   /** A manifest no tag points at (`--include-untagged`): `tag` holds its digest, and it is pushed by digest. */
   readonly untagged?: boolean;
+  /** When the tag was last pushed (the mtime of its `current/link`), ISO 8601; unknown in a tar. */
+  readonly pushedAt?: string;
 }
 
 export interface SourceInventory {
@@ -77,6 +79,8 @@ export interface SourceInventory {
    * repository under one is ever taken for deleted.
    */
   readonly readFaults: readonly ReadFault[];
+  /** Tags a tag selection left out (`--tag-include`, `--keep-latest`, …): still in the source, never "gone". */
+  readonly deselected?: readonly TagEntry[];
 }
 
 /** Is `repository` under a directory the walk could not read? */

@@ -20,6 +20,8 @@ export interface ClientOptions {
   /** Upload in chunks of this many bytes (`--chunk-size`); undefined: one PUT per blob until a 413 says otherwise. */
   readonly chunkSize?: number;
   readonly userAgent?: string;
+  /** Blob bodies wait here for their bytes (`--limit-rate`); manifests, mounts and small requests do not. */
+  readonly throttle?: (bytes: number) => Promise<void>;
 }
 
 export interface ClientStats {
@@ -77,6 +79,7 @@ export class RegistryClient {
   readonly #dispatcher: Dispatcher;
   readonly #retry: RetryPolicy;
   readonly #userAgent: string;
+  readonly #throttle: ((bytes: number) => Promise<void>) | undefined;
   #chunkSize: number | undefined;
 
   constructor(options: ClientOptions) {
@@ -85,6 +88,7 @@ export class RegistryClient {
     this.#retry = options.retry ?? DEFAULT_RETRY;
     this.#chunkSize = options.chunkSize;
     this.#userAgent = options.userAgent ?? 'regmigrate';
+    this.#throttle = options.throttle;
     this.auth = new Authenticator(options.credentials, options.dispatcher, options.endpoint);
   }
 
@@ -182,7 +186,7 @@ export class RegistryClient {
               url: withDigest(location, digest),
               scopes: [pushScope(repository)],
               headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
-              body: () => (size === 0 ? Buffer.alloc(0) : Readable.from(readFile(file, start, start + size - 1, count), { objectMode: false })),
+              body: () => (size === 0 ? Buffer.alloc(0) : Readable.from(readFile(file, start, start + size - 1, count, this.#throttle), { objectMode: false })),
               bodySize: size,
               ok: [201],
             });
@@ -239,7 +243,7 @@ export class RegistryClient {
         scopes: [pushScope(repository)],
         // Distribution wants `start-end` inclusive, without the `bytes ` prefix (PROTOCOL.md §3).
         headers: { 'content-type': 'application/octet-stream', 'content-range': `${offset}-${end}`, 'content-length': String(length) },
-        body: () => Readable.from(readFile(file, base + offset, base + end, onBytes), { objectMode: false }),
+        body: () => Readable.from(readFile(file, base + offset, base + end, onBytes, this.#throttle), { objectMode: false }),
         bodySize: length,
         ok: [202],
       });
@@ -453,10 +457,11 @@ export class RegistryClient {
  * The bytes `start..end` (inclusive) of a file as a stream that reports progress. An async generator: undici
  * sends it with the Content-Length we set, and no whole blob is ever held in memory.
  */
-async function* readFile(file: string, start: number, end: number, onBytes?: (n: number) => void): AsyncGenerator<Buffer> {
+async function* readFile(file: string, start: number, end: number, onBytes?: (n: number) => void, throttle?: (bytes: number) => Promise<void>): AsyncGenerator<Buffer> {
   let sent = 0;
   for await (const chunk of createReadStream(file, { start, end, highWaterMark: 1024 * 1024 })) {
     const buffer = chunk as Buffer;
+    if (throttle) await throttle(buffer.length);
     sent += buffer.length;
     onBytes?.(buffer.length);
     yield buffer;

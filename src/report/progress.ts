@@ -10,6 +10,8 @@ export interface ProgressOptions {
   readonly quiet: boolean;
   /** Seconds between plain progress lines when not on a TTY. */
   readonly intervalSeconds?: number;
+  /** `--limit-rate` in bytes per second: shown with the bytes. */
+  readonly limitRate?: number;
 }
 
 export interface Progress {
@@ -22,6 +24,7 @@ export interface Progress {
  * per failure as it happens. `--quiet` keeps only the failure lines.
  */
 export function createProgress(options: ProgressOptions): Progress {
+  const cap = options.limitRate !== undefined ? ` (capped at ${formatBytes(options.limitRate)}/s)` : '';
   const { stream } = options;
   let totalBytes = 0;
   let totalImages = 0;
@@ -38,7 +41,7 @@ export function createProgress(options: ProgressOptions): Progress {
     else stream.write(text + '\n');
   };
   const status = (): string =>
-    `pushed ${imagesDone}/${totalImages} images (${failures} failed), sent ${formatBytes(sentBytes)} of up to ${formatBytes(totalBytes)}`;
+    `pushed ${imagesDone}/${totalImages} images (${failures} failed), sent ${formatBytes(sentBytes)} of up to ${formatBytes(totalBytes)}${cap}`;
 
   const onEvent = (event: PushEvent): void => {
     switch (event.type) {
@@ -54,17 +57,17 @@ export function createProgress(options: ProgressOptions): Progress {
             { stream, clearOnComplete: true, hideCursor: true, format: ' {bar} {percentage}% | {label}', barsize: 30, fps: 5 },
             cliProgress.Presets.shades_classic,
           );
-          bytesBar = multibar.create(Math.max(1, totalBytes), 0, { label: `0 B of ${formatBytes(totalBytes)}` });
+          bytesBar = multibar.create(Math.max(1, totalBytes), 0, { label: `0 B of ${formatBytes(totalBytes)}${cap}` });
           imagesBar = multibar.create(Math.max(1, totalImages), 0, { label: `0/${totalImages} images` });
         } else {
-          line(`plan: ${totalImages} images to push, ${event.plan.existing.length} already there, up to ${formatBytes(totalBytes)} to upload`);
+          line(`plan: ${totalImages} images to push, ${event.plan.existing.length} already there, up to ${formatBytes(totalBytes)} to upload${cap}`);
           timer = setInterval(() => line(status()), (options.intervalSeconds ?? 30) * 1000);
           timer.unref();
         }
         break;
       case 'bytes':
         sentBytes += event.bytes;
-        bytesBar?.update(Math.min(sentBytes, Math.max(1, totalBytes)), { label: `${formatBytes(sentBytes)} of ${formatBytes(totalBytes)}` });
+        bytesBar?.update(Math.min(sentBytes, Math.max(1, totalBytes)), { label: `${formatBytes(sentBytes)} of ${formatBytes(totalBytes)}${cap}` });
         break;
       case 'image-done':
         imagesDone++;

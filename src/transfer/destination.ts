@@ -6,6 +6,7 @@ import { resolveCredentials, type CredentialSources, type Credentials } from '..
 import { createDispatcher, type Endpoint, type TlsOptions } from '../registry/endpoint.js';
 import { RegistryError } from '../registry/errors.js';
 import type { SystemInfo } from '../harbor/schema.js';
+import { RateLimiter } from '../util/rate-limit.js';
 
 export interface DestinationOptions extends TlsOptions {
   readonly endpoint: Endpoint;
@@ -13,6 +14,8 @@ export interface DestinationOptions extends TlsOptions {
   readonly timeoutMs: number;
   readonly chunkSize: number | undefined;
   readonly retry?: RetryPolicy;
+  /** `--limit-rate`, bytes per second for all uploads of the run together. */
+  readonly limitRate?: number;
 }
 
 export interface Destination {
@@ -25,6 +28,8 @@ export interface Destination {
   /** For transports that run another program (skopeo's authfile). Never printed. */
   readonly credentials: Credentials | undefined;
   readonly tls: TlsOptions;
+  /** The shared bandwidth cap, when one is set. */
+  readonly limiter: RateLimiter | undefined;
   close(): Promise<void>;
 }
 
@@ -37,10 +42,12 @@ const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|DEPTH_ZERO|HOSTNAME
 export async function connectDestination(options: DestinationOptions): Promise<Destination> {
   const credentials = await resolveCredentials(options.endpoint.host, options.credentials);
   const dispatcher: Agent = createDispatcher({ insecure: options.insecure, caFile: options.caFile, timeoutMs: options.timeoutMs });
+  const limiter = options.limitRate !== undefined ? new RateLimiter(options.limitRate) : undefined;
   const client = new RegistryClient({
     endpoint: options.endpoint,
     credentials,
     dispatcher,
+    ...(limiter ? { throttle: (bytes: number) => limiter.take(bytes) } : {}),
     ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
     ...(options.retry ? { retry: options.retry } : {}),
   });
@@ -73,6 +80,7 @@ export async function connectDestination(options: DestinationOptions): Promise<D
     harborVersion,
     credentials,
     tls: { insecure: options.insecure, caFile: options.caFile },
+    limiter,
     close,
   };
 }

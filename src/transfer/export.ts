@@ -85,6 +85,7 @@ export async function exportStorage(options: ExportOptions): Promise<ExportResul
     verify: false,
     concurrency: options.concurrency,
     includeUntagged: options.includeUntagged ?? false,
+    ...(options.tags ? { tags: options.tags } : {}),
     ...(options.shard ? { select: shardSelector(cachedMapper({ rules: options.maps, defaultProject: options.defaultProject, harbor: false }), options.shard) } : {}),
   });
   // No destination: only distribution's grammar applies to names (Harbor's project rule is checked at push).

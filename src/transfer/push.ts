@@ -4,6 +4,7 @@ import { DestinationError, errorMessage } from '../errors.js';
 import { checkProjectAccess } from '../harbor/access.js';
 import type { ProjectSettings } from '../harbor/client.js';
 import { describeReadFault } from '../inventory/render.js';
+import type { TagSelection } from '../inventory/select.js';
 import { scanStorage } from '../inventory/scan.js';
 import { tagRef, type SourceInventory } from '../inventory/types.js';
 import { cachedMapper, type MapRule, type NameMapping } from '../plan/map-names.js';
@@ -47,6 +48,8 @@ export interface SourceSelection {
   readonly includeUntagged?: boolean;
   /** Only this shard's repositories (by destination name). */
   readonly shard?: Shard;
+  /** Which tags of those repositories (patterns, semver, push time, latest N). */
+  readonly tags?: TagSelection;
 }
 
 export interface PushOptions extends SourceSelection {
@@ -124,6 +127,7 @@ export async function readSource(
     verify: false,
     concurrency,
     includeUntagged: selection.includeUntagged ?? false,
+    ...(selection.tags ? { tags: selection.tags } : {}),
     ...(signal ? { signal } : {}),
     ...(trust ? { trust } : {}),
     ...(shard ? { select: shardSelector(map, shard) } : {}),

@@ -12,6 +12,7 @@ import { destinationRef, type Plan } from '../plan/plan.js';
 import { registryRoot, type StorageLayout } from '../storage/layout.js';
 import type { Destination } from './destination.js';
 import { Linker } from './dir-layout.js';
+import { startThrottleProxy } from './throttle-proxy.js';
 import { exportImages } from './export.js';
 import type { ImageOutcome, TransferEvent } from './execute.js';
 
@@ -84,18 +85,21 @@ export async function pushWithSkopeo(plan: Plan, options: SkopeoOptions): Promis
   const exported = await exportImages(options.layout, plan.images, layouts, linker, 8, options.manifests);
 
   const args = ['copy', '--quiet', '--all', '--preserve-digests', '--retry-times', '3'];
+  // --limit-rate: skopeo has no cap, so it pushes through a metering loopback proxy to the destination.
+  const proxy = destination.limiter ? await startThrottleProxy(destination, destination.limiter, 120_000) : undefined;
+  const targetHost = proxy?.host ?? destination.endpoint.host;
   const authfile = path.join(workDir, 'auth.json');
   const forget = onCleanup(() => rmSync(authfile, { force: true }));
   if (destination.credentials) {
     const auth = Buffer.from(`${destination.credentials.username}:${destination.credentials.password}`).toString('base64');
-    writeFileSync(authfile, JSON.stringify({ auths: { [destination.endpoint.host]: { auth } } }), { mode: 0o600 });
+    writeFileSync(authfile, JSON.stringify({ auths: { [targetHost]: { auth } } }), { mode: 0o600 });
     args.push('--dest-authfile', authfile);
   } else {
     args.push('--dest-no-creds');
   }
   // Plain HTTP (loopback or http://) and --insecure both need tls-verify off; skopeo then also tries http.
-  args.push(`--dest-tls-verify=${destination.endpoint.secure && !destination.tls.insecure}`);
-  if (destination.tls.caFile) {
+  args.push(`--dest-tls-verify=${!proxy && destination.endpoint.secure && !destination.tls.insecure}`);
+  if (destination.tls.caFile && !proxy) {
     const certDir = path.join(workDir, 'certs');
     mkdirSync(certDir, { recursive: true });
     copyFileSync(destination.tls.caFile, path.join(certDir, 'ca.crt'));
@@ -109,6 +113,7 @@ export async function pushWithSkopeo(plan: Plan, options: SkopeoOptions): Promis
     // The layouts may be kept (--keep-work-dir); the credentials never are.
     rmSync(authfile, { force: true });
     forget();
+    await proxy?.close();
   }
 
   async function copyOne(item: (typeof exported)[number]): Promise<ImageOutcome> {
@@ -116,7 +121,7 @@ export async function pushWithSkopeo(plan: Plan, options: SkopeoOptions): Promis
     if (!item.ok) return { image, ok: false, reason: item.reason ?? 'export failed' };
     if (options.signal?.aborted) return { image, ok: false, reason: 'interrupted' };
     const digestFile = path.join(workDir, `digest-${image.digest.slice(7, 19)}-${Math.random().toString(36).slice(2)}`);
-    const target = `docker://${destination.endpoint.host}/${destinationRef(image)}`;
+    const target = `docker://${targetHost}/${destinationRef(image)}`;
     try {
       const result = await execa('skopeo', [...args, '--digestfile', digestFile, `dir:${item.directory}`, target], { reject: false, env: childEnv(), extendEnv: false });
       if (result.exitCode !== 0) return { image, ok: false, reason: skopeoFailure(String(result.stderr)) };

@@ -4,6 +4,7 @@ import { errorMessage } from '../errors.js';
 import { canDelete } from '../harbor/access.js';
 import { readIncomplete, splitRef, tagRef } from '../inventory/types.js';
 import { inShard } from '../plan/shard.js';
+import { nameSelected } from '../inventory/select.js';
 import { loadState, saveState, type SyncState } from '../report/sync-state.js';
 import { makeRepositoryFilter } from '../util/glob.js';
 import type { Destination } from './destination.js';
@@ -87,7 +88,9 @@ export async function syncStorage(destination: Destination, options: SyncOptions
   const file = options.statePath;
   if (push.interrupted) return { push, deletions, saveJournal: () => saveState(file, state) };
   // Faulty source tags still exist in the source: they are not "gone", even without a destination name.
-  const sourceTags = new Set(push.inventory.tags.map((t) => tagRef(t)));
+  // Tags a selection left out are still in the source: not "gone" either.
+  const sourceTags = new Set([...push.inventory.tags, ...(push.inventory.deselected ?? [])].map((t) => tagRef(t)));
+  const tagRules = options.tags;
   const selected = makeRepositoryFilter(options);
   const shard = options.shard;
   const deleteRights = new Map<string, Promise<boolean | undefined>>();
@@ -98,6 +101,8 @@ export async function syncStorage(destination: Destination, options: SyncOptions
     // another shard, or under a directory that could not be read is "not looked at", never "gone".
     if (present.has(ref) || sourceTags.has(entry.source) || !selected(sourceRepository)) continue;
     if (shard && !inShard(splitRef(ref).repository, shard)) continue;
+    // A tag whose name the selection would not take is not this run's business, gone or not.
+    if (tagRules && !nameSelected(splitRef(entry.source).tag, tagRules)) continue;
     if (readIncomplete(push.inventory.readFaults, sourceRepository)) continue;
     entry.goneFromSourceAt ??= now;
     if (options.deleteExtra !== 'no') gone.push([ref, entry]);

@@ -1,0 +1,184 @@
+import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { UsageError } from '../errors.js';
+import type { CliContext } from './context.js';
+
+/**
+ * `--config regmigrate.yaml`: every option of every command in one file, grouped as the README documents it. Keys
+ * are the options' names in camelCase (`--keep-latest` → `selection.keepLatest`). Validated with zod before any
+ * work, every problem reported by its path in the file; command-line flags override the file; secrets are refused.
+ */
+const whole = z.number({ error: 'expected a whole number' }).int({ error: 'expected a whole number' }).min(0, { error: 'expected a whole number' });
+const text = z.string({ error: 'expected a string' });
+const flag = z.boolean({ error: 'expected true or false' });
+const list = z.array(text, { error: 'expected a list of strings' });
+/** Sizes and rates: `16MiB`, `50MiB/s`, or a number of bytes. */
+const size = z.union([text, whole], { error: 'expected a size like 16MiB (or a number of bytes)' });
+
+const sections = {
+  destination: z.strictObject({
+    to: text,
+    username: text,
+    dockerConfig: text,
+    insecure: flag,
+    caFile: text,
+    timeout: whole,
+    retries: whole,
+    chunkSize: size,
+    limitRate: size,
+  }),
+  selection: z.strictObject({
+    include: list,
+    exclude: list,
+    map: list,
+    defaultProject: text,
+    includeUntagged: flag,
+    tagInclude: list,
+    tagExclude: list,
+    semver: text,
+    pushedAfter: text,
+    keepLatest: whole,
+    shard: text,
+    shards: whole,
+    shardBy: z.enum(['repository', 'project'], { error: 'expected repository or project' }),
+  }),
+  transfer: z.strictObject({
+    via: z.enum(['oci', 'skopeo'], { error: 'expected oci or skopeo' }),
+    concurrency: whole,
+    public: flag,
+    storageLimit: size,
+    schema1: z.enum(['keep', 'convert', 'skip'], { error: 'expected keep, convert or skip' }),
+    workDir: text,
+    keepWorkDir: flag,
+    verify: flag,
+  }),
+  sync: z.strictObject({
+    state: text,
+    lock: text,
+    waitLock: whole,
+    lockStale: whole,
+    trustState: flag,
+    deleteExtra: flag,
+    yes: flag,
+    maxDelete: whole,
+  }),
+  output: z.strictObject({
+    output: text,
+    report: text,
+    quiet: flag,
+    metricsFile: text,
+    pushgateway: text,
+    metricsJob: text,
+    logFormat: z.enum(['human', 'json'], { error: 'expected human or json' }),
+  }),
+};
+
+const ConfigFile = z.strictObject({
+  version: z.literal(1, { error: 'expected 1' }).optional(),
+  /** The registry storage root, when the command line does not name one. */
+  source: text.optional(),
+  destination: sections.destination.partial().optional(),
+  selection: sections.selection.partial().optional(),
+  transfer: sections.transfer.partial().optional(),
+  sync: sections.sync.partial().optional(),
+  output: sections.output.partial().optional(),
+});
+export type ConfigFile = z.infer<typeof ConfigFile>;
+
+const SECRET_KEY = /pass(word|wd)?$|secret|token|^auth$|credential/i;
+
+/** Every key that names a secret, wherever it sits: a config file is read by too many people and tools. */
+function findSecrets(value: unknown, where: string[] = []): string[] {
+  if (!value || typeof value !== 'object') return [];
+  return Object.entries(value as Record<string, unknown>).flatMap(([key, v]) => {
+    const at = [...where, key];
+    return SECRET_KEY.test(key) ? [at.join('.')] : findSecrets(v, at);
+  });
+}
+
+/** Reads and validates a config file; every problem at once, each with its path in the file. */
+export function loadConfig(file: string): ConfigFile {
+  let raw: string;
+  try {
+    raw = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--config ${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(raw) ?? {};
+  } catch (err) {
+    throw new UsageError(`--config ${file}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const problems = findSecrets(doc).map((p) => `${p}: secrets are not allowed in the config file (give destination.dockerConfig, REGMIGRATE_PASSWORD or --password-stdin instead)`);
+  const parsed = ConfigFile.safeParse(doc);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const at = issue.path.join('.');
+      if (problems.some((p) => p.startsWith(`${at}:`))) continue;
+      if (issue.code === 'unrecognized_keys') {
+        for (const key of issue.keys) {
+          const full = at ? `${at}.${key}` : key;
+          if (!problems.some((p) => p.startsWith(`${full}:`))) problems.push(`${full}: not a known setting`);
+        }
+      } else {
+        problems.push(`${at || '(top)'}: ${issue.message}`);
+      }
+    }
+  }
+  if (problems.length > 0) {
+    throw new UsageError(`--config ${file}: ${problems.length === 1 ? problems[0] : `${problems.length} problems:\n  ${problems.join('\n  ')}`}`, 'see "Config file" in the README');
+  }
+  return parsed.data!;
+}
+
+/** The file's settings as option values (what commander would have parsed from flags). */
+function asOptionValues(config: ConfigFile): Map<string, string | boolean | string[]> {
+  const out = new Map<string, string | boolean | string[]>();
+  for (const section of [config.destination, config.selection, config.transfer, config.sync, config.output]) {
+    for (const [key, value] of Object.entries(section ?? {})) {
+      if (value === undefined) continue;
+      out.set(key, typeof value === 'number' ? String(value) : (value as string | boolean | string[]));
+    }
+  }
+  return out;
+}
+
+/**
+ * Before a command runs: with `--config`, every option the command has and the command line did not set is taken
+ * from the file, and a missing `<root>` from `source`. Flags always win.
+ */
+export function applyConfig(command: Command): void {
+  const file = command.getOptionValue('config') as string | undefined;
+  if (!file) return;
+  const config = loadConfig(file);
+  for (const [key, value] of asOptionValues(config)) {
+    const option = command.options.find((o) => o.attributeName() === key);
+    if (!option || command.getOptionValueSource(key) === 'cli') continue;
+    command.setOptionValueWithSource(key, value, 'config');
+  }
+  const args = command.processedArgs as unknown[];
+  if (command.registeredArguments.length > 0 && args[0] === undefined && config.source) args[0] = config.source;
+}
+
+/** Commands that take `<root>` and read it from `source` when it is not given. */
+export function requireRoot(root: string | undefined, command: string): string {
+  if (!root) throw new UsageError(`${command}: give the registry storage root, or "source:" in --config`, `regmigrate ${command} /var/lib/registry …`);
+  return root;
+}
+
+export function registerConfig(program: Command, ctx: CliContext): void {
+  program
+    .command('config')
+    .description('work with config files')
+    .command('check')
+    .description('validate a config file without running anything')
+    .argument('<file>', 'the YAML file')
+    .action((file: string) => {
+      const config = loadConfig(file);
+      const settings = asOptionValues(config).size + (config.source ? 1 : 0);
+      ctx.stdout.write(`${file}: valid (${settings} settings)\n`);
+    });
+}

@@ -1,0 +1,26 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/**
+ * A shared bandwidth cap (`--limit-rate`): every upload of the run takes its bytes from one budget, so N parallel
+ * uploads together stay under the rate, not each of them. Each chunk reserves its slot on a virtual clock (GCRA, a
+ * token bucket's exact form) and waits for it; an idle limiter lets at most `burstMs` worth through at once, so
+ * the rate holds over any window of a second or more.
+ */
+export class RateLimiter {
+  readonly bytesPerSecond: number;
+  readonly #burstMs: number;
+  #next = 0;
+
+  constructor(bytesPerSecond: number, burstMs = 100) {
+    this.bytesPerSecond = bytesPerSecond;
+    this.#burstMs = burstMs;
+  }
+
+  async take(bytes: number): Promise<void> {
+    const now = performance.now();
+    const start = Math.max(this.#next, now - this.#burstMs);
+    this.#next = start + (bytes / this.bytesPerSecond) * 1000;
+    const wait = start - now;
+    if (wait > 1) await sleep(wait);
+  }
+}
