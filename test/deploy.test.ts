@@ -2,7 +2,7 @@ import { execa } from 'execa';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
+import { parseAllDocuments } from 'yaml';
 import { BIN, DEMO_STORAGE, PROJECT } from './helpers/cli.js';
 import { startRegistry, type RunningRegistry } from './helpers/registry.js';
 import { tempDir } from './helpers/tmp.js';
@@ -21,10 +21,12 @@ function localize(text: string, registry: RunningRegistry, scratch: string): str
     .replace(/(?<![\w/.-])\/state\//g, `${path.join(scratch, 'state')}/`);
 }
 
-function scratchDir(): string {
+/** Scratch etc/, state/ and log/ with the example config file (deploy/regmigrate.yaml, or `config`) localized. */
+function scratchDir(registry: RunningRegistry, config = readFileSync(path.join(DEPLOY, 'regmigrate.yaml'), 'utf8')): string {
   const dir = tempDir('regmigrate-deploy-');
   for (const sub of ['etc', 'state', 'log']) mkdirSync(path.join(dir, sub));
   writeFileSync(path.join(dir, 'etc', 'config.json'), JSON.stringify({ auths: {} }), { mode: 0o600 });
+  writeFileSync(path.join(dir, 'etc', 'regmigrate.yaml'), localize(config, registry, dir));
   return dir;
 }
 
@@ -44,7 +46,9 @@ describe('deploy examples', () => {
     for (const field of fields.slice(0, 5)) expect(field).toMatch(cronField);
     expect(fields[5]).toBe('regmigrate');
     const command = jobs[0]!.split(/\s+/).slice(6).join(' ').replace(/^regmigrate /, `${BIN} `);
-    const scratch = scratchDir();
+    expect(command).toMatch(/ --config \/etc\/regmigrate\/regmigrate\.yaml /);
+    const scratch = scratchDir(registry);
+    expect((await execa(BIN, ['config', 'check', path.join(scratch, 'etc', 'regmigrate.yaml')], { reject: false })).exitCode).toBe(0);
     const result = await execa('sh', ['-c', localize(command, registry, scratch)], { reject: false });
     expect(result.exitCode, readFileSync(path.join(scratch, 'log', 'sync.log'), 'utf8')).toBe(0);
     expect(readFileSync(path.join(scratch, 'log', 'sync.log'), 'utf8')).toMatch(/^sync: \d+ pushed, \d+ unchanged, 0 failed/m);
@@ -53,7 +57,7 @@ describe('deploy examples', () => {
   });
 
   it('systemd: the service and timer pass systemd-analyze verify, and ExecStart syncs', async () => {
-    const scratch = scratchDir();
+    const scratch = scratchDir(registry);
     const units = path.join(scratch, 'units');
     mkdirSync(units);
     const service = localize(readFileSync(path.join(DEPLOY, 'systemd', 'regmigrate-sync.service'), 'utf8'), registry, scratch);
@@ -62,20 +66,23 @@ describe('deploy examples', () => {
     const verify = await execa('systemd-analyze', ['verify', path.join(units, 'regmigrate-sync.service'), path.join(units, 'regmigrate-sync.timer')], { reject: false });
     expect(verify.exitCode, String(verify.stderr)).toBe(0);
     expect(service).toMatch(/^ReadOnlyPaths=/m);
-    const exec = /^ExecStart=(.*)$/m.exec(service)![1]!.replace('${HARBOR_HOST}', registry.host);
+    const exec = /^ExecStart=(.*)$/m.exec(service)![1]!;
+    expect(exec).toMatch(/ sync --config /);
     const result = await execa('sh', ['-c', exec], { reject: false });
     expect(result.exitCode, String(result.stderr)).toBe(0);
     expect(String(result.stdout)).toMatch(/^sync: /m);
   });
 
   it('kubernetes: a CronJob that never overlaps, mounts the registry read-only, takes credentials from a Secret, and whose args sync', async () => {
-    const doc = parse(readFileSync(path.join(DEPLOY, 'kubernetes', 'cronjob.yaml'), 'utf8')) as {
+    const docs = parseAllDocuments(readFileSync(path.join(DEPLOY, 'kubernetes', 'cronjob.yaml'), 'utf8')).map((d) => d.toJS() as { kind: string });
+    const configMap = docs.find((d) => d.kind === 'ConfigMap') as unknown as { metadata: { name: string }; data: Record<string, string> };
+    const doc = docs.find((d) => d.kind === 'CronJob') as unknown as {
       apiVersion: string;
       kind: string;
       spec: {
         schedule: string;
         concurrencyPolicy: string;
-        jobTemplate: { spec: { template: { spec: { containers: Array<{ args: string[]; env: Array<{ name: string; valueFrom?: { secretKeyRef?: { name: string } } }>; volumeMounts: Array<{ name: string; readOnly?: boolean; mountPath: string }> }>; volumes: Array<{ name: string; persistentVolumeClaim?: { readOnly?: boolean } }> } } } };
+        jobTemplate: { spec: { template: { spec: { containers: Array<{ args: string[]; env: Array<{ name: string; valueFrom?: { secretKeyRef?: { name: string } } }>; volumeMounts: Array<{ name: string; readOnly?: boolean; mountPath: string }> }>; volumes: Array<{ name: string; persistentVolumeClaim?: { readOnly?: boolean }; configMap?: { name: string } }> } } } };
       };
     };
     expect(doc.apiVersion).toBe('batch/v1');
@@ -90,8 +97,12 @@ describe('deploy examples', () => {
     for (const name of ['REGMIGRATE_USERNAME', 'REGMIGRATE_PASSWORD']) {
       expect(container.env.find((e) => e.name === name)!.valueFrom!.secretKeyRef!.name).toBe('regmigrate-harbor');
     }
-    const scratch = scratchDir();
+    // The ConfigMap is mounted at /etc/regmigrate and the args name the file in it.
+    const configMount = container.volumeMounts.find((m) => m.mountPath === '/etc/regmigrate')!;
+    expect(pod.volumes.find((v) => v.name === configMount.name)!.configMap!.name).toBe(configMap.metadata.name);
+    const scratch = scratchDir(registry, configMap.data['regmigrate.yaml']);
     const args = container.args.map((a) => localize(a, registry, scratch));
+    expect(args).toEqual(['sync', '--config', path.join(scratch, 'etc', 'regmigrate.yaml')]);
     const result = await execa(BIN, args, { reject: false, env: { REGMIGRATE_USERNAME: 'robot$migrate', REGMIGRATE_PASSWORD: 'unused-by-an-open-registry' } });
     expect(result.exitCode, String(result.stderr)).toBe(0);
     expect(JSON.parse(readFileSync(path.join(scratch, 'state', 'state.json'), 'utf8')).kind).toBe('regmigrate.sync-state');

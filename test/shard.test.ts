@@ -2,8 +2,9 @@ import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { CronJob, Job } from 'kubernetes-models/batch/v1';
+import { ConfigMap } from 'kubernetes-models/v1';
 import { inShard, parseShard, shardOf } from '../src/plan/shard.js';
 import { BIN, DEMO_STORAGE, PROJECT, runCli } from './helpers/cli.js';
 import { startProxy } from './helpers/proxy.js';
@@ -63,8 +64,11 @@ describe('the Indexed Job', () => {
 
   it('is a valid Kubernetes Job (and the CronJob a valid CronJob), per the Kubernetes schemas', () => {
     expect(() => new Job(doc as never).validate()).not.toThrow();
-    const cron = parse(readFileSync(path.join(PROJECT, 'deploy/kubernetes/cronjob.yaml'), 'utf8'));
+    const docs = parseAllDocuments(readFileSync(path.join(PROJECT, 'deploy/kubernetes/cronjob.yaml'), 'utf8')).map((d) => d.toJS() as { kind: string });
+    const cron = docs.find((d) => d.kind === 'CronJob');
     expect(() => new CronJob(cron as never).validate()).not.toThrow();
+    const configMap = docs.find((d) => d.kind === 'ConfigMap');
+    expect(() => new ConfigMap(configMap as never).validate()).not.toThrow();
     expect(doc.spec.completionMode).toBe('Indexed');
     expect(doc.spec.completions).toBe(doc.spec.parallelism);
     expect(doc.spec.backoffLimitPerIndex).toBeGreaterThan(0);

@@ -27,7 +27,6 @@ const sections = {
     timeout: whole,
     retries: whole,
     chunkSize: size,
-    limitRate: size,
   }),
   selection: z.strictObject({
     include: list,
@@ -52,7 +51,7 @@ const sections = {
     schema1: z.enum(['keep', 'convert', 'skip'], { error: 'expected keep, convert or skip' }),
     workDir: text,
     keepWorkDir: flag,
-    verify: flag,
+    limitRate: size,
   }),
   sync: z.strictObject({
     state: text,

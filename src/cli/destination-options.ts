@@ -24,7 +24,7 @@ export interface DestinationFlags {
 /** The options every command that talks to a destination shares. */
 export function addDestinationOptions(command: Command): Command {
   return command
-    .requiredOption('--to <host>', 'destination registry or Harbor: host[:port], https://host or http://host')
+    .option('--to <host>', 'destination registry or Harbor: host[:port], https://host or http://host (required)')
     .option('--username <user>', 'destination user (robot accounts: robot$name); password from --password-stdin')
     .option('--password-stdin', 'read the password from standard input')
     .option('--docker-config <path>', 'docker config.json (or its directory) to take credentials from')
@@ -43,10 +43,13 @@ export interface NormalizedDestination {
 
 export function normalizeDestination(flags: DestinationFlags, problems: OptionProblems): NormalizedDestination {
   let endpoint: Endpoint | undefined;
-  try {
-    endpoint = parseEndpoint(flags.to ?? '');
-  } catch (err) {
-    problems.add((err as Error).message);
+  if (flags.to === undefined) problems.add('--to is required: the destination registry or Harbor (host[:port], https://host), on the command line or as destination.to in --config');
+  else {
+    try {
+      endpoint = parseEndpoint(flags.to);
+    } catch (err) {
+      problems.add((err as Error).message);
+    }
   }
   let chunkSize: number | undefined;
   if (flags.chunkSize !== undefined) {

@@ -110,6 +110,7 @@ export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Pa
     defaultProject: request.defaultProject,
     includeUntagged: request.includeUntagged ?? false,
     ...(request.shard ? { shard: request.shard } : {}),
+    ...(request.tags ? { tags: request.tags } : {}),
     project: { public: request.public, storageLimit: request.storageLimit },
     concurrency: request.concurrency,
     requestConcurrency: Math.max(16, request.concurrency * 2),

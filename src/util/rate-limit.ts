@@ -3,15 +3,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 /**
  * A shared bandwidth cap (`--limit-rate`): every upload of the run takes its bytes from one budget, so N parallel
  * uploads together stay under the rate, not each of them. Each chunk reserves its slot on a virtual clock (GCRA, a
- * token bucket's exact form) and waits for it; an idle limiter lets at most `burstMs` worth through at once, so
- * the rate holds over any window of a second or more.
+ * token bucket's exact form) and waits for it; an idle limiter lets at most `burstMs` worth through at once (which
+ * also lets a late timer catch up), so the rate holds within a few percent over any window of ten seconds.
  */
 export class RateLimiter {
   readonly bytesPerSecond: number;
   readonly #burstMs: number;
   #next = 0;
 
-  constructor(bytesPerSecond: number, burstMs = 100) {
+  constructor(bytesPerSecond: number, burstMs = 500) {
     this.bytesPerSecond = bytesPerSecond;
     this.#burstMs = burstMs;
   }

@@ -19,6 +19,8 @@ export type ScriptAction =
       kind: 'forward';
       rewriteLocation?: (location: string) => string;
       delayMs?: number;
+      /** Told of each piece of the request body as it arrives (for measuring rates). */
+      onBody?: (bytes: number) => void;
       /** Let the request reach the registry, then cut the connection instead of answering (a lost response). */
       dropResponse?: boolean;
       /** Serve other bytes or headers than the registry answered (a lying or corrupting middlebox). */
@@ -148,7 +150,10 @@ export async function startProxy(upstreamHost: string): Promise<ScriptedProxy> {
       if (!res.headersSent) res.writeHead(502).end();
       record(502);
     });
-    req.on('data', (c: Buffer) => (bytesIn += c.length));
+    req.on('data', (c: Buffer) => {
+      bytesIn += c.length;
+      action.onBody?.(c.length);
+    });
     req.pipe(upstream);
     }
   });

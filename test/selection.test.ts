@@ -1,0 +1,244 @@
+/**
+ * Migrate what matters: tag selection by pattern, version, push time and count (with referrers following their
+ * subject), a shared bandwidth cap, and the whole job in one config file. Real storage trees with controlled link
+ * mtimes, the built CLI, a real docker-registry.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { addImage, makeLayer, StorageBuilder } from '../fixtures/builder.js';
+import { runCli } from './helpers/cli.js';
+import { buildLegacyTree, type LegacyTree } from './helpers/legacy-tree.js';
+import { startProxy } from './helpers/proxy.js';
+import { startRegistry } from './helpers/registry.js';
+import { tempDir } from './helpers/tmp.js';
+
+const DAY = 86_400_000;
+const NOW = Date.now();
+
+/** `app/web` with tags pushed at known times; `app/api` with versions. */
+function buildTaggedTree(): string {
+  const root = path.join(tempDir('regmigrate-sel-'), 'registry');
+  const b = new StorageBuilder(root);
+  const base = makeLayer('etc/os-release', 'NAME="sel-base"\n', 4096);
+  const tags: Array<[string, string, number]> = [
+    ['app/web', 'ci-100', 400],
+    ['app/web', 'ci-101', 200],
+    ['app/web', 'ci-102', 30],
+    ['app/web', 'latest', 1],
+    ['app/api', '1.0.0', 500],
+    ['app/api', '1.2.0', 300],
+    ['app/api', 'v1.9', 100],
+    ['app/api', '2.0.0-rc.1', 20],
+    ['app/api', '2.0.0', 10],
+    ['app/api', 'nightly', 2],
+  ];
+  for (const [repo, tag, ageDays] of tags) {
+    const image = addImage(b, repo, { format: 'oci', layers: [base, makeLayer('srv/app', `${repo} ${tag}\n`, 1024)], label: `${repo}-${tag}` });
+    b.tag(repo, tag, image.digest);
+    b.setPushedAt(repo, tag, new Date(NOW - ageDays * DAY));
+  }
+  return root;
+}
+
+async function scanTags(root: string, args: string[]): Promise<string[]> {
+  const result = await runCli(['scan', root, '--output', 'json', ...args]);
+  expect(result.exitCode, result.stderr).toBe(0);
+  return (JSON.parse(result.stdout) as { tags: Array<{ repository: string; tag: string }> }).tags.map((t) => `${t.repository}:${t.tag}`).sort();
+}
+
+describe('tag selection', () => {
+  let root: string;
+  beforeAll(() => {
+    root = buildTaggedTree();
+  });
+
+  it('scan shows when each tag was pushed (json, csv, table)', async () => {
+    const json = JSON.parse((await runCli(['scan', root, '--output', 'json'])).stdout) as { tags: Array<{ tag: string; pushedAt: string }> };
+    const latest = json.tags.find((t) => t.tag === 'latest')!;
+    expect(Math.abs(Date.parse(latest.pushedAt) - (NOW - DAY))).toBeLessThan(2000);
+    const csv = (await runCli(['scan', root, '--output', 'csv'])).stdout.split('\n');
+    expect(csv[0]).toMatch(/,pushed_at$/);
+    expect(csv.find((l) => l.startsWith('app/web,latest,'))).toMatch(/,\d{4}-\d\d-\d\dT[\d:.]+Z$/);
+    expect((await runCli(['scan', root])).stdout).toMatch(/PUSHED \(UTC\)/);
+  });
+
+  it.each([
+    ['--tag-include glob', ['--tag-include', 'ci-*'], ['app/web:ci-100', 'app/web:ci-101', 'app/web:ci-102']],
+    ['--tag-include /regex/', ['--tag-include', '/^v?\\d+\\.\\d+(\\.\\d+)?$/'], ['app/api:1.0.0', 'app/api:1.2.0', 'app/api:2.0.0', 'app/api:v1.9']],
+    ['--tag-exclude', ['--tag-exclude', 'ci-*', '--tag-exclude', 'nightly'], ['app/api:1.0.0', 'app/api:1.2.0', 'app/api:2.0.0', 'app/api:2.0.0-rc.1', 'app/api:v1.9', 'app/web:latest']],
+    ['--semver', ['--semver', '>=1.2 <2'], ['app/api:1.2.0', 'app/api:v1.9']],
+    ['--semver with prereleases', ['--semver', '^2.0.0-0'], ['app/api:2.0.0', 'app/api:2.0.0-rc.1']],
+    ['--pushed-after duration', ['--pushed-after', '25d'], ['app/api:2.0.0', 'app/api:2.0.0-rc.1', 'app/api:nightly', 'app/web:latest']],
+    ['--pushed-after date', ['--pushed-after', new Date(NOW - 150 * DAY).toISOString().slice(0, 10)], ['app/api:2.0.0', 'app/api:2.0.0-rc.1', 'app/api:nightly', 'app/api:v1.9', 'app/web:ci-102', 'app/web:latest']],
+    ['--keep-latest', ['--keep-latest', '2'], ['app/api:2.0.0', 'app/api:nightly', 'app/web:ci-102', 'app/web:latest']],
+    ['combined: semver, then the newest one', ['--semver', '>=1', '--keep-latest', '1'], ['app/api:2.0.0']],
+    ['combined: pattern and age', ['--tag-include', 'ci-*', '--pushed-after', '300d'], ['app/web:ci-101', 'app/web:ci-102']],
+  ])('%s', async (_, args, expected) => {
+    expect(await scanTags(root, args as string[])).toEqual(expected);
+  });
+
+  it('scan says what the selection keeps and drops, per project and in total', async () => {
+    const result = await runCli(['scan', root, '--keep-latest', '1', '--output', 'json']);
+    const doc = JSON.parse(result.stdout) as { selection: { projects: Array<{ project: string; keptTags: number; droppedTags: number; keptBytes: number; droppedBytes: number }>; total: { keptTags: number; droppedTags: number } } };
+    expect(doc.selection.projects.map((p) => [p.project, p.keptTags, p.droppedTags])).toEqual([['app', 2, 8]]);
+    expect(doc.selection.total).toMatchObject({ keptTags: 2, droppedTags: 8 });
+    expect(doc.selection.projects[0]!.droppedBytes).toBeGreaterThan(0);
+    const table = (await runCli(['scan', root, '--keep-latest', '1'])).stdout;
+    expect(table).toMatch(/Selection:\nPROJECT +KEPT TAGS +KEPT BYTES +DROPPED TAGS +BYTES SAVED\napp +2 /);
+  });
+
+  it('bad selectors are exit 2, all reported together', async () => {
+    const result = await runCli(['scan', root, '--semver', 'not a range', '--pushed-after', 'yesterday', '--keep-latest', '0', '--tag-include', '/([/']);
+    expect(result.exitCode).toBe(2);
+    for (const message of [/--semver "not a range" is not a version range/, /--pushed-after "yesterday" is neither a date/, /--keep-latest must be a whole number/, /--tag-include "\/\(\[\/": not a valid regular expression/]) {
+      expect(result.stderr).toMatch(message);
+    }
+  });
+});
+
+describe('referrers follow their subject', () => {
+  let tree: LegacyTree;
+  beforeAll(async () => {
+    tree = await buildLegacyTree();
+  });
+
+  it('a kept image keeps its signature and SBOM; a dropped one leaves no orphan', async () => {
+    const all = (await scanTags(tree.root, ['--include', 'signed/**'])).filter((t) => !t.includes('@'));
+    expect(all.some((t) => t.endsWith('.sig'))).toBe(true);
+    expect(await scanTags(tree.root, ['--include', 'signed/**', '--tag-include', 'v1'])).toEqual(all);
+    expect(await scanTags(tree.root, ['--include', 'signed/**', '--tag-exclude', 'v1'])).toEqual([]);
+    // Patterns judge images only: a pattern that matches the signature tag alone keeps nothing.
+    expect(await scanTags(tree.root, ['--include', 'signed/**', '--tag-include', 'sha256-*'])).toEqual([]);
+  });
+});
+
+describe('selection end to end', () => {
+  it.each(['oci', 'skopeo'])('push --via %s moves only the selected tags', async (via) => {
+    const root = buildTaggedTree();
+    const registry = await startRegistry();
+    const result = await runCli(['push', root, '--to', registry.host, '--via', via, '--keep-latest', '1', '--tag-exclude', 'nightly']);
+    expect(result.exitCode, result.stderr).toBe(0);
+    const list = async (repo: string) => ((await (await fetch(`${registry.url}/v2/${repo}/tags/list`)).json()) as { tags: string[] }).tags.sort();
+    expect(await list('app/api')).toEqual(['2.0.0']);
+    expect(await list('app/web')).toEqual(['latest']);
+  });
+
+  it('diff and sync apply the same selection; --delete-extra never takes an unselected tag for gone', async () => {
+    const root = buildTaggedTree();
+    const registry = await startRegistry();
+    const state = path.join(tempDir(), 'state.json');
+    expect((await runCli(['sync', root, '--to', registry.host, '--state', state])).exitCode).toBe(0);
+    const narrowed = await runCli(['sync', root, '--to', registry.host, '--state', state, '--keep-latest', '1', '--delete-extra', '--yes']);
+    expect(narrowed.exitCode, narrowed.stdout).toBe(0);
+    expect(narrowed.stdout).not.toMatch(/delete/);
+    expect(((await (await fetch(`${registry.url}/v2/app/web/tags/list`)).json()) as { tags: string[] }).tags).toHaveLength(4);
+    const diff = JSON.parse((await runCli(['diff', root, '--to', registry.host, '--semver', '>=2', '--output', 'json'])).stdout) as { tags: Array<{ source: string | null; status: string }> };
+    const sources = diff.tags.filter((t) => t.source).map((t) => t.source).sort();
+    expect(sources).toEqual(['app/api:2.0.0', 'app/api:2.0.0-rc.1']);
+  });
+});
+
+describe('--limit-rate', () => {
+  /** ~12 MiB in incompressible layers. */
+  function buildHeavyTree(): string {
+    const root = path.join(tempDir('regmigrate-heavy-'), 'registry');
+    const b = new StorageBuilder(root);
+    for (let i = 0; i < 3; i++) {
+      const image = addImage(b, `heavy/img${i}`, { format: 'docker', layers: [makeLayer(`blob${i}`, `heavy ${i}\n`, 4 * 1024 * 1024, 1)], label: `heavy-${i}` });
+      b.tag(`heavy/img${i}`, 'v1', image.digest);
+    }
+    return root;
+  }
+
+  it.each(['oci', 'skopeo'])('--via %s: the uploads together stay within ±10%% of the cap', async (via) => {
+    const registry = await startRegistry();
+    const proxy = await startProxy(registry.host);
+    const arrivals: Array<[number, number]> = [];
+    proxy.script = (req) => {
+      if ((req.method === 'PUT' || req.method === 'PATCH') && req.url.pathname.includes('/blobs/uploads/')) {
+        // Count body bytes as they arrive at the destination side.
+        return { kind: 'forward', onBody: (n: number) => arrivals.push([performance.now(), n]) };
+      }
+      return { kind: 'forward' };
+    };
+    const rate = 4 * 1024 * 1024;
+    const result = await runCli(['push', buildHeavyTree(), '--to', proxy.host, '--via', via, '--limit-rate', '4MiB/s', '--concurrency', '3']);
+    expect(result.exitCode, result.stderr).toBe(0);
+    const total = arrivals.reduce((n, [, b]) => n + b, 0);
+    expect(total).toBeGreaterThan(12 * 1024 * 1024);
+    // Over the window from the first to the last byte, the limiter's burst allowance (500 ms) left out.
+    const first = arrivals[0]![0];
+    const last = arrivals.at(-1)![0];
+    const inWindow = arrivals.filter(([t]) => t >= first + 500).reduce((n, [, b]) => n + b, 0);
+    const achieved = inWindow / ((last - first - 500) / 1000);
+    expect(achieved).toBeLessThan(rate * 1.1);
+    expect(achieved).toBeGreaterThan(rate * 0.9);
+  });
+});
+
+describe('config file', () => {
+  it('runs a push from the file; flags override it', async () => {
+    const root = buildTaggedTree();
+    const registry = await startRegistry();
+    const dir = tempDir();
+    const config = path.join(dir, 'regmigrate.yaml');
+    writeFileSync(
+      config,
+      [
+        'version: 1',
+        `source: ${root}`,
+        'destination:',
+        `  to: ${registry.host}`,
+        '  retries: 3',
+        'selection:',
+        '  tagInclude: ["ci-*"]',
+        '  keepLatest: 1',
+        'transfer:',
+        '  concurrency: 4',
+        'output:',
+        `  report: ${path.join(dir, 'report.json')}`,
+      ].join('\n'),
+    );
+    expect((await runCli(['config', 'check', config])).stdout).toMatch(/valid \(7 settings\)/);
+    const result = await runCli(['push', '--config', config]);
+    expect(result.exitCode, result.stderr).toBe(0);
+    const report = JSON.parse(readFileSync(path.join(dir, 'report.json'), 'utf8')) as { images: Array<{ source: string }> };
+    expect(report.images.map((i) => i.source)).toEqual(['app/web:ci-102']);
+    // A flag on the command line wins over the file.
+    const override = await runCli(['push', '--config', config, '--keep-latest', '2', '--output', 'json']);
+    expect((JSON.parse(override.stdout) as { images: Array<{ source: string }> }).images.map((i) => i.source).sort()).toEqual(['app/web:ci-101', 'app/web:ci-102']);
+  });
+
+  it.each([
+    ['a wrong type', 'selection:\n  keepLatest: two\n', /selection\.keepLatest: expected a whole number/],
+    ['an unknown key', 'transfer:\n  concurrencyy: 4\n', /transfer\.concurrencyy: not a known setting/],
+    ['an unknown section', 'colours: red\n', /colours: not a known setting/],
+    ['a password', 'destination:\n  to: h\n  password: hunter2\n', /destination\.password: secrets are not allowed in the config file/],
+    ['a token anywhere', 'output:\n  pushgatewayToken: abc\n', /output\.pushgatewayToken: secrets are not allowed/],
+    ['a bad enum', 'transfer:\n  via: rsync\n', /transfer\.via: expected oci or skopeo/],
+    ['a list that is not one', 'selection:\n  include: team/**\n', /selection\.include: expected a list of strings/],
+    ['not YAML', 'selection: [unclosed\n', /not valid YAML/],
+  ])('refuses %s, naming its path in the file (exit 2, before any work)', async (_, content, message) => {
+    const file = path.join(tempDir(), 'bad.yaml');
+    writeFileSync(file, content);
+    const check = await runCli(['config', 'check', file]);
+    expect(check.exitCode).toBe(2);
+    expect(check.stderr).toMatch(message);
+    expect(check.stderr).not.toMatch(/hunter2/);
+    const push = await runCli(['push', '/nonexistent', '--to', '127.0.0.1:9', '--config', file]);
+    expect(push.exitCode).toBe(2);
+    expect(push.stderr).toMatch(message);
+  });
+
+  it('several mistakes are reported together; a missing file is named', async () => {
+    const file = path.join(tempDir(), 'bad.yaml');
+    writeFileSync(file, 'selection:\n  keepLatest: -1\n  semver: 3\nsync:\n  maxDelete: lots\n');
+    const check = await runCli(['config', 'check', file]);
+    expect(check.stderr).toMatch(/3 problems:\n/);
+    for (const line of ['selection.keepLatest: expected a whole number', 'selection.semver: expected a string', 'sync.maxDelete: expected a whole number']) expect(check.stderr).toContain(`\n  ${line}`);
+    const missing = await runCli(['config', 'check', path.join(tempDir(), 'nope.yaml')]);
+    expect(missing.exitCode).toBe(2);
+    expect(missing.stderr).toMatch(/nope\.yaml: cannot be read \(ENOENT\)/);
+  });
+});
