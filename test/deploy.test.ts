@@ -4,6 +4,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { BIN, DEMO_STORAGE, PROJECT } from './helpers/cli.js';
+import { startPushgateway, type RunningPushgateway } from './helpers/pushgateway.js';
 import { startRegistry, type RunningRegistry } from './helpers/registry.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -18,22 +19,29 @@ function localize(text: string, registry: RunningRegistry, scratch: string): str
     .replaceAll('/etc/regmigrate', path.join(scratch, 'etc'))
     .replaceAll('/var/lib/regmigrate', path.join(scratch, 'state'))
     .replaceAll('/var/log/regmigrate', path.join(scratch, 'log'))
+    .replaceAll('/var/lib/prometheus/node-exporter', path.join(scratch, 'metrics'))
+    .replaceAll('http://prometheus-pushgateway.monitoring:9091', pushgatewayUrl)
     .replace(/(?<![\w/.-])\/state\//g, `${path.join(scratch, 'state')}/`);
 }
 
 /** Scratch etc/, state/ and log/ with the example config file (deploy/regmigrate.yaml, or `config`) localized. */
 function scratchDir(registry: RunningRegistry, config = readFileSync(path.join(DEPLOY, 'regmigrate.yaml'), 'utf8')): string {
   const dir = tempDir('regmigrate-deploy-');
-  for (const sub of ['etc', 'state', 'log']) mkdirSync(path.join(dir, sub));
+  for (const sub of ['etc', 'state', 'log', 'metrics']) mkdirSync(path.join(dir, sub));
   writeFileSync(path.join(dir, 'etc', 'config.json'), JSON.stringify({ auths: {} }), { mode: 0o600 });
   writeFileSync(path.join(dir, 'etc', 'regmigrate.yaml'), localize(config, registry, dir));
   return dir;
 }
 
+let pushgatewayUrl = '';
+
 describe('deploy examples', () => {
   let registry: RunningRegistry;
+  let pushgateway: RunningPushgateway;
   beforeAll(async () => {
     registry = await startRegistry();
+    pushgateway = await startPushgateway();
+    pushgatewayUrl = pushgateway.url;
   });
 
   it('cron: a valid /etc/cron.d line whose command syncs and writes its journal and report', async () => {
@@ -71,6 +79,10 @@ describe('deploy examples', () => {
     const result = await execa('sh', ['-c', exec], { reject: false });
     expect(result.exitCode, String(result.stderr)).toBe(0);
     expect(String(result.stdout)).toMatch(/^sync: /m);
+    // The textfile collector's file: valid for promtool, and saying the run succeeded.
+    const prom = path.join(scratch, 'metrics', 'regmigrate.prom');
+    expect((await execa('promtool', ['check', 'metrics'], { input: readFileSync(prom), reject: false })).exitCode).toBe(0);
+    expect(readFileSync(prom, 'utf8')).toMatch(/^regmigrate_last_run_success\{command="sync"\} 1$/m);
   });
 
   it('kubernetes: a CronJob that never overlaps, mounts the registry read-only, takes credentials from a Secret, and whose args sync', async () => {
@@ -106,5 +118,15 @@ describe('deploy examples', () => {
     const result = await execa(BIN, args, { reject: false, env: { REGMIGRATE_USERNAME: 'robot$migrate', REGMIGRATE_PASSWORD: 'unused-by-an-open-registry' } });
     expect(result.exitCode, String(result.stderr)).toBe(0);
     expect(JSON.parse(readFileSync(path.join(scratch, 'state', 'state.json'), 'utf8')).kind).toBe('regmigrate.sync-state');
+    // It pushed its metrics to the Pushgateway, which serves them to Prometheus; its logs are JSON lines.
+    expect(await pushgateway.scrape()).toMatch(/^regmigrate_last_run_success\{command="sync",instance="",job="regmigrate-sync"\} 1$/m);
+    for (const line of String(result.stderr).trim().split('\n')) expect(() => JSON.parse(line)).not.toThrow();
+  });
+
+  it('prometheus: the alert rules load and their unit tests pass (promtool)', async () => {
+    const rules = path.join(DEPLOY, 'prometheus');
+    expect((await execa('promtool', ['check', 'rules', path.join(rules, 'regmigrate-alerts.yaml')], { reject: false })).exitCode).toBe(0);
+    const test = await execa('promtool', ['test', 'rules', 'regmigrate-alerts.test.yaml'], { cwd: rules, reject: false });
+    expect(test.exitCode, String(test.stdout) + String(test.stderr)).toBe(0);
   });
 });

@@ -8,6 +8,7 @@ import { ConfigMap } from 'kubernetes-models/v1';
 import { inShard, parseShard, shardOf } from '../src/plan/shard.js';
 import { BIN, DEMO_STORAGE, PROJECT, runCli } from './helpers/cli.js';
 import { startProxy } from './helpers/proxy.js';
+import { startPushgateway } from './helpers/pushgateway.js';
 import { startRegistry } from './helpers/registry.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -80,8 +81,14 @@ describe('the Indexed Job', () => {
     const registry = await startRegistry();
     const proxy = await startProxy(registry.host);
     const reports = tempDir('regmigrate-reports-');
+    const pushgateway = await startPushgateway();
     const args = doc.spec.template.spec.containers[0]!.args.map((a) =>
-      a.replace('/var/lib/registry', DEMO_STORAGE).replace('harbor.example.com', proxy.host).replace('/reports/', `${reports}/`).replace(/^4$/, '3'),
+      a
+        .replace('/var/lib/registry', DEMO_STORAGE)
+        .replace('harbor.example.com', proxy.host)
+        .replace('/reports/', `${reports}/`)
+        .replace('http://prometheus-pushgateway.monitoring:9091', pushgateway.url)
+        .replace(/^4$/, '3'),
     );
     const runs = await Promise.all(
       [0, 1, 2].map((index) =>
@@ -101,6 +108,10 @@ describe('the Indexed Job', () => {
     // Every shard reported only its own part.
     const parts = [0, 1, 2].map((i) => (JSON.parse(readFileSync(path.join(reports, `shard-${i}.json`), 'utf8')) as { images: unknown[] }).images.length);
     expect(parts.reduce((a, b) => a + b, 0)).toBe(7);
+    // Each shard pushed its own metrics group (the shard a grouping label); together they count every tag.
+    const scraped = await pushgateway.scrape();
+    const verified = [0, 1, 2].map((i) => Number(new RegExp(`^regmigrate_tags_total\\{command="push",instance="",job="regmigrate-migration",outcome="verified",shard="${i}"\\} (\\d+)$`, 'm').exec(scraped)?.[1]));
+    expect(verified).toEqual(parts);
   });
 
   it('report merge refuses reports that disagree', async () => {

@@ -9,4 +9,6 @@ export interface CliContext {
   readonly stdoutIsTTY: boolean;
   readonly env: NodeJS.ProcessEnv;
   setExitCode(code: number): void;
+  /** `--log-format json`: the one-line error of `main` is a JSON record too. Set by the command that parsed it. */
+  logFormat?: 'human' | 'json';
 }

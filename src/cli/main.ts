@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { RegmigrateError, errorMessage } from '../errors.js';
 import type { CliContext } from './context.js';
 import { applyConfig, registerConfig } from './config.js';
+import { writeJsonLog } from '../report/log.js';
 import { registerDiff } from './diff.js';
 import { registerExport } from './export.js';
 import { registerPush } from './push.js';
@@ -32,7 +33,10 @@ export function buildProgram(ctx: CliContext): Command {
     if (['config', 'report'].includes(command.name())) continue;
     command.option('--config <file>', 'take options from this YAML file (flags given here win); see "Config file" in the README');
   }
-  program.hook('preAction', (_program, command) => applyConfig(command));
+  program.hook('preAction', (_program, command) => {
+    applyConfig(command);
+    if (command.getOptionValue('logFormat') === 'json') ctx.logFormat = 'json';
+  });
   registerConfig(program, ctx);
   return program;
 }
@@ -58,8 +62,11 @@ export async function run(argv: string[]): Promise<void> {
       // commander printed its message already; help and version exit 0.
       exitCode = err.exitCode === 0 ? 0 : 2;
     } else if (err instanceof RegmigrateError) {
-      ctx.stderr.write(`regmigrate: ${err.message}\n`);
-      if (err.hint) ctx.stderr.write(`hint: ${err.hint}\n`);
+      if (ctx.logFormat === 'json') writeJsonLog(ctx.stderr, { level: 'error', event: 'error', code: err.code, message: err.message, ...(err.hint ? { hint: err.hint } : {}), exitCode: err.exitCode });
+      else {
+        ctx.stderr.write(`regmigrate: ${err.message}\n`);
+        if (err.hint) ctx.stderr.write(`hint: ${err.hint}\n`);
+      }
       exitCode = err.exitCode;
     } else {
       ctx.stderr.write(`regmigrate: internal error: ${errorMessage(err)}\n`);

@@ -26,8 +26,8 @@ export class OptionProblems {
 
 export function parseOutputFormat(value: string | undefined, problems: OptionProblems): OutputFormat {
   const format = value ?? 'table';
-  if (format === 'table' || format === 'json' || format === 'csv') return format;
-  problems.add(`--output must be table, json or csv, not "${format}"`);
+  if (format === 'table' || format === 'json' || format === 'csv' || format === 'html') return format;
+  problems.add(`--output must be table, json, csv or html, not "${format}"`);
   return 'table';
 }
 

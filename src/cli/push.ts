@@ -1,9 +1,13 @@
 import type { Command } from 'commander';
 import { createProgress } from '../report/progress.js';
+import { createJsonLog, writeJsonLog, type LogFormat } from '../report/log.js';
+import { pushMetrics, writeMetricsFile, type RunMetrics } from '../report/metrics.js';
+import { errorMessage, RegmigrateError } from '../errors.js';
+import type { Deletion } from '../transfer/sync.js';
 import { countReports, renderImageTable, renderPlan, renderPushSummary, reportDocument, reportFormat, writeReport } from '../report/push-report.js';
 import { connectDestination, type Destination } from '../transfer/destination.js';
 import type { Schema1Mode } from '../transfer/execute.js';
-import { pushStorage, type PushOptions, type SourceSelection } from '../transfer/push.js';
+import { pushStorage, type PushOptions, type PushResult, type SourceSelection } from '../transfer/push.js';
 import { checkSkopeo } from '../transfer/skopeo.js';
 import { assertWritable } from '../util/files.js';
 import { parseSize } from '../util/format.js';
@@ -25,6 +29,10 @@ export interface TransferFlags extends DestinationFlags, SelectionFlags {
   workDir?: string;
   keepWorkDir?: boolean;
   schema1?: string;
+  metricsFile?: string;
+  pushgateway?: string;
+  metricsJob?: string;
+  logFormat?: string;
 }
 
 export interface TransferRequest extends SourceSelection {
@@ -38,6 +46,10 @@ export interface TransferRequest extends SourceSelection {
   readonly workDir: string | undefined;
   readonly keepWorkDir: boolean;
   readonly schema1: Schema1Mode;
+  readonly metricsFile: string | undefined;
+  readonly pushgateway: string | undefined;
+  readonly metricsJob: string;
+  readonly logFormat: LogFormat;
 }
 
 interface PushFlags extends TransferFlags {
@@ -60,7 +72,11 @@ export function addTransferOptions(command: Command): Command {
     .option('--public', 'create missing Harbor projects as public (default private)')
     .option('--storage-limit <size>', 'storage quota for projects created (default -1, unlimited)')
     .option('--schema1 <mode>', 'schema1 images: keep (sign and push as is; convert if refused), convert (to schema2), skip')
-    .option('-q, --quiet', 'no progress output; failures are still printed');
+    .option('-q, --quiet', 'no progress output; failures are still printed')
+    .option('--metrics-file <file.prom>', 'write Prometheus metrics of the run here (node_exporter textfile collector format)')
+    .option('--pushgateway <url>', 'push Prometheus metrics of the run to this Pushgateway')
+    .option('--metrics-job <name>', 'the Pushgateway job name (default regmigrate); the shard is a grouping label')
+    .option('--log-format <format>', 'human (default) or json: one JSON object per event on stderr');
 }
 
 export function normalizeTransfer(root: string, flags: TransferFlags, problems: OptionProblems): TransferRequest {
@@ -70,6 +86,10 @@ export function normalizeTransfer(root: string, flags: TransferFlags, problems: 
   if ((flags.workDir !== undefined || flags.keepWorkDir) && via !== 'skopeo') problems.add('--work-dir and --keep-work-dir go with --via skopeo');
   const schema1 = flags.schema1 ?? 'keep';
   if (schema1 !== 'keep' && schema1 !== 'convert' && schema1 !== 'skip') problems.add(`--schema1 must be keep, convert or skip, not "${schema1}"`);
+  const logFormat = flags.logFormat ?? 'human';
+  if (logFormat !== 'human' && logFormat !== 'json') problems.add(`--log-format must be human or json, not "${logFormat}"`);
+  if (flags.metricsFile !== undefined && !flags.metricsFile.endsWith('.prom')) problems.add(`--metrics-file ${flags.metricsFile}: the textfile collector reads only files ending in .prom`);
+  if (flags.pushgateway !== undefined && !/^https?:\/\/[^/\s]+/.test(flags.pushgateway)) problems.add(`--pushgateway "${flags.pushgateway}" must be an http:// or https:// URL`);
   let storageLimit = -1;
   if (flags.storageLimit !== undefined && flags.storageLimit !== '-1') {
     const size = parseSize(flags.storageLimit);
@@ -88,6 +108,10 @@ export function normalizeTransfer(root: string, flags: TransferFlags, problems: 
     workDir: flags.workDir,
     keepWorkDir: flags.keepWorkDir ?? false,
     schema1: schema1 === 'convert' || schema1 === 'skip' ? schema1 : 'keep',
+    metricsFile: flags.metricsFile,
+    pushgateway: flags.pushgateway,
+    metricsJob: flags.metricsJob ?? 'regmigrate',
+    logFormat: logFormat === 'json' ? 'json' : 'human',
   };
 }
 
@@ -118,7 +142,7 @@ export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Pa
     ...(request.workDir !== undefined ? { workDir: request.workDir } : {}),
     keepWorkDir: request.keepWorkDir,
     schema1: request.schema1,
-    onNotice: (message) => ctx.stderr.write(`regmigrate: ${message}\n`),
+    onNotice: (message) => notice(request, ctx, message),
     dryRun: false,
     ...extra,
   };
@@ -128,39 +152,89 @@ export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Pa
 export async function openDestination(request: TransferRequest, ctx: CliContext, dryRun: boolean): Promise<Destination> {
   if (request.via === 'skopeo' && !dryRun) await checkSkopeo();
   const destination = await connectDestination(await buildDestinationOptions(request.destination, ctx));
-  if (!request.quiet) {
-    ctx.stderr.write(`destination ${destination.endpoint.origin}: ${destination.harborVersion ? `Harbor ${destination.harborVersion}` : 'plain OCI registry'}\n`);
-  }
+  const kind = destination.harborVersion ? `Harbor ${destination.harborVersion}` : 'plain OCI registry';
+  if (request.logFormat === 'json') writeJsonLog(ctx.stderr, { level: 'info', event: 'destination', message: `${destination.endpoint.origin}: ${kind}` });
+  else if (!request.quiet) ctx.stderr.write(`destination ${destination.endpoint.origin}: ${kind}\n`);
   return destination;
+}
+
+/** A line for the operator: plain, or a JSON record with `--log-format json`. */
+export function notice(request: TransferRequest, ctx: CliContext, message: string): void {
+  if (request.logFormat === 'json') writeJsonLog(ctx.stderr, { level: /^(error|warning)/.test(message) ? (message.startsWith('error') ? 'error' : 'warn') : 'info', event: 'notice', message });
+  else ctx.stderr.write(`regmigrate: ${message}\n`);
+}
+
+/**
+ * Runs a push or sync and, however it ends (exit 0 to 5, an error before any work included), writes its metrics
+ * to `--metrics-file` and/or `--pushgateway`: monitoring learns of a run that never got going too.
+ */
+export async function withMetrics(
+  request: TransferRequest,
+  ctx: CliContext,
+  command: 'push' | 'sync',
+  job: (record: (result: PushResult, deletions?: readonly Deletion[]) => void) => Promise<number>,
+): Promise<number> {
+  if (request.metricsFile) assertWritable(request.metricsFile, '--metrics-file');
+  const startedAt = Date.now();
+  let result: PushResult | undefined;
+  let deletions: readonly Deletion[] = [];
+  let exitCode = 70;
+  try {
+    exitCode = await job((r, d) => {
+      result = r;
+      deletions = d ?? [];
+    });
+    return exitCode;
+  } catch (err) {
+    exitCode = err instanceof RegmigrateError ? err.exitCode : 70;
+    throw err;
+  } finally {
+    if (request.metricsFile || request.pushgateway) {
+      const shard = request.shard ? `${request.shard.index}/${request.shard.count}` : undefined;
+      const metrics: RunMetrics = { command, startedAt, endedAt: Date.now(), exitCode, result, deletions, shard };
+      try {
+        if (request.metricsFile) writeMetricsFile(request.metricsFile, metrics);
+        if (request.pushgateway) await pushMetrics(request.pushgateway, request.metricsJob, metrics);
+      } catch (err) {
+        notice(request, ctx, `error: metrics could not be written: ${errorMessage(err)}`);
+        ctx.setExitCode(5);
+      }
+    }
+  }
 }
 
 export async function runPush(request: PushRequest, ctx: CliContext): Promise<number> {
   if (request.report) assertWritable(request.report, '--report');
-  const destination = await openDestination(request, ctx, request.dryRun);
-  const limitRate = request.destination.options.limitRate;
-  const progress = createProgress({ stream: ctx.stderr, isTTY: ctx.stderrIsTTY && !ctx.env.REGMIGRATE_NO_PROGRESS, quiet: request.quiet, ...(limitRate !== undefined ? { limitRate } : {}) });
-  try {
-    const { result, signal } = await withInterruption(ctx, (abort) =>
-      pushStorage(destination, pushOptions(request, ctx, { dryRun: request.dryRun, onEvent: progress.onEvent, signal: abort })),
-    );
-    progress.stop();
-    const target = destination.endpoint.host;
-    if (request.dryRun) {
-      if (request.output === 'json') ctx.stdout.write(JSON.stringify(result.plan, null, 2) + '\n');
-      else ctx.stdout.write(renderPlan(result.plan, destination.harbor !== undefined));
-      return result.plan.rejected.length > 0 ? 1 : 0;
+  return withMetrics(request, ctx, 'push', async (record) => {
+    const destination = await openDestination(request, ctx, request.dryRun);
+    const limitRate = request.destination.options.limitRate;
+    const json = request.logFormat === 'json' ? createJsonLog(ctx.stderr) : undefined;
+    const progress = json ?? createProgress({ stream: ctx.stderr, isTTY: ctx.stderrIsTTY && !ctx.env.REGMIGRATE_NO_PROGRESS, quiet: request.quiet, ...(limitRate !== undefined ? { limitRate } : {}) });
+    try {
+      const { result, signal } = await withInterruption(ctx, (abort) =>
+        pushStorage(destination, pushOptions(request, ctx, { dryRun: request.dryRun, onEvent: progress.onEvent, signal: abort })),
+      );
+      progress.stop();
+      record(result);
+      const target = destination.endpoint.host;
+      if (request.dryRun) {
+        if (request.output === 'json') ctx.stdout.write(JSON.stringify(result.plan, null, 2) + '\n');
+        else ctx.stdout.write(renderPlan(result.plan, destination.harbor !== undefined));
+        return result.plan.rejected.length > 0 ? 1 : 0;
+      }
+      // The image list first: if the report file cannot be written at the end, the list is not lost with it.
+      if (request.output === 'json') ctx.stdout.write(JSON.stringify(reportDocument(result, target), null, 2) + '\n');
+      else ctx.stdout.write(renderImageTable(result.reports));
+      if (json) json.finished(result);
+      else ctx.stderr.write(renderPushSummary(result) + '\n');
+      if (request.report) writeReport(request.report, result, target);
+      if (signal) return signal === 'SIGINT' ? 130 : 143;
+      return countReports(result.reports).failed > 0 ? 1 : 0;
+    } finally {
+      progress.stop();
+      await destination.close();
     }
-    // The image list first: if the report file cannot be written at the end, the list is not lost with it.
-    if (request.output === 'json') ctx.stdout.write(JSON.stringify(reportDocument(result, target), null, 2) + '\n');
-    else ctx.stdout.write(renderImageTable(result.reports));
-    ctx.stderr.write(renderPushSummary(result) + '\n');
-    if (request.report) writeReport(request.report, result, target);
-    if (signal) return signal === 'SIGINT' ? 130 : 143;
-    return countReports(result.reports).failed > 0 ? 1 : 0;
-  } finally {
-    progress.stop();
-    await destination.close();
-  }
+  });
 }
 
 export function registerPush(program: Command, ctx: CliContext): void {

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { renderPushHtml, type PushReportDocument } from '../report/html.js';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
@@ -105,5 +106,19 @@ export function registerReport(program: Command, ctx: CliContext): void {
       for (const conflict of merged.conflicts) ctx.stderr.write(`regmigrate: conflict: ${conflict}\n`);
       ctx.stderr.write(`${files.length} reports: ${counts.verified} verified, ${counts.skipped} already there or skipped, ${counts.failed} failed\n`);
       ctx.setExitCode(counts.failed > 0 || merged.conflicts.length > 0 ? 1 : 0);
+    });
+  report
+    .command('html')
+    .description('render a push or sync report (--report FILE.json) as one self-contained HTML page')
+    .argument('<file>', 'a report written with --report FILE.json')
+    .action((file: string) => {
+      let doc: PushReportDocument;
+      try {
+        doc = JSON.parse(readFileSync(file, 'utf8')) as PushReportDocument;
+      } catch (err) {
+        throw new UsageError(`${file}: not a readable JSON report (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      }
+      if (!Array.isArray(doc.images) || typeof doc.summary !== 'object') throw new UsageError(`${file}: not a regmigrate push report (no images or summary)`);
+      ctx.stdout.write(renderPushHtml(doc));
     });
 }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { renderScanTable, renderSelectionSizes, renderSummaryLine, scanCsvPieces, scanJsonPieces, type OutputFormat } from '../inventory/render.js';
 import { selectionSizes, type TagSelection } from '../inventory/select.js';
+import { renderInventoryHtml } from '../report/html.js';
 import { scanStorage, summarize } from '../inventory/scan.js';
 import { locateStorage } from '../storage/layout.js';
 import { writePieces } from '../util/stream.js';
@@ -71,6 +72,7 @@ export async function runScan(request: ScanRequest, ctx: CliContext): Promise<nu
   const sizes = request.tags ? selectionSizes({ kept: [...inventory.tags], dropped: [...(inventory.deselected ?? [])] }, (r) => { const m = mapper(r); return m.ok ? m.project : r.split('/')[0]!; }) : undefined;
   if (request.output === 'json') await writePieces(ctx.stdout, scanJsonPieces(inventory, summary, sizes));
   else if (request.output === 'csv') await writePieces(ctx.stdout, scanCsvPieces(inventory));
+  else if (request.output === 'html') ctx.stdout.write(renderInventoryHtml(inventory, summary, (r) => { const m = mapper(r); return m.ok ? m.project : r.split('/')[0]!; }));
   else ctx.stdout.write(renderScanTable(inventory, summary) + (sizes ? renderSelectionSizes(sizes) : ''));
   if (request.output !== 'table') ctx.stderr.write(renderSummaryLine(summary) + '\n' + (sizes ? renderSelectionSizes(sizes) : ''));
   if (inventory.tags.length === 0) ctx.stderr.write(`regmigrate: warning: no tags found in ${layout.v2}\n`);
@@ -82,7 +84,7 @@ export function registerScan(program: Command, ctx: CliContext): void {
     .command('scan')
     .description('inventory a registry storage: every tag, its digest, media type, platforms, size and faults')
     .argument('[root]', 'registry storage root (e.g. /var/lib/registry), its docker/registry/v2 directory, or an uncompressed tar of it')
-    .option('-o, --output <format>', 'table, json or csv')
+    .option('-o, --output <format>', 'table, json, csv, or html (one self-contained page with charts)')
     .option('--verify', 'hash every blob and report corrupt ones (reads all data)')
     .option('--include <glob>', 'only repositories matching this glob (repeatable)', collect)
     .option('--exclude <glob>', 'skip repositories matching this glob (repeatable)', collect)

@@ -11,7 +11,8 @@ import { acquireLock } from '../util/lock.js';
 import type { CliContext } from './context.js';
 import { requireRoot } from './config.js';
 import { OptionProblems, parsePositiveInt } from './options.js';
-import { addTransferOptions, normalizeTransfer, openDestination, pushOptions, type TransferFlags, type TransferRequest } from './push.js';
+import { addTransferOptions, normalizeTransfer, notice, openDestination, pushOptions, withMetrics, type TransferFlags, type TransferRequest } from './push.js';
+import { createJsonLog, writeJsonLog } from '../report/log.js';
 import { withInterruption } from './signals.js';
 
 /** A run renews its lease every 30 s; five minutes without a heartbeat means its holder is gone. */
@@ -96,36 +97,44 @@ function renderSync(result: SyncResult): string {
 export async function runSync(request: SyncRequest, ctx: CliContext): Promise<number> {
   if (request.report) assertWritable(request.report, '--report');
   if (request.state) assertWritable(request.state, '--state');
-  const lease = await acquireLock(await lockPath(request), {
-    waitSeconds: request.waitLockSeconds,
-    staleSeconds: request.lockStaleSeconds,
-    ...(ctx.env.REGMIGRATE_HOSTNAME ? { hostname: ctx.env.REGMIGRATE_HOSTNAME } : {}),
-    onNotice: (message) => ctx.stderr.write(`regmigrate: ${message}\n`),
-  });
-  try {
-    const destination = await openDestination({ ...request, quiet: true }, ctx, false);
+  return withMetrics(request, ctx, 'sync', async (record) => {
+    const lease = await acquireLock(await lockPath(request), {
+      waitSeconds: request.waitLockSeconds,
+      staleSeconds: request.lockStaleSeconds,
+      ...(ctx.env.REGMIGRATE_HOSTNAME ? { hostname: ctx.env.REGMIGRATE_HOSTNAME } : {}),
+      onNotice: (message) => notice(request, ctx, message),
+    });
     try {
-      const { result, signal } = await withInterruption(ctx, (abort) =>
-        syncStorage(destination, {
-          ...pushOptions(request, ctx, { signal: abort }),
-          statePath: request.state,
-          trustState: request.trustState,
-          deleteExtra: request.deleteExtra,
-          maxDelete: request.maxDelete,
-        }),
-      );
-      ctx.stdout.write(renderSync(result));
-      result.saveJournal();
-      if (request.report) writeReport(request.report, result.push, destination.endpoint.host);
-      if (signal) return signal === 'SIGINT' ? 130 : 143;
-      const failed = countReports(result.push.reports).failed + result.deletions.filter((d) => d.status === 'failed').length;
-      return failed > 0 ? 1 : 0;
+      const destination = await openDestination({ ...request, quiet: true }, ctx, false);
+      const json = request.logFormat === 'json' ? createJsonLog(ctx.stderr) : undefined;
+      try {
+        const { result, signal } = await withInterruption(ctx, (abort) =>
+          syncStorage(destination, {
+            ...pushOptions(request, ctx, { signal: abort, ...(json ? { onEvent: json.onEvent } : {}) }),
+            statePath: request.state,
+            trustState: request.trustState,
+            deleteExtra: request.deleteExtra,
+            maxDelete: request.maxDelete,
+          }),
+        );
+        record(result.push, result.deletions);
+        ctx.stdout.write(renderSync(result));
+        if (json) {
+          json.finished(result.push);
+          for (const d of result.deletions) writeJsonLog(ctx.stderr, { level: d.status === 'failed' ? 'error' : 'info', event: `tag-${d.status}`, repo: d.destination, digest: d.digest, ...(d.reason ? { reason: d.reason } : {}) });
+        }
+        result.saveJournal();
+        if (request.report) writeReport(request.report, result.push, destination.endpoint.host);
+        if (signal) return signal === 'SIGINT' ? 130 : 143;
+        const failed = countReports(result.push.reports).failed + result.deletions.filter((d) => d.status === 'failed').length;
+        return failed > 0 ? 1 : 0;
+      } finally {
+        await destination.close();
+      }
     } finally {
-      await destination.close();
+      lease.release();
     }
-  } finally {
-    lease.release();
-  }
+  });
 }
 
 export function registerSync(program: Command, ctx: CliContext): void {

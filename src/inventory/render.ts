@@ -4,7 +4,7 @@ import { csvLine, formatBytes, renderTable } from '../util/format.js';
 import type { SelectionSizes } from './select.js';
 import { tagRef, type InventorySummary, type ReadFault, type SourceInventory, type TagEntry } from './types.js';
 
-export type OutputFormat = 'table' | 'json' | 'csv';
+export type OutputFormat = 'table' | 'json' | 'csv' | 'html';
 
 /** Version of the `scan --output json` document; bump on any incompatible change. */
 export const SCAN_JSON_VERSION = 1;

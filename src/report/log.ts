@@ -1,0 +1,71 @@
+import type { Writable } from 'node:stream';
+import { destinationRef } from '../plan/plan.js';
+import type { PushEvent, PushResult } from '../transfer/push.js';
+import type { Progress } from './progress.js';
+import { countReports } from './push-report.js';
+
+export type LogFormat = 'human' | 'json';
+
+/** One event as one JSON object on one line (Loki, Elasticsearch, `jq`): time, level, event, and what it is about. */
+export interface LogRecord {
+  readonly level: 'debug' | 'info' | 'warn' | 'error';
+  readonly event: string;
+  readonly repo?: string;
+  readonly tag?: string;
+  readonly digest?: string;
+  readonly bytes?: number;
+  readonly reason?: string;
+  readonly message?: string;
+  readonly [extra: string]: unknown;
+}
+
+export function writeJsonLog(stream: Writable, record: LogRecord): void {
+  stream.write(JSON.stringify({ time: new Date().toISOString(), ...record }) + '\n');
+}
+
+/** `--log-format json`: the transfer's events as JSON lines on stderr, instead of bars or plain progress lines. */
+export function createJsonLog(stream: Writable): Progress & { finished(result: PushResult): void } {
+  const onEvent = (event: PushEvent): void => {
+    switch (event.type) {
+      case 'scanned':
+        writeJsonLog(stream, { level: 'info', event: 'scanned', tags: event.tags });
+        break;
+      case 'project':
+        if (event.result === 'created') writeJsonLog(stream, { level: 'info', event: 'project-created', repo: event.name });
+        break;
+      case 'planned':
+        writeJsonLog(stream, { level: 'info', event: 'planned', images: event.plan.images.length, existing: event.plan.existing.length, bytes: event.plan.blobs.reduce((n, b) => n + b.size, 0) });
+        break;
+      case 'blob-done':
+        writeJsonLog(stream, { level: 'debug', event: `blob-${event.how}`, repo: event.repository, digest: event.digest, bytes: event.size });
+        break;
+      case 'image-done': {
+        const [repo, tag] = [event.image.repository, event.image.tag];
+        if (event.ok) writeJsonLog(stream, { level: 'info', event: 'image-pushed', repo, tag, digest: event.image.digest, bytes: event.image.size });
+        else writeJsonLog(stream, { level: 'error', event: 'image-failed', repo, tag, digest: event.image.digest, reason: event.reason ?? 'failed', destination: destinationRef(event.image) });
+        break;
+      }
+      default:
+        break;
+    }
+  };
+  return {
+    onEvent,
+    stop: () => undefined,
+    finished: (result) => {
+      for (const r of result.reports) {
+        if (r.status !== 'verified' && r.status !== 'failed') continue;
+        writeJsonLog(stream, {
+          level: r.status === 'failed' ? 'error' : 'info',
+          event: r.status === 'failed' ? 'tag-failed' : 'tag-verified',
+          source: r.source,
+          ...(r.destination ? { repo: r.destination.replace(/[:@][^:@/]*$/, '').replace(/@sha256$/, ''), tag: r.destination.slice(r.destination.search(/[:@][^:@/]*$/) + 1) } : {}),
+          ...(r.digest ? { digest: r.digest } : {}),
+          ...(r.reason ? { reason: r.reason } : {}),
+        });
+      }
+      const c = countReports(result.reports);
+      writeJsonLog(stream, { level: c.failed > 0 ? 'error' : 'info', event: 'run-finished', verified: c.verified, unchanged: c.skipped, failed: c.failed, bytes: result.stats.bytesUploaded, durationMs: result.durationMs });
+    },
+  };
+}
