@@ -33,7 +33,7 @@ describe('regmigrate scan (built CLI)', () => {
     const result = await runCli(['scan', DEMO_STORAGE]);
     expect(result.exitCode).toBe(0);
     const lines = result.stdout.split('\n');
-    expect(lines[0]).toMatch(/^REPOSITORY\s+TAG\s+DIGEST\s+TYPE\s+PLATFORMS\s+SIZE\s+STATUS$/);
+    expect(lines[0]).toMatch(/^REPOSITORY\s+TAG\s+DIGEST\s+TYPE\s+PLATFORMS\s+SIZE\s+PUSHED \(UTC\)\s+STATUS$/);
     expect(lines.find((l) => l.startsWith('infra/tools/kubectl '))).toMatch(/1\.29\s+[0-9a-f]{12}\s+docker-list\s+linux\/amd64,linux\/arm64\/v8\s+[\d.]+ KiB\s+ok/);
     expect(result.stdout).toContain('5 repositories, 7 tags (0 faulty)');
   });
@@ -68,7 +68,7 @@ describe('regmigrate scan (built CLI)', () => {
     expect(rows[0]).toBe(SCAN_CSV_HEADER.join(','));
     expect(rows).toHaveLength(faulty.tags.length + 1);
     expect(rows.find((r) => r.startsWith('broken/layer,v1,'))).toContain('missing-blob');
-    expect(rows.find((r) => r.startsWith('busybox,1.36,'))).toMatch(/,ok,$/);
+    expect(rows.find((r) => r.startsWith('busybox,1.36,'))).toMatch(/,ok,,\d{4}-\d\d-\d\dT[\d:.]+Z$/);
   });
 
   it('lists faults in the table with repository, tag and digest on one line each', async () => {
@@ -80,9 +80,9 @@ describe('regmigrate scan (built CLI)', () => {
 
   it.each([
     [['scan', '/nonexistent/storage'], /\/nonexistent\/storage: no such file or directory/],
-    [['scan', DEMO_STORAGE, '--output', 'xml'], /--output must be table, json or csv, not "xml"/],
+    [['scan', DEMO_STORAGE, '--output', 'xml'], /--output must be table, json, csv or html, not "xml"/],
     [['scan', DEMO_STORAGE, '--output', 'xml', '--concurrency', 'lots'], /not "xml".*--concurrency must be a whole number/],
-    [['scan'], /missing required argument/],
+    [['scan'], /scan: give the registry storage root, or "source:" in --config/],
     [['scan', DEMO_STORAGE, '--bogus'], /unknown option/],
   ])('exits 2 with a one-line message for %j', async (args, message) => {
     const result = await runCli(args);

@@ -160,7 +160,7 @@ describe('push options', () => {
   });
 
   it.each([
-    [['push', DEMO_STORAGE], /required option '--to <host>'/],
+    [['push', DEMO_STORAGE], /--to is required: the destination registry or Harbor/],
     [['push', DEMO_STORAGE, '--to', 'ftp://x'], /only http:\/\/ and https:\/\//],
     [['push', DEMO_STORAGE, '--to', 'h:5000', '--map', 'nope', '--report', 'r.txt', '--username', 'u'], /^(?=.*--map "nope" is not from=to)(?=.*--report r\.txt: the name must end in \.json or \.csv)(?=.*--username needs --password-stdin)/],
     [['push', DEMO_STORAGE, '--to', 'h:5000', '--default-project', 'Bad__X'], /--default-project "Bad__X" is not a valid project name/],

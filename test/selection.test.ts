@@ -151,7 +151,7 @@ describe('--limit-rate', () => {
     return root;
   }
 
-  it.each(['oci', 'skopeo'])('--via %s: the uploads together stay within ±10%% of the cap', async (via) => {
+  it.each(['oci', 'skopeo'])('--via %s: the uploads together stay within 10 percent of the cap', async (via) => {
     const registry = await startRegistry();
     const proxy = await startProxy(registry.host);
     const arrivals: Array<[number, number]> = [];

@@ -103,15 +103,20 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
   const upload = (repository: string, blob: PlannedBlob, session?: URL): Promise<void> => uploads(() => send(repository, blob, session));
 
   /**
-   * The one upload of a blob, at its home. The HEAD runs in the upload's own slot: slots are handed out in the
-   * plan's order (largest first), so that order is the order bytes go out.
+   * The one upload of a blob, at its home. Its HEAD goes out at once in the request pool, but its upload slot is
+   * taken now, in the plan's order (largest first): slots are handed out in that order, so that is the order bytes
+   * go out, and by the time a slot comes up its HEAD has long answered.
    */
   const ensureAtHome = async (blob: PlannedBlob): Promise<void> => {
     // Held by the destination already (planned from what it holds): nothing to ask, nothing to send.
     if (blob.held) return;
-    await uploads(async () => {
+    const present = requests(() => {
       checkInterrupted();
-      if (await client.hasBlob(blob.home, blob.digest)) {
+      return client.hasBlob(blob.home, blob.digest);
+    });
+    present.catch(() => undefined);
+    await uploads(async () => {
+      if (await present) {
         stats.blobsSkipped++;
         stats.bytesSkipped += blob.size;
         emit({ type: 'blob-done', digest: blob.digest, repository: blob.home, how: 'skipped', size: blob.size });
