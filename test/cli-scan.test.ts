@@ -34,7 +34,7 @@ describe('regmigrate scan (built CLI)', () => {
     expect(result.exitCode).toBe(0);
     const lines = result.stdout.split('\n');
     expect(lines[0]).toMatch(/^REPOSITORY\s+TAG\s+DIGEST\s+TYPE\s+PLATFORMS\s+SIZE\s+PUSHED \(UTC\)\s+STATUS$/);
-    expect(lines.find((l) => l.startsWith('infra/tools/kubectl '))).toMatch(/1\.29\s+[0-9a-f]{12}\s+docker-list\s+linux\/amd64,linux\/arm64\/v8\s+[\d.]+ KiB\s+ok/);
+    expect(lines.find((l) => l.startsWith('infra/tools/kubectl '))).toMatch(/1\.29\s+[0-9a-f]{12}\s+docker-list\s+linux\/amd64,linux\/arm64\/v8\s+[\d.]+ KiB\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+ok/);
     expect(result.stdout).toContain('5 repositories, 7 tags (0 faulty)');
   });
 
