@@ -30,13 +30,19 @@ async function catalogTags(url: string, repository: string): Promise<string[]> {
 
 const tagsDir = (tree: BuiltTree, repository: string) => path.join(tree.v2, 'repositories', repository, '_manifests', 'tags');
 
+/** A demo storage synced once into a fresh registry, and the sync command (with --delete-extra --yes) to run again. */
+async function syncedTree() {
+  const registry = await startRegistry();
+  const tree = demo();
+  const state = path.join(tempDir(), 'state.json');
+  const sync = (...extra: string[]) => runCli(['sync', tree.root, '--to', registry.host, '--state', state, '--delete-extra', '--yes', ...extra]);
+  expect((await sync()).exitCode).toBe(0);
+  return { registry, tree, state, sync };
+}
+
 describe('deleting only what is really gone', () => {
   it('an unreadable tags/ directory is a fault in scan, and never makes its tags "gone"', async () => {
-    const registry = await startRegistry();
-    const tree = demo();
-    const state = path.join(tempDir(), 'state.json');
-    const sync = (...extra: string[]) => runCli(['sync', tree.root, '--to', registry.host, '--state', state, '--delete-extra', '--yes', ...extra]);
-    expect((await sync()).exitCode).toBe(0);
+    const { registry, tree, state, sync } = await syncedTree();
     // tags/ stops being readable (ENOTDIR here; EACCES, EIO or ESTALE on a real host): before, readdir errors
     // became an empty list and both team/api tags were deleted with exit 0.
     rmSync(tagsDir(tree, 'team/api'), { recursive: true });
@@ -58,11 +64,7 @@ describe('deleting only what is really gone', () => {
   });
 
   it('--max-delete refuses a run that would delete more, and says so', async () => {
-    const registry = await startRegistry();
-    const tree = demo();
-    const state = path.join(tempDir(), 'state.json');
-    const sync = (...extra: string[]) => runCli(['sync', tree.root, '--to', registry.host, '--state', state, '--delete-extra', '--yes', ...extra]);
-    expect((await sync()).exitCode).toBe(0);
+    const { registry, tree, sync } = await syncedTree();
     rmSync(tagsDir(tree, 'team/api'), { recursive: true });
     rmSync(path.join(tree.v2, 'repositories/busybox'), { recursive: true });
     const refused = await sync('--max-delete', '2');
