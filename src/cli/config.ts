@@ -52,6 +52,8 @@ const sections = {
     workDir: text,
     keepWorkDir: flag,
     limitRate: size,
+    /** scan --verify */
+    verify: flag,
   }),
   sync: z.strictObject({
     state: text,
