@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { shortDigest } from '../storage/digest.js';
 import { compareStorage, type CompareResult } from '../transfer/compare.js';
 import { connectDestination } from '../transfer/destination.js';
-import type { SourceSelection } from '../transfer/push.js';
+import type { SourceSelection } from '../transfer/source.js';
 import { csvLine, formatBytes, renderTable } from '../util/format.js';
 import type { CliContext } from './context.js';
 import { requireRoot } from './config.js';
@@ -10,7 +10,7 @@ import { addDestinationOptions, buildDestinationOptions, normalizeDestination, t
 import { OptionProblems, parseOutputFormat, parsePositiveInt } from './options.js';
 import { addSelectionOptions, normalizeSelection, type SelectionFlags } from './selection.js';
 import type { OutputFormat } from '../inventory/render.js';
-import { loadState } from '../report/sync-state.js';
+import { loadState } from '../transfer/sync-state.js';
 
 interface DiffFlags extends DestinationFlags, SelectionFlags {
   output?: string;

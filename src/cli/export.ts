@@ -5,7 +5,7 @@ import type { CliContext } from './context.js';
 import { requireRoot } from './config.js';
 import { OptionProblems, parsePositiveInt } from './options.js';
 import { addSelectionOptions, normalizeSelection, type SelectionFlags } from './selection.js';
-import type { SourceSelection } from '../transfer/push.js';
+import type { SourceSelection } from '../transfer/source.js';
 import path from 'node:path';
 
 interface ExportFlags extends SelectionFlags {

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
-import { PROJECT_NAME_RE } from '../harbor/schema.js';
-import { parseMapRule, type MapRule } from '../plan/map-names.js';
-import type { SourceSelection } from '../transfer/push.js';
+import { parseMapRule, PROJECT_NAME_RE, type MapRule } from '../plan/map-names.js';
+import type { SourceSelection } from '../transfer/source.js';
 import { collect, OptionProblems, parseGlobs, parsePositiveInt } from './options.js';
 import { parseTagPattern, tagSelectionActive, validSemverRange, type TagPattern, type TagSelection } from '../inventory/select.js';
 import { parseShard, type Shard } from '../plan/shard.js';

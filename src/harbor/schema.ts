@@ -36,8 +36,8 @@ export const Artifact = z.looseObject({
 });
 export type Artifact = z.infer<typeof Artifact>;
 
-/** Harbor's project name rule (PROTOCOL.md §5): stricter than distribution's (no `__`, no `--`). */
-export const PROJECT_NAME_RE = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
+/** Harbor's project name rule, where the name mapping keeps it (plan/ decides names; Harbor enforces them). */
+export { PROJECT_NAME_RE } from '../plan/map-names.js';
 
 /** Project role ids (src/common/const.go RoleProjectAdmin…RoleLimitedGuest). */
 export const ROLE_NAMES: Readonly<Record<number, string>> = { 1: 'project admin', 2: 'developer', 3: 'guest', 4: 'maintainer', 5: 'limited guest' };

@@ -1,6 +1,6 @@
 import pLimit from 'p-limit';
 import { BlobStore, hashFile, type ManifestRecord } from '../image/reader.js';
-import { resolveTag, type TrustHook } from '../image/resolve.js';
+import { resolveTag, type TrustHook } from './resolve.js';
 import { splitDigest } from '../storage/digest.js';
 import { blobDataPath, type StorageLayout } from '../storage/layout.js';
 import { dataSource } from '../storage/source.js';

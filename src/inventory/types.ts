@@ -114,3 +114,12 @@ export function splitRef(ref: string): { repository: string; tag: string } {
   const colon = ref.lastIndexOf(':');
   return { repository: ref.slice(0, colon), tag: ref.slice(colon + 1) };
 }
+
+/** What the destination serves for one tag. */
+export interface DestinationTag {
+  readonly digest: string;
+  readonly mediaType: string | undefined;
+}
+
+/** The destination's side of a diff: `repo:tag` → what it serves. */
+export type DestinationTags = Map<string, DestinationTag>;

@@ -1,5 +1,7 @@
-import { PROJECT_NAME_RE } from '../harbor/schema.js';
 import { checkRepositoryName } from '../storage/digest.js';
+
+/** Harbor's project name rule (PROTOCOL.md §5): stricter than distribution's (no `__`, no `--`). */
+export const PROJECT_NAME_RE = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
 
 export interface MapRule {
   /** A source repository prefix, matched on whole components: `old` matches `old` and `old/x`, not `older`. */

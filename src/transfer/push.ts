@@ -4,13 +4,10 @@ import { DestinationError, errorMessage } from '../errors.js';
 import { checkProjectAccess } from '../harbor/access.js';
 import type { ProjectSettings } from '../harbor/client.js';
 import { describeReadFault } from '../inventory/render.js';
-import type { TagSelection } from '../inventory/select.js';
-import { scanStorage } from '../inventory/scan.js';
 import { tagRef, type SourceInventory } from '../inventory/types.js';
-import { cachedMapper, type MapRule, type NameMapping } from '../plan/map-names.js';
-import { shardSelector, type Shard } from '../plan/shard.js';
-import { destinationRef, PLAN_VERSION, planMigration, selectCandidates, type Candidate, type Candidates, type Plan, type PlannedImage } from '../plan/plan.js';
-import { blobDataPath, locateStorage, type StorageLayout } from '../storage/layout.js';
+import { nameMapping, readSource, type SourceSelection } from './source.js';
+import { destinationRef, PLAN_VERSION, planMigration, type Candidate, type Plan, type PlannedImage } from '../plan/plan.js';
+import { blobDataPath } from '../storage/layout.js';
 import { dataSource } from '../storage/source.js';
 import type { Destination } from './destination.js';
 import { executePlan, type ImageOutcome, type Schema1Mode, type TransferEvent, type TransferStats } from './execute.js';
@@ -36,20 +33,6 @@ export interface ImageReport {
   readonly convertedTo?: string;
   /** The digest of the image this one signs or describes (cosign tags, OCI `subject`). */
   readonly subject?: string;
-}
-
-export interface SourceSelection {
-  readonly root: string;
-  readonly include: readonly string[];
-  readonly exclude: readonly string[];
-  readonly maps: readonly MapRule[];
-  readonly defaultProject: string;
-  /** Also migrate manifests that no tag points at, by digest. */
-  readonly includeUntagged?: boolean;
-  /** Only this shard's repositories (by destination name). */
-  readonly shard?: Shard;
-  /** Which tags of those repositories (patterns, semver, push time, latest N). */
-  readonly tags?: TagSelection;
 }
 
 export interface PushOptions extends SourceSelection {
@@ -98,41 +81,6 @@ export interface PushResult {
   /** Requests this run sent to the destination (registry and Harbor API), and how many were retries. */
   readonly requests: number;
   readonly retries: number;
-}
-
-export function nameMapping(selection: SourceSelection, destination: Destination): NameMapping {
-  return { rules: selection.maps, defaultProject: selection.defaultProject, harbor: destination.harbor !== undefined };
-}
-
-/** Scan and map: the source side of every command that talks to a destination. */
-export async function readSource(
-  selection: SourceSelection,
-  mapping: NameMapping,
-  concurrency: number,
-  trusted?: ReadonlyMap<string, string>,
-  signal?: AbortSignal,
-): Promise<{ layout: StorageLayout; inventory: SourceInventory; candidates: Candidates }> {
-  const layout = await locateStorage(selection.root);
-  const map = cachedMapper(mapping);
-  const trust = trusted
-    ? (repository: string, tag: string, digest: string): boolean => {
-        const mapped = map(repository);
-        return mapped.ok && trusted.get(tagRef({ repository: mapped.repository, tag })) === digest;
-      }
-    : undefined;
-  const shard = selection.shard;
-  const inventory = await scanStorage(layout, {
-    include: selection.include,
-    exclude: selection.exclude,
-    verify: false,
-    concurrency,
-    includeUntagged: selection.includeUntagged ?? false,
-    ...(selection.tags ? { tags: selection.tags } : {}),
-    ...(signal ? { signal } : {}),
-    ...(trust ? { trust } : {}),
-    ...(shard ? { select: shardSelector(map, shard) } : {}),
-  });
-  return { layout, inventory, candidates: selectCandidates(inventory, mapping) };
 }
 
 function reportBase(image: PlannedImage) {

@@ -5,7 +5,7 @@ import { canDelete } from '../harbor/access.js';
 import { readIncomplete, splitRef, tagRef } from '../inventory/types.js';
 import { inShard } from '../plan/shard.js';
 import { nameSelected } from '../inventory/select.js';
-import { loadState, saveState, type SyncState } from '../report/sync-state.js';
+import { loadState, saveState, type SyncState } from './sync-state.js';
 import { makeRepositoryFilter } from '../util/glob.js';
 import type { Destination } from './destination.js';
 import { pushStorage, type PushOptions, type PushResult } from './push.js';

@@ -1,6 +1,5 @@
-import type { Candidates } from '../plan/plan.js';
-import type { DestinationTags } from './destination.js';
-import { tagRef } from './types.js';
+import type { Candidates } from './plan.js';
+import { tagRef, type DestinationTags } from '../inventory/types.js';
 
 export type DiffStatus = 'new' | 'changed' | 'same' | 'extra' | 'faulty';
 

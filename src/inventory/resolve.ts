@@ -2,8 +2,8 @@ import { lstatSync } from 'node:fs';
 import { checkTag } from '../storage/digest.js';
 import { readLink } from '../storage/layout.js';
 import type { TagLocation } from '../storage/walk.js';
-import type { BlobEntry, Fault, TagEntry } from '../inventory/types.js';
-import type { BlobStore, ManifestRecord } from './reader.js';
+import type { BlobEntry, Fault, TagEntry } from './types.js';
+import type { BlobStore, ManifestRecord } from '../image/reader.js';
 
 /** Indexes may nest (index → index → manifest); deeper than this is a loop or garbage. */
 const MAX_DEPTH = 4;

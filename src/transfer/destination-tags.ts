@@ -1,13 +1,9 @@
 import pLimit from 'p-limit';
-import type { Destination } from '../transfer/destination.js';
+import type { DestinationTag, DestinationTags } from '../inventory/types.js';
+import type { Destination } from './destination.js';
 
-export interface DestinationTag {
-  readonly digest: string;
-  readonly mediaType: string | undefined;
-}
+export type { DestinationTag, DestinationTags };
 
-/** `repo:tag` → what the destination serves. */
-export type DestinationTags = Map<string, DestinationTag>;
 
 /**
  * Every tag in the destination's repositories under the given projects (first name components). Harbor: projects →
