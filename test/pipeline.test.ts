@@ -42,6 +42,19 @@ describe('the push pipeline', () => {
     expect(proxy.log.filter((r) => r.path.endsWith('/tags/list')).length).toBe(new Set(tree.tags.map((t) => t.repository)).size);
   });
 
+  it('a sync asks repositories its journal knows about directly, without listing them first', async () => {
+    const registry = await startRegistry();
+    const proxy = await startProxy(registry.host);
+    const tree = demo();
+    const state = path.join(tempDir(), 'state.json');
+    expect((await runCli(['sync', tree.root, '--to', proxy.host, '--state', state])).exitCode).toBe(0);
+    proxy.reset();
+    const again = await runCli(['sync', tree.root, '--to', proxy.host, '--state', state]);
+    expect(again.stdout).toMatch(/^sync: 0 pushed, 7 unchanged, 0 failed/m);
+    expect(proxy.log.filter((r) => r.path.endsWith('/tags/list'))).toEqual([]);
+    expect(proxy.log.filter((r) => r.method === 'GET' && r.path.includes('/manifests/')).length).toBe(tree.tags.length);
+  });
+
   it('a new repository on layers the destination holds elsewhere uploads none of them: they are mounted', async () => {
     const registry = await startRegistry();
     const proxy = await startProxy(registry.host);

@@ -54,6 +54,11 @@ export interface PushOptions extends SourceSelection {
   readonly trusted?: ReadonlyMap<string, string>;
   /** Source digest → destination digest of images converted earlier (schema1), from the sync journal. */
   readonly converted?: ReadonlyMap<string, string>;
+  /**
+   * Destination repositories known to exist (the sync journal has tags in them): a plain registry is asked about
+   * their tags directly, without a `tags/list` first, which only pays off for repositories that may be new.
+   */
+  readonly knownRepositories?: ReadonlySet<string>;
   /** `--schema1 keep|convert|skip` (default keep, converting when the destination refuses). */
   readonly schema1?: Schema1Mode;
   readonly onEvent?: (event: PushEvent) => void;
@@ -170,7 +175,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
     if (c.entry.trusted) tags.set(tagRef({ repository: c.repository, tag: c.entry.tag }), c.entry.digest!);
     else if (projectExists(c.project)) toProbe.push(c);
   }
-  for (const [ref, digest] of await probeTags(destination, toProbe, requests)) tags.set(ref, digest);
+  for (const [ref, digest] of await probeTags(destination, toProbe, requests, options.knownRepositories)) tags.set(ref, digest);
   const afterProbe = stopped();
   if (afterProbe) return { ...afterProbe, projectsCreated };
   let plan = planMigration({ accepted: allowed, rejected: candidates.rejected }, inventory.manifests, { projectExists, tags, ...(options.converted ? { converted: options.converted } : {}) });
@@ -280,7 +285,7 @@ async function verifyOutcome(destination: Destination, outcome: ImageOutcome, po
  * accessories); no manifest GET, so no pull is recorded and no pull policy answers 412. A plain registry: a manifest
  * GET per tag.
  */
-async function probeTags(destination: Destination, candidates: readonly Candidate[], requests: ReturnType<typeof pLimit>): Promise<Map<string, string>> {
+async function probeTags(destination: Destination, candidates: readonly Candidate[], requests: ReturnType<typeof pLimit>, known?: ReadonlySet<string>): Promise<Map<string, string>> {
   const tags = new Map<string, string>();
   const harbor = destination.harbor;
   if (harbor) {
@@ -313,7 +318,7 @@ async function probeTags(destination: Destination, candidates: readonly Candidat
       requests(async () => {
         let listed: Set<string> | undefined;
         try {
-          listed = new Set(await destination.client.listTags(repository));
+          if (!known?.has(repository)) listed = new Set(await destination.client.listTags(repository));
         } catch {
           listed = undefined; // no listing (a registry that refuses it): ask about every tag
         }

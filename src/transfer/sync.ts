@@ -64,7 +64,14 @@ export async function syncStorage(destination: Destination, options: SyncOptions
   const state: SyncState | undefined = options.statePath ? loadState(options.statePath, host) : undefined;
   const trusted = options.trustState && state ? new Map(Object.entries(state.tags).filter(([, e]) => !e.goneFromSourceAt).map(([ref, e]) => [ref, e.digest])) : undefined;
   const converted = state ? new Map(Object.values(state.tags).filter((e) => e.destinationDigest).map((e) => [e.digest, e.destinationDigest!])) : undefined;
-  const push = await pushStorage(destination, { ...options, dryRun: false, ...(trusted ? { trusted } : {}), ...(converted?.size ? { converted } : {}) });
+  const knownRepositories = state ? new Set(Object.keys(state.tags).map((ref) => splitRef(ref).repository)) : undefined;
+  const push = await pushStorage(destination, {
+    ...options,
+    dryRun: false,
+    ...(trusted ? { trusted } : {}),
+    ...(converted?.size ? { converted } : {}),
+    ...(knownRepositories?.size ? { knownRepositories } : {}),
+  });
   const deletions: Deletion[] = [];
   if (!state || !options.statePath) return { push, deletions, saveJournal: () => undefined };
 
