@@ -2,7 +2,16 @@ import type { Writable } from 'node:stream';
 import { destinationRef } from '../plan/plan.js';
 import type { PushEvent, PushResult } from '../transfer/push.js';
 import type { Progress } from './progress.js';
+import { splitRef } from '../inventory/types.js';
 import { countReports } from './push-report.js';
+
+/** `repo` and `tag` of a report's destination (`repo:tag`, `repo@sha256:…`, or a bare repository for a refused image). */
+function where(destination: string | undefined): { repo?: string; tag?: string } {
+  if (!destination) return {};
+  if (!/[:@]/.test(destination)) return { repo: destination };
+  const { repository, tag } = splitRef(destination);
+  return { repo: repository, tag };
+}
 
 export type LogFormat = 'human' | 'json';
 
@@ -59,7 +68,7 @@ export function createJsonLog(stream: Writable): Progress & { finished(result: P
           level: r.status === 'failed' ? 'error' : 'info',
           event: r.status === 'failed' ? 'tag-failed' : 'tag-verified',
           source: r.source,
-          ...(r.destination ? { repo: r.destination.replace(/[:@][^:@/]*$/, '').replace(/@sha256$/, ''), tag: r.destination.slice(r.destination.search(/[:@][^:@/]*$/) + 1) } : {}),
+          ...where(r.destination),
           ...(r.digest ? { digest: r.digest } : {}),
           ...(r.reason ? { reason: r.reason } : {}),
         });
