@@ -8,6 +8,13 @@ import { formatBytes } from '../util/format.js';
  * any kind), readable offline on a laptop and printable. Charts are plain SVG rectangles with labels.
  */
 
+/** Appends to the list under `key` (one list per key, never copied). */
+function pushTo<V>(map: Map<string, V[]>, key: string, value: V): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
+}
+
 function esc(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
@@ -96,7 +103,7 @@ export function renderInventoryHtml(inventory: SourceInventory, summary: Invento
   const tagsByProject = new Map<string, TagEntry[]>();
   for (const t of tags) {
     const p = projectOf(t.repository);
-    tagsByProject.set(p, [...(tagsByProject.get(p) ?? []), t]);
+    pushTo(tagsByProject, p, t);
     for (const b of t.blobs) {
       blobSize.set(b.digest, b.size);
       let set = projectsOfBlob.get(b.digest);
@@ -136,8 +143,8 @@ export function renderInventoryHtml(inventory: SourceInventory, summary: Invento
 
   const faulty = tags.filter((t) => t.faults.length > 0);
   const byKind = new Map<string, string[]>();
-  for (const t of faulty) for (const f of t.faults) byKind.set(f.kind, [...(byKind.get(f.kind) ?? []), `${tagRef(t)}: ${f.message}`]);
-  for (const f of inventory.readFaults) byKind.set('unreadable', [...(byKind.get('unreadable') ?? []), describeReadFault(inventory.root, f)]);
+  for (const t of faulty) for (const f of t.faults) pushTo(byKind, f.kind, `${tagRef(t)}: ${f.message}`);
+  for (const f of inventory.readFaults) pushTo(byKind, 'unreadable', describeReadFault(inventory.root, f));
   const largest = [...tags].filter((t) => t.digest).sort((a, b) => b.size - a.size).slice(0, 20);
 
   const body = [

@@ -32,6 +32,11 @@ interface Family {
   readonly samples: readonly Sample[];
 }
 
+/** One sample per outcome, in the order given (absent counts are 0). */
+function byOutcome(values: Record<string, number | undefined>): Sample[] {
+  return Object.entries(values).map(([outcome, value]) => ({ labels: { outcome }, value: value ?? 0 }));
+}
+
 function escapeLabel(value: string): string {
   return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 }
@@ -48,7 +53,8 @@ export function renderMetrics(m: RunMetrics): string {
   const deleted = m.deletions.filter((d) => d.status === 'deleted').length;
   const faults = new Map<string, number>(FAULT_KINDS.map((k) => [k, 0]));
   for (const tag of r?.inventory.tags ?? []) for (const f of tag.faults) faults.set(f.kind, (faults.get(f.kind) ?? 0) + 1);
-  for (const rejected of r?.plan.rejected ?? []) for (const f of rejected.faults) if (!r?.inventory.tags.some((t) => t.faults.includes(f))) faults.set(f.kind, (faults.get(f.kind) ?? 0) + 1);
+  // Name collisions are found when names are mapped, not on the tag itself: the only faults a tag does not carry.
+  for (const rejected of r?.plan.rejected ?? []) for (const f of rejected.faults) if (f.kind === 'name-collision') faults.set(f.kind, (faults.get(f.kind) ?? 0) + 1);
   if (r) faults.set('unreadable', (faults.get('unreadable') ?? 0) + r.inventory.readFaults.length);
   const s = r?.stats;
   const families: Family[] = [
@@ -64,33 +70,25 @@ export function renderMetrics(m: RunMetrics): string {
       name: 'regmigrate_tags_total',
       type: 'counter',
       help: 'Source tags in the last run, by outcome.',
-      samples: [
-        { labels: { outcome: 'verified' }, value: counts?.verified ?? 0 },
-        { labels: { outcome: 'unchanged' }, value: r ? r.reports.filter((x) => x.status === 'skipped-existing').length : 0 },
-        { labels: { outcome: 'failed' }, value: counts?.failed ?? 0 },
-        { labels: { outcome: 'skipped' }, value: skipped },
-        { labels: { outcome: 'deleted' }, value: deleted },
-      ],
+      samples: byOutcome({
+        verified: counts?.verified,
+        unchanged: r ? r.reports.filter((x) => x.status === 'skipped-existing').length : 0,
+        failed: counts?.failed,
+        skipped,
+        deleted,
+      }),
     },
     {
       name: 'regmigrate_blob_bytes_total',
       type: 'counter',
       help: 'Blob bytes in the last run, by how they reached the destination.',
-      samples: [
-        { labels: { outcome: 'uploaded' }, value: s?.bytesUploaded ?? 0 },
-        { labels: { outcome: 'mounted' }, value: s?.bytesMounted ?? 0 },
-        { labels: { outcome: 'skipped' }, value: s?.bytesSkipped ?? 0 },
-      ],
+      samples: byOutcome({ uploaded: s?.bytesUploaded, mounted: s?.bytesMounted, skipped: s?.bytesSkipped }),
     },
     {
       name: 'regmigrate_blobs_total',
       type: 'counter',
       help: 'Blobs in the last run, by how they reached the destination.',
-      samples: [
-        { labels: { outcome: 'uploaded' }, value: s?.blobsUploaded ?? 0 },
-        { labels: { outcome: 'mounted' }, value: s?.blobsMounted ?? 0 },
-        { labels: { outcome: 'skipped' }, value: s?.blobsSkipped ?? 0 },
-      ],
+      samples: byOutcome({ uploaded: s?.blobsUploaded, mounted: s?.blobsMounted, skipped: s?.blobsSkipped }),
     },
     { name: 'regmigrate_faults_total', type: 'counter', help: 'Faults found in the source storage in the last run, by kind.', samples: [...faults].map(([kind, value]) => ({ labels: { kind }, value })) },
     { name: 'regmigrate_requests_total', type: 'counter', help: 'Requests sent to the destination in the last run.', samples: [{ value: r?.requests ?? 0 }] },
