@@ -76,3 +76,53 @@ describe('the push pipeline', () => {
     expect(proxy.log.some((r) => r.method === 'POST' && r.query.includes('mount=') && r.status === 201)).toBe(true);
   });
 });
+
+describe('a registry a batch of repositories at a time (flat memory)', () => {
+  const ONE_TAG_BATCHES = { REGMIGRATE_BATCH_TAGS: '1' };
+  const uploads = (log: ReadonlyArray<{ method: string; path: string; query: string; status: number | string }>) =>
+    log.filter((r) => r.method === 'PUT' && r.path.includes('/blobs/uploads/') && r.status === 201).map((r) => new URLSearchParams(r.query).get('digest')!);
+
+  it('pushes the same images as one batch, each blob sent once: later batches mount what earlier ones landed', async () => {
+    const tree = demo();
+    const wholeRegistry = await startRegistry();
+    const whole = await startProxy(wholeRegistry.host);
+    const oneBatch = await runCli(['push', tree.root, '--to', whole.host, '--output', 'json']);
+    expect(oneBatch.exitCode, oneBatch.stderr).toBe(0);
+    expect(oneBatch.stderr).not.toMatch(/batch \d+ of/);
+
+    const registry = await startRegistry();
+    const proxy = await startProxy(registry.host);
+    const batched = await runCli(['push', tree.root, '--to', proxy.host, '--output', 'json'], { env: ONE_TAG_BATCHES });
+    expect(batched.exitCode, batched.stderr).toBe(0);
+    // Repositories are never split: the demo's 5 repositories make 5 batches of at most one repository each.
+    const repositories = new Set(tree.tags.map((t) => t.repository)).size;
+    expect(batched.stderr).toMatch(new RegExp(`^plan \\(batch ${repositories} of ${repositories}\\):`, 'm'));
+    type Doc = { images: Array<{ source: string; destination: string; digest: string; status: string }>; summary: { bytesUploaded: number; blobsMounted: number } };
+    const a = JSON.parse(oneBatch.stdout) as Doc;
+    const b = JSON.parse(batched.stdout) as Doc;
+    expect(b.images).toEqual(a.images);
+    for (const t of tree.tags) expect(b.images.find((i) => i.source === `${t.repository}:${t.tag}`)).toMatchObject({ status: 'verified', digest: t.digest });
+    // Each unique blob crossed the wire once, as in one batch; the shared base went once and was mounted after.
+    const sent = uploads(proxy.log);
+    expect(new Set(sent).size).toBe(sent.length);
+    expect(sent.sort()).toEqual(uploads(whole.log).sort());
+    expect(b.summary.bytesUploaded).toBe(a.summary.bytesUploaded);
+    expect(b.summary.blobsMounted).toBeGreaterThan(0);
+    expect(proxy.log.some((r) => r.method === 'POST' && r.query.includes('mount=') && r.status === 201 && !r.query.includes(`from=${encodeURIComponent(r.path.slice(4, -'/blobs/uploads/'.length))}`))).toBe(true);
+  });
+
+  it('a name taken in one batch is a collision in a later one; sync takes nothing for gone across batches', async () => {
+    const registry = await startRegistry();
+    const tree = demo();
+    const b = new StorageBuilder(tree.root);
+    const other = addImage(b, 'library/busybox', { format: 'docker', layers: [makeLayer('bin/busybox', 'another busybox\n')], label: 'library-busybox' });
+    b.tag('library/busybox', '1.36', other.digest);
+    const state = path.join(tempDir(), 'state.json');
+    const first = await runCli(['sync', tree.root, '--to', registry.host, '--state', state, '--delete-extra'], { env: ONE_TAG_BATCHES });
+    expect(first.stdout).toMatch(/^failed library\/busybox:1\.36 -> library\/busybox: name-collision: library\/busybox:1\.36 and busybox:1\.36 both map/m);
+    expect(first.stdout).toMatch(/^pushed busybox:1\.36 /m);
+    const again = await runCli(['sync', tree.root, '--to', registry.host, '--state', state, '--delete-extra'], { env: ONE_TAG_BATCHES });
+    expect(again.stdout).toMatch(/^sync: 0 pushed, 7 unchanged, 1 failed/m);
+    expect(again.stdout).not.toMatch(/would delete/);
+  });
+});

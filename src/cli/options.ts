@@ -52,3 +52,9 @@ export function parseGlobs(name: string, values: string[] | undefined, problems:
   }
   return globs;
 }
+
+/** `REGMIGRATE_BATCH_TAGS`: tags a push, sync or streaming scan holds at once (a tuning knob; tests make it small). */
+export function batchTagsFromEnv(env: NodeJS.ProcessEnv): number | undefined {
+  const text = env.REGMIGRATE_BATCH_TAGS ?? '';
+  return /^[1-9]\d*$/.test(text) ? Number(text) : undefined;
+}

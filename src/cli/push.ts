@@ -6,7 +6,7 @@ import { errorMessage, RegmigrateError } from '../errors.js';
 import type { Deletion } from '../transfer/sync.js';
 import { countReports, renderImageTable, renderPlan, renderPushSummary, reportDocument, reportFormat, writeReport } from '../report/push-report.js';
 import { connectDestination, type Destination } from '../transfer/destination.js';
-import type { Schema1Mode } from '../transfer/execute.js';
+import type { Schema1Mode } from '../plan/plan.js';
 import { pushStorage, type PushOptions, type PushResult } from '../transfer/push.js';
 import type { SourceSelection } from '../transfer/source.js';
 import { checkSkopeo } from '../transfer/skopeo.js';
@@ -15,7 +15,7 @@ import { parseSize } from '../util/format.js';
 import type { CliContext } from './context.js';
 import { requireRoot } from './config.js';
 import { addDestinationOptions, buildDestinationOptions, normalizeDestination, type DestinationFlags, type NormalizedDestination } from './destination-options.js';
-import { OptionProblems, parsePositiveInt } from './options.js';
+import { batchTagsFromEnv, OptionProblems, parsePositiveInt } from './options.js';
 import { addSelectionOptions, normalizeSelection, type SelectionFlags } from './selection.js';
 import { withInterruption } from './signals.js';
 
@@ -143,6 +143,8 @@ export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Pa
     ...(request.workDir !== undefined ? { workDir: request.workDir } : {}),
     keepWorkDir: request.keepWorkDir,
     schema1: request.schema1,
+    // Tags per batch: what a run holds in memory at once (a tuning knob, and how tests make small batches).
+    ...(batchTagsFromEnv(ctx.env) ? { batchTags: batchTagsFromEnv(ctx.env)! } : {}),
     onNotice: (message) => notice(request, ctx, message),
     dryRun: false,
     ...extra,
@@ -218,7 +220,7 @@ export async function runPush(request: PushRequest, ctx: CliContext): Promise<nu
       progress.stop();
       record(result);
       const target = destination.endpoint.host;
-      if (request.dryRun) {
+      if (request.dryRun && result.plan) {
         if (request.output === 'json') ctx.stdout.write(JSON.stringify(result.plan, null, 2) + '\n');
         else ctx.stdout.write(renderPlan(result.plan, destination.harbor !== undefined));
         return result.plan.rejected.length > 0 ? 1 : 0;

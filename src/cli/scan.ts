@@ -1,14 +1,16 @@
 import type { Command } from 'commander';
-import { renderScanTable, renderSelectionSizes, renderSummaryLine, scanCsvPieces, scanJsonPieces, type OutputFormat } from '../inventory/render.js';
+import { renderScanTable, renderSelectionSizes, renderSummaryLine, SCAN_CSV_HEADER, scanCsvFaults, scanCsvPieces, scanCsvTags, scanJsonHead, scanJsonPieces, scanJsonTags, scanJsonTail, type OutputFormat } from '../inventory/render.js';
 import { selectionSizes, type TagSelection } from '../inventory/select.js';
 import { renderInventoryHtml } from '../report/html.js';
-import { scanStorage, summarize } from '../inventory/scan.js';
-import { locateStorage } from '../storage/layout.js';
+import { repositoryBatches, resolveRepositories, scanStorage, summarize, SummaryCounter, walkSource, type ScanOptions } from '../inventory/scan.js';
+import { BlobStore } from '../image/reader.js';
+import { locateStorage, type StorageLayout } from '../storage/layout.js';
+import { csvLine } from '../util/format.js';
 import { writePieces } from '../util/stream.js';
 import { cachedMapper } from '../plan/map-names.js';
 import { shardSelector, type Shard } from '../plan/shard.js';
 import { addShardOptions, addTagOptions, normalizeShard, normalizeTagSelection, type SelectionFlags } from './selection.js';
-import { collect, defaultConcurrency, OptionProblems, parseGlobs, parseOutputFormat, parsePositiveInt } from './options.js';
+import { batchTagsFromEnv, collect, defaultConcurrency, OptionProblems, parseGlobs, parseOutputFormat, parsePositiveInt } from './options.js';
 import type { CliContext } from './context.js';
 import { requireRoot } from './config.js';
 
@@ -49,10 +51,13 @@ export function normalizeScan(root: string, flags: ScanFlags): ScanRequest {
   return request;
 }
 
+/** Tags resolved and written at a time by a streaming scan (json and csv): memory follows this, not the registry. */
+const SCAN_BATCH_TAGS = 2000;
+
 /** `scan`: exit 0 when every tag is healthy, 1 when any is faulty. */
 export async function runScan(request: ScanRequest, ctx: CliContext): Promise<number> {
   const layout = await locateStorage(request.root);
-  const inventory = await scanStorage(layout, {
+  const options: ScanOptions = {
     include: request.include,
     exclude: request.exclude,
     verify: request.verify,
@@ -64,7 +69,11 @@ export async function runScan(request: ScanRequest, ctx: CliContext): Promise<nu
     onProgress: (event) => {
       if (event.phase === 'verify' && ctx.stderrIsTTY) ctx.stderr.write(`\rverifying blobs ${event.done}/${event.total}`);
     },
-  });
+  };
+  // JSON and CSV are written a batch of repositories at a time: a 200,000-tag registry is never held whole.
+  // Hashing (--verify, each blob once) and selection sizes (per project, over every tag) need the whole picture.
+  if ((request.output === 'json' || request.output === 'csv') && !request.verify && !request.tags) return streamScan(layout, request.output, options, ctx);
+  const inventory = await scanStorage(layout, options);
   if (request.verify && ctx.stderrIsTTY) ctx.stderr.write('\n');
   const summary = summarize(inventory);
   // What the selection keeps and drops, per destination project: what Harbor's quotas must hold.
@@ -76,6 +85,26 @@ export async function runScan(request: ScanRequest, ctx: CliContext): Promise<nu
   else ctx.stdout.write(renderScanTable(inventory, summary) + (sizes ? renderSelectionSizes(sizes) : ''));
   if (request.output !== 'table') ctx.stderr.write(renderSummaryLine(summary) + '\n' + (sizes ? renderSelectionSizes(sizes) : ''));
   if (inventory.tags.length === 0) ctx.stderr.write(`regmigrate: warning: no tags found in ${layout.v2}\n`);
+  return summary.faultyTags > 0 || summary.unreadableDirectories > 0 ? 1 : 0;
+}
+
+async function streamScan(layout: StorageLayout, output: 'json' | 'csv', options: ScanOptions, ctx: CliContext): Promise<number> {
+  const walk = await walkSource(layout, options);
+  const counter = new SummaryCounter();
+  const progress = { done: 0 };
+  const store = new BlobStore(layout);
+  let first = true;
+  await writePieces(ctx.stdout, output === 'json' ? [scanJsonHead(layout.v2)] : [csvLine(SCAN_CSV_HEADER), ...scanCsvFaults(layout.v2, walk.readFaults)]);
+  for (const repositories of repositoryBatches(walk, batchTagsFromEnv(ctx.env) ?? SCAN_BATCH_TAGS)) {
+    const batch = await resolveRepositories(walk, repositories, options, progress, store);
+    counter.add(batch);
+    await writePieces(ctx.stdout, output === 'json' ? scanJsonTags(batch.tags, first) : scanCsvTags(batch.tags));
+    if (batch.tags.length > 0) first = false;
+  }
+  const summary = counter.summary(walk.readFaults);
+  if (output === 'json') await writePieces(ctx.stdout, [scanJsonTail(layout.v2, walk.readFaults, summary)]);
+  ctx.stderr.write(renderSummaryLine(summary) + '\n');
+  if (summary.tags === 0) ctx.stderr.write(`regmigrate: warning: no tags found in ${layout.v2}\n`);
   return summary.faultyTags > 0 || summary.unreadableDirectories > 0 ? 1 : 0;
 }
 

@@ -79,18 +79,39 @@ function tagJson(tag: TagEntry) {
  * inside `tags`, so a large inventory streams out and stays greppable while being one valid JSON value.
  */
 export function* scanJsonPieces(inventory: SourceInventory, summary: InventorySummary, selection?: { projects: SelectionSizes[]; total: SelectionSizes }): Generator<string> {
-  yield `{"schemaVersion":${SCAN_JSON_VERSION},"kind":"regmigrate.scan","root":${JSON.stringify(inventory.root)},"tags":[`;
-  for (const [i, tag] of inventory.tags.entries()) yield (i === 0 ? '\n' : ',\n') + JSON.stringify(tagJson(tag));
-  const readFaults = inventory.readFaults.map((f) => ({ kind: 'unreadable', path: f.path, prefix: f.prefix, code: f.code, message: describeReadFault(inventory.root, f) }));
-  yield `\n],"readFaults":${JSON.stringify(readFaults)},"summary":${JSON.stringify(summary)}${selection ? `,"selection":${JSON.stringify(selection)}` : ''}}\n`;
+  yield scanJsonHead(inventory.root);
+  yield* scanJsonTags(inventory.tags, true);
+  yield scanJsonTail(inventory.root, inventory.readFaults, summary, selection);
+}
+
+/** The scan's JSON in three parts, so a large scan can write its tags a batch at a time. */
+export function scanJsonHead(root: string): string {
+  return `{"schemaVersion":${SCAN_JSON_VERSION},"kind":"regmigrate.scan","root":${JSON.stringify(root)},"tags":[`;
+}
+
+export function* scanJsonTags(tags: readonly TagEntry[], first: boolean): Generator<string> {
+  for (const [i, tag] of tags.entries()) yield (first && i === 0 ? '\n' : ',\n') + JSON.stringify(tagJson(tag));
+}
+
+export function scanJsonTail(root: string, faults: readonly ReadFault[], summary: InventorySummary, selection?: { projects: SelectionSizes[]; total: SelectionSizes }): string {
+  const readFaults = faults.map((f) => ({ kind: 'unreadable', path: f.path, prefix: f.prefix, code: f.code, message: describeReadFault(root, f) }));
+  return `\n],"readFaults":${JSON.stringify(readFaults)},"summary":${JSON.stringify(summary)}${selection ? `,"selection":${JSON.stringify(selection)}` : ''}}\n`;
 }
 
 export const SCAN_CSV_HEADER = ['repository', 'tag', 'digest', 'media_type', 'platforms', 'size', 'blob_count', 'status', 'faults', 'pushed_at'];
 
 export function* scanCsvPieces(inventory: SourceInventory): Generator<string> {
   yield csvLine(SCAN_CSV_HEADER);
-  for (const fault of inventory.readFaults) yield csvLine([fault.prefix, '', '', '', '', '', '', 'unreadable', describeReadFault(inventory.root, fault), '']);
-  for (const tag of inventory.tags) {
+  yield* scanCsvFaults(inventory.root, inventory.readFaults);
+  yield* scanCsvTags(inventory.tags);
+}
+
+export function* scanCsvFaults(root: string, faults: readonly ReadFault[]): Generator<string> {
+  for (const fault of faults) yield csvLine([fault.prefix, '', '', '', '', '', '', 'unreadable', describeReadFault(root, fault), '']);
+}
+
+export function* scanCsvTags(tags: readonly TagEntry[]): Generator<string> {
+  for (const tag of tags) {
     yield csvLine([
       tag.repository,
       tag.tag,

@@ -1,4 +1,5 @@
 import type { ManifestRecord } from '../image/reader.js';
+import { isSchema1 } from '../image/media-types.js';
 import { tagRef, type Fault, type SourceInventory, type TagEntry } from '../inventory/types.js';
 import { cachedMapper, type NameMapping } from './map-names.js';
 
@@ -28,6 +29,11 @@ export interface PlannedImage {
   readonly subject?: string;
   /** Digests of layers fetched from their `urls` that the storage does not hold (Windows base layers). */
   readonly foreignLayers?: readonly string[];
+  /**
+   * A schema1 image: `keep` is signed and pushed as is, converted to schema2 only when the destination refuses it;
+   * `convert` is always converted (`--schema1`).
+   */
+  readonly schema1?: 'keep' | 'convert';
 }
 
 export interface PlannedBlob {
@@ -60,6 +66,8 @@ export interface Plan {
   readonly images: readonly PlannedImage[];
   /** Images the destination already holds at the same digest. */
   readonly existing: readonly PlannedImage[];
+  /** Images a rule leaves out (`--schema1 skip`). */
+  readonly skipped: readonly PlannedImage[];
   readonly blobs: readonly PlannedBlob[];
   readonly rejected: readonly RejectedImage[];
 }
@@ -71,7 +79,14 @@ export interface DestinationState {
   readonly tags: ReadonlyMap<string, string>;
   /** Source digest → the digest its conversion has (schema1 → schema2), which counts as the same image. */
   readonly converted?: ReadonlyMap<string, string>;
+  /** Blob digest → a destination repository known to hold it (earlier batches, images already there). */
+  readonly holders?: ReadonlyMap<string, string>;
+  /** What to do with schema1 images (`--schema1`, default keep). */
+  readonly schema1?: Schema1Mode;
 }
+
+/** What to do with schema1 images (`--schema1`): sign and push, converting on refusal; always convert; leave out. */
+export type Schema1Mode = 'keep' | 'convert' | 'skip';
 
 export interface Candidate {
   readonly entry: TagEntry;
@@ -84,12 +99,14 @@ export interface Candidates {
   readonly rejected: readonly RejectedImage[];
 }
 
-/** Maps names and sets aside faulty images: what can be migrated at all. Pure. */
-export function selectCandidates(inventory: SourceInventory, mapping: NameMapping): Candidates {
+/**
+ * Maps names and sets aside faulty images: what can be migrated at all. `claimed` (destination tag → source) is
+ * carried from batch to batch, so two sources meeting at one name collide wherever they are.
+ */
+export function selectCandidates(inventory: SourceInventory, mapping: NameMapping, claimed = new Map<string, string>()): Candidates {
   const accepted: Candidate[] = [];
   const rejected: RejectedImage[] = [];
   const map = cachedMapper(mapping);
-  const claimed = new Map<string, string>();
   for (const entry of inventory.tags) {
     const source = tagRef(entry);
     const mapped = map(entry.repository);
@@ -144,12 +161,12 @@ export function destinationRef(image: { repository: string; tag: string }): stri
 export function planMigration(candidates: Candidates, manifests: ReadonlyMap<string, ManifestRecord>, state: DestinationState): Plan {
   const images: PlannedImage[] = [];
   const existing: PlannedImage[] = [];
+  const skipped: PlannedImage[] = [];
   const projects = new Set<string>();
   const blobRepos = new Map<string, { size: number; repos: string[] }>();
 
-  const entries = new Map<string, TagEntry>();
+  const schema1 = state.schema1 ?? 'keep';
   for (const { entry, repository, project } of candidates.accepted) {
-    entries.set(tagRef(entry), entry);
     const image: PlannedImage = {
       source: tagRef(entry),
       sourceRepository: entry.repository,
@@ -164,10 +181,15 @@ export function planMigration(candidates: Candidates, manifests: ReadonlyMap<str
       blobs: entry.blobs.filter((b) => b.present).map((b) => b.digest),
       ...subjectOf(entry, manifests),
       ...(entry.blobs.some((b) => !b.present) ? { foreignLayers: entry.blobs.filter((b) => !b.present).map((b) => b.digest) } : {}),
+      ...(isSchema1(entry.mediaType) && schema1 !== 'skip' ? { schema1 } : {}),
     };
     const there = state.tags.get(destinationRef(image));
     if (there !== undefined && (there === image.digest || there === state.converted?.get(image.digest))) {
       existing.push(image);
+      continue;
+    }
+    if (isSchema1(image.mediaType) && schema1 === 'skip') {
+      skipped.push(image);
       continue;
     }
     images.push(image);
@@ -186,13 +208,18 @@ export function planMigration(candidates: Candidates, manifests: ReadonlyMap<str
   // Blobs the destination already holds in some repository (an image there at the same digest uses them): a new
   // repository on a base 300 others hold mounts the base from one of them instead of receiving it again.
   const holders = new Map<string, string>();
+  const heldIn = new Set<string>();
   for (const image of existing) {
-    const entry = entries.get(image.source);
-    for (const blob of entry?.blobs ?? []) if (blob.present && !holders.has(blob.digest)) holders.set(blob.digest, image.repository);
+    for (const digest of image.blobs) {
+      if (!holders.has(digest)) holders.set(digest, image.repository);
+      heldIn.add(`${image.repository}@${digest}`);
+    }
   }
   const blobs: PlannedBlob[] = [...blobRepos].map(([digest, { size, repos }]) => {
-    const holder = holders.get(digest);
-    if (holder && !repos.includes(holder)) return { digest, size, home: holder, mounts: repos, held: true };
+    // A repository that needs the blob and holds it already (another tag of the same image) is the best home.
+    const holder = repos.find((r) => heldIn.has(`${r}@${digest}`)) ?? holders.get(digest) ?? state.holders?.get(digest);
+    // The holder is the home: a repository that needs it and holds it already has nothing to receive.
+    if (holder) return { digest, size, home: holder, mounts: repos.filter((r) => r !== holder), held: true };
     return { digest, size, home: repos[0]!, mounts: repos.slice(1) };
   });
   // Largest first: long uploads start early, so the pool does not end waiting on one big layer.
@@ -202,6 +229,7 @@ export function planMigration(candidates: Candidates, manifests: ReadonlyMap<str
     projectsToCreate: [...projects].sort(),
     images,
     existing,
+    skipped,
     blobs,
     rejected: candidates.rejected,
   };

@@ -43,7 +43,7 @@ export function createJsonLog(stream: Writable): Progress & { finished(result: P
         if (event.result === 'created') writeJsonLog(stream, { level: 'info', event: 'project-created', repo: event.name });
         break;
       case 'planned':
-        writeJsonLog(stream, { level: 'info', event: 'planned', images: event.plan.images.length, existing: event.plan.existing.length, bytes: event.plan.blobs.reduce((n, b) => n + b.size, 0) });
+        writeJsonLog(stream, { level: 'info', event: 'planned', images: event.plan.images.length, existing: event.plan.existing.length, bytes: event.plan.blobs.reduce((n, b) => n + (b.held ? 0 : b.size), 0), ...(event.batches > 1 ? { batch: event.batch + 1, batches: event.batches } : {}) });
         break;
       case 'blob-done':
         writeJsonLog(stream, { level: 'debug', event: `blob-${event.how}`, repo: event.repository, digest: event.digest, bytes: event.size });

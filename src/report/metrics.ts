@@ -52,10 +52,10 @@ export function renderMetrics(m: RunMetrics): string {
   const skipped = r ? r.reports.filter((x) => x.status === 'skipped').length : 0;
   const deleted = m.deletions.filter((d) => d.status === 'deleted').length;
   const faults = new Map<string, number>(FAULT_KINDS.map((k) => [k, 0]));
-  for (const tag of r?.inventory.tags ?? []) for (const f of tag.faults) faults.set(f.kind, (faults.get(f.kind) ?? 0) + 1);
+  if (r) for (const kind of FAULT_KINDS) faults.set(kind, r.source.faults[kind]);
   // Name collisions are found when names are mapped, not on the tag itself: the only faults a tag does not carry.
-  for (const rejected of r?.plan.rejected ?? []) for (const f of rejected.faults) if (f.kind === 'name-collision') faults.set(f.kind, (faults.get(f.kind) ?? 0) + 1);
-  if (r) faults.set('unreadable', (faults.get('unreadable') ?? 0) + r.inventory.readFaults.length);
+  for (const rejected of r?.rejected ?? []) for (const f of rejected.faults) if (f.kind === 'name-collision') faults.set(f.kind, (faults.get(f.kind) ?? 0) + 1);
+  if (r) faults.set('unreadable', (faults.get('unreadable') ?? 0) + r.source.readFaults.length);
   const s = r?.stats;
   const families: Family[] = [
     { name: 'regmigrate_last_run_start_timestamp_seconds', type: 'gauge', help: 'When the last run started (Unix time).', samples: [{ value: m.startedAt / 1000 }] },

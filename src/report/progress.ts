@@ -48,23 +48,31 @@ export function createProgress(options: ProgressOptions): Progress {
       case 'project':
         if (!options.quiet && event.result === 'created') line(`created project ${event.name}`);
         break;
-      case 'planned':
-        totalImages = event.plan.images.length;
-        totalBytes = event.plan.blobs.reduce((s, b) => s + b.size, 0);
+      case 'planned': {
+        // A large registry is planned a batch at a time: the totals grow as batches come.
+        const images = event.plan.images.length;
+        const bytes = event.plan.blobs.reduce((s, b) => s + (b.held ? 0 : b.size), 0);
+        totalImages += images;
+        totalBytes += bytes;
         if (options.quiet) break;
-        if (options.isTTY && totalImages > 0) {
+        const of = event.batches > 1 ? ` (batch ${event.batch + 1} of ${event.batches})` : '';
+        if (multibar) {
+          bytesBar?.setTotal(Math.max(1, totalBytes));
+          imagesBar?.setTotal(Math.max(1, totalImages));
+        } else if (options.isTTY && totalImages > 0) {
           multibar = new cliProgress.MultiBar(
             { stream, clearOnComplete: true, hideCursor: true, format: ' {bar} {percentage}% | {label}', barsize: 30, fps: 5 },
             cliProgress.Presets.shades_classic,
           );
           bytesBar = multibar.create(Math.max(1, totalBytes), 0, { label: `0 B of ${formatBytes(totalBytes)}${cap}` });
           imagesBar = multibar.create(Math.max(1, totalImages), 0, { label: `0/${totalImages} images` });
-        } else {
-          line(`plan: ${totalImages} images to push, ${event.plan.existing.length} already there, up to ${formatBytes(totalBytes)} to upload${cap}`);
-          timer = setInterval(() => line(status()), (options.intervalSeconds ?? 30) * 1000);
+        } else if (!options.isTTY) {
+          line(`plan${of}: ${images} images to push, ${event.plan.existing.length} already there, up to ${formatBytes(bytes)} to upload${cap}`);
+          timer ??= setInterval(() => line(status()), (options.intervalSeconds ?? 30) * 1000);
           timer.unref();
         }
         break;
+      }
       case 'bytes':
         sentBytes += event.bytes;
         bytesBar?.update(Math.min(sentBytes, Math.max(1, totalBytes)), { label: `${formatBytes(sentBytes)} of ${formatBytes(totalBytes)}${cap}` });

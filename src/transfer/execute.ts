@@ -4,7 +4,6 @@ import type { Plan, PlannedBlob, PlannedImage } from '../plan/plan.js';
 import type { RegistryClient } from '../registry/client.js';
 import { RegistryError } from '../registry/errors.js';
 import { errorMessage } from '../errors.js';
-import { isSchema1 } from '../image/media-types.js';
 import { convertSchema1, makeSigningKey, signSchema1, type SigningKey } from '../image/schema1.js';
 import type { BlobSource } from '../storage/source.js';
 
@@ -34,8 +33,6 @@ export interface ExecuteOptions {
   /** HEADs, mounts and manifest PUTs in flight at once. */
   readonly requestConcurrency: number;
   readonly onEvent?: (event: TransferEvent) => void;
-  /** keep: sign and push as is, converting when the destination refuses it; convert: always convert. */
-  readonly schema1?: Schema1Mode;
   /** Stop starting new work (SIGINT/SIGTERM); work under way finishes. */
   readonly signal?: AbortSignal;
   /**
@@ -50,9 +47,6 @@ export interface ExecuteOptions {
 export type ImageOutcome =
   | { image: PlannedImage; ok: true; convertedTo?: string; note?: string }
   | { image: PlannedImage; ok: false; reason: string };
-
-/** What to do with schema1 images (`--schema1`). */
-export type Schema1Mode = 'keep' | 'convert' | 'skip';
 
 export interface ExecuteResult {
   readonly outcomes: ImageOutcome[];
@@ -103,26 +97,25 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
   const upload = (repository: string, blob: PlannedBlob, session?: URL): Promise<void> => uploads(() => send(repository, blob, session));
 
   /**
-   * The one upload of a blob, at its home. Its HEAD goes out at once in the request pool, but its upload slot is
-   * taken now, in the plan's order (largest first): slots are handed out in that order, so that is the order bytes
-   * go out, and by the time a slot comes up its HEAD has long answered.
+   * The one upload of a blob, at its home, in the plan's order (largest first): upload slots are handed out in that
+   * order, so that is the order bytes go out. One POST both asks and opens: a mount from the home repository into
+   * itself answers 201 when the blob is there already (a re-run, a run resumed after a kill), else 202 with the
+   * upload session the PUT goes to (distribution's linkedBlobStore.Create tries the mount, then opens a session).
+   * One request fewer than HEAD + POST, and nothing re-sent after a crash.
    */
   const ensureAtHome = async (blob: PlannedBlob): Promise<void> => {
     // Held by the destination already (planned from what it holds): nothing to ask, nothing to send.
     if (blob.held) return;
-    const present = requests(() => {
-      checkInterrupted();
-      return client.hasBlob(blob.home, blob.digest);
-    });
-    present.catch(() => undefined);
     await uploads(async () => {
-      if (await present) {
+      checkInterrupted();
+      const there = await client.mountBlob(blob.home, blob.digest, blob.home);
+      if (there.mounted) {
         stats.blobsSkipped++;
         stats.bytesSkipped += blob.size;
         emit({ type: 'blob-done', digest: blob.digest, repository: blob.home, how: 'skipped', size: blob.size });
         return;
       }
-      await send(blob.home, blob);
+      await send(blob.home, blob, there.location);
     });
   };
 
@@ -235,9 +228,8 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
       return { image, ok: false, reason: reason instanceof Interrupted ? 'interrupted' : describeBlobFailure(image.blobs[failed]!, reason) };
     }
     if (image.subject) await landed.get(`${image.repository}@${image.subject}`)?.promise;
-    if (isSchema1(image.mediaType)) {
-      const mode = options.schema1 ?? 'keep';
-      if (mode === 'keep') {
+    if (image.schema1) {
+      if (image.schema1 === 'keep') {
         let refusal: string;
         try {
           refusal = await putSchema1(image);

@@ -4,13 +4,13 @@ import { DestinationError, errorMessage } from '../errors.js';
 import { checkProjectAccess } from '../harbor/access.js';
 import type { ProjectSettings } from '../harbor/client.js';
 import { describeReadFault } from '../inventory/render.js';
-import { tagRef, type SourceInventory } from '../inventory/types.js';
-import { nameMapping, readSource, type SourceSelection } from './source.js';
-import { destinationRef, PLAN_VERSION, planMigration, type Candidate, type Plan, type PlannedImage } from '../plan/plan.js';
+import { FAULT_KINDS, tagRef, type FaultKind, type ReadFault, type SourceInventory } from '../inventory/types.js';
+import { nameMapping, readSourceBatches, type SourceSelection } from './source.js';
+import { destinationRef, PLAN_VERSION, planMigration, type Candidate, type Candidates, type Plan, type PlannedBlob, type PlannedImage, type RejectedImage, type Schema1Mode } from '../plan/plan.js';
 import { blobDataPath } from '../storage/layout.js';
 import { dataSource } from '../storage/source.js';
 import type { Destination } from './destination.js';
-import { executePlan, type ImageOutcome, type Schema1Mode, type TransferEvent, type TransferStats } from './execute.js';
+import { executePlan, type ImageOutcome, type TransferEvent, type TransferStats } from './execute.js';
 import { isSchema1 } from '../image/media-types.js';
 import { hashBytes } from '../image/reader.js';
 import { schema1Payload } from '../image/schema1.js';
@@ -61,6 +61,8 @@ export interface PushOptions extends SourceSelection {
   readonly knownRepositories?: ReadonlySet<string>;
   /** `--schema1 keep|convert|skip` (default keep, converting when the destination refuses). */
   readonly schema1?: Schema1Mode;
+  /** Tags per batch (whole repositories; DEFAULT_BATCH_TAGS). */
+  readonly batchTags?: number;
   readonly onEvent?: (event: PushEvent) => void;
   readonly onNotice?: (message: string) => void;
   readonly signal?: AbortSignal;
@@ -69,13 +71,33 @@ export interface PushOptions extends SourceSelection {
 export type PushEvent =
   | { type: 'scanned'; tags: number }
   | { type: 'project'; name: string; result: 'created' | 'exists' }
-  | { type: 'planned'; plan: Plan }
+  | { type: 'planned'; plan: Plan; batch: number; batches: number }
   | TransferEvent;
+
+/** Tags resolved, planned and transferred at a time (whole repositories): memory follows this, not the registry. */
+export const DEFAULT_BATCH_TAGS = 2000;
+
+/** What the run learnt of the source, kept for the whole run: counts and names, never manifests. */
+export interface SourceTotals {
+  /** The storage's `docker/registry/v2` directory. */
+  readonly root: string;
+  /** Directories the walk could not read: the tags below them are unknown. */
+  readonly readFaults: readonly ReadFault[];
+  /** Tags resolved (selected ones). */
+  readonly tags: number;
+  /** Faults the resolved tags carry, by kind. */
+  readonly faults: Record<FaultKind, number>;
+  /** Every source tag found, selected or not, faulty or not (`repo:tag`): what a sync never takes for gone. */
+  readonly seen: ReadonlySet<string>;
+}
 
 export interface PushResult {
   readonly via: 'oci' | 'skopeo';
-  readonly inventory: SourceInventory;
-  readonly plan: Plan;
+  readonly source: SourceTotals;
+  /** The whole plan, for `--dry-run` only: a real run plans and forgets one batch at a time. */
+  readonly plan?: Plan;
+  /** Source tags that cannot be migrated (faults, bad names, name collisions). */
+  readonly rejected: readonly RejectedImage[];
   readonly reports: readonly ImageReport[];
   readonly stats: TransferStats;
   readonly projectsCreated: readonly string[];
@@ -86,6 +108,8 @@ export interface PushResult {
   /** Requests this run sent to the destination (registry and Harbor API), and how many were retries. */
   readonly requests: number;
   readonly retries: number;
+  /** Batches of repositories the run went through. */
+  readonly batches: number;
 }
 
 function reportBase(image: PlannedImage) {
@@ -99,54 +123,76 @@ function reportBase(image: PlannedImage) {
   };
 }
 
+/** One batch, read and asked about: ready to plan once the batch before it has landed. */
+interface PreparedBatch {
+  readonly inventory: SourceInventory;
+  readonly candidates: Candidates;
+  readonly allowed: readonly Candidate[];
+  readonly denied: readonly Candidate[];
+  /** `repo:tag` → digest the destination holds (probed, or trusted from the journal). */
+  readonly tags: ReadonlyMap<string, string>;
+}
+
 /**
- * `push` (and `sync`): scan → map → projects → probe → plan → execute → verify. Returns the per-image fate of every
- * source tag; throws only for problems that stop everything before work starts (exit 2/3).
+ * `push` (and `sync`): walk the source, then a batch of whole repositories at a time: resolve → map → projects →
+ * probe → plan → transfer (each image verified as it lands). The next batch is read and probed while one
+ * transfers; what a blob's home is carries over (a blob that landed in one batch is mounted in the next), and so
+ * does which names are taken. Returns the per-image fate of every source tag; throws only for problems that stop
+ * everything before work starts (exit 2/3).
  */
 export async function pushStorage(destination: Destination, options: PushOptions): Promise<PushResult> {
   const started = Date.now();
   const emit = options.onEvent ?? (() => undefined);
+  const signal = options.signal;
   const mapping = nameMapping(options, destination);
-  const { layout, inventory, candidates } = await readSource(options, mapping, options.requestConcurrency, options.trusted, options.signal);
-  emit({ type: 'scanned', tags: inventory.tags.length });
+  const source = await readSourceBatches(options, mapping, {
+    concurrency: options.requestConcurrency,
+    batchTags: options.batchTags ?? DEFAULT_BATCH_TAGS,
+    ...(options.trusted ? { trusted: options.trusted } : {}),
+    ...(signal ? { signal } : {}),
+  });
+  const { layout, walk } = source;
+  emit({ type: 'scanned', tags: walk.tagCount });
   const requests = pLimit(options.requestConcurrency);
-  // A signal between phases stops the run there: nothing more is created, asked or sent. The inventory may be
-  // partial then, so the result says `interrupted` (sync takes nothing for gone after such a run).
-  const stopped = (): PushResult | undefined => {
-    if (!options.signal?.aborted) return undefined;
-    const reports: ImageReport[] = candidates.accepted.map((c) => ({
-      source: tagRef(c.entry),
-      destination: `${c.repository}:${c.entry.tag}`,
-      digest: c.entry.digest,
-      mediaType: c.entry.mediaType,
-      size: c.entry.size,
-      status: 'failed',
-      reason: 'interrupted',
-    }));
-    const plan: Plan = { version: PLAN_VERSION, projectsToCreate: [], images: [], existing: [], blobs: [], rejected: candidates.rejected };
-    const stats: TransferStats = { blobsUploaded: 0, bytesUploaded: 0, blobsMounted: 0, bytesMounted: 0, blobsSkipped: 0, bytesSkipped: 0, manifestsPut: 0 };
-    return { via: options.via, inventory, plan, reports, stats, projectsCreated: [], harborVersion: destination.harborVersion, durationMs: Date.now() - started, interrupted: true, ...requestCounts(destination) };
-  };
-  const early = stopped();
-  if (early) return early;
-
-  // Projects first: Harbor hands out tokens without actions for a project that does not exist (PROTOCOL.md §4).
-  // Then the push right in each, from what the token service grants: an account that may not push to a project
-  // learns it now, by name and role, not image by image deep into the run.
   const harbor = destination.harbor;
+
+  const faults = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>;
+  const seen = new Set<string>();
+  let resolvedTags = 0;
+  const reports: ImageReport[] = [];
+  const rejected: RejectedImage[] = [];
+  const stats: TransferStats = { blobsUploaded: 0, bytesUploaded: 0, blobsMounted: 0, bytesMounted: 0, blobsSkipped: 0, bytesSkipped: 0, manifestsPut: 0 };
+  const whole = options.dryRun ? { projectsToCreate: new Set<string>(), images: [] as PlannedImage[], existing: [] as PlannedImage[], blobs: [] as PlannedBlob[] } : undefined;
+  // Blob digest → a destination repository that holds it (an image there uses it): mounted from there, never sent again.
+  const holders = new Map<string, string>();
+  const hold = (image: PlannedImage): void => {
+    for (const digest of image.blobs) if (!holders.has(digest)) holders.set(digest, image.repository);
+  };
+  // A directory the walk could not read: its tags are unknown, so the run cannot say it moved everything.
+  for (const f of walk.readFaults) {
+    reports.push({ source: f.prefix || '(every repository)', destination: undefined, digest: undefined, mediaType: undefined, size: 0, status: 'failed', reason: describeReadFault(walk.layout.v2, f) });
+  }
+
+  // Harbor projects, checked as batches first need them: created when missing (Harbor hands out tokens without
+  // actions for a project that does not exist, PROTOCOL.md §4), then the push right, from what the token service
+  // grants: an account that may not push to a project learns it by name and role, not image by image.
+  const checked = new Set<string>();
   const existingProjects = new Set<string>();
   const projectsCreated: string[] = [];
   const refused = new Map<string, string>();
   const policies = new Map<string, string>();
-  if (harbor) {
+  const checkProjects = async (accepted: readonly Candidate[]): Promise<void> => {
+    if (!harbor) return;
     const needed = new Map<string, string>();
-    for (const c of candidates.accepted) if (!c.entry.trusted && !needed.has(c.project)) needed.set(c.project, c.repository);
+    for (const c of accepted) if (!c.entry.trusted && !checked.has(c.project) && !needed.has(c.project)) needed.set(c.project, c.repository);
+    if (needed.size === 0) return;
+    for (const project of needed.keys()) checked.add(project);
     const access = await checkProjectAccess(harbor, destination.client.auth, destination.credentials?.username, {
       projects: needed,
       create: !options.dryRun,
       settings: options.project,
       concurrency: options.requestConcurrency,
-      ...(options.signal ? { signal: options.signal } : {}),
+      ...(signal ? { signal } : {}),
     });
     for (const a of access.values()) {
       if (a.exists) existingProjects.add(a.project);
@@ -154,68 +200,91 @@ export async function pushStorage(destination: Destination, options: PushOptions
         projectsCreated.push(a.project);
         emit({ type: 'project', name: a.project, result: 'created' });
       }
-      if (a.status === 'refused') refused.set(a.project, a.reason!);
+      if (a.status === 'refused') {
+        refused.set(a.project, a.reason!);
+        options.onNotice?.(`error: ${a.reason!}; its images are skipped`);
+      }
       if (a.policy) policies.set(a.project, a.policy);
     }
-    if (refused.size > 0 && refused.size === access.size) {
-      throw new DestinationError('PERMISSION_DENIED', [...refused.values()].join('; '), 'grant the account the developer role (or higher) in these projects, or use a system robot account (robot$<name>) with push permission');
-    }
-    for (const reason of refused.values()) options.onNotice?.(`error: ${reason}; its images are skipped`);
-  }
-  const afterProjects = stopped();
-  if (afterProjects) return { ...afterProjects, projectsCreated };
-  const projectExists = (project: string): boolean => !harbor || existingProjects.has(project);
-  const allowed: Candidate[] = [];
-  const denied: Candidate[] = [];
-  for (const c of candidates.accepted) (refused.has(c.project) && !c.entry.trusted ? denied : allowed).push(c);
-
-  const tags = new Map<string, string>();
-  const toProbe: Candidate[] = [];
-  for (const c of allowed) {
-    if (c.entry.trusted) tags.set(tagRef({ repository: c.repository, tag: c.entry.tag }), c.entry.digest!);
-    else if (projectExists(c.project)) toProbe.push(c);
-  }
-  for (const [ref, digest] of await probeTags(destination, toProbe, requests, options.knownRepositories)) tags.set(ref, digest);
-  const afterProbe = stopped();
-  if (afterProbe) return { ...afterProbe, projectsCreated };
-  let plan = planMigration({ accepted: allowed, rejected: candidates.rejected }, inventory.manifests, { projectExists, tags, ...(options.converted ? { converted: options.converted } : {}) });
-  const skipped: PlannedImage[] = [];
-  if (options.schema1 === 'skip') {
-    skipped.push(...plan.images.filter((i) => isSchema1(i.mediaType)));
-    const kept = plan.images.filter((i) => !isSchema1(i.mediaType));
-    const needed = new Set(kept.flatMap((i) => i.blobs));
-    plan = { ...plan, images: kept, blobs: plan.blobs.filter((b) => needed.has(b.digest)) };
-  }
-  emit({ type: 'planned', plan });
-
-  const stats: TransferStats = { blobsUploaded: 0, bytesUploaded: 0, blobsMounted: 0, bytesMounted: 0, blobsSkipped: 0, bytesSkipped: 0, manifestsPut: 0 };
-  const reports: ImageReport[] = [];
-  for (const rejected of plan.rejected) {
-    reports.push({ source: rejected.source, destination: rejected.repository, digest: rejected.digest, mediaType: undefined, size: 0, status: 'failed', reason: rejected.reason });
-  }
-  // A directory the walk could not read: its tags are unknown, so the run cannot say it moved everything.
-  for (const f of inventory.readFaults) {
-    reports.push({ source: f.prefix || '(every repository)', destination: undefined, digest: undefined, mediaType: undefined, size: 0, status: 'failed', reason: describeReadFault(inventory.root, f) });
-  }
-  for (const c of denied) {
-    reports.push({ source: tagRef(c.entry), destination: `${c.repository}:${c.entry.tag}`, digest: c.entry.digest, mediaType: undefined, size: c.entry.size ?? 0, status: 'failed', reason: `permission: ${refused.get(c.project)!}` });
-  }
-  for (const image of plan.existing) reports.push({ ...reportBase(image), status: 'skipped-existing' });
-  for (const image of skipped) reports.push({ ...reportBase(image), status: 'skipped', reason: 'schema1 image (--schema1 skip)' });
-  const finish = (): PushResult => {
-    reports.sort((a, b) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
-    return { via: options.via, inventory, plan, reports, stats, projectsCreated, harborVersion: destination.harborVersion, durationMs: Date.now() - started, interrupted: options.signal?.aborted ?? false, ...requestCounts(destination) };
   };
-  if (options.dryRun) return finish();
+  const projectExists = (project: string): boolean => !harbor || existingProjects.has(project);
 
+  const prepare = async (): Promise<PreparedBatch | undefined> => {
+    const batch = await source.next();
+    if (!batch) return undefined;
+    const { inventory, candidates } = batch;
+    resolvedTags += inventory.tags.length;
+    for (const tag of inventory.tags) {
+      seen.add(tagRef(tag));
+      for (const fault of tag.faults) faults[fault.kind]++;
+    }
+    for (const tag of inventory.deselected ?? []) seen.add(tagRef(tag));
+    await checkProjects(candidates.accepted);
+    const allowed: Candidate[] = [];
+    const denied: Candidate[] = [];
+    for (const c of candidates.accepted) (refused.has(c.project) && !c.entry.trusted ? denied : allowed).push(c);
+    const tags = new Map<string, string>();
+    const toProbe: Candidate[] = [];
+    for (const c of allowed) {
+      if (c.entry.trusted) tags.set(tagRef({ repository: c.repository, tag: c.entry.tag }), c.entry.digest!);
+      else if (projectExists(c.project)) toProbe.push(c);
+    }
+    if (!signal?.aborted) await probeTags(destination, toProbe, requests, tags, options.knownRepositories);
+    return { inventory, candidates, allowed, denied, tags };
+  };
+
+  let workDir: string | undefined;
+  let forgetWorkDir = (): void => undefined;
   const verify = (outcome: ImageOutcome): Promise<ImageReport> => requests(() => verifyOutcome(destination, outcome, policies.get(outcome.image.project)));
-  if (options.via === 'skopeo') {
-    let outcomes: ImageOutcome[];
-    const workDir = makeWorkDir(layout, options.workDir);
-    assertOutsideStorage(layout, workDir, '--work-dir');
-    const forget = options.keepWorkDir ? () => undefined : onCleanup(() => rmSync(workDir, { recursive: true, force: true }));
-    try {
-      outcomes = await pushWithSkopeo(plan, {
+  const afterImage = async (outcome: ImageOutcome): Promise<void> => {
+    const report = await verify(outcome);
+    if (report.status === 'verified' && !report.convertedTo) hold(outcome.image);
+    reports.push(report);
+  };
+
+  const transfer = async (prepared: PreparedBatch, index: number): Promise<void> => {
+    const { inventory, candidates, allowed, denied } = prepared;
+    rejected.push(...candidates.rejected);
+    for (const r of candidates.rejected) {
+      reports.push({ source: r.source, destination: r.repository, digest: r.digest, mediaType: undefined, size: 0, status: 'failed', reason: r.reason });
+    }
+    for (const c of denied) {
+      reports.push({ source: tagRef(c.entry), destination: `${c.repository}:${c.entry.tag}`, digest: c.entry.digest, mediaType: undefined, size: c.entry.size ?? 0, status: 'failed', reason: `permission: ${refused.get(c.project)!}` });
+    }
+    // A signal before this batch started: nothing more is created, asked or sent, and its images say so.
+    if (signal?.aborted) {
+      for (const c of allowed) reports.push({ source: tagRef(c.entry), destination: `${c.repository}:${c.entry.tag}`, digest: c.entry.digest, mediaType: c.entry.mediaType, size: c.entry.size, status: 'failed', reason: 'interrupted' });
+      return;
+    }
+    const planned = planMigration({ accepted: allowed, rejected: [] }, inventory.manifests, {
+      projectExists,
+      tags: prepared.tags,
+      holders,
+      ...(options.converted ? { converted: options.converted } : {}),
+      ...(options.schema1 ? { schema1: options.schema1 } : {}),
+    });
+    const plan: Plan = { ...planned, rejected: candidates.rejected };
+    emit({ type: 'planned', plan, batch: index, batches: source.count });
+    for (const image of plan.existing) {
+      reports.push({ ...reportBase(image), status: 'skipped-existing' });
+      hold(image);
+    }
+    for (const image of plan.skipped) reports.push({ ...reportBase(image), status: 'skipped', reason: 'schema1 image (--schema1 skip)' });
+    if (whole) {
+      for (const p of plan.projectsToCreate) whole.projectsToCreate.add(p);
+      whole.images.push(...plan.images);
+      whole.existing.push(...plan.existing);
+      whole.blobs.push(...plan.blobs);
+      return;
+    }
+    if (options.via === 'skopeo') {
+      if (!workDir) {
+        workDir = makeWorkDir(layout, options.workDir);
+        assertOutsideStorage(layout, workDir, '--work-dir');
+        const dir = workDir;
+        forgetWorkDir = options.keepWorkDir ? () => undefined : onCleanup(() => rmSync(dir, { recursive: true, force: true }));
+      }
+      const outcomes = await pushWithSkopeo(plan, {
         layout,
         destination,
         workDir,
@@ -223,33 +292,64 @@ export async function pushStorage(destination: Destination, options: PushOptions
         manifests: inventory.manifests,
         onEvent: emit,
         onNotice: options.onNotice ?? (() => undefined),
-        ...(options.signal ? { signal: options.signal } : {}),
+        ...(signal ? { signal } : {}),
       });
-    } finally {
-      if (options.keepWorkDir) options.onNotice?.(`work directory kept: ${workDir}`);
-      else rmSync(workDir, { recursive: true, force: true });
-      forget();
+      await Promise.all(outcomes.map(afterImage));
+      return;
     }
-    reports.push(...(await Promise.all(outcomes.map(verify))));
-  } else {
     // Each image is verified right after its tag lands, while other uploads go on.
     const executed = await executePlan(plan, {
-      afterImage: async (outcome) => {
-        reports.push(await verify(outcome));
-      },
+      afterImage,
       client: destination.client,
       manifests: inventory.manifests,
       blobSource: (digest, size) => dataSource(layout, blobDataPath(layout, digest), size),
       blobConcurrency: options.concurrency,
       requestConcurrency: options.requestConcurrency,
       onEvent: emit,
-      ...(options.schema1 ? { schema1: options.schema1 } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
+      ...(signal ? { signal } : {}),
       ...(harbor ? { tagThroughApi: (repository: string, digest: string, tag: string) => harbor.addTag(repository, digest, tag) } : {}),
     });
-    Object.assign(stats, executed.stats);
+    for (const key of Object.keys(stats) as Array<keyof TransferStats>) stats[key] += executed.stats[key];
+  };
+
+  let batches = 0;
+  try {
+    // The next batch is read and probed while this one transfers; it is planned after, knowing what landed.
+    let next = prepare();
+    for (;;) {
+      const prepared = await next;
+      if (!prepared) break;
+      next = batches + 1 < source.count ? prepare() : Promise.resolve(undefined);
+      next.catch(() => undefined);
+      // Every project refused, the last batch read: nothing can move at all (exit 3), as said before any upload.
+      if (harbor && refused.size > 0 && refused.size === checked.size && batches + 1 === source.count) {
+        throw new DestinationError('PERMISSION_DENIED', [...refused.values()].join('; '), 'grant the account the developer role (or higher) in these projects, or use a system robot account (robot$<name>) with push permission');
+      }
+      await transfer(prepared, batches++);
+    }
+  } finally {
+    if (workDir) {
+      if (options.keepWorkDir) options.onNotice?.(`work directory kept: ${workDir}`);
+      else rmSync(workDir, { recursive: true, force: true });
+      forgetWorkDir();
+    }
   }
-  return finish();
+
+  reports.sort((a, b) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
+  return {
+    via: options.via,
+    source: { root: walk.layout.v2, readFaults: walk.readFaults, tags: resolvedTags, faults, seen },
+    ...(whole ? { plan: { version: PLAN_VERSION, projectsToCreate: [...whole.projectsToCreate].sort(), images: whole.images, existing: whole.existing, skipped: [], blobs: whole.blobs, rejected } } : {}),
+    rejected,
+    reports,
+    stats,
+    projectsCreated,
+    harborVersion: destination.harborVersion,
+    durationMs: Date.now() - started,
+    interrupted: signal?.aborted ?? false,
+    batches,
+    ...requestCounts(destination),
+  };
 }
 
 /**
@@ -285,8 +385,7 @@ async function verifyOutcome(destination: Destination, outcome: ImageOutcome, po
  * accessories); no manifest GET, so no pull is recorded and no pull policy answers 412. A plain registry: a manifest
  * GET per tag.
  */
-async function probeTags(destination: Destination, candidates: readonly Candidate[], requests: ReturnType<typeof pLimit>, known?: ReadonlySet<string>): Promise<Map<string, string>> {
-  const tags = new Map<string, string>();
+async function probeTags(destination: Destination, candidates: readonly Candidate[], requests: ReturnType<typeof pLimit>, tags: Map<string, string>, known?: ReadonlySet<string>): Promise<void> {
   const harbor = destination.harbor;
   if (harbor) {
     await Promise.all(
@@ -308,7 +407,7 @@ async function probeTags(destination: Destination, candidates: readonly Candidat
         }),
       ),
     );
-    return tags;
+    return;
   }
   // A plain registry: one `tags/list` per repository, then a manifest request only for the tags it lists (a first
   // push into new repositories costs one request per repository, not one per tag).
@@ -337,7 +436,6 @@ async function probeTags(destination: Destination, candidates: readonly Candidat
       }),
     ),
   );
-  return tags;
 }
 
 function requestCounts(destination: Destination): { requests: number; retries: number } {

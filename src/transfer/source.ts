@@ -1,7 +1,8 @@
 import type { SourceInventory } from '../inventory/types.js';
 import { tagRef } from '../inventory/types.js';
 import type { TagSelection } from '../inventory/select.js';
-import { scanStorage } from '../inventory/scan.js';
+import { repositoryBatches, resolveRepositories, scanStorage, walkSource, type ScanOptions, type SourceWalk } from '../inventory/scan.js';
+import { BlobStore } from '../image/reader.js';
 import { cachedMapper, type MapRule, type NameMapping } from '../plan/map-names.js';
 import { selectCandidates, type Candidates } from '../plan/plan.js';
 import { shardSelector, type Shard } from '../plan/shard.js';
@@ -30,7 +31,7 @@ export function nameMapping(selection: SourceSelection, destination: Destination
   return { rules: selection.maps, defaultProject: selection.defaultProject, harbor: destination.harbor !== undefined };
 }
 
-/** Scan and map: the source side of every command that talks to a destination. */
+/** Scan and map: the source side of every command that talks to a destination, whole. */
 export async function readSource(
   selection: SourceSelection,
   mapping: NameMapping,
@@ -39,6 +40,57 @@ export async function readSource(
   signal?: AbortSignal,
 ): Promise<{ layout: StorageLayout; inventory: SourceInventory; candidates: Candidates }> {
   const layout = await locateStorage(selection.root);
+  const inventory = await scanStorage(layout, scanOptions(selection, mapping, concurrency, trusted, signal));
+  return { layout, inventory, candidates: selectCandidates(inventory, mapping) };
+}
+
+/** One batch of the source: the inventory of some whole repositories, and its candidates. */
+export interface SourceBatch {
+  readonly inventory: SourceInventory;
+  readonly candidates: Candidates;
+}
+
+export interface SourceBatches {
+  readonly layout: StorageLayout;
+  readonly walk: SourceWalk;
+  /** How many batches `next` hands out in all. */
+  readonly count: number;
+  /** The next batch, resolved and mapped; undefined after the last (or once the signal fired). */
+  readonly next: () => Promise<SourceBatch | undefined>;
+}
+
+/**
+ * The source a batch of repositories at a time (push, sync): the walk up front (names only), then each batch
+ * resolved when asked for. Name collisions are tracked across batches.
+ */
+export async function readSourceBatches(
+  selection: SourceSelection,
+  mapping: NameMapping,
+  options: { concurrency: number; batchTags: number; trusted?: ReadonlyMap<string, string>; signal?: AbortSignal },
+): Promise<SourceBatches> {
+  const layout = await locateStorage(selection.root);
+  const scan = scanOptions(selection, mapping, options.concurrency, options.trusted, options.signal);
+  const walk = await walkSource(layout, scan);
+  const batches = [...repositoryBatches(walk, options.batchTags)];
+  const claimed = new Map<string, string>();
+  const progress = { done: 0 };
+  const store = new BlobStore(layout);
+  let index = 0;
+  return {
+    layout,
+    walk,
+    count: batches.length,
+    next: async () => {
+      const repositories = batches[index];
+      if (!repositories || options.signal?.aborted) return undefined;
+      batches[index++] = [];
+      const inventory = await resolveRepositories(walk, repositories, scan, progress, store);
+      return { inventory, candidates: selectCandidates(inventory, mapping, claimed) };
+    },
+  };
+}
+
+function scanOptions(selection: SourceSelection, mapping: NameMapping, concurrency: number, trusted?: ReadonlyMap<string, string>, signal?: AbortSignal): ScanOptions {
   const map = cachedMapper(mapping);
   const trust = trusted
     ? (repository: string, tag: string, digest: string): boolean => {
@@ -47,7 +99,7 @@ export async function readSource(
       }
     : undefined;
   const shard = selection.shard;
-  const inventory = await scanStorage(layout, {
+  return {
     include: selection.include,
     exclude: selection.exclude,
     verify: false,
@@ -57,7 +109,5 @@ export async function readSource(
     ...(signal ? { signal } : {}),
     ...(trust ? { trust } : {}),
     ...(shard ? { select: shardSelector(map, shard) } : {}),
-  });
-  return { layout, inventory, candidates: selectCandidates(inventory, mapping) };
+  };
 }
-

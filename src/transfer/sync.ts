@@ -96,7 +96,7 @@ export async function syncStorage(destination: Destination, options: SyncOptions
   if (push.interrupted) return { push, deletions, saveJournal: () => saveState(file, state) };
   // Faulty source tags still exist in the source: they are not "gone", even without a destination name.
   // Tags a selection left out are still in the source: not "gone" either.
-  const sourceTags = new Set([...push.inventory.tags, ...(push.inventory.deselected ?? [])].map((t) => tagRef(t)));
+  const sourceTags = push.source.seen;
   const tagRules = options.tags;
   const selected = makeRepositoryFilter(options);
   const shard = options.shard;
@@ -110,7 +110,7 @@ export async function syncStorage(destination: Destination, options: SyncOptions
     if (shard && !inShard(splitRef(ref).repository, shard)) continue;
     // A tag whose name the selection would not take is not this run's business, gone or not.
     if (tagRules && !nameSelected(splitRef(entry.source).tag, tagRules)) continue;
-    if (readIncomplete(push.inventory.readFaults, sourceRepository)) continue;
+    if (readIncomplete(push.source.readFaults, sourceRepository)) continue;
     entry.goneFromSourceAt ??= now;
     if (options.deleteExtra !== 'no') gone.push([ref, entry]);
   }
@@ -123,7 +123,7 @@ export async function syncStorage(destination: Destination, options: SyncOptions
   } else {
     for (const [ref, entry] of gone) {
       // What the destination holds: the source digest, or its conversion.
-      const deletion = await deleteGoneTag(destination, ref, entry.destinationDigest ?? entry.digest, entry.source, apply, deleteRights, push.inventory.root);
+      const deletion = await deleteGoneTag(destination, ref, entry.destinationDigest ?? entry.digest, entry.source, apply, deleteRights, push.source.root);
       deletions.push(deletion);
       if (deletion.status === 'deleted' || deletion.status === 'kept') delete state.tags[ref];
     }
