@@ -61,3 +61,32 @@ export async function uploadEveryBlobOnce(root: string, host: string, concurrenc
   await agent.close();
   return { seconds, cpuSeconds: (used.user + used.system) / 1e6, blobs: blobs.length, bytes: blobs.reduce((n, b) => n + b.size, 0), requests };
 }
+
+/**
+ * The destination's ceiling for a no-op check (issue 13): one process asking a plain registry for every tag's
+ * manifest once (GET by tag, the same Accept header regmigrate sends), `concurrency` at a time over keep-alive
+ * connections. A sync that asks the destination about every tag cannot be faster than this.
+ */
+export async function getEveryManifestOnce(host: string, tags: ReadonlyArray<readonly [string, string]>, concurrency: number): Promise<{ seconds: number; requests: number }> {
+  const agent = new Agent({ connections: concurrency, pipelining: 1, keepAliveTimeout: 30_000 });
+  const limit = pLimit(concurrency);
+  const accept = [
+    'application/vnd.oci.image.index.v1+json',
+    'application/vnd.oci.image.manifest.v1+json',
+    'application/vnd.docker.distribution.manifest.list.v2+json',
+    'application/vnd.docker.distribution.manifest.v2+json',
+  ].join(', ');
+  const started = process.hrtime.bigint();
+  await Promise.all(
+    tags.map(([repository, tag]) =>
+      limit(async () => {
+        const res = await request(`http://${host}/v2/${repository}/manifests/${tag}`, { dispatcher: agent, headers: { accept } });
+        await res.body.arrayBuffer();
+        if (res.statusCode !== 200) throw new Error(`GET ${repository}:${tag}: ${res.statusCode}`);
+      }),
+    ),
+  );
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  await agent.close();
+  return { seconds, requests: tags.length };
+}

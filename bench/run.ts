@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- section ...]`: every speed and memory goal, measured side by side with its baselines in the
- * same run. Sections: scan, push, sync, large (all by default). Figures go to stdout, progress to stderr. Work files live in
+ * same run. Sections: scan, push, sync, large, scale (all by default). Figures go to stdout, progress to stderr. Work files live in
  * $REGMIGRATE_BENCH_DIR (default: a folder in the system temp dir) and are reused between runs.
  */
 import { execa } from 'execa';
@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchLarge } from './large.js';
 import { benchPush } from './push.js';
+import { benchScale } from './scale.js';
 import { benchScan } from './scan.js';
 import { benchSync } from './sync.js';
 
@@ -23,3 +24,4 @@ if (wanted('scan')) await benchScan({ bin, workDir });
 if (wanted('push')) await benchPush({ bin, project, workDir });
 if (wanted('sync')) await benchSync({ bin, workDir });
 if (wanted('large')) await benchLarge({ bin, workDir });
+if (wanted('scale')) await benchScale({ bin, workDir });

@@ -92,11 +92,10 @@ async function streamScan(layout: StorageLayout, output: 'json' | 'csv', options
   const walk = await walkSource(layout, options);
   const counter = new SummaryCounter();
   const progress = { done: 0 };
-  const store = new BlobStore(layout);
   let first = true;
   await writePieces(ctx.stdout, output === 'json' ? [scanJsonHead(layout.v2)] : [csvLine(SCAN_CSV_HEADER), ...scanCsvFaults(layout.v2, walk.readFaults)]);
   for (const repositories of repositoryBatches(walk, batchTagsFromEnv(ctx.env) ?? SCAN_BATCH_TAGS)) {
-    const batch = await resolveRepositories(walk, repositories, options, progress, store);
+    const batch = await resolveRepositories(walk, repositories, options, progress, new BlobStore(layout));
     counter.add(batch);
     await writePieces(ctx.stdout, output === 'json' ? scanJsonTags(batch.tags, first) : scanCsvTags(batch.tags));
     if (batch.tags.length > 0) first = false;

@@ -1,7 +1,7 @@
 import { lstatSync } from 'node:fs';
 import { checkTag } from '../storage/digest.js';
 import { readLink } from '../storage/layout.js';
-import type { TagLocation } from '../storage/walk.js';
+import { tagLinkPath, type TagLocation } from '../storage/walk.js';
 import type { BlobEntry, Fault, TagEntry } from './types.js';
 import type { BlobStore, ManifestRecord } from '../image/reader.js';
 
@@ -30,10 +30,11 @@ export function resolveTag(store: BlobStore, location: TagLocation, trust?: Trus
   const nameProblem = store.checkName(repository) ?? (location.untagged ? undefined : checkTag(tag));
   if (nameProblem) faults.push({ kind: 'invalid-name', message: nameProblem });
 
-  const link = readLink(location.linkPath, store.layout);
+  const linkPath = tagLinkPath(store.layout, location);
+  const link = readLink(linkPath, store.layout);
   if (!link.ok && link.reason === 'absent') return undefined;
   const entry = resolveLinked(store, location, link, faults, trust);
-  const pushedAt = linkTime(location.linkPath, store.layout);
+  const pushedAt = linkTime(linkPath, store.layout);
   return pushedAt ? { ...entry, pushedAt } : entry;
 }
 
@@ -54,7 +55,7 @@ function resolveLinked(store: BlobStore, location: TagLocation, link: ReturnType
   const { repository, tag } = location;
   if (!link.ok) {
     const kind = link.reason === 'unreadable' ? 'unreadable' : 'invalid-link';
-    faults.push({ kind, message: `tag link ${location.linkPath} ${link.detail}` });
+    faults.push({ kind, message: `tag link ${tagLinkPath(store.layout, location)} ${link.detail}` });
     return emptyEntry(repository, tag, undefined, faults);
   }
 

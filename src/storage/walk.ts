@@ -9,8 +9,11 @@ export interface TagLocation {
   /** Repository name as written in the path (`a/b/c`), not yet validated. */
   readonly repository: string;
   readonly tag: string;
-  /** Absolute path of `…/_manifests/tags/<tag>/current/link` (or of a revision link, for an untagged manifest). */
-  readonly linkPath: string;
+  /**
+   * Absolute path of a revision link, for an untagged manifest; a tag's `…/_manifests/tags/<tag>/current/link` is
+   * derived when read (tagLinkPath), not kept: a path per tag is most of what a 200,000-tag walk would hold.
+   */
+  readonly linkPath?: string;
   /** A manifest no tag points at, addressed by its digest (`tag` holds the digest). */
   readonly untagged?: boolean;
 }
@@ -99,7 +102,7 @@ export async function findEntries(layout: StorageLayout, options: { revisions: b
         if (!repository) return;
         const base = path.join(layout.repositories, dir);
         for (const tag of await listNames(path.join(base, 'tags'), `${dir}/tags`, repository, unreadable)) {
-          tags.push({ repository, tag, linkPath: path.join(base, 'tags', tag, 'current', 'link') });
+          tags.push({ repository, tag });
         }
         if (!options.revisions) return;
         const hexes = (await listNames(path.join(base, 'revisions', 'sha256'), `${dir}/revisions/sha256`, repository, unreadable)).filter((h) => /^[a-f0-9]{64}$/.test(h)).sort();
@@ -123,7 +126,7 @@ function tarEntries(layout: StorageLayout, options: { revisions: boolean }): Sto
     if (!entry.startsWith('repositories/')) continue;
     const tag = TAG_ENTRY.exec(entry);
     if (tag) {
-      if (!tag[1]!.split('/').some((c) => c.startsWith('_'))) tags.push({ repository: tag[1]!, tag: tag[2]!, linkPath: path.join(layout.v2, entry) });
+      if (!tag[1]!.split('/').some((c) => c.startsWith('_'))) tags.push({ repository: tag[1]!, tag: tag[2]! });
       continue;
     }
     if (!options.revisions) continue;
@@ -147,6 +150,11 @@ function compareTagLocations(a: TagLocation, b: TagLocation): number {
   if (a.repository !== b.repository) return a.repository < b.repository ? -1 : 1;
   if (a.tag !== b.tag) return a.tag < b.tag ? -1 : 1;
   return 0;
+}
+
+/** Where a tag location's link is: its own (a revision link), or the tag's `current/link`. */
+export function tagLinkPath(layout: StorageLayout, location: TagLocation): string {
+  return location.linkPath ?? path.join(layout.repositories, location.repository, '_manifests', 'tags', location.tag, 'current', 'link');
 }
 
 export function revisionLinkPath(layout: StorageLayout, repository: string, digest: string): string {

@@ -74,7 +74,6 @@ export async function readSourceBatches(
   const batches = [...repositoryBatches(walk, options.batchTags)];
   const claimed = new Map<string, string>();
   const progress = { done: 0 };
-  const store = new BlobStore(layout);
   let index = 0;
   return {
     layout,
@@ -84,7 +83,9 @@ export async function readSourceBatches(
       const repositories = batches[index];
       if (!repositories || options.signal?.aborted) return undefined;
       batches[index++] = [];
-      const inventory = await resolveRepositories(walk, repositories, scan, progress, store);
+      // A store (its caches of manifests and blob sizes) per batch: a shared base is stat'ed once a batch, and
+      // nothing of one batch stays behind for the next.
+      const inventory = await resolveRepositories(walk, repositories, scan, progress, new BlobStore(layout));
       return { inventory, candidates: selectCandidates(inventory, mapping, claimed) };
     },
   };

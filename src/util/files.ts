@@ -7,12 +7,24 @@ import { OutputError, UsageError } from '../errors.js';
  * directory flushed so the rename itself survives a crash. A reader (a scrape, the next sync) never sees half a file.
  * Failures are OutputErrors naming the file.
  */
-export function writeFileAtomic(file: string, text: string, what: string, mode = 0o644): void {
+export function writeFileAtomic(file: string, text: string | Iterable<string>, what: string, mode = 0o644): void {
   const tmp = `${file}.${process.pid}.tmp`;
   try {
     const fd = openSync(tmp, 'w', mode);
     try {
-      writeSync(fd, text);
+      if (typeof text === 'string') writeSync(fd, text);
+      else {
+        // Pieces gathered into writes of about 64 KiB: a large document is never one string.
+        let buffer = '';
+        for (const piece of text) {
+          buffer += piece;
+          if (buffer.length >= 65536) {
+            writeSync(fd, buffer);
+            buffer = '';
+          }
+        }
+        if (buffer) writeSync(fd, buffer);
+      }
       fsyncSync(fd);
     } finally {
       closeSync(fd);
