@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { renderScanTable, renderSelectionSizes, renderSummaryLine, SCAN_CSV_HEADER, scanCsvFaults, scanCsvPieces, scanCsvTags, scanJsonHead, scanJsonPieces, scanJsonTags, scanJsonTail, type OutputFormat } from '../inventory/render.js';
 import { selectionSizes, type TagSelection } from '../inventory/select.js';
+import type { InventorySummary } from '../inventory/types.js';
 import { renderInventoryHtml } from '../report/html.js';
 import { repositoryBatches, resolveRepositories, scanStorage, summarize, SummaryCounter, walkSource, type ScanOptions } from '../inventory/scan.js';
 import { BlobStore } from '../image/reader.js';
@@ -84,7 +85,12 @@ export async function runScan(request: ScanRequest, ctx: CliContext): Promise<nu
   else if (request.output === 'html') ctx.stdout.write(renderInventoryHtml(inventory, summary, (r) => { const m = mapper(r); return m.ok ? m.project : r.split('/')[0]!; }));
   else ctx.stdout.write(renderScanTable(inventory, summary) + (sizes ? renderSelectionSizes(sizes) : ''));
   if (request.output !== 'table') ctx.stderr.write(renderSummaryLine(summary) + '\n' + (sizes ? renderSelectionSizes(sizes) : ''));
-  if (inventory.tags.length === 0) ctx.stderr.write(`regmigrate: warning: no tags found in ${layout.v2}\n`);
+  return scanExit(summary, layout, ctx);
+}
+
+/** The warning for an empty storage, and the exit status: 1 for any faulty tag or unreadable directory. */
+function scanExit(summary: InventorySummary, layout: StorageLayout, ctx: CliContext): number {
+  if (summary.tags === 0) ctx.stderr.write(`regmigrate: warning: no tags found in ${layout.v2}\n`);
   return summary.faultyTags > 0 || summary.unreadableDirectories > 0 ? 1 : 0;
 }
 
@@ -103,8 +109,7 @@ async function streamScan(layout: StorageLayout, output: 'json' | 'csv', options
   const summary = counter.summary(walk.readFaults);
   if (output === 'json') await writePieces(ctx.stdout, [scanJsonTail(layout.v2, walk.readFaults, summary)]);
   ctx.stderr.write(renderSummaryLine(summary) + '\n');
-  if (summary.tags === 0) ctx.stderr.write(`regmigrate: warning: no tags found in ${layout.v2}\n`);
-  return summary.faultyTags > 0 || summary.unreadableDirectories > 0 ? 1 : 0;
+  return scanExit(summary, layout, ctx);
 }
 
 export function registerScan(program: Command, ctx: CliContext): void {

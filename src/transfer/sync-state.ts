@@ -5,7 +5,7 @@ import { UsageError } from '../errors.js';
 
 export const SYNC_STATE_VERSION = 1;
 
-const StateEntry = z.looseObject({ // the shape entryProblem checks
+const StateEntry = z.looseObject({
   source: z.string(),
   digest: z.string(),
   /** Set when the destination holds a conversion of the source image (schema1 → schema2). */
@@ -27,17 +27,6 @@ export type SyncState = Omit<z.infer<typeof SyncStateHead>, 'tags'> & {
   /** destination `repo:tag` → what was verified there. */
   tags: Record<string, StateEntry>;
 };
-
-const nullableString = (v: unknown): boolean => v === undefined || v === null || typeof v === 'string';
-
-/** An entry as written by saveState: checked in place, without a copy. */
-function entryProblem(entry: unknown): string | undefined {
-  if (typeof entry !== 'object' || entry === null) return 'an entry is not an object';
-  const e = entry as Record<string, unknown>;
-  for (const field of ['source', 'digest', 'verifiedAt']) if (typeof e[field] !== 'string') return `an entry's ${field} is not a string`;
-  if (!nullableString(e.destinationDigest) || !nullableString(e.goneFromSourceAt)) return "an entry's destinationDigest or goneFromSourceAt is not a string or null";
-  return undefined;
-}
 
 export function emptyState(destination: string): SyncState {
   return { schemaVersion: SYNC_STATE_VERSION, kind: 'regmigrate.sync-state', destination, updatedAt: new Date(0).toISOString(), tags: {} };
@@ -63,11 +52,11 @@ export function loadState(file: string, destination: string): SyncState {
   if (parsed.data.destination !== destination) {
     throw new UsageError(`--state ${file} is the journal of ${parsed.data.destination}, not of ${destination}`, 'use one state file per destination');
   }
-  // The entries of the parsed JSON itself (zod's result is a copy): checked, then used as they are.
+  // The entries of the parsed JSON itself are kept (zod's result is a copy, dropped at once): checked one by one.
   const tags = (json as { tags: Record<string, unknown> }).tags;
   for (const [ref, entry] of Object.entries(tags)) {
-    const problem = entryProblem(entry);
-    if (problem) throw new UsageError(`--state ${file}: not a regmigrate sync journal (${ref}: ${problem})`);
+    const checked = StateEntry.safeParse(entry);
+    if (!checked.success) throw new UsageError(`--state ${file}: not a regmigrate sync journal (${ref}: ${checked.error.issues[0]?.message ?? 'invalid'})`);
   }
   return { ...parsed.data, tags: tags as Record<string, StateEntry> };
 }

@@ -1,5 +1,6 @@
 import { accessSync, closeSync, constants, fsyncSync, openSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import { gather } from './stream.js';
 import { OutputError, UsageError } from '../errors.js';
 
 /**
@@ -12,19 +13,7 @@ export function writeFileAtomic(file: string, text: string | Iterable<string>, w
   try {
     const fd = openSync(tmp, 'w', mode);
     try {
-      if (typeof text === 'string') writeSync(fd, text);
-      else {
-        // Pieces gathered into writes of about 64 KiB: a large document is never one string.
-        let buffer = '';
-        for (const piece of text) {
-          buffer += piece;
-          if (buffer.length >= 65536) {
-            writeSync(fd, buffer);
-            buffer = '';
-          }
-        }
-        if (buffer) writeSync(fd, buffer);
-      }
+      for (const chunk of typeof text === 'string' ? [text] : gather(text)) writeSync(fd, chunk);
       fsyncSync(fd);
     } finally {
       closeSync(fd);

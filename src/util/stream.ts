@@ -6,13 +6,18 @@ import type { Writable } from 'node:stream';
  * a 50,000-tag JSON document is never built as one string.
  */
 export async function writePieces(out: Writable, pieces: Iterable<string>): Promise<void> {
+  for (const chunk of gather(pieces)) if (!out.write(chunk)) await once(out, 'drain');
+}
+
+/** Small pieces gathered into chunks of about 64 KiB: one write each, and no document as one string. */
+export function* gather(pieces: Iterable<string>, size = 65536): Generator<string> {
   let buffer = '';
   for (const piece of pieces) {
     buffer += piece;
-    if (buffer.length >= 65536) {
-      if (!out.write(buffer)) await once(out, 'drain');
+    if (buffer.length >= size) {
+      yield buffer;
       buffer = '';
     }
   }
-  if (buffer && !out.write(buffer)) await once(out, 'drain');
+  if (buffer) yield buffer;
 }
