@@ -10,7 +10,7 @@ import { addDestinationOptions, buildDestinationOptions, normalizeDestination, t
 import { OptionProblems, parseOutputFormat, parsePositiveInt } from './options.js';
 import { addSelectionOptions, normalizeSelection, type SelectionFlags } from './selection.js';
 import type { OutputFormat } from '../inventory/render.js';
-import { loadState } from '../transfer/sync-state.js';
+import { convertedImages, loadState } from '../transfer/sync-state.js';
 
 interface DiffFlags extends DestinationFlags, SelectionFlags {
   output?: string;
@@ -83,7 +83,7 @@ export async function runDiff(request: DiffRequest, ctx: CliContext): Promise<nu
   try {
     // The sync journal, when given, tells which schema1 images were converted (their destination digest differs).
     const journal = request.state ? loadState(request.state, destination.endpoint.host) : undefined;
-    const converted = journal ? new Map(Object.values(journal.tags).filter((e) => e.destinationDigest).map((e) => [e.digest, e.destinationDigest!])) : undefined;
+    const converted = journal ? convertedImages(journal) : undefined;
     const result = await compareStorage(destination, request, request.concurrency, converted);
     ctx.stdout.write(render(result, request.output, destination.endpoint.host));
     if (request.output !== 'table') ctx.stderr.write(renderDiffSummary(result) + '\n');

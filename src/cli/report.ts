@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
 import { countReports, renderImageTable, reportCsv, reportImageJson, PUSH_REPORT_VERSION } from '../report/push-report.js';
-import type { ImageReport } from '../transfer/push.js';
+import { imageReport, type ImageReport } from '../transfer/push.js';
 import type { CliContext } from './context.js';
 
 const ReportImage = z.looseObject({
@@ -53,17 +53,17 @@ export function mergeReports(files: readonly string[]): { destination: string; i
   const images: ImageReport[] = [];
   for (const report of reports) {
     for (const i of report.images) {
-      const image: ImageReport = {
+      const image = imageReport({
         source: i.source,
         destination: i.destination ?? undefined,
         digest: i.digest ?? undefined,
         mediaType: i.mediaType ?? undefined,
         size: i.size,
         status: i.status,
-        ...(i.reason ? { reason: i.reason } : {}),
-        ...(i.convertedTo ? { convertedTo: i.convertedTo } : {}),
-        ...(i.subject ? { subject: i.subject } : {}),
-      };
+        reason: i.reason || undefined,
+        convertedTo: i.convertedTo || undefined,
+        subject: i.subject || undefined,
+      });
       const key = image.destination ?? image.source;
       const seen = byDestination.get(key);
       if (seen) {

@@ -2,6 +2,7 @@ import type { ManifestRecord } from '../image/reader.js';
 import { isSchema1 } from '../image/media-types.js';
 import { tagRef, type Fault, type SourceInventory, type TagEntry } from '../inventory/types.js';
 import { cachedMapper, type NameMapping } from './map-names.js';
+import { flat } from '../util/strings.js';
 
 /** Version of the plan value (printed by --dry-run --output json and kept by later runs). */
 export const PLAN_VERSION = 1;
@@ -80,7 +81,7 @@ export interface DestinationState {
   /** Source digest → the digest its conversion has (schema1 → schema2), which counts as the same image. */
   readonly converted?: ReadonlyMap<string, string>;
   /** Blob digest → a destination repository known to hold it (earlier batches, images already there). */
-  readonly holders?: ReadonlyMap<string, string>;
+  readonly holders?: Pick<ReadonlyMap<string, string>, 'get'>;
   /** What to do with schema1 images (`--schema1`, default keep). */
   readonly schema1?: Schema1Mode;
 }
@@ -90,6 +91,8 @@ export type Schema1Mode = 'keep' | 'convert' | 'skip';
 
 export interface Candidate {
   readonly entry: TagEntry;
+  /** `repo:tag` in the source: one flat string, kept by the run (taken names, tags seen, reports). */
+  readonly source: string;
   readonly repository: string;
   readonly project: string;
 }
@@ -108,7 +111,8 @@ export function selectCandidates(inventory: SourceInventory, mapping: NameMappin
   const rejected: RejectedImage[] = [];
   const map = cachedMapper(mapping);
   for (const entry of inventory.tags) {
-    const source = tagRef(entry);
+    // Kept for the whole run: a flat string (util/strings.ts), shared by everything that keeps the name.
+    const source = flat(tagRef(entry));
     const mapped = map(entry.repository);
     if (entry.faults.length > 0 || !entry.digest) {
       const first = entry.faults[0];
@@ -134,8 +138,8 @@ export function selectCandidates(inventory: SourceInventory, mapping: NameMappin
       rejected.push({ source, repository: mapped.repository, digest: entry.digest, reason: `${fault.kind}: ${fault.message}`, faults: [fault] });
       continue;
     }
-    claimed.set(destination, source);
-    accepted.push({ entry, repository: mapped.repository, project: mapped.project });
+    claimed.set(destination === source ? source : flat(destination), source);
+    accepted.push({ entry, source, repository: mapped.repository, project: mapped.project });
   }
   return { accepted, rejected };
 }
@@ -166,9 +170,9 @@ export function planMigration(candidates: Candidates, manifests: ReadonlyMap<str
   const blobRepos = new Map<string, { size: number; repos: string[] }>();
 
   const schema1 = state.schema1 ?? 'keep';
-  for (const { entry, repository, project } of candidates.accepted) {
+  for (const { entry, source, repository, project } of candidates.accepted) {
     const image: PlannedImage = {
-      source: tagRef(entry),
+      source,
       sourceRepository: entry.repository,
       tag: entry.tag,
       repository,

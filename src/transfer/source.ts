@@ -31,12 +31,15 @@ export function nameMapping(selection: SourceSelection, destination: Destination
   return { rules: selection.maps, defaultProject: selection.defaultProject, harbor: destination.harbor !== undefined };
 }
 
+/** `repo:tag` → the digest the destination is known to hold (a view of the sync journal). */
+export type TrustedDigests = Pick<ReadonlyMap<string, string>, 'get'>;
+
 /** Scan and map: the source side of every command that talks to a destination, whole. */
 export async function readSource(
   selection: SourceSelection,
   mapping: NameMapping,
   concurrency: number,
-  trusted?: ReadonlyMap<string, string>,
+  trusted?: TrustedDigests,
   signal?: AbortSignal,
 ): Promise<{ layout: StorageLayout; inventory: SourceInventory; candidates: Candidates }> {
   const layout = await locateStorage(selection.root);
@@ -66,7 +69,7 @@ export interface SourceBatches {
 export async function readSourceBatches(
   selection: SourceSelection,
   mapping: NameMapping,
-  options: { concurrency: number; batchTags: number; trusted?: ReadonlyMap<string, string>; signal?: AbortSignal },
+  options: { concurrency: number; batchTags: number; trusted?: TrustedDigests; signal?: AbortSignal },
 ): Promise<SourceBatches> {
   const layout = await locateStorage(selection.root);
   const scan = scanOptions(selection, mapping, options.concurrency, options.trusted, options.signal);
@@ -91,7 +94,7 @@ export async function readSourceBatches(
   };
 }
 
-function scanOptions(selection: SourceSelection, mapping: NameMapping, concurrency: number, trusted?: ReadonlyMap<string, string>, signal?: AbortSignal): ScanOptions {
+function scanOptions(selection: SourceSelection, mapping: NameMapping, concurrency: number, trusted?: TrustedDigests, signal?: AbortSignal): ScanOptions {
   const map = cachedMapper(mapping);
   const trust = trusted
     ? (repository: string, tag: string, digest: string): boolean => {

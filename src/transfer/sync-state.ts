@@ -1,11 +1,11 @@
-import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../util/files.js';
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
+import { JsonMembersError, readJsonMembers } from '../util/json-members.js';
 
 export const SYNC_STATE_VERSION = 1;
 
-const StateEntry = z.looseObject({
+const StateEntryFile = z.looseObject({
   source: z.string(),
   digest: z.string(),
   /** Set when the destination holds a conversion of the source image (schema1 → schema2). */
@@ -13,9 +13,21 @@ const StateEntry = z.looseObject({
   verifiedAt: z.string(),
   goneFromSourceAt: z.string().nullable().optional(),
 });
-export type StateEntry = z.infer<typeof StateEntry>;
 
-/** The journal's head; its entries are checked one by one (a 200,000-entry record parsed by zod is copied whole). */
+/** What was verified at one destination tag; one shape for all (a journal holds one per tag, 200,000 at scale). */
+export interface StateEntry {
+  readonly source: string;
+  readonly digest: string;
+  /** Set when the destination holds a conversion of the source image (schema1 → schema2). */
+  readonly destinationDigest: string | null;
+  readonly verifiedAt: string;
+  goneFromSourceAt: string | null;
+  /** Fields a newer regmigrate wrote that this one does not know: kept, and written back. */
+  readonly more: Readonly<Record<string, unknown>> | undefined;
+}
+
+const KNOWN_FIELDS = new Set(['source', 'digest', 'destinationDigest', 'verifiedAt', 'goneFromSourceAt']);
+
 const SyncStateHead = z.looseObject({
   schemaVersion: z.literal(SYNC_STATE_VERSION),
   kind: z.literal('regmigrate.sync-state'),
@@ -25,40 +37,70 @@ const SyncStateHead = z.looseObject({
 });
 export type SyncState = Omit<z.infer<typeof SyncStateHead>, 'tags'> & {
   /** destination `repo:tag` → what was verified there. */
-  tags: Record<string, StateEntry>;
+  tags: Map<string, StateEntry>;
 };
 
 export function emptyState(destination: string): SyncState {
-  return { schemaVersion: SYNC_STATE_VERSION, kind: 'regmigrate.sync-state', destination, updatedAt: new Date(0).toISOString(), tags: {} };
+  return { schemaVersion: SYNC_STATE_VERSION, kind: 'regmigrate.sync-state', destination, updatedAt: new Date(0).toISOString(), tags: new Map() };
 }
 
-/** The journal of the last syncs; a missing file is an empty journal, a broken one a clear error. */
+/**
+ * The journal of the last syncs; a missing file is an empty journal, a broken one a clear error. Read an entry at a
+ * time (util/json-members.ts) into entries of one shape: a tag's source is the tag's own name string when they are
+ * equal, and the timestamps of one run are one string.
+ */
 export function loadState(file: string, destination: string): SyncState {
-  let text: string;
+  const bad = (why: string): UsageError => new UsageError(`--state ${file}: not a regmigrate sync journal (${why})`);
+  const head: Record<string, unknown> = {};
+  const tags = new Map<string, StateEntry>();
+  const times = new Map<string, string>();
+  const once = (t: string): string => times.get(t) ?? (times.set(t, t), t);
   try {
-    text = readFileSync(file, 'utf8');
+    for (const [where, key, value] of readJsonMembers(file, 'tags')) {
+      if (where === 'top') {
+        head[key] = value;
+        continue;
+      }
+      const checked = StateEntryFile.safeParse(value);
+      if (!checked.success) throw bad(`${key}: ${checked.error.issues[0]?.message ?? 'invalid'}`);
+      const e = value as z.infer<typeof StateEntryFile>;
+      let more: Record<string, unknown> | undefined;
+      for (const field of Object.keys(e)) if (!KNOWN_FIELDS.has(field)) (more ??= {})[field] = e[field];
+      tags.set(key, {
+        source: e.source === key ? key : e.source,
+        digest: e.digest,
+        destinationDigest: e.destinationDigest ?? null,
+        verifiedAt: once(e.verifiedAt),
+        goneFromSourceAt: e.goneFromSourceAt ? once(e.goneFromSourceAt) : null,
+        more,
+      });
+    }
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return emptyState(destination);
-    throw new UsageError(`--state ${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    if (err instanceof UsageError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return emptyState(destination);
+    if (err instanceof JsonMembersError) throw new UsageError(`--state ${file}: ${err.message}`, 'remove it to start a fresh journal (the next sync asks the destination)');
+    throw new UsageError(`--state ${file}: cannot be read (${code ?? 'error'})`);
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new UsageError(`--state ${file}: not valid JSON`, 'remove it to start a fresh journal (the next sync asks the destination)');
-  }
-  const parsed = SyncStateHead.safeParse(json);
-  if (!parsed.success) throw new UsageError(`--state ${file}: not a regmigrate sync journal (${parsed.error.issues[0]?.message ?? 'invalid'})`);
+  const parsed = SyncStateHead.safeParse(head);
+  if (!parsed.success) throw bad(parsed.error.issues[0]?.message ?? 'invalid');
   if (parsed.data.destination !== destination) {
     throw new UsageError(`--state ${file} is the journal of ${parsed.data.destination}, not of ${destination}`, 'use one state file per destination');
   }
-  // The entries of the parsed JSON itself are kept (zod's result is a copy, dropped at once): checked one by one.
-  const tags = (json as { tags: Record<string, unknown> }).tags;
-  for (const [ref, entry] of Object.entries(tags)) {
-    const checked = StateEntry.safeParse(entry);
-    if (!checked.success) throw new UsageError(`--state ${file}: not a regmigrate sync journal (${ref}: ${checked.error.issues[0]?.message ?? 'invalid'})`);
-  }
-  return { ...parsed.data, tags: tags as Record<string, StateEntry> };
+  return { ...parsed.data, tags };
+}
+
+/** The digest the journal says the destination holds at `ref`, unless the source lost the tag since. */
+export function trustedDigest(state: SyncState, ref: string): string | undefined {
+  const entry = state.tags.get(ref);
+  return entry && !entry.goneFromSourceAt ? entry.digest : undefined;
+}
+
+/** Source digest → destination digest of the images converted earlier (schema1 → schema2). */
+export function convertedImages(state: SyncState): Map<string, string> {
+  const converted = new Map<string, string>();
+  for (const e of state.tags.values()) if (e.destinationDigest) converted.set(e.digest, e.destinationDigest);
+  return converted;
 }
 
 /**
@@ -70,12 +112,12 @@ export function saveState(file: string, state: SyncState): void {
   writeFileAtomic(file, journalPieces(head, tags), '--state');
 }
 
-function* journalPieces(head: Omit<SyncState, 'tags'>, tags: Record<string, StateEntry>): Generator<string> {
+function* journalPieces(head: Omit<SyncState, 'tags'>, tags: ReadonlyMap<string, StateEntry>): Generator<string> {
   const headText = JSON.stringify(head, null, 1);
   yield headText.slice(0, -2) + ',\n "tags": {';
   let first = true;
-  for (const [ref, entry] of Object.entries(tags)) {
-    const body = JSON.stringify(entry, null, 1).replace(/\n/g, '\n  ');
+  for (const [ref, { more, ...entry }] of tags) {
+    const body = JSON.stringify({ ...entry, ...more }, null, 1).replace(/\n/g, '\n  ');
     yield `${first ? '' : ','}\n  ${JSON.stringify(ref)}: ${body}`;
     first = false;
   }

@@ -5,7 +5,7 @@ import { canDelete } from '../harbor/access.js';
 import { readIncomplete, splitRef, tagRef } from '../inventory/types.js';
 import { inShard } from '../plan/shard.js';
 import { nameSelected } from '../inventory/select.js';
-import { loadState, saveState, type SyncState } from './sync-state.js';
+import { convertedImages, loadState, saveState, trustedDigest, type StateEntry, type SyncState } from './sync-state.js';
 import { makeRepositoryFilter } from '../util/glob.js';
 import type { Destination } from './destination.js';
 import { pushStorage, type PushOptions, type PushResult } from './push.js';
@@ -62,9 +62,10 @@ export interface SyncResult {
 export async function syncStorage(destination: Destination, options: SyncOptions): Promise<SyncResult> {
   const host = destination.endpoint.host;
   const state: SyncState | undefined = options.statePath ? loadState(options.statePath, host) : undefined;
-  const trusted = options.trustState && state ? new Map(Object.entries(state.tags).filter(([, e]) => !e.goneFromSourceAt).map(([ref, e]) => [ref, e.digest])) : undefined;
-  const converted = state ? new Map(Object.values(state.tags).filter((e) => e.destinationDigest).map((e) => [e.digest, e.destinationDigest!])) : undefined;
-  const knownRepositories = state ? new Set(Object.keys(state.tags).map((ref) => splitRef(ref).repository)) : undefined;
+  // Views of the journal, not copies of it: a tag's digest when it is not gone, and converted images.
+  const trusted = options.trustState && state ? { get: (ref: string) => trustedDigest(state, ref) } : undefined;
+  const converted = state ? convertedImages(state) : undefined;
+  const knownRepositories = state ? new Set([...state.tags.keys()].map((ref) => splitRef(ref).repository)) : undefined;
   const push = await pushStorage(destination, {
     ...options,
     dryRun: false,
@@ -81,14 +82,21 @@ export async function syncStorage(destination: Destination, options: SyncOptions
     if (!report.destination || !report.digest) continue;
     present.add(report.destination);
     if (report.status === 'verified' || report.status === 'skipped-existing') {
-      const previous = state.tags[report.destination];
-      state.tags[report.destination] = {
+      const previous = state.tags.get(report.destination);
+      const destinationDigest = report.convertedTo ?? (report.status === 'skipped-existing' ? (previous?.destinationDigest ?? null) : null);
+      // Unchanged: the entry stays as it is (a no-op sync of 200,000 tags makes no new ones).
+      if (report.status === 'skipped-existing' && previous && previous.source === report.source && previous.digest === report.digest && previous.destinationDigest === destinationDigest) {
+        previous.goneFromSourceAt = null;
+        continue;
+      }
+      state.tags.set(report.destination, {
         source: report.source,
         digest: report.digest,
-        destinationDigest: report.convertedTo ?? (report.status === 'skipped-existing' ? (previous?.destinationDigest ?? null) : null),
+        destinationDigest,
         verifiedAt: report.status === 'verified' ? now : (previous?.verifiedAt ?? now),
         goneFromSourceAt: null,
-      };
+        more: previous?.more,
+      });
     }
   }
   // An interrupted run may not have read everything: nothing is taken for gone after it.
@@ -101,8 +109,8 @@ export async function syncStorage(destination: Destination, options: SyncOptions
   const selected = makeRepositoryFilter(options);
   const shard = options.shard;
   const deleteRights = new Map<string, Promise<boolean | undefined>>();
-  const gone: Array<[string, SyncState['tags'][string]]> = [];
-  for (const [ref, entry] of Object.entries(state.tags)) {
+  const gone: Array<[string, StateEntry]> = [];
+  for (const [ref, entry] of state.tags) {
     const sourceRepository = splitRef(entry.source).repository;
     // Gone means: this run looked where the tag was, could read it all, and did not find it. Not selected, in
     // another shard, or under a directory that could not be read is "not looked at", never "gone".
@@ -125,7 +133,7 @@ export async function syncStorage(destination: Destination, options: SyncOptions
       // What the destination holds: the source digest, or its conversion.
       const deletion = await deleteGoneTag(destination, ref, entry.destinationDigest ?? entry.digest, entry.source, apply, deleteRights, push.source.root);
       deletions.push(deletion);
-      if (deletion.status === 'deleted' || deletion.status === 'kept') delete state.tags[ref];
+      if (deletion.status === 'deleted' || deletion.status === 'kept') state.tags.delete(ref);
     }
   }
   return { push, deletions, saveJournal: () => saveState(file, state) };
