@@ -38,7 +38,7 @@ export interface ImageReport {
 }
 
 /**
- * A tag's report, always of one shape and with its names flat: a run keeps one per tag (200,000 at the scale bench).
+ * A tag's report, always of one shape: a run keeps one per tag (200,000 at the scale bench).
  * Reports built by spreading took 2.3× the memory (each its own hidden class). The source name is the planner's flat
  * one; the destination name is the same string when equal, else flattened (util/strings.ts).
  */
@@ -263,11 +263,11 @@ export async function pushStorage(destination: Destination, options: PushOptions
       reports.push(imageReport({ source: r.source, destination: r.repository, digest: r.digest, status: 'failed', reason: r.reason }));
     }
     for (const c of denied) {
-      reports.push(imageReport({ source: tagRef(c.entry), destination: `${c.repository}:${c.entry.tag}`, digest: c.entry.digest, size: c.entry.size ?? 0, status: 'failed', reason: `permission: ${refused.get(c.project)!}` }));
+      reports.push(imageReport({ source: c.source, destination: `${c.repository}:${c.entry.tag}`, digest: c.entry.digest, size: c.entry.size ?? 0, status: 'failed', reason: `permission: ${refused.get(c.project)!}` }));
     }
     // A signal before this batch started: nothing more is created, asked or sent, and its images say so.
     if (signal?.aborted) {
-      for (const c of allowed) reports.push(imageReport({ source: tagRef(c.entry), destination: `${c.repository}:${c.entry.tag}`, digest: c.entry.digest, mediaType: c.entry.mediaType, size: c.entry.size, status: 'failed', reason: 'interrupted' }));
+      for (const c of allowed) reports.push(imageReport({ source: c.source, destination: `${c.repository}:${c.entry.tag}`, digest: c.entry.digest, mediaType: c.entry.mediaType, size: c.entry.size, status: 'failed', reason: 'interrupted' }));
       return;
     }
     const planned = planMigration({ accepted: allowed, rejected: [] }, inventory.manifests, {
