@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { addImage, makeLayer, StorageBuilder } from '../fixtures/builder.js';
-import { buildDemoStorage } from '../fixtures/trees.js';
+import { addCollidingBusybox, buildDemoStorage } from '../fixtures/trees.js';
 import { runCli } from './helpers/cli.js';
 import { startProxy } from './helpers/proxy.js';
 import { startRegistry } from './helpers/registry.js';
@@ -114,9 +114,7 @@ describe('a registry a batch of repositories at a time (flat memory)', () => {
   it('a name taken in one batch is a collision in a later one; sync takes nothing for gone across batches', async () => {
     const registry = await startRegistry();
     const tree = demo();
-    const b = new StorageBuilder(tree.root);
-    const other = addImage(b, 'library/busybox', { format: 'docker', layers: [makeLayer('bin/busybox', 'another busybox\n')], label: 'library-busybox' });
-    b.tag('library/busybox', '1.36', other.digest);
+    addCollidingBusybox(tree.root);
     const state = path.join(tempDir(), 'state.json');
     const first = await runCli(['sync', tree.root, '--to', registry.host, '--state', state, '--delete-extra'], { env: ONE_TAG_BATCHES });
     expect(first.stdout).toMatch(/^failed library\/busybox:1\.36 -> library\/busybox: name-collision: library\/busybox:1\.36 and busybox:1\.36 both map/m);

@@ -7,8 +7,7 @@ import { execa, execaSync } from 'execa';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { addImage, makeLayer, StorageBuilder } from '../fixtures/builder.js';
-import { buildDemoStorage, type BuiltTree } from '../fixtures/trees.js';
+import { addCollidingBusybox, buildDemoStorage, type BuiltTree } from '../fixtures/trees.js';
 import { BIN, PROJECT, runCli } from './helpers/cli.js';
 import { splitRef } from '../src/inventory/types.js';
 import { startHarborDouble } from './helpers/harbor-double.js';
@@ -227,9 +226,7 @@ describe('two sources, one destination', () => {
   it('busybox and library/busybox: the second is a name-collision fault naming both, in push, diff, sync and export', async () => {
     const registry = await startRegistry();
     const tree = demo();
-    const b = new StorageBuilder(tree.root);
-    const other = addImage(b, 'library/busybox', { format: 'docker', layers: [makeLayer('bin/busybox', 'another busybox\n')], label: 'library-busybox' });
-    b.tag('library/busybox', '1.36', other.digest);
+    addCollidingBusybox(tree.root);
     const push = await runCli(['push', tree.root, '--to', registry.host, '--output', 'json']);
     expect(push.exitCode).toBe(1);
     const doc = JSON.parse(push.stdout) as { images: Array<{ source: string; status: string; reason: string | null }> };
