@@ -1,0 +1,57 @@
+import { execa } from 'execa';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import semver from 'semver';
+import { describe, expect, it } from 'vitest';
+import { DEMO_STORAGE, PROJECT } from './helpers/cli.js';
+import { servedDigest } from './helpers/observe.js';
+import { startRegistry } from './helpers/registry.js';
+import { tempDir } from './helpers/tmp.js';
+
+interface LockEntry {
+  readonly version?: string;
+  readonly optional?: boolean;
+  readonly engines?: { node?: string } | string[];
+}
+
+const manifest = JSON.parse(readFileSync(path.join(PROJECT, 'package.json'), 'utf8')) as { version: string; engines: { node: string } };
+
+describe('installing regmigrate', () => {
+  it('every locked package (tests and tools included) runs on the oldest Node the package and README state', () => {
+    const oldest = semver.minVersion(manifest.engines.node)!.version;
+    const lock = JSON.parse(readFileSync(path.join(PROJECT, 'package-lock.json'), 'utf8')) as { packages: Record<string, LockEntry> };
+    const refusing: string[] = [];
+    for (const [where, entry] of Object.entries(lock.packages)) {
+      // Platform binaries for other systems are optional and never installed here.
+      if (!where || entry.optional || Array.isArray(entry.engines) || !entry.engines?.node) continue;
+      if (!semver.satisfies(oldest, entry.engines.node)) refusing.push(`${where}@${entry.version}: node ${entry.engines.node}`);
+    }
+    expect(refusing).toEqual([]);
+    const major = semver.major(oldest), minor = semver.minor(oldest);
+    expect(readFileSync(path.join(PROJECT, 'README.md'), 'utf8')).toContain(`Node ${major}.${minor}+`);
+  });
+
+  it('npm pack + npm install -g gives a working regmigrate command with only the program in it', async () => {
+    const work = tempDir('regmigrate-install-');
+    const packed = await execa('npm', ['pack', '--pack-destination', work, '--json'], { cwd: PROJECT });
+    const [info] = JSON.parse(packed.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
+    const files = info!.files.map((f) => f.path);
+    expect(files).toContain('bin/regmigrate');
+    expect(files).toContain('dist/src/cli/main.js');
+    expect(files.filter((f) => /^(test|bench|fixtures|scripts|src)\/|^dist\/(test|bench|fixtures|scripts)\//.test(f))).toEqual([]);
+
+    const prefix = path.join(work, 'prefix');
+    await execa('npm', ['install', '-g', '--prefix', prefix, '--no-audit', '--no-fund', '--prefer-offline', path.join(work, info!.filename)], { cwd: work });
+    const installed = path.join(prefix, 'bin', 'regmigrate');
+
+    const version = await execa(installed, ['--version'], { cwd: work });
+    expect(version.stdout.trim()).toBe(manifest.version);
+
+    // The installed command does the main job on its own, far from the checkout.
+    const registry = await startRegistry();
+    const push = await execa(installed, ['push', DEMO_STORAGE, '--to', registry.host], { cwd: work, reject: false, env: { REGMIGRATE_NO_PROGRESS: '1' } });
+    expect(push.exitCode, push.stderr).toBe(0);
+    expect(push.stdout).toContain('library/busybox:1.36');
+    expect(await servedDigest(registry.host, 'library/busybox:1.36')).toMatch(/^sha256:[0-9a-f]{64}$/);
+  });
+});
