@@ -1,8 +1,9 @@
 import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildFaultyStorage, type BuiltTree } from '../fixtures/trees.js';
 import { SCAN_CSV_HEADER } from '../src/inventory/render.js';
-import { DEMO_STORAGE, runCli } from './helpers/cli.js';
+import { DEMO_STORAGE, PROJECT, runCli } from './helpers/cli.js';
 import { tempDir } from './helpers/tmp.js';
 
 interface ScanJson {
@@ -89,6 +90,8 @@ describe('regmigrate scan (built CLI)', () => {
     expect(rows).toHaveLength(faulty.tags.length + 1);
     expect(rows.find((r) => r.startsWith('broken/layer,v1,'))).toContain('missing-blob');
     expect(rows.find((r) => r.startsWith('busybox,1.36,'))).toMatch(/,ok,,\d{4}-\d\d-\d\dT[\d:.]+Z$/);
+    // The README's column list is the header users script against.
+    expect(readFileSync(path.join(PROJECT, 'README.md'), 'utf8')).toContain(`one row per tag: \`${SCAN_CSV_HEADER.join(',')}\``);
   });
 
   it('lists faults in the table with repository, tag and digest on one line each', async () => {

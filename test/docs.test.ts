@@ -1,0 +1,26 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { PROJECT } from './helpers/cli.js';
+
+/** Every text file under `dir` with one of `endings`, as [relative path, text]. */
+function textFiles(dir: string, endings: readonly string[]): Array<[string, string]> {
+  const found: Array<[string, string]> = [];
+  for (const entry of readdirSync(path.join(PROJECT, dir), { withFileTypes: true, recursive: true })) {
+    if (!entry.isFile() || !endings.some((e) => entry.name.endsWith(e))) continue;
+    const full = path.join(entry.parentPath, entry.name);
+    found.push([path.relative(PROJECT, full), readFileSync(full, 'utf8')]);
+  }
+  return found;
+}
+
+describe('the documentation', () => {
+  it('README and the program speak to users: no development history (issue numbers, sessions, targets met or missed)', () => {
+    const history = /\b[Ii]ssue \d+|\bthis session|\b(first|second|third) session|\btarget ≤|\btarget <|: (met|missed)\b/;
+    const offending = [['README.md', readFileSync(path.join(PROJECT, 'README.md'), 'utf8')] as [string, string], ...textFiles('bin', ['']), ...textFiles('src', ['.ts'])]
+      .flatMap(([file, text]) => text.split('\n').map((line, i) => [file, i + 1, line] as const))
+      .filter(([, , line]) => history.test(line))
+      .map(([file, n, line]) => `${file}:${n}: ${line.trim()}`);
+    expect(offending).toEqual([]);
+  });
+});
