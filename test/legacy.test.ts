@@ -1,5 +1,6 @@
 import { execa } from 'execa';
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { scanStorage } from '../src/inventory/scan.js';
@@ -11,10 +12,11 @@ import { startProxy } from './helpers/proxy.js';
 import { startRegistry } from './helpers/registry.js';
 import { tempDir } from './helpers/tmp.js';
 import { servedDigest } from './helpers/observe.js';
+import { DOCKER_MANIFEST, SCHEMA1_SIGNED } from '../src/image/media-types.js';
 
 interface Report {
   images: Array<{ source: string; destination: string; digest: string; status: string; reason: string | null; convertedTo: string | null; subject: string | null }>;
-  summary: { verified: number; failed: number };
+  summary: { verified: number; skipped: number; failed: number; blobsUploaded: number; blobsMounted: number; manifestsPut: number };
 }
 
 
@@ -146,6 +148,12 @@ describe('what an old registry holds', () => {
     const report = JSON.parse(readFileSync(file, 'utf8')) as Report;
     for (const [ref, digest] of Object.entries(tree.schema1)) expect(row(report, ref)).toMatchObject({ status: 'verified', digest, convertedTo: null });
     expect([...harbor.projects.keys()].sort()).toEqual(['legacy', 'signed', 'win']);
+    // Harbor's registry keeps schema1, tagged through its API at the payload digest: a second push finds it there.
+    const again = await runCli(['push', tree.root, '--to', harbor.host, '--report', file, '--username', 'admin', '--password-stdin'], { input: 'Legacy-1\n' });
+    expect(again.exitCode, again.stdout + again.stderr).toBe(0);
+    const second = JSON.parse(readFileSync(file, 'utf8')) as Report;
+    for (const [ref, digest] of Object.entries(tree.schema1)) expect(row(second, ref)).toMatchObject({ status: 'skipped-existing', digest, convertedTo: null });
+    expect(second.summary).toMatchObject({ verified: 0, failed: 0, blobsUploaded: 0, blobsMounted: 0, manifestsPut: 0 });
   });
 });
 
@@ -165,6 +173,62 @@ describe('converted schema1 images stay in sync', () => {
     expect(doc.tags.find((t) => t.destination === 'legacy/alpine:2016')!.status).toBe('same');
     const withoutJournal = JSON.parse((await runCli(['diff', tree.root, '--to', registry.host, '--output', 'json'])).stdout) as typeof doc;
     expect(withoutJournal.tags.find((t) => t.destination === 'legacy/alpine:2016')!.status).toBe('changed');
+  });
+});
+
+describe('a second push of converted schema1 images, without a journal', () => {
+  it('converts at once where schema1 is refused, then recognises its conversions: nothing uploaded, mounted or put', async () => {
+    const tree = await buildLegacyTree();
+    const registry = await startRegistry({ allowManifestUrls: true });
+    const proxy = await startProxy(registry.host);
+    const first = await push(tree.root, proxy.host);
+    expect(first.exitCode, JSON.stringify(first.report.images.filter((i) => i.status === 'failed'))).toBe(0);
+    // The registry's refusal of schema1 is known from its answer: one schema1 PUT per image, no retries.
+    const schema1Puts = proxy.log.filter((r) => r.method === 'PUT' && r.headers['content-type'] === SCHEMA1_SIGNED);
+    expect(schema1Puts.map((r) => r.status)).toEqual(Object.keys(tree.schema1).map(() => 500));
+    const convertedTo = new Map(Object.keys(tree.schema1).map((ref) => [ref, row(first.report, ref).convertedTo]));
+    for (const to of convertedTo.values()) expect(to).toMatch(/^sha256:[0-9a-f]{64}$/);
+
+    // No layer is decompressed to recognise a conversion: the layers' bytes, zeroed (same sizes), are never read.
+    const blob = (digest: string) => path.join(tree.root, 'docker/registry/v2/blobs/sha256', digest.slice(7, 9), digest.slice(7), 'data');
+    for (const digest of Object.values(tree.schema1)) {
+      const { fsLayers } = JSON.parse(readFileSync(blob(digest), 'utf8')) as { fsLayers: Array<{ blobSum: string }> };
+      for (const { blobSum } of fsLayers) writeFileSync(blob(blobSum), Buffer.alloc(statSync(blob(blobSum)).size));
+    }
+    proxy.reset();
+    const second = await push(tree.root, proxy.host);
+    expect(second.exitCode).toBe(0);
+    for (const [ref, to] of convertedTo) {
+      expect(row(second.report, ref)).toMatchObject({ status: 'skipped-existing', digest: tree.schema1[ref], convertedTo: to });
+      expect(await servedDigest(registry.host, ref)).toBe(to);
+    }
+    expect(second.report.summary).toMatchObject({ verified: 0, skipped: second.report.images.length, failed: 0, blobsUploaded: 0, blobsMounted: 0, manifestsPut: 0 });
+    // Only reads reached the destination.
+    expect(proxy.log.filter((r) => r.method !== 'GET' && r.method !== 'HEAD')).toEqual([]);
+  });
+
+  it('a manifest at the tag that is not the conversion is not taken for it: the image is converted and put again', async () => {
+    const tree = await buildLegacyTree();
+    const registry = await startRegistry({ allowManifestUrls: true });
+    const first = await push(tree.root, registry.host);
+    const ref = 'legacy/alpine:2016';
+    const to = row(first.report, ref).convertedTo!;
+    // Another image under the same layers: the converted manifest with a config whose history differs.
+    const manifest = JSON.parse((await (await fetch(`${registry.url}/v2/legacy/alpine/manifests/${to}`, { headers: { accept: DOCKER_MANIFEST } })).text())) as { config: { digest: string; size: number } };
+    const config = JSON.parse(await (await fetch(`${registry.url}/v2/legacy/alpine/blobs/${manifest.config.digest}`)).text()) as { history: unknown[] };
+    const other = Buffer.from(JSON.stringify({ ...config, history: [] }));
+    const otherDigest = `sha256:${createHash('sha256').update(other).digest('hex')}`;
+    const session = await fetch(`${registry.url}/v2/legacy/alpine/blobs/uploads/`, { method: 'POST' });
+    const location = new URL(session.headers.get('location')!, registry.url);
+    location.searchParams.set('digest', otherDigest);
+    expect((await fetch(location, { method: 'PUT', body: other, headers: { 'content-type': 'application/octet-stream' } })).status).toBe(201);
+    const otherManifest = JSON.stringify({ ...manifest, config: { ...manifest.config, digest: otherDigest, size: other.length } });
+    expect((await fetch(`${registry.url}/v2/legacy/alpine/manifests/2016`, { method: 'PUT', body: otherManifest, headers: { 'content-type': DOCKER_MANIFEST } })).status).toBe(201);
+
+    const second = await push(tree.root, registry.host, ['--include', 'legacy/alpine']);
+    expect(row(second.report, ref)).toMatchObject({ status: 'verified', convertedTo: to });
+    expect(second.report.summary.manifestsPut).toBe(1);
+    expect(await servedDigest(registry.host, ref)).toBe(to);
   });
 });
 

@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient } from '../src/registry/client.js';
 import { parseEndpoint } from '../src/registry/endpoint.js';
 import { RegistryError } from '../src/registry/errors.js';
+import { makeSigningKey, signSchema1 } from '../src/image/schema1.js';
+import { DOCKER_MANIFEST, SCHEMA1_SIGNED } from '../src/image/media-types.js';
 import { startProxy, type ScriptedProxy } from './helpers/proxy.js';
 import { startRegistry, type RunningRegistry } from './helpers/registry.js';
 import { tempDir } from './helpers/tmp.js';
@@ -155,6 +157,30 @@ describe('RegistryClient against a scripted proxy in front of a real docker-regi
     const err = (await client.putManifest('perm/x', 'v1', Buffer.from('{}'), 'application/vnd.oci.image.manifest.v1+json').catch((e: unknown) => e)) as RegistryError;
     expect(err.registryCode).toBe('MANIFEST_INVALID');
     expect(proxy.log).toHaveLength(1);
+  });
+
+  // A signed schema1 manifest; the registry of this file runs without schema1 support, as distribution 2.8 does
+  // unless `compatibility.schema1` is on.
+  const schema1 = signSchema1(
+    Buffer.from(JSON.stringify({ schemaVersion: 1, name: 'old/app', tag: 'v1', architecture: 'amd64', fsLayers: [{ blobSum: `sha256:${'a'.repeat(64)}` }], history: [{ v1Compatibility: '{"id":"a"}' }] }, null, 3)),
+    makeSigningKey(),
+  );
+  const storageFailure = JSON.stringify({ errors: [{ code: 'UNKNOWN', message: 'unknown error', detail: { DriverName: 's3aws', Enclosed: {} } }] });
+  const refusalShape = JSON.stringify({ errors: [{ code: 'UNKNOWN', message: 'unknown error', detail: {} }] });
+  it.each([
+    ['the registry refusing schema1', SCHEMA1_SIGNED, undefined, 1, 'permanent'],
+    ['a storage failure (its detail names the driver) to a schema1 PUT', SCHEMA1_SIGNED, storageFailure, FAST_RETRY.attempts, 'transient'],
+    ['a proxy in between, to a schema1 PUT', SCHEMA1_SIGNED, 'oops', FAST_RETRY.attempts, 'transient'],
+    ['the refusal\'s shape, to a manifest that is not schema1', DOCKER_MANIFEST, refusalShape, FAST_RETRY.attempts, 'transient'],
+  ] as const)('a manifest PUT answered 500 by %s: retried only when the answer may change', async (_label, mediaType, body, puts, failure) => {
+    fresh();
+    if (body !== undefined) proxy.script = (req) => (req.method === 'PUT' ? { kind: 'respond', status: 500, body } : { kind: 'forward' });
+    const err = (await client.putManifest('old/app', 'v1', schema1, mediaType).catch((e: unknown) => e)) as RegistryError;
+    expect(err).toBeInstanceOf(RegistryError);
+    expect(err.status).toBe(500);
+    expect(err.failure).toBe(failure);
+    expect(proxy.log.filter((r) => r.method === 'PUT')).toHaveLength(puts);
+    if (failure === 'permanent') expect(err.message).toBe('PUT /v2/old/app/manifests/v1: 500 UNKNOWN: unknown error: manifest schema v1 unsupported (a registry without schema1 support)');
   });
 
   it('falls back to an upload when a mount is refused', async () => {

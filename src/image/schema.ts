@@ -53,3 +53,9 @@ export const IndexManifest = z.looseObject({
   subject: Descriptor.optional(),
 });
 export type IndexManifest = z.infer<typeof IndexManifest>;
+
+/** An image config, for its diff IDs (a schema1 conversion made earlier is recognised by them). */
+export const ImageConfig = z.looseObject({
+  rootfs: z.looseObject({ diff_ids: z.array(z.string()) }),
+});
+export type ImageConfig = z.infer<typeof ImageConfig>;

@@ -124,15 +124,26 @@ export async function diffIdOf(source: { file: string; start: number; size: numb
  * `v1Compatibility` plus `history` and `rootfs`. Deterministic: the same source always gives the same digest.
  */
 export async function convertSchema1(payload: Buffer, layerFile: (digest: string) => { file: string; start: number; size: number }): Promise<ConvertedImage> {
+  return buildSchema2(payload, { size: (digest) => layerFile(digest).size, diffId: (digest) => diffIdOf(layerFile(digest)) });
+}
+
+/** What a conversion needs of each layer it keeps: its compressed size, and its diff ID (`index`: bottom-up, kept layers only). */
+export interface Schema1Layers {
+  size(digest: string): number;
+  diffId(digest: string, index: number): Promise<string>;
+}
+
+/** The conversion, with the layers' sizes and diff IDs from the caller (decompressed, or read back from a config). */
+export async function buildSchema2(payload: Buffer, layers: Schema1Layers): Promise<ConvertedImage> {
   const manifest = Schema1.parse(JSON.parse(payload.toString('utf8')));
   if (manifest.history.length !== manifest.fsLayers.length) throw new Error('schema1 history and fsLayers differ in length');
   const entries = manifest.history.map((h) => V1Compatibility.parse(JSON.parse(h.v1Compatibility))).reverse();
-  const layers = [...manifest.fsLayers].reverse();
+  const fsLayers = [...manifest.fsLayers].reverse();
   const descriptors: Array<{ mediaType: string; size: number; digest: string }> = [];
   const diffIds: string[] = [];
   const history: Array<Record<string, unknown>> = [];
   for (const [i, entry] of entries.entries()) {
-    const digest = layers[i]!.blobSum;
+    const digest = fsLayers[i]!.blobSum;
     const empty = entry.throwaway === true;
     const createdBy = entry.container_config?.Cmd?.join(' ');
     history.push({
@@ -143,9 +154,8 @@ export async function convertSchema1(payload: Buffer, layerFile: (digest: string
       ...(empty ? { empty_layer: true } : {}),
     });
     if (empty) continue;
-    const source = layerFile(digest);
-    descriptors.push({ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', size: source.size, digest });
-    diffIds.push(await diffIdOf(source));
+    descriptors.push({ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', size: layers.size(digest), digest });
+    diffIds.push(await layers.diffId(digest, diffIds.length));
   }
   const top = entries[entries.length - 1] ?? {};
   const { id: _id, parent: _parent, throwaway: _throwaway, Size: _size, parent_id: _parentId, layer_id: _layerId, ...rest } = top as Record<string, unknown>;

@@ -7,7 +7,7 @@ import { Authenticator, headerValue } from './auth.js';
 import type { Credentials } from './credentials.js';
 import type { Endpoint } from './endpoint.js';
 import { DEFAULT_RETRY, retryTransient, type RetryPolicy } from './retry.js';
-import { classifyNetworkError, classifyStatus, parseErrorBody, parseRetryAfter, RegistryError } from './errors.js';
+import { classifyNetworkError, classifyStatus, isSchema1Refusal, parseErrorBody, parseRetryAfter, RegistryError } from './errors.js';
 
 export type { RetryPolicy } from './retry.js';
 export { DEFAULT_RETRY } from './retry.js';
@@ -426,6 +426,8 @@ export class RegistryClient {
     if (code) parts.push(code);
     let line = parts.join(' ');
     if (message) line += `: ${message}`;
+    const schema1Refused = options.method === 'PUT' && isSchema1Refusal(status, options.headers?.['content-type'], text);
+    if (schema1Refused) line += ': manifest schema v1 unsupported (a registry without schema1 support)';
     if (requestId && status >= 500) line += ` (X-Request-Id ${requestId})`;
     return new RegistryError(line, {
       method: options.method,
@@ -434,7 +436,7 @@ export class RegistryClient {
       registryCode: code,
       // An upload session that vanished (several registry replicas behind a balancer, a restart) is worth a new
       // session: the upload restarts from the beginning.
-      failure: code === 'BLOB_UPLOAD_UNKNOWN' ? 'transient' : classifyStatus(status),
+      failure: code === 'BLOB_UPLOAD_UNKNOWN' ? 'transient' : schema1Refused ? 'permanent' : classifyStatus(status),
       requestId,
       retryAfterMs: parseRetryAfter(headerValue(headers['retry-after'])),
     });

@@ -1,9 +1,11 @@
 import { RegmigrateError } from '../errors.js';
+import { isSchema1 } from '../image/media-types.js';
 
 /**
  * How a failed request is handled (STYLE.md §4): `auth` (401, credentials or token refused), `denied` (403:
  * forbidden, quota, proxy-cache project), `absent` (404: normal for HEAD), `transient` (429, 5xx, resets,
- * timeouts: retried with backoff), `permanent` (everything else: reported, never retried).
+ * timeouts: retried with backoff), `permanent` (everything else, and the 500 of a registry that refuses schema1:
+ * reported, never retried).
  */
 export type FailureClass = 'auth' | 'denied' | 'absent' | 'transient' | 'permanent';
 
@@ -47,6 +49,32 @@ export function classifyStatus(status: number): FailureClass {
   if (status === 404) return 'absent';
   if (status === 408 || status === 425 || status === 429 || (status >= 500 && status <= 599)) return 'transient';
   return 'permanent';
+}
+
+/**
+ * distribution 2.8 without `compatibility.schema1` refuses every signed schema1 manifest and says why only in its
+ * log: its manifest store hands schema1 to registry/storage/v1unsupportedhandler.go, whose Put returns
+ * `distribution.ErrSchemaV1Unsupported` ("manifest schema v1 unsupported", an `errors.New` value), and
+ * registry/handlers/manifests.go (PutManifest) wraps that as `errcode.ErrorCodeUnknown.WithDetail(err)`. A Go error
+ * without exported fields encodes as `{}`, so the answer is always exactly
+ *   500 {"errors":[{"code":"UNKNOWN","message":"unknown error","detail":{}}]}
+ * Nothing touches the storage before that refusal, so the same PUT gets the same answer every time: permanent.
+ * Storage failures are told apart by their detail: the storage driver base (registry/storage/driver/base/base.go,
+ * setDriverName) wraps every driver error in a value naming the driver (`{"DriverName":"s3aws","Enclosed":…}`), and
+ * a failed blob check lists two errors. Harbor hands its registry's answer to a manifest PUT back as it is
+ * (src/server/registry/manifest.go, putManifest flushes the buffered response).
+ */
+export function isSchema1Refusal(status: number, contentType: string | undefined, text: string): boolean {
+  if (status !== 500 || !isSchema1(contentType?.split(';')[0]?.trim())) return false;
+  try {
+    const errors = (JSON.parse(text) as ErrorBody).errors;
+    if (!Array.isArray(errors) || errors.length !== 1) return false;
+    const [only] = errors;
+    const detail = only?.detail;
+    return only?.code === 'UNKNOWN' && typeof detail === 'object' && detail !== null && !Array.isArray(detail) && Object.keys(detail).length === 0;
+  } catch {
+    return false;
+  }
 }
 
 const TRANSIENT_NETWORK_CODES = new Set([

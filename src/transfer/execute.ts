@@ -171,8 +171,9 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
   /**
    * A signed schema1 manifest: by tag, or on Harbor by its payload digest and then tagged through the API. Returns
    * why the destination refused it, for a conversion: any 4xx (MANIFEST_INVALID, MANIFEST_UNVERIFIED, DIGEST_INVALID,
-   * …) or a 5xx still there after the usual retries (distribution 2.8 without schema1 support answers 500 UNKNOWN;
-   * "manifest schema v1 unsupported" is only in its log). Auth, quota and network failures are not refusals.
+   * …), the 500 UNKNOWN of distribution 2.8 without schema1 support (known at once, never retried:
+   * registry/errors.ts isSchema1Refusal), or another 5xx still there after the usual retries. Auth, quota and network
+   * failures are not refusals.
    */
   const putSchema1 = async (image: PlannedImage): Promise<'pushed' | string> => {
     try {

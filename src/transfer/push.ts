@@ -11,6 +11,7 @@ import { blobDataPath } from '../storage/layout.js';
 import { dataSource } from '../storage/source.js';
 import type { Destination } from './destination.js';
 import { executePlan, type ImageOutcome, type TransferEvent, type TransferStats } from './execute.js';
+import { recogniseConversions } from './converted.js';
 import { isSchema1 } from '../image/media-types.js';
 import { hashBytes } from '../image/reader.js';
 import { schema1Payload } from '../image/schema1.js';
@@ -190,6 +191,8 @@ export async function pushStorage(destination: Destination, options: PushOptions
   // Harbor projects, checked as batches first need them: created when missing (Harbor hands out tokens without
   // actions for a project that does not exist, PROTOCOL.md §4), then the push right, from what the token service
   // grants: an account that may not push to a project learns it by name and role, not image by image.
+  // Source digest → destination digest of schema1 images converted earlier: the journal's, and those recognised.
+  const converted = new Map(options.converted);
   const checked = new Set<string>();
   const existingProjects = new Set<string>();
   const projectsCreated: string[] = [];
@@ -244,6 +247,8 @@ export async function pushStorage(destination: Destination, options: PushOptions
       else if (projectExists(c.project)) toProbe.push(c);
     }
     if (!signal?.aborted) await probeTags(destination, toProbe, requests, tags, options.knownRepositories);
+    // A tag that holds our conversion of a schema1 image counts as there (without a journal to say so).
+    if (!signal?.aborted && !harbor) await recogniseConversions(destination.client, toProbe, inventory.manifests, tags, converted, requests);
     return { inventory, candidates, allowed, denied, tags };
   };
 
@@ -274,14 +279,17 @@ export async function pushStorage(destination: Destination, options: PushOptions
       projectExists,
       tags: prepared.tags,
       holders,
-      ...(options.converted ? { converted: options.converted } : {}),
+      converted,
       ...(options.schema1 ? { schema1: options.schema1 } : {}),
     });
     const plan: Plan = { ...planned, rejected: candidates.rejected };
     emit({ type: 'planned', plan, batch: index, batches: source.count });
     for (const image of plan.existing) {
-      reports.push(reportOf(image, 'skipped-existing'));
-      hold(image);
+      const there = prepared.tags.get(destinationRef(image));
+      const convertedTo = there !== undefined && there !== image.digest ? there : undefined;
+      reports.push(reportOf(image, 'skipped-existing', { convertedTo }));
+      // A conversion leaves the schema1 `throwaway` layers unreferenced (garbage collection takes them): no holder.
+      if (!convertedTo) hold(image);
     }
     for (const image of plan.skipped) reports.push(reportOf(image, 'skipped', { reason: 'schema1 image (--schema1 skip)' }));
     if (whole) {
