@@ -1,3 +1,5 @@
+import { setMaxListeners } from 'node:events';
+
 /**
  * How a run stops (SIGINT/SIGTERM, src/cli/signals.ts): first nothing new starts (`stop`), then, a grace period
  * later or at a second signal, what is still under way is cut (`abort`). Core code only sees the two signals.
@@ -28,6 +30,8 @@ export class Stopper {
 
   constructor(graceMs = STOP_GRACE_MS) {
     this.graceMs = graceMs;
+    // Every request and backoff wait under way listens on these: hundreds at once are normal, not a leak.
+    setMaxListeners(0, this.#stop.signal, this.#abort.signal);
   }
 
   get signals(): StopSignals {
