@@ -17,7 +17,8 @@ import { requireRoot } from './config.js';
 import { addDestinationOptions, buildDestinationOptions, normalizeDestination, type DestinationFlags, type NormalizedDestination } from './destination-options.js';
 import { batchTagsFromEnv, OptionProblems, parsePositiveInt } from './options.js';
 import { addSelectionOptions, normalizeSelection, type SelectionFlags } from './selection.js';
-import { withInterruption } from './signals.js';
+import { stopGraceFromEnv, withInterruption } from './signals.js';
+import { Stopper, type StopSignals } from '../util/stop.js';
 
 /** Flags shared by push and sync: where, how, and what to write. */
 export interface TransferFlags extends DestinationFlags, SelectionFlags {
@@ -126,7 +127,7 @@ export function normalizePush(root: string, flags: PushFlags): PushRequest {
 }
 
 /** The push engine's options from a transfer request. */
-export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Partial<Pick<PushOptions, 'onEvent' | 'signal' | 'dryRun'>>): PushOptions {
+export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Partial<Pick<PushOptions, 'onEvent' | 'signal' | 'abort' | 'dryRun'>>): PushOptions {
   return {
     root: request.root,
     include: request.include,
@@ -152,9 +153,9 @@ export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Pa
 }
 
 /** Checks what the transport needs, then connects: everything that fails before any work (exit 2/3). */
-export async function openDestination(request: TransferRequest, ctx: CliContext, dryRun: boolean): Promise<Destination> {
+export async function openDestination(request: TransferRequest, ctx: CliContext, dryRun: boolean, stop?: StopSignals): Promise<Destination> {
   if (request.via === 'skopeo' && !dryRun) await checkSkopeo();
-  const destination = await connectDestination(await buildDestinationOptions(request.destination, ctx));
+  const destination = await connectDestination({ ...(await buildDestinationOptions(request.destination, ctx)), ...(stop ? { stop } : {}) });
   const kind = destination.harborVersion ? `Harbor ${destination.harborVersion}` : 'plain OCI registry';
   if (request.logFormat === 'json') writeJsonLog(ctx.stderr, { level: 'info', event: 'destination', message: `${destination.endpoint.origin}: ${kind}` });
   else if (!request.quiet) ctx.stderr.write(`destination ${destination.endpoint.origin}: ${kind}\n`);
@@ -209,30 +210,33 @@ export async function withMetrics(
 export async function runPush(request: PushRequest, ctx: CliContext): Promise<number> {
   if (request.report) assertWritable(request.report, '--report');
   return withMetrics(request, ctx, 'push', async (record) => {
-    const destination = await openDestination(request, ctx, request.dryRun);
+    const stopper = new Stopper(stopGraceFromEnv(ctx.env));
+    const destination = await openDestination(request, ctx, request.dryRun, stopper.signals);
     const limitRate = request.destination.options.limitRate;
     const json = request.logFormat === 'json' ? createJsonLog(ctx.stderr) : undefined;
     const progress = json ?? createProgress({ stream: ctx.stderr, isTTY: ctx.stderrIsTTY && !ctx.env.REGMIGRATE_NO_PROGRESS, quiet: request.quiet, ...(limitRate !== undefined ? { limitRate } : {}) });
     try {
-      const { result, signal } = await withInterruption(ctx, (abort) =>
-        pushStorage(destination, pushOptions(request, ctx, { dryRun: request.dryRun, onEvent: progress.onEvent, signal: abort })),
-      );
-      progress.stop();
-      record(result);
-      const target = destination.endpoint.host;
-      if (request.dryRun && result.plan) {
-        if (request.output === 'json') ctx.stdout.write(JSON.stringify(result.plan, null, 2) + '\n');
-        else ctx.stdout.write(renderPlan(result.plan, destination.harbor !== undefined));
-        return result.plan.rejected.length > 0 ? 1 : 0;
-      }
-      // The image list first: if the report file cannot be written at the end, the list is not lost with it.
-      if (request.output === 'json') ctx.stdout.write(JSON.stringify(reportDocument(result, target), null, 2) + '\n');
-      else ctx.stdout.write(renderImageTable(result.reports));
-      if (json) json.finished(result);
-      else ctx.stderr.write(renderPushSummary(result) + '\n');
-      if (request.report) writeReport(request.report, result, target);
+      // Rendering and the report are inside: a signal while they are written does not lose them.
+      const { result: code, signal } = await withInterruption(ctx, stopper, async ({ stop, abort }) => {
+        const result = await pushStorage(destination, pushOptions(request, ctx, { dryRun: request.dryRun, onEvent: progress.onEvent, signal: stop, abort }));
+        progress.stop();
+        record(result);
+        const target = destination.endpoint.host;
+        if (request.dryRun && result.plan) {
+          if (request.output === 'json') ctx.stdout.write(JSON.stringify(result.plan, null, 2) + '\n');
+          else ctx.stdout.write(renderPlan(result.plan, destination.harbor !== undefined));
+          return result.plan.rejected.length > 0 ? 1 : 0;
+        }
+        // The image list first: if the report file cannot be written at the end, the list is not lost with it.
+        if (request.output === 'json') ctx.stdout.write(JSON.stringify(reportDocument(result, target), null, 2) + '\n');
+        else ctx.stdout.write(renderImageTable(result.reports));
+        if (json) json.finished(result);
+        else ctx.stderr.write(renderPushSummary(result) + '\n');
+        if (request.report) writeReport(request.report, result, target);
+        return countReports(result.reports).failed > 0 ? 1 : 0;
+      }, progress.log);
       if (signal) return signal === 'SIGINT' ? 130 : 143;
-      return countReports(result.reports).failed > 0 ? 1 : 0;
+      return code;
     } finally {
       progress.stop();
       await destination.close();

@@ -13,7 +13,8 @@ import { requireRoot } from './config.js';
 import { OptionProblems, parsePositiveInt } from './options.js';
 import { addTransferOptions, normalizeTransfer, notice, openDestination, pushOptions, withMetrics, type TransferFlags, type TransferRequest } from './push.js';
 import { createJsonLog, writeJsonLog } from '../report/log.js';
-import { withInterruption } from './signals.js';
+import { stopGraceFromEnv, withInterruption } from './signals.js';
+import { Stopper } from '../util/stop.js';
 
 /** A run renews its lease every 30 s; five minutes without a heartbeat means its holder is gone. */
 const DEFAULT_LOCK_STALE_SECONDS = 300;
@@ -105,29 +106,32 @@ export async function runSync(request: SyncRequest, ctx: CliContext): Promise<nu
       onNotice: (message) => notice(request, ctx, message),
     });
     try {
-      const destination = await openDestination({ ...request, quiet: true }, ctx, false);
+      const stopper = new Stopper(stopGraceFromEnv(ctx.env));
+      const destination = await openDestination({ ...request, quiet: true }, ctx, false, stopper.signals);
       const json = request.logFormat === 'json' ? createJsonLog(ctx.stderr) : undefined;
       try {
-        const { result, signal } = await withInterruption(ctx, (abort) =>
-          syncStorage(destination, {
-            ...pushOptions(request, ctx, { signal: abort, ...(json ? { onEvent: json.onEvent } : {}) }),
+        // The journal and the report are written inside: a signal while they are written does not lose them.
+        const { result: code, signal } = await withInterruption(ctx, stopper, async ({ stop, abort }) => {
+          const result = await syncStorage(destination, {
+            ...pushOptions(request, ctx, { signal: stop, abort, ...(json ? { onEvent: json.onEvent } : {}) }),
             statePath: request.state,
             trustState: request.trustState,
             deleteExtra: request.deleteExtra,
             maxDelete: request.maxDelete,
-          }),
-        );
-        record(result.push, result.deletions);
-        ctx.stdout.write(renderSync(result));
-        if (json) {
-          json.finished(result.push);
-          for (const d of result.deletions) writeJsonLog(ctx.stderr, { level: d.status === 'failed' ? 'error' : 'info', event: `tag-${d.status}`, repo: d.destination, digest: d.digest, ...(d.reason ? { reason: d.reason } : {}) });
-        }
-        result.saveJournal();
-        if (request.report) writeReport(request.report, result.push, destination.endpoint.host);
+          });
+          record(result.push, result.deletions);
+          ctx.stdout.write(renderSync(result));
+          if (json) {
+            json.finished(result.push);
+            for (const d of result.deletions) writeJsonLog(ctx.stderr, { level: d.status === 'failed' ? 'error' : 'info', event: `tag-${d.status}`, repo: d.destination, digest: d.digest, ...(d.reason ? { reason: d.reason } : {}) });
+          }
+          result.saveJournal();
+          if (request.report) writeReport(request.report, result.push, destination.endpoint.host);
+          const failed = countReports(result.push.reports).failed + result.deletions.filter((d) => d.status === 'failed').length;
+          return failed > 0 ? 1 : 0;
+        }, (message) => notice(request, ctx, message));
         if (signal) return signal === 'SIGINT' ? 130 : 143;
-        const failed = countReports(result.push.reports).failed + result.deletions.filter((d) => d.status === 'failed').length;
-        return failed > 0 ? 1 : 0;
+        return code;
       } finally {
         await destination.close();
       }

@@ -8,6 +8,7 @@ import type { Credentials } from './credentials.js';
 import type { Endpoint } from './endpoint.js';
 import { DEFAULT_RETRY, retryTransient, type RetryPolicy } from './retry.js';
 import { classifyNetworkError, classifyStatus, isSchema1Refusal, parseErrorBody, parseRetryAfter, RegistryError } from './errors.js';
+import { Interrupted } from '../util/stop.js';
 
 export type { RetryPolicy } from './retry.js';
 export { DEFAULT_RETRY } from './retry.js';
@@ -22,6 +23,8 @@ export interface ClientOptions {
   readonly userAgent?: string;
   /** Blob bodies wait here for their bytes (`--limit-rate`); manifests, mounts and small requests do not. */
   readonly throttle?: (bytes: number) => Promise<void>;
+  /** Cuts every request under way (a stopping run's grace is over); the caller sees Interrupted. */
+  readonly abort?: AbortSignal;
 }
 
 export interface ClientStats {
@@ -80,6 +83,7 @@ export class RegistryClient {
   readonly #retry: RetryPolicy;
   readonly #userAgent: string;
   readonly #throttle: ((bytes: number) => Promise<void>) | undefined;
+  readonly #abort: AbortSignal | undefined;
   #chunkSize: number | undefined;
 
   constructor(options: ClientOptions) {
@@ -89,6 +93,7 @@ export class RegistryClient {
     this.#chunkSize = options.chunkSize;
     this.#userAgent = options.userAgent ?? 'regmigrate';
     this.#throttle = options.throttle;
+    this.#abort = options.abort;
     this.auth = new Authenticator(options.credentials, options.dispatcher, options.endpoint);
   }
 
@@ -365,8 +370,10 @@ export class RegistryClient {
           headers,
           body: options.body?.(),
           dispatcher: this.#dispatcher,
+          ...(this.#abort ? { signal: this.#abort } : {}),
         });
       } catch (err) {
+        if (this.#abort?.aborted) throw this.#cut(options);
         throw new RegistryError(
           `${options.method} ${options.url.pathname}: ${describeNetworkError(err)}`,
           {
@@ -383,7 +390,9 @@ export class RegistryClient {
       }
       const status = res.statusCode;
       if (options.ok.includes(status)) {
-        const body = options.keepBody ? Buffer.from(await res.body.arrayBuffer()) : (await res.body.dump(), Buffer.alloc(0));
+        const body = await (options.keepBody ? res.body.arrayBuffer().then((b) => Buffer.from(b)) : res.body.dump().then(() => Buffer.alloc(0))).catch((err: unknown) => {
+          throw this.#abort?.aborted ? this.#cut(options) : err;
+        });
         if (options.bodySize !== undefined) this.stats.bytesSent += options.bodySize;
         return { status, headers: res.headers, body };
       }
@@ -440,6 +449,10 @@ export class RegistryClient {
       requestId,
       retryAfterMs: parseRetryAfter(headerValue(headers['retry-after'])),
     });
+  }
+
+  #cut(options: SendOptions): Interrupted {
+    return new Interrupted(`${options.method} ${options.url.pathname}: cut: the run is stopping`);
   }
 
   #protocolError(method: string, url: URL, what: string): RegistryError {

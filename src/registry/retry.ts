@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RegistryError } from './errors.js';
+import { Interrupted } from '../util/stop.js';
 
 export interface RetryPolicy {
   /** Attempts in all, first included. */
@@ -10,6 +11,8 @@ export interface RetryPolicy {
   readonly maxRetryAfterMs?: number;
   /** How to wait between attempts (tests record the delays instead of sleeping through them). */
   readonly wait?: (ms: number) => Promise<void>;
+  /** The run is stopping (SIGINT/SIGTERM): a wait ends at once and nothing is retried; the failure is Interrupted. */
+  readonly signal?: AbortSignal;
 }
 
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 500, maxDelayMs: 30_000, maxRetryAfterMs: 60_000 };
@@ -24,10 +27,19 @@ export async function retryTransient<T>(policy: RetryPolicy, step: () => Promise
       return await step();
     } catch (err) {
       if (!(err instanceof RegistryError) || err.failure !== 'transient' || attempt >= policy.attempts) throw err;
+      if (policy.signal?.aborted) throw notRetried(err);
       onRetry?.();
       const backoff = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
       const jittered = backoff / 2 + Math.random() * (backoff / 2);
-      await (policy.wait ?? sleep)(err.retryAfterMs !== undefined ? Math.min(err.retryAfterMs, policy.maxRetryAfterMs ?? 60_000) : jittered);
+      const delay = err.retryAfterMs !== undefined ? Math.min(err.retryAfterMs, policy.maxRetryAfterMs ?? 60_000) : jittered;
+      // A `Retry-After: 60` would otherwise hold a Ctrl-C for a minute.
+      if (policy.wait) await policy.wait(delay);
+      else await sleep(delay, undefined, policy.signal ? { signal: policy.signal } : {}).catch(() => undefined);
+      if (policy.signal?.aborted) throw notRetried(err);
     }
   }
+}
+
+function notRetried(err: RegistryError): Interrupted {
+  return new Interrupted(`${err.message} (not retried: the run is stopping)`, { cause: err });
 }

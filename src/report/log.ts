@@ -60,6 +60,7 @@ export function createJsonLog(stream: Writable): Progress & { finished(result: P
   };
   return {
     onEvent,
+    log: (message) => writeJsonLog(stream, { level: 'warn', event: 'notice', message }),
     stop: () => undefined,
     finished: (result) => {
       for (const r of result.reports) {

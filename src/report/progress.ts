@@ -16,6 +16,8 @@ export interface ProgressOptions {
 
 export interface Progress {
   readonly onEvent: (event: PushEvent) => void;
+  /** A line for the operator (a signal received), kept above the bars on a terminal, never torn by them. */
+  readonly log: (message: string) => void;
   stop(): void;
 }
 
@@ -92,9 +94,11 @@ export function createProgress(options: ProgressOptions): Progress {
 
   return {
     onEvent,
+    log: (message) => line(`regmigrate: ${message}`),
     stop: () => {
       if (timer) clearInterval(timer);
       multibar?.stop();
+      multibar = undefined; // lines after the bars are gone go straight to the stream
     },
   };
 }

@@ -1,12 +1,13 @@
 import type { Agent } from 'undici';
 import { DestinationError, errorMessage } from '../errors.js';
 import { HarborClient } from '../harbor/client.js';
-import { RegistryClient, type RetryPolicy } from '../registry/client.js';
+import { DEFAULT_RETRY, RegistryClient, type RetryPolicy } from '../registry/client.js';
 import { resolveCredentials, type CredentialSources, type Credentials } from '../registry/credentials.js';
 import { createDispatcher, type Endpoint, type TlsOptions } from '../registry/endpoint.js';
 import { RegistryError } from '../registry/errors.js';
 import type { SystemInfo } from '../harbor/schema.js';
 import { RateLimiter } from '../util/rate-limit.js';
+import type { StopSignals } from '../util/stop.js';
 
 export interface DestinationOptions extends TlsOptions {
   readonly endpoint: Endpoint;
@@ -16,6 +17,8 @@ export interface DestinationOptions extends TlsOptions {
   readonly retry?: RetryPolicy;
   /** `--limit-rate`, bytes per second for all uploads of the run together. */
   readonly limitRate?: number;
+  /** SIGINT/SIGTERM: retries and their waits end at `stop`, requests under way at `abort`. */
+  readonly stop?: StopSignals;
 }
 
 export interface Destination {
@@ -43,13 +46,15 @@ export async function connectDestination(options: DestinationOptions): Promise<D
   const credentials = await resolveCredentials(options.endpoint.host, options.credentials);
   const dispatcher: Agent = createDispatcher({ insecure: options.insecure, caFile: options.caFile, timeoutMs: options.timeoutMs });
   const limiter = options.limitRate !== undefined ? new RateLimiter(options.limitRate) : undefined;
+  const retry = options.stop ? { ...(options.retry ?? DEFAULT_RETRY), signal: options.stop.stop } : options.retry;
   const client = new RegistryClient({
     endpoint: options.endpoint,
     credentials,
     dispatcher,
     ...(limiter ? { throttle: (bytes: number) => limiter.take(bytes) } : {}),
     ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
-    ...(options.retry ? { retry: options.retry } : {}),
+    ...(retry ? { retry } : {}),
+    ...(options.stop ? { abort: options.stop.abort } : {}),
   });
   const close = async (): Promise<void> => {
     await dispatcher.close().catch(() => undefined);
@@ -60,7 +65,7 @@ export async function connectDestination(options: DestinationOptions): Promise<D
     await close();
     throw explainConnectFailure(options.endpoint, err, credentials !== undefined);
   }
-  const harborClient = new HarborClient(options.endpoint, credentials, dispatcher, options.retry);
+  const harborClient = new HarborClient(options.endpoint, credentials, dispatcher, retry);
   let info: SystemInfo | undefined;
   try {
     info = await harborClient.systemInfo();

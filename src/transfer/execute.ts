@@ -6,6 +6,7 @@ import { RegistryError } from '../registry/errors.js';
 import { errorMessage } from '../errors.js';
 import { convertSchema1, makeSigningKey, signSchema1, type SigningKey } from '../image/schema1.js';
 import type { BlobSource } from '../storage/source.js';
+import { Interrupted } from '../util/stop.js';
 
 export interface TransferStats {
   blobsUploaded: number;
@@ -33,7 +34,10 @@ export interface ExecuteOptions {
   /** HEADs, mounts and manifest PUTs in flight at once. */
   readonly requestConcurrency: number;
   readonly onEvent?: (event: TransferEvent) => void;
-  /** Stop starting new work (SIGINT/SIGTERM); work under way finishes. */
+  /**
+   * Stop starting uploads and mounts (SIGINT/SIGTERM). An image whose blobs all landed still gets its manifests;
+   * uploads under way are cut by the client when the grace is over (they fail as Interrupted).
+   */
   readonly signal?: AbortSignal;
   /**
    * Harbor: tags a manifest through its API. Set, schema1 manifests are put by their payload digest and tagged
@@ -63,8 +67,6 @@ function describeBlobFailure(digest: string, err: unknown): string {
   }
   return `blob ${digest}: ${errorMessage(err)}`;
 }
-
-class Interrupted extends Error {}
 
 /**
  * Executes a plan. Images are pushed concurrently; each waits for its blobs. A blob is uploaded once, into its
@@ -160,10 +162,8 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
     // Schema1 is stored unsigned; a registry wants a signature, and signing keeps the payload's digest.
     let bytes = record.bytes;
     if (record.kind === 'schema1') bytes = signSchema1(record.bytes, (signingKey ??= makeSigningKey()));
-    const served = await requests(() => {
-      checkInterrupted();
-      return client.putManifest(image.repository, reference, bytes, record.mediaType);
-    });
+    // No check for a signal here: the image's blobs are all there, and a manifest is a small request.
+    const served = await requests(() => client.putManifest(image.repository, reference, bytes, record.mediaType));
     stats.manifestsPut++;
     if (served !== digest) throw new Error(`the destination computed digest ${served} for manifest ${digest}: it changed the bytes`);
   };

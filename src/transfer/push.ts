@@ -20,6 +20,7 @@ import { makeWorkDir, pushWithSkopeo } from './skopeo.js';
 import { onCleanup } from '../util/cleanup.js';
 import { flat } from '../util/strings.js';
 import { DigestMap } from '../util/digest-map.js';
+import { Interrupted } from '../util/stop.js';
 
 export type ImageStatus = 'verified' | 'skipped-existing' | 'skipped' | 'failed';
 
@@ -87,7 +88,10 @@ export interface PushOptions extends SourceSelection {
   readonly batchTags?: number;
   readonly onEvent?: (event: PushEvent) => void;
   readonly onNotice?: (message: string) => void;
+  /** SIGINT/SIGTERM: nothing new starts (an image whose blobs all landed still gets its manifests). */
   readonly signal?: AbortSignal;
+  /** The grace after `signal` is over: skopeo copies under way are killed (the registry client cuts its own). */
+  readonly abort?: AbortSignal;
 }
 
 export type PushEvent =
@@ -315,6 +319,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
         onEvent: emit,
         onNotice: options.onNotice ?? (() => undefined),
         ...(signal ? { signal } : {}),
+        ...(options.abort ? { abort: options.abort } : {}),
       });
       await Promise.all(outcomes.map(afterImage));
       return;
@@ -398,6 +403,7 @@ async function verifyOutcome(destination: Destination, outcome: ImageOutcome, po
     if (digest !== expected) return reportOf(image, 'failed', { convertedTo, reason: `verification: the destination serves digest ${digest}` });
     return reportOf(image, 'verified', { convertedTo, reason: note });
   } catch (err) {
+    if (err instanceof Interrupted) return reportOf(image, 'failed', { reason: 'interrupted' });
     return reportOf(image, 'failed', { reason: `verification: ${errorMessage(err)}` });
   }
 }

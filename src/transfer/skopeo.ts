@@ -72,6 +72,8 @@ export interface SkopeoOptions {
   readonly onEvent: (event: TransferEvent) => void;
   readonly onNotice: (message: string) => void;
   readonly signal?: AbortSignal;
+  /** Kills copies under way (the grace after the signal is over, or a second signal). */
+  readonly abort?: AbortSignal;
 }
 
 /**
@@ -123,7 +125,8 @@ export async function pushWithSkopeo(plan: Plan, options: SkopeoOptions): Promis
     const digestFile = path.join(workDir, `digest-${image.digest.slice(7, 19)}-${Math.random().toString(36).slice(2)}`);
     const target = `docker://${targetHost}/${destinationRef(image)}`;
     try {
-      const result = await execa('skopeo', [...args, '--digestfile', digestFile, `dir:${item.directory}`, target], { reject: false, env: childEnv(), extendEnv: false });
+      const result = await execa('skopeo', [...args, '--digestfile', digestFile, `dir:${item.directory}`, target], { reject: false, env: childEnv(), extendEnv: false, ...(options.abort ? { cancelSignal: options.abort } : {}) });
+      if (result.isCanceled) return { image, ok: false, reason: 'interrupted' };
       if (result.exitCode !== 0) return { image, ok: false, reason: skopeoFailure(String(result.stderr)) };
       const pushed = (await readFile(digestFile, 'utf8').catch(() => '')).trim();
       if (pushed && pushed !== image.digest) return { image, ok: false, reason: `skopeo pushed digest ${pushed}, the source is ${image.digest}` };

@@ -62,7 +62,7 @@ describe('SIGINT and SIGTERM', () => {
     child.kill(signal);
     const result = await child;
     expect(result.exitCode).toBe(code);
-    expect(String(result.stderr)).toContain(`${signal}: finishing transfers under way, starting no new ones`);
+    expect(String(result.stderr)).toContain(`${signal}: starting no new uploads; uploads under way get 5 s to finish, then are cut`);
     const doc = JSON.parse(readFileSync(report, 'utf8')) as { images: Array<{ status: string; reason: string | null }> };
     expect(doc.images.some((i) => i.reason === 'interrupted')).toBe(true);
     // Nothing half-done: every upload that started also finished (no session left open at the registry's end).

@@ -123,7 +123,7 @@ describe('children and signals', () => {
     const authfiles = (): string[] => readdirSync(work).flatMap((d) => (existsSync(path.join(work, d, 'auth.json')) ? [path.join(work, d, 'auth.json')] : []));
     await waitFor(() => authfiles().length > 0, 20_000);
     child.kill('SIGINT');
-    await waitFor(() => stderr.includes('SIGINT: finishing transfers under way'), 10_000);
+    await waitFor(() => stderr.includes('SIGINT: starting no new uploads'), 10_000);
     child.kill('SIGINT');
     const result = await child;
     expect(result.exitCode).toBe(130);

@@ -1,0 +1,157 @@
+/**
+ * Ctrl-C and SIGTERM during a slow (`--limit-rate`) push and sync into a real docker-registry: nothing new starts,
+ * an image whose blobs all landed still gets its manifests and is verified, an upload still under way when the grace
+ * is over is cut (its blob never lands), a second signal still writes the report, and a retry backoff holds nothing.
+ */
+import { execa } from 'execa';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Agent } from 'undici';
+import { describe, expect, it } from 'vitest';
+import { RegistryClient } from '../../src/registry/client.js';
+import { parseEndpoint } from '../../src/registry/endpoint.js';
+import { Interrupted } from '../../src/util/stop.js';
+import { addImage, makeLayer, StorageBuilder, type Layer } from '../../fixtures/builder.js';
+import { BIN } from '../helpers/cli.js';
+import { waitFor } from '../helpers/observe.js';
+import { startProxy } from '../helpers/proxy.js';
+import { startRegistry } from '../helpers/registry.js';
+import { tempDir } from '../helpers/tmp.js';
+
+interface Report {
+  images: Array<{ source: string; status: string; reason: string | null }>;
+}
+
+/**
+ * `big/app:1`: a 4 MiB layer (16 s at the 256 KiB/s of these tests) and a small config. `small/app:1`: a config made
+ * larger than its tiny layer, so with two uploads at a time (largest first) the tiny layer goes last.
+ */
+function slowStorage(): { root: string; bigLayer: Layer; smallLayer: Layer } {
+  const root = path.join(tempDir('regmigrate-interrupt-'), 'registry');
+  const b = new StorageBuilder(root);
+  const bigLayer = makeLayer('big', 'big\n', 4 * 1024 * 1024, 1);
+  const smallLayer = makeLayer('small', 'small\n');
+  b.tag('big/app', '1', addImage(b, 'big/app', { format: 'oci', layers: [bigLayer] }).digest);
+  b.tag('small/app', '1', addImage(b, 'small/app', { format: 'oci', layers: [smallLayer], label: 'small '.repeat(400) }).digest);
+  return { root, bigLayer, smallLayer };
+}
+
+async function hasBlob(registryUrl: string, repository: string, digest: string): Promise<boolean> {
+  return (await fetch(`${registryUrl}/v2/${repository}/blobs/${digest}`, { method: 'HEAD' })).status === 200;
+}
+
+function reasons(report: string): Record<string, string> {
+  const doc = JSON.parse(readFileSync(report, 'utf8')) as Report;
+  return Object.fromEntries(doc.images.map((i) => [i.source, i.status === 'failed' ? `failed: ${i.reason ?? ''}` : i.status]));
+}
+
+/** Runs the CLI with its stderr collected as it comes; a SIGTERM is not followed by execa's SIGKILL 5 s later. */
+function start(args: string[], env: Record<string, string> = {}) {
+  const child = execa(BIN, args, { reject: false, forceKillAfterDelay: false, env: { REGMIGRATE_NO_PROGRESS: '1', ...env } });
+  const out = { stderr: '' };
+  child.stderr?.on('data', (d: Buffer) => (out.stderr += d.toString()));
+  return { child, out };
+}
+
+describe('SIGINT / SIGTERM during a slow transfer', () => {
+  it.each([
+    ['push', 'SIGINT', 130],
+    ['sync', 'SIGTERM', 143],
+  ] as const)('%s, %s: the image whose last blob lands in the grace is verified, the cut one is interrupted and never lands (exit %i)', async (command, signal, code) => {
+    const { root, bigLayer, smallLayer } = slowStorage();
+    const registry = await startRegistry();
+    const proxy = await startProxy(registry.host);
+    // The tiny layer's upload is held a moment at the proxy: the signal comes while it is under way.
+    let smallUnderWay = false;
+    proxy.script = (req) => {
+      if (req.method === 'PUT' && req.url.searchParams.get('digest') === smallLayer.digest) {
+        smallUnderWay = true;
+        return { kind: 'forward', delayMs: 1500 };
+      }
+      return { kind: 'forward' };
+    };
+    const report = path.join(tempDir(), 'report.json');
+    const { child, out } = start([command, root, '--to', proxy.host, '--limit-rate', '256KiB/s', '--concurrency', '2', '--report', report]);
+    await waitFor(() => smallUnderWay);
+    child.kill(signal);
+    const result = await child;
+
+    expect(result.exitCode, out.stderr).toBe(code);
+    expect(reasons(report)).toEqual({ 'big/app:1': 'failed: interrupted', 'small/app:1': 'verified' });
+    expect(await hasBlob(registry.url, 'small/app', smallLayer.digest)).toBe(true);
+    // Cut, not waited for: the 4 MiB layer never landed.
+    expect(await hasBlob(registry.url, 'big/app', bigLayer.digest)).toBe(false);
+    expect(out.stderr).toMatch(new RegExp(`^regmigrate: ${signal}: starting no new uploads; uploads under way get 5 s to finish, then are cut; the report follows \\(${signal} again to cut them now\\)\\n`, 'm'));
+    expect(out.stderr.endsWith('\n')).toBe(true);
+  });
+
+  it('a second SIGINT cuts at once and the report is still written', async () => {
+    const { root, bigLayer } = slowStorage();
+    const registry = await startRegistry();
+    const proxy = await startProxy(registry.host);
+    let bigBytes = 0;
+    proxy.script = (req) => (req.method === 'PUT' && req.url.searchParams.get('digest') === bigLayer.digest ? { kind: 'forward', onBody: (n) => (bigBytes += n) } : { kind: 'forward' });
+    const report = path.join(tempDir(), 'report.json');
+    // A grace far longer than the test: only the second signal can end the run early.
+    const { child, out } = start(['push', root, '--to', proxy.host, '--limit-rate', '256KiB/s', '--report', report], { REGMIGRATE_STOP_GRACE_SECONDS: '600' });
+    await waitFor(() => bigBytes > 0);
+    child.kill('SIGINT');
+    await waitFor(() => out.stderr.includes('SIGINT: starting no new uploads'));
+    child.kill('SIGINT');
+    const result = await child;
+
+    expect(result.exitCode, out.stderr).toBe(130);
+    expect(existsSync(report)).toBe(true);
+    expect(reasons(report)['big/app:1']).toBe('failed: interrupted');
+    expect(await hasBlob(registry.url, 'big/app', bigLayer.digest)).toBe(false);
+    expect(bigBytes).toBeLessThan(bigLayer.blob.length);
+    expect(out.stderr).toMatch(/^regmigrate: SIGINT again: cleaning up and stopping now: transfers under way are cut, the report is still written\n/m);
+    expect(out.stderr.endsWith('\n')).toBe(true);
+  });
+
+  it('a retry waiting out "Retry-After: 60" is not made after the signal, and nothing new starts', async () => {
+    const { root } = slowStorage();
+    const registry = await startRegistry();
+    const proxy = await startProxy(registry.host);
+    proxy.script = (req) =>
+      req.method === 'POST' && req.url.pathname.includes('/blobs/uploads/')
+        ? { kind: 'respond', status: 503, headers: { 'retry-after': '60' }, body: JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: 'busy' }] }) }
+        : { kind: 'forward' };
+    const report = path.join(tempDir(), 'report.json');
+    const { child, out } = start(['push', root, '--to', proxy.host, '--concurrency', '1', '--report', report], { REGMIGRATE_STOP_GRACE_SECONDS: '600' });
+    await waitFor(() => proxy.log.some((r) => r.status === 503));
+    child.kill('SIGINT');
+    const result = await child;
+
+    expect(result.exitCode, out.stderr).toBe(130);
+    expect(reasons(report)).toEqual({ 'big/app:1': 'failed: interrupted', 'small/app:1': 'failed: interrupted' });
+    // The one refused request, and after it nothing: no retry, no other blob.
+    expect(proxy.log.filter((r) => r.path.includes('/blobs/')).map((r) => `${r.method} ${r.status}`)).toEqual(['POST 503']);
+  });
+});
+
+describe('a stopping run and the registry client', () => {
+  it('a backoff wait ends as soon as the stop signal fires, and the failure is Interrupted', async () => {
+    const registry = await startRegistry();
+    const proxy = await startProxy(registry.host);
+    proxy.script = () => ({ kind: 'respond', status: 503, headers: { 'retry-after': '60' } });
+    const stop = new AbortController();
+    const dispatcher = new Agent();
+    const client = new RegistryClient({ endpoint: parseEndpoint(proxy.host), credentials: undefined, dispatcher, retry: { attempts: 5, baseDelayMs: 500, maxDelayMs: 30_000, signal: stop.signal } });
+    let outcome: unknown = 'pending';
+    const ping = client.retrying(() => client.ping()).then(
+      () => (outcome = 'resolved'),
+      (err: unknown) => (outcome = err),
+    );
+    // The first 503 is in and the client waits out its Retry-After.
+    await waitFor(() => client.stats.retries === 1);
+    stop.abort();
+    // One turn of the event loop, no clock: the wait is over by then.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(outcome).toBeInstanceOf(Interrupted);
+    expect(String((outcome as Error).message)).toMatch(/GET \/v2\/: 503.*\(not retried: the run is stopping\)/);
+    expect(proxy.log).toHaveLength(1);
+    await ping;
+    await dispatcher.close();
+  });
+});
