@@ -89,9 +89,9 @@ describe('tag selection', () => {
   });
 
   it('bad selectors are exit 2, all reported together', async () => {
-    const result = await runCli(['scan', root, '--semver', 'not a range', '--pushed-after', 'yesterday', '--keep-latest', '0', '--tag-include', '/([/']);
+    const result = await runCli(['scan', root, '--semver', 'not a range', '--pushed-after', 'yesterday', '--keep-latest', '0', '--tag-include', '/([/', '--include', 'a{b']);
     expect(result.exitCode).toBe(2);
-    for (const message of [/--semver "not a range" is not a version range/, /--pushed-after "yesterday" is neither a date/, /--keep-latest must be a whole number/, /--tag-include "\/\(\[\/": not a valid regular expression/]) {
+    for (const message of [/--semver "not a range" is not a version range/, /--pushed-after "yesterday" is neither a date/, /--keep-latest must be a whole number/, /--tag-include "\/\(\[\/": not a valid regular expression/, /--include "a\{b" is not a valid glob/]) {
       expect(result.stderr).toMatch(message);
     }
   });

@@ -1,6 +1,6 @@
 import semver from 'semver';
 import type { ManifestRecord } from '../image/reader.js';
-import { globToRegExp } from '../util/glob.js';
+import { globProblem, globToRegExp } from '../util/glob.js';
 import { tagRef, type TagEntry } from './types.js';
 
 /** A tag pattern: a glob (`v1.*`, `release-?`), or a regular expression written `/…/`. */
@@ -36,6 +36,8 @@ export function parseTagPattern(text: string): TagPattern | string {
     }
   }
   if (text === '' || /\s/.test(text)) return 'a tag pattern is a glob without spaces, or /regex/';
+  const problem = globProblem(text);
+  if (problem) return problem;
   const re = globToRegExp(text);
   return { text, test: (tag) => re.test(tag) };
 }
