@@ -68,7 +68,8 @@ describe('tag selection', () => {
     ['--tag-include /regex/', ['--tag-include', '/^v?\\d+\\.\\d+(\\.\\d+)?$/'], ['app/api:1.0.0', 'app/api:1.2.0', 'app/api:2.0.0', 'app/api:v1.9']],
     ['--tag-exclude', ['--tag-exclude', 'ci-*', '--tag-exclude', 'nightly'], ['app/api:1.0.0', 'app/api:1.2.0', 'app/api:2.0.0', 'app/api:2.0.0-rc.1', 'app/api:v1.9', 'app/web:latest']],
     ['--semver', ['--semver', '>=1.2 <2'], ['app/api:1.2.0', 'app/api:v1.9']],
-    ['--semver with prereleases', ['--semver', '^2.0.0-0'], ['app/api:2.0.0', 'app/api:2.0.0-rc.1']],
+    ['--semver leaves prereleases out (npm rule)', ['--semver', '>=1.2 <3'], ['app/api:1.2.0', 'app/api:2.0.0', 'app/api:v1.9']],
+    ['--semver with prereleases when the range names one', ['--semver', '>=2.0.0-0 <3'], ['app/api:2.0.0', 'app/api:2.0.0-rc.1']],
     ['--pushed-after duration', ['--pushed-after', '25d'], ['app/api:2.0.0', 'app/api:2.0.0-rc.1', 'app/api:nightly', 'app/web:latest']],
     ['--pushed-after date', ['--pushed-after', new Date(NOW - 150 * DAY).toISOString().slice(0, 10)], ['app/api:2.0.0', 'app/api:2.0.0-rc.1', 'app/api:nightly', 'app/api:v1.9', 'app/web:ci-102', 'app/web:latest']],
     ['--keep-latest', ['--keep-latest', '2'], ['app/api:2.0.0', 'app/api:nightly', 'app/web:ci-102', 'app/web:latest']],
@@ -133,7 +134,7 @@ describe('selection end to end', () => {
     expect(narrowed.exitCode, narrowed.stdout).toBe(0);
     expect(narrowed.stdout).not.toMatch(/delete/);
     expect(((await (await fetch(`${registry.url}/v2/app/web/tags/list`)).json()) as { tags: string[] }).tags).toHaveLength(4);
-    const diff = JSON.parse((await runCli(['diff', root, '--to', registry.host, '--semver', '>=2', '--output', 'json'])).stdout) as { tags: Array<{ source: string | null; status: string }> };
+    const diff = JSON.parse((await runCli(['diff', root, '--to', registry.host, '--semver', '>=2.0.0-0', '--output', 'json'])).stdout) as { tags: Array<{ source: string | null; status: string }> };
     const sources = diff.tags.filter((t) => t.source).map((t) => t.source).sort();
     expect(sources).toEqual(['app/api:2.0.0', 'app/api:2.0.0-rc.1']);
   });

@@ -13,7 +13,7 @@ export interface TagPattern {
 export interface TagSelection {
   readonly tagInclude: readonly TagPattern[];
   readonly tagExclude: readonly TagPattern[];
-  /** A semver range (`>=1.2 <2`): only tags that parse as versions and satisfy it. */
+  /** A semver range (`>=1.2 <2`): only tags that parse as versions and satisfy it (prereleases by npm's rule). */
   readonly semver?: string;
   /** Only tags pushed at or after this instant (ms since epoch): the mtime of their `current/link`. */
   readonly pushedAfter?: number;
@@ -63,7 +63,9 @@ export function nameSelected(tag: string, s: TagSelection): boolean {
   if (s.tagExclude.some((p) => p.test(tag))) return false;
   if (s.semver !== undefined) {
     const version = tagVersion(tag);
-    if (!version || !semver.satisfies(version, s.semver, { includePrerelease: true })) return false;
+    // npm's rule: a prerelease (`2.0.0-rc.1`) satisfies a range only when the range names a prerelease of the same
+    // version (`>=2.0.0-0`, `^2.0.0-rc.0`), so `>=1.2 <3` means releases, as users of npm ranges expect.
+    if (!version || !semver.satisfies(version, s.semver)) return false;
   }
   return true;
 }
