@@ -60,7 +60,8 @@ export interface RejectedImage {
 }
 
 export interface Plan {
-  readonly version: typeof PLAN_VERSION;
+  readonly schemaVersion: typeof PLAN_VERSION;
+  readonly kind: 'regmigrate.plan';
   /** Harbor projects the images need that do not exist yet. */
   readonly projectsToCreate: readonly string[];
   /** Images to push, in push order. */
@@ -229,13 +230,28 @@ export function planMigration(candidates: Candidates, manifests: ReadonlyMap<str
   // Largest first: long uploads start early, so the pool does not end waiting on one big layer.
   blobs.sort((a, b) => b.size - a.size || (a.digest < b.digest ? -1 : 1));
   return {
-    version: PLAN_VERSION,
+    schemaVersion: PLAN_VERSION,
+    kind: 'regmigrate.plan',
     projectsToCreate: [...projects].sort(),
     images,
     existing,
     skipped,
     blobs,
     rejected: candidates.rejected,
+  };
+}
+
+/** One plan of the batches a run was planned in (a dry run prints the whole run's). */
+export function joinPlans(parts: readonly Plan[], rejected: readonly RejectedImage[]): Plan {
+  return {
+    schemaVersion: PLAN_VERSION,
+    kind: 'regmigrate.plan',
+    projectsToCreate: [...new Set(parts.flatMap((p) => p.projectsToCreate))].sort(),
+    images: parts.flatMap((p) => p.images),
+    existing: parts.flatMap((p) => p.existing),
+    skipped: parts.flatMap((p) => p.skipped),
+    blobs: parts.flatMap((p) => p.blobs),
+    rejected,
   };
 }
 
@@ -253,8 +269,9 @@ export function planTotals(plan: Plan): PlanTotals {
     images: plan.images.length,
     existing: plan.existing.length,
     rejected: plan.rejected.length,
-    blobsToUpload: plan.blobs.length,
-    bytesToUpload: plan.blobs.reduce((sum, b) => sum + b.size, 0),
+    // A held blob is mounted from the repository that holds it: nothing of it is uploaded.
+    blobsToUpload: plan.blobs.filter((b) => !b.held).length,
+    bytesToUpload: plan.blobs.reduce((sum, b) => sum + (b.held ? 0 : b.size), 0),
     mounts: plan.blobs.reduce((sum, b) => sum + b.mounts.length, 0),
   };
 }
