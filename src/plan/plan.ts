@@ -135,7 +135,7 @@ export function selectCandidates(inventory: SourceInventory, mapping: NameMappin
     const destination = tagRef({ repository: mapped.repository, tag: entry.tag });
     const claimedBy = claimed.get(destination);
     if (claimedBy !== undefined) {
-      const fault = { kind: 'name-collision' as const, message: `${source} and ${claimedBy} both map to ${destination}; ${claimedBy} is migrated, ${source} is not (use --map to give one another name)` };
+      const fault = nameCollision(source, claimedBy, destination);
       rejected.push({ source, repository: mapped.repository, digest: entry.digest, reason: `${fault.kind}: ${fault.message}`, faults: [fault] });
       continue;
     }
@@ -143,6 +143,28 @@ export function selectCandidates(inventory: SourceInventory, mapping: NameMappin
     accepted.push({ entry, source, repository: mapped.repository, project: mapped.project });
   }
   return { accepted, rejected };
+}
+
+function nameCollision(source: string, claimedBy: string, destination: string): Fault & { kind: 'name-collision' } {
+  return { kind: 'name-collision', message: `${source} and ${claimedBy} both map to ${destination}; ${claimedBy} is migrated, ${source} is not (use --map to give one another name)` };
+}
+
+/**
+ * The name collisions selectCandidates finds, marked as faults on the tags themselves, so `scan` counts the ones a
+ * push would refuse: the same order, the same rule (a faulty tag claims no name), the same message. `claimed` is
+ * carried from batch to batch.
+ */
+export function markNameCollisions(tags: readonly TagEntry[], mapping: NameMapping, claimed = new Map<string, string>()): void {
+  const map = cachedMapper(mapping);
+  for (const entry of tags) {
+    const mapped = map(entry.repository);
+    if (entry.faults.length > 0 || !entry.digest || !mapped.ok) continue;
+    const source = tagRef(entry);
+    const destination = tagRef({ repository: mapped.repository, tag: entry.tag });
+    const claimedBy = claimed.get(destination);
+    if (claimedBy !== undefined) entry.faults.push(nameCollision(source, claimedBy, destination));
+    else claimed.set(destination, source);
+  }
 }
 
 /** cosign names signatures, attestations and SBOMs after the digest they belong to: `sha256-<hex>.sig`. */
