@@ -104,7 +104,8 @@ describe('regmigrate scan (built CLI)', () => {
     [['scan', DEMO_STORAGE, '--output', 'xml'], /--output must be table, json, csv or html, not "xml"/],
     [['scan', DEMO_STORAGE, '--output', 'xml', '--concurrency', 'lots'], /not "xml".*--concurrency must be a whole number/],
     [['scan'], /scan: give the registry storage root, or "source:" in --config/],
-    [['scan', DEMO_STORAGE, '--bogus'], /unknown option/],
+    [['scan', DEMO_STORAGE, '--bogus'], /^regmigrate: unknown option '--bogus'$/m],
+    [['scan', path.join(DEMO_STORAGE, 'docker', 'registry', 'v2', 'repositories')], /not a registry storage .*\nhint: it is inside one: give its root, \/.*demo-storage$/m],
   ])('exits 2 with a one-line message for %j', async (args, message) => {
     const result = await runCli(args);
     expect(result.exitCode).toBe(2);
