@@ -220,6 +220,11 @@ describe('config file', () => {
     ['a bad enum', 'transfer:\n  via: rsync\n', /transfer\.via: expected oci or skopeo/],
     ['a list that is not one', 'selection:\n  include: team/**\n', /selection\.include: expected a list of strings/],
     ['not YAML', 'selection: [unclosed\n', /not valid YAML/],
+    ['a version range that is not one', 'selection:\n  semver: ">=1.0 <<<"\n', /selection\.semver: ">=1\.0 <<<" is not a version range/],
+    ['a date that is not one', 'selection:\n  pushedAfter: yesterday\n', /selection\.pushedAfter: "yesterday" is neither a date/],
+    ['a rate that is not one', 'transfer:\n  limitRate: fast\n', /transfer\.limitRate: "fast" is not a rate of at least 1KiB\/s/],
+    ['an output format there is not', 'output:\n  output: xml\n', /output\.output: "xml" is not table, json, csv or html/],
+    ['a glob that cannot be read', 'selection:\n  include: ["team/**", "a{b"]\n', /selection\.include: "a\{b" is not a valid glob/],
   ])('refuses %s, naming its path in the file (exit 2, before any work)', async (_, content, message) => {
     const file = path.join(tempDir(), 'bad.yaml');
     writeFileSync(file, content);
