@@ -1,9 +1,10 @@
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildFaultyStorage, type BuiltTree } from '../fixtures/trees.js';
+import { addCollidingBusybox, buildDemoStorage, buildFaultyStorage, type BuiltTree } from '../fixtures/trees.js';
 import { SCAN_CSV_HEADER } from '../src/inventory/render.js';
 import { DEMO_STORAGE, PROJECT, runCli } from './helpers/cli.js';
+import { startRegistry } from './helpers/registry.js';
 import { tempDir } from './helpers/tmp.js';
 
 interface ScanJson {
@@ -106,7 +107,8 @@ describe('regmigrate scan (built CLI)', () => {
     [['scan', DEMO_STORAGE, '--output', 'xml'], /--output must be table, json, csv or html, not "xml"/],
     [['scan', DEMO_STORAGE, '--output', 'xml', '--concurrency', 'lots'], /not "xml".*--concurrency must be a whole number/],
     [['scan'], /scan: give the registry storage root, or "source:" in --config/],
-    [['scan', DEMO_STORAGE, '--bogus'], /unknown option/],
+    [['scan', DEMO_STORAGE, '--bogus'], /^regmigrate: unknown option '--bogus'$/m],
+    [['scan', path.join(DEMO_STORAGE, 'docker', 'registry', 'v2', 'repositories')], /not a registry storage .*\nhint: it is inside one: give its root, \/.*demo-storage$/m],
   ])('exits 2 with a one-line message for %j', async (args, message) => {
     const result = await runCli(args);
     expect(result.exitCode).toBe(2);
@@ -130,5 +132,38 @@ describe('scan counts untagged manifests', () => {
     const result = await runCli(['scan', root, '--output', 'json']);
     expect((JSON.parse(result.stdout) as { summary: { untaggedManifests: number } }).summary.untaggedManifests).toBe(1);
     expect(result.stderr).toMatch(/, 1 untagged manifests/);
+  });
+});
+
+describe('scan finds what push would refuse', () => {
+  it.each([
+    ['table', ['--output', 'table']],
+    ['json, streamed', ['--output', 'json']],
+    ['json with a tag selection', ['--output', 'json', '--tag-include', '*']],
+  ])('two sources meeting at one destination name are a name-collision fault, as in push --dry-run (%s)', async (_, args) => {
+    const root = path.join(tempDir(), 'registry');
+    buildDemoStorage(root);
+    addCollidingBusybox(root);
+    const registry = await startRegistry();
+    const plan = JSON.parse((await runCli(['push', root, '--to', registry.host, '--dry-run', '--output', 'json'])).stdout) as { rejected: Array<{ source: string; reason: string }> };
+    const collisions = plan.rejected.filter((r) => r.reason.startsWith('name-collision:'));
+    expect(collisions.map((r) => r.source)).toEqual(['library/busybox:1.36']);
+    const scan = await runCli(['scan', root, ...args]);
+    expect(scan.exitCode).toBe(1);
+    const summary = args.includes('json') ? (JSON.parse(scan.stdout) as ScanJson).summary : undefined;
+    if (summary) {
+      expect(summary.faults['name-collision']).toBe(1);
+      const tag = (JSON.parse(scan.stdout) as ScanJson).tags.find((t) => `${t.repository}:${t.tag}` === 'library/busybox:1.36')!;
+      expect(tag.faults.map((f) => `${f.kind}: ${f.message}`)).toEqual([collisions[0]!.reason]);
+    } else {
+      expect(scan.stdout).toContain(`  library/busybox:1.36: ${collisions[0]!.reason}`);
+    }
+  });
+
+  it('a tag selection that keeps nothing says so, and how many tags it left out', async () => {
+    const result = await runCli(['scan', DEMO_STORAGE, '--tag-include', 'no-such-tag-*']);
+    expect(result.exitCode).toBe(0);
+    expect(result.stderr).toMatch(/warning: the tag selection kept none of the 7 tags in /);
+    expect(result.stderr).not.toMatch(/no tags found/);
   });
 });

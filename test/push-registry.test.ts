@@ -9,6 +9,8 @@ import { BIN, DEMO_STORAGE, runCli } from './helpers/cli.js';
 import { requestKind, startProxy, type ScriptedProxy } from './helpers/proxy.js';
 import { startRegistry, type RunningRegistry } from './helpers/registry.js';
 import { tempDir } from './helpers/tmp.js';
+import { buildLegacyTree } from './helpers/legacy-tree.js';
+import { formatBytes } from '../src/util/format.js';
 import { servedDigest } from './helpers/observe.js';
 
 interface Report {
@@ -115,6 +117,35 @@ describe('push options', () => {
     expect(result.stdout).toMatch(/Images to push: 7; already there: 0; cannot be migrated: 0/);
     expect(result.stdout).toMatch(/busybox:1\.36\s+library\/busybox:1\.36\s+[0-9a-f]{12}\s+docker-v2\s+[\d.]+ KiB\s+push/);
     expect(proxy.log.filter((r) => r.method !== 'GET' && r.method !== 'HEAD')).toEqual([]);
+  });
+
+  it('--dry-run --output json is a regmigrate.plan document; --schema1 skip lists what it leaves out', async () => {
+    const legacy = await buildLegacyTree();
+    const registry = await startRegistry({ allowManifestUrls: true });
+    const result = await runCli(['push', legacy.root, '--to', registry.host, '--dry-run', '--output', 'json', '--schema1', 'skip']);
+    expect(result.exitCode, result.stderr).toBe(0);
+    const plan = JSON.parse(result.stdout) as { kind: string; schemaVersion: number; images: Array<{ source: string }>; skipped: Array<{ source: string }> };
+    expect(plan).toMatchObject({ kind: 'regmigrate.plan', schemaVersion: 1 });
+    expect(plan).not.toHaveProperty('version');
+    expect(plan.skipped.map((i) => i.source).sort()).toEqual(Object.keys(legacy.schema1).sort());
+    expect(plan.images.map((i) => i.source)).not.toContain(Object.keys(legacy.schema1)[0]);
+    // The table lists them too.
+    const table = await runCli(['push', legacy.root, '--to', registry.host, '--dry-run', '--schema1', 'skip']);
+    for (const ref of Object.keys(legacy.schema1)) expect(table.stdout).toMatch(new RegExp(`^${ref.replace(/[.]/g, '\\.')} .*skip \\(--schema1 skip\\)`, 'm'));
+  });
+
+  it('--dry-run gives one upload figure: blobs the destination already holds are mounted, not counted', async () => {
+    const registry = await startRegistry();
+    expect((await runCli(['push', DEMO_STORAGE, '--to', registry.host, '--include', 'library/**'])).exitCode).toBe(0);
+    const result = await runCli(['push', DEMO_STORAGE, '--to', registry.host, '--dry-run']);
+    expect(result.exitCode, result.stderr).toBe(0);
+    const onStdout = /Blobs to upload \(unless already present\): \d+, ([\d.]+ \w+);/.exec(result.stdout)?.[1];
+    const onStderr = /up to ([\d.]+ \w+) to upload/.exec(result.stderr)?.[1];
+    expect(onStdout).toBeDefined();
+    expect(onStderr).toBe(onStdout);
+    const plan = JSON.parse((await runCli(['push', DEMO_STORAGE, '--to', registry.host, '--dry-run', '--output', 'json'])).stdout) as { blobs: Array<{ size: number; held?: boolean }> };
+    expect(plan.blobs.some((b) => b.held)).toBe(true);
+    expect(onStdout).toBe(formatBytes(plan.blobs.reduce((n, b) => n + (b.held ? 0 : b.size), 0)));
   });
 
   it('--map and --default-project decide destination names; nested names stay whole', async () => {

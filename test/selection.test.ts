@@ -68,7 +68,8 @@ describe('tag selection', () => {
     ['--tag-include /regex/', ['--tag-include', '/^v?\\d+\\.\\d+(\\.\\d+)?$/'], ['app/api:1.0.0', 'app/api:1.2.0', 'app/api:2.0.0', 'app/api:v1.9']],
     ['--tag-exclude', ['--tag-exclude', 'ci-*', '--tag-exclude', 'nightly'], ['app/api:1.0.0', 'app/api:1.2.0', 'app/api:2.0.0', 'app/api:2.0.0-rc.1', 'app/api:v1.9', 'app/web:latest']],
     ['--semver', ['--semver', '>=1.2 <2'], ['app/api:1.2.0', 'app/api:v1.9']],
-    ['--semver with prereleases', ['--semver', '^2.0.0-0'], ['app/api:2.0.0', 'app/api:2.0.0-rc.1']],
+    ['--semver leaves prereleases out (npm rule)', ['--semver', '>=1.2 <3'], ['app/api:1.2.0', 'app/api:2.0.0', 'app/api:v1.9']],
+    ['--semver with prereleases when the range names one', ['--semver', '>=2.0.0-0 <3'], ['app/api:2.0.0', 'app/api:2.0.0-rc.1']],
     ['--pushed-after duration', ['--pushed-after', '25d'], ['app/api:2.0.0', 'app/api:2.0.0-rc.1', 'app/api:nightly', 'app/web:latest']],
     ['--pushed-after date', ['--pushed-after', new Date(NOW - 150 * DAY).toISOString().slice(0, 10)], ['app/api:2.0.0', 'app/api:2.0.0-rc.1', 'app/api:nightly', 'app/api:v1.9', 'app/web:ci-102', 'app/web:latest']],
     ['--keep-latest', ['--keep-latest', '2'], ['app/api:2.0.0', 'app/api:nightly', 'app/web:ci-102', 'app/web:latest']],
@@ -89,9 +90,9 @@ describe('tag selection', () => {
   });
 
   it('bad selectors are exit 2, all reported together', async () => {
-    const result = await runCli(['scan', root, '--semver', 'not a range', '--pushed-after', 'yesterday', '--keep-latest', '0', '--tag-include', '/([/']);
+    const result = await runCli(['scan', root, '--semver', 'not a range', '--pushed-after', 'yesterday', '--keep-latest', '0', '--tag-include', '/([/', '--include', 'a{b']);
     expect(result.exitCode).toBe(2);
-    for (const message of [/--semver "not a range" is not a version range/, /--pushed-after "yesterday" is neither a date/, /--keep-latest must be a whole number/, /--tag-include "\/\(\[\/": not a valid regular expression/]) {
+    for (const message of [/--semver "not a range" is not a version range/, /--pushed-after "yesterday" is neither a date/, /--keep-latest must be a whole number/, /--tag-include "\/\(\[\/": not a valid regular expression/, /--include "a\{b" is not a valid glob/]) {
       expect(result.stderr).toMatch(message);
     }
   });
@@ -133,7 +134,7 @@ describe('selection end to end', () => {
     expect(narrowed.exitCode, narrowed.stdout).toBe(0);
     expect(narrowed.stdout).not.toMatch(/delete/);
     expect(((await (await fetch(`${registry.url}/v2/app/web/tags/list`)).json()) as { tags: string[] }).tags).toHaveLength(4);
-    const diff = JSON.parse((await runCli(['diff', root, '--to', registry.host, '--semver', '>=2', '--output', 'json'])).stdout) as { tags: Array<{ source: string | null; status: string }> };
+    const diff = JSON.parse((await runCli(['diff', root, '--to', registry.host, '--semver', '>=2.0.0-0', '--output', 'json'])).stdout) as { tags: Array<{ source: string | null; status: string }> };
     const sources = diff.tags.filter((t) => t.source).map((t) => t.source).sort();
     expect(sources).toEqual(['app/api:2.0.0', 'app/api:2.0.0-rc.1']);
   });
@@ -219,6 +220,11 @@ describe('config file', () => {
     ['a bad enum', 'transfer:\n  via: rsync\n', /transfer\.via: expected oci or skopeo/],
     ['a list that is not one', 'selection:\n  include: team/**\n', /selection\.include: expected a list of strings/],
     ['not YAML', 'selection: [unclosed\n', /not valid YAML/],
+    ['a version range that is not one', 'selection:\n  semver: ">=1.0 <<<"\n', /selection\.semver: ">=1\.0 <<<" is not a version range/],
+    ['a date that is not one', 'selection:\n  pushedAfter: yesterday\n', /selection\.pushedAfter: "yesterday" is neither a date/],
+    ['a rate that is not one', 'transfer:\n  limitRate: fast\n', /transfer\.limitRate: "fast" is not a rate of at least 1KiB\/s/],
+    ['an output format there is not', 'output:\n  output: xml\n', /output\.output: "xml" is not table, json, csv or html/],
+    ['a glob that cannot be read', 'selection:\n  include: ["team/**", "a{b"]\n', /selection\.include: "a\{b" is not a valid glob/],
   ])('refuses %s, naming its path in the file (exit 2, before any work)', async (_, content, message) => {
     const file = path.join(tempDir(), 'bad.yaml');
     writeFileSync(file, content);

@@ -211,14 +211,26 @@ describe('results survive', () => {
     const registry = await startRegistry();
     const tree = demo();
     const dir = tempDir();
-    // A directory where the report file should be: writable-looking at the start, impossible to replace at the end.
+    // A file size limit of 1 KiB (ulimit -f): the empty probe at the start passes, the report at the end cannot be
+    // written (EFBIG; node ignores SIGXFSZ), the image list on the stdout pipe is not a file and goes out whole.
     const report = path.join(dir, 'report.json');
-    mkdirSync(path.join(report, 'in-the-way'), { recursive: true });
-    const result = await runCli(['push', tree.root, '--to', registry.host, '--report', report]);
+    const result = await execa('bash', ['-c', 'ulimit -f 1; exec "$0" "$@"', BIN, 'push', tree.root, '--to', registry.host, '--report', report], { reject: false, env: { REGMIGRATE_NO_PROGRESS: '1' } });
     expect(result.exitCode).toBe(5);
-    expect(result.stderr).toMatch(/--report .*report\.json: could not be written \(E[A-Z]+\)/);
+    expect(result.stderr).toMatch(/--report .*report\.json: could not be written \(EFBIG\)/);
     expect(result.stdout.match(/verified/g)).toHaveLength(7);
-    expect(readdirSync(dir)).toEqual(['report.json']);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it.each([
+    ['a directory', (dir: string) => (mkdirSync(path.join(dir, 'report.json')), path.join(dir, 'report.json')), /--report .*report\.json: is a directory/],
+    ['a place no file can be made', () => '/proc/regmigrate-report.json', /--report \/proc\/regmigrate-report\.json: cannot be written \(E[A-Z]+\)/],
+  ])('a report path that is %s is exit 2 before any work', async (_, where, message) => {
+    const registry = await startRegistry();
+    const tree = demo();
+    const result = await runCli(['push', tree.root, '--to', registry.host, '--report', where(tempDir())]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toMatch(message);
+    expect(await catalogTags(registry.url, 'team/api')).toEqual([]);
   });
 });
 

@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
 import type { CliContext } from './context.js';
+import { VALUE_CHECKS } from './values.js';
 
 /**
  * `--config regmigrate.yaml`: every option of every command in one file, grouped as the README documents it. Keys
@@ -129,10 +130,30 @@ export function loadConfig(file: string): ConfigFile {
       }
     }
   }
+  if (parsed.success) problems.push(...valueProblems(parsed.data));
   if (problems.length > 0) {
     throw new UsageError(`--config ${file}: ${problems.length === 1 ? problems[0] : `${problems.length} problems:\n  ${problems.join('\n  ')}`}`, 'see "Config file" in the README');
   }
   return parsed.data!;
+}
+
+/**
+ * Values of the right type that a run would still refuse (`semver: ">=1.0 <<<"`, `limitRate: fast`), by the same
+ * checks the flags get (values.ts), each named by its path in the file.
+ */
+function valueProblems(config: ConfigFile): string[] {
+  const problems: string[] = [];
+  for (const section of ['destination', 'selection', 'transfer', 'sync', 'output'] as const) {
+    for (const [key, value] of Object.entries(config[section] ?? {})) {
+      const check = VALUE_CHECKS[key];
+      if (!check || value === undefined || typeof value === 'boolean') continue;
+      for (const item of Array.isArray(value) ? value : [value]) {
+        const problem = check(String(item));
+        if (problem) problems.push(`${section}.${key}: ${JSON.stringify(item)} ${problem}`);
+      }
+    }
+  }
+  return problems;
 }
 
 /** The file's settings as option values (what commander would have parsed from flags). */

@@ -7,6 +7,7 @@ import type { CliContext } from './context.js';
 import { OptionProblems, parsePositiveInt } from './options.js';
 import { UsageError } from '../errors.js';
 import { existsSync } from 'node:fs';
+import { writeJsonLog } from '../report/log.js';
 
 export interface DestinationFlags {
   to?: string;
@@ -106,5 +107,9 @@ export async function buildDestinationOptions(normalized: NormalizedDestination,
     chunkSize: options.chunkSize,
     ...(options.limitRate !== undefined ? { limitRate: options.limitRate } : {}),
     ...(options.retry ? { retry: options.retry } : {}),
+    onNotice: (message) => {
+      if (ctx.logFormat === 'json') writeJsonLog(ctx.stderr, { level: 'warn', event: 'notice', message });
+      else ctx.stderr.write(`regmigrate: ${message}\n`);
+    },
   };
 }

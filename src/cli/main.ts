@@ -21,6 +21,8 @@ export function buildProgram(ctx: CliContext): Command {
     .configureOutput({
       writeOut: (s) => ctx.stdout.write(s),
       writeErr: (s) => ctx.stderr.write(s),
+      // commander's own errors (an unknown option, a missing argument) start like every other error of ours.
+      outputError: (s, write) => write(s.replace(/^error: /, 'regmigrate: ')),
     });
   registerScan(program, ctx);
   registerPush(program, ctx);

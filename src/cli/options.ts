@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { UsageError } from '../errors.js';
 import type { OutputFormat } from '../inventory/render.js';
+import { globProblem } from '../util/glob.js';
 
 /** commander collector for repeatable options (`--include a --include b`). */
 export function collect(value: string, previous: string[] | undefined): string[] {
@@ -49,6 +50,7 @@ export function parseGlobs(name: string, values: string[] | undefined, problems:
   const globs = values ?? [];
   for (const glob of globs) {
     if (glob.trim() === '' || /[\s\\]/.test(glob)) problems.add(`${name} "${glob}" is not a repository glob`);
+    else if (globProblem(glob)) problems.add(`${name} "${glob}" ${globProblem(glob)}`);
   }
   return globs;
 }

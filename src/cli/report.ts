@@ -35,8 +35,19 @@ function readReport(file: string): PushReport {
   } catch (err) {
     throw new UsageError(`${file}: ${(err as NodeJS.ErrnoException).code ? `cannot be read (${(err as NodeJS.ErrnoException).code})` : 'not valid JSON'}`);
   }
+  // Another of our documents (a scan, a diff, a plan) is named for what it is, not by a schema message.
+  const head = json !== null && typeof json === 'object' ? (json as { kind?: unknown; schemaVersion?: unknown }) : {};
+  const hint = 'give the --report file (.json) of a push or sync';
+  if (typeof head.kind === 'string' && head.kind !== 'regmigrate.push') throw new UsageError(`${file}: not a regmigrate push report (it is a ${head.kind} document)`, hint);
+  if (head.kind === 'regmigrate.push' && head.schemaVersion !== PUSH_REPORT_VERSION) {
+    throw new UsageError(`${file}: a push report of schemaVersion ${JSON.stringify(head.schemaVersion)}, which this version cannot read (it reads ${PUSH_REPORT_VERSION})`);
+  }
   const parsed = PushReport.safeParse(json);
-  if (!parsed.success) throw new UsageError(`${file}: not a regmigrate push report (${parsed.error.issues[0]?.path.join('.') ?? ''} ${parsed.error.issues[0]?.message ?? ''})`.trim());
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const what = issue.code === 'invalid_type' ? `expected ${issue.expected}` : issue.code === 'invalid_value' ? `expected ${issue.values.map((v) => JSON.stringify(v)).join(' or ')}` : 'not a valid value';
+    throw new UsageError(`${file}: not a regmigrate push report (${issue.path.join('.') || 'the document'}: ${what})`, hint);
+  }
   return parsed.data;
 }
 

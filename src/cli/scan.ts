@@ -9,6 +9,7 @@ import { locateStorage, type StorageLayout } from '../storage/layout.js';
 import { csvLine } from '../util/format.js';
 import { writePieces } from '../util/stream.js';
 import { cachedMapper } from '../plan/map-names.js';
+import { markNameCollisions } from '../plan/plan.js';
 import { shardSelector, type Shard } from '../plan/shard.js';
 import { addShardOptions, addTagOptions, normalizeShard, normalizeTagSelection, type SelectionFlags } from './selection.js';
 import { batchTagsFromEnv, collect, defaultConcurrency, OptionProblems, parseGlobs, parseOutputFormat, parsePositiveInt } from './options.js';
@@ -52,6 +53,12 @@ export function normalizeScan(root: string, flags: ScanFlags): ScanRequest {
   return request;
 }
 
+/**
+ * Destination names as a push without --map gives them (single-level names under library/): what shards split by,
+ * and where two source tags meeting at one name are a `name-collision` fault, as push finds them.
+ */
+const DEFAULT_MAPPING = { rules: [], defaultProject: 'library', harbor: false } as const;
+
 /** Tags resolved and written at a time by a streaming scan (json and csv): memory follows this, not the registry. */
 const SCAN_BATCH_TAGS = 2000;
 
@@ -66,7 +73,7 @@ export async function runScan(request: ScanRequest, ctx: CliContext): Promise<nu
     countUntagged: true,
     ...(request.tags ? { tags: request.tags } : {}),
     // Without --map here, shards split by the default destination names (single-level names under library/).
-    ...(request.shard ? { select: shardSelector(cachedMapper({ rules: [], defaultProject: 'library', harbor: false }), request.shard) } : {}),
+    ...(request.shard ? { select: shardSelector(cachedMapper(DEFAULT_MAPPING), request.shard) } : {}),
     onProgress: (event) => {
       if (event.phase === 'verify' && ctx.stderrIsTTY) ctx.stderr.write(`\rverifying blobs ${event.done}/${event.total}`);
     },
@@ -75,33 +82,40 @@ export async function runScan(request: ScanRequest, ctx: CliContext): Promise<nu
   // Hashing (--verify, each blob once) and selection sizes (per project, over every tag) need the whole picture.
   if ((request.output === 'json' || request.output === 'csv') && !request.verify && !request.tags) return streamScan(layout, request.output, options, ctx);
   const inventory = await scanStorage(layout, options);
+  markNameCollisions(inventory.tags, DEFAULT_MAPPING);
   if (request.verify && ctx.stderrIsTTY) ctx.stderr.write('\n');
   const summary = summarize(inventory);
   // What the selection keeps and drops, per destination project: what Harbor's quotas must hold.
-  const mapper = cachedMapper({ rules: [], defaultProject: 'library', harbor: false });
+  const mapper = cachedMapper(DEFAULT_MAPPING);
   const sizes = request.tags ? selectionSizes({ kept: [...inventory.tags], dropped: [...(inventory.deselected ?? [])] }, (r) => { const m = mapper(r); return m.ok ? m.project : r.split('/')[0]!; }) : undefined;
   if (request.output === 'json') await writePieces(ctx.stdout, scanJsonPieces(inventory, summary, sizes));
   else if (request.output === 'csv') await writePieces(ctx.stdout, scanCsvPieces(inventory));
   else if (request.output === 'html') ctx.stdout.write(renderInventoryHtml(inventory, summary, (r) => { const m = mapper(r); return m.ok ? m.project : r.split('/')[0]!; }));
   else ctx.stdout.write(renderScanTable(inventory, summary) + (sizes ? renderSelectionSizes(sizes) : ''));
   if (request.output !== 'table') ctx.stderr.write(renderSummaryLine(summary) + '\n' + (sizes ? renderSelectionSizes(sizes) : ''));
-  return scanExit(summary, layout, ctx);
+  return scanExit(summary, layout, ctx, inventory.deselected?.length ?? 0);
 }
 
-/** The warning for an empty storage, and the exit status: 1 for any faulty tag or unreadable directory. */
-function scanExit(summary: InventorySummary, layout: StorageLayout, ctx: CliContext): number {
-  if (summary.tags === 0) ctx.stderr.write(`regmigrate: warning: no tags found in ${layout.v2}\n`);
+/**
+ * The warning for an empty result (an empty storage, or a tag selection that kept nothing: said so, with what it
+ * dropped), and the exit status: 1 for any faulty tag or unreadable directory.
+ */
+function scanExit(summary: InventorySummary, layout: StorageLayout, ctx: CliContext, dropped = 0): number {
+  if (summary.tags === 0 && dropped > 0) ctx.stderr.write(`regmigrate: warning: the tag selection kept none of the ${dropped} tag${dropped === 1 ? '' : 's'} in ${layout.v2}\n`);
+  else if (summary.tags === 0) ctx.stderr.write(`regmigrate: warning: no tags found in ${layout.v2}\n`);
   return summary.faultyTags > 0 || summary.unreadableDirectories > 0 ? 1 : 0;
 }
 
 async function streamScan(layout: StorageLayout, output: 'json' | 'csv', options: ScanOptions, ctx: CliContext): Promise<number> {
   const walk = await walkSource(layout, options);
   const counter = new SummaryCounter();
+  const claimed = new Map<string, string>();
   const progress = { done: 0 };
   let first = true;
   await writePieces(ctx.stdout, output === 'json' ? [scanJsonHead(layout.v2)] : [csvLine(SCAN_CSV_HEADER), ...scanCsvFaults(layout.v2, walk.readFaults)]);
   for (const repositories of repositoryBatches(walk, batchTagsFromEnv(ctx.env) ?? SCAN_BATCH_TAGS)) {
     const batch = await resolveRepositories(walk, repositories, options, progress, new BlobStore(layout));
+    markNameCollisions(batch.tags, DEFAULT_MAPPING, claimed);
     counter.add(batch);
     await writePieces(ctx.stdout, output === 'json' ? scanJsonTags(batch.tags, first) : scanCsvTags(batch.tags));
     if (batch.tags.length > 0) first = false;

@@ -1,6 +1,6 @@
 import semver from 'semver';
 import type { ManifestRecord } from '../image/reader.js';
-import { globToRegExp } from '../util/glob.js';
+import { globProblem, globToRegExp } from '../util/glob.js';
 import { tagRef, type TagEntry } from './types.js';
 
 /** A tag pattern: a glob (`v1.*`, `release-?`), or a regular expression written `/…/`. */
@@ -13,7 +13,7 @@ export interface TagPattern {
 export interface TagSelection {
   readonly tagInclude: readonly TagPattern[];
   readonly tagExclude: readonly TagPattern[];
-  /** A semver range (`>=1.2 <2`): only tags that parse as versions and satisfy it. */
+  /** A semver range (`>=1.2 <2`): only tags that parse as versions and satisfy it (prereleases by npm's rule). */
   readonly semver?: string;
   /** Only tags pushed at or after this instant (ms since epoch): the mtime of their `current/link`. */
   readonly pushedAfter?: number;
@@ -36,6 +36,8 @@ export function parseTagPattern(text: string): TagPattern | string {
     }
   }
   if (text === '' || /\s/.test(text)) return 'a tag pattern is a glob without spaces, or /regex/';
+  const problem = globProblem(text);
+  if (problem) return problem;
   const re = globToRegExp(text);
   return { text, test: (tag) => re.test(tag) };
 }
@@ -61,7 +63,9 @@ export function nameSelected(tag: string, s: TagSelection): boolean {
   if (s.tagExclude.some((p) => p.test(tag))) return false;
   if (s.semver !== undefined) {
     const version = tagVersion(tag);
-    if (!version || !semver.satisfies(version, s.semver, { includePrerelease: true })) return false;
+    // npm's rule: a prerelease (`2.0.0-rc.1`) satisfies a range only when the range names a prerelease of the same
+    // version (`>=2.0.0-0`, `^2.0.0-rc.0`), so `>=1.2 <3` means releases, as users of npm ranges expect.
+    if (!version || !semver.satisfies(version, s.semver)) return false;
   }
   return true;
 }

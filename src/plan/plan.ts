@@ -60,7 +60,8 @@ export interface RejectedImage {
 }
 
 export interface Plan {
-  readonly version: typeof PLAN_VERSION;
+  readonly schemaVersion: typeof PLAN_VERSION;
+  readonly kind: 'regmigrate.plan';
   /** Harbor projects the images need that do not exist yet. */
   readonly projectsToCreate: readonly string[];
   /** Images to push, in push order. */
@@ -134,7 +135,7 @@ export function selectCandidates(inventory: SourceInventory, mapping: NameMappin
     const destination = tagRef({ repository: mapped.repository, tag: entry.tag });
     const claimedBy = claimed.get(destination);
     if (claimedBy !== undefined) {
-      const fault = { kind: 'name-collision' as const, message: `${source} and ${claimedBy} both map to ${destination}; ${claimedBy} is migrated, ${source} is not (use --map to give one another name)` };
+      const fault = nameCollision(source, claimedBy, destination);
       rejected.push({ source, repository: mapped.repository, digest: entry.digest, reason: `${fault.kind}: ${fault.message}`, faults: [fault] });
       continue;
     }
@@ -142,6 +143,28 @@ export function selectCandidates(inventory: SourceInventory, mapping: NameMappin
     accepted.push({ entry, source, repository: mapped.repository, project: mapped.project });
   }
   return { accepted, rejected };
+}
+
+function nameCollision(source: string, claimedBy: string, destination: string): Fault & { kind: 'name-collision' } {
+  return { kind: 'name-collision', message: `${source} and ${claimedBy} both map to ${destination}; ${claimedBy} is migrated, ${source} is not (use --map to give one another name)` };
+}
+
+/**
+ * The name collisions selectCandidates finds, marked as faults on the tags themselves, so `scan` counts the ones a
+ * push would refuse: the same order, the same rule (a faulty tag claims no name), the same message. `claimed` is
+ * carried from batch to batch.
+ */
+export function markNameCollisions(tags: readonly TagEntry[], mapping: NameMapping, claimed = new Map<string, string>()): void {
+  const map = cachedMapper(mapping);
+  for (const entry of tags) {
+    const mapped = map(entry.repository);
+    if (entry.faults.length > 0 || !entry.digest || !mapped.ok) continue;
+    const source = tagRef(entry);
+    const destination = tagRef({ repository: mapped.repository, tag: entry.tag });
+    const claimedBy = claimed.get(destination);
+    if (claimedBy !== undefined) entry.faults.push(nameCollision(source, claimedBy, destination));
+    else claimed.set(destination, source);
+  }
 }
 
 /** cosign names signatures, attestations and SBOMs after the digest they belong to: `sha256-<hex>.sig`. */
@@ -229,13 +252,28 @@ export function planMigration(candidates: Candidates, manifests: ReadonlyMap<str
   // Largest first: long uploads start early, so the pool does not end waiting on one big layer.
   blobs.sort((a, b) => b.size - a.size || (a.digest < b.digest ? -1 : 1));
   return {
-    version: PLAN_VERSION,
+    schemaVersion: PLAN_VERSION,
+    kind: 'regmigrate.plan',
     projectsToCreate: [...projects].sort(),
     images,
     existing,
     skipped,
     blobs,
     rejected: candidates.rejected,
+  };
+}
+
+/** One plan of the batches a run was planned in (a dry run prints the whole run's). */
+export function joinPlans(parts: readonly Plan[], rejected: readonly RejectedImage[]): Plan {
+  return {
+    schemaVersion: PLAN_VERSION,
+    kind: 'regmigrate.plan',
+    projectsToCreate: [...new Set(parts.flatMap((p) => p.projectsToCreate))].sort(),
+    images: parts.flatMap((p) => p.images),
+    existing: parts.flatMap((p) => p.existing),
+    skipped: parts.flatMap((p) => p.skipped),
+    blobs: parts.flatMap((p) => p.blobs),
+    rejected,
   };
 }
 
@@ -253,8 +291,9 @@ export function planTotals(plan: Plan): PlanTotals {
     images: plan.images.length,
     existing: plan.existing.length,
     rejected: plan.rejected.length,
-    blobsToUpload: plan.blobs.length,
-    bytesToUpload: plan.blobs.reduce((sum, b) => sum + b.size, 0),
+    // A held blob is mounted from the repository that holds it: nothing of it is uploaded.
+    blobsToUpload: plan.blobs.filter((b) => !b.held).length,
+    bytesToUpload: plan.blobs.reduce((sum, b) => sum + (b.held ? 0 : b.size), 0),
     mounts: plan.blobs.reduce((sum, b) => sum + b.mounts.length, 0),
   };
 }

@@ -497,6 +497,7 @@ export function withDigest(location: URL, digest: string): URL {
 function describeNetworkError(err: unknown): string {
   const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
   const code = e.cause?.code ?? e.code;
-  const message = e.cause?.message ?? e.message ?? String(err);
-  return code ? `${code}: ${message}` : message;
+  // One line, the code once: `connect ECONNREFUSED 127.0.0.1:1` names it already; OpenSSL's text ends in a newline.
+  const message = (e.cause?.message ?? e.message ?? String(err)).trim().split('\n')[0]!;
+  return code && !message.includes(code) ? `${code}: ${message}` : message;
 }

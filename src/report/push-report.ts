@@ -148,6 +148,7 @@ export function renderPlan(plan: Plan, harbor: boolean): string {
   const rows = [
     ...plan.images.map((i) => [i.source, destinationRef(i), shortDigest(i.digest), shortMediaType(i.mediaType), formatBytes(i.size), i.subject ? `push (after ${shortDigest(i.subject)})` : 'push']),
     ...plan.existing.map((i) => [i.source, destinationRef(i), shortDigest(i.digest), shortMediaType(i.mediaType), formatBytes(i.size), 'skip (already there)']),
+    ...plan.skipped.map((i) => [i.source, destinationRef(i), shortDigest(i.digest), shortMediaType(i.mediaType), formatBytes(i.size), 'skip (--schema1 skip)']),
     ...plan.rejected.map((r) => [r.source, r.repository ?? '-', shortDigest(r.digest), '-', '-', `fail: ${r.reason}`]),
   ].sort((a, b) => (a[0]! < b[0]! ? -1 : 1));
   out += renderTable(['SOURCE', 'DESTINATION', 'DIGEST', 'TYPE', 'SIZE', 'ACTION'], rows);

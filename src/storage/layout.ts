@@ -64,11 +64,28 @@ export async function locateStorage(given: string): Promise<StorageLayout> {
       return { given: resolved, v2, repositories, blobs };
     }
   }
+  const enclosing = await enclosingStorage(resolved);
   throw new UsageError(
     `${given}: not a registry storage (no docker/registry/v2/repositories or blobs below it)`,
-    'give the registry root (rootdirectory in the registry config, e.g. /var/lib/registry)',
+    enclosing
+      ? `it is inside one: give its root, ${enclosing}`
+      : 'give the registry root (rootdirectory in the registry config, e.g. /var/lib/registry)',
     'NOT_A_STORAGE',
   );
+}
+
+/**
+ * A path inside a storage (`…/v2/repositories`, `…/v2/repositories/library`): the registry root above it, for the
+ * hint. A `v2` directory holding `repositories` or `blobs` marks the storage; its root is above `docker/registry`.
+ */
+async function enclosingStorage(resolved: string): Promise<string | undefined> {
+  for (let dir = path.dirname(resolved); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    if (path.basename(dir) !== 'v2') continue;
+    if (!(await isDirectory(path.join(dir, 'repositories'))) && !(await isDirectory(path.join(dir, 'blobs')))) continue;
+    const suffix = `${path.sep}docker${path.sep}registry${path.sep}v2`;
+    return dir.endsWith(suffix) ? dir.slice(0, -suffix.length) || path.sep : dir;
+  }
+  return undefined;
 }
 
 /** `blobs/<alg>/<2 hex>/<hex>/data`: the only place with the two-character fan-out. */

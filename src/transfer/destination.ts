@@ -19,6 +19,8 @@ export interface DestinationOptions extends TlsOptions {
   readonly limitRate?: number;
   /** SIGINT/SIGTERM: retries and their waits end at `stop`, requests under way at `abort`. */
   readonly stop?: StopSignals;
+  /** A line for the operator while the first contact is retried (a registry still starting, a flaky link). */
+  readonly onNotice?: (message: string) => void;
 }
 
 export interface Destination {
@@ -59,8 +61,22 @@ export async function connectDestination(options: DestinationOptions): Promise<D
   const close = async (): Promise<void> => {
     await dispatcher.close().catch(() => undefined);
   };
+  // Retries of the first contact take seconds of silence: say once that they are happening, and why.
+  const attempts = options.retry?.attempts ?? DEFAULT_RETRY.attempts;
+  let told = false;
+  const ping = async (): Promise<void> => {
+    try {
+      await client.ping();
+    } catch (err) {
+      if (!told && attempts > 1 && err instanceof RegistryError && err.failure === 'transient') {
+        told = true;
+        options.onNotice?.(`${options.endpoint.origin} did not answer (${err.message}); retrying, up to ${attempts} attempts in all`);
+      }
+      throw err;
+    }
+  };
   try {
-    await client.retrying(() => client.ping());
+    await client.retrying(ping);
   } catch (err) {
     await close();
     throw explainConnectFailure(options.endpoint, err, credentials !== undefined);
@@ -101,6 +117,12 @@ function explainConnectFailure(endpoint: Endpoint, err: unknown, haveCredentials
       );
     }
     const cause = (err.cause as { cause?: { code?: string } } | undefined)?.cause?.code ?? (err.cause as { code?: string } | undefined)?.code ?? '';
+    // An https:// URL to a server that speaks plain HTTP: OpenSSL reads the HTTP reply as a TLS record and says
+    // `ERR_SSL_WRONG_VERSION_NUMBER … ssl3_record.c:350`. A docker-registry without `http.tls` in its config is such
+    // a server: distribution's registry/registry.go (ListenAndServe) wraps its listener in TLS only when it is set.
+    if (endpoint.secure && /WRONG_VERSION_NUMBER|wrong version number/i.test(`${cause} ${err.message}`)) {
+      return new DestinationError('DESTINATION_UNREACHABLE', `${endpoint.origin} speaks plain HTTP, not HTTPS`, `use --to http://${endpoint.host}`, err);
+    }
     if (TLS_CODES.test(cause) || TLS_CODES.test(err.message)) {
       return new DestinationError(
         'DESTINATION_UNREACHABLE',

@@ -6,7 +6,7 @@ import type { ProjectSettings } from '../harbor/client.js';
 import { describeReadFault } from '../inventory/render.js';
 import { FAULT_KINDS, tagRef, type FaultKind, type ReadFault, type SourceInventory } from '../inventory/types.js';
 import { nameMapping, readSourceBatches, type SourceSelection, type TrustedDigests } from './source.js';
-import { destinationRef, PLAN_VERSION, planMigration, type Candidate, type Candidates, type Plan, type PlannedBlob, type PlannedImage, type RejectedImage, type Schema1Mode } from '../plan/plan.js';
+import { destinationRef, joinPlans, planMigration, type Candidate, type Candidates, type Plan, type PlannedBlob, type PlannedImage, type RejectedImage, type Schema1Mode } from '../plan/plan.js';
 import { blobDataPath } from '../storage/layout.js';
 import { dataSource } from '../storage/source.js';
 import type { Destination } from './destination.js';
@@ -181,7 +181,8 @@ export async function pushStorage(destination: Destination, options: PushOptions
   const reports: ImageReport[] = [];
   const rejected: RejectedImage[] = [];
   const stats: TransferStats = { blobsUploaded: 0, bytesUploaded: 0, blobsMounted: 0, bytesMounted: 0, blobsSkipped: 0, bytesSkipped: 0, manifestsPut: 0 };
-  const whole = options.dryRun ? { projectsToCreate: new Set<string>(), images: [] as PlannedImage[], existing: [] as PlannedImage[], blobs: [] as PlannedBlob[] } : undefined;
+  // --dry-run: every batch's plan, joined into the run's at the end.
+  const whole: Plan[] | undefined = options.dryRun ? [] : undefined;
   // Blob digest → a destination repository that holds it (an image there uses it): mounted from there, never sent again.
   const holders = new DigestMap<string>();
   const hold = (image: PlannedImage): void => {
@@ -297,10 +298,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
     }
     for (const image of plan.skipped) reports.push(reportOf(image, 'skipped', { reason: 'schema1 image (--schema1 skip)' }));
     if (whole) {
-      for (const p of plan.projectsToCreate) whole.projectsToCreate.add(p);
-      whole.images.push(...plan.images);
-      whole.existing.push(...plan.existing);
-      whole.blobs.push(...plan.blobs);
+      whole.push(plan);
       return;
     }
     if (options.via === 'skopeo') {
@@ -366,7 +364,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
   return {
     via: options.via,
     source: { root: walk.layout.v2, readFaults: walk.readFaults, tags: resolvedTags, faults, seen },
-    ...(whole ? { plan: { version: PLAN_VERSION, projectsToCreate: [...whole.projectsToCreate].sort(), images: whole.images, existing: whole.existing, skipped: [], blobs: whole.blobs, rejected } } : {}),
+    ...(whole ? { plan: joinPlans(whole, rejected) } : {}),
     rejected,
     reports,
     stats,

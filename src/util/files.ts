@@ -13,7 +13,7 @@ export function writeFileAtomic(file: string, text: string | Iterable<string>, w
   try {
     const fd = openSync(tmp, 'w', mode);
     try {
-      for (const chunk of typeof text === 'string' ? [text] : gather(text)) writeSync(fd, chunk);
+      for (const chunk of typeof text === 'string' ? [text] : gather(text)) writeWhole(fd, chunk);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
@@ -40,6 +40,15 @@ export function writeFileAtomic(file: string, text: string | Iterable<string>, w
 }
 
 /**
+ * write(2) may write less than asked and say so only by its count (a file size limit, a full disk): the rest is
+ * written until it errors, so a cut-off file is never renamed into place.
+ */
+function writeWhole(fd: number, chunk: string): void {
+  const bytes = Buffer.from(chunk);
+  for (let offset = 0; offset < bytes.length; ) offset += writeSync(fd, bytes, offset);
+}
+
+/**
  * Before any work: can `file` be written where it is asked for? Its directory must exist and be writable, and the
  * file itself, if there, writable. Hours of results must never be lost to a typo found at the end (exit 2).
  */
@@ -58,5 +67,19 @@ export function assertWritable(file: string, option: string): void {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'ENOENT') throw new UsageError(`${option} ${file}: cannot be written (${code ?? 'error'})`);
+  }
+  // access(2) says yes to a directory, and to /proc for root, yet a file is written neither there nor in place of a
+  // directory: try the first step writeFileAtomic takes, a temp file beside it, and take it away again.
+  try {
+    if (statSync(file).isDirectory()) throw new UsageError(`${option} ${file}: is a directory`, 'give the name of a file, not of a directory');
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+  }
+  const probe = `${file}.${process.pid}.tmp`;
+  try {
+    closeSync(openSync(probe, 'wx'));
+    unlinkSync(probe);
+  } catch (err) {
+    throw new UsageError(`${option} ${file}: cannot be written (${(err as NodeJS.ErrnoException).code ?? String(err)})`, 'choose another place');
   }
 }

@@ -1,34 +1,23 @@
+import picomatch from 'picomatch';
+
 /**
- * Repository globs for --include/--exclude: `*` matches within one name component, `**` across components,
- * `?` one character. `library/*` matches `library/nginx` but not `library/a/b`; `team/**` matches everything
- * under `team/` and `team` itself.
+ * Repository and tag globs for --include/--exclude/--tag-include, with the syntax users know from shells and
+ * .gitignore (picomatch, the matcher fast-glob itself uses): `*` matches within one name component, `**` across
+ * components, `?` one character, `[01]` and `[a-z]` one of a set, `{a,b}` either. `library/*` matches
+ * `library/nginx` but not `library/a/b`; `team/**` matches everything under `team/` and `team` itself.
  */
 export function globToRegExp(glob: string): RegExp {
-  let out = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === '*') {
-      if (glob[i + 1] === '*') {
-        i++;
-        if (glob[i + 1] === '/') {
-          i++;
-          out += '(?:.*/)?';
-        } else {
-          out += '.*';
-        }
-      } else {
-        out += '[^/]*';
-      }
-    } else if (c === '?') {
-      out += '[^/]';
-    } else if (c === '/' && glob.slice(i + 1) === '**') {
-      out += '(?:/.*)?';
-      i += 2;
-    } else {
-      out += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-    }
-  }
-  return new RegExp(`^${out}$`);
+  // dot: a component starting with `.` is an ordinary name here, not a hidden file.
+  return picomatch.makeRe(glob, { dot: true });
+}
+
+/**
+ * Why a glob cannot be used, or undefined. picomatch turns a pattern it cannot compile (`a{b`, `[z-a]`) into a
+ * regular expression that matches nothing (`/$^/`, see its lib/picomatch.js `makeRe`); such a pattern is refused
+ * rather than left to select nothing in silence.
+ */
+export function globProblem(glob: string): string | undefined {
+  return globToRegExp(glob).source === '$^' ? 'is not a valid glob (unbalanced {…} or a reversed [a-z] range?)' : undefined;
 }
 
 export interface RepositoryFilter {
