@@ -180,7 +180,6 @@ describe('push options', () => {
     expect(loud.stderr).toMatch(/^plan: \d+ images to push, 0 already there, up to [\d.]+ KiB to upload$/m);
     expect(loud.stderr).toMatch(/^failed: broken\/rot:v1 → broken\/rot:v1: corrupt-blob: /m);
     expect(loud.stderr).toMatch(/images verified, 0 already there, \d+ failed/);
-    expect(loud.stderr).not.toMatch(/\d+\.\d{3,} B\/s/); // a rate at a sensible precision
     const registry2 = await startRegistry();
     const quiet = await runCli(['push', tree.root, '--to', registry2.host, '--quiet']);
     expect(quiet.stderr).not.toMatch(/^plan:/m);
