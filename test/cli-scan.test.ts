@@ -131,7 +131,7 @@ describe('scan counts untagged manifests', () => {
     // team/api:1.0 was overwritten in the demo: its old manifest is still in revisions, untagged.
     const result = await runCli(['scan', root, '--output', 'json']);
     expect((JSON.parse(result.stdout) as { summary: { untaggedManifests: number } }).summary.untaggedManifests).toBe(1);
-    expect(result.stderr).toMatch(/, 1 untagged manifests/);
+    expect(result.stderr).toMatch(/, 1 untagged manifest$/m);
   });
 });
 

@@ -8,7 +8,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildDemoStorage, buildFaultyStorage } from '../fixtures/trees.js';
 import { PROJECT, runCli } from './helpers/cli.js';
-import { pageRequests, printToPdf, renderHtml, screenshot } from './helpers/chromium.js';
+import { measureLayout, pageRequests, printToPdf, renderHtml, screenshot } from './helpers/chromium.js';
+import { startProxy } from './helpers/proxy.js';
 import { startPushgateway } from './helpers/pushgateway.js';
 import { startRegistry } from './helpers/registry.js';
 import { tempDir } from './helpers/tmp.js';
@@ -119,6 +120,8 @@ describe('structured logs', () => {
     expect(result.exitCode).toBe(1);
     const records = result.stderr.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(records.some((r) => r.event === 'tag-failed' && r.level === 'error' && typeof r.reason === 'string')).toBe(true);
+    // A faulty image's record names its destination repository and tag.
+    expect(records.find((r) => r.event === 'tag-failed' && r.source === 'broken/layer:v1')).toMatchObject({ repo: 'broken/layer', tag: 'v1', reason: expect.stringMatching(/^missing-blob: /) });
     const down = await runCli(['push', faulty.root, '--to', '127.0.0.1:9', '--retries', '1', '--log-format', 'json']);
     expect(down.exitCode).toBe(3);
     expect(JSON.parse(down.stderr.trim())).toMatchObject({ level: 'error', event: 'error', code: 'DESTINATION_UNREACHABLE', exitCode: 3 });
@@ -177,5 +180,63 @@ describe('HTML reports', () => {
     const bad = await runCli(['report', 'html', path.join(dir, 'nope.json')]);
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr).toMatch(/nope\.json: not a readable JSON report \(ENOENT\)/);
+  });
+
+  it('report html: failure reasons escaped (a registry\'s HTML error body), byte figures right, long reasons wrapped at 1000 px; a sync report says so', async () => {
+    const registry = await startRegistry();
+    const proxy = await startProxy(registry.host);
+    // A proxy in front of the registry answers team/api's manifest PUTs with its own HTML page (nginx-like).
+    const token = 'f'.repeat(150);
+    const body = `<html><body><script>alert(1)</script><p>request ${token}</p></body></html>`;
+    proxy.script = (req) => (req.method === 'PUT' && req.url.pathname.includes('/team/api/manifests/') ? { kind: 'respond', status: 400, headers: { 'content-type': 'text/html' }, body } : { kind: 'forward' });
+    const tree = demo();
+    const dir = tempDir();
+    const report = path.join(dir, 'push.json');
+    expect((await runCli(['push', tree.root, '--to', proxy.host, '--report', report])).exitCode).toBe(1);
+    const doc = JSON.parse(readFileSync(report, 'utf8')) as { summary: { bytesUploaded: number; bytesMounted: number; bytesSkipped: number }; images: Array<{ source: string; status: string; size: number; reason: string | null }> };
+    const failed = doc.images.filter((i) => i.status === 'failed');
+    expect(failed.map((i) => i.source).sort()).toEqual(['team/api:1.0', 'team/api:1.1']);
+    expect(failed[0]!.reason).toContain('<script>alert(1)</script>');
+    const page = await runCli(['report', 'html', report]);
+    expect(page.exitCode, page.stderr).toBe(0);
+    const html = path.join(dir, 'push.html');
+    writeFileSync(html, page.stdout);
+    const rendered = await renderHtml(html);
+    // Escaped: the body shows as text, no element of it reaches the page.
+    expect(rendered.dom).not.toMatch(/<script/i);
+    expect(rendered.dom).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
+    expect(rendered.dom).toContain(token);
+    // The byte figures, formatted here independently of the tool: 1024-based units, 3 significant digits.
+    const human = (n: number): string => {
+      if (n < 1024) return `${n} B`;
+      const k = n / 1024;
+      if (k < 1024) return `${k.toFixed(k >= 100 ? 0 : 1)} KiB`;
+      const m = k / 1024;
+      return `${m.toFixed(m >= 100 ? 0 : 1)} MiB`;
+    };
+    const cardValue = (label: string) => new RegExp(`<b>([^<]*)</b><span>${label}</span>`).exec(rendered.dom)?.[1];
+    expect(doc.summary.bytesUploaded).toBeGreaterThan(0);
+    expect(cardValue('uploaded')).toBe(human(doc.summary.bytesUploaded));
+    expect(cardValue('mounted')).toBe(human(doc.summary.bytesMounted));
+    expect(cardValue('already there')).toBe(human(doc.summary.bytesSkipped));
+    const doneTable = /<table id="done">[\s\S]*?<\/table>/.exec(rendered.dom)![0];
+    for (const image of doc.images.filter((i) => i.status !== 'failed')) {
+      const row = new RegExp(`<tr><td><code>${image.source.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}</code></td>.*?<td class="num">([^<]*)</td>`).exec(doneTable);
+      expect(row?.[1], image.source).toBe(human(image.size));
+    }
+    // The run: title, source and destination, start and end, version.
+    expect(rendered.dom).toContain('<h1>Push report</h1>');
+    expect(rendered.dom).toMatch(new RegExp(`<p class="sub">${tree.root.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} → ${proxy.host} · \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC – \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC · regmigrate \\d+\\.\\d+\\.\\d+</p>`));
+    // A long reason wraps: at a 1000 px viewport nothing is wider than the window.
+    const layout = await measureLayout(html, 1000);
+    expect(layout.widestCell).toBeGreaterThan(0);
+    expect(layout.widestCell).toBeLessThanOrEqual(1000);
+    expect(layout.scrollWidth).toBeLessThanOrEqual(1000);
+
+    const syncReport = path.join(dir, 'sync.json');
+    expect((await runCli(['sync', tree.root, '--to', registry.host, '--report', syncReport])).exitCode).toBe(0);
+    const syncPage = await runCli(['report', 'html', syncReport]);
+    expect(syncPage.stdout).toContain('<title>Sync report</title>');
+    expect(syncPage.stdout).not.toContain('Push report');
   });
 });

@@ -5,7 +5,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { buildFaultyStorage, type BuiltTree } from '../fixtures/trees.js';
 import { scanStorage } from '../src/inventory/scan.js';
 import { locateStorage } from '../src/storage/layout.js';
-import { BIN, DEMO_STORAGE, runCli } from './helpers/cli.js';
+import { BIN, DEMO_STORAGE, PROJECT, runCli } from './helpers/cli.js';
+import { addCollidingBusybox, buildDemoStorage } from '../fixtures/trees.js';
+import { MEDIA } from '../fixtures/builder.js';
 import { requestKind, startProxy, type ScriptedProxy } from './helpers/proxy.js';
 import { startRegistry, type RunningRegistry } from './helpers/registry.js';
 import { tempDir } from './helpers/tmp.js';
@@ -14,7 +16,13 @@ import { formatBytes } from '../src/util/format.js';
 import { servedDigest } from './helpers/observe.js';
 
 interface Report {
-  images: Array<{ source: string; destination: string | null; digest: string | null; status: string; reason: string | null }>;
+  command: string;
+  source: string;
+  destination: string;
+  startedAt: string;
+  endedAt: string;
+  regmigrateVersion: string;
+  images: Array<{ source: string; destination: string | null; digest: string | null; mediaType: string | null; size: number; status: string; reason: string | null }>;
   summary: { verified: number; skipped: number; failed: number; blobsUploaded: number; bytesUploaded: number; blobsMounted: number };
 }
 
@@ -45,6 +53,27 @@ describe('push into a real docker-registry', () => {
       expect(row.status, row.reason ?? '').toBe('verified');
       expect(await servedDigest(registry.host, `${destinationOf(t.repository)}:${t.tag}`)).toBe(t.digest);
     }
+  });
+
+  it('a faulty image keeps its destination tag, media type and size in the report', async () => {
+    const inventory = await scanStorage(await locateStorage(tree.root), { include: [], exclude: [], verify: false, concurrency: 8 });
+    const scanned = inventory.tags.find((t) => t.repository === 'broken/layer' && t.tag === 'v1')!;
+    expect(scanned.size).toBeGreaterThan(0);
+    expect(first.images.find((i) => i.source === 'broken/layer:v1')).toMatchObject({
+      status: 'failed',
+      destination: 'broken/layer:v1',
+      digest: scanned.digest,
+      mediaType: MEDIA.dockerManifest,
+      size: scanned.size,
+      reason: expect.stringMatching(/^missing-blob: /),
+    });
+  });
+
+  it('the report names the run: command, source, destination, start and end, and the version that wrote it', () => {
+    const version = (JSON.parse(readFileSync(path.join(PROJECT, 'package.json'), 'utf8')) as { version: string }).version;
+    expect(first).toMatchObject({ command: 'push', source: tree.root, destination: proxy.host, regmigrateVersion: version });
+    expect(Date.parse(first.startedAt)).toBeLessThanOrEqual(Date.parse(first.endedAt));
+    expect(new Date(first.endedAt).toISOString()).toBe(first.endedAt);
   });
 
   it('reports each faulty image with its reason, leaves it out of the destination, and exits 1', async () => {
@@ -148,6 +177,15 @@ describe('push options', () => {
     expect(onStdout).toBe(formatBytes(plan.blobs.reduce((n, b) => n + (b.held ? 0 : b.size), 0)));
   });
 
+  it('--dry-run: a name collision is shown at the destination tag it would have had', async () => {
+    const registry = await startRegistry();
+    const tree = buildDemoStorage(path.join(tempDir(), 'registry'));
+    addCollidingBusybox(tree.root);
+    const result = await runCli(['push', tree.root, '--to', registry.host, '--dry-run']);
+    expect(result.exitCode).toBe(1);
+    expect(result.stdout).toMatch(/^library\/busybox:1\.36\s+library\/busybox:1\.36\s+[0-9a-f]{12}\s+docker-v2\s+[\d.]+ (B|KiB)\s+fail: name-collision: /m);
+  });
+
   it('--map and --default-project decide destination names; nested names stay whole', async () => {
     const registry = await startRegistry();
     const result = await runCli(['push', DEMO_STORAGE, '--to', registry.host, '--map', 'infra=platform/infra', '--map', 'team/api=apps/api-server', '--default-project', 'base', '--output', 'json']);
@@ -177,6 +215,8 @@ describe('push options', () => {
     const quiet = await runCli(['push', tree.root, '--to', registry2.host, '--quiet']);
     expect(quiet.stderr).not.toMatch(/^plan:/m);
     expect(quiet.stderr).toMatch(/^failed: broken\/rot:v1/m);
+    // Only failures: no summary either.
+    expect(quiet.stderr).not.toMatch(/verified|already there|uploaded/);
   });
 
   it('writes a CSV report', async () => {
@@ -185,7 +225,11 @@ describe('push options', () => {
     const result = await runCli(['push', DEMO_STORAGE, '--to', registry.host, '--report', report, '--quiet']);
     expect(result.exitCode).toBe(0);
     const lines = readFileSync(report, 'utf8').trimEnd().split('\n');
-    expect(lines[0]).toBe('source,destination,digest,media_type,size,status,reason,converted_to');
+    expect(lines[0]).toBe('source,destination,digest,media_type,size,status,reason,converted_to,run_command,run_source,run_destination,run_started_at,run_ended_at,regmigrate_version');
+    const row = lines[1]!.split(',');
+    expect(row.slice(8, 11)).toEqual(['push', DEMO_STORAGE, registry.host]);
+    expect(Date.parse(row[11]!)).toBeLessThanOrEqual(Date.parse(row[12]!));
+    expect(row[13]).toBe((JSON.parse(readFileSync(path.join(PROJECT, 'package.json'), 'utf8')) as { version: string }).version);
     expect(lines).toHaveLength(8);
     expect(lines.filter((l) => l.includes(',verified,'))).toHaveLength(7);
   });

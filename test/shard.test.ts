@@ -124,7 +124,13 @@ describe('the Indexed Job', () => {
     writeFileSync(path.join(dir, 'bad.json'), '{"kind":"other"}');
     const conflict = await runCli(['report', 'merge', path.join(dir, 'a.json'), path.join(dir, 'b.json')]);
     expect(conflict.exitCode).toBe(1);
-    expect(conflict.stderr).toMatch(/conflict: p\/x:1: sha256:a in one report, sha256:b in another/);
+    const [fileA, fileB] = [path.join(dir, 'a.json'), path.join(dir, 'b.json')];
+    expect(conflict.stderr).toContain(`conflict: p/x:1: sha256:a in ${fileA}, sha256:b in ${fileB}`);
+    // The tag's digest depends on which shard pushed last: it is not counted as verified.
+    const merged = JSON.parse(conflict.stdout) as { summary: { verified: number; failed: number }; images: Array<{ source: string; status: string; reason: string | null }> };
+    expect(merged.summary).toMatchObject({ verified: 0, failed: 1 });
+    expect(merged.images).toEqual([expect.objectContaining({ source: 'x:1', status: 'failed', reason: `conflict: p/x:1: sha256:a in ${fileA}, sha256:b in ${fileB}` })]);
+    expect(conflict.stderr).toMatch(/^2 reports: 0 verified, 0 already there or skipped, 1 failed$/m);
     const bad = await runCli(['report', 'merge', path.join(dir, 'bad.json')]);
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr).toMatch(/bad\.json: not a regmigrate push report/);

@@ -3,7 +3,7 @@ import { shortDigest } from '../storage/digest.js';
 import { compareStorage, type CompareResult } from '../transfer/compare.js';
 import { connectDestination } from '../transfer/destination.js';
 import type { SourceSelection } from '../transfer/source.js';
-import { csvLine, formatBytes, renderTable } from '../util/format.js';
+import { count, csvLine, formatBytes, renderTable } from '../util/format.js';
 import type { CliContext } from './context.js';
 import { requireRoot } from './config.js';
 import { addDestinationOptions, buildDestinationOptions, normalizeDestination, type DestinationFlags, type NormalizedDestination } from './destination-options.js';
@@ -42,7 +42,7 @@ export const DIFF_JSON_VERSION = 1;
 
 export function renderDiffSummary(result: CompareResult): string {
   const c = result.counts;
-  return `${c.new} new, ${c.changed} changed, ${c.same} same, ${c.extra} extra, ${c.faulty} faulty; a push would upload ${formatBytes(result.bytesToUpload)} (${result.blobsToUpload} blobs)`;
+  return `${c.new} new, ${c.changed} changed, ${c.same} same, ${c.extra} extra, ${c.faulty} faulty; a push would upload ${formatBytes(result.bytesToUpload)} (${count(result.blobsToUpload, 'blob')})`;
 }
 
 function render(result: CompareResult, format: OutputFormat, destination: string): string {

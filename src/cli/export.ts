@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { exportStorage } from '../transfer/export.js';
-import { renderTable } from '../util/format.js';
+import { count, renderTable } from '../util/format.js';
 import type { CliContext } from './context.js';
 import { requireRoot } from './config.js';
 import { OptionProblems, parsePositiveInt } from './options.js';
@@ -42,7 +42,7 @@ export async function runExport(request: ExportRequest, ctx: CliContext): Promis
   const failed = result.rejected.length + result.exported.filter((e) => !e.ok).length;
   const l = result.links;
   ctx.stderr.write(
-    `${result.exported.length - (failed - result.rejected.length)} images exported to ${out}, ${failed} failed; ` +
+    `${count(result.exported.length - (failed - result.rejected.length), 'image')} exported to ${out}, ${failed} failed; ` +
       `files: ${l.linked} hard-linked, ${l.copied} copied, ${l.kept} already there, ${l.removed} stale removed\n`,
   );
   return failed > 0 ? 1 : 0;

@@ -9,8 +9,7 @@ import { registerPush } from './push.js';
 import { registerReport } from './report.js';
 import { registerScan } from './scan.js';
 import { registerSync } from './sync.js';
-
-const VERSION = '0.1.0';
+import { VERSION } from '../version.js';
 
 export function buildProgram(ctx: CliContext): Command {
   const program = new Command('regmigrate')

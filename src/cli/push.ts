@@ -4,7 +4,7 @@ import { createJsonLog, writeJsonLog, type LogFormat } from '../report/log.js';
 import { pushMetrics, writeMetricsFile, type RunMetrics } from '../report/metrics.js';
 import { errorMessage, RegmigrateError } from '../errors.js';
 import type { Deletion } from '../transfer/sync.js';
-import { countReports, renderImageTable, renderPlan, renderPushSummary, reportDocument, reportFormat, writeReport } from '../report/push-report.js';
+import { countReports, renderImageTable, renderPlan, renderPushSummary, reportDocument, reportFormat, reportRun, writeReport } from '../report/push-report.js';
 import { connectDestination, type Destination } from '../transfer/destination.js';
 import type { Schema1Mode } from '../plan/plan.js';
 import { pushStorage, type PushOptions, type PushResult } from '../transfer/push.js';
@@ -228,11 +228,12 @@ export async function runPush(request: PushRequest, ctx: CliContext): Promise<nu
           return result.plan.rejected.length > 0 ? 1 : 0;
         }
         // The image list first: if the report file cannot be written at the end, the list is not lost with it.
-        if (request.output === 'json') ctx.stdout.write(JSON.stringify(reportDocument(result, target), null, 2) + '\n');
+        const run = reportRun('push', result, request.root, target);
+        if (request.output === 'json') ctx.stdout.write(JSON.stringify(reportDocument(result, run), null, 2) + '\n');
         else ctx.stdout.write(renderImageTable(result.reports));
         if (json) json.finished(result);
-        else ctx.stderr.write(renderPushSummary(result) + '\n');
-        if (request.report) writeReport(request.report, result, target);
+        else if (!request.quiet) ctx.stderr.write(renderPushSummary(result) + '\n'); // --quiet: only failures (printed as they happen)
+        if (request.report) writeReport(request.report, result, run);
         return countReports(result.reports).failed > 0 ? 1 : 0;
       }, progress.log);
       if (signal) return signal === 'SIGINT' ? 130 : 143;

@@ -3,7 +3,8 @@ import { renderPushHtml, type PushReportDocument } from '../report/html.js';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
-import { countReports, renderImageTable, reportCsv, reportImageJson, PUSH_REPORT_VERSION } from '../report/push-report.js';
+import { count } from '../util/format.js';
+import { countReports, renderImageTable, reportCsv, reportImageJson, PUSH_REPORT_VERSION, type ReportRun } from '../report/push-report.js';
 import { imageReport, type ImageReport } from '../transfer/push.js';
 import type { CliContext } from './context.js';
 
@@ -23,6 +24,12 @@ const PushReport = z.looseObject({
   schemaVersion: z.literal(PUSH_REPORT_VERSION),
   kind: z.literal('regmigrate.push'),
   destination: z.string(),
+  // The run's facts, in reports written since they were added.
+  command: z.enum(['push', 'sync']).optional(),
+  source: z.string().optional(),
+  startedAt: z.string().optional(),
+  endedAt: z.string().optional(),
+  regmigrateVersion: z.string().optional(),
   summary: z.looseObject({ bytesUploaded: z.number().optional(), bytesMounted: z.number().optional(), blobsUploaded: z.number().optional() }),
   images: z.array(ReportImage),
 });
@@ -51,18 +58,35 @@ function readReport(file: string): PushReport {
   return parsed.data;
 }
 
+/** The merged run: the earliest start, the latest end, every source and version (once each). */
+function mergedRun(reports: readonly PushReport[], destination: string): ReportRun {
+  const all = (values: Array<string | undefined>): string => [...new Set(values.filter((v): v is string => v !== undefined))].sort().join(' ');
+  const times = (key: 'startedAt' | 'endedAt'): string[] => reports.map((r) => r[key]).filter((t): t is string => t !== undefined).sort();
+  return {
+    command: reports.every((r) => r.command === 'sync') ? 'sync' : 'push',
+    source: all(reports.map((r) => r.source)),
+    destination,
+    startedAt: times('startedAt')[0] ?? '',
+    endedAt: times('endedAt').at(-1) ?? '',
+    regmigrateVersion: all(reports.map((r) => r.regmigrateVersion)),
+  };
+}
+
 /**
  * `report merge`: the reports of several shards (or runs) as one verified image list. Shards are disjoint, so a
- * destination tag appearing twice means the shards overlapped: a conflict (different digests) is an error.
+ * destination tag appearing twice means the shards overlapped: a conflict (different digests) is an error, named
+ * with both files, and the tag counts as failed (which digest it holds depends on which shard pushed last).
  */
-export function mergeReports(files: readonly string[]): { destination: string; images: ImageReport[]; conflicts: string[] } {
+export function mergeReports(files: readonly string[]): { destination: string; run: ReportRun; images: ImageReport[]; conflicts: string[] } {
   const reports = files.map(readReport);
   const destinations = new Set(reports.map((r) => r.destination));
   if (destinations.size > 1) throw new UsageError(`the reports are of different destinations: ${[...destinations].join(', ')}`);
-  const byDestination = new Map<string, ImageReport>();
+  // Destination tag → where its first report is in `images`, and the file it came from.
+  const byDestination = new Map<string, { index: number; file: string }>();
   const conflicts: string[] = [];
   const images: ImageReport[] = [];
-  for (const report of reports) {
+  for (const [n, report] of reports.entries()) {
+    const file = files[n]!;
     for (const i of report.images) {
       const image = imageReport({
         source: i.source,
@@ -78,15 +102,21 @@ export function mergeReports(files: readonly string[]): { destination: string; i
       const key = image.destination ?? image.source;
       const seen = byDestination.get(key);
       if (seen) {
-        if (seen.digest !== image.digest) conflicts.push(`${key}: ${seen.digest ?? '-'} in one report, ${image.digest ?? '-'} in another`);
+        const first = images[seen.index]!;
+        if (first.digest !== image.digest) {
+          const conflict = `${key}: ${first.digest ?? '-'} in ${seen.file}, ${image.digest ?? '-'} in ${file}`;
+          conflicts.push(conflict);
+          images[seen.index] = imageReport({ ...first, status: 'failed', reason: `conflict: ${conflict}` });
+        }
         continue;
       }
-      byDestination.set(key, image);
+      byDestination.set(key, { index: images.length, file });
       images.push(image);
     }
   }
   images.sort((a, b) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
-  return { destination: [...destinations][0] ?? '', images, conflicts };
+  const destination = [...destinations][0] ?? '';
+  return { destination, run: mergedRun(reports, destination), images, conflicts };
 }
 
 export function registerReport(program: Command, ctx: CliContext): void {
@@ -104,18 +134,18 @@ export function registerReport(program: Command, ctx: CliContext): void {
       if (output === 'json') {
         ctx.stdout.write(
           JSON.stringify(
-            { schemaVersion: PUSH_REPORT_VERSION, kind: 'regmigrate.push', destination: merged.destination, mergedFrom: files.length, summary: counts, images: merged.images.map(reportImageJson) },
+            { schemaVersion: PUSH_REPORT_VERSION, kind: 'regmigrate.push', ...merged.run, mergedFrom: files.length, summary: counts, images: merged.images.map(reportImageJson) },
             null,
             2,
           ) + '\n',
         );
       } else if (output === 'csv') {
-        ctx.stdout.write(reportCsv(merged.images));
+        ctx.stdout.write(reportCsv(merged.images, merged.run));
       } else {
         ctx.stdout.write(renderImageTable(merged.images));
       }
       for (const conflict of merged.conflicts) ctx.stderr.write(`regmigrate: conflict: ${conflict}\n`);
-      ctx.stderr.write(`${files.length} reports: ${counts.verified} verified, ${counts.skipped} already there or skipped, ${counts.failed} failed\n`);
+      ctx.stderr.write(`${count(files.length, 'report')}: ${counts.verified} verified, ${counts.skipped} already there or skipped, ${counts.failed} failed\n`);
       ctx.setExitCode(counts.failed > 0 || merged.conflicts.length > 0 ? 1 : 0);
     });
   report

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { countReports, writeReport } from '../report/push-report.js';
+import { countReports, reportRun, writeReport } from '../report/push-report.js';
 import { locateStorage } from '../storage/layout.js';
 import { DEFAULT_MAX_DELETE, syncStorage, type DeleteMode, type SyncResult } from '../transfer/sync.js';
 import { formatBytes, formatDuration } from '../util/format.js';
@@ -126,7 +126,7 @@ export async function runSync(request: SyncRequest, ctx: CliContext): Promise<nu
             for (const d of result.deletions) writeJsonLog(ctx.stderr, { level: d.status === 'failed' ? 'error' : 'info', event: `tag-${d.status}`, repo: d.destination, digest: d.digest, ...(d.reason ? { reason: d.reason } : {}) });
           }
           result.saveJournal();
-          if (request.report) writeReport(request.report, result.push, destination.endpoint.host);
+          if (request.report) writeReport(request.report, result.push, reportRun('sync', result.push, request.root, destination.endpoint.host));
           const failed = countReports(result.push.reports).failed + result.deletions.filter((d) => d.status === 'failed').length;
           return failed > 0 ? 1 : 0;
         }, (message) => notice(request, ctx, message));

@@ -1,6 +1,6 @@
 import { shortMediaType } from '../image/media-types.js';
 import { shortDigest } from '../storage/digest.js';
-import { csvLine, formatBytes, renderTable } from '../util/format.js';
+import { count, csvLine, formatBytes, renderTable } from '../util/format.js';
 import type { SelectionSizes } from './select.js';
 import { tagRef, type InventorySummary, type ReadFault, type SourceInventory, type TagEntry } from './types.js';
 
@@ -43,9 +43,9 @@ export function renderSummaryLine(summary: InventorySummary): string {
     .map(([kind, n]) => `${kind} ${n}`)
     .join(', ');
   return (
-    `${summary.repositories} repositories, ${summary.tags} tags (${summary.faultyTags} faulty), ` +
-    `${summary.uniqueManifests} unique manifests, ${summary.uniqueBlobs} unique blobs, ${formatBytes(summary.totalBytes)}` +
-    (summary.untaggedManifests ? `, ${summary.untaggedManifests} untagged manifests` : '') +
+    `${count(summary.repositories, 'repository', 'repositories')}, ${count(summary.tags, 'tag')} (${summary.faultyTags} faulty), ` +
+    `${count(summary.uniqueManifests, 'unique manifest')}, ${count(summary.uniqueBlobs, 'unique blob')}, ${formatBytes(summary.totalBytes)}` +
+    (summary.untaggedManifests ? `, ${count(summary.untaggedManifests, 'untagged manifest')}` : '') +
     (faults ? `; faults: ${faults}` : '')
   );
 }

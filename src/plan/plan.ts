@@ -54,7 +54,12 @@ export interface PlannedBlob {
 export interface RejectedImage {
   readonly source: string;
   readonly repository: string | undefined;
+  /** The `repo:tag` the image would have had (undefined when its name cannot be mapped). */
+  readonly destination: string | undefined;
   readonly digest: string | undefined;
+  /** What the source says of the image, where it could be read. */
+  readonly mediaType: string | undefined;
+  readonly size: number;
   readonly reason: string;
   readonly faults: readonly Fault[];
 }
@@ -120,14 +125,17 @@ export function selectCandidates(inventory: SourceInventory, mapping: NameMappin
       rejected.push({
         source,
         repository: mapped.ok ? mapped.repository : undefined,
+        destination: mapped.ok ? tagRef({ repository: mapped.repository, tag: entry.tag }) : undefined,
         digest: entry.digest,
+        mediaType: entry.mediaType,
+        size: entry.size,
         reason: first ? `${first.kind}: ${first.message}` : 'no manifest',
         faults: entry.faults,
       });
       continue;
     }
     if (!mapped.ok) {
-      rejected.push({ source, repository: undefined, digest: entry.digest, reason: `invalid-name: ${mapped.reason}`, faults: [] });
+      rejected.push({ source, repository: undefined, destination: undefined, digest: entry.digest, mediaType: entry.mediaType, size: entry.size, reason: `invalid-name: ${mapped.reason}`, faults: [] });
       continue;
     }
     // Two sources, one destination (`busybox` and `library/busybox`, or two --map rules meeting): both pushed to
@@ -136,7 +144,7 @@ export function selectCandidates(inventory: SourceInventory, mapping: NameMappin
     const claimedBy = claimed.get(destination);
     if (claimedBy !== undefined) {
       const fault = nameCollision(source, claimedBy, destination);
-      rejected.push({ source, repository: mapped.repository, digest: entry.digest, reason: `${fault.kind}: ${fault.message}`, faults: [fault] });
+      rejected.push({ source, repository: mapped.repository, destination, digest: entry.digest, mediaType: entry.mediaType, size: entry.size, reason: `${fault.kind}: ${fault.message}`, faults: [fault] });
       continue;
     }
     claimed.set(destination === source ? source : flat(destination), source);

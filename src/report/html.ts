@@ -1,7 +1,7 @@
 import type { InventorySummary, SourceInventory, TagEntry } from '../inventory/types.js';
 import { describeReadFault } from '../inventory/render.js';
 import { tagRef } from '../inventory/types.js';
-import { formatBytes } from '../util/format.js';
+import { count, formatBytes } from '../util/format.js';
 
 /**
  * Reports people look at: one self-contained HTML file each (inline CSS and SVG, no script, no font, no request of
@@ -29,6 +29,7 @@ const STYLE = `
   .card.bad b { color: #b42318; } .card.good b { color: #1a7f37; }
   table { border-collapse: collapse; width: 100%; margin: .6rem 0; font-size: .9rem; }
   th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid #eceff4; vertical-align: top; }
+  td { overflow-wrap: anywhere; } /* a reason can be a registry's whole error body, a name one long word */
   th { background: #f5f7fa; } td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
   code { font-size: .85em; } .muted { color: #5b6475; }
   svg text { font: 12px system-ui, sans-serif; fill: #1d2330; }
@@ -158,9 +159,9 @@ export function renderInventoryHtml(inventory: SourceInventory, summary: Invento
       card(String(summary.faultyTags + inventory.readFaults.length), 'faulty tags and unreadable directories', summary.faultyTags + inventory.readFaults.length > 0 ? 'bad' : 'good'),
     ].join('')}</div>`,
     `<h2>Space by project</h2>${legend([['#3b6fd8', 'only this project uses it'], ['#9db7ee', 'shared with other projects (counted in each)']])}`,
-    barChart('space-by-project', space.map((s) => ({ label: s.project, parts: [s.unique, s.shared], note: `${formatBytes(s.unique)} + ${formatBytes(s.shared)} shared · ${s.tags} tags` })), ['#3b6fd8', '#9db7ee']),
+    barChart('space-by-project', space.map((s) => ({ label: s.project, parts: [s.unique, s.shared], note: `${formatBytes(s.unique)} + ${formatBytes(s.shared)} shared · ${count(s.tags, 'tag')}` })), ['#3b6fd8', '#9db7ee']),
     '<h2>Tags by age</h2><p class="muted">From each tag\'s last push (the mtime of its <code>current/link</code>).</p>',
-    barChart('tags-by-age', ages.map((a) => ({ label: a.label, parts: [a.count], note: `${a.count} tags` })), ['#6a8f3b']),
+    barChart('tags-by-age', ages.map((a) => ({ label: a.label, parts: [a.count], note: count(a.count, 'tag') })), ['#6a8f3b']),
     `<h2>Faults</h2>${
       byKind.size === 0
         ? '<p>None: every tag can be migrated.</p>'
@@ -176,12 +177,21 @@ export function renderInventoryHtml(inventory: SourceInventory, summary: Invento
   return page('Registry inventory', `${inventory.root} · scanned ${new Date(now).toISOString().slice(0, 16).replace('T', ' ')} UTC`, body);
 }
 
-/** The push report (`--report x.json`) as a page: what was verified, skipped and failed, and why. */
+/** The push or sync report (`--report x.json`) as a page: what was verified, skipped and failed, and why. */
 export interface PushReportDocument {
+  readonly command?: 'push' | 'sync';
+  readonly source?: string;
   readonly destination?: string;
-  readonly generatedAt?: string;
+  readonly startedAt?: string;
+  readonly endedAt?: string;
+  readonly regmigrateVersion?: string;
   readonly images: ReadonlyArray<{ source: string; destination: string | null; digest: string | null; status: string; reason: string | null; size?: number }>;
-  readonly summary: { verified: number; skipped: number; failed: number; bytesUploaded?: number; bytesMounted?: number; projectsCreated?: string[] };
+  readonly summary: { verified: number; skipped: number; failed: number; bytesUploaded?: number; bytesMounted?: number; bytesSkipped?: number; projectsCreated?: string[] };
+}
+
+/** `2024-05-01T10:00:00.000Z` → `2024-05-01 10:00:00 UTC`. */
+function utc(iso: string): string {
+  return `${iso.slice(0, 19).replace('T', ' ')} UTC`;
 }
 
 export function renderPushHtml(doc: PushReportDocument): string {
@@ -200,6 +210,7 @@ export function renderPushHtml(doc: PushReportDocument): string {
       card(String(s.failed), 'failed', s.failed > 0 ? 'bad' : 'good'),
       card(formatBytes(s.bytesUploaded ?? 0), 'uploaded'),
       card(formatBytes(s.bytesMounted ?? 0), 'mounted'),
+      card(formatBytes(s.bytesSkipped ?? 0), 'already there'),
     ].join('')}</div>`,
     '<h2>Outcome</h2>',
     barChart('outcome', [{ label: 'images', parts: [s.verified, s.skipped, s.failed], note: `${s.verified} verified · ${s.skipped} skipped · ${s.failed} failed` }], ['#1a7f37', '#9aa5b8', '#c4452f']),
@@ -209,10 +220,15 @@ export function renderPushHtml(doc: PushReportDocument): string {
           .map((f) => `<tr><td><code>${esc(f.source)}</code></td><td><code>${esc(f.destination ?? '–')}</code></td><td>${esc(f.reason ?? '')}</td></tr>`)
           .join('')}</tbody></table>`
       : '<h2>Failed</h2><p>None.</p>',
-    `<h2>Verified and skipped (${done.length})</h2><table id="done"><thead><tr><th>source</th><th>destination</th><th>digest</th><th>status</th></tr></thead><tbody>${done
-      .map((i) => `<tr><td><code>${esc(i.source)}</code></td><td><code>${esc(i.destination ?? '')}</code></td><td><code>${esc((i.digest ?? '').slice(0, 19))}</code></td><td>${esc(i.status)}${i.reason ? ` <span class="muted">(${esc(i.reason)})</span>` : ''}</td></tr>`)
+    `<h2>Verified and skipped (${done.length})</h2><table id="done"><thead><tr><th>source</th><th>destination</th><th>digest</th><th class="num">size</th><th>status</th></tr></thead><tbody>${done
+      .map((i) => `<tr><td><code>${esc(i.source)}</code></td><td><code>${esc(i.destination ?? '')}</code></td><td><code>${esc((i.digest ?? '').slice(0, 19))}</code></td><td class="num">${i.size === undefined ? '–' : formatBytes(i.size)}</td><td>${esc(i.status)}${i.reason ? ` <span class="muted">(${esc(i.reason)})</span>` : ''}</td></tr>`)
       .join('')}</tbody></table>`,
     s.projectsCreated?.length ? `<p>Projects created: ${s.projectsCreated.map((p) => `<code>${esc(p)}</code>`).join(', ')}</p>` : '',
   ].join('\n');
-  return page('Push report', `${doc.destination ?? ''}${doc.generatedAt ? ` · ${doc.generatedAt}` : ''}`, body);
+  const run = [
+    doc.source !== undefined || doc.destination !== undefined ? `${doc.source ?? '?'} → ${doc.destination ?? '?'}` : '',
+    doc.startedAt ? `${utc(doc.startedAt)} – ${doc.endedAt ? utc(doc.endedAt) : '?'}` : '',
+    doc.regmigrateVersion ? `regmigrate ${doc.regmigrateVersion}` : '',
+  ];
+  return page(doc.command === 'sync' ? 'Sync report' : 'Push report', run.filter(Boolean).join(' · '), body);
 }

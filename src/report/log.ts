@@ -4,6 +4,7 @@ import type { PushEvent, PushResult } from '../transfer/push.js';
 import type { Progress } from './progress.js';
 import { splitRef } from '../inventory/types.js';
 import { countReports } from './push-report.js';
+import { RateMeter } from './rate.js';
 
 /** `repo` and `tag` of a report's destination (`repo:tag`, `repo@sha256:…`, or a bare repository for a refused image). */
 function where(destination: string | undefined): { repo?: string; tag?: string } {
@@ -32,9 +33,53 @@ export function writeJsonLog(stream: Writable, record: LogRecord): void {
   stream.write(JSON.stringify({ time: new Date().toISOString(), ...record }) + '\n');
 }
 
-/** `--log-format json`: the transfer's events as JSON lines on stderr, instead of bars or plain progress lines. */
-export function createJsonLog(stream: Writable): Progress & { finished(result: PushResult): void } {
+export interface JsonLogOptions {
+  /** Seconds between `progress` records (default 30, as the plain progress lines). */
+  readonly intervalSeconds?: number;
+  /** The clock of the rate and ETA (tests give their own). */
+  readonly now?: () => number;
+}
+
+/**
+ * `--log-format json`: the transfer's events as JSON lines on stderr, instead of bars or plain progress lines; every
+ * 30 s a `progress` record with the current and smoothed rate (bytes per second) and the seconds left.
+ */
+export function createJsonLog(stream: Writable, options: JsonLogOptions = {}): Progress & { finished(result: PushResult): void } {
+  const totals = { images: 0, imagesDone: 0, failed: 0, bytes: 0, bytesTotal: 0 };
+  let meter: RateMeter | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const progress = (): void => {
+    const rate = (meter ??= new RateMeter(options.now)).snapshot(totals.bytesTotal - totals.bytes);
+    writeJsonLog(stream, {
+      level: 'info',
+      event: 'progress',
+      ...totals,
+      bytesPerSecond: Math.round(rate.current),
+      bytesPerSecondSmoothed: Math.round(rate.smoothed),
+      etaSeconds: rate.etaSeconds === undefined ? null : Math.round(rate.etaSeconds),
+    });
+  };
+  const stop = (): void => {
+    if (timer) clearInterval(timer);
+    timer = undefined;
+  };
+  const count = (event: PushEvent): void => {
+    if (event.type === 'planned') {
+      totals.images += event.plan.images.length;
+      totals.bytesTotal += event.plan.blobs.reduce((n, b) => n + (b.held ? 0 : b.size), 0);
+      meter ??= new RateMeter(options.now);
+      timer ??= setInterval(progress, (options.intervalSeconds ?? 30) * 1000);
+      timer.unref();
+    } else if (event.type === 'bytes') {
+      totals.bytes += event.bytes;
+      (meter ??= new RateMeter(options.now)).add(event.bytes);
+    } else if (event.type === 'image-done') {
+      totals.imagesDone++;
+      if (!event.ok) totals.failed++;
+    }
+  };
   const onEvent = (event: PushEvent): void => {
+    count(event);
     switch (event.type) {
       case 'scanned':
         writeJsonLog(stream, { level: 'info', event: 'scanned', tags: event.tags });
@@ -61,15 +106,17 @@ export function createJsonLog(stream: Writable): Progress & { finished(result: P
   return {
     onEvent,
     log: (message) => writeJsonLog(stream, { level: 'warn', event: 'notice', message }),
-    stop: () => undefined,
+    stop,
     finished: (result) => {
+      stop();
       for (const r of result.reports) {
         if (r.status !== 'verified' && r.status !== 'failed') continue;
         writeJsonLog(stream, {
           level: r.status === 'failed' ? 'error' : 'info',
           event: r.status === 'failed' ? 'tag-failed' : 'tag-verified',
           source: r.source,
-          ...where(r.destination),
+          // No destination name (it could not be mapped): the tag is still the source's.
+          ...(r.destination ? where(r.destination) : r.source.includes(':') ? { tag: splitRef(r.source).tag } : {}),
           ...(r.digest ? { digest: r.digest } : {}),
           ...(r.reason ? { reason: r.reason } : {}),
         });

@@ -3,8 +3,9 @@ import { shortMediaType } from '../image/media-types.js';
 import { destinationRef, planTotals, type Plan } from '../plan/plan.js';
 import { shortDigest } from '../storage/digest.js';
 import type { PushResult, ImageReport } from '../transfer/push.js';
-import { csvLine, formatBytes, formatDuration, renderTable } from '../util/format.js';
+import { count, csvLine, formatBytes, formatDuration, formatRate, renderTable } from '../util/format.js';
 import { UsageError } from '../errors.js';
+import { VERSION } from '../version.js';
 
 export const PUSH_REPORT_VERSION = 1;
 
@@ -26,11 +27,29 @@ export function countReports(reports: readonly ImageReport[]): PushCounts {
   return { verified, skipped, failed };
 }
 
-export function reportDocument(result: PushResult, destination: string) {
+/** The run a report is of: which command, from where to where, when, written by which regmigrate. */
+export interface ReportRun {
+  readonly command: 'push' | 'sync';
+  /** The storage root (or tar) as given. */
+  readonly source: string;
+  /** The destination registry's host. */
+  readonly destination: string;
+  /** ISO 8601 times. */
+  readonly startedAt: string;
+  readonly endedAt: string;
+  readonly regmigrateVersion: string;
+}
+
+export function reportRun(command: 'push' | 'sync', result: PushResult, source: string, destination: string): ReportRun {
+  const iso = (ms: number): string => new Date(ms).toISOString();
+  return { command, source, destination, startedAt: iso(result.startedAt), endedAt: iso(result.startedAt + result.durationMs), regmigrateVersion: VERSION };
+}
+
+export function reportDocument(result: PushResult, run: ReportRun) {
   return {
     schemaVersion: PUSH_REPORT_VERSION,
     kind: 'regmigrate.push',
-    destination,
+    ...run,
     via: result.via,
     harborVersion: result.harborVersion ?? null,
     durationMs: result.durationMs,
@@ -54,11 +73,13 @@ export function reportImageJson(r: ImageReport) {
   };
 }
 
-export const REPORT_CSV_HEADER = ['source', 'destination', 'digest', 'media_type', 'size', 'status', 'reason', 'converted_to'];
+/** An image's columns, then the run's (the same on every row: a CSV has no other place for them). */
+export const REPORT_CSV_HEADER = ['source', 'destination', 'digest', 'media_type', 'size', 'status', 'reason', 'converted_to', 'run_command', 'run_source', 'run_destination', 'run_started_at', 'run_ended_at', 'regmigrate_version'];
 
-export function reportCsv(reports: readonly ImageReport[]): string {
+export function reportCsv(reports: readonly ImageReport[], run: ReportRun): string {
+  const runColumns = [run.command, run.source, run.destination, run.startedAt, run.endedAt, run.regmigrateVersion];
   let out = csvLine(REPORT_CSV_HEADER);
-  for (const r of reports) out += csvLine([r.source, r.destination, r.digest, r.mediaType, r.size, r.status, r.reason, r.convertedTo]);
+  for (const r of reports) out += csvLine([r.source, r.destination, r.digest, r.mediaType, r.size, r.status, r.reason, r.convertedTo, ...runColumns]);
   return out;
 }
 
@@ -69,10 +90,10 @@ export function reportFormat(file: string): 'json' | 'csv' | undefined {
   return undefined;
 }
 
-export function writeReport(file: string, result: PushResult, destination: string): void {
+export function writeReport(file: string, result: PushResult, run: ReportRun): void {
   const format = reportFormat(file);
   if (!format) throw new UsageError(`--report ${file}: the name must end in .json or .csv`);
-  const text = format === 'json' ? JSON.stringify(reportDocument(result, destination), null, 2) + '\n' : reportCsv(result.reports);
+  const text = format === 'json' ? JSON.stringify(reportDocument(result, run), null, 2) + '\n' : reportCsv(result.reports, run);
   writeFileAtomic(file, text, '--report');
 }
 
@@ -127,13 +148,13 @@ export function renderPushSummary(result: PushResult): string {
   const c = countReports(result.reports);
   const s = result.stats;
   const seconds = result.durationMs / 1000;
-  const rate = seconds > 0 ? formatBytes(s.bytesUploaded / seconds) + '/s' : '-';
-  const head = `${c.verified} images verified, ${c.skipped} already there, ${c.failed} failed; `;
+  const rate = seconds > 0 ? formatRate(s.bytesUploaded / seconds) : '-';
+  const head = `${count(c.verified, 'image')} verified, ${c.skipped} already there, ${c.failed} failed; `;
   const projects = result.projectsCreated.length ? `; projects created: ${result.projectsCreated.join(', ')}` : '';
   if (result.via === 'skopeo') return `${head}transferred by skopeo copy; ${formatDuration(result.durationMs)}${projects}`;
   return (
     head +
-    `uploaded ${formatBytes(s.bytesUploaded)} (${s.blobsUploaded} blobs), mounted ${formatBytes(s.bytesMounted)} (${s.blobsMounted}), ` +
+    `uploaded ${formatBytes(s.bytesUploaded)} (${count(s.blobsUploaded, 'blob')}), mounted ${formatBytes(s.bytesMounted)} (${s.blobsMounted}), ` +
     `skipped ${formatBytes(s.bytesSkipped)} (${s.blobsSkipped}); ${formatDuration(result.durationMs)}, ${rate}` +
     projects
   );
@@ -149,7 +170,7 @@ export function renderPlan(plan: Plan, harbor: boolean): string {
     ...plan.images.map((i) => [i.source, destinationRef(i), shortDigest(i.digest), shortMediaType(i.mediaType), formatBytes(i.size), i.subject ? `push (after ${shortDigest(i.subject)})` : 'push']),
     ...plan.existing.map((i) => [i.source, destinationRef(i), shortDigest(i.digest), shortMediaType(i.mediaType), formatBytes(i.size), 'skip (already there)']),
     ...plan.skipped.map((i) => [i.source, destinationRef(i), shortDigest(i.digest), shortMediaType(i.mediaType), formatBytes(i.size), 'skip (--schema1 skip)']),
-    ...plan.rejected.map((r) => [r.source, r.repository ?? '-', shortDigest(r.digest), '-', '-', `fail: ${r.reason}`]),
+    ...plan.rejected.map((r) => [r.source, r.destination ?? '-', shortDigest(r.digest), shortMediaType(r.mediaType), r.size ? formatBytes(r.size) : '-', `fail: ${r.reason}`]),
   ].sort((a, b) => (a[0]! < b[0]! ? -1 : 1));
   out += renderTable(['SOURCE', 'DESTINATION', 'DIGEST', 'TYPE', 'SIZE', 'ACTION'], rows);
   return out;

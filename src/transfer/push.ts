@@ -128,6 +128,8 @@ export interface PushResult {
   readonly stats: TransferStats;
   readonly projectsCreated: readonly string[];
   readonly harborVersion: string | undefined;
+  /** When the run started (Unix ms); it ended `durationMs` later. */
+  readonly startedAt: number;
   readonly durationMs: number;
   /** A signal stopped the run: what was not reached is unknown (never "gone"). */
   readonly interrupted: boolean;
@@ -270,7 +272,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
     const { inventory, candidates, allowed, denied } = prepared;
     rejected.push(...candidates.rejected);
     for (const r of candidates.rejected) {
-      reports.push(imageReport({ source: r.source, destination: r.repository, digest: r.digest, status: 'failed', reason: r.reason }));
+      reports.push(imageReport({ source: r.source, destination: r.destination, digest: r.digest, mediaType: r.mediaType, size: r.size, status: 'failed', reason: r.reason }));
     }
     for (const c of denied) {
       reports.push(imageReport({ source: c.source, destination: `${c.repository}:${c.entry.tag}`, digest: c.entry.digest, size: c.entry.size ?? 0, status: 'failed', reason: `permission: ${refused.get(c.project)!}` }));
@@ -370,6 +372,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
     stats,
     projectsCreated,
     harborVersion: destination.harborVersion,
+    startedAt: started,
     durationMs: Date.now() - started,
     interrupted: signal?.aborted ?? false,
     batches,

@@ -7,6 +7,7 @@ import { inShard } from '../plan/shard.js';
 import { nameSelected } from '../inventory/select.js';
 import { convertedImages, loadState, saveState, trustedDigest, type StateEntry, type SyncState } from './sync-state.js';
 import { makeRepositoryFilter } from '../util/glob.js';
+import { count } from '../util/format.js';
 import type { Destination } from './destination.js';
 import { pushStorage, type PushOptions, type PushResult } from './push.js';
 
@@ -126,7 +127,7 @@ export async function syncStorage(destination: Destination, options: SyncOptions
   const maxDelete = options.maxDelete ?? DEFAULT_MAX_DELETE;
   if (apply && gone.length > maxDelete) {
     // A mass deletion is never an accident of a bad run: it takes an explicit, large enough --max-delete.
-    const reason = `not deleted: this run would delete ${gone.length} tags, more than --max-delete ${maxDelete}; check the source, then give --max-delete ${gone.length} to allow it`;
+    const reason = `not deleted: this run would delete ${count(gone.length, 'tag')}, more than --max-delete ${maxDelete}; check the source, then give --max-delete ${gone.length} to allow it`;
     for (const [ref, entry] of gone) deletions.push({ destination: ref, digest: entry.destinationDigest ?? entry.digest, source: entry.source, status: 'failed', reason });
   } else {
     for (const [ref, entry] of gone) {

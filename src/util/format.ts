@@ -7,14 +7,28 @@ export function formatBytes(bytes: number): string {
     value /= 1024;
     unit++;
   }
-  return unit === 0 ? `${value} B` : `${value.toFixed(value >= 100 ? 0 : 1)} ${UNITS[unit]}`;
+  // Whole bytes below 1 KiB (a rate is a fraction: 761.96 B/s reads 762 B/s); 3 significant digits above.
+  if (unit === 0) return `${Math.round(value)} B`;
+  return `${value.toFixed(value >= 100 ? 0 : 1)} ${UNITS[unit]}`;
+}
+
+/** Bytes per second, at the precision of formatBytes. */
+export function formatRate(bytesPerSecond: number): string {
+  return `${formatBytes(Number.isFinite(bytesPerSecond) && bytesPerSecond > 0 ? bytesPerSecond : 0)}/s`;
+}
+
+/** `1 image`, `2 images`, `0 images`; `count(n, 'repository', 'repositories')` for irregular plurals. */
+export function count(n: number, singular: string, plural = `${singular}s`): string {
+  return `${n} ${n === 1 ? singular : plural}`;
 }
 
 export function formatDuration(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)} ms`;
   const s = ms / 1000;
   if (s < 120) return `${s.toFixed(1)} s`;
-  return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+  const whole = Math.round(s);
+  if (whole < 7200) return `${Math.floor(whole / 60)} min ${whole % 60} s`;
+  return `${Math.floor(whole / 3600)} h ${Math.floor((whole % 3600) / 60)} min`;
 }
 
 /** Renders rows as aligned columns: what a person reads on a terminal. */

@@ -3,7 +3,7 @@
  * nothing) and Chromium's own net log records every request it tried, so a test can tell that none left the file.
  */
 import { execa } from 'execa';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { tempDir } from './tmp.js';
 
@@ -61,4 +61,27 @@ export async function screenshot(file: string, png: string, width = 1200, height
 
 export async function printToPdf(file: string, pdf: string): Promise<void> {
   await chromium([`--print-to-pdf=${pdf}`, '--no-pdf-header-footer', `file://${file}`]);
+}
+
+/** How wide a page lays out in a viewport `width` px wide: the document's scroll width and the widest table cell's right edge. */
+export interface Layout {
+  readonly scrollWidth: number;
+  readonly widestCell: number;
+}
+
+/**
+ * Lays the page out at `width` px and measures it. The report pages hold no script, so a copy of the page gets one
+ * that writes the measurements into the DOM Chromium dumps.
+ */
+export async function measureLayout(file: string, width: number): Promise<Layout> {
+  const copy = path.join(tempDir('regmigrate-layout-'), path.basename(file));
+  const probe = `<script>
+    const cells = [...document.querySelectorAll('td')].map((td) => td.getBoundingClientRect().right);
+    document.body.setAttribute('data-layout', JSON.stringify({ scrollWidth: document.documentElement.scrollWidth, widestCell: Math.max(0, ...cells) }));
+  </script>`;
+  writeFileSync(copy, readFileSync(file, 'utf8').replace('</body>', `${probe}</body>`));
+  const dom = await chromium([`--window-size=${width},900`, '--hide-scrollbars', '--dump-dom', `file://${copy}`]);
+  const json = /data-layout="([^"]*)"/.exec(dom)?.[1];
+  if (!json) throw new Error(`no layout measured for ${file}`);
+  return JSON.parse(json.replace(/&quot;/g, '"')) as Layout;
 }
