@@ -3,6 +3,7 @@
  * subject), a shared bandwidth cap, and the whole job in one config file. Real storage trees with controlled link
  * mtimes, the built CLI, a real docker-registry.
  */
+import { execa } from 'execa';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -86,6 +87,15 @@ describe('tag selection', () => {
     expect(doc.selection.projects[0]!.droppedBytes).toBeGreaterThan(0);
     const table = (await runCli(['scan', root, '--keep-latest', '1'])).stdout;
     expect(table).toMatch(/Selection:\nPROJECT +KEPT TAGS +KEPT BYTES +DROPPED TAGS +BYTES SAVED\napp +2 /);
+  });
+
+  it('--pushed-after on a tar of the storage: its tags have no push time, so none is taken as recent', async () => {
+    const file = path.join(tempDir(), 'storage.tar');
+    await execa('tar', ['-cf', file, '-C', root, 'docker']);
+    expect(await scanTags(file, [])).toHaveLength(10);
+    const doc = JSON.parse((await runCli(['scan', file, '--pushed-after', '25d', '--output', 'json'])).stdout) as { tags: unknown[]; selection: { total: { keptTags: number; droppedTags: number } } };
+    expect(doc.tags).toEqual([]);
+    expect(doc.selection.total).toMatchObject({ keptTags: 0, droppedTags: 10 });
   });
 
   it('bad selectors are exit 2, all reported together', async () => {
