@@ -121,6 +121,21 @@ describe('referrers follow their subject', () => {
     // Patterns judge images only: a pattern that matches the signature tag alone keeps nothing.
     expect(await scanTags(tree.root, ['--include', 'signed/**', '--tag-include', 'sha256-*'])).toEqual([]);
   });
+
+  it('a referrer of a referrer follows too (an attestation of a signature), and goes with its image', async () => {
+    const root = path.join(tempDir('regmigrate-sel-'), 'registry');
+    const b = new StorageBuilder(root);
+    for (const version of ['v1', 'v2']) {
+      const image = addImage(b, 'app/chain', { format: 'oci', layers: [makeLayer('srv/app', `chain ${version}\n`, 512)], label: version });
+      b.tag('app/chain', version, image.digest);
+      const signature = addImage(b, 'app/chain', { format: 'oci', layers: [makeLayer('sig', `signature of ${version}\n`)], label: `${version}-sig`, subject: image.descriptor });
+      b.tag('app/chain', `${version}-sig`, signature.digest);
+      const attestation = addImage(b, 'app/chain', { format: 'oci', layers: [makeLayer('att', `attestation of ${version}-sig\n`)], label: `${version}-att`, subject: signature.descriptor });
+      b.tag('app/chain', `${version}-sig-att`, attestation.digest);
+    }
+    expect(await scanTags(root, ['--tag-include', 'v1'])).toEqual(['app/chain:v1', 'app/chain:v1-sig', 'app/chain:v1-sig-att']);
+    expect(await scanTags(root, ['--tag-exclude', 'v1'])).toEqual(['app/chain:v2', 'app/chain:v2-sig', 'app/chain:v2-sig-att']);
+  });
 });
 
 describe('selection end to end', () => {
