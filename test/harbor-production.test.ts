@@ -321,3 +321,19 @@ describe('the double refuses what Harbor refuses', () => {
     expect(missing.headers.get('www-authenticate')).toBe('');
   });
 });
+
+describe('verification through the artifact API', () => {
+  it('an artifact whose digest is not the one pushed fails that image, naming the digest Harbor reports', async () => {
+    const harbor = await startHarborDouble({ users: USERS, projects: [] });
+    const wrong = `sha256:${createHash('sha256').update('not what was pushed').digest('hex')}`;
+    harbor.servedDigests.set('team/api:1.0', wrong);
+    const tree = buildDemoStorage(path.join(tempDir('regmigrate-src-'), 'registry'));
+    const { exitCode, report } = await push(harbor, tree.root, 'admin');
+    expect(exitCode).toBe(1);
+    const row = report.images.find((i) => i.source === 'team/api:1.0')!;
+    expect(row).toMatchObject({ status: 'failed', reason: `verification: the destination serves digest ${wrong}` });
+    // What was pushed is there all the same: only the report of it is wrong, and only that image fails.
+    expect(harbor.tagDigest('team/api', '1.0')).toBe(row.digest);
+    expect(report.images.filter((i) => i.status === 'verified')).toHaveLength(report.images.length - 1);
+  });
+});

@@ -90,6 +90,57 @@ describe('Prometheus metrics', () => {
     expect(counts[0]! + counts[1]!).toBe(7);
     expect(sample(scraped, 'regmigrate_last_run_success', 'command="push",instance="",job="migration",shard="0"')).toBe(1);
   });
+  it('a sync that leaves tags behind: the gauge counts them, in seconds-true timings, and fires the shipped alert', async () => {
+    const registry = await startRegistry();
+    const gateway = await startPushgateway();
+    const faulty = buildFaultyStorage(path.join(tempDir('regmigrate-src-'), 'registry'));
+    const dir = tempDir();
+    const file = path.join(dir, 'sync.prom');
+    const report = path.join(dir, 'report.json');
+    const result = await runCli(['sync', faulty.root, '--to', registry.host, '--state', path.join(dir, 'state.json'), '--metrics-file', file, '--pushgateway', gateway.url, '--report', report]);
+    expect(result.exitCode).toBe(1);
+    await promtoolAccepts(file);
+    const text = readFileSync(file, 'utf8');
+    const failed = (JSON.parse(readFileSync(report, 'utf8')) as { images: Array<{ status: string }> }).images.filter((i) => i.status === 'failed').length;
+    expect(failed).toBe(faulty.tags.filter((t) => t.fault).length);
+    expect(failed).toBeGreaterThan(0);
+    expect(sample(text, 'regmigrate_destination_behind_tags', 'command="sync"')).toBe(failed);
+    // Seconds, as the name says: the duration is the distance between the two timestamps (Unix seconds).
+    const started = sample(text, 'regmigrate_last_run_start_timestamp_seconds', 'command="sync"');
+    const ended = sample(text, 'regmigrate_last_run_end_timestamp_seconds', 'command="sync"');
+    expect(sample(text, 'regmigrate_last_run_duration_seconds', 'command="sync"')).toBeCloseTo(ended - started, 2);
+
+    // What Prometheus scrapes from the Pushgateway, fed as it is to the alert shipped in deploy/: it fires.
+    const scraped = await gateway.scrape();
+    const series = scraped.split('\n').find((l) => l.startsWith('regmigrate_destination_behind_tags{'))!;
+    expect(series, scraped).toBeDefined();
+    const [labels, value] = series.split(' ');
+    expect(Number(value)).toBe(failed);
+    const rules = path.join(dir, 'rules');
+    mkdirSync(rules);
+    copyFileSync(path.join(PROJECT, 'deploy/prometheus/regmigrate-alerts.yaml'), path.join(rules, 'regmigrate-alerts.yaml'));
+    const test = {
+      rule_files: ['regmigrate-alerts.yaml'],
+      evaluation_interval: '1m',
+      tests: [
+        {
+          interval: '1m',
+          input_series: [{ series: labels, values: `${value}x60` }],
+          alert_rule_test: [
+            { eval_time: '20m', alertname: 'RegmigrateDestinationBehind', exp_alerts: [] },
+            {
+              eval_time: '45m',
+              alertname: 'RegmigrateDestinationBehind',
+              exp_alerts: [{ exp_labels: { severity: 'warning', command: 'sync', job: 'regmigrate' }, exp_annotations: { summary: `Harbor is ${failed} tags behind the old registry` } }],
+            },
+          ],
+        },
+      ],
+    };
+    writeFileSync(path.join(rules, 'behind.test.yaml'), JSON.stringify(test));
+    const promtool = await execa('promtool', ['test', 'rules', 'behind.test.yaml'], { cwd: rules, reject: false });
+    expect(promtool.exitCode, String(promtool.stdout) + String(promtool.stderr)).toBe(0);
+  });
 });
 
 describe('structured logs', () => {

@@ -3,6 +3,7 @@
  * subject), a shared bandwidth cap, and the whole job in one config file. Real storage trees with controlled link
  * mtimes, the built CLI, a real docker-registry.
  */
+import { execa } from 'execa';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -89,6 +90,15 @@ describe('tag selection', () => {
     expect(table).toMatch(/Selection:\nPROJECT +KEPT TAGS +KEPT BYTES +DROPPED TAGS +BYTES SAVED\napp +2 /);
   });
 
+  it('--pushed-after on a tar of the storage: its tags have no push time, so none is taken as recent', async () => {
+    const file = path.join(tempDir(), 'storage.tar');
+    await execa('tar', ['-cf', file, '-C', root, 'docker']);
+    expect(await scanTags(file, [])).toHaveLength(10);
+    const doc = JSON.parse((await runCli(['scan', file, '--pushed-after', '25d', '--output', 'json'])).stdout) as { tags: unknown[]; selection: { total: { keptTags: number; droppedTags: number } } };
+    expect(doc.tags).toEqual([]);
+    expect(doc.selection.total).toMatchObject({ keptTags: 0, droppedTags: 10 });
+  });
+
   it('bad selectors are exit 2, all reported together', async () => {
     const result = await runCli(['scan', root, '--semver', 'not a range', '--pushed-after', 'yesterday', '--keep-latest', '0', '--tag-include', '/([/', '--include', 'a{b']);
     expect(result.exitCode).toBe(2);
@@ -111,6 +121,21 @@ describe('referrers follow their subject', () => {
     expect(await scanTags(tree.root, ['--include', 'signed/**', '--tag-exclude', 'v1'])).toEqual([]);
     // Patterns judge images only: a pattern that matches the signature tag alone keeps nothing.
     expect(await scanTags(tree.root, ['--include', 'signed/**', '--tag-include', 'sha256-*'])).toEqual([]);
+  });
+
+  it('a referrer of a referrer follows too (an attestation of a signature), and goes with its image', async () => {
+    const root = path.join(tempDir('regmigrate-sel-'), 'registry');
+    const b = new StorageBuilder(root);
+    for (const version of ['v1', 'v2']) {
+      const image = addImage(b, 'app/chain', { format: 'oci', layers: [makeLayer('srv/app', `chain ${version}\n`, 512)], label: version });
+      b.tag('app/chain', version, image.digest);
+      const signature = addImage(b, 'app/chain', { format: 'oci', layers: [makeLayer('sig', `signature of ${version}\n`)], label: `${version}-sig`, subject: image.descriptor });
+      b.tag('app/chain', `${version}-sig`, signature.digest);
+      const attestation = addImage(b, 'app/chain', { format: 'oci', layers: [makeLayer('att', `attestation of ${version}-sig\n`)], label: `${version}-att`, subject: signature.descriptor });
+      b.tag('app/chain', `${version}-sig-att`, attestation.digest);
+    }
+    expect(await scanTags(root, ['--tag-include', 'v1'])).toEqual(['app/chain:v1', 'app/chain:v1-sig', 'app/chain:v1-sig-att']);
+    expect(await scanTags(root, ['--tag-exclude', 'v1'])).toEqual(['app/chain:v2', 'app/chain:v2-sig', 'app/chain:v2-sig-att']);
   });
 });
 

@@ -106,19 +106,55 @@ describe('diff and sync against a real docker-registry', () => {
   });
 
   it('--delete-extra lists tags whose source is gone, and deletes them only with --yes', async () => {
-    rmSync(path.join(root, 'docker/registry/v2/repositories/library/alpine/_manifests/tags/latest'), { recursive: true });
+    rmSync(path.join(root, 'docker/registry/v2/repositories/team/api/_manifests/tags/1.1'), { recursive: true });
     const plan = await runCli(['sync', root, '--to', proxy.host, '--state', state, '--delete-extra']);
     expect(plan.exitCode, plan.stderr).toBe(0);
-    expect(plan.stdout).toMatch(/^would delete library\/alpine:latest sha256:[0-9a-f]{64} \(source library\/alpine:latest is gone\)$/m);
-    expect((await runCli(['diff', root, '--to', proxy.host])).stdout).toMatch(/extra\s+-\s+library\/alpine:latest/);
+    expect(plan.stdout).toMatch(/^would delete team\/api:1\.1 sha256:[0-9a-f]{64} \(source team\/api:1\.1 is gone\)$/m);
+    expect((await runCli(['diff', root, '--to', proxy.host])).stdout).toMatch(/extra\s+-\s+team\/api:1\.1/);
     // The extra tag pushed by someone else is never a candidate: the journal does not know it.
     expect(plan.stdout).not.toContain('pushed-by-ci');
     const apply = await runCli(['sync', root, '--to', proxy.host, '--state', state, '--delete-extra', '--yes']);
-    expect(apply.exitCode, apply.stderr).toBe(1);
-    // library/alpine:3.19 shares the digest: a plain registry can only delete the manifest, so it refuses.
-    expect(apply.stdout).toMatch(/^could not delete library\/alpine:latest .*tags 3\.19 share its digest/m);
+    expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
+    expect(apply.stdout).toMatch(/^deleted team\/api:1\.1 sha256:[0-9a-f]{64} \(source team\/api:1\.1 is gone\)$/m);
+    expect(await tagsOf(registry.url, 'team/api')).toEqual(['1.0', 'pushed-by-ci']);
+  });
+
+  it('--delete-extra on a plain registry: a tag whose manifest a staying tag shares is planned and reported as kept, a warning', async () => {
+    // library/alpine:latest and :3.19 are one manifest. A plain registry deletes a tag only by deleting the manifest,
+    // which takes :3.19 too: the plan must not promise it, and --yes must not fail on it run after run.
+    rmSync(path.join(root, 'docker/registry/v2/repositories/library/alpine/_manifests/tags/latest'), { recursive: true });
+    const kept = /^kept library\/alpine:latest sha256:[0-9a-f]{64} \(source library\/alpine:latest is gone\): tag 3\.19 of the destination shares its manifest and stays; a plain registry deletes a tag only by deleting its manifest, which would delete it too$/m;
+    const plan = await runCli(['sync', root, '--to', proxy.host, '--state', state, '--delete-extra']);
+    expect(plan.exitCode, plan.stdout + plan.stderr).toBe(0);
+    expect(plan.stdout).toMatch(kept);
+    expect(plan.stdout).not.toMatch(/would delete library\/alpine/);
+    const metrics = path.join(tempDir(), 'sync.prom');
+    const apply = await runCli(['sync', root, '--to', proxy.host, '--state', state, '--delete-extra', '--yes', '--metrics-file', metrics, '--log-format', 'json']);
+    expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
+    expect(apply.stdout).toMatch(kept);
+    expect(apply.stdout).toMatch(/^sync: 0 pushed, 5 unchanged, 0 failed, 0 deleted, 1 kept \(their manifest is shared\); /m);
+    expect(apply.stderr.split('\n').filter((l) => l.includes('"tag-kept"')).map((l) => JSON.parse(l) as { level: string; repo: string })).toEqual([expect.objectContaining({ level: 'warn', repo: 'library/alpine:latest' })]);
+    expect(readFileSync(metrics, 'utf8')).toMatch(/^regmigrate_tags_kept_total\{command="sync"\} 1$/m);
+    expect(await tagsOf(registry.url, 'library/alpine')).toEqual(['3.19', 'latest']);
+    // Once :3.19 is gone from the source too, the manifest goes, once, with both tags.
+    rmSync(path.join(root, 'docker/registry/v2/repositories/library/alpine/_manifests/tags/3.19'), { recursive: true });
+    const both = await runCli(['sync', root, '--to', proxy.host, '--state', state, '--delete-extra']);
+    expect(both.exitCode, both.stdout + both.stderr).toBe(0);
+    expect(both.stdout.match(/^would delete library\/alpine:\S+/gm)).toEqual(['would delete library/alpine:3.19', 'would delete library/alpine:latest']);
+    proxy.reset();
+    const gone = await runCli(['sync', root, '--to', proxy.host, '--state', state, '--delete-extra', '--yes']);
+    expect(gone.exitCode, gone.stdout + gone.stderr).toBe(0);
+    expect(gone.stdout.match(/^deleted library\/alpine:\S+/gm)).toEqual(['deleted library/alpine:3.19', 'deleted library/alpine:latest']);
+    expect(proxy.log.filter((r) => r.method === 'DELETE').map((r) => r.path)).toEqual([expect.stringMatching(/^\/v2\/library\/alpine\/manifests\/sha256:[0-9a-f]{64}$/)]);
+    expect(await tagsOf(registry.url, 'library/alpine')).toEqual([]);
   });
 });
+
+async function tagsOf(url: string, repository: string): Promise<string[]> {
+  const res = await fetch(`${url}/v2/${repository}/tags/list`);
+  if (res.status !== 200) return [];
+  return (((await res.json()) as { tags: string[] | null }).tags ?? []).sort();
+}
 
 describe('sync as a cron job', () => {
   it('a second sync while one runs exits 4 with "locked"; --wait-lock waits for it', async () => {

@@ -80,16 +80,18 @@ function renderSync(result: SyncResult): string {
     else if (r.status === 'failed') out += `failed ${r.source}${r.destination ? ` -> ${r.destination}` : ''}: ${r.reason ?? 'failed'}\n`;
   }
   for (const d of result.deletions) {
-    const what = { 'would-delete': 'would delete', deleted: 'deleted', failed: 'could not delete', kept: 'left alone' }[d.status];
+    // `kept`: a warning, the tag stays though its source is gone (its manifest is shared by tags that stay).
+    const what = { 'would-delete': 'would delete', deleted: 'deleted', failed: 'could not delete', kept: d.sharedWith ? 'kept' : 'left alone' }[d.status];
     out += `${what} ${d.destination} ${d.digest} (source ${d.source} is gone)${d.reason ? `: ${d.reason}` : ''}\n`;
   }
   const c = countReports(result.push.reports);
   const s = result.push.stats;
   const deleted = result.deletions.filter((d) => d.status === 'deleted').length;
   const planned = result.deletions.filter((d) => d.status === 'would-delete').length;
+  const kept = result.deletions.filter((d) => d.sharedWith).length;
   out +=
     `sync: ${c.verified} pushed, ${c.skipped} unchanged, ${c.failed} failed` +
-    (result.deletions.length ? `, ${deleted} deleted${planned ? `, ${planned} would be deleted (add --yes)` : ''}` : '') +
+    (result.deletions.length ? `, ${deleted} deleted${planned ? `, ${planned} would be deleted (add --yes)` : ''}${kept ? `, ${kept} kept (their manifest is shared)` : ''}` : '') +
     `; uploaded ${formatBytes(s.bytesUploaded)}; ${formatDuration(result.push.durationMs)}\n`;
   return out;
 }
@@ -123,7 +125,7 @@ export async function runSync(request: SyncRequest, ctx: CliContext): Promise<nu
           ctx.stdout.write(renderSync(result));
           if (json) {
             json.finished(result.push);
-            for (const d of result.deletions) writeJsonLog(ctx.stderr, { level: d.status === 'failed' ? 'error' : 'info', event: `tag-${d.status}`, repo: d.destination, digest: d.digest, ...(d.reason ? { reason: d.reason } : {}) });
+            for (const d of result.deletions) writeJsonLog(ctx.stderr, { level: d.status === 'failed' ? 'error' : d.sharedWith ? 'warn' : 'info', event: `tag-${d.status}`, repo: d.destination, digest: d.digest, ...(d.reason ? { reason: d.reason } : {}) });
           }
           result.saveJournal();
           if (request.report) writeReport(request.report, result.push, reportRun('sync', result.push, request.root, destination.endpoint.host));

@@ -101,6 +101,12 @@ export function renderMetrics(m: RunMetrics): string {
       help: 'Source tags the destination does not hold at their digest after the last sync.',
       samples: [{ value: counts?.failed ?? 0 }],
     });
+    families.push({
+      name: 'regmigrate_tags_kept_total',
+      type: 'counter',
+      help: 'Destination tags whose source tag is gone that --delete-extra keeps in the last sync: tags that stay share their manifest, and a plain registry deletes a tag only with its manifest.',
+      samples: [{ value: m.deletions.filter((d) => d.sharedWith).length }],
+    });
   }
   let out = '';
   for (const f of families) {

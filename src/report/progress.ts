@@ -117,6 +117,10 @@ export function createProgress(options: ProgressOptions): Progress {
     stop: () => {
       if (timer) clearInterval(timer);
       if (ticker) clearInterval(ticker);
+      // A last frame before the bars are cleared: a push shorter than one frame (200 ms) still draws its bars, with
+      // their final figures, and lines logged since the previous frame are written, not dropped. Once only: a second
+      // stop (the command's `finally`) must not draw again below the summary.
+      multibar?.update();
       multibar?.stop();
       multibar = undefined; // lines after the bars are gone go straight to the stream
     },

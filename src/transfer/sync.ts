@@ -1,7 +1,3 @@
-import { lstatSync } from 'node:fs';
-import path from 'node:path';
-import { errorMessage } from '../errors.js';
-import { canDelete } from '../harbor/access.js';
 import { readIncomplete, splitRef, tagRef } from '../inventory/types.js';
 import { inShard } from '../plan/shard.js';
 import { nameSelected } from '../inventory/select.js';
@@ -9,6 +5,7 @@ import { convertedImages, loadState, saveState, trustedDigest, type StateEntry, 
 import { makeRepositoryFilter } from '../util/glob.js';
 import { count } from '../util/format.js';
 import type { Destination } from './destination.js';
+import { applyDeletions, planDeletions, type Deletion } from './delete-extra.js';
 import { pushStorage, type PushOptions, type PushResult } from './push.js';
 
 export type DeleteMode = 'no' | 'plan' | 'apply';
@@ -25,28 +22,7 @@ export interface SyncOptions extends Omit<PushOptions, 'dryRun' | 'trusted'> {
 
 export const DEFAULT_MAX_DELETE = 100;
 
-/** `absent` only on ENOENT: any other answer (EACCES, EIO, ESTALE) is not proof that the tag is gone. */
-export function sourceLinkState(v2: string, source: string): 'absent' | 'present' | string {
-  const { repository, tag } = splitRef(source);
-  const link = tag.startsWith('sha256:')
-    ? path.join(v2, 'repositories', repository, '_manifests', 'revisions', 'sha256', tag.slice(7), 'link')
-    : path.join(v2, 'repositories', repository, '_manifests', 'tags', tag, 'current', 'link');
-  try {
-    lstatSync(link);
-    return 'present';
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'error';
-    return code === 'ENOENT' ? 'absent' : code;
-  }
-}
-
-export interface Deletion {
-  readonly destination: string;
-  readonly digest: string;
-  readonly source: string;
-  readonly status: 'would-delete' | 'deleted' | 'failed' | 'kept';
-  readonly reason?: string;
-}
+export { sourceLinkState, type Deletion } from './delete-extra.js';
 
 export interface SyncResult {
   readonly push: PushResult;
@@ -109,7 +85,6 @@ export async function syncStorage(destination: Destination, options: SyncOptions
   const tagRules = options.tags;
   const selected = makeRepositoryFilter(options);
   const shard = options.shard;
-  const deleteRights = new Map<string, Promise<boolean | undefined>>();
   const gone: Array<[string, StateEntry]> = [];
   for (const [ref, entry] of state.tags) {
     const sourceRepository = splitRef(entry.source).repository;
@@ -123,58 +98,20 @@ export async function syncStorage(destination: Destination, options: SyncOptions
     entry.goneFromSourceAt ??= now;
     if (options.deleteExtra !== 'no') gone.push([ref, entry]);
   }
+  // The plan first, for every gone tag: a dry run promises only what --yes will do.
+  const planned = await planDeletions(destination, gone.map(([ref, entry]) => ({ ref, digest: entry.destinationDigest ?? entry.digest, source: entry.source })), push.source.root);
   const apply = options.deleteExtra === 'apply';
   const maxDelete = options.maxDelete ?? DEFAULT_MAX_DELETE;
-  if (apply && gone.length > maxDelete) {
+  const doomed = planned.filter((d) => d.status === 'would-delete').length;
+  if (apply && doomed > maxDelete) {
     // A mass deletion is never an accident of a bad run: it takes an explicit, large enough --max-delete.
-    const reason = `not deleted: this run would delete ${count(gone.length, 'tag')}, more than --max-delete ${maxDelete}; check the source, then give --max-delete ${gone.length} to allow it`;
-    for (const [ref, entry] of gone) deletions.push({ destination: ref, digest: entry.destinationDigest ?? entry.digest, source: entry.source, status: 'failed', reason });
+    const reason = `not deleted: this run would delete ${count(doomed, 'tag')}, more than --max-delete ${maxDelete}; check the source, then give --max-delete ${doomed} to allow it`;
+    for (const d of planned) deletions.push(d.status === 'would-delete' ? { ...d, status: 'failed', reason } : d);
   } else {
-    for (const [ref, entry] of gone) {
-      // What the destination holds: the source digest, or its conversion.
-      const deletion = await deleteGoneTag(destination, ref, entry.destinationDigest ?? entry.digest, entry.source, apply, deleteRights, push.source.root);
-      deletions.push(deletion);
-      if (deletion.status === 'deleted' || deletion.status === 'kept') state.tags.delete(ref);
-    }
+    deletions.push(...(apply ? await applyDeletions(destination, planned) : planned));
   }
+  // Deleted, or no longer ours: out of the journal. A tag kept for the tags sharing its manifest stays in it.
+  for (const d of deletions) if (d.status === 'deleted' || (d.status === 'kept' && !d.sharedWith)) state.tags.delete(d.destination);
   return { push, deletions, saveJournal: () => saveState(file, state) };
 }
 
-async function deleteGoneTag(destination: Destination, ref: string, digest: string, source: string, apply: boolean, rights: Map<string, Promise<boolean | undefined>>, v2: string): Promise<Deletion> {
-  const { repository, tag } = splitRef(ref);
-  const base = { destination: ref, digest, source };
-  // Right before deleting, look once more at the source link itself: absent, not merely unreadable or back.
-  const link = sourceLinkState(v2, source);
-  if (link !== 'absent') return { ...base, status: 'kept', reason: link === 'present' ? 'the source tag is back' : `the source link cannot be read (${link})` };
-  try {
-    // On Harbor through the API: no pull recorded, no 412 from a pull policy.
-    const current = destination.harbor ? (await destination.harbor.getArtifact(repository, tag))?.digest : (await destination.client.probeManifest(repository, tag))?.digest;
-    // Gone already, or re-pointed by someone else since: not ours to delete any more.
-    if (current !== digest) return { ...base, status: 'kept', reason: current ? `now points at ${current}` : 'already absent' };
-    if (!apply) return { ...base, status: 'would-delete' };
-    // The delete right first (maintainer and up on Harbor): a refusal says so before anything is touched.
-    let right = rights.get(repository);
-    if (!right) rights.set(repository, (right = canDelete(destination.client.auth, repository).catch(() => undefined)));
-    if ((await right) === false) {
-      const project = repository.split('/')[0]!;
-      const user = destination.credentials?.username ?? 'anonymous';
-      return { ...base, status: 'failed', reason: `${user} may not delete tags in project "${project}": deleting needs the maintainer role or higher` };
-    }
-    if (destination.harbor) {
-      await destination.harbor.deleteTag(repository, digest, tag);
-      return { ...base, status: 'deleted' };
-    }
-    // A plain registry deletes manifests, not tags: only when no other tag shares the digest.
-    const others = [];
-    for (const other of await destination.client.listTags(repository)) {
-      if (other === tag) continue;
-      const h = await destination.client.probeManifest(repository, other);
-      if (h?.digest === digest) others.push(other);
-    }
-    if (others.length > 0) return { ...base, status: 'failed', reason: `tags ${others.join(', ')} share its digest; a plain registry can only delete the manifest` };
-    await destination.client.deleteManifest(repository, digest);
-    return { ...base, status: 'deleted' };
-  } catch (err) {
-    return { ...base, status: 'failed', reason: errorMessage(err) };
-  }
-}

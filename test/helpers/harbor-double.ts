@@ -122,6 +122,12 @@ export interface HarborDouble {
   /** Project creations and their order relative to the first blob upload. */
   readonly events: string[];
   readonly faults: InjectedFault[];
+  /**
+   * `repo:tag` → a digest the artifact API reports for the tag instead of the one pushed (Harbor's database out of
+   * step with what was pushed): one artifact read by that tag answers with this `digest`, in GetArtifact's shape
+   * [src/server/v2.0/handler/artifact.go GetArtifact; api/v2.0/swagger.yaml definitions Artifact].
+   */
+  readonly servedDigests: Map<string, string>;
   /** Manifest GETs (each records a pull in Harbor) and upload sessions opened, from the log. */
   manifestGets(): number;
   uploadSessions(): number;
@@ -246,6 +252,7 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
     issuedTokens: [],
     events,
     faults,
+    servedDigests: new Map(),
     manifestGets: () => log.filter((r) => r.method === 'GET' && /^\/v2\/.+\/manifests\//.test(r.path)).length,
     uploadSessions: () => log.filter((r) => r.method === 'POST' && r.path.endsWith('/blobs/uploads/') && !r.query.includes('mount=')).length,
     tagDigest: (repository, tag) => repositories.get(repository)?.tags.get(tag),
@@ -611,7 +618,8 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
     if (!m[5]) {
       // One artifact by tag or digest, accessories too [src/server/v2.0/handler/artifact.go GetArtifact].
       if (req.method !== 'GET') return harborError(res, 405, 'METHOD_NOT_ALLOWED', 'method not allowed');
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(toSwagger(repo.artifacts.get(digest)!)));
+      const served = double.servedDigests.get(`${repository}:${reference}`);
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ...toSwagger(repo.artifacts.get(digest)!), ...(served ? { digest: served } : {}) }));
       return;
     }
     if (!m[6] && req.method === 'POST') {
