@@ -1,6 +1,6 @@
 /**
  * The few error classes regmigrate throws. Each carries a stable `code` (for scripts and tests to branch on)
- * and the process exit code it maps to (DESIGN.md "Exit status"). Never branch on `message`.
+ * and the process exit code it maps to (docs/architecture.md, Exit codes). Never branch on `message`.
  */
 export type ErrorCode =
   | 'USAGE'

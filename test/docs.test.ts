@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PROJECT } from './helpers/cli.js';
@@ -23,4 +23,28 @@ describe('the documentation', () => {
       .map(([file, n, line]) => `${file}:${n}: ${line.trim()}`);
     expect(offending).toEqual([]);
   });
+
+  it('every document the code cites is in the repository, and every cited section of docs/ exists', () => {
+    const code = ['src', 'bin', 'fixtures', 'test', 'bench', 'scripts'].flatMap((dir) => textFiles(dir, dir === 'bin' ? [''] : ['.ts', '.sh']));
+    const dead: string[] = [];
+    let cited = 0;
+    for (const [file, text] of code) {
+      if (file === path.join('test', 'docs.test.ts')) continue;
+      for (const match of text.matchAll(/(?<![\w/.-])((?:[\w-]+\/)*[\w-]+\.md)\b(?:, ([A-Z][^.;)\n]*?(?= and |[.;)\n]|$)))?/gm)) {
+        const [, doc, section] = match;
+        cited++;
+        const where = path.join(PROJECT, doc!);
+        if (!existsSync(where)) {
+          dead.push(`${file}: ${doc} does not exist`);
+          continue;
+        }
+        if (!section || !doc!.startsWith('docs/')) continue;
+        const headings = readFileSync(where, 'utf8').split('\n').filter((l) => l.startsWith('#')).map((l) => l.replace(/^#+\s*/, ''));
+        if (!headings.includes(section.trim())) dead.push(`${file}: ${doc} has no section "${section.trim()}"`);
+      }
+    }
+    expect(cited).toBeGreaterThan(20);
+    expect(dead).toEqual([]);
+  });
 });
+

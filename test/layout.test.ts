@@ -1,5 +1,5 @@
 /**
- * The layout follows the data flow (DESIGN.md): storage → image → inventory → plan → registry → harbor → transfer →
+ * The layout follows the data flow (docs/architecture.md, Module layering): storage → image → inventory → plan → registry → harbor → transfer →
  * report → cli, with util/ and errors.ts shared by all. No module imports from a folder later in the flow, so each
  * stage can be read, tested and replaced on its own.
  */

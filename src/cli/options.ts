@@ -9,7 +9,7 @@ export function collect(value: string, previous: string[] | undefined): string[]
 }
 
 /**
- * Option problems are gathered and reported together (STYLE.md §6): a user fixing a command line should see every
+ * Option problems are gathered and reported together (docs/architecture.md, Options handling): a user fixing a command line should see every
  * mistake at once, not one per run.
  */
 export class OptionProblems {

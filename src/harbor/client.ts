@@ -16,7 +16,7 @@ export interface ProjectSettings {
 export type EnsureResult = 'exists' | 'created';
 
 /**
- * Harbor's REST API (`/api/v2.0`, Basic auth, PROTOCOL.md §5). No cookie jar is kept on purpose: Harbor skips
+ * Harbor's REST API (`/api/v2.0`, Basic auth, docs/registry-behaviour.md, Harbor API). No cookie jar is kept on purpose: Harbor skips
  * its CSRF check for `/api/` only when no `sid` cookie is sent.
  */
 export class HarborClient {
@@ -147,7 +147,7 @@ export class HarborClient {
 
   /**
    * Artifacts of a repository with their tags. The repository name goes without its project and with `/` encoded
-   * twice (`a/b` → `a%252Fb`), as Harbor's router wants (PROTOCOL.md §5).
+   * twice (`a/b` → `a%252Fb`), as Harbor's router wants (docs/registry-behaviour.md, Harbor API).
    */
   /** Undefined when the repository does not exist. Accessories are not listed (src/pkg/artifact/dao/dao.go). */
   async listArtifacts(repository: string): Promise<Artifact[] | undefined> {
@@ -205,7 +205,7 @@ export class HarborClient {
 
 /**
  * `/projects/{p}/repositories/{r}/artifacts`: the repository without its project and with `/` encoded twice
- * (`a/b` → `a%252Fb`), as Harbor's router wants (PROTOCOL.md §5).
+ * (`a/b` → `a%252Fb`), as Harbor's router wants (docs/registry-behaviour.md, Harbor API).
  */
 function artifactsPath(repository: string): string {
   const slash = repository.indexOf('/');

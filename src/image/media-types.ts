@@ -1,4 +1,4 @@
-/** The manifest media types of PROTOCOL.md §2. */
+/** The manifest media types of docs/registry-behaviour.md, Manifests. */
 export const SCHEMA1_SIGNED = 'application/vnd.docker.distribution.manifest.v1+prettyjws';
 export const SCHEMA1 = 'application/vnd.docker.distribution.manifest.v1+json';
 export const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
@@ -28,7 +28,7 @@ export function shortMediaType(mediaType: string | undefined): string {
   return SHORT_NAMES[mediaType] ?? mediaType;
 }
 
-/** Foreign (Windows base) and non-distributable layers may legitimately be absent from the storage (§2). */
+/** Foreign (Windows base) and non-distributable layers may legitimately be absent from the storage (docs/registry-behaviour.md, Manifests). */
 export function isForeignLayer(mediaType: string | undefined, urls: readonly string[] | undefined): boolean {
   if (urls && urls.length > 0) return true;
   if (!mediaType) return false;

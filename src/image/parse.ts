@@ -42,7 +42,7 @@ const IMAGE_TYPES = new Set([DOCKER_MANIFEST, OCI_MANIFEST]);
 const INDEX_TYPES = new Set([DOCKER_MANIFEST_LIST, OCI_INDEX]);
 
 /**
- * The media type is not stored beside a manifest, so it is detected from the bytes (PROTOCOL.md §1):
+ * The media type is not stored beside a manifest, so it is detected from the bytes (docs/registry-behaviour.md, Storage layout):
  * schemaVersion 1 → schema1; 2 → the `mediaType` field; no `mediaType` → OCI index when it has `manifests`,
  * else OCI manifest.
  */

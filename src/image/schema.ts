@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /**
- * The parts of each manifest format that we read (PROTOCOL.md §2). Only the fields we use are declared and extras
+ * The parts of each manifest format that we read (docs/registry-behaviour.md, Manifests). Only the fields we use are declared and extras
  * pass through untouched: these schemas extract descriptors; the bytes we push are always the stored ones.
  */
 export const Descriptor = z.looseObject({

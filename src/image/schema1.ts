@@ -4,7 +4,7 @@ import { createGunzip } from 'node:zlib';
 import { z } from 'zod';
 
 /**
- * Schema1 on disk is the unsigned payload, and its digest is the sha256 of those bytes (PROTOCOL.md §2). A registry
+ * Schema1 on disk is the unsigned payload, and its digest is the sha256 of those bytes (docs/registry-behaviour.md, Schema1). A registry
  * accepts schema1 only with a valid JWS signature in libtrust's "pretty" form; any key will do, and the digest
  * stays the payload's. These functions sign a payload, recover the payload of a signed manifest, and convert a
  * schema1 image to schema2 for destinations that no longer take schema1.

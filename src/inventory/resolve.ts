@@ -23,7 +23,7 @@ interface Walk {
 /** Says whether a tag whose link names `digest` may be taken on trust (not resolved). */
 export type TrustHook = (repository: string, tag: string, digest: string) => boolean;
 
-/** Resolves a tag; undefined when it is not a tag at all (a tag directory without `current/link`, PROTOCOL.md §1). */
+/** Resolves a tag; undefined when it is not a tag at all (a tag directory without `current/link`, docs/registry-behaviour.md, Storage layout). */
 export function resolveTag(store: BlobStore, location: TagLocation, trust?: TrustHook): TagEntry | undefined {
   const { repository, tag } = location;
   const faults: Fault[] = [];
@@ -138,7 +138,7 @@ function walkManifest(store: BlobStore, record: ManifestRecord, walk: Walk, dept
         }
         walk.blobs.set(ref.digest, { digest: ref.digest, size: st.size, mediaType: ref.mediaType, present: true, foreign: ref.foreign });
       } else if (ref.foreign && st.reason === 'absent') {
-        // Windows base layers are fetched from their `urls`, never stored: not a fault (PROTOCOL.md §2).
+        // Windows base layers are fetched from their `urls`, never stored: not a fault (docs/registry-behaviour.md, Manifests).
         walk.blobs.set(ref.digest, { digest: ref.digest, size: ref.size ?? 0, mediaType: ref.mediaType, present: false, foreign: true });
       } else {
         walk.faults.push(

@@ -1,6 +1,6 @@
 import { checkRepositoryName } from '../storage/digest.js';
 
-/** Harbor's project name rule (PROTOCOL.md §5): stricter than distribution's (no `__`, no `--`). */
+/** Harbor's project name rule (docs/registry-behaviour.md, Harbor API): stricter than distribution's (no `__`, no `--`). */
 export const PROJECT_NAME_RE = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
 
 export interface MapRule {

@@ -6,7 +6,7 @@ import type { Credentials } from './credentials.js';
 import type { Endpoint } from './endpoint.js';
 import { classifyNetworkError, classifyStatus, parseErrorBody, RegistryError } from './errors.js';
 
-/** Token response (PROTOCOL.md §4). Harbor sends `access_token: ""`: prefer a non-empty `token`. */
+/** Token response (docs/registry-behaviour.md, Auth). Harbor sends `access_token: ""`: prefer a non-empty `token`. */
 const TokenResponse = z.looseObject({
   token: z.string().optional(),
   access_token: z.string().optional(),

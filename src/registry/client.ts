@@ -72,8 +72,8 @@ export function pushScope(repository: string): string {
 }
 
 /**
- * The one OCI distribution client (PROTOCOL.md §3–4): auth, retries, uploads, mounts, manifests, errors.
- * Every HTTP failure is sorted here (STYLE.md §4); callers see typed RegistryErrors.
+ * The one OCI distribution client (docs/registry-behaviour.md, Push and Auth): auth, retries, uploads, mounts, manifests, errors.
+ * Every HTTP failure is sorted here (docs/architecture.md, Error model); callers see typed RegistryErrors.
  */
 export class RegistryClient {
   readonly endpoint: Endpoint;
@@ -109,7 +109,7 @@ export class RegistryClient {
   async hasBlob(repository: string, digest: string): Promise<boolean> {
     return this.retrying(async () => {
       // Object storage (S3, GCS, Azure; distribution's `redirect` middleware) answers 307 to where the bytes are:
-      // the registry found the blob before redirecting, so any 3xx means present (PROTOCOL.md §3).
+      // the registry found the blob before redirecting, so any 3xx means present (docs/registry-behaviour.md, Push).
       const res = await this.#send({ method: 'HEAD', url: this.url(`/v2/${repository}/blobs/${digest}`), scopes: [pullScope(repository)], ok: [200, ...REDIRECTS, 404] });
       return res.status !== 404;
     });
@@ -246,7 +246,7 @@ export class RegistryClient {
         method: 'PATCH',
         url: location,
         scopes: [pushScope(repository)],
-        // Distribution wants `start-end` inclusive, without the `bytes ` prefix (PROTOCOL.md §3).
+        // Distribution wants `start-end` inclusive, without the `bytes ` prefix (docs/registry-behaviour.md, Push).
         headers: { 'content-type': 'application/octet-stream', 'content-range': `${offset}-${end}`, 'content-length': String(length) },
         body: () => Readable.from(readFile(file, base + offset, base + end, onBytes, this.#throttle), { objectMode: false }),
         bodySize: length,
@@ -488,7 +488,7 @@ async function* readFile(file: string, start: number, end: number, onBytes?: (n:
   if (sent !== expected) throw new Error(`${file} changed while being read: ${sent} bytes instead of ${expected}`);
 }
 
-/** `Location` keeps its `_state` query untouched; the digest is appended (PROTOCOL.md §3). */
+/** `Location` keeps its `_state` query untouched; the digest is appended (docs/registry-behaviour.md, Push). */
 export function withDigest(location: URL, digest: string): URL {
   const href = location.href;
   return new URL(`${href}${href.includes('?') ? '&' : '?'}digest=${encodeURIComponent(digest)}`);

@@ -2,7 +2,7 @@ import { RegmigrateError } from '../errors.js';
 import { isSchema1 } from '../image/media-types.js';
 
 /**
- * How a failed request is handled (STYLE.md §4): `auth` (401, credentials or token refused), `denied` (403:
+ * How a failed request is handled (docs/architecture.md, Error model): `auth` (401, credentials or token refused), `denied` (403:
  * forbidden, quota, proxy-cache project), `absent` (404: normal for HEAD), `transient` (429, 5xx, resets,
  * timeouts: retried with backoff), `permanent` (everything else, and the 500 of a registry that refuses schema1:
  * reported, never retried).
@@ -114,7 +114,7 @@ interface ErrorBody {
   errors?: Array<{ code?: unknown; message?: unknown; detail?: unknown }>;
 }
 
-/** `{"errors":[{"code","message","detail"}]}` (PROTOCOL.md §3) → code and a one-line text. */
+/** `{"errors":[{"code","message","detail"}]}` (docs/registry-behaviour.md, Push) → code and a one-line text. */
 export function parseErrorBody(text: string): { code: string | undefined; message: string | undefined } {
   try {
     const body = JSON.parse(text) as ErrorBody;

@@ -18,7 +18,7 @@ export interface RetryPolicy {
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 500, maxDelayMs: 30_000, maxRetryAfterMs: 60_000 };
 
 /**
- * Runs an idempotent step, repeating it on transient failures (429, 5xx, resets: STYLE.md §4) with jittered
+ * Runs an idempotent step, repeating it on transient failures (429, 5xx, resets: docs/architecture.md, Error model) with jittered
  * exponential backoff, or as long as `Retry-After` asks. Registry and Harbor API calls share it.
  */
 export async function retryTransient<T>(policy: RetryPolicy, step: () => Promise<T>, onRetry?: () => void): Promise<T> {

@@ -1,4 +1,4 @@
-/** Digest and name grammar from distribution's `reference` package (PROTOCOL.md §1). */
+/** Digest and name grammar from distribution's `reference` package (docs/registry-behaviour.md, Storage layout). */
 
 const DIGEST_RE = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
 const NAME_COMPONENT_RE = /^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$/;

@@ -7,7 +7,7 @@ import { UsageError } from '../errors.js';
 import { isDigest, splitDigest } from './digest.js';
 
 /**
- * Where the parts of a distribution filesystem storage live (PROTOCOL.md §1). `v2` is the
+ * Where the parts of a distribution filesystem storage live (docs/registry-behaviour.md, Storage layout). `v2` is the
  * `docker/registry/v2` directory; the user may point us at it or at any parent down from the registry root.
  */
 export interface StorageLayout {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { PlannedImage } from '../plan/plan.js';
 import { splitDigest } from '../storage/digest.js';
 
-/** skopeo's `dir:` transport marker (PROTOCOL.md §6). */
+/** skopeo's `dir:` transport marker (docs/registry-behaviour.md, skopeo dir: layout). */
 export const DIR_VERSION = 'Directory Transport Version: 1.1\n';
 
 export interface LayoutFile {

@@ -57,7 +57,7 @@ export interface ExecuteResult {
   readonly stats: TransferStats;
 }
 
-/** Why a blob failed, in words an operator acts on. DIGEST_INVALID means the source blob is corrupt (§3). */
+/** Why a blob failed, in words an operator acts on. DIGEST_INVALID means the source blob is corrupt (docs/registry-behaviour.md, Push). */
 function describeBlobFailure(digest: string, err: unknown): string {
   if (err instanceof RegistryError && err.registryCode === 'DIGEST_INVALID') {
     return `corrupt-blob: the destination rejected blob ${digest}: its source data does not match its digest`;

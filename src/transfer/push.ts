@@ -196,7 +196,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
   }
 
   // Harbor projects, checked as batches first need them: created when missing (Harbor hands out tokens without
-  // actions for a project that does not exist, PROTOCOL.md §4), then the push right, from what the token service
+  // actions for a project that does not exist, docs/registry-behaviour.md, Auth), then the push right, from what the token service
   // grants: an account that may not push to a project learns it by name and role, not image by image.
   // Source digest → destination digest of schema1 images converted earlier: the journal's, and those recognised.
   const converted = new Map(options.converted);
@@ -382,7 +382,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
 
 /**
  * Reads back what the destination holds for the tag: the digest is the identity. On Harbor through its REST API
- * (no pull recorded, no 412 from a pull policy: DESIGN.md); elsewhere the manifest GET, hashed.
+ * (no pull recorded, no 412 from a pull policy: docs/architecture.md, Harbor is read through its REST API); elsewhere the manifest GET, hashed.
  */
 async function verifyOutcome(destination: Destination, outcome: ImageOutcome, policy: string | undefined): Promise<ImageReport> {
   const image = outcome.image;

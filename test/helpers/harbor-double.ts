@@ -593,7 +593,7 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
       const names = [...repositories.keys()].filter((r) => r.startsWith(`${project}/`)).sort();
       return page(res, url, names.map((name) => ({ name, artifact_count: repositories.get(name)!.artifacts.size })));
     }
-    // The repository name goes encoded twice: once decoded it must still hold no "/" (PROTOCOL.md §5).
+    // The repository name goes encoded twice: once decoded it must still hold no "/" (docs/registry-behaviour.md, Harbor API).
     const once = decodeURIComponent(m[2]);
     if (once.includes('/')) return harborError(res, 404, 'NOT_FOUND', 'repository name not double-encoded');
     const repository = `${project}/${decodeURIComponent(once)}`;
