@@ -117,7 +117,7 @@ describe('a registry a batch of repositories at a time (flat memory)', () => {
     addCollidingBusybox(tree.root);
     const state = path.join(tempDir(), 'state.json');
     const first = await runCli(['sync', tree.root, '--to', registry.host, '--state', state, '--delete-extra'], { env: ONE_TAG_BATCHES });
-    expect(first.stdout).toMatch(/^failed library\/busybox:1\.36 -> library\/busybox: name-collision: library\/busybox:1\.36 and busybox:1\.36 both map/m);
+    expect(first.stdout).toMatch(/^failed library\/busybox:1\.36 -> library\/busybox:1\.36: name-collision: library\/busybox:1\.36 and busybox:1\.36 both map/m);
     expect(first.stdout).toMatch(/^pushed busybox:1\.36 /m);
     const again = await runCli(['sync', tree.root, '--to', registry.host, '--state', state, '--delete-extra'], { env: ONE_TAG_BATCHES });
     expect(again.stdout).toMatch(/^sync: 0 pushed, 7 unchanged, 1 failed/m);

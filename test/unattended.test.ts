@@ -255,7 +255,7 @@ describe('two sources, one destination', () => {
     const state = path.join(tempDir(), 'state.json');
     for (let run = 0; run < 2; run++) {
       const sync = await runCli(['sync', tree.root, '--to', registry.host, '--state', state]);
-      expect(sync.stdout).toMatch(/^failed library\/busybox:1\.36 -> library\/busybox: name-collision/m);
+      expect(sync.stdout).toMatch(/^failed library\/busybox:1\.36 -> library\/busybox:1\.36: name-collision/m);
       expect(sync.stdout).not.toMatch(/^pushed /m);
     }
     const exported = await runCli(['export', tree.root, '--out', path.join(tempDir(), 'out')]);
