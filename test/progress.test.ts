@@ -10,7 +10,7 @@ import { PLAN_VERSION, type Plan, type PlannedImage } from '../src/plan/plan.js'
 import { createJsonLog } from '../src/report/log.js';
 import { createProgress } from '../src/report/progress.js';
 import { RateMeter } from '../src/report/rate.js';
-import type { PushEvent } from '../src/transfer/push.js';
+import type { PushEvent } from '../src/push/push.js';
 import { count, formatBytes, formatDuration, formatRate } from '../src/util/format.js';
 import { VERSION } from '../src/version.js';
 import { PROJECT } from './helpers/cli.js';

@@ -5,7 +5,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { emptyState, loadState, saveState, type StateEntry, type SyncState } from '../src/transfer/sync-state.js';
+import { emptyState, loadState, saveState, type StateEntry, type SyncState } from '../src/sync/sync-state.js';
 import { readJsonMembers } from '../src/util/json-members.js';
 import { tempDir } from './helpers/tmp.js';
 

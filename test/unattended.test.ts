@@ -11,7 +11,7 @@ import { addCollidingBusybox, buildDemoStorage, type BuiltTree } from '../fixtur
 import { BIN, PROJECT, runCli } from './helpers/cli.js';
 import { splitRef } from '../src/inventory/types.js';
 import { startHarborDouble } from './helpers/harbor-double.js';
-import { sourceLinkState } from '../src/transfer/sync.js';
+import { sourceLinkState } from '../src/sync/sync.js';
 import { waitFor } from './helpers/observe.js';
 import { startProxy } from './helpers/proxy.js';
 import { startRegistry } from './helpers/registry.js';

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { text } from 'node:stream/consumers';
 import { parseEndpoint, type Endpoint } from '../registry/endpoint.js';
-import type { DestinationOptions } from '../transfer/destination.js';
+import type { DestinationOptions } from '../destination/destination.js';
 import { parseSize } from '../util/format.js';
 import type { CliContext } from './context.js';
 import { OptionProblems, parsePositiveInt } from './options.js';

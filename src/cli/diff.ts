@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { shortDigest } from '../storage/digest.js';
-import { compareStorage, type CompareResult } from '../transfer/compare.js';
-import { connectDestination } from '../transfer/destination.js';
+import { compareStorage, type CompareResult } from '../sync/compare.js';
+import { connectDestination } from '../destination/destination.js';
 import type { SourceSelection } from '../transfer/source.js';
 import { count, csvLine, formatBytes, renderTable } from '../util/format.js';
 import type { CliContext } from './context.js';
@@ -10,7 +10,7 @@ import { addDestinationOptions, buildDestinationOptions, normalizeDestination, t
 import { OptionProblems, parseOutputFormat, parsePositiveInt } from './options.js';
 import { addSelectionOptions, normalizeSelection, type SelectionFlags } from './selection.js';
 import type { OutputFormat } from '../inventory/render.js';
-import { convertedImages, loadState } from '../transfer/sync-state.js';
+import { convertedImages, loadState } from '../sync/sync-state.js';
 
 interface DiffFlags extends DestinationFlags, SelectionFlags {
   output?: string;

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { exportStorage } from '../transfer/export.js';
+import { exportStorage } from '../skopeo/export.js';
 import { count, renderTable } from '../util/format.js';
 import type { CliContext } from './context.js';
 import { requireRoot } from './config.js';

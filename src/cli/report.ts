@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { UsageError } from '../errors.js';
 import { count } from '../util/format.js';
 import { countReports, renderImageTable, reportCsv, reportImageJson, PUSH_REPORT_VERSION, type ReportRun } from '../report/push-report.js';
-import { imageReport, type ImageReport } from '../transfer/push.js';
+import { imageReport, type ImageReport } from '../push/push.js';
 import type { CliContext } from './context.js';
 
 const ReportImage = z.looseObject({

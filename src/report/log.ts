@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
 import { destinationRef } from '../plan/plan.js';
-import type { PushEvent, PushResult } from '../transfer/push.js';
+import type { PushEvent, PushResult } from '../push/push.js';
 import type { Progress } from './progress.js';
 import { splitRef } from '../inventory/types.js';
 import { countReports } from './push-report.js';

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { request } from 'undici';
 import { writeFileAtomic } from '../util/files.js';
-import type { PushResult } from '../transfer/push.js';
-import type { Deletion } from '../transfer/sync.js';
+import type { PushResult } from '../push/push.js';
+import type { Deletion } from '../sync/sync.js';
 import { FAULT_KINDS } from '../inventory/types.js';
 import { countReports } from './push-report.js';
 

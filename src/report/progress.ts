@@ -1,6 +1,6 @@
 import cliProgress from 'cli-progress';
 import type { Writable } from 'node:stream';
-import type { PushEvent } from '../transfer/push.js';
+import type { PushEvent } from '../push/push.js';
 import { count, formatBytes, formatDuration, formatRate } from '../util/format.js';
 import { destinationRef } from '../plan/plan.js';
 import { RateMeter, type RateSnapshot } from './rate.js';

@@ -2,7 +2,7 @@ import { writeFileAtomic } from '../util/files.js';
 import { shortMediaType } from '../image/media-types.js';
 import { destinationRef, planTotals, type Plan } from '../plan/plan.js';
 import { shortDigest } from '../storage/digest.js';
-import type { PushResult, ImageReport } from '../transfer/push.js';
+import type { PushResult, ImageReport } from '../push/push.js';
 import { count, csvLine, formatBytes, formatDuration, formatRate, renderTable } from '../util/format.js';
 import { UsageError } from '../errors.js';
 import { VERSION } from '../version.js';

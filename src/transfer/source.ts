@@ -7,7 +7,7 @@ import { cachedMapper, type MapRule, type NameMapping } from '../plan/map-names.
 import { selectCandidates, type Candidates } from '../plan/plan.js';
 import { shardSelector, type Shard } from '../plan/shard.js';
 import { locateStorage, type StorageLayout } from '../storage/layout.js';
-import type { Destination } from './destination.js';
+import type { Destination } from '../destination/destination.js';
 
 /**
  * The source side of every command that talks to a destination (push, sync, diff): which repositories and tags,

@@ -10,11 +10,11 @@ import { ToolError } from '../errors.js';
 import type { ManifestRecord } from '../image/reader.js';
 import { destinationRef, type Plan } from '../plan/plan.js';
 import { registryRoot, type StorageLayout } from '../storage/layout.js';
-import type { Destination } from './destination.js';
+import type { Destination } from '../destination/destination.js';
 import { Linker } from './dir-layout.js';
 import { startThrottleProxy } from './throttle-proxy.js';
 import { exportImages } from './export.js';
-import type { ImageOutcome, TransferEvent } from './execute.js';
+import type { ImageOutcome, TransferEvent } from '../transfer/execute.js';
 
 /** `--preserve-digests` came with skopeo 1.6. */
 const MIN_SKOPEO: readonly [number, number] = [1, 6];

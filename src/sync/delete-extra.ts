@@ -4,7 +4,7 @@ import pLimit from 'p-limit';
 import { errorMessage } from '../errors.js';
 import { canDelete } from '../harbor/access.js';
 import { splitRef } from '../inventory/types.js';
-import type { Destination } from './destination.js';
+import type { Destination } from '../destination/destination.js';
 
 /** `absent` only on ENOENT: any other answer (EACCES, EIO, ESTALE) is not proof that the tag is gone. */
 export function sourceLinkState(v2: string, source: string): 'absent' | 'present' | string {

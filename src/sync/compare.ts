@@ -1,9 +1,9 @@
 import pLimit from 'p-limit';
-import { readDestinationTags } from './destination-tags.js';
+import { readDestinationTags } from '../destination/destination-tags.js';
 import { countDiff, diffTags, type DiffCounts, type DiffRow } from '../plan/diff.js';
 import { planMigration } from '../plan/plan.js';
-import type { Destination } from './destination.js';
-import { nameMapping, readSource, type SourceSelection } from './source.js';
+import type { Destination } from '../destination/destination.js';
+import { nameMapping, readSource, type SourceSelection } from '../transfer/source.js';
 
 export interface CompareResult {
   readonly rows: readonly DiffRow[];

@@ -4,9 +4,9 @@ import { nameSelected } from '../inventory/select.js';
 import { convertedImages, loadState, saveState, trustedDigest, type StateEntry, type SyncState } from './sync-state.js';
 import { makeRepositoryFilter } from '../util/glob.js';
 import { count } from '../util/format.js';
-import type { Destination } from './destination.js';
+import type { Destination } from '../destination/destination.js';
 import { applyDeletions, planDeletions, type Deletion } from './delete-extra.js';
-import { pushStorage, type PushOptions, type PushResult } from './push.js';
+import { pushStorage, type PushOptions, type PushResult } from '../push/push.js';
 
 export type DeleteMode = 'no' | 'plan' | 'apply';
 

@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { createDispatcher } from '../registry/endpoint.js';
 import type { RateLimiter } from '../util/rate-limit.js';
-import type { Destination } from './destination.js';
+import type { Destination } from '../destination/destination.js';
 
 export interface ThrottleProxy {
   /** `127.0.0.1:PORT`: where skopeo sends what it would send to the destination. */

@@ -5,7 +5,7 @@ import { scanStorage } from '../inventory/scan.js';
 import { planMigration, selectCandidates, type PlannedImage, type RejectedImage } from '../plan/plan.js';
 import { cachedMapper } from '../plan/map-names.js';
 import { shardSelector } from '../plan/shard.js';
-import type { SourceSelection } from './source.js';
+import type { SourceSelection } from '../transfer/source.js';
 import { blobDataPath, locateStorage, registryRoot, type StorageLayout } from '../storage/layout.js';
 import { dataSource } from '../storage/source.js';
 import type { ManifestRecord } from '../image/reader.js';
