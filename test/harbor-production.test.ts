@@ -199,6 +199,14 @@ describe('accounts and roles', () => {
     expect(result.stderr).not.toContain(PASSWORD);
   });
 
+  it('a logged-in user who is not an admin creates the missing projects (Harbor answers 403, not 404, to a GET of a project that does not exist)', async () => {
+    const harbor = await startHarborDouble({ users: USERS, projects: [] });
+    const result = await push(harbor, tree.root, 'dev');
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.report.summary.projectsCreated.sort()).toEqual(['infra', 'library', 'team']);
+    expect(result.report.images.every((i) => i.status === 'verified')).toBe(true);
+  });
+
   it('a system robot creates projects only with the permission; "adminonly" is named as the reason', async () => {
     const plain = await startHarborDouble({ users: USERS, projects: [] });
     const denied = await push(plain, tree.root, 'robot$sync');

@@ -96,9 +96,20 @@ export class HarborClient {
   async getProject(name: string): Promise<{ status: 'found'; project: ProjectDetail } | { status: 'absent' } | { status: 'forbidden' }> {
     const res = await this.#call('GET', `/projects/${encodeURIComponent(name)}`, undefined, { 'x-is-resource-name': 'true' });
     if (res.status === 404) return { status: 'absent' };
-    if (res.status === 403) return { status: 'forbidden' };
+    // Harbor checks the read right before it looks the project up, so a missing project is a 403 too for anyone but
+    // an admin; `HEAD /projects?project_name=` tells any logged-in caller whether it exists
+    // (docs/registry-behaviour.md, Harbor API).
+    if (res.status === 403) return (await this.projectExists(name)) ? { status: 'forbidden' } : { status: 'absent' };
     if (res.status !== 200) throw this.#error('GET', `/projects/${name}`, res);
     return { status: 'found', project: ProjectDetail.parse(JSON.parse(res.text)) };
+  }
+
+  /** Whether a project of that name exists, for any logged-in caller (`HEAD /projects?project_name=`: 200 or 404). */
+  async projectExists(name: string): Promise<boolean> {
+    const res = await this.#call('HEAD', `/projects?project_name=${encodeURIComponent(name)}`);
+    if (res.status === 200) return true;
+    if (res.status === 404) return false;
+    throw this.#error('HEAD', `/projects?project_name=${name}`, res);
   }
 
   /** POST a project; 409 (created meanwhile, e.g. by another shard) is success. */

@@ -512,6 +512,7 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
 
   function projectsRoute(req: http.IncomingMessage, res: http.ServerResponse, url: URL, user: string | undefined, body: Buffer): void {
     if (req.method === 'HEAD') {
+      // [src/server/v2.0/handler/project.go HeadProject]: any logged-in caller learns whether the name exists.
       if (!user) return void res.writeHead(401).end();
       res.writeHead(projects.has(url.searchParams.get('project_name') ?? '') ? 200 : 404).end();
       return;
@@ -561,16 +562,22 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
     res.writeHead(201, { location: `/api/v2.0/projects/${id}` }).end();
   }
 
-  /** `GET /projects/{name}` with `X-Is-Resource-Name: true` [src/server/v2.0/handler/project.go GetProject]. */
+  /**
+   * `GET /projects/{name}` with `X-Is-Resource-Name: true` [src/server/v2.0/handler/project.go GetProject]. The
+   * read permission is checked before the project is looked up [src/server/v2.0/handler/base.go
+   * RequireProjectAccess → HasProjectPermission]: a name that does not exist is checked as project id 0, on which
+   * only a system admin (or a system robot covering every project) has rights, so anyone else gets 403 (401
+   * anonymous) for a missing project, not 404.
+   */
   function getProject(req: http.IncomingMessage, res: http.ServerResponse, name: string, user: string | undefined): void {
     if (req.headers['x-is-resource-name'] !== 'true') return harborError(res, 400, 'BAD_REQUEST', 'project_name_or_id must be a number without X-Is-Resource-Name');
     const project = projects.get(name);
-    if (!project) return harborError(res, 404, 'NOT_FOUND', `project ${name} not found`);
     const account = user ? options.users[user] : undefined;
-    const role = roleOf(user, name);
-    if (!project.public && !account?.admin && account?.robot !== 'system' && !role) {
+    const role = project ? roleOf(user, name) : undefined;
+    if (!project?.public && !account?.admin && account?.robot !== 'system' && !role) {
       return harborError(res, user ? 403 : 401, user ? 'FORBIDDEN' : 'UNAUTHORIZED', 'forbidden');
     }
+    if (!project) return harborError(res, 404, 'NOT_FOUND', `project ${name} not found`);
     const roleId = role ? ROLE_IDS[role] : 0;
     res.writeHead(200, { 'content-type': 'application/json' }).end(
       JSON.stringify({
