@@ -165,8 +165,8 @@ describe('sync as a cron job', () => {
     const delayed = await startDelayedProxy(registry.host, 100);
     const first = runCli(['sync', root, '--to', delayed.host, '--state', state]);
     await waitFor(() => existsSync(`${state}.lock`));
-    const second = await runCli(['sync', root, '--to', delayed.host, '--state', state]);
-    expect(second.exitCode).toBe(4);
+    const second = await runCli(['sync', root, '--to', delayed.host, '--state', state, '--wait-lock', '0']);
+    expect(second.exitCode, second.stderr).toBe(4); // --wait-lock 0, as in the README's config example: do not wait
     expect(second.stderr).toMatch(/^regmigrate: locked: another sync \(pid \d+ on .*\) holds .*state\.json\.lock$/m);
     const third = await runCli(['sync', root, '--to', delayed.host, '--state', state, '--wait-lock', '60']);
     expect((await first).exitCode).toBe(0);

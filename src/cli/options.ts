@@ -36,11 +36,11 @@ export function defaultConcurrency(): number {
   return Math.max(4, Math.min(16, availableParallelism() * 4));
 }
 
-export function parsePositiveInt(name: string, value: string | undefined, fallback: number, problems: OptionProblems, max = 1024): number {
+export function parsePositiveInt(name: string, value: string | undefined, fallback: number, problems: OptionProblems, max = 1024, min = 1): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > max) {
-    problems.add(`${name} must be a whole number from 1 to ${max}, not "${value}"`);
+  if (value.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
+    problems.add(`${name} must be a whole number from ${min} to ${max}, not "${value}"`);
     return fallback;
   }
   return n;

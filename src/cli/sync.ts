@@ -46,7 +46,7 @@ export function normalizeSync(root: string, flags: SyncFlags): SyncRequest {
   if (flags.trustState && !flags.state) problems.add('--trust-state needs --state FILE');
   if (flags.deleteExtra && !flags.state) problems.add('--delete-extra needs --state FILE (only tags the journal says came from the source are deleted)');
   if (flags.yes && !flags.deleteExtra) problems.add('--yes goes with --delete-extra');
-  const waitLockSeconds = flags.waitLock === undefined ? 0 : parsePositiveInt('--wait-lock', flags.waitLock, 0, problems, 86_400);
+  const waitLockSeconds = flags.waitLock === undefined ? 0 : parsePositiveInt('--wait-lock', flags.waitLock, 0, problems, 86_400, 0);
   const maxDelete = parsePositiveInt('--max-delete', flags.maxDelete, DEFAULT_MAX_DELETE, problems, 10_000_000);
   if (flags.maxDelete !== undefined && !flags.deleteExtra) problems.add('--max-delete goes with --delete-extra');
   const lockStaleSeconds = parsePositiveInt('--lock-stale', flags.lockStale, DEFAULT_LOCK_STALE_SECONDS, problems, 86_400);
