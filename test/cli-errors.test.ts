@@ -20,6 +20,12 @@ async function closedPort(): Promise<number> {
 }
 
 describe('the destination, first contact', () => {
+  it.each(['http://', 'https://', 'https:'])('--to %s names no host: exit 2, one line, before any contact', async (to) => {
+    const result = await runCli(['push', DEMO_STORAGE, '--to', to, '--dry-run']);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr.split('\n')[0]).toBe(`regmigrate: --to "${to}" names no host`);
+  });
+
   it('https:// to a registry that speaks plain HTTP says so and names the URL to use', async () => {
     const registry = await startRegistry();
     const result = await runCli(['push', DEMO_STORAGE, '--to', `https://${registry.host}`, '--dry-run']);

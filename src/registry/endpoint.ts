@@ -31,6 +31,7 @@ export function parseEndpoint(raw: string): Endpoint {
   }
   const trimmed = value.trim().replace(/\/+$/, '');
   if (trimmed === '') throw new UsageError('--to is empty', 'give the destination as host[:port] or https://host');
+  if (/^[a-z][a-z0-9+.-]*:\/*$/i.test(trimmed)) throw new UsageError(`--to "${value}" names no host`, 'give the destination as host[:port] or https://host');
   const explicit = /^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed);
   let url: URL;
   try {
