@@ -366,7 +366,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
   return {
     via: options.via,
     source: { root: walk.layout.v2, readFaults: walk.readFaults, tags: resolvedTags, faults, seen },
-    ...(whole ? { plan: joinPlans(whole, rejected) } : {}),
+    ...(whole ? { plan: joinPlans(whole) } : {}),
     rejected,
     reports,
     stats,
