@@ -118,7 +118,7 @@ export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Pa
     ...(request.tags ? { tags: request.tags } : {}),
     project: { public: request.public, storageLimit: request.storageLimit },
     concurrency: request.concurrency,
-    requestConcurrency: Math.max(16, request.concurrency * 2),
+    requestConcurrency: budgetSizes(request).requests,
     via: request.via,
     ...(request.workDir !== undefined ? { workDir: request.workDir } : {}),
     keepWorkDir: request.keepWorkDir,
@@ -131,10 +131,15 @@ export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Pa
   };
 }
 
+/** Blob uploads (or skopeo copies) and other requests in flight at the destination: `--concurrency`, and twice that (at least 16). */
+function budgetSizes(request: TransferRequest): { uploads: number; requests: number } {
+  return { uploads: request.concurrency, requests: Math.max(16, request.concurrency * 2) };
+}
+
 /** Checks what the transport needs, then connects: everything that fails before any work (exit 2/3). */
 export async function openDestination(request: TransferRequest, ctx: CliContext, dryRun: boolean, stop?: StopSignals): Promise<Destination> {
   if (request.via === 'skopeo' && !dryRun) await checkSkopeo();
-  const destination = await connectDestination({ ...(await buildDestinationOptions(request.destination, ctx)), ...(stop ? { stop } : {}) });
+  const destination = await connectDestination({ ...(await buildDestinationOptions(request.destination, ctx)), budget: budgetSizes(request), ...(stop ? { stop } : {}) });
   const kind = destination.harborVersion ? `Harbor ${destination.harborVersion}` : 'plain OCI registry';
   if (request.logFormat === 'json') writeJsonLog(ctx.stderr, { level: 'info', event: 'destination', message: `${destination.endpoint.origin}: ${kind}` });
   else if (!request.quiet) ctx.stderr.write(`destination ${destination.endpoint.origin}: ${kind}\n`);

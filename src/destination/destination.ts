@@ -7,6 +7,7 @@ import { createDispatcher, type Endpoint, type TlsOptions } from '../registry/en
 import { RegistryError } from '../registry/errors.js';
 import type { SystemInfo } from '../harbor/schema.js';
 import { RateLimiter } from '../util/rate-limit.js';
+import { createBudget, type DestinationBudget } from './budget.js';
 import type { StopSignals } from '../util/stop.js';
 
 export interface DestinationOptions extends TlsOptions {
@@ -21,6 +22,8 @@ export interface DestinationOptions extends TlsOptions {
   readonly stop?: StopSignals;
   /** A line for the operator while the first contact is retried (a registry still starting, a flaky link). */
   readonly onNotice?: (message: string) => void;
+  /** Uploads and requests in flight at once for the whole run (a transfer's `--concurrency`); defaults otherwise. */
+  readonly budget?: { readonly uploads: number; readonly requests: number };
 }
 
 export interface Destination {
@@ -35,6 +38,8 @@ export interface Destination {
   readonly tls: TlsOptions;
   /** The shared bandwidth cap, when one is set. */
   readonly limiter: RateLimiter | undefined;
+  /** What the run keeps in flight here, shared by all its batches and stages. */
+  readonly budget: DestinationBudget;
   close(): Promise<void>;
 }
 
@@ -102,6 +107,7 @@ export async function connectDestination(options: DestinationOptions): Promise<D
     credentials,
     tls: { insecure: options.insecure, caFile: options.caFile },
     limiter,
+    budget: createBudget(options.budget),
     close,
   };
 }
