@@ -17,6 +17,7 @@ import { addDestinationOptions, buildDestinationOptions, normalizeDestination, t
 import { batchTagsFromEnv, OptionProblems, parsePositiveInt } from './options.js';
 import { addSelectionOptions, normalizeSelection, type SelectionFlags } from './selection.js';
 import type { StopSignals } from '../util/stop.js';
+import type { Notice } from '../util/notice.js';
 
 /** Flags shared by push and sync: where, how, and what to write. */
 export interface TransferFlags extends DestinationFlags, SelectionFlags {
@@ -125,7 +126,7 @@ export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Pa
     schema1: request.schema1,
     // Tags per batch: what a run holds in memory at once (a tuning knob, and how tests make small batches).
     ...(batchTagsFromEnv(ctx.env) ? { batchTags: batchTagsFromEnv(ctx.env)! } : {}),
-    onNotice: (message) => notice(request, ctx, message),
+    onNotice: (n) => notice(request, ctx, n),
     dryRun: false,
     ...extra,
   };
@@ -147,8 +148,8 @@ export async function openDestination(request: TransferRequest, ctx: CliContext,
 }
 
 /** A line for the operator: plain, or a JSON record with `--log-format json`. */
-export function notice(request: TransferRequest, ctx: CliContext, message: string): void {
-  if (request.logFormat === 'json') writeJsonLog(ctx.stderr, { level: /^(error|warning)/.test(message) ? (message.startsWith('error') ? 'error' : 'warn') : 'info', event: 'notice', message });
+export function notice(request: Pick<TransferRequest, 'logFormat'>, ctx: Pick<CliContext, 'stderr'>, { level, message }: Notice): void {
+  if (request.logFormat === 'json') writeJsonLog(ctx.stderr, { level, event: 'notice', message });
   else ctx.stderr.write(`regmigrate: ${message}\n`);
 }
 
@@ -184,7 +185,7 @@ export async function withMetrics(
         if (request.metricsFile) writeMetricsFile(request.metricsFile, metrics);
         if (request.pushgateway) await pushMetrics(request.pushgateway, request.metricsJob, metrics);
       } catch (err) {
-        notice(request, ctx, `error: metrics could not be written: ${errorMessage(err)}`);
+        notice(request, ctx, { level: 'error', message: `error: metrics could not be written: ${errorMessage(err)}` });
         ctx.setExitCode(5);
       }
     }

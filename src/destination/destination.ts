@@ -9,6 +9,7 @@ import type { SystemInfo } from '../harbor/schema.js';
 import { RateLimiter } from '../util/rate-limit.js';
 import { createBudget, type DestinationBudget } from './budget.js';
 import type { StopSignals } from '../util/stop.js';
+import type { OnNotice } from '../util/notice.js';
 
 export interface DestinationOptions extends TlsOptions {
   readonly endpoint: Endpoint;
@@ -21,7 +22,7 @@ export interface DestinationOptions extends TlsOptions {
   /** SIGINT/SIGTERM: retries and their waits end at `stop`, requests under way at `abort`. */
   readonly stop?: StopSignals;
   /** A line for the operator while the first contact is retried (a registry still starting, a flaky link). */
-  readonly onNotice?: (message: string) => void;
+  readonly onNotice?: OnNotice;
   /** Uploads and requests in flight at once for the whole run (a transfer's `--concurrency`); defaults otherwise. */
   readonly budget?: { readonly uploads: number; readonly requests: number };
 }
@@ -75,7 +76,7 @@ export async function connectDestination(options: DestinationOptions): Promise<D
     } catch (err) {
       if (!told && attempts > 1 && err instanceof RegistryError && err.failure === 'transient') {
         told = true;
-        options.onNotice?.(`${options.endpoint.origin} did not answer (${err.message}); retrying, up to ${attempts} attempts in all`);
+        options.onNotice?.({ level: 'warn', message: `${options.endpoint.origin} did not answer (${err.message}); retrying, up to ${attempts} attempts in all` });
       }
       throw err;
     }

@@ -21,6 +21,7 @@ import { onCleanup } from '../util/cleanup.js';
 import { flat } from '../util/strings.js';
 import { DigestMap } from '../util/digest-map.js';
 import { Interrupted } from '../util/stop.js';
+import type { OnNotice } from '../util/notice.js';
 
 export type ImageStatus = 'verified' | 'skipped-existing' | 'skipped' | 'failed';
 
@@ -87,7 +88,7 @@ export interface PushOptions extends SourceSelection {
   /** Tags per batch (whole repositories; DEFAULT_BATCH_TAGS). */
   readonly batchTags?: number;
   readonly onEvent?: (event: PushEvent) => void;
-  readonly onNotice?: (message: string) => void;
+  readonly onNotice?: OnNotice;
   /** SIGINT/SIGTERM: nothing new starts (an image whose blobs all landed still gets its manifests). */
   readonly signal?: AbortSignal;
   /** The grace after `signal` is over: skopeo copies under way are killed (the registry client cuts its own). */
@@ -226,7 +227,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
       }
       if (a.status === 'refused') {
         refused.set(a.project, a.reason!);
-        options.onNotice?.(`error: ${a.reason!}; its images are skipped`);
+        options.onNotice?.({ level: 'error', message: `error: ${a.reason!}; its images are skipped` });
       }
       if (a.policy) policies.set(a.project, a.policy);
     }
@@ -356,7 +357,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
     }
   } finally {
     if (workDir) {
-      if (options.keepWorkDir) options.onNotice?.(`work directory kept: ${workDir}`);
+      if (options.keepWorkDir) options.onNotice?.({ level: 'info', message: `work directory kept: ${workDir}` });
       else rmSync(workDir, { recursive: true, force: true });
       forgetWorkDir();
     }

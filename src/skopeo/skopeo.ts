@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import { ToolError } from '../errors.js';
+import type { OnNotice } from '../util/notice.js';
 import type { ManifestRecord } from '../image/reader.js';
 import { destinationRef, type Plan } from '../plan/plan.js';
 import { registryRoot, type StorageLayout } from '../storage/layout.js';
@@ -70,7 +71,7 @@ export interface SkopeoOptions {
   readonly concurrency: number;
   readonly manifests: ReadonlyMap<string, ManifestRecord>;
   readonly onEvent: (event: TransferEvent) => void;
-  readonly onNotice: (message: string) => void;
+  readonly onNotice: OnNotice;
   readonly signal?: AbortSignal;
   /** Kills copies under way (the grace after the signal is over, or a second signal). */
   readonly abort?: AbortSignal;
@@ -83,7 +84,7 @@ export interface SkopeoOptions {
 export async function pushWithSkopeo(plan: Plan, options: SkopeoOptions): Promise<ImageOutcome[]> {
   const { destination, workDir } = options;
   const layouts = path.join(workDir, 'images');
-  const linker = new Linker(options.onNotice);
+  const linker = new Linker((message) => options.onNotice({ level: 'info', message }));
   const exported = await exportImages(options.layout, plan.images, layouts, linker, 8, options.manifests);
 
   const args = ['copy', '--quiet', '--all', '--preserve-digests', '--retry-times', '3'];
