@@ -118,7 +118,6 @@ export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Pa
     ...(request.shard ? { shard: request.shard } : {}),
     ...(request.tags ? { tags: request.tags } : {}),
     project: { public: request.public, storageLimit: request.storageLimit },
-    concurrency: request.concurrency,
     requestConcurrency: budgetSizes(request).requests,
     via: request.via,
     ...(request.workDir !== undefined ? { workDir: request.workDir } : {}),
