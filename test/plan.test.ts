@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { ManifestRecord } from '../src/image/reader.js';
 import type { SourceInventory, TagEntry } from '../src/inventory/types.js';
 import { mapRepository, parseMapRule, type NameMapping } from '../src/plan/map-names.js';
-import { planMigration, planTotals, selectCandidates } from '../src/plan/plan.js';
+import { joinPlans, planMigration, planTotals, selectCandidates, type Plan } from '../src/plan/plan.js';
 
 const HARBOR: NameMapping = { rules: [], defaultProject: 'library', harbor: true };
 
@@ -142,5 +142,29 @@ describe('planMigration', () => {
   it('is plain data: it survives a JSON round trip unchanged', () => {
     const plan = planMigration(candidates, inv.manifests, { projectExists: () => true, tags: new Map() });
     expect(JSON.parse(JSON.stringify(plan))).toEqual(plan);
+  });
+});
+
+describe('joinPlans', () => {
+  const inv = inventory([
+    tag('team/a', 'v1', d('1'), [[d('b'), 1000]]),
+    tag('team/b', 'v1', d('2'), [[d('c'), 10]]),
+    tag('other/c', 'v1', d('3'), [[d('e'), 20]]),
+    tag('broken/x', 'v1', d('4'), [], { faults: [{ kind: 'missing-blob', message: 'layer gone', digest: d('f') }] }),
+  ]);
+  const planned = planMigration(selectCandidates(inv, HARBOR), inv.manifests, { projectExists: (p) => p === 'team', tags: new Map([['team/a:v1', d('1')]]) });
+  // Every list of the plan holds something, so a list the join drops shows.
+  const part: Plan = { ...planned, skipped: [planned.images[0]!] };
+  const lists = (Object.keys(part) as Array<keyof Plan>).filter((key) => Array.isArray(part[key]));
+
+  it('keeps every list of every batch', () => {
+    for (const key of lists) expect(part[key], key).not.toHaveLength(0);
+    const other: Plan = { ...part, projectsToCreate: ['more'] };
+    const joined = joinPlans([part, other]);
+    for (const key of lists) {
+      const expected = key === 'projectsToCreate' ? ['more', 'other'] : [...(part[key] as readonly unknown[]), ...(other[key] as readonly unknown[])];
+      expect(joined[key], key).toEqual(expected);
+    }
+    expect(Object.keys(joined).sort()).toEqual(Object.keys(part).sort());
   });
 });

@@ -107,8 +107,8 @@ export async function buildDestinationOptions(normalized: NormalizedDestination,
     chunkSize: options.chunkSize,
     ...(options.limitRate !== undefined ? { limitRate: options.limitRate } : {}),
     ...(options.retry ? { retry: options.retry } : {}),
-    onNotice: (message) => {
-      if (ctx.logFormat === 'json') writeJsonLog(ctx.stderr, { level: 'warn', event: 'notice', message });
+    onNotice: ({ level, message }) => {
+      if (ctx.logFormat === 'json') writeJsonLog(ctx.stderr, { level, event: 'notice', message });
       else ctx.stderr.write(`regmigrate: ${message}\n`);
     },
   };

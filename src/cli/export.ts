@@ -32,7 +32,7 @@ export function normalizeExport(root: string, flags: ExportFlags): ExportRequest
 
 /** `export`: exit 0 when every tag was exported, 1 when some were faulty or failed. */
 export async function runExport(request: ExportRequest, ctx: CliContext): Promise<number> {
-  const result = await exportStorage({ ...request, onNotice: (message) => ctx.stderr.write(`regmigrate: ${message}\n`) });
+  const result = await exportStorage({ ...request, onNotice: ({ message }) => ctx.stderr.write(`regmigrate: ${message}\n`) });
   const out = path.resolve(request.out);
   const rows = [
     ...result.exported.map((e) => [e.image.source, path.relative(out, e.directory), e.ok ? 'exported' : `failed: ${e.reason}`]),

@@ -105,7 +105,7 @@ export async function runSync(request: SyncRequest, ctx: CliContext): Promise<nu
       waitSeconds: request.waitLockSeconds,
       staleSeconds: request.lockStaleSeconds,
       ...(ctx.env.REGMIGRATE_HOSTNAME ? { hostname: ctx.env.REGMIGRATE_HOSTNAME } : {}),
-      onNotice: (message) => notice(request, ctx, message),
+      onNotice: (n) => notice(request, ctx, n),
     });
     try {
       const stopper = new Stopper(stopGraceFromEnv(ctx.env));
@@ -131,7 +131,7 @@ export async function runSync(request: SyncRequest, ctx: CliContext): Promise<nu
           if (request.report) writeReport(request.report, result.push, reportRun('sync', result.push, request.root, destination.endpoint.host));
           const failed = countReports(result.push.reports).failed + result.deletions.filter((d) => d.status === 'failed').length;
           return failed > 0 ? 1 : 0;
-        }, (message) => notice(request, ctx, message));
+        }, (message) => notice(request, ctx, { level: 'info', message }));
         if (signal) return signal === 'SIGINT' ? 130 : 143;
         return code;
       } finally {

@@ -17,6 +17,7 @@ import { addDestinationOptions, buildDestinationOptions, normalizeDestination, t
 import { batchTagsFromEnv, OptionProblems, parsePositiveInt } from './options.js';
 import { addSelectionOptions, normalizeSelection, type SelectionFlags } from './selection.js';
 import type { StopSignals } from '../util/stop.js';
+import type { Notice } from '../util/notice.js';
 
 /** Flags shared by push and sync: where, how, and what to write. */
 export interface TransferFlags extends DestinationFlags, SelectionFlags {
@@ -117,24 +118,28 @@ export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Pa
     ...(request.shard ? { shard: request.shard } : {}),
     ...(request.tags ? { tags: request.tags } : {}),
     project: { public: request.public, storageLimit: request.storageLimit },
-    concurrency: request.concurrency,
-    requestConcurrency: Math.max(16, request.concurrency * 2),
+    requestConcurrency: budgetSizes(request).requests,
     via: request.via,
     ...(request.workDir !== undefined ? { workDir: request.workDir } : {}),
     keepWorkDir: request.keepWorkDir,
     schema1: request.schema1,
     // Tags per batch: what a run holds in memory at once (a tuning knob, and how tests make small batches).
     ...(batchTagsFromEnv(ctx.env) ? { batchTags: batchTagsFromEnv(ctx.env)! } : {}),
-    onNotice: (message) => notice(request, ctx, message),
+    onNotice: (n) => notice(request, ctx, n),
     dryRun: false,
     ...extra,
   };
 }
 
+/** Blob uploads (or skopeo copies) and other requests in flight at the destination: `--concurrency`, and twice that (at least 16). */
+function budgetSizes(request: TransferRequest): { uploads: number; requests: number } {
+  return { uploads: request.concurrency, requests: Math.max(16, request.concurrency * 2) };
+}
+
 /** Checks what the transport needs, then connects: everything that fails before any work (exit 2/3). */
 export async function openDestination(request: TransferRequest, ctx: CliContext, dryRun: boolean, stop?: StopSignals): Promise<Destination> {
   if (request.via === 'skopeo' && !dryRun) await checkSkopeo();
-  const destination = await connectDestination({ ...(await buildDestinationOptions(request.destination, ctx)), ...(stop ? { stop } : {}) });
+  const destination = await connectDestination({ ...(await buildDestinationOptions(request.destination, ctx)), budget: budgetSizes(request), ...(stop ? { stop } : {}) });
   const kind = destination.harborVersion ? `Harbor ${destination.harborVersion}` : 'plain OCI registry';
   if (request.logFormat === 'json') writeJsonLog(ctx.stderr, { level: 'info', event: 'destination', message: `${destination.endpoint.origin}: ${kind}` });
   else if (!request.quiet) ctx.stderr.write(`destination ${destination.endpoint.origin}: ${kind}\n`);
@@ -142,8 +147,8 @@ export async function openDestination(request: TransferRequest, ctx: CliContext,
 }
 
 /** A line for the operator: plain, or a JSON record with `--log-format json`. */
-export function notice(request: TransferRequest, ctx: CliContext, message: string): void {
-  if (request.logFormat === 'json') writeJsonLog(ctx.stderr, { level: /^(error|warning)/.test(message) ? (message.startsWith('error') ? 'error' : 'warn') : 'info', event: 'notice', message });
+export function notice(request: Pick<TransferRequest, 'logFormat'>, ctx: Pick<CliContext, 'stderr'>, { level, message }: Notice): void {
+  if (request.logFormat === 'json') writeJsonLog(ctx.stderr, { level, event: 'notice', message });
   else ctx.stderr.write(`regmigrate: ${message}\n`);
 }
 
@@ -179,7 +184,7 @@ export async function withMetrics(
         if (request.metricsFile) writeMetricsFile(request.metricsFile, metrics);
         if (request.pushgateway) await pushMetrics(request.pushgateway, request.metricsJob, metrics);
       } catch (err) {
-        notice(request, ctx, `error: metrics could not be written: ${errorMessage(err)}`);
+        notice(request, ctx, { level: 'error', message: `error: metrics could not be written: ${errorMessage(err)}` });
         ctx.setExitCode(5);
       }
     }

@@ -7,7 +7,9 @@ import { createDispatcher, type Endpoint, type TlsOptions } from '../registry/en
 import { RegistryError } from '../registry/errors.js';
 import type { SystemInfo } from '../harbor/schema.js';
 import { RateLimiter } from '../util/rate-limit.js';
+import { createBudget, type DestinationBudget } from './budget.js';
 import type { StopSignals } from '../util/stop.js';
+import type { OnNotice } from '../util/notice.js';
 
 export interface DestinationOptions extends TlsOptions {
   readonly endpoint: Endpoint;
@@ -20,7 +22,9 @@ export interface DestinationOptions extends TlsOptions {
   /** SIGINT/SIGTERM: retries and their waits end at `stop`, requests under way at `abort`. */
   readonly stop?: StopSignals;
   /** A line for the operator while the first contact is retried (a registry still starting, a flaky link). */
-  readonly onNotice?: (message: string) => void;
+  readonly onNotice?: OnNotice;
+  /** Uploads and requests in flight at once for the whole run (a transfer's `--concurrency`); defaults otherwise. */
+  readonly budget?: { readonly uploads: number; readonly requests: number };
 }
 
 export interface Destination {
@@ -35,6 +39,8 @@ export interface Destination {
   readonly tls: TlsOptions;
   /** The shared bandwidth cap, when one is set. */
   readonly limiter: RateLimiter | undefined;
+  /** What the run keeps in flight here, shared by all its batches and stages. */
+  readonly budget: DestinationBudget;
   close(): Promise<void>;
 }
 
@@ -70,7 +76,7 @@ export async function connectDestination(options: DestinationOptions): Promise<D
     } catch (err) {
       if (!told && attempts > 1 && err instanceof RegistryError && err.failure === 'transient') {
         told = true;
-        options.onNotice?.(`${options.endpoint.origin} did not answer (${err.message}); retrying, up to ${attempts} attempts in all`);
+        options.onNotice?.({ level: 'warn', message: `${options.endpoint.origin} did not answer (${err.message}); retrying, up to ${attempts} attempts in all` });
       }
       throw err;
     }
@@ -102,6 +108,7 @@ export async function connectDestination(options: DestinationOptions): Promise<D
     credentials,
     tls: { insecure: options.insecure, caFile: options.caFile },
     limiter,
+    budget: createBudget(options.budget),
     close,
   };
 }

@@ -271,17 +271,29 @@ export function planMigration(candidates: Candidates, manifests: ReadonlyMap<str
   };
 }
 
-/** One plan of the batches a run was planned in (a dry run prints the whole run's). */
-export function joinPlans(parts: readonly Plan[], rejected: readonly RejectedImage[]): Plan {
+/** The fields of a Plan that are lists, each with how the batches' lists join: a field added to Plan and not here fails to compile. */
+type PlanLists = { readonly [K in keyof Plan as Plan[K] extends readonly unknown[] ? K : never]: (parts: readonly Plan[]) => Plan[K] };
+
+const JOIN_LISTS: PlanLists = {
+  projectsToCreate: (parts) => [...new Set(parts.flatMap((p) => p.projectsToCreate))].sort(),
+  images: (parts) => parts.flatMap((p) => p.images),
+  existing: (parts) => parts.flatMap((p) => p.existing),
+  skipped: (parts) => parts.flatMap((p) => p.skipped),
+  blobs: (parts) => parts.flatMap((p) => p.blobs),
+  rejected: (parts) => parts.flatMap((p) => p.rejected),
+};
+
+/** One plan of the batches a run was planned in (a dry run prints the whole run's): every list of every batch. */
+export function joinPlans(parts: readonly Plan[]): Plan {
   return {
     schemaVersion: PLAN_VERSION,
     kind: 'regmigrate.plan',
-    projectsToCreate: [...new Set(parts.flatMap((p) => p.projectsToCreate))].sort(),
-    images: parts.flatMap((p) => p.images),
-    existing: parts.flatMap((p) => p.existing),
-    skipped: parts.flatMap((p) => p.skipped),
-    blobs: parts.flatMap((p) => p.blobs),
-    rejected,
+    projectsToCreate: JOIN_LISTS.projectsToCreate(parts),
+    images: JOIN_LISTS.images(parts),
+    existing: JOIN_LISTS.existing(parts),
+    skipped: JOIN_LISTS.skipped(parts),
+    blobs: JOIN_LISTS.blobs(parts),
+    rejected: JOIN_LISTS.rejected(parts),
   };
 }
 

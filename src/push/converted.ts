@@ -1,4 +1,4 @@
-import type pLimit from 'p-limit';
+import type { RequestBudget } from '../destination/budget.js';
 import { DOCKER_MANIFEST, isSchema1 } from '../image/media-types.js';
 import type { ManifestRecord } from '../image/reader.js';
 import { ImageConfig, ImageManifest } from '../image/schema.js';
@@ -20,7 +20,7 @@ const MAX_CONFIG_BYTES = 1024 * 1024;
  *
  * Adds `source digest → destination digest` to `converted` for every tag recognised; anything unexpected (another
  * image there, a manifest or config that will not parse, a failed request) leaves the tag to be pushed as before.
- * A plain registry only: on Harbor a manifest GET records a pull and passes the pull policies (goharbor/harbor
+ * Its requests are probes of the destination's budget. A plain registry only: on Harbor a manifest GET records a pull and passes the pull policies (goharbor/harbor
  * src/server/registry/route.go: contenttrust and vulnerable middlewares on manifest GET and HEAD), and its artifact
  * API does not serve a config's diff IDs (src/controller/artifact/processor/image/manifest_v2.go keeps created,
  * architecture, os, config and author only). Harbor runs its registry with schema1 compatibility on
@@ -32,7 +32,7 @@ export async function recogniseConversions(
   manifests: ReadonlyMap<string, ManifestRecord>,
   tags: ReadonlyMap<string, string>,
   converted: Map<string, string>,
-  requests: ReturnType<typeof pLimit>,
+  budget: RequestBudget,
 ): Promise<void> {
   await Promise.all(
     candidates.map(async (c) => {
@@ -43,7 +43,7 @@ export async function recogniseConversions(
       const payload = manifests.get(digest)?.bytes;
       if (!payload) return;
       try {
-        const ours = await requests(() => isConversionOf(client, c.repository, there, payload, c.entry.blobs));
+        const ours = await budget.probe(() => isConversionOf(client, c.repository, there, payload, c.entry.blobs));
         if (ours) converted.set(digest, there);
       } catch {
         // Not known to be ours: the push converts and puts it as usual.

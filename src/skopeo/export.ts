@@ -11,6 +11,7 @@ import { dataSource } from '../storage/source.js';
 import type { ManifestRecord } from '../image/reader.js';
 import { makeSigningKey, schema1Payload, signSchema1, type SigningKey } from '../image/schema1.js';
 import { imageDirectory, layoutFiles, Linker, writeImageDirectory, type LinkStats } from './dir-layout.js';
+import type { OnNotice } from '../util/notice.js';
 
 export interface ExportedImage {
   readonly image: PlannedImage;
@@ -66,7 +67,7 @@ export function assertOutsideStorage(layout: StorageLayout, out: string, what: s
 export interface ExportOptions extends SourceSelection {
   readonly out: string;
   readonly concurrency: number;
-  readonly onNotice?: (message: string) => void;
+  readonly onNotice?: OnNotice;
 }
 
 export interface ExportResult {
@@ -91,7 +92,7 @@ export async function exportStorage(options: ExportOptions): Promise<ExportResul
   // No destination: only distribution's grammar applies to names (Harbor's project rule is checked at push).
   const candidates = selectCandidates(inventory, { rules: options.maps, defaultProject: options.defaultProject, harbor: false });
   const plan = planMigration(candidates, inventory.manifests, { projectExists: () => true, tags: new Map() });
-  const linker = new Linker((message) => options.onNotice?.(message));
+  const linker = new Linker((message) => options.onNotice?.({ level: 'info', message }));
   const exported = await exportImages(layout, plan.images, path.resolve(options.out), linker, options.concurrency, inventory.manifests);
   return { exported, rejected: plan.rejected, links: linker.stats };
 }

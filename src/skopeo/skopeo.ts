@@ -5,16 +5,17 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync }
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import pLimit from 'p-limit';
 import { ToolError } from '../errors.js';
+import type { OnNotice } from '../util/notice.js';
 import type { ManifestRecord } from '../image/reader.js';
 import { destinationRef, type Plan } from '../plan/plan.js';
 import { registryRoot, type StorageLayout } from '../storage/layout.js';
 import type { Destination } from '../destination/destination.js';
 import { Linker } from './dir-layout.js';
 import { startThrottleProxy } from './throttle-proxy.js';
-import { exportImages } from './export.js';
-import type { ImageOutcome, TransferEvent } from '../transfer/execute.js';
+import { assertOutsideStorage, exportImages } from './export.js';
+import { emptyStats, type ImageOutcome, type TransferEvent } from '../transfer/execute.js';
+import type { Transport } from '../transfer/transport.js';
 
 /** `--preserve-digests` came with skopeo 1.6. */
 const MIN_SKOPEO: readonly [number, number] = [1, 6];
@@ -63,14 +64,60 @@ export function makeWorkDir(layout: StorageLayout, given: string | undefined): s
   return mkdtempSync(path.join(tmpdir(), 'regmigrate-work-'));
 }
 
+export interface SkopeoTransportOptions {
+  /** Where the layouts go (default beside the storage, makeWorkDir), and whether they stay after the run. */
+  readonly workDir: string | undefined;
+  readonly keepWorkDir: boolean;
+  readonly onEvent: (event: TransferEvent) => void;
+  readonly onNotice: OnNotice;
+  readonly signal?: AbortSignal | undefined;
+  readonly abort?: AbortSignal | undefined;
+}
+
+/**
+ * `--via skopeo` a batch at a time: the work directory is made at the first batch (refused inside the storage) and
+ * removed at `close` (or on exit), unless kept; the copies share the destination's upload budget.
+ */
+export function skopeoTransport(layout: StorageLayout, destination: Destination, options: SkopeoTransportOptions): Transport {
+  let workDir: string | undefined;
+  let forgetWorkDir = (): void => undefined;
+  return {
+    transfer: async ({ plan, manifests, afterImage }) => {
+      if (!workDir) {
+        workDir = makeWorkDir(layout, options.workDir);
+        assertOutsideStorage(layout, workDir, '--work-dir');
+        const dir = workDir;
+        forgetWorkDir = options.keepWorkDir ? () => undefined : onCleanup(() => rmSync(dir, { recursive: true, force: true }));
+      }
+      const outcomes = await pushWithSkopeo(plan, {
+        layout,
+        destination,
+        workDir,
+        manifests,
+        onEvent: options.onEvent,
+        onNotice: options.onNotice,
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.abort ? { abort: options.abort } : {}),
+      });
+      await Promise.all(outcomes.map(afterImage));
+      return emptyStats();
+    },
+    close: () => {
+      if (!workDir) return;
+      if (options.keepWorkDir) options.onNotice({ level: 'info', message: `work directory kept: ${workDir}` });
+      else rmSync(workDir, { recursive: true, force: true });
+      forgetWorkDir();
+    },
+  };
+}
+
 export interface SkopeoOptions {
   readonly layout: StorageLayout;
   readonly destination: Destination;
   readonly workDir: string;
-  readonly concurrency: number;
   readonly manifests: ReadonlyMap<string, ManifestRecord>;
   readonly onEvent: (event: TransferEvent) => void;
-  readonly onNotice: (message: string) => void;
+  readonly onNotice: OnNotice;
   readonly signal?: AbortSignal;
   /** Kills copies under way (the grace after the signal is over, or a second signal). */
   readonly abort?: AbortSignal;
@@ -83,7 +130,7 @@ export interface SkopeoOptions {
 export async function pushWithSkopeo(plan: Plan, options: SkopeoOptions): Promise<ImageOutcome[]> {
   const { destination, workDir } = options;
   const layouts = path.join(workDir, 'images');
-  const linker = new Linker(options.onNotice);
+  const linker = new Linker((message) => options.onNotice({ level: 'info', message }));
   const exported = await exportImages(options.layout, plan.images, layouts, linker, 8, options.manifests);
 
   const args = ['copy', '--quiet', '--all', '--preserve-digests', '--retry-times', '3'];
@@ -108,7 +155,6 @@ export async function pushWithSkopeo(plan: Plan, options: SkopeoOptions): Promis
     args.push('--dest-cert-dir', certDir);
   }
 
-  const limit = pLimit(options.concurrency);
   try {
     return await copyAll();
   } finally {
@@ -137,7 +183,7 @@ export async function pushWithSkopeo(plan: Plan, options: SkopeoOptions): Promis
   }
 
   async function copyAll(): Promise<ImageOutcome[]> {
-    const outcomes = await Promise.all(exported.map((item) => limit(() => copyOne(item))));
+    const outcomes = await Promise.all(exported.map((item) => destination.budget.uploads.run(() => copyOne(item))));
     // Parallel skopeo copies racing on a shared layer make distribution answer 500 now and then ("trying to reuse
     // blob … 500"): images that failed that way go once more, one at a time, when the race is over.
     for (const [i, outcome] of outcomes.entries()) {

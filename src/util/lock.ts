@@ -4,6 +4,7 @@ import { hostname as osHostname } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LockedError, UsageError } from '../errors.js';
+import type { OnNotice } from './notice.js';
 
 interface LockOwner {
   pid: number;
@@ -21,7 +22,7 @@ export interface LockOptions {
   /** The name recorded as the holder's host (default: this host's name). */
   readonly hostname?: string;
   /** Told when a stale lock is taken over, or when this run's lease was lost. */
-  readonly onNotice?: (message: string) => void;
+  readonly onNotice?: OnNotice;
 }
 
 export interface Lease {
@@ -128,7 +129,7 @@ export async function acquireLock(file: string, options: LockOptions): Promise<L
       if ((same && deadHere) || movedAge > staleMs) {
         unlinkQuietly(aside);
         const who = owner ? `pid ${owner.pid} on ${owner.hostname}, since ${owner.startedAt}` : 'an unreadable owner';
-        options.onNotice?.(`took over the lock ${file} from ${who}: ${deadHere ? 'that process is gone' : `no heartbeat for ${Math.round(age / 1000)} s`}`);
+        options.onNotice?.({ level: 'info', message: `took over the lock ${file} from ${who}: ${deadHere ? 'that process is gone' : `no heartbeat for ${Math.round(age / 1000)} s`}` });
         continue;
       }
       // We moved a lock taken a moment ago by another waiter: give it back.
@@ -151,13 +152,13 @@ export async function acquireLock(file: string, options: LockOptions): Promise<L
 }
 
 /** Renews the lease's mtime a few times per lease time, and notices when the lock is not ours any more. */
-function startHeartbeat(file: string, me: LockOwner, staleMs: number, onNotice: ((message: string) => void) | undefined): Lease {
+function startHeartbeat(file: string, me: LockOwner, staleMs: number, onNotice: OnNotice | undefined): Lease {
   let lost = false;
   const beat = (): void => {
     if (lost) return;
     if (readOwner(file)?.token !== me.token) {
       lost = true;
-      onNotice?.(`warning: the lock ${file} was taken over by another run (no heartbeat seen for too long?)`);
+      onNotice?.({ level: 'warn', message: `warning: the lock ${file} was taken over by another run (no heartbeat seen for too long?)` });
       return;
     }
     try {

@@ -1,0 +1,52 @@
+import type { Destination } from '../destination/destination.js';
+import { tagRef, type SourceInventory } from '../inventory/types.js';
+import type { Candidate, Candidates } from '../plan/plan.js';
+import type { SourceBatch } from '../transfer/source.js';
+import { recogniseConversions } from './converted.js';
+import type { RunLedger } from './ledger.js';
+import { probeTags } from './probe.js';
+import type { ProjectGate } from './projects.js';
+
+/** One batch, read and asked about: ready to plan once the batch before it has landed. */
+export interface PreparedBatch {
+  readonly inventory: SourceInventory;
+  readonly candidates: Candidates;
+  /** Candidates whose project takes them (or trusted from the journal). */
+  readonly allowed: readonly Candidate[];
+  /** Candidates in a project the account may not push to. */
+  readonly denied: readonly Candidate[];
+  /** `repo:tag` → digest the destination holds (probed, or trusted from the journal). */
+  readonly tags: ReadonlyMap<string, string>;
+}
+
+export interface PrepareContext {
+  readonly destination: Destination;
+  readonly ledger: RunLedger;
+  readonly projects: ProjectGate;
+  /** Source digest → destination digest of schema1 images converted earlier: those recognised here are added. */
+  readonly converted: Map<string, string>;
+  /** Destination repositories known to exist (PushOptions.knownRepositories). */
+  readonly known?: ReadonlySet<string> | undefined;
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** A batch read from the source → its projects checked, and what the destination holds of it asked. */
+export async function prepareBatch(batch: SourceBatch, ctx: PrepareContext): Promise<PreparedBatch> {
+  const { inventory, candidates } = batch;
+  const { destination, projects, signal } = ctx;
+  ctx.ledger.read(inventory, candidates);
+  await projects.ensure(candidates.accepted);
+  const allowed: Candidate[] = [];
+  const denied: Candidate[] = [];
+  for (const c of candidates.accepted) (projects.refusal(c.project) !== undefined && !c.entry.trusted ? denied : allowed).push(c);
+  const tags = new Map<string, string>();
+  const toProbe: Candidate[] = [];
+  for (const c of allowed) {
+    if (c.entry.trusted) tags.set(tagRef({ repository: c.repository, tag: c.entry.tag }), c.entry.digest!);
+    else if (projects.exists(c.project)) toProbe.push(c);
+  }
+  if (!signal?.aborted) for (const [ref, digest] of await probeTags(destination, toProbe, ctx.known)) tags.set(ref, digest);
+  // A tag that holds our conversion of a schema1 image counts as there (without a journal to say so).
+  if (!signal?.aborted && !destination.harbor) await recogniseConversions(destination.client, toProbe, inventory.manifests, tags, ctx.converted, destination.budget.requests);
+  return { inventory, candidates, allowed, denied, tags };
+}

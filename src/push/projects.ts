@@ -1,0 +1,88 @@
+import type { Destination } from '../destination/destination.js';
+import { DestinationError } from '../errors.js';
+import { checkProjectAccess } from '../harbor/access.js';
+import type { ProjectSettings } from '../harbor/client.js';
+import type { Candidate } from '../plan/plan.js';
+import type { OnNotice } from '../util/notice.js';
+
+export interface ProjectGateOptions {
+  /** Create missing projects (not on a dry run). */
+  readonly create: boolean;
+  readonly settings: ProjectSettings;
+  readonly concurrency: number;
+  readonly signal?: AbortSignal | undefined;
+  readonly onCreated?: (project: string) => void;
+  readonly onNotice?: OnNotice | undefined;
+}
+
+/**
+ * Harbor projects, checked as batches first need them: created when missing (Harbor hands out tokens without actions
+ * for a project that does not exist, docs/registry-behaviour.md, Auth), then the push right, from what the token
+ * service grants: an account that may not push to a project learns it by name and role, not image by image. On a
+ * plain registry every project exists and nothing is refused.
+ */
+export class ProjectGate {
+  readonly #destination: Destination;
+  readonly #options: ProjectGateOptions;
+  readonly #checked = new Set<string>();
+  readonly #existing = new Set<string>();
+  readonly #refused = new Map<string, string>();
+  readonly #policies = new Map<string, string>();
+  /** Projects this run created, in order. */
+  readonly created: string[] = [];
+
+  constructor(destination: Destination, options: ProjectGateOptions) {
+    this.#destination = destination;
+    this.#options = options;
+  }
+
+  /** Checks (and creates) the projects of these candidates not checked yet; trusted tags need no check. */
+  async ensure(accepted: readonly Candidate[]): Promise<void> {
+    const harbor = this.#destination.harbor;
+    if (!harbor) return;
+    const needed = new Map<string, string>();
+    for (const c of accepted) if (!c.entry.trusted && !this.#checked.has(c.project) && !needed.has(c.project)) needed.set(c.project, c.repository);
+    if (needed.size === 0) return;
+    for (const project of needed.keys()) this.#checked.add(project);
+    const { signal } = this.#options;
+    const access = await checkProjectAccess(harbor, this.#destination.client.auth, this.#destination.credentials?.username, {
+      projects: needed,
+      create: this.#options.create,
+      settings: this.#options.settings,
+      concurrency: this.#options.concurrency,
+      ...(signal ? { signal } : {}),
+    });
+    for (const a of access.values()) {
+      if (a.exists) this.#existing.add(a.project);
+      if (a.created) {
+        this.created.push(a.project);
+        this.#options.onCreated?.(a.project);
+      }
+      if (a.status === 'refused') {
+        this.#refused.set(a.project, a.reason!);
+        this.#options.onNotice?.({ level: 'error', message: `error: ${a.reason!}; its images are skipped` });
+      }
+      if (a.policy) this.#policies.set(a.project, a.policy);
+    }
+  }
+
+  exists(project: string): boolean {
+    return !this.#destination.harbor || this.#existing.has(project);
+  }
+
+  /** Why the account may not push to the project, when it may not. */
+  refusal(project: string): string | undefined {
+    return this.#refused.get(project);
+  }
+
+  /** The project's pull policy that blocks pulls of new images (Harbor), if any. */
+  policy(project: string): string | undefined {
+    return this.#policies.get(project);
+  }
+
+  /** Every project checked so far was refused: nothing can move at all (exit 3), as said before any upload. */
+  assertSomeAllowed(): void {
+    if (!this.#destination.harbor || this.#refused.size === 0 || this.#refused.size !== this.#checked.size) return;
+    throw new DestinationError('PERMISSION_DENIED', [...this.#refused.values()].join('; '), 'grant the account the developer role (or higher) in these projects, or use a system robot account (robot$<name>) with push permission');
+  }
+}

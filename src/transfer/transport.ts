@@ -1,0 +1,47 @@
+import type { Destination } from '../destination/destination.js';
+import type { ManifestRecord } from '../image/reader.js';
+import type { Plan } from '../plan/plan.js';
+import { blobDataPath, type StorageLayout } from '../storage/layout.js';
+import { dataSource } from '../storage/source.js';
+import { executePlan, type ImageOutcome, type TransferEvent, type TransferStats } from './execute.js';
+
+/** One batch for a transport: its plan, the manifests it needs, and what runs as each image is done. */
+export interface TransportBatch {
+  readonly plan: Plan;
+  readonly manifests: ReadonlyMap<string, ManifestRecord>;
+  /** Verification of one image, run as soon as it is done. */
+  readonly afterImage: (outcome: ImageOutcome) => Promise<void>;
+}
+
+/** How images get to the destination, a batch at a time: `--via oci` (ours over HTTP) or `--via skopeo`. */
+export interface Transport {
+  transfer(batch: TransportBatch): Promise<TransferStats>;
+  /** After the last batch, however the run ended: what the transport made for the run goes. */
+  close(): void;
+}
+
+export interface OciTransportOptions {
+  readonly onEvent: (event: TransferEvent) => void;
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** `--via oci`: executePlan over the destination's client and budget, the blobs read from the storage. */
+export function ociTransport(layout: StorageLayout, destination: Destination, options: OciTransportOptions): Transport {
+  const harbor = destination.harbor;
+  return {
+    transfer: async ({ plan, manifests, afterImage }) => {
+      const executed = await executePlan(plan, {
+        afterImage,
+        client: destination.client,
+        budget: destination.budget,
+        manifests,
+        blobSource: (digest, size) => dataSource(layout, blobDataPath(layout, digest), size),
+        onEvent: options.onEvent,
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(harbor ? { tagThroughApi: (repository: string, digest: string, tag: string) => harbor.addTag(repository, digest, tag) } : {}),
+      });
+      return executed.stats;
+    },
+    close: () => undefined,
+  };
+}
