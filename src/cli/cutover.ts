@@ -74,7 +74,7 @@ function runReferences(dir: string, flags: HostFlags & { from?: string; write?: 
     for (const r of scan.references) out += csvLine([r.file, r.line, r.column, r.old, r.new, r.status, r.reason]);
     ctx.stdout.write(out);
   } else {
-    ctx.stdout.write(renderTable(['FILE:LINE', 'OLD REFERENCE', 'NEW REFERENCE', 'STATUS'], scan.references.map((r) => [where(r), r.old, r.new ?? '-', r.status === 'migrated' ? r.status : `${r.status}: ${r.reason}`])) + '\n');
+    ctx.stdout.write(renderTable(['FILE:LINE', 'OLD REFERENCE', 'NEW REFERENCE', 'STATUS'], scan.references.map((r) => [where(r), r.old, r.new ?? '-', r.status === 'migrated' ? r.status : `${r.status}: ${r.reason}`])));
   }
   const files = new Set(scan.references.map((r) => r.file)).size;
   ctx.stderr.write(`${count(scan.references.length, 'reference')} to ${oldHost} in ${count(files, 'file')} (of ${scan.filesRead} read): ${scan.references.length - flagged.length} migrated, ${flagged.filter((r) => r.status === 'failed').length} failed, ${flagged.filter((r) => r.status === 'unknown').length} unknown\n`);
