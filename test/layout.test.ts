@@ -1,5 +1,5 @@
 /**
- * The layout follows the data flow (docs/architecture.md, Module layering): storage → image → inventory → plan → registry → harbor → destination → transfer → skopeo → push → sync →
+ * The layout follows the data flow (docs/architecture.md, Module layering): storage → image → inventory → plan → registry → harbor → destination → transfer → skopeo → push → sync → cutover →
  * report → cli, with util/ and errors.ts shared by all. No module imports from a folder later in the flow, so each
  * stage can be read, tested and replaced on its own.
  */
@@ -8,7 +8,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PROJECT } from './helpers/cli.js';
 
-const ORDER = ['storage', 'image', 'inventory', 'plan', 'registry', 'harbor', 'destination', 'transfer', 'skopeo', 'push', 'sync', 'report', 'cli'];
+const ORDER = ['storage', 'image', 'inventory', 'plan', 'registry', 'harbor', 'destination', 'transfer', 'skopeo', 'push', 'sync', 'cutover', 'report', 'cli'];
 const SRC = path.join(PROJECT, 'src');
 
 function sources(dir: string): string[] {

@@ -7,6 +7,7 @@ import { count } from '../util/format.js';
 import { countReports, renderImageTable, reportCsv, reportImageJson, PUSH_REPORT_VERSION, type ReportRun } from '../report/push-report.js';
 import { imageReport, type ImageReport } from '../push/push.js';
 import type { CliContext } from './context.js';
+import { registerCutoverReports } from './cutover.js';
 
 const ReportImage = z.looseObject({
   source: z.string(),
@@ -162,4 +163,5 @@ export function registerReport(program: Command, ctx: CliContext): void {
       if (!Array.isArray(doc.images) || typeof doc.summary !== 'object') throw new UsageError(`${file}: not a regmigrate push report (no images or summary)`);
       ctx.stdout.write(renderPushHtml(doc));
     });
+  registerCutoverReports(report, ctx);
 }

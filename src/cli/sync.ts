@@ -15,6 +15,7 @@ import { addTransferOptions, normalizeTransfer, notice, openDestination, pushOpt
 import { createJsonLog, writeJsonLog } from '../report/log.js';
 import { stopGraceFromEnv, withInterruption } from './signals.js';
 import { Stopper } from '../util/stop.js';
+import { DEFAULT_FINAL_ROUNDS, finalSync, finalVerdict } from '../cutover/final-sync.js';
 
 /** A run renews its lease every 30 s; five minutes without a heartbeat means its holder is gone. */
 const DEFAULT_LOCK_STALE_SECONDS = 300;
@@ -28,6 +29,8 @@ interface SyncFlags extends TransferFlags {
   trustState?: boolean;
   deleteExtra?: boolean;
   yes?: boolean;
+  final?: boolean;
+  finalRounds?: string;
 }
 
 export interface SyncRequest extends TransferRequest {
@@ -38,6 +41,8 @@ export interface SyncRequest extends TransferRequest {
   readonly maxDelete: number;
   readonly trustState: boolean;
   readonly deleteExtra: DeleteMode;
+  /** `--final`: rounds until no source tag moved (at most this many), then a diff to zero; undefined without. */
+  readonly finalRounds: number | undefined;
 }
 
 export function normalizeSync(root: string, flags: SyncFlags): SyncRequest {
@@ -50,6 +55,9 @@ export function normalizeSync(root: string, flags: SyncFlags): SyncRequest {
   const maxDelete = parsePositiveInt('--max-delete', flags.maxDelete, DEFAULT_MAX_DELETE, problems, 10_000_000);
   if (flags.maxDelete !== undefined && !flags.deleteExtra) problems.add('--max-delete goes with --delete-extra');
   const lockStaleSeconds = parsePositiveInt('--lock-stale', flags.lockStale, DEFAULT_LOCK_STALE_SECONDS, problems, 86_400);
+  const finalRounds = parsePositiveInt('--final-rounds', flags.finalRounds, DEFAULT_FINAL_ROUNDS, problems, 100);
+  if (flags.finalRounds !== undefined && !flags.final) problems.add('--final-rounds goes with --final');
+  if (flags.final && transfer.shard) problems.add('--final compares the whole storage with the destination: run it without --shard');
   problems.throwIfAny();
   return {
     ...transfer,
@@ -60,6 +68,7 @@ export function normalizeSync(root: string, flags: SyncFlags): SyncRequest {
     maxDelete,
     trustState: flags.trustState ?? false,
     deleteExtra: !flags.deleteExtra ? 'no' : flags.yes ? 'apply' : 'plan',
+    finalRounds: flags.final ? finalRounds : undefined,
   };
 }
 
@@ -114,13 +123,26 @@ export async function runSync(request: SyncRequest, ctx: CliContext): Promise<nu
       try {
         // The journal and the report are written inside: a signal while they are written does not lose them.
         const { result: code, signal } = await withInterruption(ctx, stopper, async ({ stop, abort }) => {
-          const result = await syncStorage(destination, {
+          const syncOptions = {
             ...pushOptions(request, ctx, { signal: stop, abort, ...(json ? { onEvent: json.onEvent } : {}) }),
             statePath: request.state,
             trustState: request.trustState,
             deleteExtra: request.deleteExtra,
             maxDelete: request.maxDelete,
-          });
+          };
+          // --final: earlier rounds are printed and journalled as they end; the last is handled below as any sync.
+          const final = request.finalRounds
+            ? await finalSync(destination, syncOptions, {
+                rounds: request.finalRounds,
+                diffConcurrency: syncOptions.requestConcurrency,
+                onRound: (round, n, moved) => {
+                  ctx.stdout.write(renderSync(round));
+                  round.saveJournal();
+                  notice(request, ctx, { level: 'warn', message: `${moved.length === 1 ? 'a source tag' : `${moved.length} source tags`} changed during round ${n} (${moved.map((m) => m.ref).join(', ')}): syncing again, round ${n + 1} of at most ${request.finalRounds}` });
+                },
+              })
+            : undefined;
+          const result = final ? final.last : await syncStorage(destination, syncOptions);
           record(result.push, result.deletions);
           ctx.stdout.write(renderSync(result));
           if (json) {
@@ -130,7 +152,9 @@ export async function runSync(request: SyncRequest, ctx: CliContext): Promise<nu
           result.saveJournal();
           if (request.report) writeReport(request.report, result.push, reportRun('sync', result.push, request.root, destination.endpoint.host));
           const failed = countReports(result.push.reports).failed + result.deletions.filter((d) => d.status === 'failed').length;
-          return failed > 0 ? 1 : 0;
+          const verdict = final && !result.push.interrupted ? finalVerdict(final) : undefined;
+          if (verdict) ctx.stdout.write(`${verdict.line}\n`);
+          return failed > 0 || (verdict && !verdict.ok) ? 1 : 0;
         }, (message) => notice(request, ctx, { level: 'info', message }));
         if (signal) return signal === 'SIGINT' ? 130 : 143;
         return code;
@@ -156,6 +180,8 @@ export function registerSync(program: Command, ctx: CliContext): void {
     .option('--lock-stale <seconds>', `take over a lock whose holder has not renewed it for this long, from any host (default ${DEFAULT_LOCK_STALE_SECONDS})`)
     .option('--delete-extra', 'list destination tags whose source tag is gone (per the journal); with --yes, delete them')
     .option('--yes', 'with --delete-extra: really delete')
+    .option('--final', 'the last sync before the switch: sync again while source tags change, then prove the destination holds every source tag (one-line verdict)')
+    .option('--final-rounds <n>', `with --final: sync rounds at most before naming the tags that keep moving (default ${DEFAULT_FINAL_ROUNDS})`)
     .option('--max-delete <n>', `with --delete-extra --yes: refuse a run that would delete more tags than this (default ${DEFAULT_MAX_DELETE})`)
     .action(async (root: string | undefined, flags: SyncFlags) => {
       const source = requireRoot(root, 'sync');

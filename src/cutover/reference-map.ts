@@ -1,0 +1,95 @@
+import { readFileSync } from 'node:fs';
+import { UsageError } from '../errors.js';
+import { splitRef } from '../inventory/types.js';
+import { PushReport, SyncJournal } from './schema.js';
+
+/** What became of one source tag, as a report or the journal says. */
+export interface MappedTag {
+  readonly repository: string;
+  readonly tag: string;
+  /** The destination `repo:tag`; undefined when the name could not be mapped. */
+  readonly destination: string | undefined;
+  /** The source digest, and what the destination holds (another digest for a converted schema1 image). */
+  readonly digest: string | undefined;
+  readonly destinationDigest: string | undefined;
+  readonly status: 'migrated' | 'failed';
+  readonly reason: string | undefined;
+}
+
+/** The old → new map of every tag a run dealt with. */
+export interface ReferenceMap {
+  /** The registry the report or journal is of (the host images were pushed to). */
+  readonly destinationHost: string;
+  /** Source `repo:tag` → its fate. */
+  readonly tags: ReadonlyMap<string, MappedTag>;
+  /** Source repository → destination repository, from every tag that had a destination name. */
+  readonly repositories: ReadonlyMap<string, string>;
+}
+
+const MIGRATED = new Set(['verified', 'skipped-existing']);
+
+/** A push/sync report (`kind: regmigrate.push`) or a sync journal (`kind: regmigrate.sync-state`), told apart by kind. */
+export function readReferenceMap(file: string): ReferenceMap {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UsageError(`${file}: ${code ? `cannot be read (${code})` : 'not valid JSON'}`);
+  }
+  const kind = json !== null && typeof json === 'object' ? (json as { kind?: unknown }).kind : undefined;
+  const hint = 'give the --report file (.json) of a push or sync, or the sync journal (--state)';
+  if (kind === 'regmigrate.push') {
+    const parsed = PushReport.safeParse(json);
+    if (!parsed.success) throw new UsageError(`${file}: not a readable regmigrate report (${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message})`, hint);
+    return fromReport(parsed.data);
+  }
+  if (kind === 'regmigrate.sync-state') {
+    const parsed = SyncJournal.safeParse(json);
+    if (!parsed.success) throw new UsageError(`${file}: not a readable regmigrate sync journal (${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message})`, hint);
+    return fromJournal(parsed.data);
+  }
+  throw new UsageError(`${file}: neither a push/sync report nor a sync journal${typeof kind === 'string' ? ` (it is a ${kind} document)` : ''}`, hint);
+}
+
+function fromReport(report: PushReport): ReferenceMap {
+  const tags = new Map<string, MappedTag>();
+  const repositories = new Map<string, string>();
+  for (const image of report.images) {
+    const { repository, tag } = splitRef(image.source);
+    // Untagged manifests (`repo@sha256:…`) have no name anyone pulls by.
+    if (!tag || image.source.includes('@')) continue;
+    const destination = image.destination ?? undefined;
+    if (destination) repositories.set(repository, splitRef(destination).repository);
+    const migrated = MIGRATED.has(image.status);
+    tags.set(image.source, {
+      repository,
+      tag,
+      destination,
+      digest: image.digest ?? undefined,
+      destinationDigest: image.convertedTo ?? image.digest ?? undefined,
+      status: migrated ? 'migrated' : 'failed',
+      reason: migrated ? undefined : (image.reason ?? image.status),
+    });
+  }
+  return { destinationHost: report.destination, tags, repositories };
+}
+
+function fromJournal(journal: SyncJournal): ReferenceMap {
+  const tags = new Map<string, MappedTag>();
+  const repositories = new Map<string, string>();
+  for (const [destination, entry] of Object.entries(journal.tags)) {
+    const { repository, tag } = splitRef(entry.source);
+    if (!tag || entry.source.includes('@')) continue;
+    repositories.set(repository, splitRef(destination).repository);
+    tags.set(entry.source, { repository, tag, destination, digest: entry.digest, destinationDigest: entry.destinationDigest ?? entry.digest, status: 'migrated', reason: undefined });
+  }
+  return { destinationHost: journal.destination, tags, repositories };
+}
+
+/** `host[:port]` as clients write it: no scheme, no path. */
+export function checkHost(option: string, host: string): string | undefined {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(host)) return `${option} takes a host as image references name it (like old-registry:5000), not a URL: "${host}"`;
+  if (!/^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9a-fA-F:]+\])(?::[0-9]{1,5})?$/.test(host)) return `${option} "${host}" is not a registry host (host or host:port)`;
+  return undefined;
+}
