@@ -5,7 +5,7 @@ import type { RegistryClient } from '../registry/client.js';
 import { RegistryError } from '../registry/errors.js';
 import { errorMessage } from '../errors.js';
 import { convertSchema1, makeSigningKey, signSchema1, type SigningKey } from '../image/schema1.js';
-import type { BlobSource } from '../storage/source.js';
+import { blobReader, type BlobSource } from '../storage/source.js';
 import { Interrupted } from '../util/stop.js';
 
 export interface TransferStats {
@@ -91,7 +91,7 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
     checkInterrupted();
     emit({ type: 'blob-start', digest: blob.digest, repository, size: blob.size });
     const source = options.blobSource(blob.digest, blob.size);
-    await client.uploadBlob(repository, blob.digest, source.file, source.size, session, (n) => emit({ type: 'bytes', bytes: n }), source.start);
+    await client.uploadBlob({ repository, blob: blobReader(source, blob.digest), session, onBytes: (n) => emit({ type: 'bytes', bytes: n }) });
     stats.blobsUploaded++;
     stats.bytesUploaded += blob.size;
     emit({ type: 'blob-done', digest: blob.digest, repository, how: 'uploaded', size: blob.size });
