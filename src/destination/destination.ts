@@ -55,7 +55,7 @@ export async function connectDestination(options: DestinationOptions): Promise<D
     endpoint: options.endpoint,
     credentials,
     dispatcher,
-    ...(limiter ? { throttle: (bytes: number) => limiter.take(bytes) } : {}),
+    ...(limiter ? { throttle: (bytes: number, signal?: AbortSignal) => limiter.take(bytes, signal) } : {}),
     ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
     ...(retry ? { retry } : {}),
     ...(options.stop ? { abort: options.stop.abort } : {}),

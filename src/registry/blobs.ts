@@ -35,8 +35,8 @@ export interface UploadBlobOptions {
 export interface UploadSettings {
   /** Upload in chunks of this many bytes (`--chunk-size`); undefined: one PUT per blob until a 413 says otherwise. */
   chunkSize: number | undefined;
-  /** Blob bodies wait here for their bytes (`--limit-rate`). */
-  readonly throttle?: ((bytes: number) => Promise<void>) | undefined;
+  /** Blob bodies wait here for their bytes (`--limit-rate`); the signal ends the wait when the run is cut. */
+  readonly throttle?: ((bytes: number, signal?: AbortSignal) => Promise<void>) | undefined;
 }
 
 export type MountResult = { mounted: true } | { mounted: false; location: URL | undefined };
@@ -126,7 +126,7 @@ export async function uploadBlob(http: RegistryHttp, settings: UploadSettings, o
         }
       }
     : undefined;
-  const body = (range: ByteRange): Readable => Readable.from(paced(blob.open(range), count, settings.throttle), { objectMode: false });
+  const body = (range: ByteRange): Readable => Readable.from(paced(blob.open(range), count, settings.throttle, http.abort), { objectMode: false });
   await http.retrying(async () => {
     // A repeated attempt first asks whether the last one landed after all (its final PUT timed out, say).
     if (attempts++ > 0 && (await hasBlob(http, repository, blob.digest))) return;
@@ -212,13 +212,13 @@ async function uploadChunked(http: RegistryHttp, repository: string, blob: BlobR
  * A reader's bytes as they go out: counted, and under a bandwidth cap taken from its budget in small steps. An async
  * generator: undici sends it with the Content-Length we set.
  */
-async function* paced(bytes: AsyncIterable<Uint8Array>, onBytes: ((n: number) => void) | undefined, throttle: UploadSettings['throttle']): AsyncGenerator<Buffer> {
+async function* paced(bytes: AsyncIterable<Uint8Array>, onBytes: ((n: number) => void) | undefined, throttle: UploadSettings['throttle'], signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
   for await (const chunk of bytes) {
     const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     const step = throttle ? THROTTLED_STEP : buffer.length;
     for (let at = 0; at < buffer.length; at += step) {
       const piece = step >= buffer.length ? buffer : buffer.subarray(at, at + step);
-      if (throttle) await throttle(piece.length);
+      if (throttle) await throttle(piece.length, signal);
       onBytes?.(piece.length);
       yield piece;
     }

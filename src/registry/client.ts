@@ -21,8 +21,8 @@ export interface ClientOptions {
   /** Upload in chunks of this many bytes (`--chunk-size`); undefined: one PUT per blob until a 413 says otherwise. */
   readonly chunkSize?: number;
   readonly userAgent?: string;
-  /** Blob bodies wait here for their bytes (`--limit-rate`); manifests, mounts and small requests do not. */
-  readonly throttle?: (bytes: number) => Promise<void>;
+  /** Blob bodies wait here for their bytes (`--limit-rate`), until the signal (the run is cut); manifests, mounts and small requests do not. */
+  readonly throttle?: (bytes: number, signal?: AbortSignal) => Promise<void>;
   /** Cuts every request under way (a stopping run's grace is over); the caller sees Interrupted. */
   readonly abort?: AbortSignal;
 }

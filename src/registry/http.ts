@@ -19,7 +19,7 @@ export interface HttpOptions {
   readonly dispatcher: Dispatcher;
   readonly retry?: RetryPolicy;
   readonly userAgent?: string;
-  /** Cuts every request under way (a stopping run's grace is over); the caller sees Interrupted. */
+  /** Cuts every request under way, token fetches included (a stopping run's grace is over); the caller sees Interrupted. */
   readonly abort?: AbortSignal;
 }
 
@@ -83,7 +83,7 @@ export class RegistryHttp {
     this.#retry = options.retry ?? DEFAULT_RETRY;
     this.#userAgent = options.userAgent ?? 'regmigrate';
     this.abort = options.abort;
-    this.auth = new Authenticator(options.credentials, options.dispatcher, options.endpoint);
+    this.auth = new Authenticator(options.credentials, options.dispatcher, options.endpoint, options.abort);
   }
 
   url(path: string): URL {
@@ -102,7 +102,7 @@ export class RegistryHttp {
     for (let authAttempt = 0; ; authAttempt++) {
       const headers: Record<string, string> = { 'user-agent': this.#userAgent, ...options.headers };
       if (sameOrigin) {
-        const authorization = await this.auth.authorization(options.scopes);
+        const authorization = await this.#authorization(options);
         if (authorization) headers.authorization = authorization;
       }
       this.stats.requests++;
@@ -143,6 +143,16 @@ export class RegistryHttp {
   /** A reply the protocol does not allow (an upload session without a Location, a redirect loop): never retried. */
   protocolError(method: string, url: URL, what: string): RegistryError {
     return new RegistryError(`${method} ${url.pathname}: ${what}`, { method, path: url.pathname, status: undefined, registryCode: undefined, failure: 'permanent', requestId: undefined, retryAfterMs: undefined });
+  }
+
+  /** The Authorization header; a token fetch the abort signal cut is this request cut. */
+  async #authorization(options: RequestOptions): Promise<string | undefined> {
+    try {
+      return await this.auth.authorization(options.scopes);
+    } catch (err) {
+      if (this.abort?.aborted) throw this.#cut(options);
+      throw err;
+    }
   }
 
   /**
