@@ -1,7 +1,7 @@
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { resolveCredentials } from '../src/registry/credentials.js';
+import { resolveCredentials } from '../src/destination/credentials.js';
 import { DEMO_STORAGE, runCli } from './helpers/cli.js';
 import { startHarborDouble, type HarborDouble } from './helpers/harbor-double.js';
 import { tempDir } from './helpers/tmp.js';

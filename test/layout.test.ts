@@ -37,4 +37,10 @@ describe('module layout', () => {
     }
     expect(backwards).toEqual([]);
   });
+
+  it('the registry client opens no files: blobs reach it as readers, credentials and CA certificates as values', () => {
+    const fsImport = /^(?:import|export)[^;]*? from '(?:node:)?fs(?:\/promises)?'|\bimport\(\s*'(?:node:)?fs/m;
+    const opening = sources(path.join(SRC, 'registry')).filter((file) => fsImport.test(readFileSync(file, 'utf8')));
+    expect(opening.map((file) => path.relative(SRC, file))).toEqual([]);
+  });
 });

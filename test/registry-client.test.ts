@@ -3,10 +3,11 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RegistryClient } from '../src/registry/client.js';
+import { RegistryClient, type BlobReader } from '../src/registry/client.js';
 import { parseEndpoint } from '../src/registry/endpoint.js';
 import { RegistryError } from '../src/registry/errors.js';
 import { makeSigningKey, signSchema1 } from '../src/image/schema1.js';
+import { blobReader } from '../src/storage/source.js';
 import { DOCKER_MANIFEST, SCHEMA1_SIGNED } from '../src/image/media-types.js';
 import { startProxy, type ScriptedProxy } from './helpers/proxy.js';
 import { startRegistry, type RunningRegistry } from './helpers/registry.js';
@@ -14,11 +15,11 @@ import { tempDir } from './helpers/tmp.js';
 
 const FAST_RETRY = { attempts: 4, baseDelayMs: 10, maxDelayMs: 50 };
 
-function blobFile(size: number): { file: string; digest: string; size: number } {
+function blobFile(size: number): BlobReader {
   const bytes = randomBytes(size);
   const file = path.join(tempDir(), `blob-${size}`);
   writeFileSync(file, bytes);
-  return { file, digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, size };
+  return blobReader({ file, start: 0, size, whole: true }, `sha256:${createHash('sha256').update(bytes).digest('hex')}`);
 }
 
 const error = (code: string, message: string) => JSON.stringify({ errors: [{ code, message }] });
@@ -50,7 +51,7 @@ describe('RegistryClient against a scripted proxy in front of a real docker-regi
     fresh();
     const blob = blobFile(4096);
     proxy.script = (req) => (req.method === 'PUT' && req.seen < 2 ? { kind: 'respond', status: 500, body: 'oops' } : { kind: 'forward' });
-    await client.uploadBlob('retry/five-hundred', blob.digest, blob.file, blob.size);
+    await client.uploadBlob({ repository: 'retry/five-hundred', blob });
     expect(await client.hasBlob('retry/five-hundred', blob.digest)).toBe(true);
     expect(proxy.log.filter((r) => r.method === 'PUT').map((r) => r.status)).toEqual([500, 500, 201]);
     // Each retry restarted the upload as a new session.
@@ -76,7 +77,7 @@ describe('RegistryClient against a scripted proxy in front of a real docker-regi
     const blob = blobFile(2 * 1024 * 1024);
     proxy.script = (req) => (req.method === 'PUT' && req.seen === 0 ? { kind: 'drop', afterBytes: 300_000 } : { kind: 'forward' });
     let counted = 0;
-    await client.uploadBlob('retry/reset', blob.digest, blob.file, blob.size, undefined, (n) => (counted += n));
+    await client.uploadBlob({ repository: 'retry/reset', blob, onBytes: (n) => (counted += n) });
     expect(await client.hasBlob('retry/reset', blob.digest)).toBe(true);
     expect(proxy.log.filter((r) => r.method === 'PUT').map((r) => r.status)).toEqual(['dropped', 201]);
     // Progress counts each byte once, though the first attempt sent part of the blob already.
@@ -87,7 +88,7 @@ describe('RegistryClient against a scripted proxy in front of a real docker-regi
     fresh();
     const blob = blobFile(64 * 1024);
     proxy.script = (req) => (req.method === 'PUT' && req.seen === 0 ? { kind: 'forward', dropResponse: true } : { kind: 'forward' });
-    await client.uploadBlob('retry/lost-answer', blob.digest, blob.file, blob.size);
+    await client.uploadBlob({ repository: 'retry/lost-answer', blob });
     const kinds = proxy.log.map((r) => `${r.method} ${r.status}`);
     expect(kinds).toEqual(['POST 202', 'PUT dropped', 'HEAD 200']);
   });
@@ -98,7 +99,7 @@ describe('RegistryClient against a scripted proxy in front of a real docker-regi
     const limit = 17 * 1024 * 1024;
     proxy.script = (req) =>
       Number(req.headers['content-length'] ?? 0) > limit ? { kind: 'respond', status: 413, headers: { 'content-type': 'text/html' }, body: '<html>413 Request Entity Too Large</html>' } : { kind: 'forward' };
-    await client.uploadBlob('chunked/auto', blob.digest, blob.file, blob.size);
+    await client.uploadBlob({ repository: 'chunked/auto', blob });
     expect(await client.hasBlob('chunked/auto', blob.digest)).toBe(true);
     const patches = proxy.log.filter((r) => r.method === 'PATCH');
     expect(patches.map((p) => p.headers['content-range'])).toEqual([`0-${16 * 1024 * 1024 - 1}`, `${16 * 1024 * 1024}-${blob.size - 1}`]);
@@ -108,7 +109,7 @@ describe('RegistryClient against a scripted proxy in front of a real docker-regi
   it('uploads in chunks of --chunk-size', async () => {
     fresh({ chunkSize: 1024 * 1024 });
     const blob = blobFile(2.5 * 1024 * 1024);
-    await client.uploadBlob('chunked/set', blob.digest, blob.file, blob.size);
+    await client.uploadBlob({ repository: 'chunked/set', blob });
     expect(await client.hasBlob('chunked/set', blob.digest)).toBe(true);
     expect(proxy.log.filter((r) => r.method === 'PATCH').map((r) => r.bytesIn)).toEqual([1048576, 1048576, 524288]);
   });
@@ -120,7 +121,7 @@ describe('RegistryClient against a scripted proxy in front of a real docker-regi
     fresh();
     const blob = blobFile(1000);
     proxy.script = (req) => (req.method === 'POST' ? { kind: 'forward', rewriteLocation: (l) => rewrite(l.startsWith('http') ? l : `http://${proxy.host}${l}`) } : { kind: 'forward' });
-    await client.uploadBlob(`location/${_label}`, blob.digest, blob.file, blob.size);
+    await client.uploadBlob({ repository: `location/${_label}`, blob });
     const put = proxy.log.find((r) => r.method === 'PUT')!;
     expect(put.query).toMatch(/_state=.*&digest=sha256%3A[0-9a-f]{64}$/);
   });
@@ -134,7 +135,7 @@ describe('RegistryClient against a scripted proxy in front of a real docker-regi
       return { kind: 'forward' };
     };
     const blob = blobFile(1000);
-    await client.uploadBlob('auth/elsewhere', blob.digest, blob.file, blob.size);
+    await client.uploadBlob({ repository: 'auth/elsewhere', blob });
     expect(proxy.log.filter((r) => r.status !== 401).every((r) => r.authorization?.startsWith('Basic '))).toBe(true);
     expect(other.log).toHaveLength(1);
     expect(other.log[0]!.authorization).toBeUndefined();
@@ -186,7 +187,7 @@ describe('RegistryClient against a scripted proxy in front of a real docker-regi
   it('falls back to an upload when a mount is refused', async () => {
     fresh();
     const blob = blobFile(5000);
-    await client.uploadBlob('mount/home', blob.digest, blob.file, blob.size);
+    await client.uploadBlob({ repository: 'mount/home', blob });
     proxy.script = (req) => (req.url.searchParams.has('mount') ? { kind: 'respond', status: 401, body: error('UNAUTHORIZED', 'no pull on from') } : { kind: 'forward' });
     const result = await client.mountBlob('mount/other', blob.digest, 'mount/home');
     expect(result.mounted).toBe(false);

@@ -2,8 +2,10 @@ import type { Agent } from 'undici';
 import { DestinationError, errorMessage } from '../errors.js';
 import { HarborClient } from '../harbor/client.js';
 import { DEFAULT_RETRY, RegistryClient, type RetryPolicy } from '../registry/client.js';
-import { resolveCredentials, type CredentialSources, type Credentials } from '../registry/credentials.js';
-import { createDispatcher, type Endpoint, type TlsOptions } from '../registry/endpoint.js';
+import type { Credentials } from '../registry/credentials.js';
+import type { Endpoint } from '../registry/endpoint.js';
+import { resolveCredentials, type CredentialSources } from './credentials.js';
+import { createDispatcher, type TlsOptions } from './dispatcher.js';
 import { RegistryError } from '../registry/errors.js';
 import type { SystemInfo } from '../harbor/schema.js';
 import { RateLimiter } from '../util/rate-limit.js';
@@ -59,7 +61,7 @@ export async function connectDestination(options: DestinationOptions): Promise<D
     endpoint: options.endpoint,
     credentials,
     dispatcher,
-    ...(limiter ? { throttle: (bytes: number) => limiter.take(bytes) } : {}),
+    ...(limiter ? { throttle: (bytes: number, signal?: AbortSignal) => limiter.take(bytes, signal) } : {}),
     ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
     ...(retry ? { retry } : {}),
     ...(options.stop ? { abort: options.stop.abort } : {}),

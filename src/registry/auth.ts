@@ -69,11 +69,14 @@ export class Authenticator {
   tokenRequests = 0;
 
   readonly #endpoint: Endpoint | undefined;
+  /** Cuts a token fetch under way, as it cuts the request waiting for the token. */
+  readonly #abort: AbortSignal | undefined;
 
-  constructor(credentials: Credentials | undefined, dispatcher: Dispatcher, endpoint?: Endpoint) {
+  constructor(credentials: Credentials | undefined, dispatcher: Dispatcher, endpoint?: Endpoint, abort?: AbortSignal) {
     this.#credentials = credentials;
     this.#dispatcher = dispatcher;
     this.#endpoint = endpoint;
+    this.#abort = abort;
   }
 
   /**
@@ -162,7 +165,7 @@ export class Authenticator {
     const requestedAt = Date.now();
     let response;
     try {
-      response = await request(url, { method: 'GET', headers, dispatcher: this.#dispatcher });
+      response = await request(url, { method: 'GET', headers, dispatcher: this.#dispatcher, ...(this.#abort ? { signal: this.#abort } : {}) });
     } catch (err) {
       throw new RegistryError(
         `token service ${url.origin}${url.pathname} unreachable: ${(err as Error).message}`,

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
-import { createDispatcher } from '../registry/endpoint.js';
+import { createDispatcher } from '../destination/dispatcher.js';
 import type { RateLimiter } from '../util/rate-limit.js';
 import type { Destination } from '../destination/destination.js';
 

@@ -1,4 +1,4 @@
-import { openSync, lstatSync, accessSync, constants as fsConstants } from 'node:fs';
+import { openSync, lstatSync, accessSync, createReadStream, constants as fsConstants } from 'node:fs';
 import { errnoCode, readSmallFileSync } from './files.js';
 import type { StorageLayout } from './layout.js';
 import { readTarEntry } from './tar-index.js';
@@ -70,4 +70,26 @@ export function dataSource(layout: StorageLayout, file: string, size: number): B
     return { file: layout.tar.file, start: entry?.offset ?? 0, size: entry?.size ?? size, whole: false };
   }
   return { file, start: 0, size, whole: true };
+}
+
+/**
+ * A blob's bytes for an upload, read afresh from the storage at each `open` (each attempt, each chunk): `range` is
+ * inclusive and relative to the blob. The shape is the registry client's BlobReader (src/registry/blobs.ts).
+ */
+export function blobReader(source: BlobSource, digest: string): { digest: string; size: number; open(range?: { start: number; end: number }): AsyncIterable<Buffer> } {
+  return { digest, size: source.size, open: (range) => readRange(source.file, source.start + (range?.start ?? 0), source.start + (range?.end ?? source.size - 1)) };
+}
+
+/** The bytes `start..end` (inclusive) of a file, or an error when the file holds fewer. */
+async function* readRange(file: string, start: number, end: number): AsyncGenerator<Buffer> {
+  let read = 0;
+  // 256 KiB blocks: measured on the bench's 0.5 GiB push, 1 MiB blocks took 1.5× the CPU (each a fresh buffer
+  // outside the heap, and a socket write the kernel takes in pieces).
+  for await (const chunk of createReadStream(file, { start, end, highWaterMark: 256 * 1024 })) {
+    read += (chunk as Buffer).length;
+    yield chunk as Buffer;
+  }
+  const expected = end - start + 1;
+  // A blob that shrank while being read would otherwise end in a confusing socket error.
+  if (read !== expected) throw new Error(`${file} changed while being read: ${read} bytes instead of ${expected}`);
 }

@@ -4,7 +4,7 @@ import type { RegistryClient } from '../registry/client.js';
 import { RegistryError } from '../registry/errors.js';
 import { errorMessage } from '../errors.js';
 import type { DestinationBudget, RequestBudget } from '../destination/budget.js';
-import type { BlobSource } from '../storage/source.js';
+import { blobReader, type BlobSource } from '../storage/source.js';
 import { Interrupted } from '../util/stop.js';
 import { ManifestWriter } from './manifests.js';
 import { SubjectOrder } from './subjects.js';
@@ -151,7 +151,7 @@ class BlobStage {
     this.#checkInterrupted();
     emit({ type: 'blob-start', digest: blob.digest, repository, size: blob.size });
     const source = this.#options.blobSource(blob.digest, blob.size);
-    await client.uploadBlob(repository, blob.digest, source.file, source.size, session, (n) => emit({ type: 'bytes', bytes: n }), source.start);
+    await client.uploadBlob({ repository, blob: blobReader(source, blob.digest), session, onBytes: (n) => emit({ type: 'bytes', bytes: n }) });
     this.#stats.blobsUploaded++;
     this.#stats.bytesUploaded += blob.size;
     emit({ type: 'blob-done', digest: blob.digest, repository, how: 'uploaded', size: blob.size });

@@ -16,11 +16,12 @@ export class RateLimiter {
     this.#burstMs = burstMs;
   }
 
-  async take(bytes: number): Promise<void> {
+  /** Waits for the slot of `bytes`; an aborted `signal` ends the wait with its AbortError. */
+  async take(bytes: number, signal?: AbortSignal): Promise<void> {
     const now = performance.now();
     const start = Math.max(this.#next, now - this.#burstMs);
     this.#next = start + (bytes / this.bytesPerSecond) * 1000;
     const wait = start - now;
-    if (wait > 1) await sleep(wait);
+    if (wait > 1) await sleep(wait, undefined, signal ? { signal } : {});
   }
 }

@@ -4,12 +4,17 @@
  * is over is cut (its blob never lands), a second signal still writes the report, and a retry backoff holds nothing.
  */
 import { execa } from 'execa';
-import { existsSync, readFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Agent } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { RegistryClient } from '../../src/registry/client.js';
 import { parseEndpoint } from '../../src/registry/endpoint.js';
+import { blobReader } from '../../src/storage/source.js';
+import { RateLimiter } from '../../src/util/rate-limit.js';
 import { Interrupted } from '../../src/util/stop.js';
 import { addImage, makeLayer, StorageBuilder, type Layer } from '../../fixtures/builder.js';
 import { BIN } from '../helpers/cli.js';
@@ -152,6 +157,65 @@ describe('a stopping run and the registry client', () => {
     expect(String((outcome as Error).message)).toMatch(/GET \/v2\/: 503.*\(not retried: the run is stopping\)/);
     expect(proxy.log).toHaveLength(1);
     await ping;
+    await dispatcher.close();
+  });
+  it('a token fetch under way is cut by the abort signal: the request is Interrupted, not left to time out', async () => {
+    const registry = await startRegistry();
+    const proxy = await startProxy(registry.host);
+    // A token service that takes the request and never answers.
+    let tokenAsked = false;
+    const tokens = http.createServer(() => void (tokenAsked = true));
+    await new Promise<void>((resolve) => tokens.listen(0, '127.0.0.1', resolve));
+    const realm = `http://127.0.0.1:${(tokens.address() as AddressInfo).port}/token`;
+    proxy.script = (req) => (req.headers.authorization ? { kind: 'forward' } : { kind: 'respond', status: 401, headers: { 'www-authenticate': `Bearer realm="${realm}",service="test"` } });
+    const abort = new AbortController();
+    const dispatcher = new Agent();
+    const client = new RegistryClient({ endpoint: parseEndpoint(proxy.host), credentials: undefined, dispatcher, retry: { attempts: 1, baseDelayMs: 1, maxDelayMs: 1 }, abort: abort.signal });
+    let outcome: unknown = 'pending';
+    const probe = client.hasBlob('cut/token', `sha256:${'2'.repeat(64)}`).then(
+      () => (outcome = 'resolved'),
+      (err: unknown) => (outcome = err),
+    );
+    await waitFor(() => tokenAsked);
+    abort.abort();
+    // One turn of the event loop, no clock: the token request is cut by then, not left to the header timeout.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(outcome).toBeInstanceOf(Interrupted);
+    expect(String((outcome as Error).message)).toMatch(/^HEAD \/v2\/cut\/token\/blobs\/sha256:2+: cut: the run is stopping$/);
+    tokens.closeAllConnections();
+    tokens.close();
+    await probe;
+    await dispatcher.close();
+  });
+
+  it('a wait for bandwidth (--limit-rate) ends when the run is cut', async () => {
+    const registry = await startRegistry();
+    // 1 KiB/s without a burst: the second 64 KiB step of the upload waits about a minute for its turn.
+    const limiter = new RateLimiter(1024, 0);
+    let waits = 0;
+    let ended = 0;
+    const abort = new AbortController();
+    const dispatcher = new Agent();
+    const throttle = async (bytes: number, signal?: AbortSignal): Promise<void> => {
+      waits++;
+      try {
+        await limiter.take(bytes, signal);
+      } finally {
+        ended++;
+      }
+    };
+    const client = new RegistryClient({ endpoint: parseEndpoint(registry.host), credentials: undefined, dispatcher, throttle, abort: abort.signal });
+    const file = path.join(tempDir(), 'blob');
+    const bytes = randomBytes(256 * 1024);
+    writeFileSync(file, bytes);
+    const blob = blobReader({ file, start: 0, size: bytes.length, whole: true }, `sha256:${createHash('sha256').update(bytes).digest('hex')}`);
+    const outcome = client.uploadBlob({ repository: 'cut/throttled', blob }).catch((err: unknown) => err);
+    await waitFor(() => waits === 2);
+    abort.abort();
+    expect(await outcome).toBeInstanceOf(Interrupted);
+    // One turn of the event loop, no clock: the wait is over by then.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(ended).toBe(waits);
     await dispatcher.close();
   });
 });

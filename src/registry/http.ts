@@ -1,0 +1,208 @@
+import type { Readable } from 'node:stream';
+import { request, type Dispatcher } from 'undici';
+import { Authenticator, headerValue } from './auth.js';
+import type { Credentials } from './credentials.js';
+import type { Endpoint } from './endpoint.js';
+import { classifyNetworkError, classifyStatus, parseErrorBody, parseRetryAfter, RegistryError, type FailureClass } from './errors.js';
+import { DEFAULT_RETRY, retryTransient, type RetryPolicy } from './retry.js';
+import { Interrupted } from '../util/stop.js';
+
+/**
+ * The request machinery under the protocol code (blobs.ts, manifests.ts, tags.ts): auth challenges and tokens,
+ * retries of idempotent steps, counting, and the sorting of every HTTP failure into a RegistryError
+ * (docs/architecture.md, Error model). The endpoint files say what to ask; this file says how.
+ */
+
+export interface HttpOptions {
+  readonly endpoint: Endpoint;
+  readonly credentials: Credentials | undefined;
+  readonly dispatcher: Dispatcher;
+  readonly retry?: RetryPolicy;
+  readonly userAgent?: string;
+  /** Cuts every request under way, token fetches included (a stopping run's grace is over); the caller sees Interrupted. */
+  readonly abort?: AbortSignal;
+}
+
+export interface ClientStats {
+  requests: number;
+  retries: number;
+  bytesSent: number;
+}
+
+export type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/** What an endpoint knows about a failure that the status alone does not tell (a schema1 refusal, say). */
+export interface Explanation {
+  readonly failure: FailureClass;
+  /** Appended to the error's line. */
+  readonly note: string;
+}
+
+export interface RequestOptions {
+  readonly method: Method;
+  readonly url: URL;
+  readonly scopes: readonly string[];
+  readonly headers?: Record<string, string>;
+  /** A factory, so the body can be produced again when the request is repeated with a fresh token. */
+  readonly body?: () => Buffer | Readable;
+  /** Statuses that are success; anything else throws a RegistryError. */
+  readonly ok: readonly number[];
+  /** Keep the body for the caller instead of discarding it. */
+  readonly keepBody?: boolean;
+  readonly bodySize?: number;
+  /** Reads a refusal's status and body before it is sorted by status alone. */
+  readonly explain?: (status: number, text: string) => Explanation | undefined;
+}
+
+export interface Response {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: Buffer;
+}
+
+export function pullScope(repository: string): string {
+  return `repository:${repository}:pull`;
+}
+export function pushScope(repository: string): string {
+  return `repository:${repository}:pull,push`;
+}
+
+export class RegistryHttp {
+  readonly endpoint: Endpoint;
+  readonly auth: Authenticator;
+  readonly stats: ClientStats = { requests: 0, retries: 0, bytesSent: 0 };
+  /** The run's abort signal, for the waits the endpoint code does itself (a bandwidth cap's). */
+  readonly abort: AbortSignal | undefined;
+  readonly #dispatcher: Dispatcher;
+  readonly #retry: RetryPolicy;
+  readonly #userAgent: string;
+
+  constructor(options: HttpOptions) {
+    this.endpoint = options.endpoint;
+    this.#dispatcher = options.dispatcher;
+    this.#retry = options.retry ?? DEFAULT_RETRY;
+    this.#userAgent = options.userAgent ?? 'regmigrate';
+    this.abort = options.abort;
+    this.auth = new Authenticator(options.credentials, options.dispatcher, options.endpoint, options.abort);
+  }
+
+  url(path: string): URL {
+    return new URL(path, this.endpoint.origin);
+  }
+
+  /** Runs an idempotent step, repeating it on transient failures with backoff and `Retry-After`. */
+  async retrying<T>(step: () => Promise<T>): Promise<T> {
+    return retryTransient(this.#retry, step, () => this.stats.retries++);
+  }
+
+  /** One request, answered again once with credentials after a 401 challenge. Throws a RegistryError unless `ok`. */
+  async request(options: RequestOptions): Promise<Response> {
+    // Credentials go only to the destination's own origin: an absolute Location to another host gets none.
+    const sameOrigin = options.url.origin === this.endpoint.origin;
+    for (let authAttempt = 0; ; authAttempt++) {
+      const headers: Record<string, string> = { 'user-agent': this.#userAgent, ...options.headers };
+      if (sameOrigin) {
+        const authorization = await this.#authorization(options);
+        if (authorization) headers.authorization = authorization;
+      }
+      this.stats.requests++;
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await request(options.url, {
+          method: options.method,
+          headers,
+          body: options.body?.(),
+          dispatcher: this.#dispatcher,
+          ...(this.abort ? { signal: this.abort } : {}),
+        });
+      } catch (err) {
+        if (this.abort?.aborted) throw this.#cut(options);
+        throw new RegistryError(`${options.method} ${options.url.pathname}: ${describeNetworkError(err)}`, this.#details(options, undefined, classifyNetworkError(err)), err);
+      }
+      const status = res.statusCode;
+      if (options.ok.includes(status)) {
+        const body = await (options.keepBody ? res.body.arrayBuffer().then((b) => Buffer.from(b)) : res.body.dump().then(() => Buffer.alloc(0))).catch((err: unknown) => {
+          throw this.abort?.aborted ? this.#cut(options) : err;
+        });
+        if (options.bodySize !== undefined) this.stats.bytesSent += options.bodySize;
+        return { status, headers: res.headers, body };
+      }
+      const text = options.method === 'HEAD' ? '' : await res.body.text().catch(() => '');
+      if (options.method === 'HEAD') await res.body.dump().catch(() => undefined);
+      if (status === 401 && sameOrigin && authAttempt === 0) {
+        // First contact, or a token that expired: learn the challenge, drop the token and go once more.
+        this.auth.learn(headerValue(res.headers['www-authenticate']));
+        this.auth.invalidate(options.scopes);
+        if (this.auth.scheme) continue;
+      }
+      if (status === 401 && sameOrigin && authAttempt > 0) throw await this.#refusal(options, res.headers, text);
+      throw this.#httpError(options, status, res.headers, text);
+    }
+  }
+
+  /** A reply the protocol does not allow (an upload session without a Location, a redirect loop): never retried. */
+  protocolError(method: string, url: URL, what: string): RegistryError {
+    return new RegistryError(`${method} ${url.pathname}: ${what}`, { method, path: url.pathname, status: undefined, registryCode: undefined, failure: 'permanent', requestId: undefined, retryAfterMs: undefined });
+  }
+
+  /** The Authorization header; a token fetch the abort signal cut is this request cut. */
+  async #authorization(options: RequestOptions): Promise<string | undefined> {
+    try {
+      return await this.auth.authorization(options.scopes);
+    } catch (err) {
+      if (this.abort?.aborted) throw this.#cut(options);
+      throw err;
+    }
+  }
+
+  /**
+   * A fresh token was refused too. Its `access` claim tells "no permission on this repository" (the token service
+   * left the action out: a guest pushing, a robot of another project) from "credentials refused".
+   */
+  async #refusal(options: RequestOptions, headers: Response['headers'], text: string): Promise<RegistryError> {
+    const plain = this.#httpError(options, 401, headers, text);
+    const scope = /^repository:(.+):([a-z*,]+)$/.exec(options.scopes[0] ?? '');
+    if (!scope) return plain;
+    const granted = await this.auth.granted(options.scopes, scope[1]!).catch(() => undefined);
+    if (granted === undefined) return plain;
+    const missing = scope[2]!.split(',').filter((a) => !granted.includes(a) && !granted.includes('*'));
+    const details = { method: plain.method, path: plain.path, status: 401, requestId: plain.requestId, retryAfterMs: undefined, failure: 'auth' as const };
+    if (missing.length === 0) {
+      return new RegistryError(`${options.method} ${options.url.pathname}: 401: the registry refused a token that grants ${scope[2]} on ${scope[1]} (credentials refused, or a clock out of step)`, { ...details, registryCode: 'CREDENTIALS_REFUSED' });
+    }
+    const has = granted.length ? `only ${granted.join(', ')}` : 'nothing';
+    return new RegistryError(`${options.method} ${options.url.pathname}: 401: no ${missing.join(', ')} permission on repository ${scope[1]}: the account was granted ${has}`, { ...details, registryCode: 'NO_PERMISSION' });
+  }
+
+  #httpError(options: RequestOptions, status: number, headers: Response['headers'], text: string): RegistryError {
+    const { code, message } = parseErrorBody(text);
+    const requestId = headerValue(headers['x-request-id']);
+    const parts = [`${options.method} ${options.url.pathname}: ${status}`];
+    if (code) parts.push(code);
+    let line = parts.join(' ');
+    if (message) line += `: ${message}`;
+    const explained = options.explain?.(status, text);
+    if (explained) line += `: ${explained.note}`;
+    if (requestId && status >= 500) line += ` (X-Request-Id ${requestId})`;
+    // An upload session that vanished (several registry replicas behind a balancer, a restart) is worth a new
+    // session: the upload restarts from the beginning.
+    const failure = code === 'BLOB_UPLOAD_UNKNOWN' ? 'transient' : (explained?.failure ?? classifyStatus(status));
+    return new RegistryError(line, { ...this.#details(options, status, failure), registryCode: code, requestId, retryAfterMs: parseRetryAfter(headerValue(headers['retry-after'])) });
+  }
+
+  #details(options: RequestOptions, status: number | undefined, failure: FailureClass) {
+    return { method: options.method, path: options.url.pathname, status, registryCode: undefined, failure, requestId: undefined, retryAfterMs: undefined };
+  }
+
+  #cut(options: RequestOptions): Interrupted {
+    return new Interrupted(`${options.method} ${options.url.pathname}: cut: the run is stopping`);
+  }
+}
+
+function describeNetworkError(err: unknown): string {
+  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  const code = e.cause?.code ?? e.code;
+  // One line, the code once: `connect ECONNREFUSED 127.0.0.1:1` names it already; OpenSSL's text ends in a newline.
+  const message = (e.cause?.message ?? e.message ?? String(err)).trim().split('\n')[0]!;
+  return code && !message.includes(code) ? `${code}: ${message}` : message;
+}
