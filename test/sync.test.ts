@@ -161,14 +161,19 @@ describe('sync as a cron job', () => {
     const registry = await startRegistry();
     const root = copyDemo();
     const state = path.join(tempDir(), 'state.json');
-    // Slow the destination down so the first sync is still running when the second starts.
-    const delayed = await startDelayedProxy(registry.host, 100);
+    // The destination answers nothing until the test lets it: the first sync holds the lock as long as needed.
+    let open = (): void => undefined;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const delayed = await startProxy(registry.host);
+    delayed.script = () => ({ kind: 'forward', after: gate });
     const first = runCli(['sync', root, '--to', delayed.host, '--state', state]);
-    await waitFor(() => existsSync(`${state}.lock`));
+    await waitFor(() => existsSync(`${state}.lock`), 60_000);
     const second = await runCli(['sync', root, '--to', delayed.host, '--state', state, '--wait-lock', '0']);
     expect(second.exitCode, second.stderr).toBe(4); // --wait-lock 0, as in the README's config example: do not wait
     expect(second.stderr).toMatch(/^regmigrate: locked: another sync \(pid \d+ on .*\) holds .*state\.json\.lock$/m);
-    const third = await runCli(['sync', root, '--to', delayed.host, '--state', state, '--wait-lock', '60']);
+    const waiting = runCli(['sync', root, '--to', delayed.host, '--state', state, '--wait-lock', '60']);
+    open();
+    const third = await waiting;
     expect((await first).exitCode).toBe(0);
     expect(third.exitCode, third.stderr).toBe(0);
     expect(third.stdout).toMatch(/^sync: 0 pushed, 7 unchanged/m);

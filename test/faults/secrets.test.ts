@@ -56,7 +56,7 @@ describe('secrets', () => {
     const texts = [...runs.flatMap((r) => [r.stdout, r.stderr, ...r.cmdlines]), readFileSync(report, 'utf8'), readFileSync(csv, 'utf8'), readFileSync(state, 'utf8')];
     for (const text of texts) for (const secret of secrets) expect(text.includes(secret), `a secret appeared in: ${text.slice(0, 200)}`).toBe(false);
     expect(runs.some((r) => r.cmdlines.some((c) => c.includes('skopeo copy')))).toBe(true);
-  });
+  }, 300_000); // six commands, each a whole run: minutes on a loaded machine
 
   it('warns when the docker config holding the password is readable by others', async () => {
     const harbor = await startHarborDouble({ users: { admin: { password: PASSWORD, admin: true } }, projects: [] });

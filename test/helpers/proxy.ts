@@ -19,6 +19,8 @@ export type ScriptAction =
       kind: 'forward';
       rewriteLocation?: (location: string) => string;
       delayMs?: number;
+      /** Hold the request until this settles (a destination that answers only when the test says so). */
+      after?: Promise<void>;
       /** Told of each piece of the request body as it arrives (for measuring rates). */
       onBody?: (bytes: number) => void;
       /** Let the request reach the registry, then cut the connection instead of answering (a lost response). */
@@ -109,7 +111,10 @@ export async function startProxy(upstreamHost: string): Promise<ScriptedProxy> {
       req.on('end', cut);
       return;
     }
-    if (action.delayMs) {
+    if (action.after) {
+      req.pause();
+      void action.after.then(() => forward(action));
+    } else if (action.delayMs) {
       req.pause();
       setTimeout(() => forward(action), action.delayMs);
     } else {
