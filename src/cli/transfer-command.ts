@@ -14,9 +14,10 @@ import { assertWritable } from '../util/files.js';
 import { parseSize } from '../util/format.js';
 import type { CliContext } from './context.js';
 import { addDestinationOptions, buildDestinationOptions, normalizeDestination, type DestinationFlags, type NormalizedDestination } from './destination-options.js';
-import { batchTagsFromEnv, OptionProblems, parsePositiveInt } from './options.js';
+import { OptionProblems, parsePositiveInt } from './options.js';
 import { addSelectionOptions, normalizeSelection, type SelectionFlags } from './selection.js';
 import type { StopSignals } from '../util/stop.js';
+import { batchTagsFromEnv, requestConcurrency, TRANSFER_CONCURRENCY } from '../tuning.js';
 
 /** Flags shared by push and sync: where, how, and what to write. */
 export interface TransferFlags extends DestinationFlags, SelectionFlags {
@@ -57,7 +58,7 @@ export function addTransferOptions(command: Command): Command {
     .option('--via <transport>', 'oci (default: streams over HTTP) or skopeo (dir: layouts + skopeo copy)')
     .option('--work-dir <dir>', 'with --via skopeo: where the dir: layouts go (default: beside the storage, for hard links)')
     .option('--keep-work-dir', 'with --via skopeo: keep the dir: layouts afterwards')
-    .option('--concurrency <n>', 'blob uploads (or skopeo copies) in flight (default 8)')
+    .option('--concurrency <n>', `blob uploads (or skopeo copies) in flight (default ${TRANSFER_CONCURRENCY})`)
     .option('--report <file>', 'write the verified image list to FILE (.json or .csv)')
     .option('--public', 'create missing Harbor projects as public (default private)')
     .option('--storage-limit <size>', 'storage quota for projects created (default -1, unlimited)')
@@ -89,7 +90,7 @@ export function normalizeTransfer(root: string, flags: TransferFlags, problems: 
   return {
     ...normalizeSelection(root, flags, problems),
     destination: normalizeDestination(flags, problems),
-    concurrency: parsePositiveInt('--concurrency', flags.concurrency, 8, problems, 256),
+    concurrency: parsePositiveInt('--concurrency', flags.concurrency, TRANSFER_CONCURRENCY, problems, 256),
     report: flags.report,
     public: flags.public ?? false,
     storageLimit,
@@ -118,7 +119,7 @@ export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Pa
     ...(request.tags ? { tags: request.tags } : {}),
     project: { public: request.public, storageLimit: request.storageLimit },
     concurrency: request.concurrency,
-    requestConcurrency: Math.max(16, request.concurrency * 2),
+    requestConcurrency: requestConcurrency(request.concurrency),
     via: request.via,
     ...(request.workDir !== undefined ? { workDir: request.workDir } : {}),
     keepWorkDir: request.keepWorkDir,

@@ -21,6 +21,7 @@ import { onCleanup } from '../util/cleanup.js';
 import { flat } from '../util/strings.js';
 import { DigestMap } from '../util/digest-map.js';
 import { Interrupted } from '../util/stop.js';
+import { BATCH_TAGS, PROBE_TAG_READS } from '../tuning.js';
 
 export type ImageStatus = 'verified' | 'skipped-existing' | 'skipped' | 'failed';
 
@@ -84,7 +85,7 @@ export interface PushOptions extends SourceSelection {
   readonly knownRepositories?: ReadonlySet<string>;
   /** `--schema1 keep|convert|skip` (default keep, converting when the destination refuses). */
   readonly schema1?: Schema1Mode;
-  /** Tags per batch (whole repositories; DEFAULT_BATCH_TAGS). */
+  /** Tags per batch (whole repositories; BATCH_TAGS). */
   readonly batchTags?: number;
   readonly onEvent?: (event: PushEvent) => void;
   readonly onNotice?: (message: string) => void;
@@ -99,9 +100,6 @@ export type PushEvent =
   | { type: 'project'; name: string; result: 'created' | 'exists' }
   | { type: 'planned'; plan: Plan; batch: number; batches: number }
   | TransferEvent;
-
-/** Tags resolved, planned and transferred at a time (whole repositories): memory follows this, not the registry. */
-export const DEFAULT_BATCH_TAGS = 2000;
 
 /** What the run learnt of the source, kept for the whole run: counts and names, never manifests. */
 export interface SourceTotals {
@@ -168,7 +166,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
   const mapping = nameMapping(options, destination);
   const source = await readSourceBatches(options, mapping, {
     concurrency: options.requestConcurrency,
-    batchTags: options.batchTags ?? DEFAULT_BATCH_TAGS,
+    batchTags: options.batchTags ?? BATCH_TAGS,
     ...(options.trusted ? { trusted: options.trusted } : {}),
     ...(signal ? { signal } : {}),
   });
@@ -441,7 +439,7 @@ async function probeTags(destination: Destination, candidates: readonly Candidat
   }
   // A plain registry: one `tags/list` per repository, then a manifest request only for the tags it lists (a first
   // push into new repositories costs one request per repository, not one per tag).
-  const gets = pLimit(16);
+  const gets = pLimit(PROBE_TAG_READS);
   await Promise.all(
     [...groupByRepository(candidates)].map(([repository, wanted]) =>
       requests(async () => {

@@ -9,6 +9,7 @@ import type { Endpoint } from './endpoint.js';
 import { DEFAULT_RETRY, retryTransient, type RetryPolicy } from './retry.js';
 import { classifyNetworkError, classifyStatus, isSchema1Refusal, parseErrorBody, parseRetryAfter, RegistryError } from './errors.js';
 import { Interrupted } from '../util/stop.js';
+import { FALLBACK_CHUNK_BYTES, MIN_CHUNK_BYTES, THROTTLED_UPLOAD_BLOCK_BYTES, UPLOAD_BLOCK_BYTES } from '../tuning.js';
 
 export type { RetryPolicy } from './retry.js';
 export { DEFAULT_RETRY } from './retry.js';
@@ -54,11 +55,6 @@ interface SendResult {
 }
 
 export type MountResult = { mounted: true } | { mounted: false; location: URL | undefined };
-
-/** Chunk size used after a proxy refused a whole blob with 413 and no --chunk-size was given. */
-const FALLBACK_CHUNK_SIZE = 16 * 1024 * 1024;
-/** Below this a proxy's limit is not a body limit any more: the 413 is reported. */
-const MIN_CHUNK_SIZE = 64 * 1024;
 
 const MANIFEST_ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
 /** Redirect statuses a blob GET or HEAD may answer (object storage). */
@@ -201,8 +197,8 @@ export class RegistryClient {
           if (!(err instanceof RegistryError) || err.status !== 413) throw err;
           // A proxy with a body-size limit (nginx's client_max_body_size, 1 MiB by default): switch to chunks,
           // smaller each time one is still refused, for the rest of the run; the upload starts again.
-          const next = chunk === undefined ? FALLBACK_CHUNK_SIZE : Math.floor(chunk / 4);
-          if (next < MIN_CHUNK_SIZE) throw err;
+          const next = chunk === undefined ? FALLBACK_CHUNK_BYTES : Math.floor(chunk / 4);
+          if (next < MIN_CHUNK_BYTES) throw err;
           this.#chunkSize = next;
         }
       }
@@ -474,9 +470,8 @@ export class RegistryClient {
  */
 async function* readFile(file: string, start: number, end: number, onBytes?: (n: number) => void, throttle?: (bytes: number) => Promise<void>): AsyncGenerator<Buffer> {
   let sent = 0;
-  // 256 KiB blocks: measured on the bench's 0.5 GiB push, 1 MiB blocks took 1.5× the CPU (each a fresh buffer
-  // outside the heap, and a socket write the kernel takes in pieces); 64 KiB under a bandwidth cap, so it is smooth.
-  for await (const chunk of createReadStream(file, { start, end, highWaterMark: throttle ? 64 * 1024 : 256 * 1024 })) {
+  // Block sizes measured in src/tuning.ts; smaller ones under a bandwidth cap, so it is smooth.
+  for await (const chunk of createReadStream(file, { start, end, highWaterMark: throttle ? THROTTLED_UPLOAD_BLOCK_BYTES : UPLOAD_BLOCK_BYTES })) {
     const buffer = chunk as Buffer;
     if (throttle) await throttle(buffer.length);
     sent += buffer.length;

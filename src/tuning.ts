@@ -1,0 +1,140 @@
+/**
+ * Every number that tunes regmigrate's speed and memory, in one place, each with the measurement that chose it.
+ * Figures are from `npm run bench` on the 2-core machine behind the README's tables ("Performance"): the push corpus
+ * (~0.5 GiB, 189 tags) and the scan/scale storages (10 tags a repository, 10,000 to 200,000 tags). Where nothing
+ * was measured the comment says so and gives the reason for the value instead.
+ *
+ * Limits that define a valid input (a manifest's size, an index's depth) stay beside the code that enforces them.
+ * An operator can change a few values through the environment; only the command line reads it (the functions
+ * below take `env`), so core code gets every value as an argument.
+ */
+
+// ---- Memory ----------------------------------------------------------------------------------------------------
+
+/**
+ * Tags resolved, planned and transferred at a time by push and sync, and written at a time by a streamed scan
+ * (whole repositories, so a batch may hold more). Memory follows this, not the size of the registry: with 2,000 a
+ * 50,000-tag push peaks at 249 MiB, a 200,000-tag sync at 311 MiB and a 200,000-tag scan at 276 MiB (README,
+ * Scale), and the next batch is read and probed while one transfers. `REGMIGRATE_BATCH_TAGS` overrides it.
+ */
+export const BATCH_TAGS = 2000;
+
+/** `REGMIGRATE_BATCH_TAGS`: tags a push, sync or streaming scan holds at once (a tuning knob; tests make it small). */
+export function batchTagsFromEnv(env: NodeJS.ProcessEnv): number | undefined {
+  const text = env.REGMIGRATE_BATCH_TAGS ?? '';
+  return /^[1-9]\d*$/.test(text) ? Number(text) : undefined;
+}
+
+// ---- Uploads ---------------------------------------------------------------------------------------------------
+
+/**
+ * A blob is read and sent in blocks of this size. Measured on the push corpus: 1 MiB blocks took 1.5× the client
+ * CPU of 256 KiB ones (each a fresh buffer outside the heap, and a socket write the kernel takes in pieces);
+ * together with the heap setting below this took the push's client CPU from 2.5–3.3 s to 1.6–2.0 s.
+ * `bench/ceiling.ts`, the reference uploader, sends the same blocks.
+ */
+export const UPLOAD_BLOCK_BYTES = 256 * 1024;
+
+/** Blocks under `--limit-rate`: smaller, so the token bucket lets bytes out smoothly rather than in 256 KiB bursts. Not measured. */
+export const THROTTLED_UPLOAD_BLOCK_BYTES = 64 * 1024;
+
+/**
+ * Chunk size after a proxy refused a whole blob with 413 and no `--chunk-size` was given; each further 413 divides
+ * it by 4. Not measured: from 16 MiB two more tries reach 1 MiB, nginx's default `client_max_body_size` (the fault
+ * suite's 413 case, test/faults/network.test.ts).
+ */
+export const FALLBACK_CHUNK_BYTES = 16 * 1024 * 1024;
+
+/** Below this a proxy's limit is not a body limit any more: the 413 is reported instead of trying smaller chunks. */
+export const MIN_CHUNK_BYTES = 64 * 1024;
+
+// ---- Parallelism -----------------------------------------------------------------------------------------------
+
+/**
+ * `--concurrency` of push, sync and export: blob uploads (skopeo copies, images written) at once. The reference
+ * uploader reaches the local registry's ceiling with 8 keep-alive connections, and a push at 8 runs at 0.98× it
+ * (README, Push).
+ */
+export const TRANSFER_CONCURRENCY = 8;
+
+/**
+ * Requests other than blob uploads in flight (mounts, manifest PUTs, verification GETs, Harbor API calls): twice
+ * the uploads, at least 16, so checks and manifests never wait behind a slow layer. Not measured separately; the
+ * push benchmark runs with it at 16.
+ */
+export function requestConcurrency(uploads: number): number {
+  return Math.max(16, uploads * 2);
+}
+
+/** `diff --concurrency`: destination requests in flight; the registry's own GET ceiling in the bench is measured with 16 connections. */
+export const DIFF_CONCURRENCY = 16;
+
+/**
+ * A plain registry's manifest reads at once while a push asks which tags it already holds (one GET per tag the
+ * `tags/list` names). As many as the 16 keep-alive connections of the bench's GET ceiling (`bench/scale.ts`); a
+ * no-op sync, which asks about every tag this way, runs at 1.28× that ceiling at 50,000 tags (README, Scale).
+ */
+export const PROBE_TAG_READS = 16;
+
+/** `sync --delete-extra`: a plain registry's tags read per repository at once (one manifest GET each). Not measured: deletions are rare and few. */
+export const DELETE_EXTRA_TAG_READS = 8;
+
+/**
+ * Directory reads in flight during the walk (fast-glob's and the per-repository `readdir`s): many, so a cold cache
+ * on a real disk or NFS is read in parallel. Not measured beyond the scan bench (50,000 tags, warm cache).
+ */
+export const WALK_DIRECTORY_READS = 64;
+
+/** `scan --verify --concurrency` default: blobs hashed at once, 4 per core between 4 and 16. */
+export function scanConcurrency(cores: number): number {
+  return Math.max(4, Math.min(16, cores * 4));
+}
+
+/** Blobs hashed at once by `scan --verify`: hashing is CPU-bound, so more workers than cores only add memory. */
+export function hashWorkers(concurrency: number): number {
+  return Math.max(2, Math.min(concurrency, 8));
+}
+
+/** Tags resolved between two turns of the event loop, so signals and progress output are not starved. */
+export const RESOLVE_YIELD_TAGS = 256;
+
+// ---- Failures and leases ------------------------------------------------------------------------------------------
+
+/**
+ * A transient failure (429, 5xx, a reset) is tried this many times in all (`--retries`), the waits doubling from
+ * 0.5 s up to 30 s (each jittered down to half), or what `Retry-After` asks up to 60 s. Not measured: the default
+ * waits add up to 3.75–7.5 s, which rides out a registry's restart (the fault suite kills and restarts one
+ * mid-push, test/faults/network.test.ts) without holding a run on a dead host for minutes.
+ */
+export const RETRY_ATTEMPTS = 5;
+export const RETRY_BASE_DELAY_MS = 500;
+export const RETRY_MAX_DELAY_MS = 30_000;
+export const MAX_RETRY_AFTER_MS = 60_000;
+
+/** `--timeout`: seconds without progress before a connection counts as dead. Not measured: longer than any pause a healthy registry makes. */
+export const TIMEOUT_SECONDS = 120;
+
+/** A bearer token is refreshed a quarter of its lifetime early, at most this much, so no request carries an expiring one. */
+export const TOKEN_REFRESH_MARGIN_MS = 30_000;
+
+/** `sync --lock-stale`: five minutes without a heartbeat means the lock's holder is gone (it renews every 30 s at most). */
+export const LOCK_STALE_SECONDS = 300;
+
+/** The sync lock's heartbeat: a quarter of the stale time, at most this, so a live holder is never taken for dead. */
+export const LOCK_HEARTBEAT_MAX_MS = 30_000;
+
+// ---- Stopping --------------------------------------------------------------------------------------------------
+
+/**
+ * How long uploads under way may go on after the first signal before they are cut. Long enough for a layer that
+ * is nearly there to land (its image then gets its manifest), short enough for a container runtime's stop timeout
+ * (Kubernetes waits 30 s, `docker stop` 10 s before SIGKILL) to leave room for the report.
+ * `REGMIGRATE_STOP_GRACE_SECONDS` overrides it.
+ */
+export const STOP_GRACE_MS = 5000;
+
+/** `REGMIGRATE_STOP_GRACE_SECONDS`: the grace for uploads under way after a signal, instead of STOP_GRACE_MS. */
+export function stopGraceFromEnv(env: NodeJS.ProcessEnv): number {
+  const text = env.REGMIGRATE_STOP_GRACE_SECONDS ?? '';
+  return /^\d+(\.\d+)?$/.test(text) ? Number(text) * 1000 : STOP_GRACE_MS;
+}
