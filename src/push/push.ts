@@ -18,7 +18,7 @@ import { schema1Payload } from '../image/schema1.js';
 import { assertOutsideStorage } from '../skopeo/export.js';
 import { makeWorkDir, pushWithSkopeo } from '../skopeo/skopeo.js';
 import { onCleanup } from '../util/cleanup.js';
-import { flat } from '../util/strings.js';
+import { flattenString } from '../util/strings.js';
 import { DigestMap } from '../util/digest-map.js';
 import { Interrupted } from '../util/stop.js';
 import { BATCH_TAGS, PROBE_TAG_READS } from '../tuning.js';
@@ -48,7 +48,7 @@ export interface ImageReport {
 export function imageReport(r: Partial<Omit<ImageReport, 'source' | 'status'>> & Pick<ImageReport, 'source' | 'status'>): ImageReport {
   return {
     source: r.source,
-    destination: r.destination === undefined ? undefined : r.destination === r.source ? r.source : flat(r.destination),
+    destination: r.destination === undefined ? undefined : r.destination === r.source ? r.source : flattenString(r.destination),
     digest: r.digest,
     mediaType: r.mediaType || undefined,
     size: r.size ?? 0,
@@ -240,7 +240,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
     for (const tag of inventory.tags) for (const fault of tag.faults) faults[fault.kind]++;
     for (const c of candidates.accepted) seen.add(c.source);
     for (const r of candidates.rejected) seen.add(r.source);
-    for (const tag of inventory.deselected ?? []) seen.add(flat(tagRef(tag)));
+    for (const tag of inventory.deselected ?? []) seen.add(flattenString(tagRef(tag)));
     await checkProjects(candidates.accepted);
     const allowed: Candidate[] = [];
     const denied: Candidate[] = [];
