@@ -66,6 +66,13 @@ export function requestConcurrency(uploads: number): number {
   return Math.max(16, uploads * 2);
 }
 
+/** Connections kept to the destination (undici's pool): more than the 8 uploads and 16 other requests a default run has in flight. Not measured. */
+export const CONNECTIONS_PER_HOST = 32;
+
+/** An idle keep-alive connection is kept this long, and a TCP/TLS connect may take at most this long (less with a shorter `--timeout`). Not measured. */
+export const KEEP_ALIVE_MS = 30_000;
+export const CONNECT_TIMEOUT_MS = 30_000;
+
 /** `diff --concurrency`: destination requests in flight; the registry's own GET ceiling in the bench is measured with 16 connections. */
 export const DIFF_CONCURRENCY = 16;
 
@@ -95,8 +102,14 @@ export function hashWorkers(concurrency: number): number {
   return Math.max(2, Math.min(concurrency, 8));
 }
 
+/** Read blocks while hashing a blob (`scan --verify`). Not measured: large enough that the hash, not the reads, sets the pace. */
+export const HASH_BLOCK_BYTES = 1024 * 1024;
+
 /** Tags resolved between two turns of the event loop, so signals and progress output are not starved. */
 export const RESOLVE_YIELD_TAGS = 256;
+
+/** Seconds between two progress lines when stderr is not a terminal, and between two JSON progress log lines. */
+export const PROGRESS_LINE_INTERVAL_SECONDS = 30;
 
 // ---- Failures and leases ------------------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import { OptionProblems, parsePositiveInt } from './options.js';
 import { UsageError } from '../errors.js';
 import { existsSync } from 'node:fs';
 import { writeJsonLog } from '../report/log.js';
-import { RETRY_ATTEMPTS, TIMEOUT_SECONDS } from '../tuning.js';
+import { RETRY_ATTEMPTS, RETRY_BASE_DELAY_MS, RETRY_MAX_DELAY_MS, TIMEOUT_SECONDS } from '../tuning.js';
 
 export interface DestinationFlags {
   to?: string;
@@ -76,7 +76,7 @@ export function normalizeDestination(flags: DestinationFlags, problems: OptionPr
       timeoutMs: timeoutSeconds * 1000,
       chunkSize,
       ...(limitRate !== undefined ? { limitRate } : {}),
-      retry: { attempts, baseDelayMs: 500, maxDelayMs: 30_000 },
+      retry: { attempts, baseDelayMs: RETRY_BASE_DELAY_MS, maxDelayMs: RETRY_MAX_DELAY_MS },
       passwordStdin: flags.passwordStdin ?? false,
       username: flags.username,
       dockerConfig: flags.dockerConfig,

@@ -15,6 +15,7 @@ import { Linker } from './dir-layout.js';
 import { startThrottleProxy } from './throttle-proxy.js';
 import { exportImages } from './export.js';
 import type { ImageOutcome, TransferEvent } from '../transfer/execute.js';
+import { TRANSFER_CONCURRENCY } from '../tuning.js';
 
 /** `--preserve-digests` came with skopeo 1.6. */
 const MIN_SKOPEO: readonly [number, number] = [1, 6];
@@ -84,7 +85,7 @@ export async function pushWithSkopeo(plan: Plan, options: SkopeoOptions): Promis
   const { destination, workDir } = options;
   const layouts = path.join(workDir, 'images');
   const linker = new Linker(options.onNotice);
-  const exported = await exportImages(options.layout, plan.images, layouts, linker, 8, options.manifests);
+  const exported = await exportImages(options.layout, plan.images, layouts, linker, TRANSFER_CONCURRENCY, options.manifests);
 
   const args = ['copy', '--quiet', '--all', '--preserve-digests', '--retry-times', '3'];
   // --limit-rate: skopeo has no cap, so it pushes through a metering loopback proxy to the destination.
