@@ -7,6 +7,7 @@ import { createReadStream, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import { Agent, request } from 'undici';
+import { UPLOAD_BLOCK_BYTES } from '../src/tuning.js';
 
 export interface CeilingResult {
   readonly seconds: number;
@@ -47,7 +48,7 @@ export async function uploadEveryBlobOnce(root: string, host: string, concurrenc
         const put = await request(location, {
           method: 'PUT',
           headers: { 'content-type': 'application/octet-stream', 'content-length': String(blob.size) },
-          body: createReadStream(blob.file, { highWaterMark: 256 * 1024 }),
+          body: createReadStream(blob.file, { highWaterMark: UPLOAD_BLOCK_BYTES }),
           dispatcher: agent,
         });
         requests++;

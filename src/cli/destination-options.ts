@@ -8,6 +8,7 @@ import { OptionProblems, parsePositiveInt } from './options.js';
 import { UsageError } from '../errors.js';
 import { existsSync } from 'node:fs';
 import { writeJsonLog } from '../report/log.js';
+import { RETRY_ATTEMPTS, RETRY_BASE_DELAY_MS, RETRY_MAX_DELAY_MS, TIMEOUT_SECONDS } from '../tuning.js';
 
 export interface DestinationFlags {
   to?: string;
@@ -31,8 +32,8 @@ export function addDestinationOptions(command: Command): Command {
     .option('--docker-config <path>', 'docker config.json (or its directory) to take credentials from')
     .option('--insecure', 'do not verify the destination TLS certificate')
     .option('--ca-file <file>', 'extra CA certificate(s) to trust for the destination (PEM)')
-    .option('--timeout <seconds>', 'seconds without progress before a connection counts as dead (default 120)')
-    .option('--retries <n>', 'attempts for a transient failure (429, 5xx, reset) before giving up (default 5)')
+    .option('--timeout <seconds>', `seconds without progress before a connection counts as dead (default ${TIMEOUT_SECONDS})`)
+    .option('--retries <n>', `attempts for a transient failure (429, 5xx, reset) before giving up (default ${RETRY_ATTEMPTS})`)
     .option('--chunk-size <size>', 'upload blobs in chunks of this size (e.g. 16MiB), for proxies with body limits')
     .option('--limit-rate <rate>', 'cap the upload bandwidth of the whole run (e.g. 50MiB/s; per shard with --shards)');
 }
@@ -65,8 +66,8 @@ export function normalizeDestination(flags: DestinationFlags, problems: OptionPr
     limitRate = parseSize(flags.limitRate.replace(/\/s$/i, ''));
     if (limitRate === undefined || limitRate < 1024) problems.add(`--limit-rate must be a rate of at least 1KiB/s (like 50MiB/s), not "${flags.limitRate}"`);
   }
-  const timeoutSeconds = parsePositiveInt('--timeout', flags.timeout, 120, problems, 3600);
-  const attempts = parsePositiveInt('--retries', flags.retries, 5, problems, 100);
+  const timeoutSeconds = parsePositiveInt('--timeout', flags.timeout, TIMEOUT_SECONDS, problems, 3600);
+  const attempts = parsePositiveInt('--retries', flags.retries, RETRY_ATTEMPTS, problems, 100);
   return {
     endpoint,
     options: {
@@ -75,7 +76,7 @@ export function normalizeDestination(flags: DestinationFlags, problems: OptionPr
       timeoutMs: timeoutSeconds * 1000,
       chunkSize,
       ...(limitRate !== undefined ? { limitRate } : {}),
-      retry: { attempts, baseDelayMs: 500, maxDelayMs: 30_000 },
+      retry: { attempts, baseDelayMs: RETRY_BASE_DELAY_MS, maxDelayMs: RETRY_MAX_DELAY_MS },
       passwordStdin: flags.passwordStdin ?? false,
       username: flags.username,
       dockerConfig: flags.dockerConfig,

@@ -11,6 +11,7 @@ import { OptionProblems, parseOutputFormat, parsePositiveInt } from './options.j
 import { addSelectionOptions, normalizeSelection, type SelectionFlags } from './selection.js';
 import type { OutputFormat } from '../inventory/render.js';
 import { convertedImages, loadState } from '../sync/sync-state.js';
+import { DIFF_CONCURRENCY } from '../tuning.js';
 
 interface DiffFlags extends DestinationFlags, SelectionFlags {
   output?: string;
@@ -31,7 +32,7 @@ export function normalizeDiff(root: string, flags: DiffFlags): DiffRequest {
     ...normalizeSelection(root, flags, problems),
     destination: normalizeDestination(flags, problems),
     output: parseOutputFormat(flags.output, problems),
-    concurrency: parsePositiveInt('--concurrency', flags.concurrency, 16, problems, 256),
+    concurrency: parsePositiveInt('--concurrency', flags.concurrency, DIFF_CONCURRENCY, problems, 256),
     state: flags.state,
   };
   problems.throwIfAny();
@@ -101,7 +102,7 @@ export function registerDiff(program: Command, ctx: CliContext): void {
     .argument('[root]', 'registry storage root (e.g. /var/lib/registry) or an uncompressed tar of it');
   addSelectionOptions(addDestinationOptions(command))
     .option('-o, --output <format>', 'table, json or csv')
-    .option('--concurrency <n>', 'destination requests in flight (default 16)')
+    .option('--concurrency <n>', `destination requests in flight (default ${DIFF_CONCURRENCY})`)
     .option('--state <file>', "a sync journal: schema1 images it records as converted count as the same")
     .action(async (root: string | undefined, flags: DiffFlags) => {
       const source = requireRoot(root, 'diff');

@@ -6,6 +6,7 @@ import { requireRoot } from './config.js';
 import { OptionProblems, parsePositiveInt } from './options.js';
 import { addSelectionOptions, normalizeSelection, type SelectionFlags } from './selection.js';
 import type { SourceSelection } from '../transfer/source.js';
+import { TRANSFER_CONCURRENCY } from '../tuning.js';
 import path from 'node:path';
 
 interface ExportFlags extends SelectionFlags {
@@ -24,7 +25,7 @@ export function normalizeExport(root: string, flags: ExportFlags): ExportRequest
   const request: ExportRequest = {
     ...normalizeSelection(root, flags, problems),
     out: flags.out ?? '',
-    concurrency: parsePositiveInt('--concurrency', flags.concurrency, 8, problems, 256),
+    concurrency: parsePositiveInt('--concurrency', flags.concurrency, TRANSFER_CONCURRENCY, problems, 256),
   };
   problems.throwIfAny();
   return request;
@@ -55,7 +56,7 @@ export function registerExport(program: Command, ctx: CliContext): void {
     .argument('[root]', 'registry storage root (e.g. /var/lib/registry) or an uncompressed tar of it')
     .option('--out <dir>', 'output directory: one <repository>:<tag>/ directory per image');
   addSelectionOptions(command)
-    .option('--concurrency <n>', 'images written at once (default 8)')
+    .option('--concurrency <n>', `images written at once (default ${TRANSFER_CONCURRENCY})`)
     .action(async (root: string | undefined, flags: ExportFlags) => {
       const source = requireRoot(root, 'export');
       ctx.setExitCode(await runExport(normalizeExport(source, flags), ctx));

@@ -3,6 +3,7 @@ import { RegmigrateError, errorMessage } from '../errors.js';
 import type { CliContext } from './context.js';
 import { applyConfig, registerConfig } from './config.js';
 import { writeJsonLog } from '../report/log.js';
+import { startHeapTuning } from './heap-tuning.js';
 import { registerDiff } from './diff.js';
 import { registerExport } from './export.js';
 import { registerPush } from './push.js';
@@ -44,6 +45,8 @@ export function buildProgram(ctx: CliContext): Command {
 
 /** The one place that turns errors into a message and an exit code. */
 export async function run(argv: string[]): Promise<void> {
+  // Started here, not by bin/regmigrate, so a program that calls run() behaves the same.
+  const stopHeapTuning = startHeapTuning();
   let exitCode = 0;
   const ctx: CliContext = {
     stdout: process.stdout,
@@ -75,6 +78,8 @@ export async function run(argv: string[]): Promise<void> {
       ctx.stderr.write('hint: this is a bug; set REGMIGRATE_DEBUG=1 for a stack trace and report it\n');
       exitCode = 70;
     }
+  } finally {
+    stopHeapTuning();
   }
   process.exitCode = exitCode;
 }

@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { UsageError } from '../errors.js';
 import type { OutputFormat } from '../inventory/render.js';
 import { globProblem } from '../util/glob.js';
+import { scanConcurrency } from '../tuning.js';
 
 /** commander collector for repeatable options (`--include a --include b`). */
 export function collect(value: string, previous: string[] | undefined): string[] {
@@ -33,7 +34,7 @@ export function parseOutputFormat(value: string | undefined, problems: OptionPro
 }
 
 export function defaultConcurrency(): number {
-  return Math.max(4, Math.min(16, availableParallelism() * 4));
+  return scanConcurrency(availableParallelism());
 }
 
 export function parsePositiveInt(name: string, value: string | undefined, fallback: number, problems: OptionProblems, max = 1024, min = 1): number {
@@ -53,10 +54,4 @@ export function parseGlobs(name: string, values: string[] | undefined, problems:
     else if (globProblem(glob)) problems.add(`${name} "${glob}" ${globProblem(glob)}`);
   }
   return globs;
-}
-
-/** `REGMIGRATE_BATCH_TAGS`: tags a push, sync or streaming scan holds at once (a tuning knob; tests make it small). */
-export function batchTagsFromEnv(env: NodeJS.ProcessEnv): number | undefined {
-  const text = env.REGMIGRATE_BATCH_TAGS ?? '';
-  return /^[1-9]\d*$/.test(text) ? Number(text) : undefined;
 }

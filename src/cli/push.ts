@@ -7,7 +7,8 @@ import { assertWritable } from '../util/files.js';
 import type { CliContext } from './context.js';
 import { requireRoot } from './config.js';
 import { OptionProblems } from './options.js';
-import { stopGraceFromEnv, withInterruption } from './signals.js';
+import { withInterruption } from './signals.js';
+import { stopGraceFromEnv } from '../tuning.js';
 import { Stopper } from '../util/stop.js';
 import { addTransferOptions, normalizeTransfer, pushOptions, openDestination, withMetrics, type TransferFlags, type TransferRequest } from './transfer-command.js';
 

@@ -12,9 +12,10 @@ import { cachedMapper } from '../plan/map-names.js';
 import { markNameCollisions } from '../plan/plan.js';
 import { shardSelector, type Shard } from '../plan/shard.js';
 import { addShardOptions, addTagOptions, normalizeShard, normalizeTagSelection, type SelectionFlags } from './selection.js';
-import { batchTagsFromEnv, collect, defaultConcurrency, OptionProblems, parseGlobs, parseOutputFormat, parsePositiveInt } from './options.js';
+import { collect, defaultConcurrency, OptionProblems, parseGlobs, parseOutputFormat, parsePositiveInt } from './options.js';
 import type { CliContext } from './context.js';
 import { requireRoot } from './config.js';
+import { BATCH_TAGS, batchTagsFromEnv } from '../tuning.js';
 
 interface ScanFlags extends Pick<SelectionFlags, 'shard' | 'shards' | 'shardBy' | 'tagInclude' | 'tagExclude' | 'semver' | 'pushedAfter' | 'keepLatest'> {
   output?: string;
@@ -58,9 +59,6 @@ export function normalizeScan(root: string, flags: ScanFlags): ScanRequest {
  * and where two source tags meeting at one name are a `name-collision` fault, as push finds them.
  */
 const DEFAULT_MAPPING = { rules: [], defaultProject: 'library', harbor: false } as const;
-
-/** Tags resolved and written at a time by a streaming scan (json and csv): memory follows this, not the registry. */
-const SCAN_BATCH_TAGS = 2000;
 
 /** `scan`: exit 0 when every tag is healthy, 1 when any is faulty. */
 export async function runScan(request: ScanRequest, ctx: CliContext): Promise<number> {
@@ -113,7 +111,7 @@ async function streamScan(layout: StorageLayout, output: 'json' | 'csv', options
   const progress = { done: 0 };
   let first = true;
   await writePieces(ctx.stdout, output === 'json' ? [scanJsonHead(layout.v2)] : [csvLine(SCAN_CSV_HEADER), ...scanCsvFaults(layout.v2, walk.readFaults)]);
-  for (const repositories of repositoryBatches(walk, batchTagsFromEnv(ctx.env) ?? SCAN_BATCH_TAGS)) {
+  for (const repositories of repositoryBatches(walk, batchTagsFromEnv(ctx.env) ?? BATCH_TAGS)) {
     const batch = await resolveRepositories(walk, repositories, options, progress, new BlobStore(layout));
     markNameCollisions(batch.tags, DEFAULT_MAPPING, claimed);
     counter.add(batch);

@@ -1,14 +1,8 @@
 import { runCleanups } from '../util/cleanup.js';
-import { STOP_GRACE_MS, Stopper, type StopSignals } from '../util/stop.js';
+import { Stopper, type StopSignals } from '../util/stop.js';
 import type { CliContext } from './context.js';
 
 export type StopSignal = 'SIGINT' | 'SIGTERM';
-
-/** `REGMIGRATE_STOP_GRACE_SECONDS`: the grace for uploads under way after a signal, instead of STOP_GRACE_MS. */
-export function stopGraceFromEnv(env: NodeJS.ProcessEnv): number {
-  const text = env.REGMIGRATE_STOP_GRACE_SECONDS ?? '';
-  return /^\d+(\.\d+)?$/.test(text) ? Number(text) * 1000 : STOP_GRACE_MS;
-}
 
 /**
  * Runs a job so that the first SIGINT/SIGTERM stops new work (`stop` fires), gives uploads under way the grace

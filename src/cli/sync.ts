@@ -13,12 +13,10 @@ import { requireRoot } from './config.js';
 import { OptionProblems, parsePositiveInt } from './options.js';
 import { addTransferOptions, normalizeTransfer, notice, openDestination, pushOptions, withMetrics, type TransferFlags, type TransferRequest } from './transfer-command.js';
 import { createJsonLog, writeJsonLog } from '../report/log.js';
-import { stopGraceFromEnv, withInterruption } from './signals.js';
+import { withInterruption } from './signals.js';
+import { LOCK_STALE_SECONDS, stopGraceFromEnv } from '../tuning.js';
 import { Stopper } from '../util/stop.js';
 import { DEFAULT_FINAL_ROUNDS, finalSync, finalVerdict } from '../cutover/final-sync.js';
-
-/** A run renews its lease every 30 s; five minutes without a heartbeat means its holder is gone. */
-const DEFAULT_LOCK_STALE_SECONDS = 300;
 
 interface SyncFlags extends TransferFlags {
   state?: string;
@@ -54,7 +52,7 @@ export function normalizeSync(root: string, flags: SyncFlags): SyncRequest {
   const waitLockSeconds = flags.waitLock === undefined ? 0 : parsePositiveInt('--wait-lock', flags.waitLock, 0, problems, 86_400, 0);
   const maxDelete = parsePositiveInt('--max-delete', flags.maxDelete, DEFAULT_MAX_DELETE, problems, 10_000_000);
   if (flags.maxDelete !== undefined && !flags.deleteExtra) problems.add('--max-delete goes with --delete-extra');
-  const lockStaleSeconds = parsePositiveInt('--lock-stale', flags.lockStale, DEFAULT_LOCK_STALE_SECONDS, problems, 86_400);
+  const lockStaleSeconds = parsePositiveInt('--lock-stale', flags.lockStale, LOCK_STALE_SECONDS, problems, 86_400);
   const finalRounds = parsePositiveInt('--final-rounds', flags.finalRounds, DEFAULT_FINAL_ROUNDS, problems, 100);
   if (flags.finalRounds !== undefined && !flags.final) problems.add('--final-rounds goes with --final');
   if (flags.final && transfer.shard) problems.add('--final compares the whole storage with the destination: run it without --shard');
@@ -177,7 +175,7 @@ export function registerSync(program: Command, ctx: CliContext): void {
     .option('--trust-state', 'skip the destination check for tags whose source digest matches the journal')
     .option('--lock <file>', 'lock file (default: <state>.lock, or one per storage and destination in the temp dir)')
     .option('--wait-lock <seconds>', 'wait this long for another sync to finish (default: exit 4 at once)')
-    .option('--lock-stale <seconds>', `take over a lock whose holder has not renewed it for this long, from any host (default ${DEFAULT_LOCK_STALE_SECONDS})`)
+    .option('--lock-stale <seconds>', `take over a lock whose holder has not renewed it for this long, from any host (default ${LOCK_STALE_SECONDS})`)
     .option('--delete-extra', 'list destination tags whose source tag is gone (per the journal); with --yes, delete them')
     .option('--yes', 'with --delete-extra: really delete')
     .option('--final', 'the last sync before the switch: sync again while source tags change, then prove the destination holds every source tag (one-line verdict)')

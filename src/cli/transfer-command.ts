@@ -14,10 +14,11 @@ import { assertWritable } from '../util/files.js';
 import { parseSize } from '../util/format.js';
 import type { CliContext } from './context.js';
 import { addDestinationOptions, buildDestinationOptions, normalizeDestination, type DestinationFlags, type NormalizedDestination } from './destination-options.js';
-import { batchTagsFromEnv, OptionProblems, parsePositiveInt } from './options.js';
+import { OptionProblems, parsePositiveInt } from './options.js';
 import { addSelectionOptions, normalizeSelection, type SelectionFlags } from './selection.js';
 import type { StopSignals } from '../util/stop.js';
 import type { Notice } from '../util/notice.js';
+import { batchTagsFromEnv, requestConcurrency, TRANSFER_CONCURRENCY } from '../tuning.js';
 
 /** Flags shared by push and sync: where, how, and what to write. */
 export interface TransferFlags extends DestinationFlags, SelectionFlags {
@@ -58,7 +59,7 @@ export function addTransferOptions(command: Command): Command {
     .option('--via <transport>', 'oci (default: streams over HTTP) or skopeo (dir: layouts + skopeo copy)')
     .option('--work-dir <dir>', 'with --via skopeo: where the dir: layouts go (default: beside the storage, for hard links)')
     .option('--keep-work-dir', 'with --via skopeo: keep the dir: layouts afterwards')
-    .option('--concurrency <n>', 'blob uploads (or skopeo copies) in flight (default 8)')
+    .option('--concurrency <n>', `blob uploads (or skopeo copies) in flight (default ${TRANSFER_CONCURRENCY})`)
     .option('--report <file>', 'write the verified image list to FILE (.json or .csv)')
     .option('--public', 'create missing Harbor projects as public (default private)')
     .option('--storage-limit <size>', 'storage quota for projects created (default -1, unlimited)')
@@ -90,7 +91,7 @@ export function normalizeTransfer(root: string, flags: TransferFlags, problems: 
   return {
     ...normalizeSelection(root, flags, problems),
     destination: normalizeDestination(flags, problems),
-    concurrency: parsePositiveInt('--concurrency', flags.concurrency, 8, problems, 256),
+    concurrency: parsePositiveInt('--concurrency', flags.concurrency, TRANSFER_CONCURRENCY, problems, 256),
     report: flags.report,
     public: flags.public ?? false,
     storageLimit,
@@ -133,7 +134,7 @@ export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Pa
 
 /** Blob uploads (or skopeo copies) and other requests in flight at the destination: `--concurrency`, and twice that (at least 16). */
 function budgetSizes(request: TransferRequest): { uploads: number; requests: number } {
-  return { uploads: request.concurrency, requests: Math.max(16, request.concurrency * 2) };
+  return { uploads: request.concurrency, requests: requestConcurrency(request.concurrency) };
 }
 
 /** Checks what the transport needs, then connects: everything that fails before any work (exit 2/3). */

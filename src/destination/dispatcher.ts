@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createSecureContext, rootCertificates } from 'node:tls';
 import { Agent } from 'undici';
 import { UsageError } from '../errors.js';
+import { CONNECT_TIMEOUT_MS, CONNECTIONS_PER_HOST, KEEP_ALIVE_MS } from '../tuning.js';
 
 export interface TlsOptions {
   /** Skip certificate verification (`--insecure`). */
@@ -29,12 +30,12 @@ export function createDispatcher(options: DispatcherOptions): Agent {
   // One secure context for every connection: building one from ~140 root certificates per connection is slow.
   const secureContext = options.caFile ? createSecureContext({ ca: [...rootCertificates, readCaFile(options.caFile)] }) : undefined;
   return new Agent({
-    connections: options.connections ?? 32,
+    connections: options.connections ?? CONNECTIONS_PER_HOST,
     headersTimeout: options.timeoutMs,
     bodyTimeout: options.timeoutMs,
-    keepAliveTimeout: 30_000,
+    keepAliveTimeout: KEEP_ALIVE_MS,
     connect: {
-      timeout: Math.min(options.timeoutMs, 30_000),
+      timeout: Math.min(options.timeoutMs, CONNECT_TIMEOUT_MS),
       rejectUnauthorized: !options.insecure,
       ...(secureContext ? { secureContext } : {}),
     },

@@ -5,6 +5,7 @@ import { checkRepositoryName, splitDigest } from '../storage/digest.js';
 import { blobDataPath, type StorageLayout } from '../storage/layout.js';
 import type { ManifestKind } from './media-types.js';
 import { parseManifest, type ParsedManifest } from './parse.js';
+import { HASH_BLOCK_BYTES } from '../tuning.js';
 
 /** Registries refuse manifests above 4 MiB (distribution's `maxManifestBodySize`). */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -126,7 +127,7 @@ export class BlobStore {
 export async function hashFile(file: string, algorithm: string, start = 0, size?: number): Promise<string> {
   const hash = createHash(algorithm);
   const range = size === undefined ? {} : size === 0 ? { start, end: start - 1 } : { start, end: start + size - 1 };
-  const stream = createReadStream(file, { highWaterMark: 1024 * 1024, ...range });
+  const stream = createReadStream(file, { highWaterMark: HASH_BLOCK_BYTES, ...range });
   for await (const chunk of stream) hash.update(chunk as Buffer);
   return `${algorithm}:${hash.digest('hex')}`;
 }

@@ -8,6 +8,7 @@ import { findEntries, revisionLinkPath, type ReadFault, type TagLocation } from 
 import { makeRepositoryFilter, type RepositoryFilter } from '../util/glob.js';
 import { selectTags, type TagSelection } from './select.js';
 import { FAULT_KINDS, type FaultKind, type InventorySummary, type SourceInventory, type TagEntry } from './types.js';
+import { hashWorkers, RESOLVE_YIELD_TAGS } from '../tuning.js';
 
 export interface ScanOptions extends RepositoryFilter {
   /** Hash every blob and compare with its digest (`scan --verify`). */
@@ -33,9 +34,6 @@ export type ScanProgress =
   | { phase: 'walk'; tags: number }
   | { phase: 'resolve'; done: number; total: number }
   | { phase: 'verify'; done: number; total: number; bytes: number };
-
-/** Tags resolved between two turns of the event loop, so signals and progress output are not starved. */
-const RESOLVE_BATCH = 256;
 
 /** What the walk found that the options select: tag locations by repository, revisions, unreadable directories. */
 export interface SourceWalk {
@@ -119,7 +117,7 @@ export async function resolveRepositories(walk: SourceWalk, repositories: readon
     const first = tags.length;
     for (const location of walk.repositories.get(repository) ?? []) {
       keep(resolveTag(store, location, options.trust));
-      if (++progress.done % RESOLVE_BATCH === 0) {
+      if (++progress.done % RESOLVE_YIELD_TAGS === 0) {
         options.onProgress?.({ phase: 'resolve', done: progress.done, total: walk.tagCount });
         await new Promise<void>((resolve) => setImmediate(resolve));
         if (options.signal?.aborted) break;
@@ -167,8 +165,7 @@ async function verifyBlobs(layout: StorageLayout, tags: readonly TagEntry[], opt
       entry.tags.push(tag);
     }
   }
-  // Hashing is CPU-bound: more workers than cores only add memory.
-  const limit = pLimit(Math.max(2, Math.min(options.concurrency, 8)));
+  const limit = pLimit(hashWorkers(options.concurrency));
   let done = 0;
   let bytes = 0;
   await Promise.all(

@@ -2,7 +2,7 @@ import type { ManifestRecord } from '../image/reader.js';
 import { isSchema1 } from '../image/media-types.js';
 import { tagRef, type Fault, type SourceInventory, type TagEntry } from '../inventory/types.js';
 import { cachedMapper, type NameMapping } from './map-names.js';
-import { flat } from '../util/strings.js';
+import { flattenString } from '../util/strings.js';
 
 /** Version of the plan value (printed by --dry-run --output json and kept by later runs). */
 export const PLAN_VERSION = 1;
@@ -118,7 +118,7 @@ export function selectCandidates(inventory: SourceInventory, mapping: NameMappin
   const map = cachedMapper(mapping);
   for (const entry of inventory.tags) {
     // Kept for the whole run: a flat string (util/strings.ts), shared by everything that keeps the name.
-    const source = flat(tagRef(entry));
+    const source = flattenString(tagRef(entry));
     const mapped = map(entry.repository);
     if (entry.faults.length > 0 || !entry.digest) {
       const first = entry.faults[0];
@@ -147,7 +147,7 @@ export function selectCandidates(inventory: SourceInventory, mapping: NameMappin
       rejected.push({ source, repository: mapped.repository, destination, digest: entry.digest, mediaType: entry.mediaType, size: entry.size, reason: `${fault.kind}: ${fault.message}`, faults: [fault] });
       continue;
     }
-    claimed.set(destination === source ? source : flat(destination), source);
+    claimed.set(destination === source ? source : flattenString(destination), source);
     accepted.push({ entry, source, repository: mapped.repository, project: mapped.project });
   }
   return { accepted, rejected };

@@ -1,5 +1,5 @@
 import { destinationRef, type PlannedImage } from '../plan/plan.js';
-import { flat } from '../util/strings.js';
+import { flattenString } from '../util/strings.js';
 
 export type ImageStatus = 'verified' | 'skipped-existing' | 'skipped' | 'failed';
 
@@ -26,7 +26,7 @@ export interface ImageReport {
 export function imageReport(r: Partial<Omit<ImageReport, 'source' | 'status'>> & Pick<ImageReport, 'source' | 'status'>): ImageReport {
   return {
     source: r.source,
-    destination: r.destination === undefined ? undefined : r.destination === r.source ? r.source : flat(r.destination),
+    destination: r.destination === undefined ? undefined : r.destination === r.source ? r.source : flattenString(r.destination),
     digest: r.digest,
     mediaType: r.mediaType || undefined,
     size: r.size ?? 0,

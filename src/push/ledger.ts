@@ -4,7 +4,7 @@ import type { Candidates, PlannedImage, RejectedImage } from '../plan/plan.js';
 import { emptyStats, type TransferStats } from '../transfer/execute.js';
 import type { SourceWalk } from '../inventory/scan.js';
 import { DigestMap } from '../util/digest-map.js';
-import { flat } from '../util/strings.js';
+import { flattenString } from '../util/strings.js';
 import { imageReport, type ImageReport } from './image-report.js';
 
 /**
@@ -36,7 +36,7 @@ export class RunLedger {
     for (const tag of inventory.tags) for (const fault of tag.faults) this.faults[fault.kind]++;
     for (const c of candidates.accepted) this.seen.add(c.source);
     for (const r of candidates.rejected) this.seen.add(r.source);
-    for (const tag of inventory.deselected ?? []) this.seen.add(flat(tagRef(tag)));
+    for (const tag of inventory.deselected ?? []) this.seen.add(flattenString(tagRef(tag)));
   }
 
   /** The batch's images that cannot be migrated, as rejected and as failed reports. */

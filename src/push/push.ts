@@ -13,6 +13,7 @@ import { prepareBatch, type PreparedBatch } from './prepare.js';
 import { ProjectGate } from './projects.js';
 import { readAhead } from './read-ahead.js';
 import { verifyOutcome } from './verify.js';
+import { BATCH_TAGS } from '../tuning.js';
 
 export { imageReport, type ImageReport, type ImageStatus } from './image-report.js';
 
@@ -43,7 +44,7 @@ export interface PushOptions extends SourceSelection {
   readonly knownRepositories?: ReadonlySet<string>;
   /** `--schema1 keep|convert|skip` (default keep, converting when the destination refuses). */
   readonly schema1?: Schema1Mode;
-  /** Tags per batch (whole repositories; DEFAULT_BATCH_TAGS). */
+  /** Tags per batch (whole repositories; BATCH_TAGS in tuning.ts). */
   readonly batchTags?: number;
   readonly onEvent?: (event: PushEvent) => void;
   readonly onNotice?: OnNotice;
@@ -59,8 +60,6 @@ export type PushEvent =
   | { type: 'planned'; plan: Plan; batch: number; batches: number }
   | TransferEvent;
 
-/** Tags resolved, planned and transferred at a time (whole repositories): memory follows this, not the registry. */
-export const DEFAULT_BATCH_TAGS = 2000;
 
 /** What the run learnt of the source, kept for the whole run: counts and names, never manifests. */
 export interface SourceTotals {
@@ -112,7 +111,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
   const signal = options.signal;
   const source = await readSourceBatches(options, nameMapping(options, destination), {
     concurrency: options.requestConcurrency,
-    batchTags: options.batchTags ?? DEFAULT_BATCH_TAGS,
+    batchTags: options.batchTags ?? BATCH_TAGS,
     ...(options.trusted ? { trusted: options.trusted } : {}),
     ...(signal ? { signal } : {}),
   });

@@ -5,6 +5,7 @@ import { parseChallenge, type Challenge } from './challenge.js';
 import type { Credentials } from './credentials.js';
 import type { Endpoint } from './endpoint.js';
 import { classifyNetworkError, classifyStatus, parseErrorBody, RegistryError } from './errors.js';
+import { TOKEN_REFRESH_MARGIN_MS } from '../tuning.js';
 
 /** Token response (docs/registry-behaviour.md, Auth). Harbor sends `access_token: ""`: prefer a non-empty `token`. */
 const TokenResponse = z.looseObject({
@@ -204,7 +205,7 @@ export class Authenticator {
     if (!value) throw new DestinationError('AUTH_REFUSED', `token service at ${url.origin}${url.pathname} answered without a token`);
     const lifetimeMs = (parsed.success && parsed.data.expires_in ? parsed.data.expires_in : 60) * 1000;
     // Refresh early: a quarter of the lifetime, at most 30 s, so a request never carries an expiring token.
-    const margin = Math.min(30_000, lifetimeMs / 4);
+    const margin = Math.min(TOKEN_REFRESH_MARGIN_MS, lifetimeMs / 4);
     return { value, access: decodeAccess(value), refreshAt: requestedAt + lifetimeMs - margin };
   }
 }

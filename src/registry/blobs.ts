@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import { headerValue } from './auth.js';
 import { RegistryError } from './errors.js';
 import { pullScope, pushScope, type RegistryHttp } from './http.js';
+import { FALLBACK_CHUNK_BYTES, MIN_CHUNK_BYTES, THROTTLED_UPLOAD_BLOCK_BYTES } from '../tuning.js';
 
 /**
  * Blobs (docs/registry-behaviour.md, Push): probe, read, mount, upload. The bytes come from a BlobReader, so this
@@ -41,12 +42,10 @@ export interface UploadSettings {
 
 export type MountResult = { mounted: true } | { mounted: false; location: URL | undefined };
 
-/** Chunk size used after a proxy refused a whole blob with 413 and no --chunk-size was given. */
-const FALLBACK_CHUNK_SIZE = 16 * 1024 * 1024;
-/** Below this a proxy's limit is not a body limit any more: the 413 is reported. */
-const MIN_CHUNK_SIZE = 64 * 1024;
-/** Under a bandwidth cap bytes go out in steps of this size, so a capped rate is smooth. */
-const THROTTLED_STEP = 64 * 1024;
+// The 413 fallback's chunk sizes and the step under a bandwidth cap: tuning.ts.
+const FALLBACK_CHUNK_SIZE = FALLBACK_CHUNK_BYTES;
+const MIN_CHUNK_SIZE = MIN_CHUNK_BYTES;
+const THROTTLED_STEP = THROTTLED_UPLOAD_BLOCK_BYTES;
 /** Redirect statuses a blob GET or HEAD may answer (object storage). */
 const REDIRECTS = [301, 302, 303, 307, 308] as const;
 const MAX_REDIRECTS = 5;

@@ -1,4 +1,5 @@
 import { UsageError } from '../errors.js';
+import { CONNECT_TIMEOUT_MS, CONNECTIONS_PER_HOST, KEEP_ALIVE_MS } from '../tuning.js';
 
 export interface Endpoint {
   /** `https://harbor.example:8443` */

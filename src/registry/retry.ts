@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RegistryError } from './errors.js';
 import { Interrupted } from '../util/stop.js';
+import { MAX_RETRY_AFTER_MS, RETRY_ATTEMPTS, RETRY_BASE_DELAY_MS, RETRY_MAX_DELAY_MS } from '../tuning.js';
 
 export interface RetryPolicy {
   /** Attempts in all, first included. */
@@ -15,7 +16,7 @@ export interface RetryPolicy {
   readonly signal?: AbortSignal;
 }
 
-export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 500, maxDelayMs: 30_000, maxRetryAfterMs: 60_000 };
+export const DEFAULT_RETRY: RetryPolicy = { attempts: RETRY_ATTEMPTS, baseDelayMs: RETRY_BASE_DELAY_MS, maxDelayMs: RETRY_MAX_DELAY_MS, maxRetryAfterMs: MAX_RETRY_AFTER_MS };
 
 /**
  * Runs an idempotent step, repeating it on transient failures (429, 5xx, resets: docs/architecture.md, Error model) with jittered
@@ -31,7 +32,7 @@ export async function retryTransient<T>(policy: RetryPolicy, step: () => Promise
       onRetry?.();
       const backoff = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
       const jittered = backoff / 2 + Math.random() * (backoff / 2);
-      const delay = err.retryAfterMs !== undefined ? Math.min(err.retryAfterMs, policy.maxRetryAfterMs ?? 60_000) : jittered;
+      const delay = err.retryAfterMs !== undefined ? Math.min(err.retryAfterMs, policy.maxRetryAfterMs ?? MAX_RETRY_AFTER_MS) : jittered;
       // A `Retry-After: 60` would otherwise hold a Ctrl-C for a minute.
       if (policy.wait) await policy.wait(delay);
       else await sleep(delay, undefined, policy.signal ? { signal: policy.signal } : {}).catch(() => undefined);

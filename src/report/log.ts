@@ -5,6 +5,7 @@ import type { Progress } from './progress.js';
 import { splitRef } from '../inventory/types.js';
 import { countReports } from './push-report.js';
 import { RateMeter } from './rate.js';
+import { PROGRESS_LINE_INTERVAL_SECONDS } from '../tuning.js';
 
 /** `repo` and `tag` of a report's destination (`repo:tag`, `repo@sha256:…`, or a bare repository for a refused image). */
 function where(destination: string | undefined): { repo?: string; tag?: string } {
@@ -68,7 +69,7 @@ export function createJsonLog(stream: Writable, options: JsonLogOptions = {}): P
       totals.images += event.plan.images.length;
       totals.bytesTotal += event.plan.blobs.reduce((n, b) => n + (b.held ? 0 : b.size), 0);
       meter ??= new RateMeter(options.now);
-      timer ??= setInterval(progress, (options.intervalSeconds ?? 30) * 1000);
+      timer ??= setInterval(progress, (options.intervalSeconds ?? PROGRESS_LINE_INTERVAL_SECONDS) * 1000);
       timer.unref();
     } else if (event.type === 'bytes') {
       totals.bytes += event.bytes;

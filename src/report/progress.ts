@@ -4,6 +4,7 @@ import type { PushEvent } from '../push/push.js';
 import { count, formatBytes, formatDuration, formatRate } from '../util/format.js';
 import { destinationRef } from '../plan/plan.js';
 import { RateMeter, type RateSnapshot } from './rate.js';
+import { PROGRESS_LINE_INTERVAL_SECONDS } from '../tuning.js';
 
 export interface ProgressOptions {
   readonly stream: Writable;
@@ -88,7 +89,7 @@ export function createProgress(options: ProgressOptions): Progress {
           ticker.unref();
         } else if (!options.isTTY) {
           line(`plan${of}: ${count(images, 'image')} to push, ${event.plan.existing.length} already there, up to ${formatBytes(bytes)} to upload${cap}`);
-          timer ??= setInterval(() => line(status()), (options.intervalSeconds ?? 30) * 1000);
+          timer ??= setInterval(() => line(status()), (options.intervalSeconds ?? PROGRESS_LINE_INTERVAL_SECONDS) * 1000);
           timer.unref();
         }
         break;

@@ -16,6 +16,7 @@ import { startThrottleProxy } from './throttle-proxy.js';
 import { assertOutsideStorage, exportImages } from './export.js';
 import { emptyStats, type ImageOutcome, type TransferEvent } from '../transfer/execute.js';
 import type { Transport } from '../transfer/transport.js';
+import { TRANSFER_CONCURRENCY } from '../tuning.js';
 
 /** `--preserve-digests` came with skopeo 1.6. */
 const MIN_SKOPEO: readonly [number, number] = [1, 6];
@@ -131,7 +132,7 @@ export async function pushWithSkopeo(plan: Plan, options: SkopeoOptions): Promis
   const { destination, workDir } = options;
   const layouts = path.join(workDir, 'images');
   const linker = new Linker((message) => options.onNotice({ level: 'info', message }));
-  const exported = await exportImages(options.layout, plan.images, layouts, linker, 8, options.manifests);
+  const exported = await exportImages(options.layout, plan.images, layouts, linker, TRANSFER_CONCURRENCY, options.manifests);
 
   const args = ['copy', '--quiet', '--all', '--preserve-digests', '--retry-times', '3'];
   // --limit-rate: skopeo has no cap, so it pushes through a metering loopback proxy to the destination.

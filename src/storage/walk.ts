@@ -4,6 +4,7 @@ import { readdir } from 'node:fs/promises';
 import pLimit from 'p-limit';
 import path from 'node:path';
 import type { StorageLayout } from './layout.js';
+import { WALK_DIRECTORY_READS } from '../tuning.js';
 
 export interface TagLocation {
   /** Repository name as written in the path (`a/b/c`), not yet validated. */
@@ -90,9 +91,9 @@ export async function findEntries(layout: StorageLayout, options: { revisions: b
     suppressErrors: true,
     dot: false,
     // Directory reads in flight at once: many, so a cold cache on a real disk or NFS is read in parallel.
-    concurrency: 64,
+    concurrency: WALK_DIRECTORY_READS,
   });
-  const limit = pLimit(64);
+  const limit = pLimit(WALK_DIRECTORY_READS);
   const tags: TagLocation[] = [];
   const revisions = new Map<string, string[]>();
   await Promise.all(

@@ -5,6 +5,7 @@ import { errorMessage } from '../errors.js';
 import { canDelete } from '../harbor/access.js';
 import { splitRef } from '../inventory/types.js';
 import type { Destination } from '../destination/destination.js';
+import { DELETE_EXTRA_TAG_READS } from '../tuning.js';
 
 /** `absent` only on ENOENT: any other answer (EACCES, EIO, ESTALE) is not proof that the tag is gone. */
 export function sourceLinkState(v2: string, source: string): 'absent' | 'present' | string {
@@ -42,9 +43,6 @@ export interface GoneTag {
   readonly digest: string;
   readonly source: string;
 }
-
-/** Tags read per repository of a plain registry at a time (one manifest GET each). */
-const TAG_READS = 8;
 
 /**
  * Decides, before anything is deleted, what `--delete-extra` will do with each gone tag: `would-delete` only when
@@ -151,7 +149,7 @@ export async function applyDeletions(destination: Destination, planned: readonly
 
 async function readRepositoryTags(destination: Destination, repository: string): Promise<Map<string, string | undefined>> {
   const client = destination.client;
-  const limit = pLimit(TAG_READS);
+  const limit = pLimit(DELETE_EXTRA_TAG_READS);
   const names = await client.listTags(repository);
   const digests = await Promise.all(names.map((name) => limit(async () => (await client.probeManifest(repository, name))?.digest)));
   return new Map(names.map((name, i) => [name, digests[i]]));

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LockedError, UsageError } from '../errors.js';
 import type { OnNotice } from './notice.js';
+import { LOCK_HEARTBEAT_MAX_MS } from '../tuning.js';
 
 interface LockOwner {
   pid: number;
@@ -168,7 +169,7 @@ function startHeartbeat(file: string, me: LockOwner, staleMs: number, onNotice: 
       // a passing I/O error: the next beat tries again
     }
   };
-  const timer = setInterval(beat, Math.max(200, Math.min(30_000, staleMs / 4)));
+  const timer = setInterval(beat, Math.max(200, Math.min(LOCK_HEARTBEAT_MAX_MS, staleMs / 4)));
   timer.unref();
   return {
     release: () => {

@@ -1,16 +1,10 @@
 import { setMaxListeners } from 'node:events';
+import { STOP_GRACE_MS } from '../tuning.js';
 
 /**
  * How a run stops (SIGINT/SIGTERM, src/cli/signals.ts): first nothing new starts (`stop`), then, a grace period
  * later or at a second signal, what is still under way is cut (`abort`). Core code only sees the two signals.
  */
-
-/**
- * How long uploads under way may go on after the first signal before they are cut. Long enough for a layer that
- * is nearly there to land (its image then gets its manifest), short enough for a container runtime's stop timeout
- * (Kubernetes waits 30 s, `docker stop` 10 s before SIGKILL) to leave room for the report.
- */
-export const STOP_GRACE_MS = 5000;
 
 export interface StopSignals {
   /** Fires at the first signal: start no new upload or mount, retry nothing, wait for no backoff. */

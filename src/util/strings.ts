@@ -5,6 +5,6 @@
  * kept (taken names, tags seen, reports) took 50 MB. A JSON round trip always makes one flat string, for any string
  * (lone surrogates included), at a third of a microsecond.
  */
-export function flat(s: string): string {
+export function flattenString(s: string): string {
   return JSON.parse(JSON.stringify(s)) as string;
 }

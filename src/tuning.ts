@@ -1,0 +1,170 @@
+/**
+ * Every number that tunes regmigrate's speed and memory, in one place, each with the measurement that chose it.
+ * Figures are from `npm run bench` on the 2-core machine behind the README's tables ("Performance"): the push corpus
+ * (~0.5 GiB, 189 tags) and the scan/scale storages (10 tags a repository, 10,000 to 200,000 tags). Where nothing
+ * was measured the comment says so and gives the reason for the value instead.
+ *
+ * Limits that define a valid input (a manifest's size, an index's depth) stay beside the code that enforces them.
+ * An operator can change a few values through the environment; only the command line reads it (the functions
+ * below take `env`), so core code gets every value as an argument.
+ */
+
+// ---- Memory ----------------------------------------------------------------------------------------------------
+
+/**
+ * Tags resolved, planned and transferred at a time by push and sync, and written at a time by a streamed scan
+ * (whole repositories, so a batch may hold more). Memory follows this, not the size of the registry: with 2,000 a
+ * 50,000-tag push peaks at 249 MiB, a 200,000-tag sync at 311 MiB and a 200,000-tag scan at 276 MiB (README,
+ * Scale), and the next batch is read and probed while one transfers. `REGMIGRATE_BATCH_TAGS` overrides it.
+ */
+export const BATCH_TAGS = 2000;
+
+/** `REGMIGRATE_BATCH_TAGS`: tags a push, sync or streaming scan holds at once (a tuning knob; tests make it small). */
+export function batchTagsFromEnv(env: NodeJS.ProcessEnv): number | undefined {
+  const text = env.REGMIGRATE_BATCH_TAGS ?? '';
+  return /^[1-9]\d*$/.test(text) ? Number(text) : undefined;
+}
+
+// ---- Uploads ---------------------------------------------------------------------------------------------------
+
+/**
+ * A blob is read and sent in blocks of this size. Measured on the push corpus: 1 MiB blocks took 1.5× the client
+ * CPU of 256 KiB ones (each a fresh buffer outside the heap, and a socket write the kernel takes in pieces);
+ * together with the heap setting below this took the push's client CPU from 2.5–3.3 s to 1.6–2.0 s.
+ * `bench/ceiling.ts`, the reference uploader, sends the same blocks.
+ */
+export const UPLOAD_BLOCK_BYTES = 256 * 1024;
+
+/** Blocks under `--limit-rate`: smaller, so the token bucket lets bytes out smoothly rather than in 256 KiB bursts. Not measured. */
+export const THROTTLED_UPLOAD_BLOCK_BYTES = 64 * 1024;
+
+/**
+ * Chunk size after a proxy refused a whole blob with 413 and no `--chunk-size` was given; each further 413 divides
+ * it by 4. Not measured: from 16 MiB two more tries reach 1 MiB, nginx's default `client_max_body_size` (the fault
+ * suite's 413 case, test/faults/network.test.ts).
+ */
+export const FALLBACK_CHUNK_BYTES = 16 * 1024 * 1024;
+
+/** Below this a proxy's limit is not a body limit any more: the 413 is reported instead of trying smaller chunks. */
+export const MIN_CHUNK_BYTES = 64 * 1024;
+
+// ---- Parallelism -----------------------------------------------------------------------------------------------
+
+/**
+ * `--concurrency` of push, sync and export: blob uploads (skopeo copies, images written) at once. The reference
+ * uploader reaches the local registry's ceiling with 8 keep-alive connections, and a push at 8 runs at 0.98× it
+ * (README, Push).
+ */
+export const TRANSFER_CONCURRENCY = 8;
+
+/**
+ * Requests other than blob uploads in flight (mounts, manifest PUTs, verification GETs, Harbor API calls): twice
+ * the uploads, at least 16, so checks and manifests never wait behind a slow layer. Not measured separately; the
+ * push benchmark runs with it at 16.
+ */
+export function requestConcurrency(uploads: number): number {
+  return Math.max(16, uploads * 2);
+}
+
+/** Connections kept to the destination (undici's pool): more than the 8 uploads and 16 other requests a default run has in flight. Not measured. */
+export const CONNECTIONS_PER_HOST = 32;
+
+/** An idle keep-alive connection is kept this long, and a TCP/TLS connect may take at most this long (less with a shorter `--timeout`). Not measured. */
+export const KEEP_ALIVE_MS = 30_000;
+export const CONNECT_TIMEOUT_MS = 30_000;
+
+/** `diff --concurrency`: destination requests in flight; the registry's own GET ceiling in the bench is measured with 16 connections. */
+export const DIFF_CONCURRENCY = 16;
+
+/** `sync --delete-extra`: a plain registry's tags read per repository at once (one manifest GET each). Not measured: deletions are rare and few. */
+export const DELETE_EXTRA_TAG_READS = 8;
+
+/**
+ * Directory reads in flight during the walk (fast-glob's and the per-repository `readdir`s): many, so a cold cache
+ * on a real disk or NFS is read in parallel. Not measured beyond the scan bench (50,000 tags, warm cache).
+ */
+export const WALK_DIRECTORY_READS = 64;
+
+/** `scan --verify --concurrency` default: blobs hashed at once, 4 per core between 4 and 16. */
+export function scanConcurrency(cores: number): number {
+  return Math.max(4, Math.min(16, cores * 4));
+}
+
+/** Blobs hashed at once by `scan --verify`: hashing is CPU-bound, so more workers than cores only add memory. */
+export function hashWorkers(concurrency: number): number {
+  return Math.max(2, Math.min(concurrency, 8));
+}
+
+/** Read blocks while hashing a blob (`scan --verify`). Not measured: large enough that the hash, not the reads, sets the pace. */
+export const HASH_BLOCK_BYTES = 1024 * 1024;
+
+/** Tags resolved between two turns of the event loop, so signals and progress output are not starved. */
+export const RESOLVE_YIELD_TAGS = 256;
+
+/** Seconds between two progress lines when stderr is not a terminal, and between two JSON progress log lines. */
+export const PROGRESS_LINE_INTERVAL_SECONDS = 30;
+
+// ---- Failures and leases ------------------------------------------------------------------------------------------
+
+/**
+ * A transient failure (429, 5xx, a reset) is tried this many times in all (`--retries`), the waits doubling from
+ * 0.5 s up to 30 s (each jittered down to half), or what `Retry-After` asks up to 60 s. Not measured: the default
+ * waits add up to 3.75–7.5 s, which rides out a registry's restart (the fault suite kills and restarts one
+ * mid-push, test/faults/network.test.ts) without holding a run on a dead host for minutes.
+ */
+export const RETRY_ATTEMPTS = 5;
+export const RETRY_BASE_DELAY_MS = 500;
+export const RETRY_MAX_DELAY_MS = 30_000;
+export const MAX_RETRY_AFTER_MS = 60_000;
+
+/** `--timeout`: seconds without progress before a connection counts as dead. Not measured: longer than any pause a healthy registry makes. */
+export const TIMEOUT_SECONDS = 120;
+
+/** A bearer token is refreshed a quarter of its lifetime early, at most this much, so no request carries an expiring one. */
+export const TOKEN_REFRESH_MARGIN_MS = 30_000;
+
+/** `sync --lock-stale`: five minutes without a heartbeat means the lock's holder is gone (it renews every 30 s at most). */
+export const LOCK_STALE_SECONDS = 300;
+
+/** The sync lock's heartbeat: a quarter of the stale time, at most this, so a live holder is never taken for dead. */
+export const LOCK_HEARTBEAT_MAX_MS = 30_000;
+
+// ---- The V8 heap and libuv ------------------------------------------------------------------------------------
+
+/**
+ * Once the heap passes LARGE_HEAP_BYTES it grows by HEAP_GROWING_PERCENT before a full collection instead of V8's
+ * default (up to 2×, more under a high allocation rate), so the resident size stays near what is live
+ * (src/cli/heap-tuning.ts). Measured on the 50,000-tag scan storage: peak 178–195 MiB with it, 250–265 MiB
+ * without; at 200,000 tags ~290 MiB instead of ~500. The push corpus peaks at 146–151 MiB either way.
+ * Not below 64 MiB: with 20% growth from the start, a 0.5 GiB push ran 36 full collections over a 20 MiB heap
+ * (client CPU 2.5–3.3 s against 1.6–2.0 s once the growth waited for a large heap).
+ */
+export const LARGE_HEAP_BYTES = 64 * 1024 * 1024;
+export const HEAP_GROWING_PERCENT = 20;
+/** How often the heap's size is looked at until it is large: a heap statistics read is a few microseconds. */
+export const HEAP_CHECK_INTERVAL_MS = 100;
+
+/*
+ * UV_THREADPOOL_SIZE is not set: libuv's pool (4 threads) starts while Node loads the ES module entry point, before
+ * its first statement runs, so neither bin/regmigrate nor run() can change it (counted in /proc/<pid>/task: 4
+ * pool threads whatever the entry point sets, 16 only when the variable is in the environment at start). It does
+ * not need to: the resolver's reads are synchronous, and on the 50,000-tag scan storage 16 threads (set in the
+ * environment) took 12.1–15.1 s against 9.8–14.9 s with 4, at the same CPU time. An operator may still set it in
+ * the environment, where libuv reads it.
+ */
+
+// ---- Stopping --------------------------------------------------------------------------------------------------
+
+/**
+ * How long uploads under way may go on after the first signal before they are cut. Long enough for a layer that
+ * is nearly there to land (its image then gets its manifest), short enough for a container runtime's stop timeout
+ * (Kubernetes waits 30 s, `docker stop` 10 s before SIGKILL) to leave room for the report.
+ * `REGMIGRATE_STOP_GRACE_SECONDS` overrides it.
+ */
+export const STOP_GRACE_MS = 5000;
+
+/** `REGMIGRATE_STOP_GRACE_SECONDS`: the grace for uploads under way after a signal, instead of STOP_GRACE_MS. */
+export function stopGraceFromEnv(env: NodeJS.ProcessEnv): number {
+  const text = env.REGMIGRATE_STOP_GRACE_SECONDS ?? '';
+  return /^\d+(\.\d+)?$/.test(text) ? Number(text) * 1000 : STOP_GRACE_MS;
+}
