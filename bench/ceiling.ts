@@ -109,7 +109,7 @@ export async function runReferenceUploader(kind: UploaderKind, options: { projec
   const m = await measure(command, [script, options.root, options.url, String(options.connections), ...(options.caFile ? [options.caFile] : [])]);
   if (m.exitCode !== 0) throw new Error(`the ${kind} reference uploader exited ${m.exitCode}: ${m.stderr.slice(-1000)}`);
   const out = JSON.parse(m.stdout.trim().split('\n').at(-1)!) as { bytes: number; requests: number };
-  const name = `${kind === 'node' ? 'node:http, reused buffers' : 'Python http.client, sendfile'}, ${options.connections} connections`;
+  const name = `${kind === 'node' ? 'node:http, reused buffers' : `Python http.client, ${options.url.startsWith('https:') ? 'a reused buffer' : 'sendfile'}`}, ${options.connections} connections`;
   return { name, seconds: m.seconds, cpuSeconds: m.cpuSeconds, bytes: out.bytes, requests: out.requests };
 }
 
