@@ -61,7 +61,7 @@ async function withRegistry<T>(workDir: string, name: string, job: (registry: Re
 }
 
 /** A storage holding one image whose layer is `size` bytes of incompressible data, written as a stream. */
-async function buildBigLayerStorage(root: string, size: number): Promise<void> {
+export async function buildBigLayerStorage(root: string, size: number): Promise<void> {
   rmSync(root, { recursive: true, force: true });
   const b = new StorageBuilder(root);
   const tmp = path.join(root, 'layer.tmp');

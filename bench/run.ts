@@ -1,17 +1,21 @@
 /**
  * `npm run bench [-- section ...]`: every speed and memory goal, measured side by side with its baselines in the
- * same run. Sections: scan, push, sync, large, scale (all by default). Figures go to stdout, progress to stderr. Work files live in
+ * same run. Sections: scan, push, sync, large, scale, ceiling, wan, cpu, shards (all by default). Figures go to stdout, progress to stderr. Work files live in
  * $REGMIGRATE_BENCH_DIR (default: a folder in the system temp dir) and are reused between runs.
  */
 import { execa } from 'execa';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { benchCeiling } from './ceiling-section.js';
+import { benchCpu } from './cpu.js';
 import { benchLarge } from './large.js';
 import { benchPush } from './push.js';
 import { benchScale } from './scale.js';
 import { benchScan } from './scan.js';
+import { benchShards } from './shards.js';
 import { benchSync } from './sync.js';
+import { benchWan } from './wan.js';
 
 const project = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = path.join(project, 'bin', 'regmigrate');
@@ -25,3 +29,7 @@ if (wanted('push')) await benchPush({ bin, project, workDir });
 if (wanted('sync')) await benchSync({ bin, workDir });
 if (wanted('large')) await benchLarge({ bin, workDir });
 if (wanted('scale')) await benchScale({ bin, workDir });
+if (wanted('ceiling')) await benchCeiling({ bin, project, workDir });
+if (wanted('wan')) await benchWan({ bin, project, workDir });
+if (wanted('cpu')) await benchCpu({ bin, project, workDir });
+if (wanted('shards')) await benchShards({ bin, workDir });
