@@ -25,6 +25,14 @@ export interface ClientOptions {
   readonly throttle?: (bytes: number) => Promise<void>;
   /** Cuts every request under way (a stopping run's grace is over); the caller sees Interrupted. */
   readonly abort?: AbortSignal;
+  /** Hears the outcome of every request: the destination's budget adapts to it (destination/budget.ts). */
+  readonly feedback?: RequestFeedback;
+}
+
+/** Told of each response (its status, and `Retry-After` in ms on a 429 or 503) and of each request that got none. */
+export interface RequestFeedback {
+  onResponse(status: number, retryAfterMs: number | undefined): void;
+  onError(): void;
 }
 
 export interface ClientStats {
@@ -84,6 +92,7 @@ export class RegistryClient {
   readonly #userAgent: string;
   readonly #throttle: ((bytes: number) => Promise<void>) | undefined;
   readonly #abort: AbortSignal | undefined;
+  readonly #feedback: RequestFeedback | undefined;
   #chunkSize: number | undefined;
 
   constructor(options: ClientOptions) {
@@ -94,6 +103,7 @@ export class RegistryClient {
     this.#userAgent = options.userAgent ?? 'regmigrate';
     this.#throttle = options.throttle;
     this.#abort = options.abort;
+    this.#feedback = options.feedback;
     this.auth = new Authenticator(options.credentials, options.dispatcher, options.endpoint);
   }
 
@@ -374,6 +384,7 @@ export class RegistryClient {
         });
       } catch (err) {
         if (this.#abort?.aborted) throw this.#cut(options);
+        this.#feedback?.onError();
         throw new RegistryError(
           `${options.method} ${options.url.pathname}: ${describeNetworkError(err)}`,
           {
@@ -389,6 +400,7 @@ export class RegistryClient {
         );
       }
       const status = res.statusCode;
+      this.#feedback?.onResponse(status, status === 429 || status === 503 ? parseRetryAfter(headerValue(res.headers['retry-after'])) : undefined);
       if (options.ok.includes(status)) {
         const body = await (options.keepBody ? res.body.arrayBuffer().then((b) => Buffer.from(b)) : res.body.dump().then(() => Buffer.alloc(0))).catch((err: unknown) => {
           throw this.#abort?.aborted ? this.#cut(options) : err;
