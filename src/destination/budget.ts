@@ -19,8 +19,12 @@ export interface BudgetClock {
 
 const SYSTEM_CLOCK: BudgetClock = {
   now: () => Date.now(),
-  later: (ms, fn) => void setTimeout(fn, ms).unref(),
+  // Kept referenced: work queued behind a `Retry-After` is all a run may be waiting for.
+  later: (ms, fn) => void setTimeout(fn, ms),
 };
+
+/** The longest `Retry-After` that holds new work back, as the retry layer's (registry/retry.ts DEFAULT_RETRY). */
+const MAX_HOLD_MS = 60_000;
 
 /** How a budget may move: it starts at `initial` and stays within `floor`..`cap`. */
 export interface BudgetLimits {
@@ -247,6 +251,16 @@ export class DestinationBudget {
     return this.#notBefore;
   }
 
+  /**
+   * The run is stopping: a `Retry-After` holds nothing back any more, so work queued behind it starts and sees the
+   * stop at once (it starts no request) instead of waiting out the hold.
+   */
+  lift(): void {
+    this.#notBefore = 0;
+    this.#admit();
+    this.#wake();
+  }
+
   /** Hears each halving (the JSON log's `budget` event). */
   onChange(listener: (change: BudgetChange) => void): void {
     this.#listeners.push(listener);
@@ -255,7 +269,7 @@ export class DestinationBudget {
   /** Every response the registry client gets (registry/client.ts), with its `Retry-After` in ms when it had one. */
   onResponse(status: number, retryAfterMs: number | undefined): void {
     if (status === 429 || status === 503) {
-      if (retryAfterMs !== undefined && retryAfterMs > 0) this.#holdUntil(this.#clock.now() + retryAfterMs);
+      if (retryAfterMs !== undefined && retryAfterMs > 0) this.#holdUntil(this.#clock.now() + Math.min(retryAfterMs, MAX_HOLD_MS));
       this.#pushBack(status);
       return;
     }

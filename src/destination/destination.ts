@@ -55,6 +55,7 @@ export async function connectDestination(options: DestinationOptions): Promise<D
   const credentials = await resolveCredentials(options.endpoint.host, options.credentials);
   const sizes = options.budget ?? DEFAULT_BUDGET;
   const budget = createBudget(sizes);
+  options.stop?.stop.addEventListener('abort', () => budget.lift(), { once: true });
   // A connection for every slot the budgets may grow to: a request beyond the pool would wait inside undici, unseen.
   const connections = Math.max(32, capOf(sizes.requests) + capOf(sizes.uploads));
   const dispatcher: Agent = createDispatcher({ insecure: options.insecure, caFile: options.caFile, timeoutMs: options.timeoutMs, connections });
