@@ -316,3 +316,19 @@ describe('DestinationBudget: Retry-After', () => {
     await Promise.all([...held, ...uploads].map((r) => r.result));
   });
 });
+
+describe('DestinationBudget: a stopping run', () => {
+  it('lift() ends a Retry-After hold: queued work starts at once (and sees the stop)', async () => {
+    const { budget } = destinationBudget({ initial: 4, floor: 2, cap: 4 });
+    const started: string[] = [];
+    budget.onResponse(429, 60_000);
+    const queued = fill((w) => budget.requests.run(w), 1, started);
+    await settle();
+    expect(started).toEqual([]);
+    budget.lift();
+    await settle();
+    expect(started).toEqual(['r0']);
+    queued[0]!.finish();
+    await queued[0]!.result;
+  });
+});

@@ -13,14 +13,17 @@
 /** Time, as the budget sees it: tests give their own clock and fire its timers by hand. */
 export interface BudgetClock {
   now(): number;
-  /** Calls `fn` after `ms`; must not keep the process alive. */
-  later(ms: number, fn: () => void): void;
+  /** Calls `fn` after `ms`; may return a way to cancel it. */
+  later(ms: number, fn: () => void): (() => void) | void;
 }
 
 const SYSTEM_CLOCK: BudgetClock = {
   now: () => Date.now(),
   // Kept referenced: work queued behind a `Retry-After` is all a run may be waiting for.
-  later: (ms, fn) => void setTimeout(fn, ms),
+  later: (ms, fn) => {
+    const timer = setTimeout(fn, ms);
+    return () => clearTimeout(timer);
+  },
 };
 
 /** The longest `Retry-After` that holds new work back, as the retry layer's (registry/retry.ts DEFAULT_RETRY). */
@@ -231,6 +234,7 @@ export class DestinationBudget {
   /** Nothing new starts before this time (ms, the clock's): the latest `Retry-After` heard. */
   #notBefore = 0;
   #timerAt = 0;
+  #cancelTimer: (() => void) | void = undefined;
   /** Slots whose work sleeps before a retry, and retries that slept and wait for room. */
   #parked = 0;
   readonly #retries: Array<() => void> = [];
@@ -257,6 +261,9 @@ export class DestinationBudget {
    */
   lift(): void {
     this.#notBefore = 0;
+    this.#timerAt = 0;
+    this.#cancelTimer?.();
+    this.#cancelTimer = undefined;
     this.#admit();
     this.#wake();
   }
@@ -340,8 +347,11 @@ export class DestinationBudget {
     this.#notBefore = time;
     if (this.#timerAt >= time) return;
     this.#timerAt = time;
-    this.#clock.later(time - this.#clock.now(), () => {
-      if (this.#timerAt === time) this.#timerAt = 0;
+    this.#cancelTimer?.();
+    this.#cancelTimer = this.#clock.later(time - this.#clock.now(), () => {
+      if (this.#timerAt !== time) return;
+      this.#timerAt = 0;
+      this.#cancelTimer = undefined;
       this.#admit();
       this.#wake();
     });

@@ -72,6 +72,8 @@ export async function connectDestination(options: DestinationOptions): Promise<D
     ...(options.stop ? { abort: options.stop.abort } : {}),
   });
   const close = async (): Promise<void> => {
+    // A pending `Retry-After` hold must not keep a finished run's process alive.
+    budget.lift();
     await dispatcher.close().catch(() => undefined);
   };
   // Retries of the first contact take seconds of silence: say once that they are happening, and why.
