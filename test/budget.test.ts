@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RequestBudget } from '../src/destination/budget.js';
+import { DestinationBudget, RequestBudget, type BudgetChange, type BudgetClock } from '../src/destination/budget.js';
 
 /** A request that ends when the test says so. */
 function request(name: string, started: string[]): { work: () => Promise<string>; finish: () => void } {
@@ -77,5 +77,258 @@ describe('RequestBudget', () => {
     await expect(budget.run(() => { throw new Error('at once'); })).rejects.toThrow('at once');
     expect(await budget.run(async () => 'next')).toBe('next');
     expect(budget.active).toBe(0);
+  });
+});
+
+/** A clock the test moves by hand; timers fire when it passes them. */
+class ManualClock implements BudgetClock {
+  time = 0;
+  #timers: Array<{ at: number; fn: () => void }> = [];
+  now(): number {
+    return this.time;
+  }
+  later(ms: number, fn: () => void): void {
+    this.#timers.push({ at: this.time + ms, fn });
+  }
+  advance(ms: number): void {
+    this.time += ms;
+    const due = this.#timers.filter((t) => t.at <= this.time);
+    this.#timers = this.#timers.filter((t) => t.at > this.time);
+    for (const t of due) t.fn();
+  }
+}
+
+/** Starts `n` requests in `budget`, each ending when the test says so. */
+function fill(run: (work: () => Promise<string>) => Promise<string>, n: number, started: string[], prefix = 'r'): Array<{ finish: () => void; result: Promise<string> }> {
+  return Array.from({ length: n }, (_, i) => {
+    const r = request(`${prefix}${i}`, started);
+    return { finish: r.finish, result: run(r.work) };
+  });
+}
+
+/** A destination budget of `requests` slots adapting within floor..cap, and one upload slot, on a manual clock. */
+function destinationBudget(requests: { initial: number; floor: number; cap: number }, clock = new ManualClock()): { budget: DestinationBudget; clock: ManualClock; changes: BudgetChange[] } {
+  const budget = new DestinationBudget({ requests, uploads: { initial: 1, floor: 1, cap: 1 } }, clock);
+  const changes: BudgetChange[] = [];
+  budget.onChange((c) => changes.push(c));
+  return { budget, clock, changes };
+}
+
+describe('RequestBudget: additive increase', () => {
+  it('grows by one slot per window of successes while work waits for a slot, up to its cap', async () => {
+    const budget = new RequestBudget({ initial: 2, floor: 1, cap: 4 });
+    const started: string[] = [];
+    const all = fill((w) => budget.run(w), 12, started);
+    await settle();
+    expect(budget.size).toBe(2);
+    // A window at size 2 is two successes.
+    all[0]!.finish();
+    all[1]!.finish();
+    await settle();
+    expect(budget.size).toBe(3);
+    expect(budget.active).toBe(3);
+    for (const r of all.slice(2, 5)) r.finish();
+    await settle();
+    expect(budget.size).toBe(4);
+    for (const r of all.slice(5)) r.finish();
+    await Promise.all(all.map((r) => r.result));
+    expect(budget.size).toBe(4); // the cap
+  });
+
+  it('does not grow while it is not the limit (no work waits for a slot)', async () => {
+    const budget = new RequestBudget({ initial: 4, floor: 1, cap: 16 });
+    for (let i = 0; i < 40; i++) await budget.run(async () => i);
+    expect(budget.size).toBe(4);
+  });
+
+  it('does not grow on failures: they are not successes', async () => {
+    const budget = new RequestBudget({ initial: 2, floor: 1, cap: 4 });
+    const all = Array.from({ length: 6 }, () => budget.run(async () => Promise.reject(new Error('503'))).catch(() => 'failed'));
+    expect(await Promise.all(all)).toEqual(Array(6).fill('failed'));
+    expect(budget.size).toBe(2);
+  });
+
+  it('a fixed size (a number) never moves', async () => {
+    const budget = new RequestBudget(3);
+    const started: string[] = [];
+    const all = fill((w) => budget.run(w), 9, started);
+    for (const r of all) {
+      await settle();
+      r.finish();
+    }
+    await Promise.all(all.map((r) => r.result));
+    expect(budget.size).toBe(3);
+  });
+});
+
+describe('DestinationBudget: multiplicative decrease', () => {
+  it('halves on a 429 once per window: a burst of 429s from the requests in flight halves it once', async () => {
+    const { budget, changes } = destinationBudget({ initial: 16, floor: 2, cap: 16 });
+    const started: string[] = [];
+    const first = fill((w) => budget.requests.run(w), 16, started);
+    await settle();
+    for (let i = 0; i < 16; i++) budget.onResponse(429, undefined);
+    expect(budget.requests.size).toBe(8);
+    expect(changes).toEqual([{ budget: 'requests', from: 16, to: 8, reason: 429 }]);
+    // The old window drains; a 429 from the new one halves again.
+    for (const r of first) r.finish();
+    await Promise.all(first.map((r) => r.result));
+    const second = fill((w) => budget.requests.run(w), 8, started, 's');
+    await settle();
+    budget.onResponse(503, undefined);
+    expect(budget.requests.size).toBe(4);
+    expect(changes.at(-1)).toEqual({ budget: 'requests', from: 8, to: 4, reason: 503 });
+    for (const r of second) r.finish();
+    await Promise.all(second.map((r) => r.result));
+  });
+
+  it('new work waits until the halved budget has room', async () => {
+    const { budget } = destinationBudget({ initial: 4, floor: 2, cap: 4 });
+    const started: string[] = [];
+    const first = fill((w) => budget.requests.run(w), 4, started);
+    await settle();
+    budget.onResponse(429, undefined);
+    const more = fill((w) => budget.requests.run(w), 2, started, 'm');
+    first[0]!.finish();
+    first[1]!.finish();
+    await settle();
+    // Two of four in flight, and the budget is 2: nothing new yet.
+    expect(started).toEqual(['r0', 'r1', 'r2', 'r3']);
+    first[2]!.finish();
+    await settle();
+    expect(started).toEqual(['r0', 'r1', 'r2', 'r3', 'm0']);
+    for (const r of [...first, ...more]) r.finish();
+    await Promise.all([...first, ...more].map((r) => r.result));
+  });
+
+  it('never goes below its floor', async () => {
+    const { budget } = destinationBudget({ initial: 8, floor: 3, cap: 8 });
+    const started: string[] = [];
+    for (let round = 0; round < 4; round++) {
+      const batch = fill((w) => budget.requests.run(w), budget.requests.size, started, `b${round}-`);
+      await settle();
+      budget.onResponse(429, undefined);
+      for (const r of batch) r.finish();
+      await Promise.all(batch.map((r) => r.result));
+    }
+    expect(budget.requests.size).toBe(3);
+  });
+
+  it('leaves an idle budget alone: the uploads keep their size when only requests were in flight', async () => {
+    const { budget } = destinationBudget({ initial: 4, floor: 2, cap: 4 });
+    const started: string[] = [];
+    const first = fill((w) => budget.requests.run(w), 2, started);
+    await settle();
+    budget.onResponse(429, undefined);
+    expect(budget.requests.size).toBe(2);
+    expect(budget.uploads.size).toBe(1);
+    for (const r of first) r.finish();
+    await Promise.all(first.map((r) => r.result));
+  });
+
+  it('halves when errors rise to a quarter of a window, not for one reset', async () => {
+    const { budget, changes } = destinationBudget({ initial: 8, floor: 2, cap: 8 });
+    const started: string[] = [];
+    const inFlight = fill((w) => budget.requests.run(w), 8, started);
+    await settle();
+    // A window is 9 responses (8 request slots and 1 upload slot): one reset in it is no trend.
+    budget.onError();
+    for (let i = 0; i < 8; i++) budget.onResponse(200, undefined);
+    expect(budget.requests.size).toBe(8);
+    for (let i = 0; i < 6; i++) budget.onResponse(200, undefined);
+    budget.onResponse(500, undefined);
+    budget.onError();
+    budget.onResponse(502, undefined);
+    expect(budget.requests.size).toBe(4);
+    expect(changes).toEqual([{ budget: 'requests', from: 8, to: 4, reason: 'errors' }]);
+    for (const r of inFlight) r.finish();
+    await Promise.all(inFlight.map((r) => r.result));
+  });
+});
+
+describe('DestinationBudget: Retry-After', () => {
+  it('starts nothing new before the time a Retry-After names, then goes on', async () => {
+    const { budget, clock } = destinationBudget({ initial: 4, floor: 2, cap: 4 });
+    const started: string[] = [];
+    const first = fill((w) => budget.requests.run(w), 1, started);
+    await settle();
+    budget.onResponse(429, 2000);
+    expect(budget.notBefore).toBe(2000);
+    first[0]!.finish();
+    const later = fill((w) => budget.requests.run(w), 2, started, 'l');
+    await settle();
+    expect(started).toEqual(['r0']);
+    clock.advance(1999);
+    await settle();
+    expect(started).toEqual(['r0']);
+    clock.advance(1);
+    await settle();
+    expect(started).toEqual(['r0', 'l0', 'l1']);
+    for (const r of later) r.finish();
+    await Promise.all([...first, ...later].map((r) => r.result));
+  });
+
+  it('a retry waits out the Retry-After and for room in the halved budget, and goes before new work', async () => {
+    const { budget, clock } = destinationBudget({ initial: 4, floor: 2, cap: 4 });
+    const started: string[] = [];
+    const order: string[] = [];
+    const slept: number[] = [];
+    const sleep = async (ms: number): Promise<void> => void slept.push(ms);
+    const held = fill((w) => budget.requests.run(w), 3, started);
+    // The fourth slot's request is answered 429 (Retry-After: 1) and retries inside its slot.
+    const retried = budget.requests.run(async () => {
+      budget.onResponse(429, 1000);
+      await budget.pauseForRetry(1000, sleep);
+      order.push('retry');
+      return 'retried';
+    });
+    const fresh = budget.requests.run(async () => {
+      order.push('fresh');
+      return 'fresh';
+    });
+    await settle();
+    expect(budget.requests.size).toBe(2);
+    expect(slept).toEqual([1000]);
+    clock.advance(1000);
+    await settle();
+    // Three requests in flight, the budget is 2 (and 1 upload slot): the retry waits for room.
+    expect(order).toEqual([]);
+    held[0]!.finish();
+    await settle();
+    expect(order).toEqual(['retry']);
+    for (const r of held) r.finish();
+    expect(await Promise.all([retried, fresh])).toEqual(['retried', 'fresh']);
+    expect(order).toEqual(['retry', 'fresh']);
+  });
+
+  it('a retry waiting for room ends at once when the run stops', async () => {
+    const { budget } = destinationBudget({ initial: 2, floor: 2, cap: 2 });
+    const started: string[] = [];
+    const held = fill((w) => budget.requests.run(w), 2, started);
+    const uploads = fill((w) => budget.uploads.run(w), 1, started, 'u');
+    await settle();
+    const stop = new AbortController();
+    const waiting = budget.pauseForRetry(0, async () => undefined, stop.signal).then(() => 'ended');
+    await settle();
+    stop.abort();
+    expect(await waiting).toBe('ended');
+    for (const r of [...held, ...uploads]) r.finish();
+    await Promise.all([...held, ...uploads].map((r) => r.result));
+  });
+});
+
+describe('DestinationBudget: a stopping run', () => {
+  it('lift() ends a Retry-After hold: queued work starts at once (and sees the stop)', async () => {
+    const { budget } = destinationBudget({ initial: 4, floor: 2, cap: 4 });
+    const started: string[] = [];
+    budget.onResponse(429, 60_000);
+    const queued = fill((w) => budget.requests.run(w), 1, started);
+    await settle();
+    expect(started).toEqual([]);
+    budget.lift();
+    await settle();
+    expect(started).toEqual(['r0']);
+    queued[0]!.finish();
+    await queued[0]!.result;
   });
 });

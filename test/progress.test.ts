@@ -10,7 +10,8 @@ import { PLAN_VERSION, type Plan, type PlannedImage } from '../src/plan/plan.js'
 import { createJsonLog } from '../src/report/log.js';
 import { createProgress } from '../src/report/progress.js';
 import { RateMeter } from '../src/report/rate.js';
-import type { PushEvent } from '../src/push/push.js';
+import type { PushEvent, PushResult } from '../src/push/push.js';
+import { DestinationBudget } from '../src/destination/budget.js';
 import { count, formatBytes, formatDuration, formatRate } from '../src/util/format.js';
 import { VERSION } from '../src/version.js';
 import { PROJECT } from './helpers/cli.js';
@@ -165,6 +166,52 @@ describe('progress output carries the rate and the time left', () => {
     const progress = records.filter((r) => r.event === 'progress');
     expect(progress).toHaveLength(1);
     expect(progress[0]).toMatchObject({ level: 'info', images: 1, imagesDone: 0, failed: 0, bytes: 30 * MiB, bytesTotal: 100 * MiB, bytesPerSecond: MiB, bytesPerSecondSmoothed: MiB, etaSeconds: 70 });
+  });
+
+  /** A destination budget with `n` requests and one upload in flight (never finished: the test ends first). */
+  function busyBudget(n: number): DestinationBudget {
+    const budget = new DestinationBudget({ requests: { initial: 24, floor: 2, cap: 64 }, uploads: { initial: 8, floor: 1, cap: 8 } });
+    for (let i = 0; i < n; i++) void budget.requests.run(() => new Promise<void>(() => undefined));
+    void budget.uploads.run(() => new Promise<void>(() => undefined));
+    return budget;
+  }
+
+  it('plain lines show the requests in flight against the budget', () => {
+    const stream = new PassThrough();
+    const output = collect(stream);
+    const progress = createProgress({ stream, isTTY: false, quiet: false, intervalSeconds: 30, budget: busyBudget(16) });
+    progress.onEvent(plannedEvent());
+    send(progress.onEvent, 31);
+    progress.stop();
+    expect(output()).toMatch(/ETA 70\.0 s; 16 requests in flight \(budget 24\), 1 upload \(budget 8\)$/m);
+  });
+
+  it('--log-format json: the budget in each progress record and at the end, and a budget record when it halves', () => {
+    const stream = new PassThrough();
+    const output = collect(stream);
+    const budget = busyBudget(16);
+    const log = createJsonLog(stream, { intervalSeconds: 30, budget });
+    log.onEvent(plannedEvent());
+    send(log.onEvent, 31);
+    budget.onResponse(429, undefined);
+    log.finished({ reports: [], stats: { bytesUploaded: 0 }, durationMs: 1 } as unknown as PushResult);
+    const records = output().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(records.find((r) => r.event === 'progress')).toMatchObject({ requestsInFlight: 16, requestBudget: 24, uploadsInFlight: 1, uploadBudget: 8 });
+    expect(records.filter((r) => r.event === 'budget')).toEqual([
+      expect.objectContaining({ level: 'warn', budget: 'requests', from: 24, to: 12, reason: 'HTTP 429' }),
+      expect.objectContaining({ level: 'warn', budget: 'uploads', from: 8, to: 4, reason: 'HTTP 429' }),
+    ]);
+    expect(records.find((r) => r.event === 'run-finished')).toMatchObject({ requestBudget: 12, uploadBudget: 4 });
+  });
+
+  it('bars on a terminal: the images bar shows the requests in flight against the budget', () => {
+    const stream = Object.assign(new PassThrough(), { isTTY: true, columns: 200, cursorTo: () => true, clearLine: () => true, moveCursor: () => true });
+    const output = collect(stream);
+    const progress = createProgress({ stream, isTTY: true, quiet: false, budget: busyBudget(5) });
+    progress.onEvent(plannedEvent());
+    vi.advanceTimersByTime(1000);
+    progress.stop();
+    expect(output()).toMatch(/0\/1 image; 5 requests in flight \(budget 24\), 1 upload \(budget 8\)/);
   });
 
   it('bars on a terminal: the bytes bar shows the rates and the ETA', () => {

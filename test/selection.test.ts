@@ -248,6 +248,7 @@ describe('config file', () => {
     ['a version range that is not one', 'selection:\n  semver: ">=1.0 <<<"\n', /selection\.semver: ">=1\.0 <<<" is not a version range/],
     ['a date that is not one', 'selection:\n  pushedAfter: yesterday\n', /selection\.pushedAfter: "yesterday" is neither a date/],
     ['a rate that is not one', 'transfer:\n  limitRate: fast\n', /transfer\.limitRate: "fast" is not a rate of at least 1KiB\/s/],
+    ['a request budget below its floor', 'transfer:\n  maxRequests: 1\n', /transfer\.maxRequests: 1 is not a whole number from 2 to 1024/],
     ['an output format there is not', 'output:\n  output: xml\n', /output\.output: "xml" is not table, json, csv or html/],
     ['a glob that cannot be read', 'selection:\n  include: ["team/**", "a{b"]\n', /selection\.include: "a\{b" is not a valid glob/],
   ])('refuses %s, naming its path in the file (exit 2, before any work)', async (_, content, message) => {

@@ -47,6 +47,7 @@ const sections = {
   transfer: z.strictObject({
     via: z.enum(['oci', 'skopeo'], { error: 'expected oci or skopeo' }),
     concurrency: whole,
+    maxRequests: whole,
     public: flag,
     storageLimit: size,
     schema1: z.enum(['keep', 'convert', 'skip'], { error: 'expected keep, convert or skip' }),

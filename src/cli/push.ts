@@ -37,8 +37,8 @@ export async function runPush(request: PushRequest, ctx: CliContext): Promise<nu
     const stopper = new Stopper(stopGraceFromEnv(ctx.env));
     const destination = await openDestination(request, ctx, request.dryRun, stopper.signals);
     const limitRate = request.destination.options.limitRate;
-    const json = request.logFormat === 'json' ? createJsonLog(ctx.stderr) : undefined;
-    const progress = json ?? createProgress({ stream: ctx.stderr, isTTY: ctx.stderrIsTTY && !ctx.env.REGMIGRATE_NO_PROGRESS, quiet: request.quiet, ...(limitRate !== undefined ? { limitRate } : {}) });
+    const json = request.logFormat === 'json' ? createJsonLog(ctx.stderr, { budget: destination.budget }) : undefined;
+    const progress = json ?? createProgress({ stream: ctx.stderr, isTTY: ctx.stderrIsTTY && !ctx.env.REGMIGRATE_NO_PROGRESS, quiet: request.quiet, budget: destination.budget, ...(limitRate !== undefined ? { limitRate } : {}) });
     try {
       // Rendering and the report are inside: a signal while they are written does not lose them.
       const { result: code, signal } = await withInterruption(ctx, stopper, async ({ stop, abort }) => {

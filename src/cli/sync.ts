@@ -117,7 +117,7 @@ export async function runSync(request: SyncRequest, ctx: CliContext): Promise<nu
     try {
       const stopper = new Stopper(stopGraceFromEnv(ctx.env));
       const destination = await openDestination({ ...request, quiet: true }, ctx, false, stopper.signals);
-      const json = request.logFormat === 'json' ? createJsonLog(ctx.stderr) : undefined;
+      const json = request.logFormat === 'json' ? createJsonLog(ctx.stderr, { budget: destination.budget }) : undefined;
       try {
         // The journal and the report are written inside: a signal while they are written does not lose them.
         const { result: code, signal } = await withInterruption(ctx, stopper, async ({ stop, abort }) => {

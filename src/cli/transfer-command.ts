@@ -6,6 +6,7 @@ import { errorMessage, RegmigrateError } from '../errors.js';
 import type { Deletion } from '../sync/sync.js';
 import { reportFormat } from '../report/push-report.js';
 import { connectDestination, type Destination } from '../destination/destination.js';
+import type { BudgetLimits } from '../destination/budget.js';
 import type { Schema1Mode } from '../plan/plan.js';
 import type { PushOptions, PushResult } from '../push/push.js';
 import type { SourceSelection } from '../transfer/source.js';
@@ -23,6 +24,7 @@ import { batchTagsFromEnv, requestConcurrency, TRANSFER_CONCURRENCY } from '../t
 /** Flags shared by push and sync: where, how, and what to write. */
 export interface TransferFlags extends DestinationFlags, SelectionFlags {
   concurrency?: string;
+  maxRequests?: string;
   report?: string;
   public?: boolean;
   storageLimit?: string;
@@ -40,6 +42,8 @@ export interface TransferFlags extends DestinationFlags, SelectionFlags {
 export interface TransferRequest extends SourceSelection {
   readonly destination: NormalizedDestination;
   readonly concurrency: number;
+  /** `--max-requests`: the request budget's cap, and where it starts; undefined: it adapts within the defaults. */
+  readonly maxRequests: number | undefined;
   readonly report: string | undefined;
   readonly public: boolean;
   readonly storageLimit: number;
@@ -59,7 +63,8 @@ export function addTransferOptions(command: Command): Command {
     .option('--via <transport>', 'oci (default: streams over HTTP) or skopeo (dir: layouts + skopeo copy)')
     .option('--work-dir <dir>', 'with --via skopeo: where the dir: layouts go (default: beside the storage, for hard links)')
     .option('--keep-work-dir', 'with --via skopeo: keep the dir: layouts afterwards')
-    .option('--concurrency <n>', `blob uploads (or skopeo copies) in flight (default ${TRANSFER_CONCURRENCY})`)
+    .option('--concurrency <n>', `blob uploads (or skopeo copies) in flight, at most (default ${TRANSFER_CONCURRENCY})`)
+    .option('--max-requests <n>', 'other requests in flight, at most (default: adapts from 16 up to 64)')
     .option('--report <file>', 'write the verified image list to FILE (.json or .csv)')
     .option('--public', 'create missing Harbor projects as public (default private)')
     .option('--storage-limit <size>', 'storage quota for projects created (default -1, unlimited)')
@@ -92,6 +97,7 @@ export function normalizeTransfer(root: string, flags: TransferFlags, problems: 
     ...normalizeSelection(root, flags, problems),
     destination: normalizeDestination(flags, problems),
     concurrency: parsePositiveInt('--concurrency', flags.concurrency, TRANSFER_CONCURRENCY, problems, 256),
+    maxRequests: flags.maxRequests === undefined ? undefined : parsePositiveInt('--max-requests', flags.maxRequests, MIN_REQUESTS, problems, 1024, MIN_REQUESTS),
     report: flags.report,
     public: flags.public ?? false,
     storageLimit,
@@ -119,7 +125,7 @@ export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Pa
     ...(request.shard ? { shard: request.shard } : {}),
     ...(request.tags ? { tags: request.tags } : {}),
     project: { public: request.public, storageLimit: request.storageLimit },
-    requestConcurrency: budgetSizes(request).requests,
+    requestConcurrency: budgetSizes(request).requests.initial,
     via: request.via,
     ...(request.workDir !== undefined ? { workDir: request.workDir } : {}),
     keepWorkDir: request.keepWorkDir,
@@ -132,9 +138,19 @@ export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Pa
   };
 }
 
-/** Blob uploads (or skopeo copies) and other requests in flight at the destination: `--concurrency`, and twice that (at least 16). */
-function budgetSizes(request: TransferRequest): { uploads: number; requests: number } {
-  return { uploads: request.concurrency, requests: requestConcurrency(request.concurrency) };
+/** The request budget's floor: one slot for the batch under way and one for the next batch's probes. */
+const MIN_REQUESTS = 2;
+
+/**
+ * Blob uploads (or skopeo copies) and other requests in flight at the destination (destination/budget.ts): uploads
+ * start at `--concurrency` and never exceed it; requests start at twice that (at least 16: tuning.ts
+ * requestConcurrency) and grow up to 64, or four times `--concurrency` if more; `--max-requests N` caps them at N and
+ * starts them there. Both halve when the destination answers 429/503 and grow back while requests succeed.
+ */
+function budgetSizes(request: TransferRequest): { uploads: BudgetLimits; requests: BudgetLimits } {
+  const uploads = { initial: request.concurrency, floor: 1, cap: request.concurrency };
+  if (request.maxRequests !== undefined) return { uploads, requests: { initial: request.maxRequests, floor: MIN_REQUESTS, cap: request.maxRequests } };
+  return { uploads, requests: { initial: requestConcurrency(request.concurrency), floor: MIN_REQUESTS, cap: Math.max(64, request.concurrency * 4) } };
 }
 
 /** Checks what the transport needs, then connects: everything that fails before any work (exit 2/3). */

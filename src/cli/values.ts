@@ -59,6 +59,7 @@ export const VALUE_CHECKS: Readonly<Record<string, ValueCheck>> = {
     return typeof shard === 'string' ? withoutFlag(shard) : undefined;
   },
   concurrency: wholeFrom(1, 256),
+  maxRequests: wholeFrom(2, 1024),
   storageLimit: (value) => (value === '-1' || parseSize(value) !== undefined ? undefined : 'is not a size (like 500GiB) or -1'),
   output: (value) => (['table', 'json', 'csv', 'html'].includes(value) ? undefined : 'is not table, json, csv or html'),
   report: (value) => (reportFormat(value) ? undefined : 'must end in .json or .csv'),

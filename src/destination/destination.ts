@@ -1,3 +1,4 @@
+import { setTimeout as wait } from 'node:timers/promises';
 import type { Agent } from 'undici';
 import { DestinationError, errorMessage } from '../errors.js';
 import { HarborClient } from '../harbor/client.js';
@@ -9,7 +10,7 @@ import { createDispatcher, type TlsOptions } from './dispatcher.js';
 import { RegistryError } from '../registry/errors.js';
 import type { SystemInfo } from '../harbor/schema.js';
 import { RateLimiter } from '../util/rate-limit.js';
-import { createBudget, type DestinationBudget } from './budget.js';
+import { createBudget, DEFAULT_BUDGET, type BudgetSizes, type DestinationBudget } from './budget.js';
 import type { StopSignals } from '../util/stop.js';
 import type { OnNotice } from '../util/notice.js';
 
@@ -25,8 +26,8 @@ export interface DestinationOptions extends TlsOptions {
   readonly stop?: StopSignals;
   /** A line for the operator while the first contact is retried (a registry still starting, a flaky link). */
   readonly onNotice?: OnNotice;
-  /** Uploads and requests in flight at once for the whole run (a transfer's `--concurrency`); defaults otherwise. */
-  readonly budget?: { readonly uploads: number; readonly requests: number };
+  /** Uploads and requests in flight at once for the whole run (a transfer's `--concurrency`, `--max-requests`); defaults otherwise. */
+  readonly budget?: BudgetSizes;
 }
 
 export interface Destination {
@@ -54,19 +55,27 @@ const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|DEPTH_ZERO|HOSTNAME
  */
 export async function connectDestination(options: DestinationOptions): Promise<Destination> {
   const credentials = await resolveCredentials(options.endpoint.host, options.credentials);
-  const dispatcher: Agent = createDispatcher({ insecure: options.insecure, caFile: options.caFile, timeoutMs: options.timeoutMs });
+  const sizes = options.budget ?? DEFAULT_BUDGET;
+  const budget = createBudget(sizes);
+  options.stop?.stop.addEventListener('abort', () => budget.lift(), { once: true });
+  // A connection for every slot the budgets may grow to: a request beyond the pool would wait inside undici, unseen.
+  const connections = Math.max(32, capOf(sizes.requests) + capOf(sizes.uploads));
+  const dispatcher: Agent = createDispatcher({ insecure: options.insecure, caFile: options.caFile, timeoutMs: options.timeoutMs, connections });
   const limiter = options.limitRate !== undefined ? new RateLimiter(options.limitRate) : undefined;
-  const retry = options.stop ? { ...(options.retry ?? DEFAULT_RETRY), signal: options.stop.stop } : options.retry;
+  const retry = budgetedRetry(options.retry ?? DEFAULT_RETRY, budget, options.stop?.stop);
   const client = new RegistryClient({
     endpoint: options.endpoint,
     credentials,
     dispatcher,
+    feedback: budget,
     ...(limiter ? { throttle: (bytes: number, signal?: AbortSignal) => limiter.take(bytes, signal) } : {}),
     ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
-    ...(retry ? { retry } : {}),
+    retry,
     ...(options.stop ? { abort: options.stop.abort } : {}),
   });
   const close = async (): Promise<void> => {
+    // A pending `Retry-After` hold must not keep a finished run's process alive.
+    budget.lift();
     await dispatcher.close().catch(() => undefined);
   };
   // Retries of the first contact take seconds of silence: say once that they are happening, and why.
@@ -110,9 +119,24 @@ export async function connectDestination(options: DestinationOptions): Promise<D
     credentials,
     tls: { insecure: options.insecure, caFile: options.caFile },
     limiter,
-    budget: createBudget(options.budget),
+    budget,
     close,
   };
+}
+
+function capOf(limits: BudgetSizes['requests']): number {
+  return typeof limits === 'number' ? limits : limits.cap;
+}
+
+/**
+ * The retry policy of every request to the destination: between attempts the budget parks the step's slot, and
+ * the retry goes when a `Retry-After` has passed and the (halved) budget has room for it (destination/budget.ts).
+ */
+function budgetedRetry(policy: RetryPolicy, budget: DestinationBudget, signal: AbortSignal | undefined): RetryPolicy {
+  const given = policy.wait;
+  // The policy's own wait when it has one (tests record delays); else a sleep that a stopping run ends at once.
+  const sleep = given ?? ((ms: number) => wait(ms, undefined, signal ? { signal } : {}).catch(() => undefined));
+  return { ...policy, ...(signal ? { signal } : {}), wait: (ms) => budget.pauseForRetry(ms, sleep, signal) };
 }
 
 function explainConnectFailure(endpoint: Endpoint, err: unknown, haveCredentials: boolean): Error {

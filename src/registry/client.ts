@@ -3,14 +3,14 @@ import type { Authenticator } from './auth.js';
 import { hasBlob, mountBlob, readBlob, uploadBlob, uploadBuffer, type MountResult, type UploadBlobOptions, type UploadSettings } from './blobs.js';
 import type { Credentials } from './credentials.js';
 import type { Endpoint } from './endpoint.js';
-import { RegistryHttp, type ClientStats } from './http.js';
+import { RegistryHttp, type ClientStats, type RequestFeedback } from './http.js';
 import { deleteManifest, getManifest, probeManifest, putManifest, type ManifestHead, type ServedManifest } from './manifests.js';
 import type { RetryPolicy } from './retry.js';
 import { catalog, listTags } from './tags.js';
 
 export type { RetryPolicy } from './retry.js';
 export { DEFAULT_RETRY } from './retry.js';
-export type { ClientStats } from './http.js';
+export type { ClientStats, RequestFeedback } from './http.js';
 export type { BlobReader, ByteRange, MountResult, UploadBlobOptions } from './blobs.js';
 
 export interface ClientOptions {
@@ -25,6 +25,8 @@ export interface ClientOptions {
   readonly throttle?: (bytes: number, signal?: AbortSignal) => Promise<void>;
   /** Cuts every request under way (a stopping run's grace is over); the caller sees Interrupted. */
   readonly abort?: AbortSignal;
+  /** Hears the outcome of every request: the destination's budget adapts to it (destination/budget.ts). */
+  readonly feedback?: RequestFeedback;
 }
 
 /**

@@ -21,6 +21,14 @@ export interface HttpOptions {
   readonly userAgent?: string;
   /** Cuts every request under way, token fetches included (a stopping run's grace is over); the caller sees Interrupted. */
   readonly abort?: AbortSignal;
+  /** Hears the outcome of every request: the destination's budget adapts to it (destination/budget.ts). */
+  readonly feedback?: RequestFeedback;
+}
+
+/** Told of each response (its status, and `Retry-After` in ms on a 429 or 503) and of each request that got none. */
+export interface RequestFeedback {
+  onResponse(status: number, retryAfterMs: number | undefined): void;
+  onError(): void;
 }
 
 export interface ClientStats {
@@ -76,8 +84,10 @@ export class RegistryHttp {
   readonly #dispatcher: Dispatcher;
   readonly #retry: RetryPolicy;
   readonly #userAgent: string;
+  readonly #feedback: RequestFeedback | undefined;
 
   constructor(options: HttpOptions) {
+    this.#feedback = options.feedback;
     this.endpoint = options.endpoint;
     this.#dispatcher = options.dispatcher;
     this.#retry = options.retry ?? DEFAULT_RETRY;
@@ -117,9 +127,11 @@ export class RegistryHttp {
         });
       } catch (err) {
         if (this.abort?.aborted) throw this.#cut(options);
+        this.#feedback?.onError();
         throw new RegistryError(`${options.method} ${options.url.pathname}: ${describeNetworkError(err)}`, this.#details(options, undefined, classifyNetworkError(err)), err);
       }
       const status = res.statusCode;
+      this.#feedback?.onResponse(status, status === 429 || status === 503 ? parseRetryAfter(headerValue(res.headers['retry-after'])) : undefined);
       if (options.ok.includes(status)) {
         const body = await (options.keepBody ? res.body.arrayBuffer().then((b) => Buffer.from(b)) : res.body.dump().then(() => Buffer.alloc(0))).catch((err: unknown) => {
           throw this.abort?.aborted ? this.#cut(options) : err;

@@ -1,7 +1,8 @@
 import type { Writable } from 'node:stream';
 import { destinationRef } from '../plan/plan.js';
 import type { PushEvent, PushResult } from '../push/push.js';
-import type { Progress } from './progress.js';
+import type { BudgetView, Progress } from './progress.js';
+import type { BudgetChange } from '../destination/budget.js';
 import { splitRef } from '../inventory/types.js';
 import { countReports } from './push-report.js';
 import { RateMeter } from './rate.js';
@@ -39,16 +40,20 @@ export interface JsonLogOptions {
   readonly intervalSeconds?: number;
   /** The clock of the rate and ETA (tests give their own). */
   readonly now?: () => number;
+  /** The destination's budget: its size goes in each `progress` record, and each halving is a `budget` record. */
+  readonly budget?: BudgetView & { onChange(listener: (change: BudgetChange) => void): void };
 }
 
 /**
  * `--log-format json`: the transfer's events as JSON lines on stderr, instead of bars or plain progress lines; every
- * 30 s a `progress` record with the current and smoothed rate (bytes per second) and the seconds left.
+ * 30 s a `progress` record with the current and smoothed rate (bytes per second), the seconds left and the
+ * destination's budget (requests and uploads in flight, and the size each may reach now).
  */
 export function createJsonLog(stream: Writable, options: JsonLogOptions = {}): Progress & { finished(result: PushResult): void } {
   const totals = { images: 0, imagesDone: 0, failed: 0, bytes: 0, bytesTotal: 0 };
   let meter: RateMeter | undefined;
   let timer: NodeJS.Timeout | undefined;
+  const { budget } = options;
   const progress = (): void => {
     const rate = (meter ??= new RateMeter(options.now)).snapshot(totals.bytesTotal - totals.bytes);
     writeJsonLog(stream, {
@@ -58,8 +63,15 @@ export function createJsonLog(stream: Writable, options: JsonLogOptions = {}): P
       bytesPerSecond: Math.round(rate.current),
       bytesPerSecondSmoothed: Math.round(rate.smoothed),
       etaSeconds: rate.etaSeconds === undefined ? null : Math.round(rate.etaSeconds),
+      ...(budget
+        ? { requestsInFlight: budget.requests.active, requestBudget: budget.requests.size, uploadsInFlight: budget.uploads.active, uploadBudget: budget.uploads.size }
+        : {}),
     });
   };
+  // A halving is news (the destination pushes back); growth is not: it shows in the next `progress` record.
+  budget?.onChange((c) =>
+    writeJsonLog(stream, { level: 'warn', event: 'budget', budget: c.budget, from: c.from, to: c.to, reason: c.reason === 'errors' ? 'errors' : `HTTP ${c.reason}`, message: `${c.budget} budget halved from ${c.from} to ${c.to} (${c.reason === 'errors' ? 'errors rose' : `the destination answered ${c.reason}`})` }),
+  );
   const stop = (): void => {
     if (timer) clearInterval(timer);
     timer = undefined;
@@ -123,7 +135,7 @@ export function createJsonLog(stream: Writable, options: JsonLogOptions = {}): P
         });
       }
       const c = countReports(result.reports);
-      writeJsonLog(stream, { level: c.failed > 0 ? 'error' : 'info', event: 'run-finished', verified: c.verified, unchanged: c.skipped, failed: c.failed, bytes: result.stats.bytesUploaded, durationMs: result.durationMs });
+      writeJsonLog(stream, { level: c.failed > 0 ? 'error' : 'info', event: 'run-finished', verified: c.verified, unchanged: c.skipped, failed: c.failed, bytes: result.stats.bytesUploaded, durationMs: result.durationMs, ...(budget ? { requestBudget: budget.requests.size, uploadBudget: budget.uploads.size } : {}) });
     },
   };
 }

@@ -16,6 +16,19 @@ export interface ProgressOptions {
   readonly limitRate?: number;
   /** The clock of the rate and ETA (tests give their own). */
   readonly now?: () => number;
+  /** The destination's budget (destination/budget.ts): its size moves, so the line shows it. */
+  readonly budget?: BudgetView;
+}
+
+/** What progress reads of a destination's budget. */
+export interface BudgetView {
+  readonly requests: { readonly active: number; readonly size: number };
+  readonly uploads: { readonly active: number; readonly size: number };
+}
+
+/** `16 requests in flight (budget 24), 3 uploads (budget 8)`. */
+export function describeBudget(budget: BudgetView): string {
+  return `${count(budget.requests.active, 'request')} in flight (budget ${budget.requests.size}), ${count(budget.uploads.active, 'upload')} (budget ${budget.uploads.size})`;
 }
 
 /** `12.3 MiB/s now, 11.0 MiB/s smoothed, ETA 4 min 1 s`: how fast, and how long still (at the smoothed rate). */
@@ -51,14 +64,16 @@ export function createProgress(options: ProgressOptions): Progress {
   let meter: RateMeter | undefined;
   // Up to: blobs the destination turns out to hold are skipped, so the ETA is an upper bound.
   const rate = (): RateSnapshot => (meter ??= new RateMeter(options.now)).snapshot(totalBytes - sentBytes);
+  const inFlight = (): string => (options.budget ? `; ${describeBudget(options.budget)}` : '');
   const bytesLabel = (): string => `${formatBytes(sentBytes)} of ${formatBytes(totalBytes)}${cap} · ${describeRate(rate())}`;
+  const imagesLabel = (): string => `${imagesDone}/${count(totalImages, 'image')}${failures ? `, ${failures} failed` : ''}${inFlight()}`;
 
   const line = (text: string): void => {
     if (multibar) multibar.log(text + '\n');
     else stream.write(text + '\n');
   };
   const status = (): string =>
-    `pushed ${imagesDone}/${count(totalImages, 'image')} (${failures} failed), sent ${formatBytes(sentBytes)} of up to ${formatBytes(totalBytes)}${cap}; ${describeRate(rate())}`;
+    `pushed ${imagesDone}/${count(totalImages, 'image')} (${failures} failed), sent ${formatBytes(sentBytes)} of up to ${formatBytes(totalBytes)}${cap}; ${describeRate(rate())}${inFlight()}`;
 
   const onEvent = (event: PushEvent): void => {
     switch (event.type) {
@@ -83,9 +98,13 @@ export function createProgress(options: ProgressOptions): Progress {
             cliProgress.Presets.shades_classic,
           );
           bytesBar = multibar.create(Math.max(1, totalBytes), 0, { label: bytesLabel() });
-          imagesBar = multibar.create(Math.max(1, totalImages), 0, { label: `0/${count(totalImages, 'image')}` });
-          // The rates fall while nothing moves (a stall shows), so the label is redrawn each second, bytes or not.
-          ticker = setInterval(() => bytesBar?.update({ label: bytesLabel() }), 1000);
+          imagesBar = multibar.create(Math.max(1, totalImages), 0, { label: imagesLabel() });
+          // The rates fall while nothing moves (a stall shows), and the budget moves, so the labels are redrawn each
+          // second, bytes or not.
+          ticker = setInterval(() => {
+            bytesBar?.update({ label: bytesLabel() });
+            imagesBar?.update({ label: imagesLabel() });
+          }, 1000);
           ticker.unref();
         } else if (!options.isTTY) {
           line(`plan${of}: ${count(images, 'image')} to push, ${event.plan.existing.length} already there, up to ${formatBytes(bytes)} to upload${cap}`);
@@ -105,7 +124,7 @@ export function createProgress(options: ProgressOptions): Progress {
           failures++;
           line(`failed: ${event.image.source} → ${destinationRef(event.image)}: ${event.reason ?? 'failed'}`);
         }
-        imagesBar?.update(imagesDone, { label: `${imagesDone}/${count(totalImages, 'image')}${failures ? `, ${failures} failed` : ''}` });
+        imagesBar?.update(imagesDone, { label: imagesLabel() });
         break;
       default:
         break;
