@@ -31,7 +31,7 @@ export function addDestinationOptions(command: Command): Command {
     .option('--docker-config <path>', 'docker config.json (or its directory) to take credentials from')
     .option('--insecure', 'do not verify the destination TLS certificate')
     .option('--ca-file <file>', 'extra CA certificate(s) to trust for the destination (PEM)')
-    .option('--timeout <seconds>', 'seconds without progress before a connection counts as dead (default 120)')
+    .option('--timeout <seconds>', 'seconds without progress before a connection counts as dead (default 120; the first contact waits at most 10)')
     .option('--retries <n>', 'attempts for a transient failure (429, 5xx, reset) before giving up (default 5)')
     .option('--chunk-size <size>', 'upload blobs in chunks of this size (e.g. 16MiB), for proxies with body limits')
     .option('--limit-rate <rate>', 'cap the upload bandwidth of the whole run (e.g. 50MiB/s; per shard with --shards)');

@@ -47,6 +47,16 @@ export interface Destination {
 const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|DEPTH_ZERO|HOSTNAME/;
 
 /**
+ * How long one attempt of the first contact (`GET /v2/`) waits for an answer, or `--timeout` when that is smaller.
+ * distribution answers it without touching storage (registry/handlers/app.go, apiBase: `{}`), Harbor after a login
+ * check only (src/server/middleware/v2auth/access.go, accessList: `/v2/` needs `login`, which may ask LDAP): well
+ * under a second either way. The transfer's `--timeout` (120 s) is for bodies under way and would leave a host that
+ * accepts connections but never answers silent for two minutes per attempt; five attempts of 10 s with their
+ * backoff end within a minute.
+ */
+export const CONTACT_TIMEOUT_MS = 10_000;
+
+/**
  * Credentials, connection pool, a `GET /v2/` and Harbor detection: everything that must work before any work
  * starts. Failures here are exit 3 (unreachable or refused), with the reason in one line.
  */
@@ -69,14 +79,15 @@ export async function connectDestination(options: DestinationOptions): Promise<D
   };
   // Retries of the first contact take seconds of silence: say once that they are happening, and why.
   const attempts = options.retry?.attempts ?? DEFAULT_RETRY.attempts;
+  const contactMs = Math.min(CONTACT_TIMEOUT_MS, options.timeoutMs);
   let told = false;
   const ping = async (): Promise<void> => {
     try {
-      await client.ping();
+      await client.ping(contactMs);
     } catch (err) {
       if (!told && attempts > 1 && err instanceof RegistryError && err.failure === 'transient') {
         told = true;
-        options.onNotice?.({ level: 'warn', message: `${options.endpoint.origin} did not answer (${err.message}); retrying, up to ${attempts} attempts in all` });
+        options.onNotice?.({ level: 'warn', message: `${options.endpoint.origin} did not answer (${err.message}); retrying, up to ${attempts} attempts in all, each waiting up to ${contactMs / 1000} s for an answer` });
       }
       throw err;
     }

@@ -45,6 +45,8 @@ interface SendOptions {
   /** Keep the body for the caller instead of discarding it. */
   readonly keepBody?: boolean;
   readonly bodySize?: number;
+  /** Milliseconds to wait for the answer, instead of the dispatcher's no-progress timeout (the first contact). */
+  readonly timeoutMs?: number;
 }
 
 interface SendResult {
@@ -101,9 +103,9 @@ export class RegistryClient {
     return new URL(path, this.endpoint.origin);
   }
 
-  /** `GET /v2/`: reachability and credentials, before any work. Throws on anything but 200. */
-  async ping(): Promise<void> {
-    await this.#send({ method: 'GET', url: this.url('/v2/'), scopes: [], ok: [200] });
+  /** `GET /v2/`: reachability and credentials, before any work. Throws on anything but 200; `timeoutMs` bounds the wait for the answer. */
+  async ping(timeoutMs?: number): Promise<void> {
+    await this.#send({ method: 'GET', url: this.url('/v2/'), scopes: [], ok: [200], ...(timeoutMs !== undefined ? { timeoutMs } : {}) });
   }
 
   async hasBlob(repository: string, digest: string): Promise<boolean> {
@@ -371,11 +373,12 @@ export class RegistryClient {
           body: options.body?.(),
           dispatcher: this.#dispatcher,
           ...(this.#abort ? { signal: this.#abort } : {}),
+          ...(options.timeoutMs !== undefined ? { headersTimeout: options.timeoutMs, bodyTimeout: options.timeoutMs } : {}),
         });
       } catch (err) {
         if (this.#abort?.aborted) throw this.#cut(options);
         throw new RegistryError(
-          `${options.method} ${options.url.pathname}: ${describeNetworkError(err)}`,
+          `${options.method} ${options.url.pathname}: ${describeNetworkError(err, options.timeoutMs)}`,
           {
             method: options.method,
             path: options.url.pathname,
@@ -494,9 +497,11 @@ export function withDigest(location: URL, digest: string): URL {
   return new URL(`${href}${href.includes('?') ? '&' : '?'}digest=${encodeURIComponent(digest)}`);
 }
 
-function describeNetworkError(err: unknown): string {
+function describeNetworkError(err: unknown, timeoutMs?: number): string {
   const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
   const code = e.cause?.code ?? e.code;
+  // undici says only `Headers Timeout Error`: name the wait when this request set its own.
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' && timeoutMs !== undefined) return `no answer within ${timeoutMs / 1000} s (${code})`;
   // One line, the code once: `connect ECONNREFUSED 127.0.0.1:1` names it already; OpenSSL's text ends in a newline.
   const message = (e.cause?.message ?? e.message ?? String(err)).trim().split('\n')[0]!;
   return code && !message.includes(code) ? `${code}: ${message}` : message;
