@@ -73,6 +73,16 @@ export const CONNECTIONS_PER_HOST = 32;
 export const KEEP_ALIVE_MS = 30_000;
 export const CONNECT_TIMEOUT_MS = 30_000;
 
+/**
+ * How long one attempt of the first contact (`GET /v2/`) waits for an answer, or `--timeout` when that is smaller.
+ * distribution answers it without touching storage (registry/handlers/app.go, apiBase: `{}`), Harbor after a login
+ * check only (src/server/middleware/v2auth/access.go, accessList: `/v2/` needs `login`, which may ask LDAP): well
+ * under a second either way. The transfer's `--timeout` (120 s) is for bodies under way and would leave a host that
+ * accepts connections but never answers silent for two minutes per attempt; five attempts of 10 s with their
+ * backoff end within a minute.
+ */
+export const CONTACT_TIMEOUT_MS = 10_000;
+
 /** `diff --concurrency`: destination requests in flight; the registry's own GET ceiling in the bench is measured with 16 connections. */
 export const DIFF_CONCURRENCY = 16;
 

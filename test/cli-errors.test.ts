@@ -2,11 +2,12 @@
  * Errors a user meets first, each one clear line naming what is wrong and what to do: a real docker-registry that
  * speaks plain HTTP given as https://, a port nothing listens on, a document that is not a push report.
  */
+import { execa } from 'execa';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DEMO_STORAGE, runCli } from './helpers/cli.js';
+import { BIN, DEMO_STORAGE, runCli } from './helpers/cli.js';
 import { startRegistry } from './helpers/registry.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -17,6 +18,29 @@ async function closedPort(): Promise<number> {
   const { port } = server.address() as { port: number };
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+/** A loopback server that accepts every connection and never answers; counts the `GET /v2/` requests it is sent. */
+async function silentServer(): Promise<{ port: number; pings: () => number; close: () => Promise<void> }> {
+  let pings = 0;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('data', (chunk) => {
+      pings += chunk.toString('latin1').split('GET /v2/ HTTP/1.1').length - 1;
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    port,
+    pings: () => pings,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }
 
 describe('the destination, first contact', () => {
@@ -39,10 +63,49 @@ describe('the destination, first contact', () => {
     expect(result.exitCode).toBe(3);
     const lines = result.stderr.trimEnd().split('\n');
     expect(lines).toEqual([
-      `regmigrate: http://127.0.0.1:${port} did not answer (GET /v2/: connect ECONNREFUSED 127.0.0.1:${port}); retrying, up to 2 attempts in all`,
+      `regmigrate: http://127.0.0.1:${port} did not answer (GET /v2/: connect ECONNREFUSED 127.0.0.1:${port}); retrying, up to 2 attempts in all, each waiting up to 10 s for an answer`,
       `regmigrate: http://127.0.0.1:${port} is unreachable: GET /v2/: connect ECONNREFUSED 127.0.0.1:${port}`,
       'hint: check --to, the network and that the registry runs',
     ]);
+  });
+
+  it('a host that accepts the connection and never answers: each attempt waits the first-contact time (--timeout when smaller), says so at once, and gives up after --retries attempts', async () => {
+    const silent = await silentServer();
+    try {
+      const result = await runCli(['push', DEMO_STORAGE, '--to', `127.0.0.1:${silent.port}`, '--retries', '3', '--timeout', '1', '--dry-run']);
+      expect(result.exitCode).toBe(3);
+      expect(result.stderr.trimEnd().split('\n')).toEqual([
+        `regmigrate: http://127.0.0.1:${silent.port} did not answer (GET /v2/: no answer within 1 s (UND_ERR_HEADERS_TIMEOUT)); retrying, up to 3 attempts in all, each waiting up to 1 s for an answer`,
+        `regmigrate: http://127.0.0.1:${silent.port} is unreachable: GET /v2/: no answer within 1 s (UND_ERR_HEADERS_TIMEOUT)`,
+        'hint: check --to, the network and that the registry runs',
+      ]);
+      expect(silent.pings()).toBe(3);
+    } finally {
+      await silent.close();
+    }
+  });
+
+  it('without --timeout, the first contact waits 10 s per attempt, not the transfer timeout of 120 s, and says so on the first failure', async () => {
+    const silent = await silentServer();
+    const run = execa(BIN, ['push', DEMO_STORAGE, '--to', `127.0.0.1:${silent.port}`, '--dry-run'], { reject: false, env: { REGMIGRATE_NO_PROGRESS: '1' } });
+    try {
+      // The notice comes after the first attempt; the run is stopped there (the rest would be four more attempts).
+      const notice = await new Promise<string>((resolve, reject) => {
+        let stderr = '';
+        run.stderr!.on('data', (chunk: Buffer) => {
+          stderr += chunk.toString();
+          if (stderr.includes('\n')) resolve(stderr.split('\n')[0]!);
+        });
+        void run.then(() => reject(new Error(`ended before any notice: ${stderr}`)));
+      });
+      expect(notice).toBe(
+        `regmigrate: http://127.0.0.1:${silent.port} did not answer (GET /v2/: no answer within 10 s (UND_ERR_HEADERS_TIMEOUT)); retrying, up to 5 attempts in all, each waiting up to 10 s for an answer`,
+      );
+    } finally {
+      run.kill('SIGKILL');
+      await run;
+      await silent.close();
+    }
   });
 });
 

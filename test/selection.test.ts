@@ -90,10 +90,20 @@ describe('tag selection', () => {
     expect(table).toMatch(/Selection:\nPROJECT +KEPT TAGS +KEPT BYTES +DROPPED TAGS +BYTES SAVED\napp +2 /);
   });
 
-  it('--pushed-after on a tar of the storage: its tags have no push time, so none is taken as recent', async () => {
+  it('--pushed-after on a tar of the storage keeps the same tags as on the directory (push times from the tar headers)', async () => {
     const file = path.join(tempDir(), 'storage.tar');
     await execa('tar', ['-cf', file, '-C', root, 'docker']);
-    expect(await scanTags(file, [])).toHaveLength(10);
+    expect(await scanTags(file, ['--pushed-after', '25d'])).toEqual(await scanTags(root, ['--pushed-after', '25d']));
+    expect(await scanTags(file, ['--keep-latest', '1'])).toEqual(['app/api:nightly', 'app/web:latest']);
+  });
+
+  it('a tar whose entries carry no time (mtime 0): no push time, so --pushed-after keeps none of its tags', async () => {
+    const file = path.join(tempDir(), 'no-times.tar');
+    await execa('tar', ['-cf', file, '--mtime=@0', '-C', root, 'docker']);
+    const all = JSON.parse((await runCli(['scan', file, '--output', 'json'])).stdout) as { tags: Array<{ pushedAt: string | null }> };
+    expect(all.tags).toHaveLength(10);
+    expect(all.tags.map((t) => t.pushedAt)).toEqual(Array(10).fill(null));
+    expect((await runCli(['scan', file])).stdout).toMatch(/^app\/web +latest .* - +ok$/m);
     const doc = JSON.parse((await runCli(['scan', file, '--pushed-after', '25d', '--output', 'json'])).stdout) as { tags: unknown[]; selection: { total: { keptTags: number; droppedTags: number } } };
     expect(doc.tags).toEqual([]);
     expect(doc.selection.total).toMatchObject({ keptTags: 0, droppedTags: 10 });

@@ -122,3 +122,86 @@ describe('a tar of the storage as the source', () => {
     expect(statSync(file).size).toBe(5);
   });
 });
+
+interface ScanDoc {
+  tags: Array<{ repository: string; tag: string; pushedAt: string | null }>;
+  selection?: { total: { keptTags: number; droppedTags: number } };
+}
+
+describe('push times from a tar of the storage', () => {
+  const DAY = 86_400;
+  const now = Math.floor(Date.now() / 1000);
+  const ages: Array<[string, string, number]> = [
+    ['app/web', 'old', now - 400 * DAY],
+    ['app/web', 'recent', now - 2 * DAY],
+    // A fraction of a second: a pax `mtime` record keeps it, ustar and GNU headers keep whole seconds.
+    ['app/web', 'fraction', now - 5 * DAY + 0.25],
+    ['app/api', 'v1', now - 90 * DAY],
+    ['app/api', 'v2', now - 3600],
+    // Past 8^11 seconds (the year 2242) the octal field is too small: GNU tar writes base-256.
+    ['app/api', 'far', 9_000_000_000],
+  ];
+  let root: string;
+  let dir: string;
+  beforeAll(() => {
+    dir = tempDir('regmigrate-tar-times-');
+    root = path.join(dir, 'registry');
+    const b = new StorageBuilder(root);
+    const base = makeLayer('etc/os-release', 'NAME="times"\n', 1024);
+    for (const [repo, tag, seconds] of ages) {
+      const image = addImage(b, repo, { format: 'oci', layers: [base, makeLayer('srv/app', `${repo} ${tag}\n`, 512)], label: `${repo}-${tag}` });
+      b.tag(repo, tag, image.digest);
+      b.setPushedAt(repo, tag, new Date(seconds * 1000));
+    }
+  });
+
+  async function scan(source: string, args: string[] = []): Promise<ScanDoc> {
+    const result = await runCli(['scan', source, '--output', 'json', ...args]);
+    expect(result.exitCode, result.stderr).toBe(0);
+    return JSON.parse(result.stdout) as ScanDoc;
+  }
+
+  const times = (doc: ScanDoc) => Object.fromEntries(doc.tags.map((t) => [`${t.repository}:${t.tag}`, t.pushedAt]));
+
+  it.each([
+    ['pax', ['docker'], ['app/web', 'app/api']],
+    ['gnu', ['docker'], ['app/web', 'app/api']],
+    // ustar has octal times only: app/api's far tag is left out of the archive.
+    ['ustar', ['docker/registry/v2/blobs', 'docker/registry/v2/repositories/app/web'], ['app/web']],
+  ])('%s: scan of the tar shows the same pushedAt as the directory, to the second', async (format, members, repos) => {
+    const file = path.join(dir, `${format}.tar`);
+    await execa('tar', [`--format=${format}`, '-cf', file, '-C', root, ...members]);
+    const fromDir = times(await scan(root));
+    const fromTar = times(await scan(file));
+    const expected = ages.filter(([repo]) => repos.includes(repo));
+    expect(Object.keys(fromTar).sort()).toEqual(expected.map(([repo, tag]) => `${repo}:${tag}`).sort());
+    for (const [repo, tag, seconds] of expected) {
+      const ref = `${repo}:${tag}`;
+      expect(fromDir[ref], ref).toBe(new Date(seconds * 1000).toISOString());
+      if (format === 'pax') expect(fromTar[ref], `${format} ${ref}`).toBe(fromDir[ref]);
+      else expect(fromTar[ref], `${format} ${ref}`).toBe(new Date(Math.floor(seconds) * 1000).toISOString());
+    }
+  });
+
+  it('--pushed-after on the tar keeps the recent tags and drops the old ones', async () => {
+    const file = path.join(dir, 'select.tar');
+    await execa('tar', ['-cf', file, '-C', root, 'docker']);
+    const doc = await scan(file, ['--pushed-after', '30d']);
+    expect(doc.tags.map((t) => `${t.repository}:${t.tag}`).sort()).toEqual(['app/api:far', 'app/api:v2', 'app/web:fraction', 'app/web:recent']);
+    expect(doc.selection?.total).toMatchObject({ keptTags: 4, droppedTags: 2 });
+  });
+
+  it('an index written without times (version 1) is rebuilt, and the times are there', async () => {
+    const file = path.join(dir, 'old-index.tar');
+    await execa('tar', ['-cf', file, '-C', root, 'docker']);
+    const index = `${file}.regmigrate-index`;
+    await scan(file);
+    // The index as the previous format wrote it: version 1, each entry [path, offset, size, truncated], no time.
+    const current = JSON.parse(readFileSync(index, 'utf8')) as { version: number; entries: unknown[][] };
+    expect(current.entries.some((e) => e.length === 5)).toBe(true);
+    writeFileSync(index, JSON.stringify({ ...current, version: 1, entries: current.entries.map((e) => e.slice(0, 4)) }));
+    const doc = await scan(file);
+    expect(times(doc)['app/web:recent']).toBe(new Date((now - 2 * DAY) * 1000).toISOString());
+    expect((JSON.parse(readFileSync(index, 'utf8')) as { version: number }).version).toBeGreaterThan(1);
+  });
+});

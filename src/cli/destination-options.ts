@@ -8,7 +8,7 @@ import { OptionProblems, parsePositiveInt } from './options.js';
 import { UsageError } from '../errors.js';
 import { existsSync } from 'node:fs';
 import { writeJsonLog } from '../report/log.js';
-import { RETRY_ATTEMPTS, RETRY_BASE_DELAY_MS, RETRY_MAX_DELAY_MS, TIMEOUT_SECONDS } from '../tuning.js';
+import { CONTACT_TIMEOUT_MS, RETRY_ATTEMPTS, RETRY_BASE_DELAY_MS, RETRY_MAX_DELAY_MS, TIMEOUT_SECONDS } from '../tuning.js';
 
 export interface DestinationFlags {
   to?: string;
@@ -32,7 +32,7 @@ export function addDestinationOptions(command: Command): Command {
     .option('--docker-config <path>', 'docker config.json (or its directory) to take credentials from')
     .option('--insecure', 'do not verify the destination TLS certificate')
     .option('--ca-file <file>', 'extra CA certificate(s) to trust for the destination (PEM)')
-    .option('--timeout <seconds>', `seconds without progress before a connection counts as dead (default ${TIMEOUT_SECONDS})`)
+    .option('--timeout <seconds>', `seconds without progress before a connection counts as dead (default ${TIMEOUT_SECONDS}; the first contact waits at most ${CONTACT_TIMEOUT_MS / 1000})`)
     .option('--retries <n>', `attempts for a transient failure (429, 5xx, reset) before giving up (default ${RETRY_ATTEMPTS})`)
     .option('--chunk-size <size>', 'upload blobs in chunks of this size (e.g. 16MiB), for proxies with body limits')
     .option('--limit-rate <rate>', 'cap the upload bandwidth of the whole run (e.g. 50MiB/s; per shard with --shards)');

@@ -13,6 +13,7 @@ import { RateLimiter } from '../util/rate-limit.js';
 import { createBudget, DEFAULT_BUDGET, type BudgetSizes, type DestinationBudget } from './budget.js';
 import type { StopSignals } from '../util/stop.js';
 import type { OnNotice } from '../util/notice.js';
+import { CONTACT_TIMEOUT_MS } from '../tuning.js';
 
 export interface DestinationOptions extends TlsOptions {
   readonly endpoint: Endpoint;
@@ -49,6 +50,7 @@ export interface Destination {
 
 const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|DEPTH_ZERO|HOSTNAME/;
 
+
 /**
  * Credentials, connection pool, a `GET /v2/` and Harbor detection: everything that must work before any work
  * starts. Failures here are exit 3 (unreachable or refused), with the reason in one line.
@@ -80,14 +82,15 @@ export async function connectDestination(options: DestinationOptions): Promise<D
   };
   // Retries of the first contact take seconds of silence: say once that they are happening, and why.
   const attempts = options.retry?.attempts ?? DEFAULT_RETRY.attempts;
+  const contactMs = Math.min(CONTACT_TIMEOUT_MS, options.timeoutMs);
   let told = false;
   const ping = async (): Promise<void> => {
     try {
-      await client.ping();
+      await client.ping(contactMs);
     } catch (err) {
       if (!told && attempts > 1 && err instanceof RegistryError && err.failure === 'transient') {
         told = true;
-        options.onNotice?.({ level: 'warn', message: `${options.endpoint.origin} did not answer (${err.message}); retrying, up to ${attempts} attempts in all` });
+        options.onNotice?.({ level: 'warn', message: `${options.endpoint.origin} did not answer (${err.message}); retrying, up to ${attempts} attempts in all, each waiting up to ${contactMs / 1000} s for an answer` });
       }
       throw err;
     }

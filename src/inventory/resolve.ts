@@ -1,6 +1,6 @@
-import { lstatSync } from 'node:fs';
 import { checkTag } from '../storage/digest.js';
 import { readLink } from '../storage/layout.js';
+import { modifiedAt } from '../storage/source.js';
 import { tagLinkPath, type TagLocation } from '../storage/walk.js';
 import type { BlobEntry, Fault, TagEntry } from './types.js';
 import type { BlobStore, ManifestRecord } from '../image/reader.js';
@@ -40,15 +40,11 @@ export function resolveTag(store: BlobStore, location: TagLocation, trust?: Trus
 
 /**
  * When the tag was last pushed: distribution rewrites `current/link` on every push, so its mtime says (no registry
- * API does). Unknown in a tar (its index keeps no times) or when the link cannot be looked at.
+ * API does); a tar keeps it in the entry's header. Unknown when the link cannot be looked at, or a tar entry has no
+ * time (0).
  */
 function linkTime(file: string, layout: BlobStore['layout']): string | undefined {
-  if (layout.tar) return undefined;
-  try {
-    return lstatSync(file).mtime.toISOString();
-  } catch {
-    return undefined;
-  }
+  return modifiedAt(layout, file)?.toISOString();
 }
 
 function resolveLinked(store: BlobStore, location: TagLocation, link: ReturnType<typeof readLink>, faults: Fault[], trust: TrustHook | undefined): TagEntry {

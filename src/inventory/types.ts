@@ -62,7 +62,7 @@ export interface TagEntry {
   readonly trusted?: boolean;
   /** A manifest no tag points at (`--include-untagged`): `tag` holds its digest, and it is pushed by digest. */
   readonly untagged?: boolean;
-  /** When the tag was last pushed (the mtime of its `current/link`), ISO 8601; unknown in a tar. */
+  /** When the tag was last pushed (the mtime of its `current/link`, from the file or its tar header), ISO 8601. */
   readonly pushedAt?: string;
 }
 

@@ -64,8 +64,8 @@ export class RegistryClient {
   }
 
   /** `GET /v2/`: reachability and credentials, before any work. Throws on anything but 200. */
-  async ping(): Promise<void> {
-    await this.#http.request({ method: 'GET', url: this.url('/v2/'), scopes: [], ok: [200] });
+  async ping(timeoutMs?: number): Promise<void> {
+    await this.#http.request({ method: 'GET', url: this.url('/v2/'), scopes: [], ok: [200], ...(timeoutMs !== undefined ? { timeoutMs } : {}) });
   }
 
   hasBlob(repository: string, digest: string): Promise<boolean> {

@@ -58,6 +58,8 @@ export interface RequestOptions {
   /** Keep the body for the caller instead of discarding it. */
   readonly keepBody?: boolean;
   readonly bodySize?: number;
+  /** Milliseconds to wait for the answer, instead of the dispatcher's no-progress timeout (the first contact). */
+  readonly timeoutMs?: number;
   /** Reads a refusal's status and body before it is sorted by status alone. */
   readonly explain?: (status: number, text: string) => Explanation | undefined;
 }
@@ -124,11 +126,12 @@ export class RegistryHttp {
           body: options.body?.(),
           dispatcher: this.#dispatcher,
           ...(this.abort ? { signal: this.abort } : {}),
+          ...(options.timeoutMs !== undefined ? { headersTimeout: options.timeoutMs, bodyTimeout: options.timeoutMs } : {}),
         });
       } catch (err) {
         if (this.abort?.aborted) throw this.#cut(options);
         this.#feedback?.onError();
-        throw new RegistryError(`${options.method} ${options.url.pathname}: ${describeNetworkError(err)}`, this.#details(options, undefined, classifyNetworkError(err)), err);
+        throw new RegistryError(`${options.method} ${options.url.pathname}: ${describeNetworkError(err, options.timeoutMs)}`, this.#details(options, undefined, classifyNetworkError(err)), err);
       }
       const status = res.statusCode;
       this.#feedback?.onResponse(status, status === 429 || status === 503 ? parseRetryAfter(headerValue(res.headers['retry-after'])) : undefined);
@@ -211,9 +214,11 @@ export class RegistryHttp {
   }
 }
 
-function describeNetworkError(err: unknown): string {
+function describeNetworkError(err: unknown, timeoutMs?: number): string {
   const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
   const code = e.cause?.code ?? e.code;
+  // undici says only `Headers Timeout Error`: name the wait when this request set its own.
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' && timeoutMs !== undefined) return `no answer within ${timeoutMs / 1000} s (${code})`;
   // One line, the code once: `connect ECONNREFUSED 127.0.0.1:1` names it already; OpenSSL's text ends in a newline.
   const message = (e.cause?.message ?? e.message ?? String(err)).trim().split('\n')[0]!;
   return code && !message.includes(code) ? `${code}: ${message}` : message;

@@ -56,6 +56,23 @@ export function statData(layout: StorageLayout, file: string): DataStat {
   }
 }
 
+/**
+ * A file's modification time, or undefined when it cannot be looked at. In a tar it is the time in the entry's
+ * header, which `tar -c` copies from the file; the index keeps it for `current/link` entries only
+ * (src/storage/tar-index.ts).
+ */
+export function modifiedAt(layout: StorageLayout, file: string): Date | undefined {
+  if (layout.tar) {
+    const mtime = layout.tar.entries.get(relative(layout, file))?.mtime;
+    return mtime !== undefined ? new Date(mtime * 1000) : undefined;
+  }
+  try {
+    return lstatSync(file).mtime;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Where a blob's bytes are: a whole file (a directory storage, linkable), or a range of the tar. */
 export interface BlobSource {
   readonly file: string;

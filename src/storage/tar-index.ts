@@ -6,7 +6,8 @@ import { UsageError } from '../errors.js';
  * headers (never the data) builds `path → (offset, size)`; blobs are then read by byte range, nothing is
  * extracted. Handles ustar (with its 155-byte prefix), pax extended headers (`path`, `size`, `linkpath`: long
  * repository paths pass 100 characters), GNU long names (`L`, `K`) and base-256 sizes, and hard links. A tar cut
- * short keeps what it holds, and says what is missing. Our own small reader: tar-stream and node-tar parse
+ * short keeps what it holds, and says what is missing. The modification time of each tag's `current/link` is kept
+ * too: it is the tag's push time (src/inventory/resolve.ts). Our own small reader: tar-stream and node-tar parse
  * streams, not random access.
  */
 export interface TarEntry {
@@ -14,6 +15,8 @@ export interface TarEntry {
   readonly size: number;
   /** The data runs past the end of the file (a truncated tar): only `available` bytes exist. */
   readonly truncated?: boolean;
+  /** Modification time in seconds since the epoch (fractional from a pax `mtime`); kept for `current/link` entries only, absent when the header has none (0). */
+  readonly mtime?: number;
 }
 
 export interface TarIndex {
@@ -24,7 +27,8 @@ export interface TarIndex {
   readonly truncatedAt: string | undefined;
 }
 
-const INDEX_VERSION = 1;
+/** 2: entries carry the mtime of `current/link` files; an index of version 1 has none and is rebuilt. */
+const INDEX_VERSION = 2;
 const BLOCK = 512;
 
 function cString(buf: Buffer, start: number, length: number): string {
@@ -41,6 +45,32 @@ function parseSize(buf: Buffer): number {
   }
   const text = cString(buf, 124, 12).trim();
   return text ? parseInt(text, 8) : 0;
+}
+
+/**
+ * The header's `mtime` (ustar: 12 bytes of octal seconds at 136; GNU base-256 when the first byte's high bit is
+ * set), or a pax `mtime` record (decimal seconds with a fraction: `mtime=1700000000.123456789`), which overrides it.
+ * A time of 0 or before is no time: archivers that strip times (reproducible builds) write 0.
+ */
+function parseMtime(buf: Buffer, pax: Record<string, string>): number | undefined {
+  let value: number;
+  if (pax.mtime !== undefined) value = Number(pax.mtime);
+  else if (buf[136]! & 0x80) {
+    // Base-256, big-endian two's complement; a 0xff first byte is a negative (pre-1970) time.
+    if (buf[136] === 0xff) return undefined;
+    value = buf[136]! & 0x7f;
+    for (let i = 137; i < 148; i++) value = value * 256 + buf[i]!;
+  } else {
+    const text = cString(buf, 136, 12).trim();
+    value = text ? parseInt(text, 8) : 0;
+  }
+  // Past 8.64e12 s a JavaScript Date is invalid: garbage, not a time.
+  return Number.isFinite(value) && value > 0 && value < 8.64e12 ? value : undefined;
+}
+
+/** Only a tag's `current/link` needs its time (the push time): the index stays small for the blob entries. */
+function keepsTime(name: string): boolean {
+  return name.endsWith('/current/link');
 }
 
 function checksumOk(buf: Buffer): boolean {
@@ -111,7 +141,7 @@ function scan(file: string): { raw: Map<string, TarEntry>; truncatedAt: string |
   const fd = openSync(file, 'r');
   const size = fstatSync(fd).size;
   const raw = new Map<string, TarEntry>();
-  const links: Array<[string, string]> = [];
+  const links: Array<[string, string, number | undefined]> = [];
   let truncatedAt: string | undefined;
   let pos = 0;
   let longName: string | undefined;
@@ -143,10 +173,11 @@ function scan(file: string): { raw: Map<string, TarEntry>; truncatedAt: string |
       }
       if (type === '0' || type === '\0' || type === '7') {
         const truncated = dataStart + entrySize > size;
-        raw.set(name, { offset: dataStart, size: entrySize, ...(truncated ? { truncated: true } : {}) });
+        const mtime = keepsTime(name) ? parseMtime(header, pax) : undefined;
+        raw.set(name, { offset: dataStart, size: entrySize, ...(truncated ? { truncated: true } : {}), ...(mtime !== undefined ? { mtime } : {}) });
         if (truncated) truncatedAt = `the tar ends inside ${name} (${size - dataStart} of ${entrySize} bytes)`;
       } else if (type === '1') {
-        links.push([name, linkName]);
+        links.push([name, linkName, keepsTime(name) ? parseMtime(header, pax) : undefined]);
       }
       pax = {};
       longName = undefined;
@@ -157,10 +188,12 @@ function scan(file: string): { raw: Map<string, TarEntry>; truncatedAt: string |
   } finally {
     closeSync(fd);
   }
-  // Hard links inside the archive point at an earlier entry: the same bytes.
-  for (const [name, target] of links) {
+  // Hard links inside the archive point at an earlier entry: the same bytes. The link's own header has the time.
+  for (const [name, target, mtime] of links) {
     const entry = raw.get(target);
-    if (entry) raw.set(name, entry);
+    if (!entry) continue;
+    const { mtime: _, ...bytes } = entry;
+    raw.set(name, mtime !== undefined ? { ...bytes, mtime } : bytes);
   }
   return { raw, truncatedAt };
 }
@@ -178,11 +211,11 @@ export function openTar(file: string): TarIndex {
   const st = statSync(file);
   const cache = `${file}.regmigrate-index`;
   try {
-    const saved = JSON.parse(readFileSync(cache, 'utf8')) as { version: number; size: number; mtimeMs: number; truncatedAt: string | null; entries: Array<[string, number, number, number]> };
+    const saved = JSON.parse(readFileSync(cache, 'utf8')) as { version: number; size: number; mtimeMs: number; truncatedAt: string | null; entries: Array<[string, number, number, number, number?]> };
     if (saved.version === INDEX_VERSION && saved.size === st.size && saved.mtimeMs === st.mtimeMs) {
       return {
         file,
-        entries: new Map(saved.entries.map(([p, offset, size, truncated]) => [p, { offset, size, ...(truncated ? { truncated: true } : {}) }])),
+        entries: new Map(saved.entries.map(([p, offset, size, truncated, mtime]) => [p, { offset, size, ...(truncated ? { truncated: true } : {}), ...(mtime !== undefined ? { mtime } : {}) }])),
         truncatedAt: saved.truncatedAt ?? undefined,
       };
     }
@@ -197,7 +230,7 @@ export function openTar(file: string): TarIndex {
   try {
     writeFileSync(
       cache,
-      JSON.stringify({ version: INDEX_VERSION, size: st.size, mtimeMs: st.mtimeMs, truncatedAt: truncatedAt ?? null, entries: [...entries].map(([p, e]) => [p, e.offset, e.size, e.truncated ? 1 : 0]) }),
+      JSON.stringify({ version: INDEX_VERSION, size: st.size, mtimeMs: st.mtimeMs, truncatedAt: truncatedAt ?? null, entries: [...entries].map(([p, e]) => (e.mtime !== undefined ? [p, e.offset, e.size, e.truncated ? 1 : 0, e.mtime] : [p, e.offset, e.size, e.truncated ? 1 : 0])) }),
     );
   } catch {
     // a read-only place: the index lives for this run only
