@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- section ...]`: every speed and memory goal, measured side by side with its baselines in the
- * same run. Sections: scan, push, sync, large, scale (all by default). Figures go to stdout, progress to stderr. Work files live in
+ * same run. Sections: scan, push, sync, large, scale, shards (all by default). Figures go to stdout, progress to stderr. Work files live in
  * $REGMIGRATE_BENCH_DIR (default: a folder in the system temp dir) and are reused between runs.
  */
 import { execa } from 'execa';
@@ -11,6 +11,7 @@ import { benchLarge } from './large.js';
 import { benchPush } from './push.js';
 import { benchScale } from './scale.js';
 import { benchScan } from './scan.js';
+import { benchShards } from './shards.js';
 import { benchSync } from './sync.js';
 
 const project = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -25,3 +26,4 @@ if (wanted('push')) await benchPush({ bin, project, workDir });
 if (wanted('sync')) await benchSync({ bin, workDir });
 if (wanted('large')) await benchLarge({ bin, workDir });
 if (wanted('scale')) await benchScale({ bin, workDir });
+if (wanted('shards')) await benchShards({ bin, workDir });

@@ -55,6 +55,12 @@ export function parseGlobs(name: string, values: string[] | undefined, problems:
   return globs;
 }
 
+/** `REGMIGRATE_SHARD_WAIT_SECONDS`: how long a shard waits for a blob another shard uploads (SHARD_WAIT_MS), in ms. */
+export function shardWaitFromEnv(env: NodeJS.ProcessEnv): number | undefined {
+  const text = env.REGMIGRATE_SHARD_WAIT_SECONDS ?? '';
+  return /^\d+(\.\d+)?$/.test(text) ? Math.round(Number(text) * 1000) : undefined;
+}
+
 /** `REGMIGRATE_BATCH_TAGS`: tags a push, sync or streaming scan holds at once (a tuning knob; tests make it small). */
 export function batchTagsFromEnv(env: NodeJS.ProcessEnv): number | undefined {
   const text = env.REGMIGRATE_BATCH_TAGS ?? '';

@@ -14,7 +14,7 @@ import { assertWritable } from '../util/files.js';
 import { parseSize } from '../util/format.js';
 import type { CliContext } from './context.js';
 import { addDestinationOptions, buildDestinationOptions, normalizeDestination, type DestinationFlags, type NormalizedDestination } from './destination-options.js';
-import { batchTagsFromEnv, OptionProblems, parsePositiveInt } from './options.js';
+import { batchTagsFromEnv, OptionProblems, parsePositiveInt, shardWaitFromEnv } from './options.js';
 import { addSelectionOptions, normalizeSelection, type SelectionFlags } from './selection.js';
 import type { StopSignals } from '../util/stop.js';
 import type { Notice } from '../util/notice.js';
@@ -125,6 +125,7 @@ export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Pa
     schema1: request.schema1,
     // Tags per batch: what a run holds in memory at once (a tuning knob, and how tests make small batches).
     ...(batchTagsFromEnv(ctx.env) ? { batchTags: batchTagsFromEnv(ctx.env)! } : {}),
+    ...(shardWaitFromEnv(ctx.env) !== undefined ? { shardWaitMs: shardWaitFromEnv(ctx.env)! } : {}),
     onNotice: (n) => notice(request, ctx, n),
     dryRun: false,
     ...extra,

@@ -9,6 +9,17 @@ export interface Shard {
   readonly by: 'repository' | 'project';
 }
 
+/**
+ * How long a shard waits for a blob another shard uploads (plan.ts `sharedFrom`) before uploading it itself,
+ * counted from when its batch has nothing else to send: another shard started at the same time has the blob among
+ * its first uploads (largest first), so a minute covers a slow start without stalling a shard run alone for long.
+ * `REGMIGRATE_SHARD_WAIT_SECONDS` sets it.
+ */
+export const SHARD_WAIT_MS = 60_000;
+
+/** Asking again whether that blob landed: a mount POST (and the DELETE of the session it opens), first after 0.5 s, then at most every 5 s. */
+export const SHARD_POLL_MS = { first: 500, max: 5_000 } as const;
+
 /** sha256 of the key, first 4 bytes: the same on every machine and every run, unlike a process-seeded hash. */
 export function shardOf(destinationRepository: string, count: number, by: Shard['by']): number {
   const key = by === 'project' ? destinationRepository.split('/')[0]! : destinationRepository;

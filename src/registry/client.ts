@@ -154,6 +154,14 @@ export class RegistryClient {
   }
 
   /**
+   * Gives up an upload session nothing will be sent to (a mount that opened one instead): 204, or 404 when the
+   * registry forgot it already (distribution registry/handlers/blobupload.go, CancelBlobUpload).
+   */
+  async cancelUpload(repository: string, session: URL): Promise<void> {
+    await this.retrying(() => this.#send({ method: 'DELETE', url: session, scopes: [pushScope(repository)], ok: [204, 404] }));
+  }
+
+  /**
    * Uploads one blob from a file, streaming (no whole blob in memory): POST, then one PUT with Content-Length,
    * or PATCH chunks when a chunk size is set or a proxy answered 413. A transient failure restarts the whole
    * upload as a new session (a half-sent session cannot be trusted behind several registry replicas).
