@@ -1,7 +1,7 @@
 import type { Destination } from '../destination/destination.js';
 import type { ProjectSettings } from '../harbor/client.js';
 import type { FaultKind, ReadFault } from '../inventory/types.js';
-import { destinationRef, joinPlans, planMigration, type Plan, type RejectedImage, type Schema1Mode, type ShardedHome } from '../plan/plan.js';
+import { destinationRef, joinPlans, planMigration, type Plan, type DestinationState, type RejectedImage, type Schema1Mode, type ShardedHome } from '../plan/plan.js';
 import type { ImageOutcome, TransferEvent, TransferStats } from '../transfer/execute.js';
 import { nameMapping, readOtherShards, readSourceBatches, type SourceSelection, type TrustedDigests } from '../transfer/source.js';
 import { ociTransport, type Transport } from '../transfer/transport.js';
@@ -122,16 +122,19 @@ export async function pushStorage(destination: Destination, options: PushOptions
     ...(signal ? { signal } : {}),
   });
   emit({ type: 'scanned', tags: source.walk.tagCount });
-  // Shards that share: which blobs the other shards upload, so each crosses the wire once (skopeo copies whole images).
+  // Shards that share: which blobs the other shards upload, so each crosses the wire once (skopeo copies whole
+  // images). Read when a batch first has something to upload: a sync with nothing to send never pays for it.
   const shard = options.shard;
+  let others: Promise<ReadonlyMap<string, ShardedHome>> | undefined;
   const elsewhere =
     shard && shard.count > 1 && options.via === 'oci'
-      ? await readOtherShards({ ...options, shard }, nameMapping(options, destination), {
-          concurrency: options.requestConcurrency,
-          batchTags: options.batchTags ?? DEFAULT_BATCH_TAGS,
-          ...(options.trusted ? { trusted: options.trusted } : {}),
-          ...(signal ? { signal } : {}),
-        })
+      ? () =>
+          (others ??= readOtherShards({ ...options, shard }, nameMapping(options, destination), {
+            concurrency: options.requestConcurrency,
+            batchTags: options.batchTags ?? DEFAULT_BATCH_TAGS,
+            ...(options.trusted ? { trusted: options.trusted } : {}),
+            ...(signal ? { signal } : {}),
+          }))
       : undefined;
   const ledger = new RunLedger(source.walk);
   const projects = new ProjectGate(destination, {
@@ -192,8 +195,8 @@ interface BatchRun {
   readonly transport: Transport;
   /** `--dry-run`: every batch's plan, joined into the run's at the end; nothing is transferred. */
   readonly planned: Plan[] | undefined;
-  /** `--shard`: blob digest → where another shard uploads it (readOtherShards). */
-  readonly elsewhere: ReadonlyMap<string, ShardedHome> | undefined;
+  /** `--shard`: blob digest → where another shard uploads it (readOtherShards, read once, when first needed). */
+  readonly elsewhere: (() => Promise<ReadonlyMap<string, ShardedHome>>) | undefined;
 }
 
 function openTransport(layout: Parameters<typeof ociTransport>[0], destination: Destination, options: PushOptions, emit: (event: PushEvent) => void): Transport {
@@ -215,14 +218,16 @@ async function transferBatch(prepared: PreparedBatch, index: number, run: BatchR
     for (const c of allowed) ledger.report(imageReport({ source: c.source, destination: `${c.repository}:${c.entry.tag}`, digest: c.entry.digest, mediaType: c.entry.mediaType, size: c.entry.size, status: 'failed', reason: 'interrupted' }));
     return;
   }
-  const planned = planMigration({ accepted: allowed, rejected: [] }, inventory.manifests, {
+  const state: DestinationState = {
     projectExists: (project) => projects.exists(project),
     tags: prepared.tags,
     holders: ledger.holders,
     converted: run.converted,
     ...(options.schema1 ? { schema1: options.schema1 } : {}),
-    ...(run.elsewhere ? { elsewhere: run.elsewhere } : {}),
-  });
+  };
+  let planned = planMigration({ accepted: allowed, rejected: [] }, inventory.manifests, state);
+  // --shard: a batch with blobs to send plans again knowing which of them another shard sends.
+  if (run.elsewhere && planned.blobs.some((b) => !b.held)) planned = planMigration({ accepted: allowed, rejected: [] }, inventory.manifests, { ...state, elsewhere: await run.elsewhere() });
   const plan: Plan = { ...planned, rejected: candidates.rejected };
   run.emit({ type: 'planned', plan, batch: index, batches: run.batches });
   for (const image of plan.existing) {
