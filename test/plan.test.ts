@@ -150,6 +150,8 @@ describe('planMigration', () => {
     expect(shared.sharedFrom).toBe(sharedFrom && `dest/${sharedFrom}`);
     // Blobs no other shard needs are this shard's alone.
     expect(plan.blobs.filter((b) => b.sharedFrom !== undefined).map((b) => b.digest)).toEqual(sharedFrom ? [d('b')] : []);
+    // What a dry run counts: a blob another shard sends is one more mount here, not an upload.
+    expect(planTotals(plan)).toMatchObject(sharedFrom ? { blobsToUpload: 3, bytesToUpload: 60, mounts: 3 } : { blobsToUpload: 4, bytesToUpload: 1060, mounts: 2 });
   });
 
   it('--shard: a blob the destination holds already is mounted from its holder, not awaited from another shard', () => {

@@ -329,9 +329,10 @@ export function planTotals(plan: Plan): PlanTotals {
     images: plan.images.length,
     existing: plan.existing.length,
     rejected: plan.rejected.length,
-    // A held blob is mounted from the repository that holds it: nothing of it is uploaded.
-    blobsToUpload: plan.blobs.filter((b) => !b.held).length,
-    bytesToUpload: plan.blobs.reduce((sum, b) => sum + (b.held ? 0 : b.size), 0),
-    mounts: plan.blobs.reduce((sum, b) => sum + b.mounts.length, 0),
+    // A held blob is mounted from the repository that holds it, a shared one from where another shard sends it:
+    // nothing of either is uploaded by this run (unless the wait for the other shard runs out).
+    blobsToUpload: plan.blobs.filter((b) => !b.held && !b.sharedFrom).length,
+    bytesToUpload: plan.blobs.reduce((sum, b) => sum + (b.held || b.sharedFrom ? 0 : b.size), 0),
+    mounts: plan.blobs.reduce((sum, b) => sum + b.mounts.length + (b.sharedFrom ? 1 : 0), 0),
   };
 }
