@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { addImage, makeLayer, StorageBuilder, type Layer } from '../fixtures/builder.js';
 import { shardOf } from '../src/plan/shard.js';
 import { runCli } from './helpers/cli.js';
+import { startHarborDouble } from './helpers/harbor-double.js';
 import { startProxy, type LoggedProxyRequest } from './helpers/proxy.js';
 import { startRegistry } from './helpers/registry.js';
 import { tempDir } from './helpers/tmp.js';
@@ -114,6 +115,27 @@ describe('shards that share', () => {
     const mine = [...storage.images.keys()].filter((ref) => shardOf(ref.split(':')[0]!, 2, 'repository') === 0);
     expect(doc.images.map((i) => `${i.destination} ${i.status}`).sort()).toEqual(mine.map((ref) => `${ref} verified`).sort());
     await expectComplete(registry.host, storage.images, (repository) => shardOf(repository, 2, 'repository') === 0);
+  });
+
+  it('on Harbor, an account that may not delete leaves the sessions its polls opened, and the shard still completes', async () => {
+    const storage = sharedStorage();
+    const password = 'Sh4rd-dev-Pw9';
+    const harbor = await startHarborDouble({ users: { dev: { password, roles: { team: 'developer' } } }, projects: [{ name: 'team', public: false }] });
+    const report = path.join(tempDir('regmigrate-reports-'), 'shard-0.json');
+    const run = await runCli(['push', storage.root, '--to', harbor.host, '--shard', '0/2', '--username', 'dev', '--password-stdin', '--report', report], {
+      input: `${password}\n`,
+      env: { REGMIGRATE_SHARD_WAIT_SECONDS: '1' },
+    });
+    expect(run.exitCode, run.stderr).toBe(0);
+    // A developer has no delete right [src/server/middleware/v2auth/access.go getAction]: the first DELETE is
+    // refused, and the shard asks no more.
+    const deletes = harbor.log.filter((r) => r.method === 'DELETE' && r.path.includes('/blobs/uploads/'));
+    expect(deletes.length).toBeGreaterThan(0);
+    expect(deletes.every((r) => r.status === 401 || r.status === 403)).toBe(true);
+    expect(new Set(deletes.map((r) => r.path)).size).toBe(1);
+    const doc = JSON.parse(readFileSync(report, 'utf8')) as Report;
+    const mine = [...storage.images.keys()].filter((ref) => shardOf(ref.split(':')[0]!, 2, 'repository') === 0);
+    expect(doc.images.map((i) => `${i.destination} ${i.status}`).sort()).toEqual(mine.map((ref) => `${ref} verified`).sort());
   });
 });
 

@@ -155,10 +155,12 @@ export class RegistryClient {
 
   /**
    * Gives up an upload session nothing will be sent to (a mount that opened one instead): 204, or 404 when the
-   * registry forgot it already (distribution registry/handlers/blobupload.go, CancelBlobUpload).
+   * registry forgot it already (distribution registry/handlers/blobupload.go, CancelBlobUpload). A DELETE needs the
+   * `delete` action, like a manifest's (registry/handlers/app.go appendAccessRecords; Harbor
+   * src/server/middleware/v2auth/access.go getAction): an account without it is refused.
    */
   async cancelUpload(repository: string, session: URL): Promise<void> {
-    await this.retrying(() => this.#send({ method: 'DELETE', url: session, scopes: [pushScope(repository)], ok: [204, 404] }));
+    await this.retrying(() => this.#send({ method: 'DELETE', url: session, scopes: [`repository:${repository}:delete,pull,push`], ok: [204, 404] }));
   }
 
   /**

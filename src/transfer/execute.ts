@@ -142,6 +142,7 @@ class BlobStage {
   readonly #stats: TransferStats;
   readonly emit: (event: TransferEvent) => void;
   #idleAt: number | undefined;
+  #keepSessions = false;
 
   constructor(options: ExecuteOptions, stats: TransferStats, emit: (event: TransferEvent) => void) {
     this.client = options.client;
@@ -232,7 +233,13 @@ class BlobStage {
       const waited = this.#idleAt !== undefined && Date.now() - this.#idleAt >= (this.#options.shardWaitMs ?? SHARD_WAIT_MS);
       if (!mount.location || waited) return this.#upload(blob.home, blob, mount.location);
       const session = mount.location;
-      await this.#requests.run(() => this.client.cancelUpload(blob.home, session));
+      if (!this.#keepSessions) {
+        await this.#requests.run(() => this.client.cancelUpload(blob.home, session)).catch(() => {
+          // No right to delete (a push-only account): the registry purges abandoned sessions itself (distribution
+          // registry/handlers/app.go, uploadpurging, a week old by default); no more DELETEs this batch.
+          this.#keepSessions = true;
+        });
+      }
       await sleep(pause, this.#options.signal);
     }
   }
