@@ -1,13 +1,12 @@
 /**
  * Large-registry benchmark (issue 8), on the push corpus: push from the tar backup against push from the
- * directory (and the extraction users do today), and 1, 2 and 4 shards in parallel into one registry, with what
- * sharding costs in blobs sent more than once.
+ * directory (and the extraction users do today), and 1, 2 and 4 shards in parallel into one registry (what they
+ * send: bench/shards.ts).
  */
 import { execa } from 'execa';
 import { mkdirSync, rmSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { launchRegistry } from '../fixtures/registry-process.js';
-import { shardOf } from '../src/plan/shard.js';
 import { buildPushCorpus } from './push-corpus.js';
 import { fmt, measure, printTable } from './measure.js';
 
@@ -60,25 +59,4 @@ export async function benchLarge(options: { bin: string; workDir: string }): Pro
     shardRows.push([String(n), fmt(seconds), (one / seconds).toFixed(2)]);
   }
   printTable('shards in parallel into one docker-registry (2 cores shared with it)', ['shards', 'seconds', 'speed-up'], shardRows);
-
-  // What sharding costs: a blob used by repositories in several shards is uploaded once per shard.
-  const { stdout } = await execa(bin, ['scan', corpus.root, '--output', 'json'], { maxBuffer: 1 << 30 });
-  const doc = JSON.parse(stdout) as { tags: Array<{ repository: string; blobs: Array<{ digest: string; size: number }> }> };
-  const unique = new Map<string, number>();
-  for (const t of doc.tags) for (const b of t.blobs) unique.set(b.digest, b.size);
-  const total = [...unique.values()].reduce((a, b) => a + b, 0);
-  const costRows: string[][] = [];
-  for (const by of ['repository', 'project'] as const) {
-    for (const n of [2, 4, 8]) {
-      const perShard = Array.from({ length: n }, () => new Map<string, number>());
-      for (const t of doc.tags) {
-        const name = t.repository.includes('/') ? t.repository : `library/${t.repository}`;
-        const shard = perShard[shardOf(name, n, by)]!;
-        for (const b of t.blobs) shard.set(b.digest, b.size);
-      }
-      const sent = perShard.reduce((sum, m) => sum + [...m.values()].reduce((a, b) => a + b, 0), 0);
-      costRows.push([by, String(n), `${(sent / 1048576).toFixed(0)} MiB`, `${(total / 1048576).toFixed(0)} MiB`, (sent / total).toFixed(2)]);
-    }
-  }
-  printTable('what sharding uploads (shared blobs once per shard that needs them)', ['--shard-by', 'shards', 'uploaded', 'unique', 'ratio'], costRows);
 }

@@ -178,3 +178,23 @@ export function stopGraceFromEnv(env: NodeJS.ProcessEnv): number {
   const text = env.REGMIGRATE_STOP_GRACE_SECONDS ?? '';
   return /^\d+(\.\d+)?$/.test(text) ? Number(text) * 1000 : STOP_GRACE_MS;
 }
+
+/**
+ * How long a shard waits for a blob another shard uploads (plan.ts `sharedFrom`) before uploading it itself,
+ * counted from when its batch has nothing else to send: another shard started at the same time has the blob among
+ * its first uploads (largest first), so a minute covers a slow start without stalling a shard run alone for long.
+ * `REGMIGRATE_SHARD_WAIT_SECONDS` sets it.
+ */
+export const SHARD_WAIT_MS = 60_000;
+
+/**
+ * Asking again whether that blob landed: a mount POST (and the DELETE of the session it opens), first after
+ * 0.25 s, then at most every 2 s (a blob that landed is mounted at most 2 s late; two small requests a blob).
+ */
+export const SHARD_POLL_MS = { first: 250, max: 2_000 } as const;
+
+/** `REGMIGRATE_SHARD_WAIT_SECONDS`: how long a shard waits for a blob another shard uploads (SHARD_WAIT_MS), in ms. */
+export function shardWaitFromEnv(env: NodeJS.ProcessEnv): number | undefined {
+  const text = env.REGMIGRATE_SHARD_WAIT_SECONDS ?? '';
+  return /^\d+(\.\d+)?$/.test(text) ? Math.round(Number(text) * 1000) : undefined;
+}

@@ -139,6 +139,28 @@ describe('planMigration', () => {
     expect(plan.blobs.find((b) => b.digest === d('7'))).toBeUndefined();
   });
 
+  it.each([
+    ['another shard comes first in source name order: mounted from there', 'aaa/first', 'team/a', 'aaa/first'],
+    ['this shard comes first: uploaded here', 'zzz/last', 'team/a', undefined],
+  ])('--shard: %s', (_, otherSource, home, sharedFrom) => {
+    const elsewhere = new Map([[d('b'), { repository: `dest/${otherSource}`, sourceRepository: otherSource }]]);
+    const plan = planMigration(candidates, inv.manifests, { projectExists: () => true, tags: new Map(), elsewhere });
+    const shared = plan.blobs.find((b) => b.digest === d('b'))!;
+    expect(shared.home).toBe(home);
+    expect(shared.sharedFrom).toBe(sharedFrom && `dest/${sharedFrom}`);
+    // Blobs no other shard needs are this shard's alone.
+    expect(plan.blobs.filter((b) => b.sharedFrom !== undefined).map((b) => b.digest)).toEqual(sharedFrom ? [d('b')] : []);
+    // What a dry run counts: a blob another shard sends is one more mount here, not an upload.
+    expect(planTotals(plan)).toMatchObject(sharedFrom ? { blobsToUpload: 3, bytesToUpload: 60, mounts: 3 } : { blobsToUpload: 4, bytesToUpload: 1060, mounts: 2 });
+  });
+
+  it('--shard: a blob the destination holds already is mounted from its holder, not awaited from another shard', () => {
+    const elsewhere = new Map([[d('b'), { repository: 'aaa/first', sourceRepository: 'aaa/first' }]]);
+    const plan = planMigration(candidates, inv.manifests, { projectExists: () => true, tags: new Map(), elsewhere, holders: new Map([[d('b'), 'kept/there']]) });
+    expect(plan.blobs.find((b) => b.digest === d('b'))).toMatchObject({ home: 'kept/there', held: true });
+    expect(plan.blobs.find((b) => b.digest === d('b'))!.sharedFrom).toBeUndefined();
+  });
+
   it('is plain data: it survives a JSON round trip unchanged', () => {
     const plan = planMigration(candidates, inv.manifests, { projectExists: () => true, tags: new Map() });
     expect(JSON.parse(JSON.stringify(plan))).toEqual(plan);

@@ -86,7 +86,7 @@ export function addShardOptions(command: Command): Command {
   return command
     .option('--shard <k/n>', 'only shard k of n (0-based), split by destination repository')
     .option('--shards <n>', 'with JOB_COMPLETION_INDEX set (a Kubernetes Indexed Job): --shard $JOB_COMPLETION_INDEX/n')
-    .option('--shard-by <unit>', 'repository (default) or project: keep a project in one shard (its shared layers sent once)');
+    .option('--shard-by <unit>', 'repository (default) or project: keep a project in one shard (fewer blobs wait for another shard)');
 }
 
 export function normalizeShard(flags: SelectionFlags, env: NodeJS.ProcessEnv, problems: OptionProblems): Shard | undefined {

@@ -19,7 +19,7 @@ import { OptionProblems, parsePositiveInt } from './options.js';
 import { addSelectionOptions, normalizeSelection, type SelectionFlags } from './selection.js';
 import type { StopSignals } from '../util/stop.js';
 import type { Notice } from '../util/notice.js';
-import { batchTagsFromEnv, requestConcurrency, TRANSFER_CONCURRENCY } from '../tuning.js';
+import { batchTagsFromEnv, requestConcurrency, shardWaitFromEnv, TRANSFER_CONCURRENCY } from '../tuning.js';
 
 /** Flags shared by push and sync: where, how, and what to write. */
 export interface TransferFlags extends DestinationFlags, SelectionFlags {
@@ -132,6 +132,7 @@ export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Pa
     schema1: request.schema1,
     // Tags per batch: what a run holds in memory at once (a tuning knob, and how tests make small batches).
     ...(batchTagsFromEnv(ctx.env) ? { batchTags: batchTagsFromEnv(ctx.env)! } : {}),
+    ...(shardWaitFromEnv(ctx.env) !== undefined ? { shardWaitMs: shardWaitFromEnv(ctx.env)! } : {}),
     onNotice: (n) => notice(request, ctx, n),
     dryRun: false,
     ...extra,

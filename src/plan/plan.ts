@@ -49,6 +49,12 @@ export interface PlannedBlob {
    * nothing is uploaded, every repository that needs it mounts it from there.
    */
   readonly held?: true;
+  /**
+   * `--shard`: a repository of another shard that receives this blob's one upload (it comes first, in source name
+   * order, among every repository of every shard that needs the blob). This run mounts it into `home` from there
+   * once it has landed, and uploads it itself only when waiting would stall it (transfer/execute.ts).
+   */
+  readonly sharedFrom?: string;
 }
 
 export interface RejectedImage {
@@ -90,6 +96,14 @@ export interface DestinationState {
   readonly holders?: Pick<ReadonlyMap<string, string>, 'get'>;
   /** What to do with schema1 images (`--schema1`, default keep). */
   readonly schema1?: Schema1Mode;
+  /** `--shard`: blob digest → the first repository of another shard that needs it (transfer/source.ts readOtherShards). */
+  readonly elsewhere?: Pick<ReadonlyMap<string, ShardedHome>, 'get'>;
+}
+
+/** Where another shard puts a blob: its destination repository, and the source repository that orders it. */
+export interface ShardedHome {
+  readonly repository: string;
+  readonly sourceRepository: string;
 }
 
 /** What to do with schema1 images (`--schema1`): sign and push, converting on refusal; always convert; leave out. */
@@ -198,7 +212,7 @@ export function planMigration(candidates: Candidates, manifests: ReadonlyMap<str
   const existing: PlannedImage[] = [];
   const skipped: PlannedImage[] = [];
   const projects = new Set<string>();
-  const blobRepos = new Map<string, { size: number; repos: string[] }>();
+  const blobRepos = new Map<string, { size: number; repos: string[]; firstSource: string }>();
 
   const schema1 = state.schema1 ?? 'keep';
   for (const { entry, source, repository, project } of candidates.accepted) {
@@ -233,9 +247,9 @@ export function planMigration(candidates: Candidates, manifests: ReadonlyMap<str
       if (!blob.present) continue;
       let users = blobRepos.get(blob.digest);
       if (!users) {
-        users = { size: blob.size, repos: [] };
+        users = { size: blob.size, repos: [], firstSource: entry.repository };
         blobRepos.set(blob.digest, users);
-      }
+      } else if (entry.repository < users.firstSource) users.firstSource = entry.repository;
       if (!users.repos.includes(repository)) users.repos.push(repository);
     }
   }
@@ -250,11 +264,15 @@ export function planMigration(candidates: Candidates, manifests: ReadonlyMap<str
       heldIn.add(`${image.repository}@${digest}`);
     }
   }
-  const blobs: PlannedBlob[] = [...blobRepos].map(([digest, { size, repos }]) => {
+  const blobs: PlannedBlob[] = [...blobRepos].map(([digest, { size, repos, firstSource }]) => {
     // A repository that needs the blob and holds it already (another tag of the same image) is the best home.
     const holder = repos.find((r) => heldIn.has(`${r}@${digest}`)) ?? holders.get(digest) ?? state.holders?.get(digest);
     // The holder is the home: a repository that needs it and holds it already has nothing to receive.
     if (holder) return { digest, size, home: holder, mounts: repos.filter((r) => r !== holder), held: true };
+    // Another shard's repository comes first among all that need it: that shard uploads it, this one mounts it.
+    // Every shard walks the same storage in source name order, so all of them agree on where it lands.
+    const other = state.elsewhere?.get(digest);
+    if (other && other.sourceRepository < firstSource) return { digest, size, home: repos[0]!, mounts: repos.slice(1), sharedFrom: other.repository };
     return { digest, size, home: repos[0]!, mounts: repos.slice(1) };
   });
   // Largest first: long uploads start early, so the pool does not end waiting on one big layer.
@@ -311,9 +329,10 @@ export function planTotals(plan: Plan): PlanTotals {
     images: plan.images.length,
     existing: plan.existing.length,
     rejected: plan.rejected.length,
-    // A held blob is mounted from the repository that holds it: nothing of it is uploaded.
-    blobsToUpload: plan.blobs.filter((b) => !b.held).length,
-    bytesToUpload: plan.blobs.reduce((sum, b) => sum + (b.held ? 0 : b.size), 0),
-    mounts: plan.blobs.reduce((sum, b) => sum + b.mounts.length, 0),
+    // A held blob is mounted from the repository that holds it, a shared one from where another shard sends it:
+    // nothing of either is uploaded by this run (unless the wait for the other shard runs out).
+    blobsToUpload: plan.blobs.filter((b) => !b.held && !b.sharedFrom).length,
+    bytesToUpload: plan.blobs.reduce((sum, b) => sum + (b.held || b.sharedFrom ? 0 : b.size), 0),
+    mounts: plan.blobs.reduce((sum, b) => sum + b.mounts.length + (b.sharedFrom ? 1 : 0), 0),
   };
 }

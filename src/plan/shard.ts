@@ -9,6 +9,7 @@ export interface Shard {
   readonly by: 'repository' | 'project';
 }
 
+
 /** sha256 of the key, first 4 bytes: the same on every machine and every run, unlike a process-seeded hash. */
 export function shardOf(destinationRepository: string, count: number, by: Shard['by']): number {
   const key = by === 'project' ? destinationRepository.split('/')[0]! : destinationRepository;

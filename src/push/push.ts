@@ -1,9 +1,9 @@
 import type { Destination } from '../destination/destination.js';
 import type { ProjectSettings } from '../harbor/client.js';
 import type { FaultKind, ReadFault } from '../inventory/types.js';
-import { destinationRef, joinPlans, planMigration, type Plan, type RejectedImage, type Schema1Mode } from '../plan/plan.js';
+import { destinationRef, joinPlans, planMigration, type Plan, type DestinationState, type RejectedImage, type Schema1Mode, type ShardedHome } from '../plan/plan.js';
 import type { ImageOutcome, TransferEvent, TransferStats } from '../transfer/execute.js';
-import { nameMapping, readSourceBatches, type SourceSelection, type TrustedDigests } from '../transfer/source.js';
+import { nameMapping, readOtherShards, readSourceBatches, type SourceSelection, type TrustedDigests } from '../transfer/source.js';
 import { ociTransport, type Transport } from '../transfer/transport.js';
 import { skopeoTransport } from '../skopeo/skopeo.js';
 import type { OnNotice } from '../util/notice.js';
@@ -46,6 +46,11 @@ export interface PushOptions extends SourceSelection {
   readonly schema1?: Schema1Mode;
   /** Tags per batch (whole repositories; BATCH_TAGS in tuning.ts). */
   readonly batchTags?: number;
+  /**
+   * `--shard`: how long a blob another shard uploads is waited for, counted from when this batch has nothing else
+   * to send, before this run uploads it itself (SHARD_WAIT_MS).
+   */
+  readonly shardWaitMs?: number;
   readonly onEvent?: (event: PushEvent) => void;
   readonly onNotice?: OnNotice;
   /** SIGINT/SIGTERM: nothing new starts (an image whose blobs all landed still gets its manifests). */
@@ -116,6 +121,20 @@ export async function pushStorage(destination: Destination, options: PushOptions
     ...(signal ? { signal } : {}),
   });
   emit({ type: 'scanned', tags: source.walk.tagCount });
+  // Shards that share: which blobs the other shards upload, so each crosses the wire once (skopeo copies whole
+  // images). Read when a batch first has something to upload: a sync with nothing to send never pays for it.
+  const shard = options.shard;
+  let others: Promise<ReadonlyMap<string, ShardedHome>> | undefined;
+  const elsewhere =
+    shard && shard.count > 1 && options.via === 'oci'
+      ? () =>
+          (others ??= readOtherShards({ ...options, shard }, nameMapping(options, destination), {
+            concurrency: options.requestConcurrency,
+            batchTags: options.batchTags ?? BATCH_TAGS,
+            ...(options.trusted ? { trusted: options.trusted } : {}),
+            ...(signal ? { signal } : {}),
+          }))
+      : undefined;
   const ledger = new RunLedger(source.walk);
   const projects = new ProjectGate(destination, {
     create: !options.dryRun,
@@ -128,7 +147,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
   // Source digest → destination digest of schema1 images converted earlier: the journal's, and those recognised.
   const converted = new Map(options.converted);
   const prepare = { destination, ledger, projects, converted, known: options.knownRepositories, signal };
-  const run: BatchRun = { destination, ledger, projects, converted, options, emit, batches: source.count, transport: openTransport(source.layout, destination, options, emit), planned: options.dryRun ? [] : undefined };
+  const run: BatchRun = { destination, ledger, projects, converted, options, emit, batches: source.count, transport: openTransport(source.layout, destination, options, emit), planned: options.dryRun ? [] : undefined, elsewhere };
 
   let batches = 0;
   try {
@@ -175,11 +194,13 @@ interface BatchRun {
   readonly transport: Transport;
   /** `--dry-run`: every batch's plan, joined into the run's at the end; nothing is transferred. */
   readonly planned: Plan[] | undefined;
+  /** `--shard`: blob digest → where another shard uploads it (readOtherShards, read once, when first needed). */
+  readonly elsewhere: (() => Promise<ReadonlyMap<string, ShardedHome>>) | undefined;
 }
 
 function openTransport(layout: Parameters<typeof ociTransport>[0], destination: Destination, options: PushOptions, emit: (event: PushEvent) => void): Transport {
   const { signal, abort } = options;
-  if (options.via === 'oci') return ociTransport(layout, destination, { onEvent: emit, signal });
+  if (options.via === 'oci') return ociTransport(layout, destination, { onEvent: emit, signal, ...(options.shardWaitMs !== undefined ? { shardWaitMs: options.shardWaitMs } : {}) });
   return skopeoTransport(layout, destination, { workDir: options.workDir, keepWorkDir: options.keepWorkDir ?? false, onEvent: emit, onNotice: options.onNotice ?? (() => undefined), signal, abort });
 }
 
@@ -196,13 +217,16 @@ async function transferBatch(prepared: PreparedBatch, index: number, run: BatchR
     for (const c of allowed) ledger.report(imageReport({ source: c.source, destination: `${c.repository}:${c.entry.tag}`, digest: c.entry.digest, mediaType: c.entry.mediaType, size: c.entry.size, status: 'failed', reason: 'interrupted' }));
     return;
   }
-  const planned = planMigration({ accepted: allowed, rejected: [] }, inventory.manifests, {
+  const state: DestinationState = {
     projectExists: (project) => projects.exists(project),
     tags: prepared.tags,
     holders: ledger.holders,
     converted: run.converted,
     ...(options.schema1 ? { schema1: options.schema1 } : {}),
-  });
+  };
+  let planned = planMigration({ accepted: allowed, rejected: [] }, inventory.manifests, state);
+  // --shard: a batch with blobs to send plans again knowing which of them another shard sends.
+  if (run.elsewhere && planned.blobs.some((b) => !b.held)) planned = planMigration({ accepted: allowed, rejected: [] }, inventory.manifests, { ...state, elsewhere: await run.elsewhere() });
   const plan: Plan = { ...planned, rejected: candidates.rejected };
   run.emit({ type: 'planned', plan, batch: index, batches: run.batches });
   for (const image of plan.existing) {

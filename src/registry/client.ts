@@ -104,6 +104,16 @@ export class RegistryClient {
     return deleteManifest(this.#http, repository, digest);
   }
 
+  /**
+   * Gives up an upload session nothing will be sent to (a mount that opened one instead): 204, or 404 when the
+   * registry forgot it already (distribution registry/handlers/blobupload.go, CancelBlobUpload). A DELETE needs the
+   * `delete` action, like a manifest's (registry/handlers/app.go appendAccessRecords; Harbor
+   * src/server/middleware/v2auth/access.go getAction): an account without it is refused.
+   */
+  async cancelUpload(repository: string, session: URL): Promise<void> {
+    await this.#http.retrying(() => this.#http.request({ method: 'DELETE', url: session, scopes: [`repository:${repository}:delete,pull,push`], ok: [204, 404] }));
+  }
+
   catalog(pageSize?: number): Promise<string[]> {
     return catalog(this.#http, pageSize);
   }

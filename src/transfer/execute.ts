@@ -8,6 +8,20 @@ import { blobReader, type BlobSource } from '../storage/source.js';
 import { Interrupted } from '../util/stop.js';
 import { ManifestWriter } from './manifests.js';
 import { SubjectOrder } from './subjects.js';
+import { SHARD_POLL_MS, SHARD_WAIT_MS } from '../tuning.js';
+
+/** Resolves after `ms`, or at once when the signal fires (the next step then sees it). */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
 
 export interface TransferStats {
   blobsUploaded: number;
@@ -45,6 +59,8 @@ export interface ExecuteOptions {
   readonly tagThroughApi?: (repository: string, digest: string, tag: string) => Promise<void>;
   /** Runs right after each image is done (its verification), so it overlaps with the rest of the transfer. */
   readonly afterImage?: (outcome: ImageOutcome) => Promise<void>;
+  /** How long a blob another shard uploads is waited for once this plan's own uploads are over (SHARD_WAIT_MS). */
+  readonly shardWaitMs?: number;
 }
 
 export type ImageOutcome =
@@ -98,7 +114,10 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
 
   // Every blob's one upload is queued up front in the plan's order, largest first, so a big layer never starts
   // last and finishes alone; images only wait for theirs (a failure is seen by the images that need the blob).
-  for (const blob of plan.blobs) blobs.ensure(blob.home, blob).catch(() => undefined);
+  const queued = plan.blobs.map((blob) => blobs.ensure(blob.home, blob));
+  for (const promise of queued) promise.catch(() => undefined);
+  // A blob another shard uploads is waited for; the wait's bound counts from when this plan's own uploads are over.
+  void Promise.allSettled(queued.filter((_, i) => !plan.blobs[i]!.sharedFrom)).then(() => blobs.markIdle());
   const outcomes = await Promise.all(
     plan.images.map(async (image) => {
       const outcome = await order.land(image, () => pushImage(image));
@@ -122,6 +141,8 @@ class BlobStage {
   readonly #options: ExecuteOptions;
   readonly #stats: TransferStats;
   readonly emit: (event: TransferEvent) => void;
+  #idleAt: number | undefined;
+  #keepSessions = false;
 
   constructor(options: ExecuteOptions, stats: TransferStats, emit: (event: TransferEvent) => void) {
     this.client = options.client;
@@ -136,10 +157,16 @@ class BlobStage {
     const key = `${repository}@${blob.digest}`;
     let promise = this.#ensured.get(key);
     if (!promise) {
-      promise = repository === blob.home ? this.#ensureAtHome(blob) : this.#ensureMounted(repository, blob);
+      if (repository !== blob.home) promise = this.#ensureMounted(repository, blob);
+      else promise = blob.sharedFrom ? this.#ensureShared(blob, blob.sharedFrom) : this.#ensureAtHome(blob);
       this.#ensured.set(key, promise);
     }
     return promise;
+  }
+
+  /** This plan's own uploads are over: from now on, a blob awaited from another shard is waited for at most shardWaitMs. */
+  markIdle(): void {
+    this.#idleAt ??= Date.now();
   }
 
   #checkInterrupted(): void {
@@ -182,6 +209,39 @@ class BlobStage {
       }
       await this.#send(blob.home, blob, there.location);
     });
+  }
+
+  /**
+   * A blob another shard uploads into `from` (plan.ts `sharedFrom`): mounted from there once it has landed. Each
+   * poll is the mount itself, never a pull: 201 means mounted; a 202 opened an upload session (distribution
+   * registry/handlers/blobupload.go, StartBlobUpload, when `from` does not hold the blob yet), which is given up
+   * while waiting and used for this run's own upload once the wait is over. No session (Harbor: no pull right on
+   * `from`) means a mount will never do: upload at once.
+   */
+  async #ensureShared(blob: PlannedBlob, from: string): Promise<void> {
+    for (let pause: number = SHARD_POLL_MS.first; ; pause = Math.min(pause * 2, SHARD_POLL_MS.max)) {
+      const mount = await this.#requests.run(() => {
+        this.#checkInterrupted();
+        return this.client.mountBlob(blob.home, blob.digest, from);
+      });
+      if (mount.mounted) {
+        this.#stats.blobsMounted++;
+        this.#stats.bytesMounted += blob.size;
+        this.emit({ type: 'blob-done', digest: blob.digest, repository: blob.home, how: 'mounted', size: blob.size });
+        return;
+      }
+      const waited = this.#idleAt !== undefined && Date.now() - this.#idleAt >= (this.#options.shardWaitMs ?? SHARD_WAIT_MS);
+      if (!mount.location || waited) return this.#upload(blob.home, blob, mount.location);
+      const session = mount.location;
+      if (!this.#keepSessions) {
+        await this.#requests.run(() => this.client.cancelUpload(blob.home, session)).catch(() => {
+          // No right to delete (a push-only account): the registry purges abandoned sessions itself (distribution
+          // registry/handlers/app.go, uploadpurging, a week old by default); no more DELETEs this batch.
+          this.#keepSessions = true;
+        });
+      }
+      await sleep(pause, this.#options.signal);
+    }
   }
 
   async #ensureMounted(repository: string, blob: PlannedBlob): Promise<void> {

@@ -4,7 +4,7 @@ import type { TagSelection } from '../inventory/select.js';
 import { repositoryBatches, resolveRepositories, scanStorage, walkSource, type ScanOptions, type SourceWalk } from '../inventory/scan.js';
 import { BlobStore } from '../image/reader.js';
 import { cachedMapper, type MapRule, type NameMapping } from '../plan/map-names.js';
-import { selectCandidates, type Candidates } from '../plan/plan.js';
+import { selectCandidates, type Candidates, type ShardedHome } from '../plan/plan.js';
 import { shardSelector, type Shard } from '../plan/shard.js';
 import { locateStorage, type StorageLayout } from '../storage/layout.js';
 import type { Destination } from '../destination/destination.js';
@@ -92,6 +92,41 @@ export async function readSourceBatches(
       return { inventory, candidates: selectCandidates(inventory, mapping, claimed) };
     },
   };
+}
+
+/**
+ * `--shard`: the blobs the other shards' repositories need, each with the first of those repositories in source name
+ * order (where its shard uploads it). The other shards' tags are resolved as they resolve them (the same selection,
+ * the same trust), which reads their tag links and manifests and stats their blobs, but never reads a blob's bytes.
+ * Faulty tags and names that cannot be mapped push nothing, so they claim no blob.
+ */
+export async function readOtherShards(
+  selection: SourceSelection & { readonly shard: Shard },
+  mapping: NameMapping,
+  options: { concurrency: number; batchTags: number; trusted?: TrustedDigests; signal?: AbortSignal },
+): Promise<ReadonlyMap<string, ShardedHome>> {
+  const layout = await locateStorage(selection.root);
+  const { shard, ...whole } = selection;
+  const map = cachedMapper(mapping);
+  const scan = scanOptions(whole, mapping, options.concurrency, options.trusted, options.signal);
+  const others = shardSelector(map, shard);
+  const walk = await walkSource(layout, { ...scan, select: (repository) => !others(repository) });
+  const homes = new Map<string, ShardedHome>();
+  for (const repositories of repositoryBatches(walk, options.batchTags)) {
+    const inventory = await resolveRepositories(walk, repositories, scan, { done: 0 }, new BlobStore(layout));
+    // The first repository in source name order to need a blob is its home, as the planner orders them (plan.ts).
+    for (const entry of inventory.tags) {
+      if (entry.faults.length > 0 || !entry.digest) continue;
+      const mapped = map(entry.repository);
+      if (!mapped.ok) continue;
+      for (const blob of entry.blobs) {
+        if (!blob.present) continue;
+        const known = homes.get(blob.digest);
+        if (!known || entry.repository < known.sourceRepository) homes.set(blob.digest, { repository: mapped.repository, sourceRepository: entry.repository });
+      }
+    }
+  }
+  return homes;
 }
 
 function scanOptions(selection: SourceSelection, mapping: NameMapping, concurrency: number, trusted?: TrustedDigests, signal?: AbortSignal): ScanOptions {

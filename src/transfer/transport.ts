@@ -23,6 +23,8 @@ export interface Transport {
 export interface OciTransportOptions {
   readonly onEvent: (event: TransferEvent) => void;
   readonly signal?: AbortSignal | undefined;
+  /** How long a blob another shard uploads is waited for (ExecuteOptions.shardWaitMs). */
+  readonly shardWaitMs?: number;
 }
 
 /** `--via oci`: executePlan over the destination's client and budget, the blobs read from the storage. */
@@ -38,6 +40,7 @@ export function ociTransport(layout: StorageLayout, destination: Destination, op
         blobSource: (digest, size) => dataSource(layout, blobDataPath(layout, digest), size),
         onEvent: options.onEvent,
         ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.shardWaitMs !== undefined ? { shardWaitMs: options.shardWaitMs } : {}),
         ...(harbor ? { tagThroughApi: (repository: string, digest: string, tag: string) => harbor.addTag(repository, digest, tag) } : {}),
       });
       return executed.stats;
