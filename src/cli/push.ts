@@ -36,7 +36,7 @@ export async function runPush(request: PushRequest, ctx: CliContext): Promise<nu
     const stopper = new Stopper(stopGraceFromEnv(ctx.env));
     const destination = await openDestination(request, ctx, request.dryRun, stopper.signals);
     const limitRate = request.destination.options.limitRate;
-    const json = request.logFormat === 'json' ? createJsonLog(ctx.stderr) : undefined;
+    const json = request.logFormat === 'json' ? createJsonLog(ctx.stderr, limitRate !== undefined ? { limitRate } : {}) : undefined;
     const progress = json ?? createProgress({ stream: ctx.stderr, isTTY: ctx.stderrIsTTY && !ctx.env.REGMIGRATE_NO_PROGRESS, quiet: request.quiet, ...(limitRate !== undefined ? { limitRate } : {}) });
     try {
       // Rendering and the report are inside: a signal while they are written does not lose them.

@@ -38,6 +38,8 @@ export interface JsonLogOptions {
   readonly intervalSeconds?: number;
   /** The clock of the rate and ETA (tests give their own). */
   readonly now?: () => number;
+  /** `--limit-rate` in bytes per second: bounds the smoothed rate and so the ETA. */
+  readonly limitRate?: number;
 }
 
 /**
@@ -49,7 +51,7 @@ export function createJsonLog(stream: Writable, options: JsonLogOptions = {}): P
   let meter: RateMeter | undefined;
   let timer: NodeJS.Timeout | undefined;
   const progress = (): void => {
-    const rate = (meter ??= new RateMeter(options.now)).snapshot(totals.bytesTotal - totals.bytes);
+    const rate = (meter ??= new RateMeter(options.now, options.limitRate)).snapshot(totals.bytesTotal - totals.bytes);
     writeJsonLog(stream, {
       level: 'info',
       event: 'progress',
@@ -67,12 +69,12 @@ export function createJsonLog(stream: Writable, options: JsonLogOptions = {}): P
     if (event.type === 'planned') {
       totals.images += event.plan.images.length;
       totals.bytesTotal += event.plan.blobs.reduce((n, b) => n + (b.held ? 0 : b.size), 0);
-      meter ??= new RateMeter(options.now);
+      meter ??= new RateMeter(options.now, options.limitRate);
       timer ??= setInterval(progress, (options.intervalSeconds ?? 30) * 1000);
       timer.unref();
     } else if (event.type === 'bytes') {
       totals.bytes += event.bytes;
-      (meter ??= new RateMeter(options.now)).add(event.bytes);
+      (meter ??= new RateMeter(options.now, options.limitRate)).add(event.bytes);
     } else if (event.type === 'image-done') {
       totals.imagesDone++;
       if (!event.ok) totals.failed++;
