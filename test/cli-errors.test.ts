@@ -2,7 +2,7 @@
  * Errors a user meets first, each one clear line naming what is wrong and what to do: a real docker-registry that
  * speaks plain HTTP given as https://, a port nothing listens on, a document that is not a push report.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -43,6 +43,26 @@ describe('the destination, first contact', () => {
       `regmigrate: http://127.0.0.1:${port} is unreachable: GET /v2/: connect ECONNREFUSED 127.0.0.1:${port}`,
       'hint: check --to, the network and that the registry runs',
     ]);
+  });
+});
+
+describe('outputs refused before any work', () => {
+  it('export --out naming an existing file: exit 2, one line, no image tried', async () => {
+    const file = path.join(tempDir(), 'out.txt');
+    writeFileSync(file, 'x');
+    const result = await runCli(['export', DEMO_STORAGE, '--out', file]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toBe(`regmigrate: --out ${file}: is a file, not a directory\nhint: give a directory`);
+    expect(result.stdout).toBe('');
+  });
+
+  it('push --dry-run --report: says once that the report is not written, and writes none', async () => {
+    const registry = await startRegistry();
+    const report = path.join(tempDir(), 'report.json');
+    const result = await runCli(['push', DEMO_STORAGE, '--to', registry.host, '--dry-run', '--report', report]);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stderr.match(/--report is not written by a dry run/g)).toHaveLength(1);
+    expect(existsSync(report)).toBe(false);
   });
 });
 

@@ -7,6 +7,8 @@ import { OptionProblems, parsePositiveInt } from './options.js';
 import { addSelectionOptions, normalizeSelection, type SelectionFlags } from './selection.js';
 import type { SourceSelection } from '../transfer/source.js';
 import path from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { UsageError } from '../errors.js';
 
 interface ExportFlags extends SelectionFlags {
   out?: string;
@@ -32,6 +34,8 @@ export function normalizeExport(root: string, flags: ExportFlags): ExportRequest
 
 /** `export`: exit 0 when every tag was exported, 1 when some were faulty or failed. */
 export async function runExport(request: ExportRequest, ctx: CliContext): Promise<number> {
+  // An existing file as --out would fail every image in turn (ENOTDIR): refused before any work.
+  if (existsSync(request.out) && !statSync(request.out).isDirectory()) throw new UsageError(`--out ${request.out}: is a file, not a directory`, 'give a directory');
   const result = await exportStorage({ ...request, onNotice: ({ message }) => ctx.stderr.write(`regmigrate: ${message}\n`) });
   const out = path.resolve(request.out);
   const rows = [

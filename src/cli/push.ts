@@ -32,6 +32,8 @@ export function normalizePush(root: string, flags: PushFlags): PushRequest {
 
 export async function runPush(request: PushRequest, ctx: CliContext): Promise<number> {
   if (request.report) assertWritable(request.report, '--report');
+  // The report is the verified image list: a dry run verifies nothing (its plan goes to stdout, --output json).
+  if (request.report && request.dryRun) ctx.stderr.write('regmigrate: --report is not written by a dry run; the plan is on stdout (--output json for a document)\n');
   return withMetrics(request, ctx, 'push', async (record) => {
     const stopper = new Stopper(stopGraceFromEnv(ctx.env));
     const destination = await openDestination(request, ctx, request.dryRun, stopper.signals);
