@@ -4,7 +4,7 @@ import { count, renderTable } from '../util/format.js';
 import type { CliContext } from './context.js';
 import { requireRoot } from './config.js';
 import { OptionProblems, parsePositiveInt } from './options.js';
-import { addSelectionOptions, normalizeSelection, type SelectionFlags } from './selection.js';
+import { addSelectionOptions, normalizeSelection, warnIfEmptySource, type SelectionFlags } from './selection.js';
 import type { SourceSelection } from '../transfer/source.js';
 import path from 'node:path';
 import { existsSync, statSync } from 'node:fs';
@@ -37,6 +37,7 @@ export async function runExport(request: ExportRequest, ctx: CliContext): Promis
   // An existing file as --out would fail every image in turn (ENOTDIR): refused before any work.
   if (existsSync(request.out) && !statSync(request.out).isDirectory()) throw new UsageError(`--out ${request.out}: is a file, not a directory`, 'give a directory');
   const result = await exportStorage({ ...request, onNotice: ({ message }) => ctx.stderr.write(`regmigrate: ${message}\n`) });
+  warnIfEmptySource(ctx.stderr, result.source);
   const out = path.resolve(request.out);
   const rows = [
     ...result.exported.map((e) => [e.image.source, path.relative(out, e.directory), e.ok ? 'exported' : `failed: ${e.reason}`]),

@@ -10,6 +10,7 @@ import { OptionProblems } from './options.js';
 import { stopGraceFromEnv, withInterruption } from './signals.js';
 import { Stopper } from '../util/stop.js';
 import { addTransferOptions, normalizeTransfer, pushOptions, openDestination, withMetrics, type TransferFlags, type TransferRequest } from './transfer-command.js';
+import { warnIfEmptySource } from './selection.js';
 
 interface PushFlags extends TransferFlags {
   dryRun?: boolean;
@@ -46,6 +47,7 @@ export async function runPush(request: PushRequest, ctx: CliContext): Promise<nu
         const result = await pushStorage(destination, pushOptions(request, ctx, { dryRun: request.dryRun, onEvent: progress.onEvent, signal: stop, abort }));
         progress.stop();
         record(result);
+        warnIfEmptySource(ctx.stderr, result.source, request.logFormat);
         const target = destination.endpoint.host;
         if (request.dryRun && result.plan) {
           if (request.output === 'json') ctx.stdout.write(JSON.stringify(result.plan, null, 2) + '\n');

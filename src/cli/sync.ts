@@ -16,6 +16,7 @@ import { createJsonLog, writeJsonLog } from '../report/log.js';
 import { stopGraceFromEnv, withInterruption } from './signals.js';
 import { Stopper } from '../util/stop.js';
 import { DEFAULT_FINAL_ROUNDS, finalSync, finalVerdict } from '../cutover/final-sync.js';
+import { warnIfEmptySource } from './selection.js';
 
 /** A run renews its lease every 30 s; five minutes without a heartbeat means its holder is gone. */
 const DEFAULT_LOCK_STALE_SECONDS = 300;
@@ -157,6 +158,7 @@ export async function runSync(request: SyncRequest, ctx: CliContext): Promise<nu
             : undefined;
           const result = final ? final.last : await syncStorage(destination, syncOptions);
           record(result.push, result.deletions);
+          warnIfEmptySource(ctx.stderr, result.push.source, request.logFormat);
           ctx.stdout.write(renderSync(result));
           if (json) {
             json.finished(result.push);
