@@ -3,7 +3,7 @@
  * speaks plain HTTP given as https://, a port nothing listens on, a document that is not a push report.
  */
 import { execa } from 'execa';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -109,6 +109,26 @@ describe('the destination, first contact', () => {
   });
 });
 
+describe('outputs refused before any work', () => {
+  it('export --out naming an existing file: exit 2, one line, no image tried', async () => {
+    const file = path.join(tempDir(), 'out.txt');
+    writeFileSync(file, 'x');
+    const result = await runCli(['export', DEMO_STORAGE, '--out', file]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toBe(`regmigrate: --out ${file}: is a file, not a directory\nhint: give a directory`);
+    expect(result.stdout).toBe('');
+  });
+
+  it('push --dry-run --report: says once that the report is not written, and writes none', async () => {
+    const registry = await startRegistry();
+    const report = path.join(tempDir(), 'report.json');
+    const result = await runCli(['push', DEMO_STORAGE, '--to', registry.host, '--dry-run', '--report', report]);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stderr.match(/--report is not written by a dry run/g)).toHaveLength(1);
+    expect(existsSync(report)).toBe(false);
+  });
+});
+
 describe('report merge', () => {
   it('names a scan document for what it is', async () => {
     const scan = await runCli(['scan', DEMO_STORAGE, '--output', 'json']);
@@ -126,5 +146,62 @@ describe('report merge', () => {
     expect(result.exitCode).toBe(2);
     expect(result.stderr).toMatch(/bad\.json: not a regmigrate push report \(images\.0\.status: expected "verified" or "skipped-existing" or "skipped" or "failed"\)\n/);
     expect(result.stderr).not.toMatch(/Invalid input/);
+  });
+
+  it('a CSV report, or a sync state file, is refused with one message and hint by merge and html alike', async () => {
+    const dir = tempDir();
+    const csv = path.join(dir, 'rep.csv');
+    writeFileSync(csv, 'source,destination,digest,media_type,size,status,reason,converted_to\n');
+    const state = path.join(dir, 'state.json');
+    writeFileSync(state, JSON.stringify({ schemaVersion: 1, kind: 'regmigrate.sync-state', destination: 'h', updatedAt: '2024-05-01T10:00:00.000Z', tags: {} }));
+    const hint = 'hint: give the --report file (.json) of a push or sync';
+    for (const command of ['merge', 'html']) {
+      const fromCsv = await runCli(['report', command, csv]);
+      expect(fromCsv.exitCode).toBe(2);
+      expect(fromCsv.stderr).toBe(`regmigrate: ${csv}: a CSV report; only JSON reports can be read\n${hint}`);
+      const fromState = await runCli(['report', command, state]);
+      expect(fromState.exitCode).toBe(2);
+      expect(fromState.stderr).toBe(`regmigrate: ${state}: not a regmigrate push report (it is a regmigrate.sync-state document)\n${hint}`);
+    }
+  });
+});
+
+describe('report merge of a re-run: the same tag and digest in two reports', () => {
+  const digest = `sha256:${'a'.repeat(64)}`;
+  /** A report of one tag, p/x:1, with the given status and run times. */
+  function report(status: string, reason: string | null, times: { startedAt?: string; endedAt?: string }): object {
+    return { schemaVersion: 1, kind: 'regmigrate.push', destination: 'h:1', ...times, summary: {}, images: [{ source: 'x:1', destination: 'p/x:1', digest, mediaType: null, size: 1, status, reason }] };
+  }
+  const early = { startedAt: '2024-05-01T10:00:00.000Z', endedAt: '2024-05-01T11:00:00.000Z' };
+  const late = { startedAt: '2024-05-02T10:00:00.000Z', endedAt: '2024-05-02T11:00:00.000Z' };
+
+  it.each([
+    ['interrupted, then verified by a re-run', report('failed', 'interrupted', early), report('verified', null, late), 'verified', 0],
+    ['verified, then failed verification in a re-run: verified wins', report('verified', null, early), report('failed', 'verify: timeout', late), 'verified', 0],
+    ['failed, then already there in a re-run: the later run wins', report('failed', 'interrupted', early), report('skipped-existing', null, late), 'skipped-existing', 0],
+    ['already there, then failed in a re-run: the later run wins', report('skipped-existing', null, early), report('failed', 'interrupted', late), 'failed', 1],
+    ['no end time: the start time orders them', report('failed', 'interrupted', { startedAt: early.startedAt }), report('skipped-existing', null, { startedAt: late.startedAt }), 'skipped-existing', 0],
+  ])('%s, in either order of the files', async (_, first, second, status, exitCode) => {
+    const dir = tempDir();
+    const [a, b] = [path.join(dir, 'first.json'), path.join(dir, 'second.json')];
+    writeFileSync(a, JSON.stringify(first));
+    writeFileSync(b, JSON.stringify(second));
+    for (const files of [[a, b], [b, a]]) {
+      const result = await runCli(['report', 'merge', ...files]);
+      expect(result.exitCode, result.stderr).toBe(exitCode);
+      const merged = JSON.parse(result.stdout) as { images: Array<{ destination: string; status: string }> };
+      expect(merged.images).toEqual([expect.objectContaining({ destination: 'p/x:1', status })]);
+      expect(result.stderr).not.toMatch(/conflict/);
+    }
+  });
+
+  it('without run times the later file wins', async () => {
+    const dir = tempDir();
+    const [failed, there] = [path.join(dir, 'failed.json'), path.join(dir, 'there.json')];
+    writeFileSync(failed, JSON.stringify(report('failed', 'interrupted', {})));
+    writeFileSync(there, JSON.stringify(report('skipped-existing', null, {})));
+    const statusOf = async (files: string[]): Promise<string | undefined> => (JSON.parse((await runCli(['report', 'merge', ...files])).stdout) as { images: Array<{ status: string }> }).images[0]?.status;
+    expect(await statusOf([failed, there])).toBe('skipped-existing');
+    expect(await statusOf([there, failed])).toBe('failed');
   });
 });

@@ -163,7 +163,53 @@ describe('scan finds what push would refuse', () => {
   it('a tag selection that keeps nothing says so, and how many tags it left out', async () => {
     const result = await runCli(['scan', DEMO_STORAGE, '--tag-include', 'no-such-tag-*']);
     expect(result.exitCode).toBe(0);
-    expect(result.stderr).toMatch(/warning: the tag selection kept none of the 7 tags in /);
+    expect(result.stderr).toMatch(/warning: the selection kept none of the 7 tags in /);
     expect(result.stderr).not.toMatch(/no tags found/);
+  });
+});
+
+describe('a selection that keeps nothing: one warning on stderr in every command, the exit status unchanged', () => {
+  const v2 = path.join(DEMO_STORAGE, 'docker', 'registry', 'v2');
+  const warning = `regmigrate: warning: the selection kept none of the 7 tags in ${v2}`;
+  /** stderr's lines that are exactly `line` (the CLI's last newline is not in `stderr`). */
+  const linesOf = (stderr: string, line: string): number => stderr.split('\n').filter((l) => l === line).length;
+
+  it.each([
+    ['table', []],
+    ['json (streamed)', ['--output', 'json']],
+  ])('scan --include matching no repository (%s)', async (_, output) => {
+    const result = await runCli(['scan', DEMO_STORAGE, '--include', 'nosuch/**', ...output]);
+    expect(result.exitCode).toBe(0);
+    expect(linesOf(result.stderr, warning)).toBe(1);
+    expect(result.stderr).not.toMatch(/no tags found/);
+  });
+
+  it('scan of a tar: the archive is named by its path alone', async () => {
+    const { execa } = await import('execa');
+    const tar = path.join(tempDir(), 'demo.tar');
+    await execa('tar', ['-cf', tar, '-C', DEMO_STORAGE, 'docker']);
+    const result = await runCli(['scan', tar, '--tag-include', 'no-such-tag-*']);
+    expect(result.exitCode).toBe(0);
+    expect(linesOf(result.stderr, `regmigrate: warning: the selection kept none of the 7 tags in ${tar}`)).toBe(1);
+  });
+
+  it('push, push --dry-run, diff, sync and export', async () => {
+    const registry = await startRegistry();
+    const none = ['--include', 'nosuch/**'];
+    const runs = {
+      push: await runCli(['push', DEMO_STORAGE, '--to', registry.host, ...none]),
+      'push --dry-run': await runCli(['push', DEMO_STORAGE, '--to', registry.host, '--dry-run', ...none]),
+      diff: await runCli(['diff', DEMO_STORAGE, '--to', registry.host, ...none]),
+      sync: await runCli(['sync', DEMO_STORAGE, '--to', registry.host, '--state', path.join(tempDir(), 'state.json'), ...none]),
+      export: await runCli(['export', DEMO_STORAGE, '--out', path.join(tempDir(), 'out'), ...none]),
+    };
+    for (const [command, result] of Object.entries(runs)) {
+      expect(result.exitCode, `${command}: ${result.stderr}`).toBe(0);
+      expect(linesOf(result.stderr, warning), `${command}: ${result.stderr}`).toBe(1);
+    }
+    // With --log-format json the warning is a record like every other line.
+    const json = await runCli(['push', DEMO_STORAGE, '--to', registry.host, '--log-format', 'json', ...none]);
+    const records = json.stderr.trim().split('\n').map((l) => JSON.parse(l) as { level: string; event: string; message?: string });
+    expect(records).toContainEqual(expect.objectContaining({ level: 'warn', event: 'notice', message: `the selection kept none of the 7 tags in ${v2}` }));
   });
 });

@@ -230,7 +230,7 @@ describe('HTML reports', () => {
     expect(rendered.dom).toMatch(/<svg id="outcome"[\s\S]*?<rect class="bar"/);
     const bad = await runCli(['report', 'html', path.join(dir, 'nope.json')]);
     expect(bad.exitCode).toBe(2);
-    expect(bad.stderr).toMatch(/nope\.json: not a readable JSON report \(ENOENT\)/);
+    expect(bad.stderr).toMatch(/nope\.json: cannot be read \(ENOENT\)$/m);
   });
 
   it('report html: failure reasons escaped (a registry\'s HTML error body), byte figures right, long reasons wrapped at 1000 px; a sync report says so', async () => {

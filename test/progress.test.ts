@@ -8,7 +8,7 @@ import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { PLAN_VERSION, type Plan, type PlannedImage } from '../src/plan/plan.js';
 import { createJsonLog } from '../src/report/log.js';
-import { createProgress } from '../src/report/progress.js';
+import { createProgress, describeRate } from '../src/report/progress.js';
 import { RateMeter } from '../src/report/rate.js';
 import type { PushEvent, PushResult } from '../src/push/push.js';
 import { DestinationBudget } from '../src/destination/budget.js';
@@ -27,6 +27,10 @@ describe('formatting', () => {
     [100.26 * 1024, '100 KiB'],
     [3.14159 * MiB, '3.1 MiB'],
     [5 * 1024 ** 4, '5.0 TiB'],
+    // The precision and the unit follow the rounded value.
+    [1023.6, '1.0 KiB'],
+    [102375, '100 KiB'],
+    [1048575, '1.0 MiB'],
   ])('formatBytes(%d) = %s', (bytes, text) => {
     expect(formatBytes(bytes)).toBe(text);
   });
@@ -44,6 +48,8 @@ describe('formatting', () => {
     [61_234, '61.2 s'],
     [754_000, '12 min 34 s'],
     [3 * 3600_000 + 25 * 60_000 + 10_000, '3 h 25 min'],
+    [999.6, '1.0 s'],
+    [119_960, '2 min 0 s'],
   ])('formatDuration(%d) = %s', (ms, text) => {
     expect(formatDuration(ms)).toBe(text);
   });
@@ -95,6 +101,19 @@ describe('RateMeter', () => {
     expect(stalled.etaSeconds!).toBeGreaterThan(before.etaSeconds!);
   });
 
+  it('under --limit-rate, a burst at the start does not lift the smoothed rate or the ETA above the cap', () => {
+    let now = 0;
+    const cap = 400 * 1024;
+    const meter = new RateMeter(() => now, cap);
+    meter.add(2.3 * MiB);
+    now += 1000;
+    meter.add(cap);
+    now += 1000;
+    const rate = meter.snapshot(14 * MiB);
+    expect(rate.smoothed).toBe(cap);
+    expect(rate.etaSeconds).toBeCloseTo((14 * MiB) / cap, 6);
+  });
+
   it('before any byte: rate 0 and no ETA', () => {
     let now = 0;
     const meter = new RateMeter(() => now);
@@ -126,6 +145,17 @@ function collect(stream: PassThrough): () => string {
   stream.on('data', (chunk: Buffer) => (text += chunk.toString()));
   return () => text;
 }
+
+describe('describeRate', () => {
+  it.each([
+    [0.956, 'ETA <1 s'],
+    [0, 'ETA <1 s'],
+    [1.4, 'ETA 1.4 s'],
+    [undefined, 'ETA unknown'],
+  ])('ETA of %s seconds reads %s', (etaSeconds, text) => {
+    expect(describeRate({ current: MiB, smoothed: MiB, etaSeconds })).toBe(`1.0 MiB/s now, 1.0 MiB/s smoothed, ${text}`);
+  });
+});
 
 describe('progress output carries the rate and the time left', () => {
   beforeEach(() => {

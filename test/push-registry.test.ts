@@ -268,5 +268,7 @@ describe('progress on a terminal', () => {
     expect(last(/\d+% \| [\d.]+ (?:B|KiB) of 102 KiB/g)).toBe('100% | 102 KiB of 102 KiB');
     expect(last(/\d+% \| \d\/7 images/g)).toBe('100% | 7/7 images');
     expect(output).toMatch(/7 images verified, 0 already there, 0 failed/);
+    // Every blob count names its unit, as the uploaded one does.
+    expect(output).toMatch(/uploaded [\d.]+ KiB \(\d+ blobs\), mounted [\d.]+ (?:B|KiB) \(\d+ blobs?\), skipped 0 B \(0 blobs\); /);
   });
 });

@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { addImage, makeLayer, StorageBuilder } from '../fixtures/builder.js';
-import { runCli } from './helpers/cli.js';
+import { DEMO_STORAGE, runCli } from './helpers/cli.js';
 import { buildLegacyTree, type LegacyTree } from './helpers/legacy-tree.js';
 import { startProxy } from './helpers/proxy.js';
 import { startRegistry } from './helpers/registry.js';
@@ -282,5 +282,48 @@ describe('config file', () => {
     const missing = await runCli(['config', 'check', path.join(tempDir(), 'nope.yaml')]);
     expect(missing.exitCode).toBe(2);
     expect(missing.stderr).toMatch(/nope\.yaml: cannot be read \(ENOENT\)/);
+  });
+
+  it('a wrong type does not hide the value problems of other settings', async () => {
+    const file = path.join(tempDir(), 'bad.yaml');
+    writeFileSync(file, 'selection:\n  keepLatest: two\n  semver: ">=1.0 <<<"\ntransfer:\n  limitRate: fast\n');
+    const check = await runCli(['config', 'check', file]);
+    expect(check.exitCode).toBe(2);
+    expect(check.stderr).toMatch(/3 problems:\n/);
+    for (const line of ['selection.keepLatest: expected a whole number', 'selection.semver: ">=1.0 <<<" is not a version range', 'transfer.limitRate: "fast" is not a rate']) expect(check.stderr).toContain(`\n  ${line}`);
+  });
+
+  it('an output file in a directory that does not exist: config check and the run name it by its path in the file', async () => {
+    const dir = tempDir();
+    const gone = path.join(dir, 'no-such-dir');
+    const file = path.join(dir, 'regmigrate.yaml');
+    writeFileSync(file, [`source: ${DEMO_STORAGE}`, 'destination:', '  to: 127.0.0.1:9', 'output:', `  report: ${gone}/report.json`, 'sync:', `  state: ${gone}/state.json`].join('\n'));
+    const check = await runCli(['config', 'check', file]);
+    expect(check.exitCode).toBe(2);
+    expect(check.stderr).toContain(`\n  output.report: "${gone}/report.json": its directory ${gone} does not exist`);
+    expect(check.stderr).toContain(`\n  sync.state: "${gone}/state.json": its directory ${gone} does not exist`);
+    // push takes output.report from the file (not sync.state): the error names the setting, not --report.
+    const push = await runCli(['push', '--config', file]);
+    expect(push.exitCode).toBe(2);
+    expect(push.stderr.split('\n')[0]).toBe(`regmigrate: --config ${file}: output.report: "${gone}/report.json": its directory ${gone} does not exist`);
+    // A flag given on the command line is the flag's to check, and named so.
+    const flag = await runCli(['push', '--config', file, '--report', path.join(gone, 'flag.json')]);
+    expect(flag.exitCode).toBe(2);
+    expect(flag.stderr).toMatch(/^regmigrate: --report .*flag\.json: its directory .* does not exist$/m);
+  });
+
+  it('an empty file holds no settings: a warning, not "valid (0 settings)"; a YAML error ends without a dangling colon', async () => {
+    const dir = tempDir();
+    const empty = path.join(dir, 'empty.yaml');
+    writeFileSync(empty, '');
+    const check = await runCli(['config', 'check', empty]);
+    expect(check.exitCode).toBe(0);
+    expect(check.stderr).toBe(`regmigrate: warning: ${empty} holds no settings`);
+    expect(check.stdout).toBe('');
+    const broken = path.join(dir, 'broken.yaml');
+    writeFileSync(broken, 'a: b: c\n');
+    const yaml = await runCli(['config', 'check', broken]);
+    expect(yaml.exitCode).toBe(2);
+    expect(yaml.stderr.split('\n')[0]).toMatch(/^regmigrate: --config .*broken\.yaml: not valid YAML: .*line 1, column \d+$/);
   });
 });

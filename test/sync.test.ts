@@ -132,7 +132,7 @@ describe('diff and sync against a real docker-registry', () => {
     const apply = await runCli(['sync', root, '--to', proxy.host, '--state', state, '--delete-extra', '--yes', '--metrics-file', metrics, '--log-format', 'json']);
     expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
     expect(apply.stdout).toMatch(kept);
-    expect(apply.stdout).toMatch(/^sync: 0 pushed, 5 unchanged, 0 failed, 0 deleted, 1 kept \(their manifest is shared\); /m);
+    expect(apply.stdout).toMatch(/^sync: 0 pushed, 5 unchanged, 0 failed, 0 deleted, 1 kept \(its manifest is shared\); /m);
     expect(apply.stderr.split('\n').filter((l) => l.includes('"tag-kept"')).map((l) => JSON.parse(l) as { level: string; repo: string })).toEqual([expect.objectContaining({ level: 'warn', repo: 'library/alpine:latest' })]);
     expect(readFileSync(metrics, 'utf8')).toMatch(/^regmigrate_tags_kept_total\{command="sync"\} 1$/m);
     expect(await tagsOf(registry.url, 'library/alpine')).toEqual(['3.19', 'latest']);

@@ -58,7 +58,7 @@ describe('deleting only what is really gone', () => {
     expect(result.stdout).toMatch(/failed team\/api: unreadable: /);
     // Not a candidate at all: no line about deleting a team/api tag (planned, done, refused or left alone), and a
     // summary without a deletion count (it has one whenever any tag was considered).
-    expect(result.stdout).not.toMatch(/^(would delete|deleted|could not delete|left alone|kept) team\/api:/m);
+    expect(result.stdout).not.toMatch(/^(would delete|deleted|could not delete|not deleted|left alone|kept) team\/api:/m);
     expect(result.stdout).toMatch(/^sync: 0 pushed, 5 unchanged, 1 failed; uploaded /m);
     expect((await catalogTags(registry.url, 'team/api')).sort()).toEqual(['1.0', '1.1']);
     const journal = JSON.parse(readFileSync(state, 'utf8')) as { tags: Record<string, { goneFromSourceAt: string | null }> };
@@ -66,12 +66,22 @@ describe('deleting only what is really gone', () => {
   });
 
   it('--max-delete refuses a run that would delete more, and says so', async () => {
-    const { registry, tree, sync } = await syncedTree();
+    const { registry, tree, state, sync } = await syncedTree();
     rmSync(tagsDir(tree, 'team/api'), { recursive: true });
     rmSync(path.join(tree.v2, 'repositories/busybox'), { recursive: true });
+    // The dry run says that --yes would refuse, and what would allow it.
+    const dry = await runCli(['sync', tree.root, '--to', registry.host, '--state', state, '--delete-extra', '--max-delete', '2']);
+    expect(dry.exitCode, dry.stdout + dry.stderr).toBe(0);
+    expect(dry.stdout.match(/^would delete /gm)).toHaveLength(3);
+    expect(dry.stdout).toMatch(/^--yes would refuse: 3 tags to delete, more than --max-delete 2; check the source, then give --max-delete 3 to allow it$/m);
+    expect(dry.stdout).toMatch(/^sync: 0 pushed, \d+ unchanged, 0 failed, 0 deleted, 3 would be deleted \(--yes would refuse: over --max-delete 2\); /m);
     const refused = await sync('--max-delete', '2');
     expect(refused.exitCode).toBe(1);
-    expect(refused.stdout).toMatch(/could not delete team\/api:1\.0 .*not deleted: this run would delete 3 tags, more than --max-delete 2; check the source, then give --max-delete 3 to allow it/);
+    // Each tag is listed once; the refusal is said once; the summary counts the tags it kept.
+    expect(refused.stdout).toMatch(/^not deleted team\/api:1\.0 sha256:[0-9a-f]{64} \(source team\/api:1\.0 is gone\): over --max-delete 2$/m);
+    expect(refused.stdout.match(/^not deleted /gm)).toHaveLength(3);
+    expect(refused.stdout.match(/this run would delete 3 tags, more than --max-delete 2; check the source, then give --max-delete 3 to allow it/g)).toHaveLength(1);
+    expect(refused.stdout).toMatch(/^sync: 0 pushed, \d+ unchanged, 0 failed, 0 deleted, 3 not deleted: over --max-delete 2; /m);
     expect((await catalogTags(registry.url, 'team/api')).sort()).toEqual(['1.0', '1.1']);
     const allowed = await sync('--max-delete', '3');
     expect(allowed.exitCode, allowed.stdout).toBe(0);

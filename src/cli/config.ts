@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
@@ -101,8 +102,12 @@ function findSecrets(value: unknown, where: string[] = []): string[] {
   });
 }
 
-/** Reads and validates a config file; every problem at once, each with its path in the file. */
-export function loadConfig(file: string): ConfigFile {
+/**
+ * Reads and validates a config file; every problem at once, each with its path in the file. `checkPaths` picks the
+ * file settings (by key) whose directory must exist: all of them for `config check`, those a command takes from the
+ * file for a run.
+ */
+export function loadConfig(file: string, checkPaths: (key: string) => boolean = () => false): ConfigFile {
   let raw: string;
   try {
     raw = readFileSync(file, 'utf8');
@@ -113,7 +118,8 @@ export function loadConfig(file: string): ConfigFile {
   try {
     doc = parseYaml(raw) ?? {};
   } catch (err) {
-    throw new UsageError(`--config ${file}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+    // The parser's first line ends with a colon that introduces the excerpt on the next lines: not kept.
+    throw new UsageError(`--config ${file}: not valid YAML: ${(err as Error).message.split('\n')[0]!.replace(/:\s*$/, '')}`);
   }
   const problems = findSecrets(doc).map((p) => `${p}: secrets are not allowed in the config file (give destination.dockerConfig, REGMIGRATE_PASSWORD or --password-stdin instead)`);
   const parsed = ConfigFile.safeParse(doc);
@@ -131,7 +137,10 @@ export function loadConfig(file: string): ConfigFile {
       }
     }
   }
-  if (parsed.success) problems.push(...valueProblems(parsed.data));
+  // The value and path checks run on whatever is well-typed, so a type error elsewhere hides none of theirs.
+  const reported = (at: string): boolean => problems.some((p) => p.startsWith(`${at}:`) || p.startsWith(`${at}.`));
+  problems.push(...valueProblems(doc).filter((p) => !reported(p.slice(0, p.indexOf(':')))));
+  problems.push(...pathProblems(doc, checkPaths).filter((p) => !reported(p.slice(0, p.indexOf(':')))));
   if (problems.length > 0) {
     throw new UsageError(`--config ${file}: ${problems.length === 1 ? problems[0] : `${problems.length} problems:\n  ${problems.join('\n  ')}`}`, 'see "Config file" in the README');
   }
@@ -142,19 +151,51 @@ export function loadConfig(file: string): ConfigFile {
  * Values of the right type that a run would still refuse (`semver: ">=1.0 <<<"`, `limitRate: fast`), by the same
  * checks the flags get (values.ts), each named by its path in the file.
  */
-function valueProblems(config: ConfigFile): string[] {
+function valueProblems(doc: unknown): string[] {
   const problems: string[] = [];
-  for (const section of ['destination', 'selection', 'transfer', 'sync', 'output'] as const) {
-    for (const [key, value] of Object.entries(config[section] ?? {})) {
-      const check = VALUE_CHECKS[key];
-      if (!check || value === undefined || typeof value === 'boolean') continue;
-      for (const item of Array.isArray(value) ? value : [value]) {
-        const problem = check(String(item));
-        if (problem) problems.push(`${section}.${key}: ${JSON.stringify(item)} ${problem}`);
-      }
+  for (const [section, key, value] of settingsOf(doc)) {
+    const check = VALUE_CHECKS[key];
+    if (!check) continue;
+    for (const item of Array.isArray(value) ? value : [value]) {
+      // A value of the wrong type is the schema's to report.
+      if (typeof item !== 'string' && typeof item !== 'number') continue;
+      const problem = check(String(item));
+      if (problem) problems.push(`${section}.${key}: ${JSON.stringify(item)} ${problem}`);
     }
   }
   return problems;
+}
+
+/** Settings that name a file the run writes: its directory must exist (the run refuses it otherwise, before any work). */
+const OUTPUT_FILES = new Set(['output.report', 'output.metricsFile', 'sync.state', 'sync.lock']);
+
+/** Output files whose directory is missing or not writable, named by their path in the config file. */
+function pathProblems(doc: unknown, checkPaths: (key: string) => boolean): string[] {
+  const problems: string[] = [];
+  for (const [section, key, value] of settingsOf(doc)) {
+    if (!OUTPUT_FILES.has(`${section}.${key}`) || typeof value !== 'string' || !checkPaths(key)) continue;
+    const dir = path.dirname(path.resolve(value));
+    try {
+      if (!statSync(dir).isDirectory()) problems.push(`${section}.${key}: ${JSON.stringify(value)}: ${dir} is not a directory`);
+      else accessSync(dir, constants.W_OK);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      problems.push(`${section}.${key}: ${JSON.stringify(value)}: its directory ${dir} ${code === 'ENOENT' ? 'does not exist' : `cannot be written (${code})`}`);
+    }
+  }
+  return problems;
+}
+
+/** Every `section.key: value` of a parsed document's sections, whatever their types (the schema judges those). */
+function settingsOf(doc: unknown): Array<[string, string, unknown]> {
+  const out: Array<[string, string, unknown]> = [];
+  if (!doc || typeof doc !== 'object') return out;
+  for (const section of ['destination', 'selection', 'transfer', 'sync', 'output'] as const) {
+    const values = (doc as Record<string, unknown>)[section];
+    if (!values || typeof values !== 'object' || Array.isArray(values)) continue;
+    for (const [key, value] of Object.entries(values)) if (value !== undefined && value !== null) out.push([section, key, value]);
+  }
+  return out;
 }
 
 /** The file's settings as option values (what commander would have parsed from flags). */
@@ -176,7 +217,10 @@ function asOptionValues(config: ConfigFile): Map<string, string | boolean | stri
 export function applyConfig(command: Command): void {
   const file = command.getOptionValue('config') as string | undefined;
   if (!file) return;
-  const config = loadConfig(file);
+  // Output files the command takes from the file are checked here, so a missing directory is named by its path in
+  // the file (output.report), not by the flag the user never typed.
+  const fromFile = (key: string): boolean => command.options.some((o) => o.attributeName() === key) && command.getOptionValueSource(key) !== 'cli';
+  const config = loadConfig(file, fromFile);
   for (const [key, value] of asOptionValues(config)) {
     const option = command.options.find((o) => o.attributeName() === key);
     if (!option || command.getOptionValueSource(key) === 'cli') continue;
@@ -200,8 +244,10 @@ export function registerConfig(program: Command, ctx: CliContext): void {
     .description('validate a config file without running anything')
     .argument('<file>', 'the YAML file')
     .action((file: string) => {
-      const config = loadConfig(file);
+      const config = loadConfig(file, () => true);
       const settings = asOptionValues(config).size + (config.source ? 1 : 0);
-      ctx.stdout.write(`${file}: valid (${settings} settings)\n`);
+      // An empty file (or one of `version: 1` alone) is valid, and almost certainly not what was meant.
+      if (settings === 0) ctx.stderr.write(`regmigrate: warning: ${file} holds no settings\n`);
+      else ctx.stdout.write(`${file}: valid (${settings} settings)\n`);
     });
 }

@@ -6,7 +6,7 @@ import { parseSize } from '../util/format.js';
 import type { CliContext } from './context.js';
 import { OptionProblems, parsePositiveInt } from './options.js';
 import { UsageError } from '../errors.js';
-import { existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { writeJsonLog } from '../report/log.js';
 import { CONTACT_TIMEOUT_MS, RETRY_ATTEMPTS, RETRY_BASE_DELAY_MS, RETRY_MAX_DELAY_MS, TIMEOUT_SECONDS } from '../tuning.js';
 
@@ -43,6 +43,21 @@ export interface NormalizedDestination {
   readonly options: Omit<DestinationOptions, 'endpoint' | 'credentials'> & { passwordStdin: boolean; username: string | undefined; dockerConfig: string | undefined };
 }
 
+/**
+ * What is wrong with a `--ca-file`, if anything. Node's TLS takes a file without a PEM certificate silently and then
+ * fails the handshake as if no CA had been given: a wrong file (a key, a DER file, an empty one) is named up front.
+ */
+function caFileProblem(file: string): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'latin1');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    return code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory, not a PEM file' : `cannot be read (${code})`;
+  }
+  return text.includes('-----BEGIN CERTIFICATE-----') ? undefined : 'holds no certificate (expected PEM: -----BEGIN CERTIFICATE-----)';
+}
+
 export function normalizeDestination(flags: DestinationFlags, problems: OptionProblems): NormalizedDestination {
   let endpoint: Endpoint | undefined;
   if (flags.to === undefined) problems.add('--to is required: the destination registry or Harbor (host[:port], https://host), on the command line or as destination.to in --config');
@@ -58,7 +73,10 @@ export function normalizeDestination(flags: DestinationFlags, problems: OptionPr
     chunkSize = parseSize(flags.chunkSize);
     if (chunkSize === undefined || chunkSize < 1024 * 1024) problems.add(`--chunk-size must be a size of at least 1MiB (like 16MiB), not "${flags.chunkSize}"`);
   }
-  if (flags.caFile !== undefined && !existsSync(flags.caFile)) problems.add(`--ca-file ${flags.caFile}: no such file`);
+  if (flags.caFile !== undefined) {
+    const problem = caFileProblem(flags.caFile);
+    if (problem) problems.add(`--ca-file ${flags.caFile}: ${problem}`);
+  }
   if (flags.passwordStdin && !flags.username) problems.add('--password-stdin needs --username');
   if (flags.username && !flags.passwordStdin) problems.add('--username needs --password-stdin (a password on the command line would show in the process list)');
   let limitRate: number | undefined;

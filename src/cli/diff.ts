@@ -8,7 +8,7 @@ import type { CliContext } from './context.js';
 import { requireRoot } from './config.js';
 import { addDestinationOptions, buildDestinationOptions, normalizeDestination, type DestinationFlags, type NormalizedDestination } from './destination-options.js';
 import { OptionProblems, parseOutputFormat, parsePositiveInt } from './options.js';
-import { addSelectionOptions, normalizeSelection, type SelectionFlags } from './selection.js';
+import { addSelectionOptions, normalizeSelection, warnIfEmptySource, type SelectionFlags } from './selection.js';
 import type { OutputFormat } from '../inventory/render.js';
 import { convertedImages, loadState } from '../sync/sync-state.js';
 import { DIFF_CONCURRENCY } from '../tuning.js';
@@ -86,6 +86,7 @@ export async function runDiff(request: DiffRequest, ctx: CliContext): Promise<nu
     const journal = request.state ? loadState(request.state, destination.endpoint.host) : undefined;
     const converted = journal ? convertedImages(journal) : undefined;
     const result = await compareStorage(destination, request, request.concurrency, converted);
+    warnIfEmptySource(ctx.stderr, result.source);
     ctx.stdout.write(render(result, request.output, destination.endpoint.host));
     if (request.output !== 'table') ctx.stderr.write(renderDiffSummary(result) + '\n');
     const c = result.counts;

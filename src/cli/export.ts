@@ -4,10 +4,12 @@ import { count, renderTable } from '../util/format.js';
 import type { CliContext } from './context.js';
 import { requireRoot } from './config.js';
 import { OptionProblems, parsePositiveInt } from './options.js';
-import { addSelectionOptions, normalizeSelection, type SelectionFlags } from './selection.js';
+import { addSelectionOptions, normalizeSelection, warnIfEmptySource, type SelectionFlags } from './selection.js';
 import type { SourceSelection } from '../transfer/source.js';
 import { TRANSFER_CONCURRENCY } from '../tuning.js';
 import path from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { UsageError } from '../errors.js';
 
 interface ExportFlags extends SelectionFlags {
   out?: string;
@@ -33,7 +35,10 @@ export function normalizeExport(root: string, flags: ExportFlags): ExportRequest
 
 /** `export`: exit 0 when every tag was exported, 1 when some were faulty or failed. */
 export async function runExport(request: ExportRequest, ctx: CliContext): Promise<number> {
+  // An existing file as --out would fail every image in turn (ENOTDIR): refused before any work.
+  if (existsSync(request.out) && !statSync(request.out).isDirectory()) throw new UsageError(`--out ${request.out}: is a file, not a directory`, 'give a directory');
   const result = await exportStorage({ ...request, onNotice: ({ message }) => ctx.stderr.write(`regmigrate: ${message}\n`) });
+  warnIfEmptySource(ctx.stderr, result.source);
   const out = path.resolve(request.out);
   const rows = [
     ...result.exported.map((e) => [e.image.source, path.relative(out, e.directory), e.ok ? 'exported' : `failed: ${e.reason}`]),

@@ -11,6 +11,7 @@ import { withInterruption } from './signals.js';
 import { stopGraceFromEnv } from '../tuning.js';
 import { Stopper } from '../util/stop.js';
 import { addTransferOptions, normalizeTransfer, pushOptions, openDestination, withMetrics, type TransferFlags, type TransferRequest } from './transfer-command.js';
+import { warnIfEmptySource } from './selection.js';
 
 interface PushFlags extends TransferFlags {
   dryRun?: boolean;
@@ -33,11 +34,13 @@ export function normalizePush(root: string, flags: PushFlags): PushRequest {
 
 export async function runPush(request: PushRequest, ctx: CliContext): Promise<number> {
   if (request.report) assertWritable(request.report, '--report');
+  // The report is the verified image list: a dry run verifies nothing (its plan goes to stdout, --output json).
+  if (request.report && request.dryRun) ctx.stderr.write('regmigrate: --report is not written by a dry run; the plan is on stdout (--output json for a document)\n');
   return withMetrics(request, ctx, 'push', async (record) => {
     const stopper = new Stopper(stopGraceFromEnv(ctx.env));
     const destination = await openDestination(request, ctx, request.dryRun, stopper.signals);
     const limitRate = request.destination.options.limitRate;
-    const json = request.logFormat === 'json' ? createJsonLog(ctx.stderr, { budget: destination.budget }) : undefined;
+    const json = request.logFormat === 'json' ? createJsonLog(ctx.stderr, { budget: destination.budget, ...(limitRate !== undefined ? { limitRate } : {}) }) : undefined;
     const progress = json ?? createProgress({ stream: ctx.stderr, isTTY: ctx.stderrIsTTY && !ctx.env.REGMIGRATE_NO_PROGRESS, quiet: request.quiet, budget: destination.budget, ...(limitRate !== undefined ? { limitRate } : {}) });
     try {
       // Rendering and the report are inside: a signal while they are written does not lose them.
@@ -45,6 +48,7 @@ export async function runPush(request: PushRequest, ctx: CliContext): Promise<nu
         const result = await pushStorage(destination, pushOptions(request, ctx, { dryRun: request.dryRun, onEvent: progress.onEvent, signal: stop, abort }));
         progress.stop();
         record(result);
+        warnIfEmptySource(ctx.stderr, result.source, request.logFormat);
         const target = destination.endpoint.host;
         if (request.dryRun && result.plan) {
           if (request.output === 'json') ctx.stdout.write(JSON.stringify(result.plan, null, 2) + '\n');

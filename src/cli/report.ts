@@ -36,16 +36,25 @@ const PushReport = z.looseObject({
 });
 type PushReport = z.infer<typeof PushReport>;
 
+/** Reads a push or sync report for `report merge` and `report html`: one message and one hint for what is not one. */
 function readReport(file: string): PushReport {
+  const hint = 'give the --report file (.json) of a push or sync';
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new UsageError(`${file}: ${(err as NodeJS.ErrnoException).code ? `cannot be read (${(err as NodeJS.ErrnoException).code})` : 'not valid JSON'}`);
+    json = JSON.parse(text);
+  } catch {
+    // A CSV report holds no run facts or byte counts: only the JSON one is read back.
+    const csv = /\.csv$/i.test(file) || text.startsWith('source,');
+    throw new UsageError(`${file}: ${csv ? 'a CSV report; only JSON reports can be read' : 'not valid JSON'}`, hint);
   }
   // Another of our documents (a scan, a diff, a plan) is named for what it is, not by a schema message.
   const head = json !== null && typeof json === 'object' ? (json as { kind?: unknown; schemaVersion?: unknown }) : {};
-  const hint = 'give the --report file (.json) of a push or sync';
   if (typeof head.kind === 'string' && head.kind !== 'regmigrate.push') throw new UsageError(`${file}: not a regmigrate push report (it is a ${head.kind} document)`, hint);
   if (head.kind === 'regmigrate.push' && head.schemaVersion !== PUSH_REPORT_VERSION) {
     throw new UsageError(`${file}: a push report of schemaVersion ${JSON.stringify(head.schemaVersion)}, which this version cannot read (it reads ${PUSH_REPORT_VERSION})`);
@@ -57,6 +66,45 @@ function readReport(file: string): PushReport {
     throw new UsageError(`${file}: not a regmigrate push report (${issue.path.join('.') || 'the document'}: ${what})`, hint);
   }
   return parsed.data;
+}
+
+function toImageReport(i: z.infer<typeof ReportImage>): ImageReport {
+  return imageReport({
+    source: i.source,
+    destination: i.destination ?? undefined,
+    digest: i.digest ?? undefined,
+    mediaType: i.mediaType ?? undefined,
+    size: i.size,
+    status: i.status,
+    reason: i.reason || undefined,
+    convertedTo: i.convertedTo || undefined,
+    subject: i.subject || undefined,
+  });
+}
+
+interface Seen {
+  readonly index: number;
+  readonly file: string;
+  /** The report's place among the arguments, and when its run ended (or started). */
+  readonly order: number;
+  readonly time: string | undefined;
+}
+
+/** When a report's run ended (or, for one cut short before writing it, started); ISO 8601, so it sorts as text. */
+function runTime(report: PushReport): string | undefined {
+  return report.endedAt || report.startedAt || undefined;
+}
+
+/**
+ * Whether `next`, a report of the same tag and digest as `kept`, replaces it: a verified one beats any other
+ * status; between two of the same standing the later run wins, by the reports' times when both have one, else by
+ * the order of the arguments.
+ */
+function supersedes(next: { image: ImageReport; order: number; time: string | undefined }, kept: { image: ImageReport; order: number; time: string | undefined }): boolean {
+  const verified = (i: ImageReport): boolean => i.status === 'verified';
+  if (verified(next.image) !== verified(kept.image)) return verified(next.image);
+  if (next.time !== undefined && kept.time !== undefined && next.time !== kept.time) return next.time > kept.time;
+  return next.order > kept.order;
 }
 
 /** The merged run: the earliest start, the latest end, every source and version (once each). */
@@ -76,30 +124,22 @@ function mergedRun(reports: readonly PushReport[], destination: string): ReportR
 /**
  * `report merge`: the reports of several shards (or runs) as one verified image list. Shards are disjoint, so a
  * destination tag appearing twice means the shards overlapped: a conflict (different digests) is an error, named
- * with both files, and the tag counts as failed (which digest it holds depends on which shard pushed last).
+ * with both files, and the tag counts as failed (which digest it holds depends on which shard pushed last). The
+ * same digest twice is a re-run: a verified report of it wins, otherwise the later run's (whatever the order of
+ * the files).
  */
 export function mergeReports(files: readonly string[]): { destination: string; run: ReportRun; images: ImageReport[]; conflicts: string[] } {
   const reports = files.map(readReport);
   const destinations = new Set(reports.map((r) => r.destination));
   if (destinations.size > 1) throw new UsageError(`the reports are of different destinations: ${[...destinations].join(', ')}`);
-  // Destination tag → where its first report is in `images`, and the file it came from.
-  const byDestination = new Map<string, { index: number; file: string }>();
+  // Destination tag → where its report is in `images`, and the file and run it came from.
+  const byDestination = new Map<string, Seen>();
   const conflicts: string[] = [];
   const images: ImageReport[] = [];
   for (const [n, report] of reports.entries()) {
     const file = files[n]!;
     for (const i of report.images) {
-      const image = imageReport({
-        source: i.source,
-        destination: i.destination ?? undefined,
-        digest: i.digest ?? undefined,
-        mediaType: i.mediaType ?? undefined,
-        size: i.size,
-        status: i.status,
-        reason: i.reason || undefined,
-        convertedTo: i.convertedTo || undefined,
-        subject: i.subject || undefined,
-      });
+      const image = toImageReport(i);
       const key = image.destination ?? image.source;
       const seen = byDestination.get(key);
       if (seen) {
@@ -108,10 +148,13 @@ export function mergeReports(files: readonly string[]): { destination: string; r
           const conflict = `${key}: ${first.digest ?? '-'} in ${seen.file}, ${image.digest ?? '-'} in ${file}`;
           conflicts.push(conflict);
           images[seen.index] = imageReport({ ...first, status: 'failed', reason: `conflict: ${conflict}` });
+        } else if (supersedes({ image, order: n, time: runTime(report) }, { image: first, order: seen.order, time: seen.time })) {
+          images[seen.index] = image;
+          byDestination.set(key, { ...seen, file, order: n, time: runTime(report) });
         }
         continue;
       }
-      byDestination.set(key, { index: images.length, file });
+      byDestination.set(key, { index: images.length, file, order: n, time: runTime(report) });
       images.push(image);
     }
   }
@@ -154,13 +197,9 @@ export function registerReport(program: Command, ctx: CliContext): void {
     .description('render a push or sync report (--report FILE.json) as one self-contained HTML page')
     .argument('<file>', 'a report written with --report FILE.json')
     .action((file: string) => {
-      let doc: PushReportDocument;
-      try {
-        doc = JSON.parse(readFileSync(file, 'utf8')) as PushReportDocument;
-      } catch (err) {
-        throw new UsageError(`${file}: not a readable JSON report (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-      }
-      if (!Array.isArray(doc.images) || typeof doc.summary !== 'object') throw new UsageError(`${file}: not a regmigrate push report (no images or summary)`);
+      const report = readReport(file);
+      // The counts the file's summary holds, else those of its images.
+      const doc: PushReportDocument = { ...report, summary: { ...countReports(report.images.map(toImageReport)), ...report.summary } };
       ctx.stdout.write(renderPushHtml(doc));
     });
   registerCutoverReports(report, ctx);

@@ -11,7 +11,7 @@ import { writePieces } from '../util/stream.js';
 import { cachedMapper } from '../plan/map-names.js';
 import { markNameCollisions } from '../plan/plan.js';
 import { shardSelector, type Shard } from '../plan/shard.js';
-import { addShardOptions, addTagOptions, normalizeShard, normalizeTagSelection, type SelectionFlags } from './selection.js';
+import { addShardOptions, addTagOptions, normalizeShard, normalizeTagSelection, warnIfEmptySource, type SelectionFlags } from './selection.js';
 import { collect, defaultConcurrency, OptionProblems, parseGlobs, parseOutputFormat, parsePositiveInt } from './options.js';
 import type { CliContext } from './context.js';
 import { requireRoot } from './config.js';
@@ -91,16 +91,15 @@ export async function runScan(request: ScanRequest, ctx: CliContext): Promise<nu
   else if (request.output === 'html') ctx.stdout.write(renderInventoryHtml(inventory, summary, (r) => { const m = mapper(r); return m.ok ? m.project : r.split('/')[0]!; }));
   else ctx.stdout.write(renderScanTable(inventory, summary) + (sizes ? renderSelectionSizes(sizes) : ''));
   if (request.output !== 'table') ctx.stderr.write(renderSummaryLine(summary) + '\n' + (sizes ? renderSelectionSizes(sizes) : ''));
-  return scanExit(summary, layout, ctx, inventory.deselected?.length ?? 0);
+  return scanExit(summary, layout, ctx, inventory.foundTags ?? 0);
 }
 
 /**
- * The warning for an empty result (an empty storage, or a tag selection that kept nothing: said so, with what it
- * dropped), and the exit status: 1 for any faulty tag or unreadable directory.
+ * The warning for an empty result (an empty storage, or a selection that kept nothing: said so, with how many tags
+ * the storage holds), and the exit status: 1 for any faulty tag or unreadable directory.
  */
-function scanExit(summary: InventorySummary, layout: StorageLayout, ctx: CliContext, dropped = 0): number {
-  if (summary.tags === 0 && dropped > 0) ctx.stderr.write(`regmigrate: warning: the tag selection kept none of the ${dropped} tag${dropped === 1 ? '' : 's'} in ${layout.v2}\n`);
-  else if (summary.tags === 0) ctx.stderr.write(`regmigrate: warning: no tags found in ${layout.v2}\n`);
+function scanExit(summary: InventorySummary, layout: StorageLayout, ctx: CliContext, foundTags: number): number {
+  warnIfEmptySource(ctx.stderr, { root: layout.v2, foundTags, tags: summary.tags });
   return summary.faultyTags > 0 || summary.unreadableDirectories > 0 ? 1 : 0;
 }
 
@@ -121,7 +120,7 @@ async function streamScan(layout: StorageLayout, output: 'json' | 'csv', options
   const summary = counter.summary(walk.readFaults);
   if (output === 'json') await writePieces(ctx.stdout, [scanJsonTail(layout.v2, walk.readFaults, summary)]);
   ctx.stderr.write(renderSummaryLine(summary) + '\n');
-  return scanExit(summary, layout, ctx);
+  return scanExit(summary, layout, ctx, walk.foundTags);
 }
 
 export function registerScan(program: Command, ctx: CliContext): void {

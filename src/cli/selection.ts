@@ -4,6 +4,9 @@ import type { SourceSelection } from '../transfer/source.js';
 import { collect, OptionProblems, parseGlobs, parsePositiveInt } from './options.js';
 import { parseTagPattern, tagSelectionActive, validSemverRange, type TagPattern, type TagSelection } from '../inventory/select.js';
 import { parseShard, type Shard } from '../plan/shard.js';
+import { count } from '../util/format.js';
+import type { Writable } from 'node:stream';
+import { writeJsonLog, type LogFormat } from '../report/log.js';
 
 export interface SelectionFlags {
   include?: string[];
@@ -130,4 +133,18 @@ export function normalizeSelection(root: string, flags: SelectionFlags, problems
     ...(shard ? { shard } : {}),
     ...(tags ? { tags } : {}),
   };
+}
+
+/**
+ * The warning of every command whose source gives no tag: none in the storage, or none that the selection
+ * (`--include`, `--exclude`, the tag options, `--shard`) kept. A warning only: the exit status stays the command's.
+ * `root` is the storage's `docker/registry/v2`; a tar's is `<file>#<directory in it>`, and a storage at the top of
+ * the archive is named by the file alone.
+ */
+export function warnIfEmptySource(stderr: Writable, source: { readonly root: string; readonly foundTags: number; readonly tags: number }, logFormat?: LogFormat): void {
+  if (source.tags > 0) return;
+  const where = source.root.endsWith('#') ? source.root.slice(0, -1) : source.root;
+  const message = source.foundTags === 0 ? `no tags found in ${where}` : `the selection kept none of the ${count(source.foundTags, 'tag')} in ${where}`;
+  if (logFormat === 'json') writeJsonLog(stderr, { level: 'warn', event: 'notice', message });
+  else stderr.write(`regmigrate: warning: ${message}\n`);
 }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { countReports, reportRun, writeReport } from '../report/push-report.js';
 import { locateStorage } from '../storage/layout.js';
 import { DEFAULT_MAX_DELETE, syncStorage, type DeleteMode, type SyncResult } from '../sync/sync.js';
-import { formatBytes, formatDuration } from '../util/format.js';
+import { count, formatBytes, formatDuration } from '../util/format.js';
 import { assertWritable } from '../util/files.js';
 import { acquireLock } from '../util/lock.js';
 import type { CliContext } from './context.js';
@@ -17,6 +17,7 @@ import { withInterruption } from './signals.js';
 import { LOCK_STALE_SECONDS, stopGraceFromEnv } from '../tuning.js';
 import { Stopper } from '../util/stop.js';
 import { DEFAULT_FINAL_ROUNDS, finalSync, finalVerdict } from '../cutover/final-sync.js';
+import { warnIfEmptySource } from './selection.js';
 
 interface SyncFlags extends TransferFlags {
   state?: string;
@@ -86,19 +87,32 @@ function renderSync(result: SyncResult): string {
     if (r.status === 'verified') out += `pushed ${r.source} -> ${r.destination} ${r.digest}\n`;
     else if (r.status === 'failed') out += `failed ${r.source}${r.destination ? ` -> ${r.destination}` : ''}: ${r.reason ?? 'failed'}\n`;
   }
+  // Over --max-delete: the tags are listed, the refusal (or, in a dry run, that --yes would refuse) said once.
+  const over = result.deletions.find((d) => d.overMaxDelete !== undefined);
+  const limit = over ? `over --max-delete ${over.overMaxDelete}` : '';
   for (const d of result.deletions) {
     // `kept`: a warning, the tag stays though its source is gone (its manifest is shared by tags that stay).
-    const what = { 'would-delete': 'would delete', deleted: 'deleted', failed: 'could not delete', kept: d.sharedWith ? 'kept' : 'left alone' }[d.status];
-    out += `${what} ${d.destination} ${d.digest} (source ${d.source} is gone)${d.reason ? `: ${d.reason}` : ''}\n`;
+    const what = d.overMaxDelete !== undefined && d.status === 'failed' ? 'not deleted' : { 'would-delete': 'would delete', deleted: 'deleted', failed: 'could not delete', kept: d.sharedWith ? 'kept' : 'left alone' }[d.status];
+    const reason = d.overMaxDelete !== undefined ? (d.status === 'failed' ? limit : '') : d.reason;
+    out += `${what} ${d.destination} ${d.digest} (source ${d.source} is gone)${reason ? `: ${reason}` : ''}\n`;
+  }
+  if (over?.status === 'failed') out += `${over.reason}\n`;
+  else if (over) {
+    const n = result.deletions.filter((d) => d.overMaxDelete !== undefined).length;
+    out += `--yes would refuse: ${count(n, 'tag')} to delete, more than --max-delete ${over.overMaxDelete}; check the source, then give --max-delete ${n} to allow it\n`;
   }
   const c = countReports(result.push.reports);
   const s = result.push.stats;
   const deleted = result.deletions.filter((d) => d.status === 'deleted').length;
   const planned = result.deletions.filter((d) => d.status === 'would-delete').length;
+  const refused = result.deletions.filter((d) => d.overMaxDelete !== undefined && d.status === 'failed').length;
   const kept = result.deletions.filter((d) => d.sharedWith).length;
+  const add = over ? `--yes would refuse: ${limit}` : 'add --yes';
   out +=
     `sync: ${c.verified} pushed, ${c.skipped} unchanged, ${c.failed} failed` +
-    (result.deletions.length ? `, ${deleted} deleted${planned ? `, ${planned} would be deleted (add --yes)` : ''}${kept ? `, ${kept} kept (their manifest is shared)` : ''}` : '') +
+    (result.deletions.length
+      ? `, ${deleted} deleted${planned ? `, ${planned} would be deleted (${add})` : ''}${refused ? `, ${refused} not deleted: ${limit}` : ''}${kept ? `, ${kept} kept (${kept === 1 ? 'its' : 'their'} manifest is shared)` : ''}`
+      : '') +
     `; uploaded ${formatBytes(s.bytesUploaded)}; ${formatDuration(result.push.durationMs)}\n`;
   return out;
 }
@@ -142,6 +156,7 @@ export async function runSync(request: SyncRequest, ctx: CliContext): Promise<nu
             : undefined;
           const result = final ? final.last : await syncStorage(destination, syncOptions);
           record(result.push, result.deletions);
+          warnIfEmptySource(ctx.stderr, result.push.source, request.logFormat);
           ctx.stdout.write(renderSync(result));
           if (json) {
             json.finished(result.push);

@@ -159,6 +159,13 @@ function explainConnectFailure(endpoint: Endpoint, err: unknown, haveCredentials
     if (endpoint.secure && /WRONG_VERSION_NUMBER|wrong version number/i.test(`${cause} ${err.message}`)) {
       return new DestinationError('DESTINATION_UNREACHABLE', `${endpoint.origin} speaks plain HTTP, not HTTPS`, `use --to http://${endpoint.host}`, err);
     }
+    // The reverse: plain HTTP (http://, or a loopback host, which defaults to it) to a server that speaks HTTPS. Go's
+    // TLS server answers it itself, src/net/http/server.go (conn.serve, on a tls.RecordHeaderError that looks like
+    // HTTP): `HTTP/1.0 400 Bad Request … Client sent an HTTP request to an HTTPS server.` — docker-registry with
+    // `http.tls`; nginx in front of Harbor answers `400 The plain HTTP request was sent to HTTPS port`.
+    if (!endpoint.secure && err.status === 400 && /HTTP request to an HTTPS server|plain HTTP request was sent to HTTPS port/i.test(err.message)) {
+      return new DestinationError('DESTINATION_UNREACHABLE', `${endpoint.origin} speaks HTTPS, not plain HTTP`, `use --to https://${endpoint.host}`, err);
+    }
     if (TLS_CODES.test(cause) || TLS_CODES.test(err.message)) {
       return new DestinationError(
         'DESTINATION_UNREACHABLE',

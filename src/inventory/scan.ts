@@ -45,6 +45,8 @@ export interface SourceWalk {
   readonly readFaults: readonly ReadFault[];
   /** Selected tag locations in all. */
   readonly tagCount: number;
+  /** Tag locations in the storage before any selection: what an empty selection is measured against. */
+  readonly foundTags: number;
 }
 
 /** Storage → the selected repositories and their tag locations: names only, nothing resolved yet. */
@@ -68,7 +70,7 @@ export async function walkSource(layout: StorageLayout, options: ScanOptions): P
   const ordered = new Map([...repositories].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   options.onProgress?.({ phase: 'walk', tags: tagCount });
   const readFaults = found.unreadable.filter((f) => !f.repository || wanted(f.prefix));
-  return { layout, repositories: ordered, revisions, readFaults, tagCount };
+  return { layout, repositories: ordered, revisions, readFaults, tagCount, foundTags: found.tags.length };
 }
 
 /**
@@ -148,7 +150,7 @@ export async function scanStorage(layout: StorageLayout, options: ScanOptions): 
   const walk = await walkSource(layout, options);
   const inventory = await resolveRepositories(walk, [...walk.repositories.keys()], options);
   if (options.verify) await verifyBlobs(layout, inventory.tags, options);
-  return { ...inventory, readFaults: walk.readFaults };
+  return { ...inventory, readFaults: walk.readFaults, foundTags: walk.foundTags };
 }
 
 /** Hashes each unique blob once, a few at a time, and marks every tag that uses a corrupt one. */

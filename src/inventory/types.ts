@@ -81,6 +81,8 @@ export interface SourceInventory {
   readonly readFaults: readonly ReadFault[];
   /** Tags a tag selection left out (`--tag-include`, `--keep-latest`, …): still in the source, never "gone". */
   readonly deselected?: readonly TagEntry[];
+  /** Tag locations in the whole storage, before any selection (set by a whole scan). */
+  readonly foundTags?: number;
 }
 
 /** Is `repository` under a directory the walk could not read? */

@@ -74,6 +74,8 @@ export interface SourceTotals {
   readonly readFaults: readonly ReadFault[];
   /** Tags resolved (selected ones). */
   readonly tags: number;
+  /** Tag locations in the storage before any selection. */
+  readonly foundTags: number;
   /** Faults the resolved tags carry, by kind. */
   readonly faults: Record<FaultKind, number>;
   /** Every source tag found, selected or not, faulty or not (`repo:tag`): what a sync never takes for gone. */
@@ -166,7 +168,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
 
   return {
     via: options.via,
-    source: { root: source.walk.layout.v2, readFaults: source.walk.readFaults, tags: ledger.resolvedTags, faults: ledger.faults, seen: ledger.seen },
+    source: { root: source.walk.layout.v2, readFaults: source.walk.readFaults, tags: ledger.resolvedTags, foundTags: source.walk.foundTags, faults: ledger.faults, seen: ledger.seen },
     ...(run.planned ? { plan: joinPlans(run.planned) } : {}),
     rejected: ledger.rejected,
     reports: ledger.sortedReports(),

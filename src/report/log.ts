@@ -42,6 +42,8 @@ export interface JsonLogOptions {
   readonly now?: () => number;
   /** The destination's budget: its size goes in each `progress` record, and each halving is a `budget` record. */
   readonly budget?: BudgetView & { onChange(listener: (change: BudgetChange) => void): void };
+  /** `--limit-rate` in bytes per second: bounds the smoothed rate and so the ETA. */
+  readonly limitRate?: number;
 }
 
 /**
@@ -55,7 +57,7 @@ export function createJsonLog(stream: Writable, options: JsonLogOptions = {}): P
   let timer: NodeJS.Timeout | undefined;
   const { budget } = options;
   const progress = (): void => {
-    const rate = (meter ??= new RateMeter(options.now)).snapshot(totals.bytesTotal - totals.bytes);
+    const rate = (meter ??= new RateMeter(options.now, options.limitRate)).snapshot(totals.bytesTotal - totals.bytes);
     writeJsonLog(stream, {
       level: 'info',
       event: 'progress',
@@ -80,12 +82,12 @@ export function createJsonLog(stream: Writable, options: JsonLogOptions = {}): P
     if (event.type === 'planned') {
       totals.images += event.plan.images.length;
       totals.bytesTotal += event.plan.blobs.reduce((n, b) => n + (b.held ? 0 : b.size), 0);
-      meter ??= new RateMeter(options.now);
+      meter ??= new RateMeter(options.now, options.limitRate);
       timer ??= setInterval(progress, (options.intervalSeconds ?? PROGRESS_LINE_INTERVAL_SECONDS) * 1000);
       timer.unref();
     } else if (event.type === 'bytes') {
       totals.bytes += event.bytes;
-      (meter ??= new RateMeter(options.now)).add(event.bytes);
+      (meter ??= new RateMeter(options.now, options.limitRate)).add(event.bytes);
     } else if (event.type === 'image-done') {
       totals.imagesDone++;
       if (!event.ok) totals.failed++;

@@ -33,7 +33,8 @@ export function describeBudget(budget: BudgetView): string {
 
 /** `12.3 MiB/s now, 11.0 MiB/s smoothed, ETA 4 min 1 s`: how fast, and how long still (at the smoothed rate). */
 export function describeRate(rate: RateSnapshot): string {
-  const eta = rate.etaSeconds === undefined ? 'ETA unknown' : `ETA ${formatDuration(rate.etaSeconds * 1000)}`;
+  // Below a second an ETA in milliseconds claims a precision the estimate does not have.
+  const eta = rate.etaSeconds === undefined ? 'ETA unknown' : rate.etaSeconds < 1 ? 'ETA <1 s' : `ETA ${formatDuration(rate.etaSeconds * 1000)}`;
   return `${formatRate(rate.current)} now, ${formatRate(rate.smoothed)} smoothed, ${eta}`;
 }
 
@@ -63,7 +64,7 @@ export function createProgress(options: ProgressOptions): Progress {
   let ticker: NodeJS.Timeout | undefined;
   let meter: RateMeter | undefined;
   // Up to: blobs the destination turns out to hold are skipped, so the ETA is an upper bound.
-  const rate = (): RateSnapshot => (meter ??= new RateMeter(options.now)).snapshot(totalBytes - sentBytes);
+  const rate = (): RateSnapshot => (meter ??= new RateMeter(options.now, options.limitRate)).snapshot(totalBytes - sentBytes);
   const inFlight = (): string => (options.budget ? `; ${describeBudget(options.budget)}` : '');
   const bytesLabel = (): string => `${formatBytes(sentBytes)} of ${formatBytes(totalBytes)}${cap} · ${describeRate(rate())}`;
   const imagesLabel = (): string => `${imagesDone}/${count(totalImages, 'image')}${failures ? `, ${failures} failed` : ''}${inFlight()}`;
@@ -86,7 +87,7 @@ export function createProgress(options: ProgressOptions): Progress {
         const bytes = event.plan.blobs.reduce((s, b) => s + (b.held ? 0 : b.size), 0);
         totalImages += images;
         totalBytes += bytes;
-        meter ??= new RateMeter(options.now);
+        meter ??= new RateMeter(options.now, options.limitRate);
         if (options.quiet) break;
         const of = event.batches > 1 ? ` (batch ${event.batch + 1} of ${event.batches})` : '';
         if (multibar) {
@@ -115,7 +116,7 @@ export function createProgress(options: ProgressOptions): Progress {
       }
       case 'bytes':
         sentBytes += event.bytes;
-        (meter ??= new RateMeter(options.now)).add(event.bytes);
+        (meter ??= new RateMeter(options.now, options.limitRate)).add(event.bytes);
         bytesBar?.update(Math.min(sentBytes, Math.max(1, totalBytes)), { label: bytesLabel() });
         break;
       case 'image-done':

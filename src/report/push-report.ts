@@ -154,8 +154,8 @@ export function renderPushSummary(result: PushResult): string {
   if (result.via === 'skopeo') return `${head}transferred by skopeo copy; ${formatDuration(result.durationMs)}${projects}`;
   return (
     head +
-    `uploaded ${formatBytes(s.bytesUploaded)} (${count(s.blobsUploaded, 'blob')}), mounted ${formatBytes(s.bytesMounted)} (${s.blobsMounted}), ` +
-    `skipped ${formatBytes(s.bytesSkipped)} (${s.blobsSkipped}); ${formatDuration(result.durationMs)}, ${rate}` +
+    `uploaded ${formatBytes(s.bytesUploaded)} (${count(s.blobsUploaded, 'blob')}), mounted ${formatBytes(s.bytesMounted)} (${count(s.blobsMounted, 'blob')}), ` +
+    `skipped ${formatBytes(s.bytesSkipped)} (${count(s.blobsSkipped, 'blob')}); ${formatDuration(result.durationMs)}, ${rate}` +
     projects
   );
 }

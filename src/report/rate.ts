@@ -28,7 +28,16 @@ export class RateMeter {
   private folded = 0;
   private mean = 0;
 
-  constructor(private readonly now: () => number = Date.now) {
+  /**
+   * `cap`: `--limit-rate` in bytes per second, an upper bound of the smoothed rate and so of the ETA's speed. The
+   * first seconds can measure above it (an idle limiter lets a burst through, src/util/rate-limit.ts), and the
+   * smoothed mean's bias correction weighs those seconds fully: unbounded, the first ETAs promise several times
+   * the allowed rate.
+   */
+  constructor(
+    private readonly now: () => number = Date.now,
+    private readonly cap?: number,
+  ) {
     this.started = now();
   }
 
@@ -49,7 +58,8 @@ export class RateMeter {
     const spanMs = Math.min(elapsedMs, now - (this.started + from * 1000));
     const current = spanMs > 0 ? (bytes * 1000) / spanMs : 0;
     // A fresh mean starts at 0: divided by the weight it has gathered (1 - (1-α)^n), it is unbiased from the start.
-    const smoothed = this.folded > 0 ? this.mean / (1 - (1 - ALPHA) ** this.folded) : current;
+    const measured = this.folded > 0 ? this.mean / (1 - (1 - ALPHA) ** this.folded) : current;
+    const smoothed = this.cap !== undefined && this.cap > 0 ? Math.min(measured, this.cap) : measured;
     const etaSeconds = smoothed > 0 ? Math.max(0, remaining) / smoothed : undefined;
     return { current, smoothed, etaSeconds };
   }

@@ -74,6 +74,8 @@ export interface ExportResult {
   readonly exported: readonly ExportedImage[];
   readonly rejected: readonly RejectedImage[];
   readonly links: LinkStats;
+  /** The source: its `docker/registry/v2`, tag locations before any selection, and the tags selected. */
+  readonly source: { readonly root: string; readonly foundTags: number; readonly tags: number };
 }
 
 /** `export`: every healthy tag as a skopeo `dir:` layout at `<out>/<destination repository>:<tag>`. */
@@ -94,5 +96,5 @@ export async function exportStorage(options: ExportOptions): Promise<ExportResul
   const plan = planMigration(candidates, inventory.manifests, { projectExists: () => true, tags: new Map() });
   const linker = new Linker((message) => options.onNotice?.({ level: 'info', message }));
   const exported = await exportImages(layout, plan.images, path.resolve(options.out), linker, options.concurrency, inventory.manifests);
-  return { exported, rejected: plan.rejected, links: linker.stats };
+  return { exported, rejected: plan.rejected, links: linker.stats, source: { root: layout.v2, foundTags: inventory.foundTags ?? 0, tags: inventory.tags.length } };
 }

@@ -11,6 +11,8 @@ export interface CompareResult {
   /** What a push would upload now: blobs its upload repository does not hold. */
   readonly blobsToUpload: number;
   readonly bytesToUpload: number;
+  /** The source: its `docker/registry/v2`, tag locations before any selection, and the tags selected. */
+  readonly source: { readonly root: string; readonly foundTags: number; readonly tags: number };
 }
 
 /** `diff`: read-only on both sides. */
@@ -35,5 +37,5 @@ export async function compareStorage(destination: Destination, selection: Source
     blobsToUpload++;
     bytesToUpload += blob.size;
   });
-  return { rows, counts: countDiff(rows), blobsToUpload, bytesToUpload };
+  return { rows, counts: countDiff(rows), blobsToUpload, bytesToUpload, source: { root: inventory.root, foundTags: inventory.foundTags ?? 0, tags: inventory.tags.length } };
 }

@@ -34,6 +34,11 @@ export interface Deletion {
    * journal, so it goes with them once their source tags are gone as well.
    */
   readonly sharedWith?: readonly string[];
+  /**
+   * The `--max-delete` this run's deletions exceed: `--yes` deletes none of them (status `failed`), a dry run's
+   * `would-delete` says that `--yes` would refuse.
+   */
+  readonly overMaxDelete?: number;
 }
 
 /** A destination tag the journal says came from a source tag that this run found gone. */

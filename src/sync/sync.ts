@@ -103,10 +103,10 @@ export async function syncStorage(destination: Destination, options: SyncOptions
   const apply = options.deleteExtra === 'apply';
   const maxDelete = options.maxDelete ?? DEFAULT_MAX_DELETE;
   const doomed = planned.filter((d) => d.status === 'would-delete').length;
-  if (apply && doomed > maxDelete) {
+  if (doomed > maxDelete) {
     // A mass deletion is never an accident of a bad run: it takes an explicit, large enough --max-delete.
     const reason = `not deleted: this run would delete ${count(doomed, 'tag')}, more than --max-delete ${maxDelete}; check the source, then give --max-delete ${doomed} to allow it`;
-    for (const d of planned) deletions.push(d.status === 'would-delete' ? { ...d, status: 'failed', reason } : d);
+    for (const d of planned) deletions.push(d.status !== 'would-delete' ? d : apply ? { ...d, status: 'failed', reason, overMaxDelete: maxDelete } : { ...d, overMaxDelete: maxDelete });
   } else {
     deletions.push(...(apply ? await applyDeletions(destination, planned) : planned));
   }

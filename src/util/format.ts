@@ -7,9 +7,14 @@ export function formatBytes(bytes: number): string {
     value /= 1024;
     unit++;
   }
-  // Whole bytes below 1 KiB (a rate is a fraction: 761.96 B/s reads 762 B/s); 3 significant digits above.
-  if (unit === 0) return `${Math.round(value)} B`;
-  return `${value.toFixed(value >= 100 ? 0 : 1)} ${UNITS[unit]}`;
+  // Whole bytes below 1 KiB (a rate is a fraction: 761.96 B/s reads 762 B/s); 3 significant digits above. The
+  // precision follows the rounded value: 99.97 KiB reads 100 KiB, and 1023.6 B, which rounds to 1024, reads 1.0 KiB.
+  for (;;) {
+    const text = unit === 0 ? String(Math.round(value)) : value.toFixed(value >= 99.95 ? 0 : 1);
+    if (Number(text) < 1024 || unit === UNITS.length - 1) return `${text} ${UNITS[unit]}`;
+    value /= 1024;
+    unit++;
+  }
 }
 
 /** Bytes per second, at the precision of formatBytes. */
@@ -23,9 +28,10 @@ export function count(n: number, singular: string, plural = `${singular}s`): str
 }
 
 export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)} ms`;
+  // Each unit is chosen by the rounded value, so 999.6 ms reads 1.0 s and 119.96 s reads 2 min 0 s.
+  if (Math.round(ms) < 1000) return `${Math.round(ms)} ms`;
   const s = ms / 1000;
-  if (s < 120) return `${s.toFixed(1)} s`;
+  if (s < 119.95) return `${s.toFixed(1)} s`;
   const whole = Math.round(s);
   if (whole < 7200) return `${Math.floor(whole / 60)} min ${whole % 60} s`;
   return `${Math.floor(whole / 3600)} h ${Math.floor((whole % 3600) / 60)} min`;
