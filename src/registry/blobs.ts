@@ -21,6 +21,8 @@ export interface BlobReader {
   readonly size: number;
   /** The whole blob, or one range of it; exactly those bytes, or an error. */
   open(range?: ByteRange): AsyncIterable<Uint8Array>;
+  /** The same bytes as one stream, `onBytes` told of each block as it is read: sent as it is when no cap paces it. */
+  stream?(range: ByteRange, onBytes?: (n: number) => void): Readable;
 }
 
 export interface UploadBlobOptions {
@@ -125,7 +127,8 @@ export async function uploadBlob(http: RegistryHttp, settings: UploadSettings, o
         }
       }
     : undefined;
-  const body = (range: ByteRange): Readable => Readable.from(paced(blob.open(range), count, settings.throttle, http.abort), { objectMode: false });
+  const body = (range: ByteRange): Readable =>
+    !settings.throttle && blob.stream ? blob.stream(range, count) : Readable.from(paced(blob.open(range), count, settings.throttle, http.abort), { objectMode: false });
   await http.retrying(async () => {
     // A repeated attempt first asks whether the last one landed after all (its final PUT timed out, say).
     if (attempts++ > 0 && (await hasBlob(http, repository, blob.digest))) return;
