@@ -1,4 +1,4 @@
-import { close, openSync, lstatSync, accessSync, createReadStream, open, read, constants as fsConstants } from 'node:fs';
+import { close, closeSync, openSync, lstatSync, accessSync, createReadStream, open, read, readSync, constants as fsConstants } from 'node:fs';
 import { Readable } from 'node:stream';
 import { errnoCode, readSmallFileSync } from './files.js';
 import type { StorageLayout } from './layout.js';
@@ -98,13 +98,39 @@ export function dataSource(layout: StorageLayout, file: string, size: number): B
 export function blobReader(
   source: BlobSource,
   digest: string,
-): { digest: string; size: number; open(range?: { start: number; end: number }): AsyncIterable<Buffer>; stream(range: { start: number; end: number }, onBytes?: (n: number) => void): Readable } {
+): {
+  digest: string;
+  size: number;
+  open(range?: { start: number; end: number }): AsyncIterable<Buffer>;
+  stream(range: { start: number; end: number }, onBytes?: (n: number) => void): Readable;
+  bytes(range: { start: number; end: number }): Buffer;
+} {
   return {
     digest,
     size: source.size,
     open: (range) => readRange(source.file, source.start + (range?.start ?? 0), source.start + (range?.end ?? source.size - 1)),
     stream: (range, onBytes) => new FileRange(source.file, source.start + range.start, source.start + range.end, onBytes),
+    bytes: (range) => readRangeSync(source.file, source.start + range.start, source.start + range.end),
   };
+}
+
+/** The bytes `start..end` (inclusive) of a file at once, for a small blob; an error when the file holds fewer. */
+function readRangeSync(file: string, start: number, end: number): Buffer {
+  const expected = end - start + 1;
+  const bytes = Buffer.allocUnsafeSlow(expected);
+  const fd = openSync(file, 'r');
+  let read = 0;
+  try {
+    while (read < expected) {
+      const n = readSync(fd, bytes, read, expected - read, start + read);
+      if (n === 0) break;
+      read += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  if (read !== expected) throw changed(file, read, expected);
+  return bytes;
 }
 
 /** The bytes `start..end` (inclusive) of a file, or an error when the file holds fewer. */
