@@ -115,6 +115,25 @@ describe('RegistryClient against a scripted proxy in front of a real docker-regi
   });
 
   it.each([
+    ['in one read', 1000],
+    ['block by block', 1024 * 1024 + 5],
+  ])('counts every byte of a blob sent %s once, and fails naming the file when it holds fewer bytes', async (_label, size) => {
+    fresh();
+    const blob = blobFile(size);
+    let counted = 0;
+    await client.uploadBlob({ repository: `read/${size}`, blob, onBytes: (n) => (counted += n) });
+    expect(await client.hasBlob(`read/${size}`, blob.digest)).toBe(true);
+    expect(counted).toBe(size);
+
+    const file = path.join(tempDir(), 'shrunk');
+    writeFileSync(file, randomBytes(size - 100));
+    const shrunk = blobReader({ file, start: 0, size, whole: true }, `sha256:${'0'.repeat(64)}`);
+    const failure = await client.uploadBlob({ repository: `read/${size}`, blob: shrunk }).then(() => undefined, (err: unknown) => err);
+    expect(failure).toBeInstanceOf(RegistryError);
+    expect((failure as RegistryError).message).toContain(`${file} changed while being read: ${size - 100} bytes instead of ${size}`);
+  });
+
+  it.each([
     ['relative', (location: string) => new URL(location).pathname + new URL(location).search],
     ['absolute', (location: string) => location],
   ])('follows a %s Location, keeping its _state query', async (_label, rewrite) => {

@@ -1,4 +1,3 @@
-import { execa } from 'execa';
 import { childEnv } from '../util/child-env.js';
 import { readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -72,7 +71,7 @@ async function fromHelper(helper: string, host: string): Promise<Credentials | u
   if (!/^[a-zA-Z0-9_.-]+$/.test(helper)) throw new UsageError(`docker config names an invalid credential helper "${helper}"`);
   const program = `docker-credential-${helper}`;
   for (const server of [host, `https://${host}`]) {
-    const result = await execa(program, ['get'], { input: server, reject: false, timeout: 30_000, env: childEnv(), extendEnv: false });
+    const result = await (await loadExeca())(program, ['get'], { input: server, reject: false, timeout: 30_000, env: childEnv(), extendEnv: false });
     if (result.exitCode === undefined) {
       throw new UsageError(`credential helper ${program} is not installed`, `install it or remove "${helper}" from the docker config`);
     }
@@ -126,4 +125,9 @@ export async function resolveCredentials(host: string, sources: CredentialSource
   }
   if (config.credsStore) return fromHelper(config.credsStore, host);
   return undefined;
+}
+
+/** execa is loaded when a helper is run: a run without one does not pay for loading it. */
+async function loadExeca(): Promise<typeof import('execa').execa> {
+  return (await import('execa')).execa;
 }

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { headerValue } from './auth.js';
 import { RegistryError } from './errors.js';
 import { pullScope, pushScope, type RegistryHttp } from './http.js';
-import { FALLBACK_CHUNK_BYTES, MIN_CHUNK_BYTES, THROTTLED_UPLOAD_BLOCK_BYTES } from '../tuning.js';
+import { FALLBACK_CHUNK_BYTES, MIN_CHUNK_BYTES, SMALL_BLOB_BYTES, THROTTLED_UPLOAD_BLOCK_BYTES } from '../tuning.js';
 
 /**
  * Blobs (docs/registry-behaviour.md, Push): probe, read, mount, upload. The bytes come from a BlobReader, so this
@@ -21,6 +21,10 @@ export interface BlobReader {
   readonly size: number;
   /** The whole blob, or one range of it; exactly those bytes, or an error. */
   open(range?: ByteRange): AsyncIterable<Uint8Array>;
+  /** The same bytes as one stream, `onBytes` told of each block as it is read: sent as it is when no cap paces it. */
+  stream?(range: ByteRange, onBytes?: (n: number) => void): Readable;
+  /** The same bytes at once: a small blob goes as one buffer when no cap paces it. */
+  bytes?(range: ByteRange): Buffer;
 }
 
 export interface UploadBlobOptions {
@@ -125,7 +129,14 @@ export async function uploadBlob(http: RegistryHttp, settings: UploadSettings, o
         }
       }
     : undefined;
-  const body = (range: ByteRange): Readable => Readable.from(paced(blob.open(range), count, settings.throttle, http.abort), { objectMode: false });
+  const body = (range: ByteRange): Buffer | Readable => {
+    if (!settings.throttle && blob.bytes && range.end - range.start < SMALL_BLOB_BYTES) {
+      const bytes = blob.bytes(range);
+      count?.(bytes.length);
+      return bytes;
+    }
+    return !settings.throttle && blob.stream ? blob.stream(range, count) : Readable.from(paced(blob.open(range), count, settings.throttle, http.abort), { objectMode: false });
+  };
   await http.retrying(async () => {
     // A repeated attempt first asks whether the last one landed after all (its final PUT timed out, say).
     if (attempts++ > 0 && (await hasBlob(http, repository, blob.digest))) return;
@@ -185,7 +196,7 @@ async function startUpload(http: RegistryHttp, repository: string): Promise<URL>
   return new URL(location, url);
 }
 
-async function uploadChunked(http: RegistryHttp, repository: string, blob: BlobReader, first: URL, chunkSize: number, body: (range: ByteRange) => Readable): Promise<void> {
+async function uploadChunked(http: RegistryHttp, repository: string, blob: BlobReader, first: URL, chunkSize: number, body: (range: ByteRange) => Buffer | Readable): Promise<void> {
   let location = first;
   for (let offset = 0; offset < blob.size; offset += chunkSize) {
     const end = Math.min(blob.size, offset + chunkSize) - 1;

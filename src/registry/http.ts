@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { Authenticator, headerValue } from './auth.js';
 import type { Credentials } from './credentials.js';
 import type { Endpoint } from './endpoint.js';
@@ -120,11 +120,14 @@ export class RegistryHttp {
       this.stats.requests++;
       let res: Dispatcher.ResponseData;
       try {
-        res = await request(options.url, {
+        // The dispatcher's own request: undici's top-level request() parses the URL again on every call
+        // (node_modules/undici/index.js, makeDispatcher) to find what is given here.
+        res = await this.#dispatcher.request({
+          origin: options.url.origin,
+          path: `${options.url.pathname}${options.url.search}`,
           method: options.method,
           headers,
           body: options.body?.(),
-          dispatcher: this.#dispatcher,
           ...(this.abort ? { signal: this.abort } : {}),
           ...(options.timeoutMs !== undefined ? { headersTimeout: options.timeoutMs, bodyTimeout: options.timeoutMs } : {}),
         });

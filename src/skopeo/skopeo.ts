@@ -1,4 +1,3 @@
-import { execa } from 'execa';
 import { childEnv } from '../util/child-env.js';
 import { onCleanup } from '../util/cleanup.js';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -24,7 +23,7 @@ const MIN_SKOPEO: readonly [number, number] = [1, 6];
 /** `skopeo --version` → "1.9.3"; a clear error when skopeo is missing or too old. */
 export async function checkSkopeo(): Promise<string> {
   const hint = 'install it: apt-get install skopeo (Debian/Ubuntu), dnf install skopeo (Fedora/RHEL)';
-  const result = await execa('skopeo', ['--version'], { reject: false, env: childEnv(), extendEnv: false });
+  const result = await (await loadExeca())('skopeo', ['--version'], { reject: false, env: childEnv(), extendEnv: false });
   if (result.exitCode !== 0) throw new ToolError(`--via skopeo: skopeo is not installed or does not run (${result.exitCode === undefined ? 'not found' : `exit ${result.exitCode}`})`, hint);
   const match = /version (\d+)\.(\d+)\.(\d+)/.exec(String(result.stdout));
   if (!match) throw new ToolError(`--via skopeo: cannot read the version from "${String(result.stdout).trim()}"`, hint);
@@ -172,7 +171,7 @@ export async function pushWithSkopeo(plan: Plan, options: SkopeoOptions): Promis
     const digestFile = path.join(workDir, `digest-${image.digest.slice(7, 19)}-${Math.random().toString(36).slice(2)}`);
     const target = `docker://${targetHost}/${destinationRef(image)}`;
     try {
-      const result = await execa('skopeo', [...args, '--digestfile', digestFile, `dir:${item.directory}`, target], { reject: false, env: childEnv(), extendEnv: false, ...(options.abort ? { cancelSignal: options.abort } : {}) });
+      const result = await (await loadExeca())('skopeo', [...args, '--digestfile', digestFile, `dir:${item.directory}`, target], { reject: false, env: childEnv(), extendEnv: false, ...(options.abort ? { cancelSignal: options.abort } : {}) });
       if (result.isCanceled) return { image, ok: false, reason: 'interrupted' };
       if (result.exitCode !== 0) return { image, ok: false, reason: skopeoFailure(String(result.stderr)) };
       const pushed = (await readFile(digestFile, 'utf8').catch(() => '')).trim();
@@ -198,4 +197,9 @@ export async function pushWithSkopeo(plan: Plan, options: SkopeoOptions): Promis
     }
     return outcomes;
   }
+}
+
+/** execa is loaded when skopeo is run: a push that never calls it does not pay for loading it. */
+async function loadExeca(): Promise<typeof import('execa').execa> {
+  return (await import('execa')).execa;
 }

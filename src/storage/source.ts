@@ -1,4 +1,5 @@
-import { openSync, lstatSync, accessSync, createReadStream, constants as fsConstants } from 'node:fs';
+import { close, closeSync, openSync, lstatSync, accessSync, createReadStream, open, read, readSync, constants as fsConstants } from 'node:fs';
+import { Readable } from 'node:stream';
 import { errnoCode, readSmallFileSync } from './files.js';
 import type { StorageLayout } from './layout.js';
 import { readTarEntry } from './tar-index.js';
@@ -91,11 +92,45 @@ export function dataSource(layout: StorageLayout, file: string, size: number): B
 }
 
 /**
- * A blob's bytes for an upload, read afresh from the storage at each `open` (each attempt, each chunk): `range` is
- * inclusive and relative to the blob. The shape is the registry client's BlobReader (src/registry/blobs.ts).
+ * A blob's bytes for an upload, read afresh from the storage at each `open` or `stream` (each attempt, each chunk):
+ * `range` is inclusive and relative to the blob. The shape is the registry client's BlobReader (src/registry/blobs.ts).
  */
-export function blobReader(source: BlobSource, digest: string): { digest: string; size: number; open(range?: { start: number; end: number }): AsyncIterable<Buffer> } {
-  return { digest, size: source.size, open: (range) => readRange(source.file, source.start + (range?.start ?? 0), source.start + (range?.end ?? source.size - 1)) };
+export function blobReader(
+  source: BlobSource,
+  digest: string,
+): {
+  digest: string;
+  size: number;
+  open(range?: { start: number; end: number }): AsyncIterable<Buffer>;
+  stream(range: { start: number; end: number }, onBytes?: (n: number) => void): Readable;
+  bytes(range: { start: number; end: number }): Buffer;
+} {
+  return {
+    digest,
+    size: source.size,
+    open: (range) => readRange(source.file, source.start + (range?.start ?? 0), source.start + (range?.end ?? source.size - 1)),
+    stream: (range, onBytes) => new FileRange(source.file, source.start + range.start, source.start + range.end, onBytes),
+    bytes: (range) => readRangeSync(source.file, source.start + range.start, source.start + range.end),
+  };
+}
+
+/** The bytes `start..end` (inclusive) of a file at once, for a small blob; an error when the file holds fewer. */
+function readRangeSync(file: string, start: number, end: number): Buffer {
+  const expected = end - start + 1;
+  const bytes = Buffer.allocUnsafeSlow(expected);
+  const fd = openSync(file, 'r');
+  let read = 0;
+  try {
+    while (read < expected) {
+      const n = readSync(fd, bytes, read, expected - read, start + read);
+      if (n === 0) break;
+      read += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  if (read !== expected) throw changed(file, read, expected);
+  return bytes;
 }
 
 /** The bytes `start..end` (inclusive) of a file, or an error when the file holds fewer. */
@@ -108,5 +143,63 @@ async function* readRange(file: string, start: number, end: number): AsyncGenera
   }
   const expected = end - start + 1;
   // A blob that shrank while being read would otherwise end in a confusing socket error.
-  if (read !== expected) throw new Error(`${file} changed while being read: ${read} bytes instead of ${expected}`);
+  if (read !== expected) throw changed(file, read, expected);
+}
+
+function changed(file: string, read: number, expected: number): Error {
+  return new Error(`${file} changed while being read: ${read} bytes instead of ${expected}`);
+}
+
+/**
+ * The bytes `start..end` (inclusive) of a file as one stream, read block by block straight into the buffers the
+ * socket is given: no generator or stream between the file and the request, and `onBytes` told of each block as it
+ * is read. Fails like readRange when the file holds fewer bytes.
+ */
+class FileRange extends Readable {
+  readonly #file: string;
+  readonly #start: number;
+  readonly #end: number;
+  readonly #onBytes: ((n: number) => void) | undefined;
+  #position: number;
+  #fd: number | undefined;
+
+  constructor(file: string, start: number, end: number, onBytes?: (n: number) => void) {
+    super({ highWaterMark: UPLOAD_BLOCK_BYTES });
+    this.#file = file;
+    this.#start = start;
+    this.#end = end;
+    this.#position = start;
+    this.#onBytes = onBytes;
+  }
+
+  override _construct(callback: (err?: Error | null) => void): void {
+    open(this.#file, 'r', (err, fd) => {
+      if (!err) this.#fd = fd;
+      callback(err);
+    });
+  }
+
+  override _read(): void {
+    const wanted = Math.min(UPLOAD_BLOCK_BYTES, this.#end - this.#position + 1);
+    if (wanted <= 0) {
+      this.push(null);
+      return;
+    }
+    // A block of its own, not a slice of a shared pool: the socket may hold it until it is written.
+    const block = Buffer.allocUnsafeSlow(wanted);
+    read(this.#fd!, block, 0, wanted, this.#position, (err, n) => {
+      if (err) return this.destroy(err);
+      if (n === 0) return this.destroy(changed(this.#file, this.#position - this.#start, this.#end - this.#start + 1));
+      this.#position += n;
+      this.#onBytes?.(n);
+      this.push(n === wanted ? block : block.subarray(0, n));
+    });
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    const fd = this.#fd;
+    this.#fd = undefined;
+    if (fd === undefined) callback(err);
+    else close(fd, () => callback(err));
+  }
 }
