@@ -330,6 +330,8 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
     const repository = route[1]!;
     const needs: Array<{ name: string; action: string }> = [];
     const method = req.method ?? 'GET';
+    // The action each method needs [src/server/middleware/v2auth/access.go getAction]: GET/HEAD pull, DELETE delete (a
+    // manifest's or an upload session's), POST/PUT/PATCH push.
     needs.push({ name: repository, action: method === 'GET' || method === 'HEAD' ? 'pull' : method === 'DELETE' ? 'delete' : 'push' });
     const from = url.searchParams.get('from');
     if (method === 'POST' && url.searchParams.get('mount') && from) needs.push({ name: from, action: 'pull' });
