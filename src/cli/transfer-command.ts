@@ -115,6 +115,8 @@ export function normalizeTransfer(root: string, flags: TransferFlags, problems: 
 
 /** The push engine's options from a transfer request. */
 export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Partial<Pick<PushOptions, 'onEvent' | 'signal' | 'abort' | 'dryRun'>>): PushOptions {
+  const batchTags = batchTagsFromEnv(ctx.env);
+  const shardWaitMs = shardWaitFromEnv(ctx.env);
   return {
     root: request.root,
     include: request.include,
@@ -131,8 +133,8 @@ export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Pa
     keepWorkDir: request.keepWorkDir,
     schema1: request.schema1,
     // Tags per batch: what a run holds in memory at once (a tuning knob, and how tests make small batches).
-    ...(batchTagsFromEnv(ctx.env) ? { batchTags: batchTagsFromEnv(ctx.env)! } : {}),
-    ...(shardWaitFromEnv(ctx.env) !== undefined ? { shardWaitMs: shardWaitFromEnv(ctx.env)! } : {}),
+    ...(batchTags ? { batchTags } : {}),
+    ...(shardWaitMs !== undefined ? { shardWaitMs } : {}),
     onNotice: (n) => notice(request, ctx, n),
     dryRun: false,
     ...extra,
