@@ -73,6 +73,14 @@ export function requestConcurrency(uploads: number): number {
   return Math.max(16, uploads * 2);
 }
 
+/**
+ * The most requests other than uploads a run keeps in flight at one destination (or four times `--concurrency` if
+ * more), the cap the adaptive budget grows to while round trips keep work waiting (destination/budget.ts).
+ */
+export function requestCap(uploads: number): number {
+  return Math.max(128, uploads * 4);
+}
+
 /** Connections kept to the destination (undici's pool): more than the 8 uploads and 16 other requests a default run has in flight. Not measured. */
 export const CONNECTIONS_PER_HOST = 32;
 

@@ -36,39 +36,75 @@ describe('RequestBudget', () => {
   });
 
   it('gives a freed slot to waiting work of the batch under way before waiting probes', async () => {
-    const budget = new RequestBudget(2, 1);
+    const budget = new RequestBudget(3, 1);
     const started: string[] = [];
+    const verify0 = request('verify0', started);
     const probe1 = request('probe1', started);
     const probe2 = request('probe2', started);
     const verify1 = request('verify1', started);
     const verify2 = request('verify2', started);
-    const all = [budget.probe(probe1.work), budget.probe(probe2.work), budget.run(verify1.work), budget.run(verify2.work)];
+    const all = [budget.run(verify0.work), budget.probe(probe1.work), budget.probe(probe2.work), budget.run(verify1.work), budget.run(verify2.work)];
     await settle();
-    // probe2 waits for the probe share (1), not for a slot: verify1 took the other slot.
-    expect(started).toEqual(['probe1', 'verify1']);
+    // With the batch's work under way, probe2 waits for the probe share (1), not for a slot: verify1 took the last.
+    expect(started).toEqual(['verify0', 'probe1', 'verify1']);
     probe1.finish();
     await settle();
     // The slot probe1 freed goes to verify2, queued after probe2.
-    expect(started).toEqual(['probe1', 'verify1', 'verify2']);
+    expect(started).toEqual(['verify0', 'probe1', 'verify1', 'verify2']);
     verify1.finish();
     await settle();
-    expect(started).toEqual(['probe1', 'verify1', 'verify2', 'probe2']);
-    for (const r of [probe2, verify2]) r.finish();
-    expect(await Promise.all(all)).toEqual(['probe1', 'probe2', 'verify1', 'verify2']);
+    expect(started).toEqual(['verify0', 'probe1', 'verify1', 'verify2', 'probe2']);
+    for (const r of [verify0, probe2, verify2]) r.finish();
+    expect(await Promise.all(all)).toEqual(['verify0', 'probe1', 'probe2', 'verify1', 'verify2']);
   });
 
-  it('never lets probes take more than their share, even with slots free', async () => {
-    const budget = new RequestBudget(4, 2);
+  it('never lets probes take more than their share while the batch has work in flight, even with slots free', async () => {
+    const budget = new RequestBudget(5, 2);
     const started: string[] = [];
+    const batch = request('batch', started);
     const probes = ['p1', 'p2', 'p3'].map((name) => request(name, started));
-    const all = probes.map((p) => budget.probe(p.work));
+    const all = [budget.run(batch.work), ...probes.map((p) => budget.probe(p.work))];
     await settle();
-    expect(started).toEqual(['p1', 'p2']);
+    expect(started).toEqual(['batch', 'p1', 'p2']);
     probes[0]!.finish();
     await settle();
-    expect(started).toEqual(['p1', 'p2', 'p3']);
-    for (const p of probes) p.finish();
+    expect(started).toEqual(['batch', 'p1', 'p2', 'p3']);
+    for (const r of [batch, ...probes]) r.finish();
     await Promise.all(all);
+  });
+
+  it('lets probes take every slot when no work of the batch is in flight or waiting; that work then goes first', async () => {
+    const budget = new RequestBudget(3, 1);
+    const started: string[] = [];
+    const probes = ['p1', 'p2', 'p3', 'p4'].map((name) => request(name, started));
+    const all = probes.map((p) => budget.probe(p.work));
+    await settle();
+    expect(started).toEqual(['p1', 'p2', 'p3']);
+    const verify = request('verify', started);
+    all.push(budget.run(verify.work));
+    probes[0]!.finish();
+    await settle();
+    // The freed slot goes to the batch's work, queued after p4.
+    expect(started).toEqual(['p1', 'p2', 'p3', 'verify']);
+    for (const r of [...probes, verify]) r.finish();
+    await Promise.all(all);
+    expect(started).toEqual(['p1', 'p2', 'p3', 'verify', 'p4']);
+  });
+
+  it('runFirst work goes before all other waiting work, in its own order', async () => {
+    const budget = new RequestBudget(1);
+    const started: string[] = [];
+    const busy = request('busy', started);
+    const queued = ['upload1', 'upload2'].map((name) => request(name, started));
+    const first = ['manifest1', 'manifest2'].map((name) => request(name, started));
+    const all = [budget.run(busy.work), ...queued.map((r) => budget.run(r.work)), ...first.map((r) => budget.runFirst(r.work))];
+    await settle();
+    for (const r of [busy, ...first, ...queued]) {
+      r.finish();
+      await settle();
+    }
+    await Promise.all(all);
+    expect(started).toEqual(['busy', 'manifest1', 'manifest2', 'upload1', 'upload2']);
   });
 
   it('passes a failure through and frees the slot', async () => {
@@ -114,23 +150,52 @@ function destinationBudget(requests: { initial: number; floor: number; cap: numb
   return { budget, clock, changes };
 }
 
-describe('RequestBudget: additive increase', () => {
-  it('grows by one slot per window of successes while work waits for a slot, up to its cap', async () => {
-    const budget = new RequestBudget({ initial: 2, floor: 1, cap: 4 });
+describe('RequestBudget: slow start, then additive increase', () => {
+  it('slow start: grows by one slot per success while work waits for a slot, up to its cap', async () => {
+    const budget = new RequestBudget({ initial: 2, floor: 1, cap: 8 });
     const started: string[] = [];
-    const all = fill((w) => budget.run(w), 12, started);
+    const all = fill((w) => budget.run(w), 30, started);
     await settle();
     expect(budget.size).toBe(2);
-    // A window at size 2 is two successes.
+    // Each success while work waits is one slot more: the freed slot and the new one both start work.
     all[0]!.finish();
-    all[1]!.finish();
     await settle();
     expect(budget.size).toBe(3);
     expect(budget.active).toBe(3);
-    for (const r of all.slice(2, 5)) r.finish();
+    all[1]!.finish();
     await settle();
     expect(budget.size).toBe(4);
-    for (const r of all.slice(5)) r.finish();
+    expect(budget.active).toBe(4);
+    // A window of four successes doubles it, up to the cap.
+    for (const r of all.slice(2, 6)) r.finish();
+    await settle();
+    expect(budget.size).toBe(8);
+    for (const r of all.slice(6)) r.finish();
+    await Promise.all(all.map((r) => r.result));
+    expect(budget.size).toBe(8); // the cap
+  });
+
+  it('after the first push-back: grows by one slot per window of successes while work waits, up to its cap', async () => {
+    const budget = new RequestBudget({ initial: 4, floor: 1, cap: 4 });
+    const started: string[] = [];
+    const all = fill((w) => budget.run(w), 14, started);
+    await settle();
+    // Four in flight; a 429 among them halves the budget to 2, and the four answer from the old window.
+    expect(budget.halve(429, 'requests')).toEqual({ budget: 'requests', from: 4, to: 2, reason: 429 });
+    for (const r of all.slice(0, 4)) r.finish();
+    await settle();
+    expect(budget.size).toBe(2);
+    expect(budget.active).toBe(2);
+    // A window at size 2 is two successes: one slot more, not two.
+    all[4]!.finish();
+    all[5]!.finish();
+    await settle();
+    expect(budget.size).toBe(3);
+    expect(budget.active).toBe(3);
+    for (const r of all.slice(6, 9)) r.finish();
+    await settle();
+    expect(budget.size).toBe(4);
+    for (const r of all.slice(9)) r.finish();
     await Promise.all(all.map((r) => r.result));
     expect(budget.size).toBe(4); // the cap
   });
@@ -167,7 +232,9 @@ describe('DestinationBudget: multiplicative decrease', () => {
     const started: string[] = [];
     const first = fill((w) => budget.requests.run(w), 16, started);
     await settle();
-    for (let i = 0; i < 16; i++) budget.onResponse(429, undefined);
+    // The 16 requests all went out before any answer came back.
+    const sent = budget.onSend();
+    for (let i = 0; i < 16; i++) budget.onResponse(429, undefined, sent);
     expect(budget.requests.size).toBe(8);
     expect(changes).toEqual([{ budget: 'requests', from: 16, to: 8, reason: 429 }]);
     // The old window drains; a 429 from the new one halves again.
@@ -175,11 +242,30 @@ describe('DestinationBudget: multiplicative decrease', () => {
     await Promise.all(first.map((r) => r.result));
     const second = fill((w) => budget.requests.run(w), 8, started, 's');
     await settle();
-    budget.onResponse(503, undefined);
+    budget.onResponse(503, undefined, budget.onSend());
     expect(budget.requests.size).toBe(4);
     expect(changes.at(-1)).toEqual({ budget: 'requests', from: 8, to: 4, reason: 503 });
     for (const r of second) r.finish();
     await Promise.all(second.map((r) => r.result));
+  });
+
+  it('a request sent after the halving and refused again halves again, while the old window still holds its slots', async () => {
+    const { budget, changes } = destinationBudget({ initial: 16, floor: 2, cap: 16 });
+    const started: string[] = [];
+    const first = fill((w) => budget.requests.run(w), 16, started);
+    await settle();
+    const before = budget.onSend();
+    budget.onResponse(429, undefined, before);
+    expect(budget.requests.size).toBe(8);
+    // A retry goes out from one of the 16 slots (none has ended) and is refused too: the halved size is still too
+    // many, so it halves again; a late answer to a request sent before does not.
+    budget.onResponse(429, undefined, budget.onSend());
+    expect(budget.requests.size).toBe(4);
+    budget.onResponse(429, undefined, before);
+    expect(budget.requests.size).toBe(4);
+    expect(changes.map((c) => c.to)).toEqual([8, 4]);
+    for (const r of first) r.finish();
+    await Promise.all(first.map((r) => r.result));
   });
 
   it('new work waits until the halved budget has room', async () => {
@@ -187,7 +273,7 @@ describe('DestinationBudget: multiplicative decrease', () => {
     const started: string[] = [];
     const first = fill((w) => budget.requests.run(w), 4, started);
     await settle();
-    budget.onResponse(429, undefined);
+    budget.onResponse(429, undefined, budget.onSend());
     const more = fill((w) => budget.requests.run(w), 2, started, 'm');
     first[0]!.finish();
     first[1]!.finish();
@@ -207,7 +293,7 @@ describe('DestinationBudget: multiplicative decrease', () => {
     for (let round = 0; round < 4; round++) {
       const batch = fill((w) => budget.requests.run(w), budget.requests.size, started, `b${round}-`);
       await settle();
-      budget.onResponse(429, undefined);
+      budget.onResponse(429, undefined, budget.onSend());
       for (const r of batch) r.finish();
       await Promise.all(batch.map((r) => r.result));
     }
@@ -219,7 +305,7 @@ describe('DestinationBudget: multiplicative decrease', () => {
     const started: string[] = [];
     const first = fill((w) => budget.requests.run(w), 2, started);
     await settle();
-    budget.onResponse(429, undefined);
+    budget.onResponse(429, undefined, budget.onSend());
     expect(budget.requests.size).toBe(2);
     expect(budget.uploads.size).toBe(1);
     for (const r of first) r.finish();
@@ -233,12 +319,12 @@ describe('DestinationBudget: multiplicative decrease', () => {
     await settle();
     // A window is 9 responses (8 request slots and 1 upload slot): one reset in it is no trend.
     budget.onError();
-    for (let i = 0; i < 8; i++) budget.onResponse(200, undefined);
+    for (let i = 0; i < 8; i++) budget.onResponse(200, undefined, budget.onSend());
     expect(budget.requests.size).toBe(8);
-    for (let i = 0; i < 6; i++) budget.onResponse(200, undefined);
-    budget.onResponse(500, undefined);
+    for (let i = 0; i < 6; i++) budget.onResponse(200, undefined, budget.onSend());
+    budget.onResponse(500, undefined, budget.onSend());
     budget.onError();
-    budget.onResponse(502, undefined);
+    budget.onResponse(502, undefined, budget.onSend());
     expect(budget.requests.size).toBe(4);
     expect(changes).toEqual([{ budget: 'requests', from: 8, to: 4, reason: 'errors' }]);
     for (const r of inFlight) r.finish();
@@ -252,7 +338,7 @@ describe('DestinationBudget: Retry-After', () => {
     const started: string[] = [];
     const first = fill((w) => budget.requests.run(w), 1, started);
     await settle();
-    budget.onResponse(429, 2000);
+    budget.onResponse(429, 2000, budget.onSend());
     expect(budget.notBefore).toBe(2000);
     first[0]!.finish();
     const later = fill((w) => budget.requests.run(w), 2, started, 'l');
@@ -277,7 +363,7 @@ describe('DestinationBudget: Retry-After', () => {
     const held = fill((w) => budget.requests.run(w), 3, started);
     // The fourth slot's request is answered 429 (Retry-After: 1) and retries inside its slot.
     const retried = budget.requests.run(async () => {
-      budget.onResponse(429, 1000);
+      budget.onResponse(429, 1000, budget.onSend());
       await budget.pauseForRetry(1000, sleep);
       order.push('retry');
       return 'retried';
@@ -291,14 +377,49 @@ describe('DestinationBudget: Retry-After', () => {
     expect(slept).toEqual([1000]);
     clock.advance(1000);
     await settle();
-    // Three requests in flight, the budget is 2 (and 1 upload slot): the retry waits for room.
+    // Three requests in flight, the budget is 2 (the idle upload slot gives no room): the retry waits for room.
     expect(order).toEqual([]);
     held[0]!.finish();
     await settle();
-    expect(order).toEqual(['retry']);
+    expect(order).toEqual([]);
+    held[1]!.finish();
+    await settle();
+    // The retry went (and then, with the retries done, the fresh request).
+    expect(order).toEqual(['retry', 'fresh']);
     for (const r of held) r.finish();
     expect(await Promise.all([retried, fresh])).toEqual(['retried', 'fresh']);
     expect(order).toEqual(['retry', 'fresh']);
+  });
+
+  it('the slots of an idle upload budget let no retry of a request through', async () => {
+    const clock = new ManualClock();
+    const budget = new DestinationBudget({ requests: { initial: 2, floor: 1, cap: 2 }, uploads: { initial: 8, floor: 1, cap: 8 } }, clock);
+    const order: string[] = [];
+    const sleep = async (): Promise<void> => undefined;
+    // Both requests in flight are answered 429 (Retry-After: 1): the budget halves to 1, and both wait to retry.
+    let answer: () => void = () => undefined;
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    const retried = ['a', 'b'].map((name) =>
+      budget.requests.run(async () => {
+        const sent = budget.onSend();
+        await answered;
+        budget.onResponse(429, 1000, sent);
+        await budget.pauseForRetry(1000, sleep);
+        order.push(`${name} retried`);
+        await new Promise((resolve) => setImmediate(resolve));
+        order.push(`${name} done`);
+      }),
+    );
+    await settle();
+    expect(budget.requests.active).toBe(2);
+    answer();
+    await settle();
+    expect(budget.requests.size).toBe(1);
+    expect(budget.uploads.size).toBe(8);
+    clock.advance(1000);
+    await Promise.all(retried);
+    // One retry at a time, as the halved request budget allows, not nine (1 + the 8 idle upload slots).
+    expect(order).toEqual(['a retried', 'a done', 'b retried', 'b done']);
   });
 
   it('a retry waiting for room ends at once when the run stops', async () => {
@@ -321,7 +442,7 @@ describe('DestinationBudget: a stopping run', () => {
   it('lift() ends a Retry-After hold: queued work starts at once (and sees the stop)', async () => {
     const { budget } = destinationBudget({ initial: 4, floor: 2, cap: 4 });
     const started: string[] = [];
-    budget.onResponse(429, 60_000);
+    budget.onResponse(429, 60_000, budget.onSend());
     const queued = fill((w) => budget.requests.run(w), 1, started);
     await settle();
     expect(started).toEqual([]);

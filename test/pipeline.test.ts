@@ -15,20 +15,41 @@ import { tempDir } from './helpers/tmp.js';
 const demo = () => buildDemoStorage(path.join(tempDir('regmigrate-src-'), 'registry'));
 
 describe('the push pipeline', () => {
-  it('uploads the largest blobs first and verifies images while other uploads still run', async () => {
+  it('uploads the large blobs largest first and verifies images while other uploads still run', async () => {
     const registry = await startRegistry();
     const proxy = await startProxy(registry.host);
     const tree = demo();
+    // Layers over the small-blob bound (64 KiB: those take upload slots), in no particular order of size.
+    const b = new StorageBuilder(tree.root);
+    for (const [name, kib] of [['mid', 200], ['large', 400], ['small', 96], ['larger', 300]] as const) {
+      b.tag(`sized/${name}`, '1', addImage(b, `sized/${name}`, { format: 'oci', layers: [makeLayer(name, `${name}\n`, kib * 1024)] }).digest);
+    }
     const result = await runCli(['push', tree.root, '--to', proxy.host, '--concurrency', '1']);
     expect(result.exitCode, result.stderr).toBe(0);
     const puts = proxy.log.filter((r) => r.method === 'PUT' && r.path.includes('/blobs/uploads/'));
-    const sizes = puts.map((r) => Number(r.headers['content-length']));
-    expect(sizes.length).toBeGreaterThan(5);
-    expect(sizes).toEqual([...sizes].sort((a, b) => b - a));
+    const large = puts.map((r) => Number(r.headers['content-length'])).filter((size) => size > 64 * 1024);
+    expect(large).toHaveLength(4);
+    expect(large).toEqual([...large].sort((a, b) => b - a));
     const lastUpload = proxy.log.lastIndexOf(puts.at(-1)!);
     const firstVerification = proxy.log.findIndex((r) => r.method === 'GET' && r.path.includes('/manifests/'));
     expect(firstVerification).toBeGreaterThanOrEqual(0);
     expect(firstVerification).toBeLessThan(lastUpload);
+  });
+
+  it('sends small blobs image by image: the first images are verified before the last small blob goes', async () => {
+    const registry = await startRegistry();
+    const proxy = await startProxy(registry.host);
+    // Twenty images of a small config and a small layer each, nothing large.
+    const root = path.join(tempDir('regmigrate-src-'), 'registry');
+    const b = new StorageBuilder(root);
+    for (let i = 0; i < 20; i++) b.tag('small/many', `v${i}`, addImage(b, 'small/many', { format: 'oci', layers: [makeLayer(`f${i}`, `file ${i}\n`)], label: `${i}` }).digest);
+    const result = await runCli(['push', root, '--to', proxy.host, '--max-requests', '2']);
+    expect(result.exitCode, result.stderr).toBe(0);
+    const lastBlobPut = proxy.log.findLastIndex((r) => r.method === 'PUT' && r.path.includes('/blobs/uploads/'));
+    const verifications = proxy.log.map((r, i) => (r.method === 'GET' && r.path.includes('/manifests/') ? i : -1)).filter((i) => i >= 0);
+    expect(verifications).toHaveLength(20);
+    // With two request slots, images land in a steady stream: most are verified before the last blob is sent.
+    expect(verifications.filter((i) => i < lastBlobPut).length).toBeGreaterThanOrEqual(15);
   });
 
   it('asks a plain registry one tags/list per repository: a first push makes no probe per tag', async () => {

@@ -223,7 +223,7 @@ describe('progress output carries the rate and the time left', () => {
     const log = createJsonLog(stream, { intervalSeconds: 30, budget });
     log.onEvent(plannedEvent());
     send(log.onEvent, 31);
-    budget.onResponse(429, undefined);
+    budget.onResponse(429, undefined, budget.onSend());
     log.finished({ reports: [], stats: { bytesUploaded: 0 }, durationMs: 1 } as unknown as PushResult);
     const records = output().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(records.find((r) => r.event === 'progress')).toMatchObject({ requestsInFlight: 16, requestBudget: 24, uploadsInFlight: 1, uploadBudget: 8 });

@@ -42,6 +42,7 @@ describe('the request budget against a throttling destination', () => {
     const result = await runCli(['push', root, '--to', throttle.host, '--retries', String(ATTEMPTS), '--output', 'json', '--log-format', 'json']);
 
     expect(result.exitCode, result.stderr).toBe(0);
+    if (!result.stdout) console.log('EMPTY STDOUT', result.stderr.slice(-1500));
     const images = (JSON.parse(result.stdout) as { images: Array<{ source: string; status: string }> }).images;
     expect(images).toHaveLength(60);
     expect(images.filter((i) => i.status !== 'verified')).toEqual([]);
@@ -55,10 +56,11 @@ describe('the request budget against a throttling destination', () => {
     expect(throttle.maxRetries()).toBeLessThanOrEqual(ATTEMPTS - 1);
     // Settled near N: most requests went through at the first try, and the budgets end within a small factor of N.
     expect(throttle.stats.throttled).toBeLessThan(throttle.stats.requests / 4);
+    // Every blob here is small, so every request went through the request budget (the upload budget carried none
+    // and keeps its size): that budget ends within a small factor of N.
     const finished = records.find((r) => r.event === 'run-finished')!;
-    const total = Number(finished.requestBudget) + Number(finished.uploadBudget);
-    expect(total).toBeGreaterThanOrEqual(LIMIT / 2);
-    expect(total).toBeLessThanOrEqual(LIMIT * 3);
+    expect(Number(finished.requestBudget)).toBeGreaterThanOrEqual(LIMIT / 2);
+    expect(Number(finished.requestBudget)).toBeLessThanOrEqual(LIMIT * 3);
     // The most requests the run ever had open at the gateway, refused ones included: near N, not the 24 it starts with.
     expect(throttle.stats.peakOffered).toBeLessThanOrEqual(LIMIT * 2);
   });

@@ -19,7 +19,7 @@ import { OptionProblems, parsePositiveInt } from './options.js';
 import { addSelectionOptions, normalizeSelection, type SelectionFlags } from './selection.js';
 import type { StopSignals } from '../util/stop.js';
 import type { Notice } from '../util/notice.js';
-import { batchTagsFromEnv, requestConcurrency, shardWaitFromEnv, TRANSFER_CONCURRENCY } from '../tuning.js';
+import { batchTagsFromEnv, requestCap, requestConcurrency, shardWaitFromEnv, TRANSFER_CONCURRENCY } from '../tuning.js';
 
 /** Flags shared by push and sync: where, how, and what to write. */
 export interface TransferFlags extends DestinationFlags, SelectionFlags {
@@ -147,13 +147,13 @@ const MIN_REQUESTS = 2;
 /**
  * Blob uploads (or skopeo copies) and other requests in flight at the destination (destination/budget.ts): uploads
  * start at `--concurrency` and never exceed it; requests start at twice that (at least 16: tuning.ts
- * requestConcurrency) and grow up to 64, or four times `--concurrency` if more; `--max-requests N` caps them at N and
+ * requestConcurrency) and grow up to requestCap; `--max-requests N` caps them at N and
  * starts them there. Both halve when the destination answers 429/503 and grow back while requests succeed.
  */
 function budgetSizes(request: TransferRequest): { uploads: BudgetLimits; requests: BudgetLimits } {
   const uploads = { initial: request.concurrency, floor: 1, cap: request.concurrency };
   if (request.maxRequests !== undefined) return { uploads, requests: { initial: request.maxRequests, floor: MIN_REQUESTS, cap: request.maxRequests } };
-  return { uploads, requests: { initial: requestConcurrency(request.concurrency), floor: MIN_REQUESTS, cap: Math.max(64, request.concurrency * 4) } };
+  return { uploads, requests: { initial: requestConcurrency(request.concurrency), floor: MIN_REQUESTS, cap: requestCap(request.concurrency) } };
 }
 
 /** Checks what the transport needs, then connects: everything that fails before any work (exit 2/3). */

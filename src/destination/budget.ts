@@ -2,13 +2,16 @@
  * The request budget of one destination: how many requests of each kind a run keeps in flight there, shared by every
  * batch and stage of the run. Created once, when the destination is connected (destination.ts).
  *
- * The budget adapts as TCP's congestion window does (AIMD): while work waits for a slot and requests succeed, it
- * grows by one slot per window (as many successful completions as it has slots); when the destination answers 429
- * or 503, or errors rise, it halves, at most once per window (the requests already in flight when it halved answer
+ * The budget adapts as TCP's congestion window does: it starts in slow start, growing by one slot per success while
+ * work waits for a slot (doubling every window, so a run across a long round trip reaches its cap within a few
+ * round trips); after the first push-back it grows by one slot per window (as many successful completions as it
+ * has slots: AIMD). When the destination answers 429 or 503, or errors rise, it halves, at most once per window (the requests already in flight when it halved answer
  * from the old window, and a burst of 429s among them halves it once). It never goes below its floor or above its
  * cap. A `Retry-After` sets a time before which nothing new starts at this destination, and retries then go first,
  * each only when the halved budget has room for it (retry.ts waits through `pauseForRetry`).
  */
+
+import { requestCap, requestConcurrency, TRANSFER_CONCURRENCY } from '../tuning.js';
 
 /** Time, as the budget sees it: tests give their own clock and fire its timers by hand. */
 export interface BudgetClock {
@@ -65,6 +68,7 @@ export class RequestBudget {
   #active = 0;
   #activeProbes = 0;
   readonly #waiting: Array<() => void> = [];
+  readonly #waitingFirst: Array<() => void> = [];
   readonly #waitingProbes: Array<() => void> = [];
   #gate: Gate | undefined;
 
@@ -73,14 +77,17 @@ export class RequestBudget {
   #successes = 0;
   #wanted = false;
   #congested = false;
+  /** Until the first push-back: one slot more per success while work waits (TCP's slow start). */
+  #slowStart = true;
   // After a halving, the next completions, as many as were in flight then, answer from the old window: their 429s
   // do not halve again.
   #oldInFlight = 0;
 
   /**
    * `size` slots (fixed), or limits to adapt within. Probes (asking what the destination holds, for a batch still to
-   * come) take at most `probeShare` of them (half of the current size by default), so the work of the batch under
-   * way (mounts, manifest PUTs, verification) always finds a slot within a few requests.
+   * come) take at most `probeShare` of them (half of the current size by default) while work of the batch under way
+   * (mounts, manifest PUTs, verification) is in flight or waiting, so that work always finds a slot within a few
+   * requests; with none, they may take every slot.
    */
   constructor(size: number | BudgetLimits, probeShare?: number) {
     const limits = typeof size === 'number' ? { initial: size, floor: size, cap: size } : size;
@@ -111,12 +118,20 @@ export class RequestBudget {
 
   /** Work of the batch under way: it goes before any probe waiting. */
   run<T>(work: () => Promise<T>): Promise<T> {
-    return this.#enter(work, false);
+    return this.#enter(work, this.#waiting);
+  }
+
+  /**
+   * Work that finishes an image already under way (its manifests, its verification): it goes before all other
+   * waiting work, so images land in a steady stream instead of all at the end of a batch.
+   */
+  runFirst<T>(work: () => Promise<T>): Promise<T> {
+    return this.#enter(work, this.#waitingFirst);
   }
 
   /** Asking ahead (the next batch's probes): within the probe share, and only when no `run` work waits. */
   probe<T>(work: () => Promise<T>): Promise<T> {
-    return this.#enter(work, true);
+    return this.#enter(work, this.#waitingProbes);
   }
 
   /** Joins the destination's gate (DestinationBudget): its "not before" time and waiting retries hold new work. */
@@ -125,12 +140,14 @@ export class RequestBudget {
   }
 
   /**
-   * The destination pushed back (429/503, or errors rose): halve, unless this window halved already or nothing of
-   * this budget is in flight (an idle budget adds no load). Returns the change, or undefined.
+   * The destination pushed back (429/503, or errors rose): halve, unless nothing of this budget is in flight (an
+   * idle budget adds no load). Returns the change, or undefined. Once per window: DestinationBudget asks only for
+   * push-backs to requests sent after the last halving.
    */
   halve(reason: BudgetReason, budget: BudgetChange['budget']): BudgetChange | undefined {
     this.#congested = true;
-    if (this.#active === 0 || this.#oldInFlight > 0) return undefined;
+    this.#slowStart = false;
+    if (this.#active === 0) return undefined;
     const from = this.#size;
     this.#size = Math.max(this.#floor, Math.floor(from / 2));
     this.#oldInFlight = this.#active;
@@ -144,14 +161,22 @@ export class RequestBudget {
     this.#congested = false;
   }
 
-  /** Additive increase: one slot more after a window of successes in which work waited and nobody pushed back. */
+  /**
+   * Slow start: one slot more for each success while work waits. Then additive increase: one slot more after a
+   * window of successes in which work waited and nobody pushed back.
+   */
   #succeeded(): void {
+    if (this.#slowStart) {
+      if (this.#waitingFirst.length + this.#waiting.length + this.#waitingProbes.length > 0 && this.#size < this.#cap) this.#size++;
+      return;
+    }
     if (++this.#successes < this.#size) return;
     if (this.#wanted && !this.#congested && this.#size < this.#cap) this.#size++;
     this.#newWindow();
   }
 
-  #enter<T>(work: () => Promise<T>, probe: boolean): Promise<T> {
+  #enter<T>(work: () => Promise<T>, queue: Array<() => void>): Promise<T> {
+    const probe = queue === this.#waitingProbes;
     return new Promise<T>((resolve, reject) => {
       const start = (): void => {
         this.#active++;
@@ -178,7 +203,7 @@ export class RequestBudget {
           },
         );
       };
-      (probe ? this.#waitingProbes : this.#waiting).push(start);
+      queue.push(start);
       this.#next();
     });
   }
@@ -190,13 +215,16 @@ export class RequestBudget {
 
   #next(): void {
     if (this.#gate && !this.#gate.open()) return;
-    const share = this.#probeShare ?? Math.max(1, Math.floor(this.#size / 2));
+    // With no work of the batch under way or waiting, probes may have every slot: what comes next waits for one
+    // request at most, and then goes first.
+    const idle = this.#active === this.#activeProbes && this.#waiting.length + this.#waitingFirst.length === 0;
+    const share = idle ? this.#size : (this.#probeShare ?? Math.max(1, Math.floor(this.#size / 2)));
     while (this.#active < this.#size) {
-      const start = this.#waiting.shift() ?? (this.#activeProbes < share ? this.#waitingProbes.shift() : undefined);
+      const start = this.#waitingFirst.shift() ?? this.#waiting.shift() ?? (this.#activeProbes < share ? this.#waitingProbes.shift() : undefined);
       if (!start) return;
       start();
     }
-    if (this.#waiting.length > 0 || this.#waitingProbes.length > 0) this.#wanted = true;
+    if (this.#waitingFirst.length + this.#waiting.length + this.#waitingProbes.length > 0) this.#wanted = true;
   }
 }
 
@@ -208,11 +236,11 @@ export interface BudgetSizes {
 
 /**
  * The defaults when no transfer sizes them (`--concurrency` 8). Requests start at twice the uploads (at least 16)
- * and may grow to 64: with 8 uploads that is 72 connections, within the connection pool connectDestination opens.
+ * and may grow to their cap: the connection pool connectDestination opens has a connection for every slot.
  */
 export const DEFAULT_BUDGET = {
-  uploads: { initial: 8, floor: 1, cap: 8 },
-  requests: { initial: 16, floor: 2, cap: 64 },
+  uploads: { initial: TRANSFER_CONCURRENCY, floor: 1, cap: TRANSFER_CONCURRENCY },
+  requests: { initial: requestConcurrency(TRANSFER_CONCURRENCY), floor: 2, cap: requestCap(TRANSFER_CONCURRENCY) },
 } as const satisfies BudgetSizes;
 
 /** In a window of responses, errors (5xx but 503, resets, timeouts) at this share or more halve the budgets. */
@@ -240,6 +268,10 @@ export class DestinationBudget {
   readonly #retries: Array<() => void> = [];
   #responses = 0;
   #errors = 0;
+  /** Halvings so far: each request carries the count from when it went out (onSend), and only a 429 or 503 to a
+   * request sent after the last halving halves again (TCP's once per round trip). Retries waiting in their slots
+   * are sent after it, so a throttling destination that keeps refusing them halves the budget again. */
+  #window = 0;
 
   constructor(sizes: BudgetSizes = DEFAULT_BUDGET, clock: BudgetClock = SYSTEM_CLOCK) {
     this.requests = new RequestBudget(sizes.requests);
@@ -273,11 +305,19 @@ export class DestinationBudget {
     this.#listeners.push(listener);
   }
 
-  /** Every response the registry client gets (registry/client.ts), with its `Retry-After` in ms when it had one. */
-  onResponse(status: number, retryAfterMs: number | undefined): void {
+  /** A request goes out to the destination: what its response is to hand back to `onResponse`. */
+  onSend(): number {
+    return this.#window;
+  }
+
+  /**
+   * Every response the registry client gets (registry/http.ts), with its `Retry-After` in ms when it had one, and
+   * what `onSend` gave its request.
+   */
+  onResponse(status: number, retryAfterMs: number | undefined, sent: number): void {
     if (status === 429 || status === 503) {
       if (retryAfterMs !== undefined && retryAfterMs > 0) this.#holdUntil(this.#clock.now() + Math.min(retryAfterMs, MAX_HOLD_MS));
-      this.#pushBack(status);
+      if (sent === this.#window) this.#pushBack(status);
       return;
     }
     this.#count(status >= 500);
@@ -335,10 +375,14 @@ export class DestinationBudget {
     return this.#retries.length === 0 && this.#clock.now() >= this.#notBefore;
   }
 
-  /** Lets waiting retries go, one per free slot of the two budgets together, once the "not before" time passed. */
+  /**
+   * Lets waiting retries go, one per free slot of the two budgets together, once the "not before" time passed. A
+   * budget counts only the slots it has taken (up to its size): an idle upload budget's slots were never tried on the
+   * destination and let no retry of a request through.
+   */
   #admit(): void {
     if (this.#clock.now() < this.#notBefore) return;
-    const room = this.requests.size + this.uploads.size;
+    const room = Math.min(this.requests.size, this.requests.active) + Math.min(this.uploads.size, this.uploads.active);
     while (this.#retries.length > 0 && this.#inFlight() < room) this.#retries.shift()!();
   }
 
@@ -363,6 +407,7 @@ export class DestinationBudget {
   }
 
   #pushBack(reason: BudgetReason): void {
+    this.#window++;
     for (const [name, budget] of [['requests', this.requests], ['uploads', this.uploads]] as const) {
       const change = budget.halve(reason, name);
       if (change) for (const listener of this.#listeners) listener(change);

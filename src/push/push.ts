@@ -245,7 +245,7 @@ async function transferBatch(prepared: PreparedBatch, index: number, run: BatchR
   }
   // Each image is verified right after its tag lands, while other uploads go on; verification goes before probes.
   const afterImage = async (outcome: ImageOutcome): Promise<void> => {
-    const report = await destination.budget.requests.run(() => verifyOutcome(destination, outcome, projects.policy(outcome.image.project)));
+    const report = await destination.budget.requests.runFirst(() => verifyOutcome(destination, outcome, projects.policy(outcome.image.project)));
     if (report.status === 'verified' && !report.convertedTo) ledger.hold(outcome.image);
     ledger.report(report);
   };

@@ -25,9 +25,13 @@ export interface HttpOptions {
   readonly feedback?: RequestFeedback;
 }
 
-/** Told of each response (its status, and `Retry-After` in ms on a 429 or 503) and of each request that got none. */
+/**
+ * Told of each request as it goes out (the number it returns comes back with the response), of each response (its
+ * status, and `Retry-After` in ms on a 429 or 503) and of each request that got none.
+ */
 export interface RequestFeedback {
-  onResponse(status: number, retryAfterMs: number | undefined): void;
+  onSend(): number;
+  onResponse(status: number, retryAfterMs: number | undefined, sent: number): void;
   onError(): void;
 }
 
@@ -118,6 +122,7 @@ export class RegistryHttp {
         if (authorization) headers.authorization = authorization;
       }
       this.stats.requests++;
+      const sent = this.#feedback?.onSend() ?? 0;
       let res: Dispatcher.ResponseData;
       try {
         // The dispatcher's own request: undici's top-level request() parses the URL again on every call
@@ -137,7 +142,7 @@ export class RegistryHttp {
         throw new RegistryError(`${options.method} ${options.url.pathname}: ${describeNetworkError(err, options.timeoutMs)}`, this.#details(options, undefined, classifyNetworkError(err)), err);
       }
       const status = res.statusCode;
-      this.#feedback?.onResponse(status, status === 429 || status === 503 ? parseRetryAfter(headerValue(res.headers['retry-after'])) : undefined);
+      this.#feedback?.onResponse(status, status === 429 || status === 503 ? parseRetryAfter(headerValue(res.headers['retry-after'])) : undefined, sent);
       if (options.ok.includes(status)) {
         const body = await (options.keepBody ? res.body.arrayBuffer().then((b) => Buffer.from(b)) : res.body.dump().then(() => Buffer.alloc(0))).catch((err: unknown) => {
           throw this.abort?.aborted ? this.#cut(options) : err;

@@ -8,7 +8,7 @@ import { blobReader, type BlobSource } from '../storage/source.js';
 import { Interrupted } from '../util/stop.js';
 import { ManifestWriter } from './manifests.js';
 import { SubjectOrder } from './subjects.js';
-import { SHARD_POLL_MS, SHARD_WAIT_MS } from '../tuning.js';
+import { SHARD_POLL_MS, SHARD_WAIT_MS, SMALL_BLOB_BYTES } from '../tuning.js';
 
 /** Resolves after `ms`, or at once when the signal fires (the next step then sees it). */
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -112,12 +112,14 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
     return manifests.write(image);
   };
 
-  // Every blob's one upload is queued up front in the plan's order, largest first, so a big layer never starts
-  // last and finishes alone; images only wait for theirs (a failure is seen by the images that need the blob).
-  const queued = plan.blobs.map((blob) => blobs.ensure(blob.home, blob));
+  // Every blob's one upload is queued up front: the large ones in the plan's order, largest first, so a big layer
+  // never starts last and finishes alone; the small ones in the order the images need them, so images complete
+  // from the first round trips on. Images only wait for theirs (a failure is seen by the images that need the blob).
+  const ordered = uploadOrder(plan);
+  const queued = ordered.map((blob) => blobs.ensure(blob.home, blob));
   for (const promise of queued) promise.catch(() => undefined);
   // A blob another shard uploads is waited for; the wait's bound counts from when this plan's own uploads are over.
-  void Promise.allSettled(queued.filter((_, i) => !plan.blobs[i]!.sharedFrom)).then(() => blobs.markIdle());
+  void Promise.allSettled(queued.filter((_, i) => !ordered[i]!.sharedFrom)).then(() => blobs.markIdle());
   const outcomes = await Promise.all(
     plan.images.map(async (image) => {
       const outcome = await order.land(image, () => pushImage(image));
@@ -127,6 +129,22 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
     }),
   );
   return { outcomes, stats };
+}
+
+/** The plan's blobs: those over SMALL_BLOB_BYTES in the plan's order (largest first), then the small ones image by image. */
+function uploadOrder(plan: Plan): PlannedBlob[] {
+  const large = plan.blobs.filter((blob) => blob.size > SMALL_BLOB_BYTES);
+  const small = new Map(plan.blobs.filter((blob) => blob.size <= SMALL_BLOB_BYTES).map((blob) => [blob.digest, blob]));
+  const ordered = large;
+  for (const image of plan.images) {
+    for (const digest of image.blobs) {
+      const blob = small.get(digest);
+      if (!blob) continue;
+      small.delete(digest);
+      ordered.push(blob);
+    }
+  }
+  return [...ordered, ...small.values()];
 }
 
 /**
@@ -184,8 +202,17 @@ class BlobStage {
     emit({ type: 'blob-done', digest: blob.digest, repository, how: 'uploaded', size: blob.size });
   }
 
+  /**
+   * Which budget a blob's upload takes: a small blob's POST and PUT are two short requests that wait on round trips
+   * like a mount, so they take request slots (which grow across a long round trip); the upload budget is for the
+   * bytes in flight of larger ones.
+   */
+  #budgetFor(blob: PlannedBlob): RequestBudget {
+    return blob.size <= SMALL_BLOB_BYTES ? this.#requests : this.#uploads;
+  }
+
   #upload(repository: string, blob: PlannedBlob, session?: URL): Promise<void> {
-    return this.#uploads.run(() => this.#send(repository, blob, session));
+    return this.#budgetFor(blob).run(() => this.#send(repository, blob, session));
   }
 
   /**
@@ -198,7 +225,7 @@ class BlobStage {
   async #ensureAtHome(blob: PlannedBlob): Promise<void> {
     // Held by the destination already (planned from what it holds): nothing to ask, nothing to send.
     if (blob.held) return;
-    await this.#uploads.run(async () => {
+    await this.#budgetFor(blob).run(async () => {
       this.#checkInterrupted();
       const there = await this.client.mountBlob(blob.home, blob.digest, blob.home);
       if (there.mounted) {
@@ -254,8 +281,9 @@ class BlobStage {
       await this.#upload(repository, blob);
       return;
     }
-    // Mounting a blob the repository already has answers 201 too: no HEAD needed first.
-    const mount = await this.#requests.run(() => {
+    // Mounting a blob the repository already has answers 201 too: no HEAD needed first. It goes before the backlog
+    // of uploads queued up front: an image under way waits for it.
+    const mount = await this.#requests.runFirst(() => {
       this.#checkInterrupted();
       return this.client.mountBlob(repository, blob.digest, blob.home);
     });

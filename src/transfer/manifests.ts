@@ -100,7 +100,7 @@ export class ManifestWriter {
     let bytes = record.bytes;
     if (record.kind === 'schema1') bytes = signSchema1(record.bytes, (this.#signingKey ??= makeSigningKey()));
     // No check for a signal here: the image's blobs are all there, and a manifest is a small request.
-    const served = await requests.run(() => client.putManifest(image.repository, reference, bytes, record.mediaType));
+    const served = await requests.runFirst(() => client.putManifest(image.repository, reference, bytes, record.mediaType));
     stats.manifestsPut++;
     if (served !== digest) throw new Error(`the destination computed digest ${served} for manifest ${digest}: it changed the bytes`);
   }
@@ -125,7 +125,7 @@ export class ManifestWriter {
       if (!(err instanceof RegistryError) || err.status === undefined || err.failure === 'auth' || err.failure === 'denied') throw err;
       return `${err.status}${err.registryCode ? ` ${err.registryCode}` : ''}`;
     }
-    await this.#options.requests.run(() => tagThroughApi(image.repository, image.digest, image.tag));
+    await this.#options.requests.runFirst(() => tagThroughApi(image.repository, image.digest, image.tag));
     return 'pushed';
   }
 
@@ -134,8 +134,8 @@ export class ManifestWriter {
     const { client, requests, stats } = this.#options;
     const record = this.#options.manifests.get(image.digest)!;
     const converted = await convertSchema1(record.bytes, (digest) => this.#options.blobSource(digest, this.#sizes.get(digest) ?? 0));
-    await requests.run(() => client.uploadBuffer(image.repository, converted.configDigest, converted.config));
-    const served = await requests.run(() => client.putManifest(image.repository, image.tag, converted.manifest, 'application/vnd.docker.distribution.manifest.v2+json'));
+    await requests.runFirst(() => client.uploadBuffer(image.repository, converted.configDigest, converted.config));
+    const served = await requests.runFirst(() => client.putManifest(image.repository, image.tag, converted.manifest, 'application/vnd.docker.distribution.manifest.v2+json'));
     stats.manifestsPut++;
     if (served !== converted.digest) throw new Error(`the destination computed digest ${served} for the converted manifest ${converted.digest}`);
     return converted.digest;

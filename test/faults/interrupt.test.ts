@@ -31,14 +31,15 @@ interface Report {
  * `big/app:1`: a 4 MiB layer (16 s at the 256 KiB/s of these tests) and a small config. `small/app:1`: a config made
  * larger than its tiny layer, so with two uploads at a time (largest first) the tiny layer goes last.
  */
-function slowStorage(): { root: string; bigLayer: Layer; smallLayer: Layer } {
+function slowStorage(): { root: string; bigLayer: Layer; smallLayer: Layer; smallConfig: string } {
   const root = path.join(tempDir('regmigrate-interrupt-'), 'registry');
   const b = new StorageBuilder(root);
   const bigLayer = makeLayer('big', 'big\n', 4 * 1024 * 1024, 1);
   const smallLayer = makeLayer('small', 'small\n');
   b.tag('big/app', '1', addImage(b, 'big/app', { format: 'oci', layers: [bigLayer] }).digest);
-  b.tag('small/app', '1', addImage(b, 'small/app', { format: 'oci', layers: [smallLayer], label: 'small '.repeat(400) }).digest);
-  return { root, bigLayer, smallLayer };
+  const small = addImage(b, 'small/app', { format: 'oci', layers: [smallLayer], label: 'small '.repeat(400) });
+  b.tag('small/app', '1', small.digest);
+  return { root, bigLayer, smallLayer, smallConfig: small.config };
 }
 
 async function hasBlob(registryUrl: string, repository: string, digest: string): Promise<boolean> {
@@ -63,10 +64,11 @@ describe('SIGINT / SIGTERM during a slow transfer', () => {
     ['push', 'SIGINT', 130],
     ['sync', 'SIGTERM', 143],
   ] as const)('%s, %s: the image whose last blob lands in the grace is verified, the cut one is interrupted and never lands (exit %i)', async (command, signal, code) => {
-    const { root, bigLayer, smallLayer } = slowStorage();
+    const { root, bigLayer, smallLayer, smallConfig } = slowStorage();
     const registry = await startRegistry();
     const proxy = await startProxy(registry.host);
-    // The tiny layer's upload is held a moment at the proxy: the signal comes while it is under way.
+    // The tiny layer's upload is held a moment at the proxy: the signal comes while it is under way, with the
+    // image's config landed (it is the image's last blob).
     let smallUnderWay = false;
     proxy.script = (req) => {
       if (req.method === 'PUT' && req.url.searchParams.get('digest') === smallLayer.digest) {
@@ -77,7 +79,7 @@ describe('SIGINT / SIGTERM during a slow transfer', () => {
     };
     const report = path.join(tempDir(), 'report.json');
     const { child, out } = start([command, root, '--to', proxy.host, '--limit-rate', '256KiB/s', '--concurrency', '2', '--report', report]);
-    await waitFor(() => smallUnderWay);
+    await waitFor(() => smallUnderWay && proxy.log.some((r) => r.method === 'PUT' && decodeURIComponent(r.query).includes(smallConfig) && r.status === 201));
     child.kill(signal);
     const result = await child;
 
@@ -118,20 +120,31 @@ describe('SIGINT / SIGTERM during a slow transfer', () => {
     const { root } = slowStorage();
     const registry = await startRegistry();
     const proxy = await startProxy(registry.host);
-    proxy.script = (req) =>
-      req.method === 'POST' && req.url.pathname.includes('/blobs/uploads/')
+    // Requests that reach the proxy once the signal has been sent: none may.
+    let signalled = false;
+    const afterSignal: string[] = [];
+    proxy.script = (req) => {
+      if (signalled) afterSignal.push(`${req.method} ${req.url.pathname}${req.url.search}`);
+      return req.method === 'POST' && req.url.pathname.includes('/blobs/uploads/')
         ? { kind: 'respond', status: 503, headers: { 'retry-after': '60' }, body: JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: 'busy' }] }) }
         : { kind: 'forward' };
+    };
     const report = path.join(tempDir(), 'report.json');
     const { child, out } = start(['push', root, '--to', proxy.host, '--concurrency', '1', '--report', report], { REGMIGRATE_STOP_GRACE_SECONDS: '600' });
     await waitFor(() => proxy.log.some((r) => r.status === 503));
+    signalled = true;
     child.kill('SIGINT');
     const result = await child;
 
     expect(result.exitCode, out.stderr).toBe(130);
     expect(reasons(report)).toEqual({ 'big/app:1': 'failed: interrupted', 'small/app:1': 'failed: interrupted' });
-    // The one refused request, and after it nothing: no retry, no other blob.
-    expect(proxy.log.filter((r) => r.path.includes('/blobs/')).map((r) => `${r.method} ${r.status}`)).toEqual(['POST 503']);
+    // The uploads started together before the first 503 came back (the big layer in its upload slot, the small
+    // blobs in request slots) were refused; after that nothing: no retry, no other blob, nothing after the signal.
+    const blobRequests = proxy.log.filter((r) => r.path.includes('/blobs/'));
+    expect(blobRequests.length).toBeGreaterThan(0);
+    expect(blobRequests.every((r) => r.method === 'POST' && r.status === 503)).toBe(true);
+    expect(new Set(blobRequests.map((r) => r.query)).size).toBe(blobRequests.length);
+    expect(afterSignal).toEqual([]);
   });
 });
 
