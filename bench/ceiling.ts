@@ -5,63 +5,17 @@
  * its own and the bench's event loop does not slow it (bench/upload-node.ts: node:http with reused buffers;
  * bench/upload-python.py: http.client with sendfile), every blob file once, largest first, POST + one monolithic
  * PUT each; whichever is faster in that run is the ceiling.
- *
- * `uploadEveryBlobOnce` is the older in-process reference of the push section (issue 13): undici inside the
- * bench's own process, `concurrency` keep-alive connections, 256 KiB send blocks. It costs more time and CPU than
- * the separate uploaders (issue 22 measured 4.8 s/GiB), so it is no ceiling; the push section still prints it.
+ * An uploader inside the bench's own process (undici, 256 KiB send blocks) cost more time and 4.8 s of CPU per GiB
+ * against these: it was no ceiling, and no section uses one.
  */
-import { createReadStream } from 'node:fs';
+import { execa } from 'execa';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import { Agent, request } from 'undici';
-import { UPLOAD_BLOCK_BYTES } from '../src/tuning.js';
-import { listBlobFiles } from './blob-files.js';
 import { measure } from './measure.js';
 
-export interface CeilingResult {
-  readonly seconds: number;
-  /** User + system CPU seconds of this process while uploading. */
-  readonly cpuSeconds: number;
-  readonly blobs: number;
-  readonly bytes: number;
-  readonly requests: number;
-}
-
-export async function uploadEveryBlobOnce(root: string, host: string, concurrency: number): Promise<CeilingResult> {
-  const blobs = listBlobFiles(root);
-  const agent = new Agent({ connections: concurrency, pipelining: 1, keepAliveTimeout: 30_000 });
-  const limit = pLimit(concurrency);
-  let requests = 0;
-  const cpu = process.cpuUsage();
-  const started = process.hrtime.bigint();
-  await Promise.all(
-    blobs.map((blob) =>
-      limit(async () => {
-        const post = await request(`http://${host}/v2/ceiling/blobs/blobs/uploads/`, { method: 'POST', headers: { 'content-length': '0' }, dispatcher: agent });
-        requests++;
-        await post.body.dump();
-        const location = new URL(String(post.headers.location), `http://${host}`);
-        location.searchParams.set('digest', blob.digest);
-        const put = await request(location, {
-          method: 'PUT',
-          headers: { 'content-type': 'application/octet-stream', 'content-length': String(blob.size) },
-          body: createReadStream(blob.file, { highWaterMark: UPLOAD_BLOCK_BYTES }),
-          dispatcher: agent,
-        });
-        requests++;
-        await put.body.dump();
-        if (put.statusCode !== 201) throw new Error(`ceiling upload of ${blob.digest}: ${put.statusCode}`);
-      }),
-    ),
-  );
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  const used = process.cpuUsage(cpu);
-  await agent.close();
-  return { seconds, cpuSeconds: (used.user + used.system) / 1e6, blobs: blobs.length, bytes: blobs.reduce((n, b) => n + b.size, 0), requests };
-}
-
 /**
- * The destination's ceiling for a no-op check (issue 13): one process asking a plain registry for every tag's
+ * The destination's ceiling for a no-op check: one process asking a plain registry for every tag's
  * manifest once (GET by tag, the same Accept header regmigrate sends), `concurrency` at a time over keep-alive
  * connections. A sync that asks the destination about every tag cannot be faster than this.
  */
@@ -87,6 +41,21 @@ export async function getEveryManifestOnce(host: string, tags: ReadonlyArray<rea
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   await agent.close();
   return { seconds, requests: tags.length };
+}
+
+/**
+ * The destination's ceiling for a no-op check: the faster of `getEveryManifestOnce` (undici, in this process) and
+ * bench/get-python.py (its own process, one thread per connection), each at 16 and at 64 connections.
+ */
+export async function readCeiling(project: string, host: string, tags: ReadonlyArray<readonly [string, string]>): Promise<{ seconds: number; name: string }> {
+  const runs: Array<{ seconds: number; name: string }> = [];
+  for (const connections of [16, 64]) {
+    runs.push({ seconds: (await getEveryManifestOnce(host, tags, connections)).seconds, name: `undici, ${connections} connections` });
+    const input = tags.map(([repository, tag]) => `${repository} ${tag}`).join('\n');
+    const { stdout } = await execa('python3', [path.join(project, 'bench', 'get-python.py'), host, String(connections)], { input });
+    runs.push({ seconds: (JSON.parse(stdout) as { seconds: number }).seconds, name: `Python, ${connections} connections` });
+  }
+  return runs.reduce((a, b) => (b.seconds < a.seconds ? b : a));
 }
 
 export type UploaderKind = 'node' | 'python';

@@ -1,5 +1,5 @@
 /**
- * Large-registry benchmark (issue 8), on the push corpus: push from the tar backup against push from the
+ * Large-registry benchmark, on the push corpus: push from the tar backup against push from the
  * directory (and the extraction users do today), and 1, 2 and 4 shards in parallel into one registry (what they
  * send: bench/shards.ts).
  */

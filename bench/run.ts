@@ -28,7 +28,7 @@ if (wanted('scan')) await benchScan({ bin, workDir });
 if (wanted('push')) await benchPush({ bin, project, workDir });
 if (wanted('sync')) await benchSync({ bin, workDir });
 if (wanted('large')) await benchLarge({ bin, workDir });
-if (wanted('scale')) await benchScale({ bin, workDir });
+if (wanted('scale')) await benchScale({ bin, project, workDir });
 if (wanted('ceiling')) await benchCeiling({ bin, project, workDir });
 if (wanted('wan')) await benchWan({ bin, project, workDir });
 if (wanted('cpu')) await benchCpu({ bin, project, workDir });

@@ -1,5 +1,5 @@
 /**
- * Scan benchmark (issue 2): a 50,000-tag, 5,000-repository metadata storage; `find -type d -name current`
+ * Scan benchmark: a 50,000-tag, 5,000-repository metadata storage; `find -type d -name current`
  * (the classic listing, which resolves nothing) against `regmigrate scan --output json` (which resolves every
  * manifest and checks every blob exists). Medians of several alternating runs on a warm page cache.
  */

@@ -1,5 +1,5 @@
 /**
- * Sync benchmark (issue 5): a no-op sync of the 50,000-tag metadata storage (the scan benchmark's) into a
+ * Sync benchmark: a no-op sync of the 50,000-tag metadata storage (the scan benchmark's) into a
  * destination that already holds it all (a docker-registry serving that same storage read-only: a perfect
  * mirror), in the default destination-checking mode and with --trust-state; next to skopeo sync's per-tag cost on
  * a slice of the same data.

@@ -1,4 +1,4 @@
-/** The blob-holder map kept for a whole run (issue 13): flat bytes behind it, a Map's answers in front. */
+/** The blob-holder map kept for a whole run: flat bytes behind it, a Map's answers in front. */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { DigestMap } from '../src/util/digest-map.js';

@@ -1,5 +1,5 @@
 /**
- * The push as one streaming pipeline (issue 13): largest blobs first, each image verified right after its tag,
+ * The push as one streaming pipeline: largest blobs first, each image verified right after its tag,
  * one listing per repository instead of a request per tag, and blobs the destination already holds mounted from
  * where they are instead of sent again.
  */

@@ -1,5 +1,5 @@
 /**
- * The sync journal read an entry at a time (issue 13: a 200,000-tag journal never parsed whole): the streamed reader
+ * The sync journal read an entry at a time (a 200,000-tag journal is never parsed whole): the streamed reader
  * must agree with JSON.parse on any layout, across its 1 MiB chunks, and refuse what JSON.parse refuses.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
