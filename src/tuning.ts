@@ -58,9 +58,9 @@ export const MIN_CHUNK_BYTES = 64 * 1024;
 // ---- Parallelism -----------------------------------------------------------------------------------------------
 
 /**
- * `--concurrency` of push, sync and export: blob uploads (skopeo copies, images written) at once. The reference
- * uploader reaches the local registry's ceiling with 8 keep-alive connections, and a push at 8 runs at 0.98× it
- * (README, Push).
+ * `--concurrency` of push, sync and export: blob uploads (skopeo copies, images written) at once; without the flag
+ * a push's uploads start here and may grow to uploadCap. The reference uploader reaches the local registry's
+ * ceiling with 8 keep-alive connections (README, Performance).
  */
 export const TRANSFER_CONCURRENCY = 8;
 
@@ -71,6 +71,17 @@ export const TRANSFER_CONCURRENCY = 8;
  */
 export function requestConcurrency(uploads: number): number {
   return Math.max(16, uploads * 2);
+}
+
+/**
+ * The most blob uploads a run may grow to when `--concurrency` is not given: four times the 8 it starts with. On
+ * loopback eight already reach the registry's ceiling; across a round trip most blobs are smaller than what the
+ * line holds in flight (at 50 ms and ~180 MB/s, 9 MB), so more must be under way at once: the push corpus through a
+ * 50 ms delay line took 9.0 s with 8 uploads and 7.5 s with 32, the ceiling's 32 connections 4.1–4.5 s (one run
+ * each, machine under load). The budget grows only while uploads wait and halves when the destination pushes back.
+ */
+export function uploadCap(uploads: number): number {
+  return uploads * 4;
 }
 
 /**

@@ -36,6 +36,28 @@ describe('the push pipeline', () => {
     expect(firstVerification).toBeLessThan(lastUpload);
   });
 
+  it.each([
+    ['without --concurrency, uploads grow past the 8 they start with while uploads wait', [], (peak: number) => expect(peak).toBeGreaterThan(8)],
+    ['with --concurrency 8, uploads never exceed 8', ['--concurrency', '8'], (peak: number) => expect(peak).toBeLessThanOrEqual(8)],
+  ] as const)('%s', async (_, flags, check) => {
+    const registry = await startRegistry();
+    const proxy = await startProxy(registry.host);
+    const root = path.join(tempDir('regmigrate-src-'), 'registry');
+    const b = new StorageBuilder(root);
+    for (let i = 0; i < 40; i++) b.tag(`wide/app${i}`, '1', addImage(b, `wide/app${i}`, { format: 'oci', layers: [makeLayer(`l${i}`, `layer ${i}\n`, 100 * 1024)], label: `${i}` }).digest);
+    // Each upload of a layer is held 200 ms at the proxy: how many are held at once is how many are in flight.
+    let held = 0;
+    let peak = 0;
+    proxy.script = (req) => {
+      if (req.method !== 'PUT' || !req.url.pathname.includes('/blobs/uploads/') || Number(req.headers['content-length']) <= 64 * 1024) return { kind: 'forward' };
+      peak = Math.max(peak, ++held);
+      return { kind: 'forward', after: new Promise<void>((resolve) => setTimeout(resolve, 200)).then(() => void held--) };
+    };
+    const result = await runCli(['push', root, '--to', proxy.host, ...flags]);
+    expect(result.exitCode, result.stderr).toBe(0);
+    check(peak);
+  });
+
   it('sends small blobs image by image: the first images are verified before the last small blob goes', async () => {
     const registry = await startRegistry();
     const proxy = await startProxy(registry.host);

@@ -19,7 +19,7 @@ import { OptionProblems, parsePositiveInt } from './options.js';
 import { addSelectionOptions, normalizeSelection, type SelectionFlags } from './selection.js';
 import type { StopSignals } from '../util/stop.js';
 import type { Notice } from '../util/notice.js';
-import { batchTagsFromEnv, requestCap, requestConcurrency, shardWaitFromEnv, TRANSFER_CONCURRENCY } from '../tuning.js';
+import { batchTagsFromEnv, requestCap, requestConcurrency, shardWaitFromEnv, TRANSFER_CONCURRENCY, uploadCap } from '../tuning.js';
 
 /** Flags shared by push and sync: where, how, and what to write. */
 export interface TransferFlags extends DestinationFlags, SelectionFlags {
@@ -42,6 +42,8 @@ export interface TransferFlags extends DestinationFlags, SelectionFlags {
 export interface TransferRequest extends SourceSelection {
   readonly destination: NormalizedDestination;
   readonly concurrency: number;
+  /** `--concurrency` (or `transfer.concurrency`) was set: uploads never exceed it. Otherwise they may grow. */
+  readonly concurrencyGiven: boolean;
   /** `--max-requests`: the request budget's cap, and where it starts; undefined: it adapts within the defaults. */
   readonly maxRequests: number | undefined;
   readonly report: string | undefined;
@@ -63,7 +65,7 @@ export function addTransferOptions(command: Command): Command {
     .option('--via <transport>', 'oci (default: streams over HTTP) or skopeo (dir: layouts + skopeo copy)')
     .option('--work-dir <dir>', 'with --via skopeo: where the dir: layouts go (default: beside the storage, for hard links)')
     .option('--keep-work-dir', 'with --via skopeo: keep the dir: layouts afterwards')
-    .option('--concurrency <n>', `blob uploads (or skopeo copies) in flight, at most (default ${TRANSFER_CONCURRENCY})`)
+    .option('--concurrency <n>', `blob uploads (or skopeo copies) in flight, at most (default: ${TRANSFER_CONCURRENCY}, growing to ${uploadCap(TRANSFER_CONCURRENCY)} while uploads wait)`)
     .option('--max-requests <n>', 'other requests in flight, at most (default: adapts from 16 up to 64)')
     .option('--report <file>', 'write the verified image list to FILE (.json or .csv)')
     .option('--public', 'create missing Harbor projects as public (default private)')
@@ -97,6 +99,7 @@ export function normalizeTransfer(root: string, flags: TransferFlags, problems: 
     ...normalizeSelection(root, flags, problems),
     destination: normalizeDestination(flags, problems),
     concurrency: parsePositiveInt('--concurrency', flags.concurrency, TRANSFER_CONCURRENCY, problems, 256),
+    concurrencyGiven: flags.concurrency !== undefined,
     maxRequests: flags.maxRequests === undefined ? undefined : parsePositiveInt('--max-requests', flags.maxRequests, MIN_REQUESTS, problems, 1024, MIN_REQUESTS),
     report: flags.report,
     public: flags.public ?? false,
@@ -146,12 +149,15 @@ const MIN_REQUESTS = 2;
 
 /**
  * Blob uploads (or skopeo copies) and other requests in flight at the destination (destination/budget.ts): uploads
- * start at `--concurrency` and never exceed it; requests start at twice that (at least 16: tuning.ts
- * requestConcurrency) and grow up to requestCap; `--max-requests N` caps them at N and
- * starts them there. Both halve when the destination answers 429/503 and grow back while requests succeed.
+ * start at `--concurrency` and never exceed it when it is given (or set in the config file); without it our own
+ * client's uploads start at 8 and may grow to tuning.ts uploadCap (skopeo copies are processes: they stay at 8).
+ * Requests start at twice that (at least 16: requestConcurrency) and grow up to requestCap; `--max-requests N`
+ * caps them at N and starts them there. Both halve when the destination answers 429/503 and grow back while
+ * requests succeed.
  */
 function budgetSizes(request: TransferRequest): { uploads: BudgetLimits; requests: BudgetLimits } {
-  const uploads = { initial: request.concurrency, floor: 1, cap: request.concurrency };
+  const adapts = request.concurrencyGiven === false && request.via === 'oci';
+  const uploads = { initial: request.concurrency, floor: 1, cap: adapts ? uploadCap(request.concurrency) : request.concurrency };
   if (request.maxRequests !== undefined) return { uploads, requests: { initial: request.maxRequests, floor: MIN_REQUESTS, cap: request.maxRequests } };
   return { uploads, requests: { initial: requestConcurrency(request.concurrency), floor: MIN_REQUESTS, cap: requestCap(request.concurrency) } };
 }
