@@ -275,6 +275,19 @@ describe('Harbor API hiccups and quota', () => {
     expect(down.stderr).toMatch(/systeminfo did not answer: GET \/api\/v2\.0\/systeminfo: 502/);
   });
 
+  it('a 429 from the Harbor API (its artifact listing) halves the request budget as a registry 429 does', async () => {
+    const tree = buildDemoStorage(path.join(tempDir(), 'registry'));
+    const harbor = await startHarborDouble({ users: USERS, projects: ['library', 'team', 'infra'] });
+    harbor.faults.push({ method: 'GET', path: /^\/api\/v2\.0\/projects\/.+\/artifacts$/, status: 429, code: 'TOO_MANY_REQUESTS', message: 'rate limited', times: 3 });
+    const result = await push(harbor, tree.root, 'admin', ['--log-format', 'json']);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(harbor.faults.every((f) => f.times === 0)).toBe(true);
+    expect(result.report.summary.verified).toBe(tree.tags.length);
+    const halvings = result.stderr.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((r) => r.event === 'budget');
+    expect(halvings.length).toBeGreaterThan(0);
+    expect(halvings[0]).toMatchObject({ budget: 'requests', reason: 'HTTP 429' });
+  });
+
   it('a mount refused with 403 DENIED (quota) fails the image without a full upload behind it', async () => {
     const tree = buildDemoStorage(path.join(tempDir(), 'registry'));
     const harbor = await startHarborDouble({ users: USERS, projects: [] });

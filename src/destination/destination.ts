@@ -101,7 +101,7 @@ export async function connectDestination(options: DestinationOptions): Promise<D
     await close();
     throw explainConnectFailure(options.endpoint, err, credentials !== undefined);
   }
-  const harborClient = new HarborClient(options.endpoint, credentials, dispatcher, retry);
+  const harborClient = new HarborClient(options.endpoint, credentials, dispatcher, retry, { feedback: budget, ...(options.stop ? { abort: options.stop.abort } : {}) });
   let info: SystemInfo | undefined;
   try {
     info = await harborClient.systemInfo();

@@ -3,8 +3,10 @@ import { DestinationError } from '../errors.js';
 import { basicAuthorization, headerValue } from '../registry/auth.js';
 import type { Credentials } from '../registry/credentials.js';
 import type { Endpoint } from '../registry/endpoint.js';
-import { classifyNetworkError, classifyStatus, parseErrorBody, RegistryError } from '../registry/errors.js';
+import { classifyNetworkError, classifyStatus, parseErrorBody, parseRetryAfter, RegistryError } from '../registry/errors.js';
+import type { RequestFeedback } from '../registry/http.js';
 import { DEFAULT_RETRY, retryTransient, type RetryPolicy } from '../registry/retry.js';
+import { Interrupted } from '../util/stop.js';
 import { Artifact, Project, ProjectDetail, Repository, SystemInfo } from './schema.js';
 
 export interface ProjectSettings {
@@ -24,14 +26,22 @@ export class HarborClient {
   readonly #credentials: Credentials | undefined;
   readonly #dispatcher: Dispatcher;
   readonly #retry: RetryPolicy;
+  readonly #feedback: RequestFeedback | undefined;
+  readonly #abort: AbortSignal | undefined;
   /** API requests made (tests and benchmarks count them). */
   requests = 0;
 
-  constructor(endpoint: Endpoint, credentials: Credentials | undefined, dispatcher: Dispatcher, retry: RetryPolicy = DEFAULT_RETRY) {
+  /**
+   * `feedback`: the destination's budget hears every API answer as it hears the registry's (a 429 from Harbor's
+   * rate limiting halves it too); `abort`: cuts API requests under way when a stopping run's grace is over.
+   */
+  constructor(endpoint: Endpoint, credentials: Credentials | undefined, dispatcher: Dispatcher, retry: RetryPolicy = DEFAULT_RETRY, options: { feedback?: RequestFeedback; abort?: AbortSignal } = {}) {
     this.#endpoint = endpoint;
     this.#credentials = credentials;
     this.#dispatcher = dispatcher;
     this.#retry = retry;
+    this.#feedback = options.feedback;
+    this.#abort = options.abort;
   }
 
   /** One API request, repeated like registry requests on 429, 5xx and resets (Harbor masks 5xx bodies). */
@@ -53,11 +63,16 @@ export class HarborClient {
       headers['content-type'] = 'application/json';
     }
     this.requests++;
+    const sent = this.#feedback?.onSend() ?? 0;
     try {
-      const res = await request(url, { method, headers, body: payload, dispatcher: this.#dispatcher });
+      const res = await request(url, { method, headers, body: payload, dispatcher: this.#dispatcher, ...(this.#abort ? { signal: this.#abort } : {}) });
+      const status = res.statusCode;
+      this.#feedback?.onResponse(status, status === 429 || status === 503 ? parseRetryAfter(headerValue(res.headers['retry-after'])) : undefined, sent);
       const text = method === 'HEAD' ? (await res.body.dump(), '') : await res.body.text();
-      return { status: res.statusCode, text, headers: res.headers };
+      return { status, text, headers: res.headers };
     } catch (err) {
+      if (this.#abort?.aborted) throw new Interrupted(`${method} /api/v2.0${path.split('?')[0]}: cut: the run is stopping`);
+      this.#feedback?.onError();
       throw new RegistryError(`${method} /api/v2.0${path.split('?')[0]}: ${(err as Error).message}`, {
         method,
         path: url.pathname,

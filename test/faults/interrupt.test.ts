@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Agent } from 'undici';
 import { describe, expect, it } from 'vitest';
+import { HarborClient } from '../../src/harbor/client.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { parseEndpoint } from '../../src/registry/endpoint.js';
 import { blobReader } from '../../src/storage/source.js';
@@ -198,6 +199,30 @@ describe('a stopping run and the registry client', () => {
     tokens.closeAllConnections();
     tokens.close();
     await probe;
+    await dispatcher.close();
+  });
+
+  it('a Harbor API request under way is cut by the abort signal: Interrupted, not left to time out', async () => {
+    // An API that takes the request and never answers.
+    let asked = false;
+    const api = http.createServer(() => void (asked = true));
+    await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
+    const abort = new AbortController();
+    const dispatcher = new Agent();
+    const harbor = new HarborClient(parseEndpoint(`127.0.0.1:${(api.address() as AddressInfo).port}`), undefined, dispatcher, { attempts: 1, baseDelayMs: 1, maxDelayMs: 1 }, { abort: abort.signal });
+    let outcome: unknown = 'pending';
+    const listing = harbor.listArtifacts('team/app').then(
+      () => (outcome = 'resolved'),
+      (err: unknown) => (outcome = err),
+    );
+    await waitFor(() => asked);
+    abort.abort();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(outcome).toBeInstanceOf(Interrupted);
+    expect(String((outcome as Error).message)).toMatch(/^GET \/api\/v2\.0\/projects\/team\/repositories\/app\/artifacts: cut: the run is stopping$/);
+    api.closeAllConnections();
+    api.close();
+    await listing;
     await dispatcher.close();
   });
 
