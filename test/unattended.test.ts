@@ -196,9 +196,10 @@ lease.release();
     const script = leaseScript(dir);
     const lock = path.join(dir, 'l.lock');
     const log = path.join(dir, 'log');
-    const long = execa(process.execPath, [script, lock, log, '3500', '1']);
+    // Held 2.5 leases long; the heartbeat (every half second here) must miss four beats in a row to lose it.
+    const long = execa(process.execPath, [script, lock, log, '5000', '2']);
     await waitFor(() => existsSync(log));
-    const waiter = await execa(process.execPath, [script, lock, log, '10', '1']);
+    const waiter = await execa(process.execPath, [script, lock, log, '10', '2']);
     await long;
     expect(waiter.exitCode).toBe(0);
     const events = readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' ')[0]);
