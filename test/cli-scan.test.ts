@@ -108,6 +108,9 @@ describe('regmigrate scan (built CLI)', () => {
     [['scan', DEMO_STORAGE, '--output', 'xml', '--concurrency', 'lots'], /not "xml".*--concurrency must be a whole number/],
     [['scan'], /scan: give the registry storage root, or "source:" in --config/],
     [['scan', DEMO_STORAGE, '--bogus'], /^regmigrate: unknown option '--bogus'$/m],
+    // diff uploads nothing: the upload options are not its own.
+    [['diff', DEMO_STORAGE, '--to', '127.0.0.1:9', '--limit-rate', '1MiB/s'], /^regmigrate: unknown option '--limit-rate'$/m],
+    [['diff', DEMO_STORAGE, '--to', '127.0.0.1:9', '--chunk-size', '16MiB'], /^regmigrate: unknown option '--chunk-size'$/m],
     [['scan', path.join(DEMO_STORAGE, 'docker', 'registry', 'v2', 'repositories')], /not a registry storage .*\nhint: it is inside one: give its root, \/.*demo-storage$/m],
   ])('exits 2 with a one-line message for %j', async (args, message) => {
     const result = await runCli(args);

@@ -23,9 +23,9 @@ export interface DestinationFlags {
   limitRate?: string;
 }
 
-/** The options every command that talks to a destination shares. */
-export function addDestinationOptions(command: Command): Command {
-  return command
+/** The options every command that talks to a destination shares; `uploads`: those only a command that uploads takes. */
+export function addDestinationOptions(command: Command, uploads = true): Command {
+  command
     .option('--to <host>', 'destination registry or Harbor: host[:port], https://host or http://host (required)')
     .option('--username <user>', 'destination user (robot accounts: robot$name); password from --password-stdin')
     .option('--password-stdin', 'read the password from standard input')
@@ -33,7 +33,9 @@ export function addDestinationOptions(command: Command): Command {
     .option('--insecure', 'do not verify the destination TLS certificate')
     .option('--ca-file <file>', 'extra CA certificate(s) to trust for the destination (PEM)')
     .option('--timeout <seconds>', `seconds without progress before a connection counts as dead (default ${TIMEOUT_SECONDS}; the first contact waits at most ${CONTACT_TIMEOUT_MS / 1000})`)
-    .option('--retries <n>', `attempts for a transient failure (429, 5xx, reset) before giving up (default ${RETRY_ATTEMPTS})`)
+    .option('--retries <n>', `attempts for a transient failure (429, 5xx, reset) before giving up (default ${RETRY_ATTEMPTS})`);
+  if (!uploads) return command;
+  return command
     .option('--chunk-size <size>', 'upload blobs in chunks of this size (e.g. 16MiB), for proxies with body limits')
     .option('--limit-rate <rate>', 'cap the upload bandwidth of the whole run (e.g. 50MiB/s; per shard with --shards)');
 }

@@ -101,7 +101,7 @@ export function registerDiff(program: Command, ctx: CliContext): void {
     .command('diff')
     .description('compare the storage with the destination: new, changed, same, extra (read-only on both sides)')
     .argument('[root]', 'registry storage root (e.g. /var/lib/registry) or an uncompressed tar of it');
-  addSelectionOptions(addDestinationOptions(command))
+  addSelectionOptions(addDestinationOptions(command, false))
     .option('-o, --output <format>', 'table, json or csv')
     .option('--concurrency <n>', `destination requests in flight (default ${DIFF_CONCURRENCY})`)
     .option('--state <file>', "a sync journal: schema1 images it records as converted count as the same")
