@@ -11,7 +11,7 @@ import { imageReport, reportOf, type ImageReport } from './image-report.js';
 import { RunLedger } from './ledger.js';
 import { prepareBatch, type PreparedBatch } from './prepare.js';
 import { ProjectGate } from './projects.js';
-import { readAhead } from './read-ahead.js';
+import { readInStages } from './read-ahead.js';
 import { verifyOutcome } from './verify.js';
 import { BATCH_TAGS } from '../tuning.js';
 
@@ -154,13 +154,12 @@ export async function pushStorage(destination: Destination, options: PushOptions
   let batches = 0;
   try {
     // The next batch is read and probed while this one transfers; it is planned after, knowing what landed.
-    for await (const prepared of readAhead(source.count, async () => {
-      const batch = await source.next();
-      return batch && prepareBatch(batch, prepare);
-    })) {
+    const stages = readInStages(source.count, source.next, (batch) => prepareBatch(batch, prepare));
+    for await (const prepared of stages.batches) {
       // Every project refused, the last batch read: nothing can move at all (exit 3), as said before any upload.
       if (batches + 1 === source.count) projects.assertSomeAllowed();
-      await transferBatch(prepared, batches++, run);
+      await transferBatch(prepared, batches, run);
+      stages.used(batches++);
     }
   } finally {
     run.transport.close();
