@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { headerValue } from './auth.js';
-import { RegistryError } from './errors.js';
+import { RegistryError, UploadCutError } from './errors.js';
 import { pullScope, pushScope, type RegistryHttp } from './http.js';
 import { FALLBACK_CHUNK_BYTES, MIN_CHUNK_BYTES, SMALL_BLOB_BYTES, THROTTLED_UPLOAD_BLOCK_BYTES } from '../tuning.js';
 
@@ -120,24 +120,25 @@ export async function uploadBlob(http: RegistryHttp, settings: UploadSettings, o
   // Progress counts each byte once: a repeated attempt reports only what goes beyond the furthest one.
   let reported = 0;
   let sent = 0;
-  const count = onBytes
-    ? (n: number): void => {
-        sent += n;
-        if (sent > reported) {
-          onBytes(sent - reported);
-          reported = sent;
-        }
-      }
-    : undefined;
+  // Attempts cut while their body went out (a reset or a timeout after bytes left), and the most any of them sent.
+  let cut = 0;
+  let furthest = 0;
+  const count = (n: number): void => {
+    sent += n;
+    if (onBytes && sent > reported) {
+      onBytes(sent - reported);
+      reported = sent;
+    }
+  };
   const body = (range: ByteRange): Buffer | Readable => {
     if (!settings.throttle && blob.bytes && range.end - range.start < SMALL_BLOB_BYTES) {
       const bytes = blob.bytes(range);
-      count?.(bytes.length);
+      count(bytes.length);
       return bytes;
     }
     return !settings.throttle && blob.stream ? blob.stream(range, count) : Readable.from(paced(blob.open(range), count, settings.throttle, http.abort), { objectMode: false });
   };
-  await http.retrying(async () => {
+  const attempt = async (): Promise<void> => {
     // A repeated attempt first asks whether the last one landed after all (its final PUT timed out, say).
     if (attempts++ > 0 && (await hasBlob(http, repository, blob.digest))) return;
     for (;;) {
@@ -161,6 +162,10 @@ export async function uploadBlob(http: RegistryHttp, settings: UploadSettings, o
         }
         return;
       } catch (err) {
+        if (err instanceof RegistryError && err.failure === 'transient' && err.status === undefined && sent > 0) {
+          cut++;
+          furthest = Math.max(furthest, sent);
+        }
         if (!(err instanceof RegistryError) || err.status !== 413) throw err;
         // A proxy with a body-size limit (nginx's client_max_body_size, 1 MiB by default): switch to chunks,
         // smaller each time one is still refused, for the rest of the run; the upload starts again.
@@ -169,7 +174,13 @@ export async function uploadBlob(http: RegistryHttp, settings: UploadSettings, o
         settings.chunkSize = next;
       }
     }
-  });
+  };
+  try {
+    await http.retrying(attempt);
+  } catch (err) {
+    if (err instanceof RegistryError && attempts > 1 && cut === attempts) throw new UploadCutError(err, attempts, furthest, blob.size);
+    throw err;
+  }
 }
 
 /** Uploads a small blob held in memory (a config made by a conversion). */

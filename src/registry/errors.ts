@@ -43,6 +43,23 @@ export class RegistryError extends RegmigrateError {
   }
 }
 
+/**
+ * An upload whose connection was cut while its body went out, on every attempt: distribution cannot resume a cut
+ * session (after a cut mid-chunk the upload URL answers 404 BLOB_UPLOAD_INVALID; docs/registry-behaviour.md, Push),
+ * so each attempt started again from the first byte. The last attempt's error is the cause.
+ */
+export class UploadCutError extends RegistryError {
+  constructor(
+    readonly last: RegistryError,
+    readonly attempts: number,
+    /** The most bytes any attempt sent before its cut. */
+    readonly furthest: number,
+    readonly size: number,
+  ) {
+    super(last.message, { method: last.method, path: last.path, status: undefined, registryCode: undefined, failure: 'transient', requestId: last.requestId, retryAfterMs: undefined }, last);
+  }
+}
+
 export function classifyStatus(status: number): FailureClass {
   if (status === 401) return 'auth';
   if (status === 403) return 'denied';

@@ -1,7 +1,8 @@
 import type { ManifestRecord } from '../image/reader.js';
 import type { Plan, PlannedBlob, PlannedImage } from '../plan/plan.js';
 import type { RegistryClient } from '../registry/client.js';
-import { RegistryError } from '../registry/errors.js';
+import { RegistryError, UploadCutError } from '../registry/errors.js';
+import { formatBytes } from '../util/format.js';
 import { errorMessage } from '../errors.js';
 import type { DestinationBudget, RequestBudget } from '../destination/budget.js';
 import { blobReader, type BlobSource } from '../storage/source.js';
@@ -80,6 +81,11 @@ export interface ExecuteResult {
 function describeBlobFailure(digest: string, err: unknown): string {
   if (err instanceof RegistryError && err.registryCode === 'DIGEST_INVALID') {
     return `corrupt-blob: the destination rejected blob ${digest}: its source data does not match its digest`;
+  }
+  if (err instanceof UploadCutError) {
+    // The largest chunk that would have got through on every attempt, in whole MiB (at least the 1 MiB minimum).
+    const chunk = Math.max(1, 2 ** Math.floor(Math.log2(Math.max(1, err.furthest / 2 ** 20))) / 2);
+    return `upload-cut: blob ${digest}: the connection was cut mid-upload on all ${err.attempts} attempts (at most ${formatBytes(err.furthest)} of ${formatBytes(err.size)} sent; last: ${err.last.message}); the registry cannot resume a cut upload, so a link that cuts long transfers needs smaller requests: try --chunk-size ${chunk}MiB`;
   }
   if (err instanceof RegistryError && err.failure === 'denied' && /exceed|quota/i.test(err.message)) {
     return `quota-exceeded: ${err.message}`;

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { addImage, makeLayer, StorageBuilder } from '../../fixtures/builder.js';
 import { runCli } from '../helpers/cli.js';
 import { startProxy, type ProxyRequest, type ScriptAction } from '../helpers/proxy.js';
 import { startRegistry } from '../helpers/registry.js';
@@ -106,6 +107,29 @@ describe('a hostile network between regmigrate and the registry', () => {
     // Bounded: the clean run's requests, plus a retry (or a restarted upload, or chunks) per injected fault.
     const chunkAllowance = scenario.name.startsWith('413') ? 40 : 0;
     expect(proxy.log.length).toBeLessThanOrEqual(baseline + scenario.injected * 3 + chunkAllowance);
+  });
+
+  it('a link that cuts every transfer over 1.5 MiB: the big layer fails in one line that says so, the rest lands; --chunk-size gets it through', async () => {
+    const root = path.join(tempDir('regmigrate-cut-'), 'registry');
+    const b = new StorageBuilder(root);
+    const big = makeLayer('big', 'big\n', 3 * 1024 * 1024, 1);
+    b.tag('big/app', '1', addImage(b, 'big/app', { format: 'oci', layers: [big] }).digest);
+    b.tag('small/app', '1', addImage(b, 'small/app', { format: 'oci', layers: [makeLayer('small', 'small\n', 100 * 1024)] }).digest);
+    const registry = await startRegistry();
+    const proxy = await startProxy(registry.host);
+    // distribution cannot resume an upload whose PATCH or PUT was cut: every attempt starts a new session.
+    proxy.script = (req) => ((req.method === 'PUT' || req.method === 'PATCH') && req.url.pathname.includes('/blobs/uploads/') && Number(req.headers['content-length'] ?? Infinity) > 1.5 * 1024 * 1024 ? { kind: 'drop', afterBytes: 1.5 * 1024 * 1024 } : { kind: 'forward' });
+    const report = path.join(tempDir(), 'report.json');
+    const result = await runCli(['push', root, '--to', proxy.host, '--report', report, '--quiet', '--retries', '3']);
+    expect(result.exitCode).toBe(1);
+    const doc = JSON.parse(readFileSync(report, 'utf8')) as Report;
+    const reason = doc.images.find((i) => i.source === 'big/app:1')!.reason!;
+    expect(reason).toMatch(/^upload-cut: blob sha256:[0-9a-f]{64}: the connection was cut mid-upload on all 3 attempts \(at most [\d.]+ MiB of 3\.0 MiB sent; last: PUT \/v2\/big\/app\/blobs\/uploads\/\S+: .+\); the registry cannot resume a cut upload, so a link that cuts long transfers needs smaller requests: try --chunk-size 1MiB$/);
+    expect(reason).not.toMatch(/\n/);
+    expect(doc.images.find((i) => i.source === 'small/app:1')!.status).toBe('verified');
+    const chunked = await runCli(['push', root, '--to', proxy.host, '--report', report, '--quiet', '--chunk-size', '1MiB']);
+    expect(chunked.exitCode, chunked.stderr).toBe(0);
+    expect(await headDigest(registry.url, 'big/app:1')).not.toBeNull();
   });
 
   it('stops retrying a permanent failure and says why (every upload refused with 503 forever)', async () => {
