@@ -42,6 +42,12 @@ describe('start-up loads what the command uses', () => {
     for (const file of ['cli/report.js', 'cli/cutover.js', 'cli/scan.js', 'cli/sync.js', 'cli/diff.js', 'report/html.js']) expect(ours(modules, file), file).toEqual([]);
   });
 
+  it('push loads the YAML parser, semver and the progress bars only for a flag or a terminal that needs them', async () => {
+    const { exitCode, modules } = await loadedModules(['push', '--help']);
+    expect(exitCode).toBe(0);
+    for (const name of ['yaml', 'semver', 'cli-progress']) expect(fromPackage(modules, name), name).toEqual([]);
+  });
+
   it('help still lists every command', async () => {
     const { exitCode, modules } = await loadedModules(['--help']);
     expect(exitCode).toBe(0);
