@@ -215,4 +215,22 @@ describe('RegistryClient against a scripted proxy in front of a real docker-regi
     expect(mounted.mounted).toBe(true);
     expect(await client.hasBlob('mount/third', blob.digest)).toBe(true);
   });
+
+  it('keeps its connection open across blob probes (HEAD), found or not', async () => {
+    // A dispatcher of one connection straight to the registry: every new TCP connection is counted.
+    const single = new Agent({ connections: 1 });
+    let connections = 0;
+    single.on('connect', () => connections++);
+    try {
+      const direct = new RegistryClient({ endpoint: parseEndpoint(registry.host), credentials: undefined, dispatcher: single, retry: FAST_RETRY });
+      const blob = blobFile(512);
+      await direct.uploadBlob({ repository: 'probe/keep-alive', blob });
+      const found: boolean[] = [];
+      for (let i = 0; i < 10; i++) found.push(await direct.hasBlob('probe/keep-alive', i % 2 ? blob.digest : `sha256:${String(i).repeat(64)}`));
+      expect(found).toEqual([false, true, false, true, false, true, false, true, false, true]);
+      expect(connections).toBe(1);
+    } finally {
+      await single.close();
+    }
+  });
 });

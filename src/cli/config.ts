@@ -1,11 +1,14 @@
 import type { Command } from 'commander';
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import type * as Yaml from 'yaml';
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
 import type { CliContext } from './context.js';
 import { VALUE_CHECKS } from './values.js';
+import { lazyPackage } from '../util/lazy-package.js';
+
+const yaml = lazyPackage<typeof Yaml>('yaml');
 
 /**
  * `--config regmigrate.yaml`: every option of every command in one file, grouped as the README documents it. Keys
@@ -116,7 +119,7 @@ export function loadConfig(file: string, checkPaths: (key: string) => boolean = 
   }
   let doc: unknown;
   try {
-    doc = parseYaml(raw) ?? {};
+    doc = yaml().parse(raw) ?? {};
   } catch (err) {
     // The parser's first line ends with a colon that introduces the excerpt on the next lines: not kept.
     throw new UsageError(`--config ${file}: not valid YAML: ${(err as Error).message.split('\n')[0]!.replace(/:\s*$/, '')}`);

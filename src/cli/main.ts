@@ -1,18 +1,36 @@
 import { Command, CommanderError } from 'commander';
 import { RegmigrateError, errorMessage } from '../errors.js';
 import type { CliContext } from './context.js';
-import { applyConfig, registerConfig } from './config.js';
 import { writeJsonLog } from '../report/log.js';
 import { startHeapTuning } from './heap-tuning.js';
-import { registerDiff } from './diff.js';
-import { registerExport } from './export.js';
-import { registerPush } from './push.js';
-import { registerReport } from './report.js';
-import { registerScan } from './scan.js';
-import { registerSync } from './sync.js';
 import { VERSION } from '../version.js';
 
-export function buildProgram(ctx: CliContext): Command {
+type Register = (program: Command, ctx: CliContext) => void;
+
+/**
+ * Each command's module, loaded only when the command runs (or help lists them all): `push` does not load the
+ * report HTML, the cutover rewrites or the YAML parser, and `--version` loads none of them. In help order.
+ */
+const COMMANDS: Record<string, () => Promise<Register>> = {
+  scan: async () => (await import('./scan.js')).registerScan,
+  push: async () => (await import('./push.js')).registerPush,
+  export: async () => (await import('./export.js')).registerExport,
+  diff: async () => (await import('./diff.js')).registerDiff,
+  sync: async () => (await import('./sync.js')).registerSync,
+  report: async () => (await import('./report.js')).registerReport,
+  config: async () => (await import('./config.js')).registerConfig,
+};
+
+/** The commands `argv` can reach: the one it names, none for a bare `--version`, else all (help, a typo's suggestion). */
+export function commandsFor(argv: readonly string[]): string[] {
+  const first = argv[2];
+  if (first !== undefined && Object.hasOwn(COMMANDS, first)) return [first];
+  if (argv.length === 3 && (first === '--version' || first === '-V')) return [];
+  return Object.keys(COMMANDS);
+}
+
+export async function buildProgram(ctx: CliContext, commands: readonly string[] = Object.keys(COMMANDS)): Promise<Command> {
+  const registers = await Promise.all(commands.map((name) => COMMANDS[name]!()));
   const program = new Command('regmigrate')
     .description("move container images from a docker registry's storage directory into Harbor, byte-identical and verified")
     .version(VERSION)
@@ -24,22 +42,18 @@ export function buildProgram(ctx: CliContext): Command {
       // commander's own errors (an unknown option, a missing argument) start like every other error of ours.
       outputError: (s, write) => write(s.replace(/^error: /, 'regmigrate: ')),
     });
-  registerScan(program, ctx);
-  registerPush(program, ctx);
-  registerExport(program, ctx);
-  registerDiff(program, ctx);
-  registerSync(program, ctx);
-  registerReport(program, ctx);
+  const configIndex = commands.indexOf('config');
+  registers.forEach((register, i) => i !== configIndex && register(program, ctx));
   // --config on every command that takes options from it; the file is read right before the command runs.
   for (const command of program.commands) {
     if (['config', 'report'].includes(command.name())) continue;
     command.option('--config <file>', 'take options from this YAML file (flags given here win); see "Config file" in the README');
   }
-  program.hook('preAction', (_program, command) => {
-    applyConfig(command);
+  program.hook('preAction', async (_program, command) => {
+    if (command.getOptionValue('config')) (await import('./config.js')).applyConfig(command);
     if (command.getOptionValue('logFormat') === 'json') ctx.logFormat = 'json';
   });
-  registerConfig(program, ctx);
+  if (configIndex >= 0) registers[configIndex]!(program, ctx);
   return program;
 }
 
@@ -60,7 +74,7 @@ export async function run(argv: string[]): Promise<void> {
     },
   };
   try {
-    await buildProgram(ctx).parseAsync(argv);
+    await (await buildProgram(ctx, commandsFor(argv))).parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {
       // commander printed its message already; help and version exit 0.

@@ -1,7 +1,10 @@
-import semver from 'semver';
+import type Semver from 'semver';
 import type { ManifestRecord } from '../image/reader.js';
 import { globProblem, globToRegExp } from '../util/glob.js';
 import { tagRef, type TagEntry } from './types.js';
+import { lazyPackage } from '../util/lazy-package.js';
+
+const semver = lazyPackage<typeof Semver>('semver');
 
 /** A tag pattern: a glob (`v1.*`, `release-?`), or a regular expression written `/…/`. */
 export interface TagPattern {
@@ -50,11 +53,11 @@ export function tagVersion(tag: string): string | undefined {
   const m = /^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$/.exec(tag);
   if (!m) return undefined;
   const text = `${m[1]}.${m[2] ?? '0'}.${m[3] ?? '0'}${m[4] ?? ''}${m[5] ?? ''}`;
-  return semver.valid(text) ?? undefined;
+  return semver().valid(text) ?? undefined;
 }
 
 export function validSemverRange(range: string): boolean {
-  return semver.validRange(range) !== null;
+  return semver().validRange(range) !== null;
 }
 
 /** Name rules alone (patterns, semver): what can be judged of a tag that is no longer there. */
@@ -65,7 +68,7 @@ export function nameSelected(tag: string, s: TagSelection): boolean {
     const version = tagVersion(tag);
     // npm's rule: a prerelease (`2.0.0-rc.1`) satisfies a range only when the range names a prerelease of the same
     // version (`>=2.0.0-0`, `^2.0.0-rc.0`), so `>=1.2 <3` means releases, as users of npm ranges expect.
-    if (!version || !semver.satisfies(version, s.semver)) return false;
+    if (!version || !semver().satisfies(version, s.semver)) return false;
   }
   return true;
 }

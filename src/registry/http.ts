@@ -134,6 +134,12 @@ export class RegistryHttp {
           headers,
           body: options.body?.(),
           ...(this.abort ? { signal: this.abort } : {}),
+          // undici closes the connection after every HEAD unless told not to (node_modules/undici/lib/dispatcher/
+          // client-h1.js, writeH1: "Close after a HEAD request to interop with misbehaving servers that may send a
+          // body"), so each blob probe cost a new TCP connection. Registries answer HEAD without a body: distribution
+          // and Harbor are Go servers, whose net/http drops a handler's writes on HEAD (src/net/http/server.go,
+          // chunkWriter.Write: "Eat writes"), and RFC 9110 9.3.2 forbids one.
+          ...(options.method === 'HEAD' ? { reset: false } : {}),
           ...(options.timeoutMs !== undefined ? { headersTimeout: options.timeoutMs, bodyTimeout: options.timeoutMs } : {}),
         });
       } catch (err) {

@@ -1,10 +1,13 @@
-import cliProgress from 'cli-progress';
+import type CliProgress from 'cli-progress';
 import type { Writable } from 'node:stream';
 import type { PushEvent } from '../push/push.js';
 import { count, formatBytes, formatDuration, formatRate } from '../util/format.js';
 import { destinationRef } from '../plan/plan.js';
 import { RateMeter, type RateSnapshot } from './rate.js';
 import { PROGRESS_LINE_INTERVAL_SECONDS } from '../tuning.js';
+import { lazyPackage } from '../util/lazy-package.js';
+
+const cliProgress = lazyPackage<typeof CliProgress>('cli-progress');
 
 export interface ProgressOptions {
   readonly stream: Writable;
@@ -57,9 +60,9 @@ export function createProgress(options: ProgressOptions): Progress {
   let sentBytes = 0;
   let imagesDone = 0;
   let failures = 0;
-  let multibar: cliProgress.MultiBar | undefined;
-  let bytesBar: cliProgress.SingleBar | undefined;
-  let imagesBar: cliProgress.SingleBar | undefined;
+  let multibar: CliProgress.MultiBar | undefined;
+  let bytesBar: CliProgress.SingleBar | undefined;
+  let imagesBar: CliProgress.SingleBar | undefined;
   let timer: NodeJS.Timeout | undefined;
   let ticker: NodeJS.Timeout | undefined;
   let meter: RateMeter | undefined;
@@ -94,9 +97,9 @@ export function createProgress(options: ProgressOptions): Progress {
           bytesBar?.setTotal(Math.max(1, totalBytes));
           imagesBar?.setTotal(Math.max(1, totalImages));
         } else if (options.isTTY && totalImages > 0) {
-          multibar = new cliProgress.MultiBar(
+          multibar = new (cliProgress().MultiBar)(
             { stream, clearOnComplete: true, hideCursor: true, format: ' {bar} {percentage}% | {label}', barsize: 30, fps: 5 },
-            cliProgress.Presets.shades_classic,
+            cliProgress().Presets.shades_classic,
           );
           bytesBar = multibar.create(Math.max(1, totalBytes), 0, { label: bytesLabel() });
           imagesBar = multibar.create(Math.max(1, totalImages), 0, { label: imagesLabel() });
