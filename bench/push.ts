@@ -138,7 +138,7 @@ export async function benchPush(options: { bin: string; project: string; workDir
   );
   results.reference = fastest.seconds;
   results.referenceCpu = fastest.cpuSeconds ?? NaN;
-  rows.push([`ceiling: ${fastest.name}, each blob once, 8 keep-alive connections`, fmt(fastest.seconds), '0', '-', `uploads only; client CPU ${fmt(fastest.cpuSeconds)} s`]);
+  rows.push([`ceiling: ${fastest.name}, each blob once`, fmt(fastest.seconds), '0', '-', `uploads only; client CPU ${fmt(fastest.cpuSeconds)} s`]);
 
   // (a) the curl reference point
   await withRegistry(workDir, 'ceiling', async (registry) => {
