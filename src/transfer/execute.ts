@@ -139,9 +139,8 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
 
 /** The plan's blobs: those over SMALL_BLOB_BYTES in the plan's order (largest first), then the small ones image by image. */
 function uploadOrder(plan: Plan): PlannedBlob[] {
-  const large = plan.blobs.filter((blob) => blob.size > SMALL_BLOB_BYTES);
+  const ordered = plan.blobs.filter((blob) => blob.size > SMALL_BLOB_BYTES);
   const small = new Map(plan.blobs.filter((blob) => blob.size <= SMALL_BLOB_BYTES).map((blob) => [blob.digest, blob]));
-  const ordered = large;
   for (const image of plan.images) {
     for (const digest of image.blobs) {
       const blob = small.get(digest);
@@ -150,7 +149,9 @@ function uploadOrder(plan: Plan): PlannedBlob[] {
       ordered.push(blob);
     }
   }
-  return [...ordered, ...small.values()];
+  // Small blobs no image lists (none today): last.
+  for (const blob of small.values()) ordered.push(blob);
+  return ordered;
 }
 
 /**
