@@ -5,9 +5,9 @@
  * The budget adapts as TCP's congestion window does: it starts in slow start, growing by one slot per success while
  * work waits for a slot (doubling every window, so a run across a long round trip reaches its cap within a few
  * round trips); after the first push-back it grows by one slot per window (as many successful completions as it
- * has slots: AIMD). When the destination answers 429 or 503, or errors rise, it halves, at most once per window (the requests already in flight when it halved answer
- * from the old window, and a burst of 429s among them halves it once). It never goes below its floor or above its
- * cap. A `Retry-After` sets a time before which nothing new starts at this destination, and retries then go first,
+ * has slots: AIMD). When the destination answers 429 or 503, or errors rise, it halves, at most once per window:
+ * only a push-back to a request sent after the last halving halves again (a burst of 429s to the requests in flight
+ * when it halved halves it once). It never goes below its floor or above its cap. A `Retry-After` sets a time before which nothing new starts at this destination, and retries then go first,
  * each only when the halved budget has room for it (retry.ts waits through `pauseForRetry`).
  */
 
@@ -79,8 +79,8 @@ export class RequestBudget {
   #congested = false;
   /** Until the first push-back: one slot more per success while work waits (TCP's slow start). */
   #slowStart = true;
-  // After a halving, the next completions, as many as were in flight then, answer from the old window: their 429s
-  // do not halve again.
+  // After a halving, the next completions, as many as were in flight then, answer from the old window: they count
+  // toward no growth.
   #oldInFlight = 0;
 
   /**
