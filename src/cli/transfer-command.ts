@@ -66,7 +66,7 @@ export function addTransferOptions(command: Command): Command {
     .option('--work-dir <dir>', 'with --via skopeo: where the dir: layouts go (default: beside the storage, for hard links)')
     .option('--keep-work-dir', 'with --via skopeo: keep the dir: layouts afterwards')
     .option('--concurrency <n>', `blob uploads (or skopeo copies) in flight, at most (default: ${TRANSFER_CONCURRENCY}, growing to ${uploadCap(TRANSFER_CONCURRENCY)} while uploads wait)`)
-    .option('--max-requests <n>', 'other requests in flight, at most (default: adapts from 16 up to 64)')
+    .option('--max-requests <n>', `other requests in flight, at most (default: adapts from ${requestConcurrency(TRANSFER_CONCURRENCY)} up to ${requestCap(TRANSFER_CONCURRENCY)})`)
     .option('--report <file>', 'write the verified image list to FILE (.json or .csv)')
     .option('--public', 'create missing Harbor projects as public (default private)')
     .option('--storage-limit <size>', 'storage quota for projects created (default -1, unlimited)')

@@ -3,8 +3,8 @@ import { DestinationError } from '../errors.js';
 import { basicAuthorization, headerValue } from '../registry/auth.js';
 import type { Credentials } from '../registry/credentials.js';
 import type { Endpoint } from '../registry/endpoint.js';
-import { classifyNetworkError, classifyStatus, parseErrorBody, parseRetryAfter, RegistryError } from '../registry/errors.js';
-import type { RequestFeedback } from '../registry/http.js';
+import { classifyNetworkError, classifyStatus, parseErrorBody, RegistryError } from '../registry/errors.js';
+import { hearResponse, type RequestFeedback } from '../registry/http.js';
 import { DEFAULT_RETRY, retryTransient, type RetryPolicy } from '../registry/retry.js';
 import { Interrupted } from '../util/stop.js';
 import { Artifact, Project, ProjectDetail, Repository, SystemInfo } from './schema.js';
@@ -67,7 +67,7 @@ export class HarborClient {
     try {
       const res = await request(url, { method, headers, body: payload, dispatcher: this.#dispatcher, ...(this.#abort ? { signal: this.#abort } : {}) });
       const status = res.statusCode;
-      this.#feedback?.onResponse(status, status === 429 || status === 503 ? parseRetryAfter(headerValue(res.headers['retry-after'])) : undefined, sent);
+      hearResponse(this.#feedback, status, res.headers, sent);
       const text = method === 'HEAD' ? (await res.body.dump(), '') : await res.body.text();
       return { status, text, headers: res.headers };
     } catch (err) {

@@ -35,6 +35,11 @@ export interface RequestFeedback {
   onError(): void;
 }
 
+/** Tells `feedback` of a response: its status, and the `Retry-After` of a 429 or 503 (registry and Harbor API alike). */
+export function hearResponse(feedback: RequestFeedback | undefined, status: number, headers: Record<string, string | string[] | undefined>, sent: number): void {
+  feedback?.onResponse(status, status === 429 || status === 503 ? parseRetryAfter(headerValue(headers['retry-after'])) : undefined, sent);
+}
+
 export interface ClientStats {
   requests: number;
   retries: number;
@@ -148,7 +153,7 @@ export class RegistryHttp {
         throw new RegistryError(`${options.method} ${options.url.pathname}: ${describeNetworkError(err, options.timeoutMs)}`, this.#details(options, undefined, classifyNetworkError(err)), err);
       }
       const status = res.statusCode;
-      this.#feedback?.onResponse(status, status === 429 || status === 503 ? parseRetryAfter(headerValue(res.headers['retry-after'])) : undefined, sent);
+      hearResponse(this.#feedback, status, res.headers, sent);
       if (options.ok.includes(status)) {
         const body = await (options.keepBody ? res.body.arrayBuffer().then((b) => Buffer.from(b)) : res.body.dump().then(() => Buffer.alloc(0))).catch((err: unknown) => {
           throw this.abort?.aborted ? this.#cut(options) : err;
