@@ -7,7 +7,7 @@ import { count, csvLine, formatBytes, renderTable } from '../util/format.js';
 import type { CliContext } from './context.js';
 import { requireRoot } from './config.js';
 import { addDestinationOptions, buildDestinationOptions, normalizeDestination, type DestinationFlags, type NormalizedDestination } from './destination-options.js';
-import { OptionProblems, parseOutputFormat, parsePositiveInt } from './options.js';
+import { OptionProblems, parseOutputFormat, parseWholeOption } from './options.js';
 import { addSelectionOptions, normalizeSelection, warnIfEmptySource, type SelectionFlags } from './selection.js';
 import type { OutputFormat } from '../inventory/render.js';
 import { convertedImages, loadState } from '../sync/sync-state.js';
@@ -32,7 +32,7 @@ export function normalizeDiff(root: string, flags: DiffFlags): DiffRequest {
     ...normalizeSelection(root, flags, problems),
     destination: normalizeDestination(flags, problems),
     output: parseOutputFormat(flags.output, problems),
-    concurrency: parsePositiveInt('--concurrency', flags.concurrency, DIFF_CONCURRENCY, problems, 256),
+    concurrency: parseWholeOption('concurrency', flags.concurrency, DIFF_CONCURRENCY, problems),
     state: flags.state,
   };
   problems.throwIfAny();

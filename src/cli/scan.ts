@@ -12,7 +12,7 @@ import { cachedMapper } from '../plan/map-names.js';
 import { markNameCollisions } from '../plan/plan.js';
 import { shardSelector, type Shard } from '../plan/shard.js';
 import { addShardOptions, addTagOptions, normalizeShard, normalizeTagSelection, warnIfEmptySource, type SelectionFlags } from './selection.js';
-import { collect, defaultConcurrency, OptionProblems, parseGlobs, parseOutputFormat, parsePositiveInt } from './options.js';
+import { collect, defaultConcurrency, OptionProblems, parseGlobs, parseOutputFormat, parseWholeOption } from './options.js';
 import type { CliContext } from './context.js';
 import { requireRoot } from './config.js';
 import { BATCH_TAGS, batchTagsFromEnv } from '../tuning.js';
@@ -44,7 +44,7 @@ export function normalizeScan(root: string, flags: ScanFlags): ScanRequest {
     verify: flags.verify ?? false,
     include: parseGlobs('--include', flags.include, problems),
     exclude: parseGlobs('--exclude', flags.exclude, problems),
-    concurrency: parsePositiveInt('--concurrency', flags.concurrency, defaultConcurrency(), problems),
+    concurrency: parseWholeOption('concurrency', flags.concurrency, defaultConcurrency(), problems),
   };
   const shard = normalizeShard(flags, process.env, problems);
   if (shard) Object.assign(request, { shard });

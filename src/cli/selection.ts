@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { parseMapRule, PROJECT_NAME_RE, type MapRule } from '../plan/map-names.js';
 import type { SourceSelection } from '../transfer/source.js';
-import { collect, OptionProblems, parseGlobs, parsePositiveInt } from './options.js';
+import { collect, OptionProblems, parseGlobs, parseWholeOption } from './options.js';
 import { parseTagPattern, tagSelectionActive, validSemverRange, type TagPattern, type TagSelection } from '../inventory/select.js';
 import { parseShard, type Shard } from '../plan/shard.js';
 import { count } from '../util/format.js';
@@ -80,7 +80,7 @@ export function normalizeTagSelection(flags: SelectionFlags, problems: OptionPro
     if (when === undefined) problems.add(`--pushed-after "${flags.pushedAfter}" is neither a date (2024-01-01) nor a duration (90d, 12h, 2w, 30m)`);
     else Object.assign(selection, { pushedAfter: when });
   }
-  if (flags.keepLatest !== undefined) Object.assign(selection, { keepLatest: parsePositiveInt('--keep-latest', flags.keepLatest, 1, problems, 1_000_000) });
+  if (flags.keepLatest !== undefined) Object.assign(selection, { keepLatest: parseWholeOption('keepLatest', flags.keepLatest, 1, problems) });
   return tagSelectionActive(selection) ? selection : undefined;
 }
 
@@ -100,8 +100,9 @@ export function normalizeShard(flags: SelectionFlags, env: NodeJS.ProcessEnv, pr
   if (flags.shards !== undefined) {
     if (text !== undefined) problems.add('--shard and --shards do not go together');
     const index = env.JOB_COMPLETION_INDEX;
+    const count = parseWholeOption('shards', flags.shards, undefined, problems);
     if (index === undefined || !/^\d+$/.test(index)) problems.add('--shards needs JOB_COMPLETION_INDEX set to a number (a Kubernetes Indexed Job sets it)');
-    else text = `${index}/${flags.shards}`;
+    else if (count !== undefined) text = `${index}/${count}`;
   }
   if (text === undefined) return undefined;
   const shard = parseShard(text, unit);

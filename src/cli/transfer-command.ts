@@ -15,7 +15,8 @@ import { assertWritable } from '../util/files.js';
 import { parseSize } from '../util/format.js';
 import type { CliContext } from './context.js';
 import { addDestinationOptions, buildDestinationOptions, normalizeDestination, type DestinationFlags, type NormalizedDestination } from './destination-options.js';
-import { OptionProblems, parsePositiveInt } from './options.js';
+import { OptionProblems, parseWholeOption } from './options.js';
+import { WHOLE_RANGES } from './ranges.js';
 import { addSelectionOptions, normalizeSelection, type SelectionFlags } from './selection.js';
 import type { StopSignals } from '../util/stop.js';
 import type { Notice } from '../util/notice.js';
@@ -98,9 +99,9 @@ export function normalizeTransfer(root: string, flags: TransferFlags, problems: 
   return {
     ...normalizeSelection(root, flags, problems),
     destination: normalizeDestination(flags, problems),
-    concurrency: parsePositiveInt('--concurrency', flags.concurrency, TRANSFER_CONCURRENCY, problems, 256),
+    concurrency: parseWholeOption('concurrency', flags.concurrency, TRANSFER_CONCURRENCY, problems),
     concurrencyGiven: flags.concurrency !== undefined,
-    maxRequests: flags.maxRequests === undefined ? undefined : parsePositiveInt('--max-requests', flags.maxRequests, MIN_REQUESTS, problems, 1024, MIN_REQUESTS),
+    maxRequests: flags.maxRequests === undefined ? undefined : parseWholeOption('maxRequests', flags.maxRequests, MIN_REQUESTS, problems),
     report: flags.report,
     public: flags.public ?? false,
     storageLimit,
@@ -145,7 +146,7 @@ export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Pa
 }
 
 /** The request budget's floor: one slot for the batch under way and one for the next batch's probes. */
-const MIN_REQUESTS = 2;
+const MIN_REQUESTS = WHOLE_RANGES.maxRequests.min;
 
 /**
  * Blob uploads (or skopeo copies) and other requests in flight at the destination (destination/budget.ts): uploads
