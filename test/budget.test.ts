@@ -312,6 +312,32 @@ describe('DestinationBudget: multiplicative decrease', () => {
     await Promise.all(first.map((r) => r.result));
   });
 
+  it('an idle upload budget keeps its size after a push-back, but leaves slow start and does not grow in that window', async () => {
+    const clock = new ManualClock();
+    const budget = new DestinationBudget({ requests: { initial: 4, floor: 2, cap: 4 }, uploads: { initial: 4, floor: 1, cap: 8 } }, clock);
+    const started: string[] = [];
+    const requests = fill((w) => budget.requests.run(w), 2, started);
+    await settle();
+    // A 429 while only requests are in flight: the uploads added no load, so they are not halved...
+    budget.onResponse(429, undefined, budget.onSend());
+    expect(budget.requests.size).toBe(2);
+    expect(budget.uploads.size).toBe(4);
+    for (const r of requests) r.finish();
+    // ...but the destination is pushing back: when uploads start, they grow by a slot per window (not per success,
+    // as in slow start), and not at all in the window the push-back came in.
+    const uploads = fill((w) => budget.uploads.run(w), 12, started, 'u');
+    await settle();
+    expect(budget.uploads.active).toBe(4);
+    for (const r of uploads.slice(0, 4)) r.finish();
+    await settle();
+    expect(budget.uploads.size).toBe(4);
+    for (const r of uploads.slice(4, 8)) r.finish();
+    await settle();
+    expect(budget.uploads.size).toBe(5);
+    for (const r of uploads) r.finish();
+    await Promise.all([...requests, ...uploads].map((r) => r.result));
+  });
+
   it('halves when errors rise to a quarter of a window, not for one reset', async () => {
     const { budget, changes } = destinationBudget({ initial: 8, floor: 2, cap: 8 });
     const started: string[] = [];
@@ -351,6 +377,25 @@ describe('DestinationBudget: Retry-After', () => {
     await settle();
     expect(started).toEqual(['r0', 'l0', 'l1']);
     for (const r of later) r.finish();
+    await Promise.all([...first, ...later].map((r) => r.result));
+  });
+
+  it('a Retry-After of an hour holds new work for a minute, no more', async () => {
+    const { budget, clock } = destinationBudget({ initial: 4, floor: 2, cap: 4 });
+    const started: string[] = [];
+    const first = fill((w) => budget.requests.run(w), 1, started);
+    await settle();
+    budget.onResponse(503, 3_600_000, budget.onSend());
+    expect(budget.notBefore).toBe(60_000);
+    first[0]!.finish();
+    const later = fill((w) => budget.requests.run(w), 1, started, 'l');
+    clock.advance(59_999);
+    await settle();
+    expect(started).toEqual(['r0']);
+    clock.advance(1);
+    await settle();
+    expect(started).toEqual(['r0', 'l0']);
+    later[0]!.finish();
     await Promise.all([...first, ...later].map((r) => r.result));
   });
 

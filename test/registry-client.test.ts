@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RegistryClient, type BlobReader } from '../src/registry/client.js';
+import { DEFAULT_RETRY, RegistryClient, type BlobReader } from '../src/registry/client.js';
 import { parseEndpoint } from '../src/registry/endpoint.js';
 import { RegistryError } from '../src/registry/errors.js';
 import { makeSigningKey, signSchema1 } from '../src/image/schema1.js';
@@ -70,6 +70,21 @@ describe('RegistryClient against a scripted proxy in front of a real docker-regi
     expect(await recording.hasBlob('retry/429', `sha256:${'0'.repeat(64)}`)).toBe(false);
     expect(waits).toEqual([1000]);
     expect(proxy.log.filter((r) => r.method === 'HEAD').map((r) => r.status)).toEqual([429, 404]);
+  });
+
+  it('waits a minute at most, whatever Retry-After asks (Retry-After: 3600)', async () => {
+    // The run's own policy, and one that names no cap of its own (the cap of registry/retry.ts applies).
+    for (const policy of [DEFAULT_RETRY, FAST_RETRY]) {
+      proxy.reset();
+      proxy.script = (req) =>
+        req.method === 'HEAD' && req.seen === 0
+          ? { kind: 'respond', status: 503, headers: { 'retry-after': '3600' }, body: error('UNAVAILABLE', 'maintenance') }
+          : { kind: 'forward' };
+      const waits: number[] = [];
+      const recording = new RegistryClient({ endpoint: parseEndpoint(proxy.host), credentials: undefined, dispatcher, retry: { ...policy, wait: async (ms) => void waits.push(ms) } });
+      expect(await recording.hasBlob('retry/3600', `sha256:${'3'.repeat(64)}`)).toBe(false);
+      expect(waits).toEqual([60_000]);
+    }
   });
 
   it('restarts an upload whose connection was reset mid-blob', async () => {
