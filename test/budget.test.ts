@@ -300,19 +300,7 @@ describe('DestinationBudget: multiplicative decrease', () => {
     expect(budget.requests.size).toBe(3);
   });
 
-  it('leaves an idle budget alone: the uploads keep their size when only requests were in flight', async () => {
-    const { budget } = destinationBudget({ initial: 4, floor: 2, cap: 4 });
-    const started: string[] = [];
-    const first = fill((w) => budget.requests.run(w), 2, started);
-    await settle();
-    budget.onResponse(429, undefined, budget.onSend());
-    expect(budget.requests.size).toBe(2);
-    expect(budget.uploads.size).toBe(1);
-    for (const r of first) r.finish();
-    await Promise.all(first.map((r) => r.result));
-  });
-
-  it('an idle upload budget keeps its size after a push-back, but leaves slow start and does not grow in that window', async () => {
+  it('leaves an idle budget its size after a push-back (the uploads when only requests were in flight), but not slow start, nor growth in that window', async () => {
     const clock = new ManualClock();
     const budget = new DestinationBudget({ requests: { initial: 4, floor: 2, cap: 4 }, uploads: { initial: 4, floor: 1, cap: 8 } }, clock);
     const started: string[] = [];
@@ -359,43 +347,27 @@ describe('DestinationBudget: multiplicative decrease', () => {
 });
 
 describe('DestinationBudget: Retry-After', () => {
-  it('starts nothing new before the time a Retry-After names, then goes on', async () => {
+  it.each([
+    ['2 s', 429, 2000, 2000],
+    ['an hour, for a minute, no more', 503, 3_600_000, 60_000],
+  ] as const)('starts nothing new before the time a Retry-After of %s names, then goes on', async (_, status, retryAfterMs, holdMs) => {
     const { budget, clock } = destinationBudget({ initial: 4, floor: 2, cap: 4 });
     const started: string[] = [];
     const first = fill((w) => budget.requests.run(w), 1, started);
     await settle();
-    budget.onResponse(429, 2000, budget.onSend());
-    expect(budget.notBefore).toBe(2000);
+    budget.onResponse(status, retryAfterMs, budget.onSend());
+    expect(budget.notBefore).toBe(holdMs);
     first[0]!.finish();
     const later = fill((w) => budget.requests.run(w), 2, started, 'l');
     await settle();
     expect(started).toEqual(['r0']);
-    clock.advance(1999);
+    clock.advance(holdMs - 1);
     await settle();
     expect(started).toEqual(['r0']);
     clock.advance(1);
     await settle();
     expect(started).toEqual(['r0', 'l0', 'l1']);
     for (const r of later) r.finish();
-    await Promise.all([...first, ...later].map((r) => r.result));
-  });
-
-  it('a Retry-After of an hour holds new work for a minute, no more', async () => {
-    const { budget, clock } = destinationBudget({ initial: 4, floor: 2, cap: 4 });
-    const started: string[] = [];
-    const first = fill((w) => budget.requests.run(w), 1, started);
-    await settle();
-    budget.onResponse(503, 3_600_000, budget.onSend());
-    expect(budget.notBefore).toBe(60_000);
-    first[0]!.finish();
-    const later = fill((w) => budget.requests.run(w), 1, started, 'l');
-    clock.advance(59_999);
-    await settle();
-    expect(started).toEqual(['r0']);
-    clock.advance(1);
-    await settle();
-    expect(started).toEqual(['r0', 'l0']);
-    later[0]!.finish();
     await Promise.all([...first, ...later].map((r) => r.result));
   });
 
