@@ -1,6 +1,7 @@
 /**
  * Errors a user meets first, each one clear line naming what is wrong and what to do: a real docker-registry that
- * speaks plain HTTP given as https://, a port nothing listens on, a document that is not a push report.
+ * speaks plain HTTP given as https://, a port nothing listens on, a source that is no storage, a document that is
+ * not a push report.
  */
 import { execa } from 'execa';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -42,6 +43,38 @@ async function silentServer(): Promise<{ port: number; pings: () => number; clos
     },
   };
 }
+
+/** A loopback server that counts the connections made to it and closes each at once. */
+async function countingServer(): Promise<{ host: string; connections: () => number; close: () => Promise<void> }> {
+  let connections = 0;
+  const server: Server = createServer((socket) => {
+    connections++;
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return { host: `127.0.0.1:${port}`, connections: () => connections, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+describe('the source is checked before the destination is contacted', () => {
+  it.each([
+    ['push', 'a file that is not a tar', []],
+    ['sync', 'a file that is not a tar', ['--state', 'STATE']],
+    ['diff', 'a file that is not a tar', []],
+    ['push', 'a path that does not exist', []],
+  ])('%s of %s: exit 2, one line naming it, no connection to the destination', async (command, what, extra) => {
+    const destination = await countingServer();
+    const dir = tempDir();
+    const source = path.join(dir, what.startsWith('a file') ? 'afile' : 'missing');
+    if (what.startsWith('a file')) writeFileSync(source, 'hello\n');
+    const args = extra.map((a) => (a === 'STATE' ? path.join(dir, 'state.json') : a));
+    const result = await runCli([command, source, '--to', destination.host, ...args]);
+    await destination.close();
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr.split('\n')[0]).toBe(`regmigrate: ${source}: ${what.startsWith('a file') ? 'not a directory nor a tar archive' : 'no such file or directory'}`);
+    expect(destination.connections()).toBe(0);
+  });
+});
 
 describe('the destination, first contact', () => {
   it.each(['http://', 'https://', 'https:'])('--to %s names no host: exit 2, one line, before any contact', async (to) => {

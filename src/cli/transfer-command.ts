@@ -11,6 +11,7 @@ import type { Schema1Mode } from '../plan/plan.js';
 import type { PushOptions, PushResult } from '../push/push.js';
 import type { SourceSelection } from '../transfer/source.js';
 import { checkSkopeo } from '../skopeo/skopeo.js';
+import { locateStorage } from '../storage/layout.js';
 import { assertWritable } from '../util/files.js';
 import { parseSize } from '../util/format.js';
 import type { CliContext } from './context.js';
@@ -162,8 +163,12 @@ function budgetSizes(request: TransferRequest): { uploads: BudgetLimits; request
   return { uploads, requests: { initial: requestConcurrency(request.concurrency), floor: MIN_REQUESTS, cap: requestCap(request.concurrency) } };
 }
 
-/** Checks what the transport needs, then connects: everything that fails before any work (exit 2/3). */
+/**
+ * Checks the source and what the transport needs, then connects: everything that fails before any work (exit 2/3).
+ * A source that is no storage at all fails here, before the destination is asked anything.
+ */
 export async function openDestination(request: TransferRequest, ctx: CliContext, dryRun: boolean, stop?: StopSignals): Promise<Destination> {
+  await locateStorage(request.root);
   if (request.via === 'skopeo' && !dryRun) await checkSkopeo();
   const destination = await connectDestination({ ...(await buildDestinationOptions(request.destination, ctx)), budget: budgetSizes(request), ...(stop ? { stop } : {}) });
   const kind = destination.harborVersion ? `Harbor ${destination.harborVersion}` : 'plain OCI registry';
