@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { createProgress } from '../report/progress.js';
 import { createJsonLog } from '../report/log.js';
-import { countReports, renderImageTable, renderPlan, renderPushSummary, reportDocument, reportRun, writeReport } from '../report/push-report.js';
+import { countReports, notDone, renderImageTable, renderPlan, renderPushSummary, reportDocument, reportRun, writeReport } from '../report/push-report.js';
 import { pushStorage } from '../push/push.js';
 import { assertWritable } from '../util/files.js';
 import type { CliContext } from './context.js';
@@ -62,7 +62,7 @@ export async function runPush(request: PushRequest, ctx: CliContext): Promise<nu
         if (json) json.finished(result);
         else if (!request.quiet) ctx.stderr.write(renderPushSummary(result) + '\n'); // --quiet: only failures (printed as they happen)
         if (request.report) writeReport(request.report, result, run);
-        return countReports(result.reports).failed > 0 ? 1 : 0;
+        return notDone(countReports(result.reports)) > 0 ? 1 : 0;
       }, progress.log);
       if (signal) return signal === 'SIGINT' ? 130 : 143;
       return code;

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
 import { count } from '../util/format.js';
-import { countReports, renderImageTable, reportCsv, reportImageJson, PUSH_REPORT_VERSION, type ReportRun } from '../report/push-report.js';
+import { countReports, notDone, renderImageTable, reportCsv, reportImageJson, PUSH_REPORT_VERSION, type ReportRun } from '../report/push-report.js';
 import { imageReport, type ImageReport } from '../push/push.js';
 import type { CliContext } from './context.js';
 import { registerCutoverReports } from './cutover.js';
@@ -15,7 +15,7 @@ const ReportImage = z.looseObject({
   digest: z.string().nullable(),
   mediaType: z.string().nullable(),
   size: z.number(),
-  status: z.enum(['verified', 'skipped-existing', 'skipped', 'failed']),
+  status: z.enum(['verified', 'skipped-existing', 'skipped', 'failed', 'interrupted']),
   reason: z.string().nullable(),
   convertedTo: z.string().nullable().optional(),
   subject: z.string().nullable().optional(),
@@ -189,8 +189,8 @@ export function registerReport(program: Command, ctx: CliContext): void {
         ctx.stdout.write(renderImageTable(merged.images));
       }
       for (const conflict of merged.conflicts) ctx.stderr.write(`regmigrate: conflict: ${conflict}\n`);
-      ctx.stderr.write(`${count(files.length, 'report')}: ${counts.verified} verified, ${counts.skipped} already there or skipped, ${counts.failed} failed\n`);
-      ctx.setExitCode(counts.failed > 0 || merged.conflicts.length > 0 ? 1 : 0);
+      ctx.stderr.write(`${count(files.length, 'report')}: ${counts.verified} verified, ${counts.skipped} already there or skipped, ${counts.failed} failed${counts.interrupted ? `, ${counts.interrupted} interrupted` : ''}\n`);
+      ctx.setExitCode(notDone(counts) > 0 || merged.conflicts.length > 0 ? 1 : 0);
     });
   report
     .command('html')

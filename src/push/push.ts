@@ -215,7 +215,7 @@ async function transferBatch(prepared: PreparedBatch, index: number, run: BatchR
   }
   // A signal before this batch started: nothing more is created, asked or sent, and its images say so.
   if (options.signal?.aborted) {
-    for (const c of allowed) ledger.report(imageReport({ source: c.source, destination: `${c.repository}:${c.entry.tag}`, digest: c.entry.digest, mediaType: c.entry.mediaType, size: c.entry.size, status: 'failed', reason: 'interrupted' }));
+    for (const c of allowed) ledger.report(imageReport({ source: c.source, destination: `${c.repository}:${c.entry.tag}`, digest: c.entry.digest, mediaType: c.entry.mediaType, size: c.entry.size, status: 'interrupted' }));
     return;
   }
   const state: DestinationState = {

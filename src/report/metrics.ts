@@ -74,6 +74,7 @@ export function renderMetrics(m: RunMetrics): string {
         verified: counts?.verified,
         unchanged: r ? r.reports.filter((x) => x.status === 'skipped-existing').length : 0,
         failed: counts?.failed,
+        interrupted: counts?.interrupted,
         skipped,
         deleted,
       }),

@@ -124,7 +124,8 @@ export function createProgress(options: ProgressOptions): Progress {
         break;
       case 'image-done':
         imagesDone++;
-        if (!event.ok) {
+        if (event.interrupted) line(`interrupted: ${event.image.source} → ${destinationRef(event.image)}`);
+        else if (!event.ok) {
           failures++;
           line(`failed: ${event.image.source} → ${destinationRef(event.image)}: ${event.reason ?? 'failed'}`);
         }

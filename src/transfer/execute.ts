@@ -38,7 +38,7 @@ export type TransferEvent =
   | { type: 'bytes'; bytes: number }
   | { type: 'blob-start'; digest: string; repository: string; size: number }
   | { type: 'blob-done'; digest: string; repository: string; how: 'uploaded' | 'mounted' | 'skipped'; size: number }
-  | { type: 'image-done'; image: PlannedImage; ok: boolean; reason?: string };
+  | { type: 'image-done'; image: PlannedImage; ok: boolean; reason?: string; interrupted?: boolean };
 
 export interface ExecuteOptions {
   readonly client: RegistryClient;
@@ -66,7 +66,18 @@ export interface ExecuteOptions {
 
 export type ImageOutcome =
   | { image: PlannedImage; ok: true; convertedTo?: string; note?: string }
-  | { image: PlannedImage; ok: false; reason: string };
+  | { image: PlannedImage; ok: false; reason: string; interrupted?: boolean };
+
+/** An image the stop left unfinished: reported `interrupted`, not `failed`. */
+export function interruptedOutcome(image: PlannedImage): ImageOutcome {
+  return { image, ok: false, reason: 'interrupted', interrupted: true };
+}
+
+/** The `image-done` event of an outcome. */
+export function imageDoneEvent(outcome: ImageOutcome): TransferEvent {
+  const { image } = outcome;
+  return outcome.ok ? { type: 'image-done', image, ok: true } : { type: 'image-done', image, ok: false, reason: outcome.reason, ...(outcome.interrupted ? { interrupted: true } : {}) };
+}
 
 export function emptyStats(): TransferStats {
   return { blobsUploaded: 0, bytesUploaded: 0, blobsMounted: 0, bytesMounted: 0, blobsSkipped: 0, bytesSkipped: 0, manifestsPut: 0 };
@@ -112,7 +123,7 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
     const failed = results.findIndex((r) => r.status === 'rejected');
     if (failed >= 0) {
       const reason = (results[failed] as PromiseRejectedResult).reason;
-      return { image, ok: false, reason: reason instanceof Interrupted ? 'interrupted' : describeBlobFailure(image.blobs[failed]!, reason) };
+      return reason instanceof Interrupted ? interruptedOutcome(image) : { image, ok: false, reason: describeBlobFailure(image.blobs[failed]!, reason) };
     }
     await order.subjectOf(image);
     return manifests.write(image);
@@ -129,7 +140,7 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
   const outcomes = await Promise.all(
     plan.images.map(async (image) => {
       const outcome = await order.land(image, () => pushImage(image));
-      emit(outcome.ok ? { type: 'image-done', image, ok: true } : { type: 'image-done', image, ok: false, reason: outcome.reason });
+      emit(imageDoneEvent(outcome));
       await options.afterImage?.(outcome);
       return outcome;
     }),
