@@ -5,6 +5,7 @@
  */
 import { execa } from 'execa';
 import { existsSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -88,6 +89,21 @@ describe('the destination, first contact', () => {
     const result = await runCli(['push', DEMO_STORAGE, '--to', `https://${registry.host}`, '--dry-run']);
     expect(result.exitCode).toBe(3);
     expect(result.stderr).toBe(`regmigrate: https://${registry.host} speaks plain HTTP, not HTTPS\nhint: use --to http://${registry.host}`);
+  });
+
+  it('a plain web server answering 404 with an HTML page: one line saying it is not a registry, no markup', async () => {
+    // What Apache answers for a path it does not have.
+    const page = '<!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">\n<html><head>\n<title>404 Not Found</title>\n</head><body>\n<h1>Not Found</h1>\n<p>The requested URL was not found on this server.</p>\n</body></html>\n';
+    const web = createHttpServer((_, res) => res.writeHead(404, { 'content-type': 'text/html; charset=iso-8859-1' }).end(page));
+    await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve));
+    const { port } = web.address() as { port: number };
+    const result = await runCli(['push', DEMO_STORAGE, '--to', `127.0.0.1:${port}`, '--dry-run']);
+    await new Promise<void>((resolve) => web.close(() => resolve()));
+    expect(result.exitCode).toBe(3);
+    expect(result.stderr.split('\n')).toEqual([
+      `regmigrate: http://127.0.0.1:${port} is not a registry: GET /v2/: 404: an HTML page (404 Not Found)`,
+      'hint: check --to: it must be the registry (Harbor) host, whose GET /v2/ answers 200 or 401',
+    ]);
   });
 
   it('a refused connection: one line saying it is retrying, then one line saying it gave up', async () => {

@@ -177,6 +177,10 @@ function explainConnectFailure(endpoint: Endpoint, err: unknown, haveCredentials
     if (err.status === undefined) {
       return new DestinationError('DESTINATION_UNREACHABLE', `${endpoint.origin} is unreachable: ${err.message}`, 'check --to, the network and that the registry runs', err);
     }
+    // A registry answers `GET /v2/` with 200 or 401; 404 is a server that is none (docs/registry-behaviour.md, Push).
+    if (err.status === 404) {
+      return new DestinationError('DESTINATION_UNREACHABLE', `${endpoint.origin} is not a registry: ${err.message}`, 'check --to: it must be the registry (Harbor) host, whose GET /v2/ answers 200 or 401', err);
+    }
     return new DestinationError('DESTINATION_UNREACHABLE', `${endpoint.origin} is not a working registry: ${err.message}`, 'check --to: it must be the registry (Harbor) host', err);
   }
   return new DestinationError('DESTINATION_UNREACHABLE', `${endpoint.origin}: ${errorMessage(err)}`);

@@ -155,6 +155,12 @@ export function parseErrorBody(text: string): { code: string | undefined; messag
   } catch {
     // not JSON: fall through
   }
+  // A web server's page (a proxy's 502, a plain web server's 404) says what it is by its title; its markup is
+  // noise in a one-line error: `<!DOCTYPE html><html><head><title>404 Not Found</title>…`.
+  if (/^\s*<(!doctype html|html|head|body)[\s>]/i.test(text)) {
+    const title = /<title[^>]*>([^<]*)<\/title>/i.exec(text)?.[1]?.replace(/\s+/g, ' ').trim().slice(0, 80);
+    return { code: undefined, message: `an HTML page${title ? ` (${title})` : ''}` };
+  }
   const oneLine = text.replace(/\s+/g, ' ').trim().slice(0, 200);
   return { code: undefined, message: oneLine || undefined };
 }
