@@ -31,7 +31,19 @@ function runRewrites(file: string, flags: HostFlags & { format?: string; insecur
   problems.throwIfAny();
   const map = readReferenceMap(file);
   const newHost = given ?? map.destinationHost;
-  if (format === 'registries.conf') ctx.stdout.write(renderRegistriesConf(map, oldHost, newHost, { insecure: flags.insecure ?? false, source: file }));
+  // registries.conf reaches a `location` over plain HTTP only with `insecure = true`: a destination the run reached
+  // over plain HTTP gets it, unless the nodes are told another host (which may well speak HTTPS).
+  const plainHttp = map.destinationUrl?.startsWith('http://') ?? false;
+  const sameHost = newHost === map.destinationHost;
+  const insecure = (flags.insecure ?? false) || (format === 'registries.conf' && plainHttp && sameHost);
+  if (format === 'registries.conf' && plainHttp && !flags.insecure) {
+    ctx.stderr.write(
+      sameHost
+        ? `regmigrate: ${newHost} was reached over plain HTTP: each rule says insecure = true, which registries.conf needs for it\n`
+        : `regmigrate: the run reached ${map.destinationHost} over plain HTTP; if the nodes reach ${newHost} over plain HTTP too, give --insecure (registries.conf needs insecure = true for it)\n`,
+    );
+  }
+  if (format === 'registries.conf') ctx.stdout.write(renderRegistriesConf(map, oldHost, newHost, { insecure, source: file }));
   else if (format === 'json') ctx.stdout.write(renderReferenceJson(referenceRows(map, oldHost, newHost), oldHost, newHost));
   else ctx.stdout.write(renderReferenceCsv(referenceRows(map, oldHost, newHost)));
   const failed = [...map.tags.values()].filter((t) => t.status === 'failed');

@@ -49,14 +49,13 @@ export async function runPush(request: PushRequest, ctx: CliContext): Promise<nu
         progress.stop();
         record(result);
         warnIfEmptySource(ctx.stderr, result.source, request.logFormat);
-        const target = destination.endpoint.host;
         if (request.dryRun && result.plan) {
           if (request.output === 'json') ctx.stdout.write(JSON.stringify(result.plan, null, 2) + '\n');
           else ctx.stdout.write(renderPlan(result.plan, destination.harbor !== undefined));
           return result.plan.rejected.length > 0 ? 1 : 0;
         }
         // The image list first: if the report file cannot be written at the end, the list is not lost with it.
-        const run = reportRun('push', result, request.root, target);
+        const run = reportRun('push', result, request.root, destination.endpoint);
         if (request.output === 'json') ctx.stdout.write(JSON.stringify(reportDocument(result, run), null, 2) + '\n');
         else ctx.stdout.write(renderImageTable(result.reports));
         if (json) json.finished(result);

@@ -26,6 +26,7 @@ const PushReport = z.looseObject({
   kind: z.literal('regmigrate.push'),
   destination: z.string(),
   // The run's facts, in reports written since they were added.
+  destinationUrl: z.string().optional(),
   command: z.enum(['push', 'sync']).optional(),
   source: z.string().optional(),
   startedAt: z.string().optional(),
@@ -111,10 +112,13 @@ function supersedes(next: { image: ImageReport; order: number; time: string | un
 function mergedRun(reports: readonly PushReport[], destination: string): ReportRun {
   const all = (values: Array<string | undefined>): string => [...new Set(values.filter((v): v is string => v !== undefined))].sort().join(' ');
   const times = (key: 'startedAt' | 'endedAt'): string[] => reports.map((r) => r[key]).filter((t): t is string => t !== undefined).sort();
+  // Kept when the reports agree on how the destination was reached.
+  const urls = [...new Set(reports.map((r) => r.destinationUrl).filter((u): u is string => u !== undefined))];
   return {
     command: reports.every((r) => r.command === 'sync') ? 'sync' : 'push',
     source: all(reports.map((r) => r.source)),
     destination,
+    ...(urls.length === 1 ? { destinationUrl: urls[0] } : {}),
     startedAt: times('startedAt')[0] ?? '',
     endedAt: times('endedAt').at(-1) ?? '',
     regmigrateVersion: all(reports.map((r) => r.regmigrateVersion)),

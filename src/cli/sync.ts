@@ -164,7 +164,7 @@ export async function runSync(request: SyncRequest, ctx: CliContext): Promise<nu
             for (const d of result.deletions) writeJsonLog(ctx.stderr, { level: d.status === 'failed' ? 'error' : d.sharedWith ? 'warn' : 'info', event: `tag-${d.status}`, repo: d.destination, digest: d.digest, ...(d.reason ? { reason: d.reason } : {}) });
           }
           result.saveJournal();
-          if (request.report) writeReport(request.report, result.push, reportRun('sync', result.push, request.root, destination.endpoint.host));
+          if (request.report) writeReport(request.report, result.push, reportRun('sync', result.push, request.root, destination.endpoint));
           const failed = notDone(countReports(result.push.reports)) + result.deletions.filter((d) => d.status === 'failed').length;
           const verdict = final && !result.push.interrupted ? finalVerdict(final) : undefined;
           if (verdict) ctx.stdout.write(`${verdict.line}\n`);

@@ -5,6 +5,7 @@ import { shortDigest } from '../storage/digest.js';
 import type { PushResult, ImageReport } from '../push/push.js';
 import { count, csvLine, formatBytes, formatDuration, formatRate, renderTable } from '../util/format.js';
 import { UsageError } from '../errors.js';
+import type { Endpoint } from '../registry/endpoint.js';
 import { VERSION } from '../version.js';
 
 export const PUSH_REPORT_VERSION = 1;
@@ -43,15 +44,17 @@ export interface ReportRun {
   readonly source: string;
   /** The destination registry's host. */
   readonly destination: string;
+  /** How it was reached (`http://…` or `https://…`): `report rewrites` says `insecure = true` for plain HTTP. */
+  readonly destinationUrl?: string;
   /** ISO 8601 times. */
   readonly startedAt: string;
   readonly endedAt: string;
   readonly regmigrateVersion: string;
 }
 
-export function reportRun(command: 'push' | 'sync', result: PushResult, source: string, destination: string): ReportRun {
+export function reportRun(command: 'push' | 'sync', result: PushResult, source: string, destination: Pick<Endpoint, 'host' | 'origin'>): ReportRun {
   const iso = (ms: number): string => new Date(ms).toISOString();
-  return { command, source, destination, startedAt: iso(result.startedAt), endedAt: iso(result.startedAt + result.durationMs), regmigrateVersion: VERSION };
+  return { command, source, destination: destination.host, destinationUrl: destination.origin, startedAt: iso(result.startedAt), endedAt: iso(result.startedAt + result.durationMs), regmigrateVersion: VERSION };
 }
 
 export function reportDocument(result: PushResult, run: ReportRun) {
