@@ -79,14 +79,14 @@ function runReferences(dir: string, flags: HostFlags & { from?: string; write?: 
     return flagged.length + changedMeanwhile.length + scan.refused.length > 0 ? 1 : 0;
   }
   if (output === 'json') {
-    const rows = scan.references.map((r) => ({ file: r.file, line: r.line, column: r.column, old: r.old, new: r.new ?? null, status: r.status, reason: r.reason ?? null }));
+    const rows = scan.references.map((r) => ({ file: r.file, line: r.line, column: r.column, old: r.old, tag: r.tag ?? null, new: r.new ?? null, status: r.status, reason: r.reason ?? null }));
     ctx.stdout.write(JSON.stringify({ schemaVersion: 1, kind: 'regmigrate.references', oldHost, references: rows }, null, 2) + '\n');
   } else if (output === 'csv') {
-    let out = csvLine(['file', 'line', 'column', 'old_reference', 'new_reference', 'status', 'reason']);
-    for (const r of scan.references) out += csvLine([r.file, r.line, r.column, r.old, r.new, r.status, r.reason]);
+    let out = csvLine(['file', 'line', 'column', 'old_reference', 'new_reference', 'status', 'reason', 'tag']);
+    for (const r of scan.references) out += csvLine([r.file, r.line, r.column, r.old, r.new, r.status, r.reason, r.tag]);
     ctx.stdout.write(out);
   } else {
-    ctx.stdout.write(renderTable(['FILE:LINE', 'OLD REFERENCE', 'NEW REFERENCE', 'STATUS'], scan.references.map((r) => [where(r), r.old, r.new ?? '-', r.status === 'migrated' ? r.status : `${r.status}: ${r.reason}`])));
+    ctx.stdout.write(renderTable(['FILE:LINE', 'OLD REFERENCE', 'NEW REFERENCE', 'STATUS'], scan.references.map((r) => [where(r), r.tag === undefined ? r.old : `${r.old} (tag: ${r.tag || '""'})`, r.new ?? '-', r.status === 'migrated' ? r.status : `${r.status}: ${r.reason}`])));
   }
   const files = new Set(scan.references.map((r) => r.file)).size;
   ctx.stderr.write(`${count(scan.references.length, 'reference')} to ${oldHost} in ${count(files, 'file')} (of ${scan.filesRead} read): ${scan.references.length - flagged.length} migrated, ${flagged.filter((r) => r.status === 'failed').length} failed, ${flagged.filter((r) => r.status === 'unknown').length} unknown\n`);
