@@ -197,6 +197,20 @@ describe('HTML reports', () => {
     const faultKinds = new Set(faulty.tags.filter((t) => t.fault).map((t) => t.fault!.kind));
     expect(bars('faults-by-kind')).toBe(faultKinds.size);
     expect((rendered.dom.match(/<tr>/g) ?? []).length).toBeGreaterThan(10);
+    // Media types by name, the raw type kept in the cell's title (named here independently of the tool).
+    const names: Record<string, string> = {
+      'application/vnd.oci.image.index.v1+json': 'OCI index',
+      'application/vnd.oci.image.manifest.v1+json': 'OCI image',
+      'application/vnd.docker.distribution.manifest.list.v2+json': 'Docker manifest list',
+      'application/vnd.docker.distribution.manifest.v2+json': 'Docker v2 image',
+    };
+    const largest = /<table id="largest">[\s\S]*?<\/table>/.exec(rendered.dom)![0];
+    const types = [...largest.matchAll(/<tr><td><code>[^<]*<\/code><\/td><td(?: title="([^"]*)")?>([^<]*)<\/td>/g)].map((m) => [m[1], m[2]]);
+    expect(types.length).toBeGreaterThan(5);
+    expect(new Set(types.map(([raw]) => raw).filter((raw) => raw !== undefined))).toEqual(new Set(Object.keys(names)));
+    // A manifest that cannot be read has no type: a dash.
+    for (const [raw, shown] of types) expect(shown).toBe(raw === undefined ? '–' : names[raw]);
+    expect(largest).not.toMatch(/>application\//);
     // Printable, and a picture of it.
     await printToPdf(html, path.join(dir, 'inventory.pdf'));
     expect(readFileSync(path.join(dir, 'inventory.pdf')).subarray(0, 5).toString()).toBe('%PDF-');

@@ -2,6 +2,7 @@ import type { InventorySummary, SourceInventory, TagEntry } from '../inventory/t
 import { describeReadFault } from '../inventory/render.js';
 import { tagRef } from '../inventory/types.js';
 import { count, formatBytes } from '../util/format.js';
+import { friendlyMediaType } from '../image/media-types.js';
 
 /**
  * Reports people look at: one self-contained HTML file each (inline CSS and SVG, no script, no font, no request of
@@ -171,7 +172,7 @@ export function renderInventoryHtml(inventory: SourceInventory, summary: Invento
             .join('')
     }`,
     `<h2>Largest images</h2><table id="largest"><thead><tr><th>image</th><th>type</th><th>platforms</th><th class="num">size</th><th>pushed</th></tr></thead><tbody>${largest
-      .map((t) => `<tr><td><code>${esc(tagRef(t))}</code></td><td>${esc(t.mediaType ?? '')}</td><td>${esc(t.platforms.join(', ') || '–')}</td><td class="num">${formatBytes(t.size)}</td><td>${esc(t.pushedAt?.slice(0, 10) ?? '–')}</td></tr>`)
+      .map((t) => `<tr><td><code>${esc(tagRef(t))}</code></td>${t.mediaType ? `<td title="${esc(t.mediaType)}">${esc(friendlyMediaType(t.mediaType))}</td>` : '<td>–</td>'}<td>${esc(t.platforms.join(', ') || '–')}</td><td class="num">${formatBytes(t.size)}</td><td>${esc(t.pushedAt?.slice(0, 10) ?? '–')}</td></tr>`)
       .join('')}</tbody></table>`,
   ].join('\n');
   return page('Registry inventory', `${inventory.root} · scanned ${new Date(now).toISOString().slice(0, 16).replace('T', ' ')} UTC`, body);
