@@ -49,18 +49,23 @@ describe('resume after SIGKILL', () => {
 describe('SIGINT and SIGTERM', () => {
   const corpus = buildFaultCorpus();
 
+  /** `command` on the corpus through a slow proxy, sent `signal` once the first blob landed. */
+  async function stopped(command: 'push' | 'sync', extra: string[], signal: 'SIGINT' | 'SIGTERM') {
+    const registry = await startRegistry();
+    const proxy = await startProxy(registry.host);
+    proxy.script = () => ({ kind: 'forward', delayMs: 80 });
+    const child = execa(BIN, [command, corpus.root, '--to', proxy.host, '--concurrency', '1', ...extra], { reject: false });
+    await waitFor(() => proxy.log.some((r) => r.method === 'PUT' && r.status === 201));
+    child.kill(signal);
+    return { result: await child, proxy };
+  }
+
   it.each([
     ['SIGINT', 130],
     ['SIGTERM', 143],
   ] as const)('%s stops new work, lets uploads under way finish, writes the report and exits %i', async (signal, code) => {
-    const registry = await startRegistry();
-    const proxy = await startProxy(registry.host);
-    proxy.script = () => ({ kind: 'forward', delayMs: 80 });
     const report = path.join(tempDir(), 'report.json');
-    const child = execa(BIN, ['push', corpus.root, '--to', proxy.host, '--concurrency', '1', '--report', report], { reject: false });
-    await waitFor(() => proxy.log.some((r) => r.method === 'PUT' && r.status === 201));
-    child.kill(signal);
-    const result = await child;
+    const { result, proxy } = await stopped('push', ['--report', report], signal);
     expect(result.exitCode).toBe(code);
     expect(String(result.stderr)).toContain(`${signal}: starting no new uploads; uploads under way get 5 s to finish, then are cut`);
     // The images not done are `interrupted`, not `failed`: in the table, its summary and the report alike.
@@ -80,14 +85,7 @@ describe('SIGINT and SIGTERM', () => {
   });
 
   it('a sync stopped by SIGINT says `interrupted` for each tag not done, and counts them apart from failures', async () => {
-    const registry = await startRegistry();
-    const proxy = await startProxy(registry.host);
-    proxy.script = () => ({ kind: 'forward', delayMs: 80 });
-    const state = path.join(tempDir(), 'state.json');
-    const child = execa(BIN, ['sync', corpus.root, '--to', proxy.host, '--concurrency', '1', '--state', state], { reject: false });
-    await waitFor(() => proxy.log.some((r) => r.method === 'PUT' && r.status === 201));
-    child.kill('SIGINT');
-    const result = await child;
+    const { result } = await stopped('sync', ['--state', path.join(tempDir(), 'state.json')], 'SIGINT');
     expect(result.exitCode).toBe(130);
     const stdout = String(result.stdout);
     const pushed = stdout.match(/^pushed /gm)?.length ?? 0;
