@@ -335,6 +335,8 @@ export class DestinationBudget {
    */
   async pauseForRetry(ms: number, sleep: (ms: number) => Promise<void>, signal?: AbortSignal): Promise<void> {
     this.#parked++;
+    // A slot parked is one request fewer in flight: room, maybe, for a retry that waits.
+    this.#admit();
     let parked = true;
     const unpark = (): void => {
       if (!parked) return;
@@ -389,13 +391,25 @@ export class DestinationBudget {
   #holdUntil(time: number): void {
     if (time <= this.#notBefore) return;
     this.#notBefore = time;
-    if (this.#timerAt >= time) return;
-    this.#timerAt = time;
+    this.#arm();
+  }
+
+  /**
+   * A timer for the end of the hold, the only thing that ends it: what waits behind it (new work, and retries once
+   * nothing is in flight) is woken by nothing else. A timer may fire before the clock reads its time (Node's run on
+   * libuv's loop time, kept in whole milliseconds, not on `Date.now()`: about one in fifty fires a millisecond
+   * early), so one that fires early sets another for the rest of the hold.
+   */
+  #arm(): void {
+    const at = this.#notBefore;
+    if (this.#timerAt === at) return;
+    this.#timerAt = at;
     this.#cancelTimer?.();
-    this.#cancelTimer = this.#clock.later(time - this.#clock.now(), () => {
-      if (this.#timerAt !== time) return;
+    this.#cancelTimer = this.#clock.later(at - this.#clock.now(), () => {
+      if (this.#timerAt !== at) return;
       this.#timerAt = 0;
       this.#cancelTimer = undefined;
+      if (this.#clock.now() < this.#notBefore) return this.#arm();
       this.#admit();
       this.#wake();
     });
