@@ -33,6 +33,16 @@ export const DEFAULT_BUDGET = {
   requests: { initial: requestConcurrency(TRANSFER_CONCURRENCY), floor: 2, cap: requestCap(TRANSFER_CONCURRENCY) },
 } as const satisfies BudgetSizes;
 
+/** DestinationBudget.pending(): what a run that stopped making progress names (cli/stall.ts). */
+export interface BudgetPending {
+  /** Retries that slept and wait for room (new work waits behind them). */
+  readonly retriesWaiting: number;
+  /** Steps sleeping in their slots before a retry. */
+  readonly retriesSleeping: number;
+  /** How much longer a `Retry-After` holds new work back (0: none). */
+  readonly heldMs: number;
+}
+
 /** In a window of responses, errors (5xx but 503, resets, timeouts) at this share or more halve the budgets. */
 const ERROR_SHARE = 0.25;
 /** ... and at least this many: one reset among four requests is no trend. */
@@ -75,6 +85,11 @@ export class DestinationBudget {
   /** The time before which nothing new starts here (0: none). */
   get notBefore(): number {
     return this.#hold.until;
+  }
+
+  /** What waits here besides the budgets' queues: retries, and how long the hold still lasts (ms). */
+  pending(): BudgetPending {
+    return { retriesWaiting: this.#retries.waiting, retriesSleeping: this.#retries.sleeping, heldMs: this.#hold.remaining() };
   }
 
   /**
