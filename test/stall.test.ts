@@ -8,6 +8,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { addImage, makeLayer, StorageBuilder } from '../fixtures/builder.js';
+import { describeWaiting } from '../src/cli/watch-transfer.js';
+import { DestinationBudget } from '../src/destination/budget.js';
 import { runCli } from './helpers/cli.js';
 import { startRegistry } from './helpers/registry.js';
 import { tempDir } from './helpers/tmp.js';
@@ -43,7 +45,7 @@ describe('a run that stops making progress', () => {
     expect(result.stdout).toBe('');
     const lines = result.stderr.trim().split('\n');
     expect(lines, result.stderr).toHaveLength(1);
-    expect(lines[0]).toMatch(/^regmigrate: internal error: push stopped before it was done: nothing was left that could wake what it waited for \(batch 2 of 3: 0 of 2 images done; at the destination 0 requests in flight \(budget \d+\), 0 uploads \(budget \d+\), \d+ requests and 0 uploads wait for a slot\); metrics written to .*regmigrate\.prom; the report so far is in .*report\.json; exit 70: this is a bug, please report it$/);
+    expect(lines[0]).toMatch(/^regmigrate: internal error: push stopped before it was done: nothing was left that could wake what it waited for \(batch 2 of 3: 0 of 2 images done; at the destination 0 requests in flight \(budget \d+\), 0 uploads \(budget \d+\), \d+ requests and 0 uploads waiting for a slot\); metrics written to .*regmigrate\.prom; the report so far is in .*report\.json; exit 70: this is a bug, please report it$/);
     // The first batch landed and was verified before the stall; nothing of the second is claimed.
     const images = (JSON.parse(readFileSync(report, 'utf8')) as ReportJson).images;
     expect(images.map((i) => `${i.source} ${i.status}`)).toEqual(['team/a:v1 verified', 'team/a:v2 verified']);
@@ -83,5 +85,34 @@ describe('a run that stops making progress', () => {
     expect(result.exitCode, result.stderr).toBe(exitCode);
     expect(result.stderr).not.toMatch(/stopped before it was done/);
     expect((JSON.parse(readFileSync(report, 'utf8')) as ReportJson).images.filter((i) => i.status === 'verified')).toHaveLength(6);
+  });
+});
+
+describe('what the line says waits at the destination', () => {
+  it('requests in flight and queued, retries waiting for room and asleep, and a Retry-After hold', async () => {
+    // A clock that stands still and whose timers never fire: the hold stays on while the test looks.
+    const budget = new DestinationBudget({ requests: { initial: 4, floor: 2, cap: 4 }, uploads: { initial: 1, floor: 1, cap: 1 } }, { now: () => 0, later: () => undefined });
+    const never = new Promise<never>(() => undefined);
+    const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+    // Four requests in flight, then answered: one is refused (Retry-After: 1, the budget halves) and waits for the
+    // hold and room; one more is refused and sleeps before its retry; two hang. Three more wait for a slot.
+    let answer: () => void = () => undefined;
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    const refused = async (sleep: (ms: number) => Promise<void>): Promise<void> => {
+      const sent = budget.onSend();
+      await answered;
+      budget.onResponse(429, 1000, sent);
+      await budget.pauseForRetry(1000, sleep);
+    };
+    void budget.requests.run(() => refused(async () => undefined));
+    void budget.requests.run(() => refused(() => never));
+    for (let i = 0; i < 5; i++) void budget.requests.run(() => never);
+    await settle();
+    answer();
+    await settle();
+
+    expect(describeWaiting(budget)).toBe(
+      '4 requests in flight (budget 2), 0 uploads (budget 1), 3 requests and 0 uploads waiting for a slot, 1 retry waiting in its slot for room, 1 step asleep before a retry, new work held back 1.0 s more (Retry-After)',
+    );
   });
 });

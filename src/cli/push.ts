@@ -43,7 +43,7 @@ export async function runPush(request: PushRequest, ctx: CliContext): Promise<nu
     const limitRate = request.destination.options.limitRate;
     const json = request.logFormat === 'json' ? createJsonLog(ctx.stderr, { budget: destination.budget, ...(limitRate !== undefined ? { limitRate } : {}) }) : undefined;
     const progress = json ?? createProgress({ stream: ctx.stderr, isTTY: ctx.stderrIsTTY && !ctx.env.REGMIGRATE_NO_PROGRESS, quiet: request.quiet, budget: destination.budget, ...(limitRate !== undefined ? { limitRate } : {}) });
-    const watched = watchTransfer(ctx, { command: 'push', request, destination, report: request.dryRun ? undefined : request.report }, progress.onEvent);
+    const watched = watchTransfer(ctx, { command: 'push', root: request.root, destination, report: request.dryRun ? undefined : request.report }, progress.onEvent);
     try {
       // Rendering and the report are inside: a signal while they are written does not lose them.
       const { result: code, signal } = await withInterruption(ctx, stopper, async ({ stop, abort }) => {

@@ -135,7 +135,7 @@ export async function runSync(request: SyncRequest, ctx: CliContext): Promise<nu
       const stopper = new Stopper(stopGraceFromEnv(ctx.env));
       const destination = await openDestination({ ...request, quiet: true }, ctx, false, stopper.signals);
       const json = request.logFormat === 'json' ? createJsonLog(ctx.stderr, { budget: destination.budget }) : undefined;
-      const watched = watchTransfer(ctx, { command: 'sync', request, destination, report: request.report }, json?.onEvent);
+      const watched = watchTransfer(ctx, { command: 'sync', root: request.root, destination, report: request.report }, json?.onEvent);
       try {
         // The journal and the report are written inside: a signal while they are written does not lose them.
         const { result: code, signal } = await withInterruption(ctx, stopper, async ({ stop, abort }) => {

@@ -9,7 +9,6 @@ import { reportRun, writeReport } from '../report/push-report.js';
 import { describeBudget } from '../report/progress.js';
 import { count, formatDuration } from '../util/format.js';
 import type { CliContext } from './context.js';
-import type { TransferRequest } from './transfer-command.js';
 
 /**
  * Follows a push or sync for the watch: its stage from the run's events, what waits at the destination, and the
@@ -18,7 +17,7 @@ import type { TransferRequest } from './transfer-command.js';
  */
 export function watchTransfer(
   ctx: Pick<CliContext, 'watch' | 'env'>,
-  run: { command: 'push' | 'sync'; request: Pick<TransferRequest, 'root'>; destination: Destination; report: string | undefined },
+  run: { command: 'push' | 'sync'; root: string; destination: Destination; report: string | undefined },
   inner: ((event: PushEvent) => void) | undefined,
 ): Pick<PushOptions, 'onEvent' | 'onUnderWay'> {
   const { watch } = ctx;
@@ -47,19 +46,22 @@ export function watchTransfer(
     watch.onStall(() => {
       if (!sofar) return 'no report: the source was not read yet';
       const result = sofar();
-      writeReport(report, result, reportRun(run.command, result, run.request.root, run.destination.endpoint.host));
+      writeReport(report, result, reportRun(run.command, result, run.root, run.destination.endpoint.host));
       return `the report so far is in ${report}`;
     });
   }
   return { onEvent, onUnderWay: (s) => (sofar = s) };
 }
 
-/** `2 requests in flight (budget 4), 0 uploads (budget 8); 12 requests and 3 uploads wait for a slot; …`. */
-function describeWaiting(budget: DestinationBudget): string {
+/**
+ * `1 request in flight (budget 2), 0 uploads (budget 8), 35 requests and 0 uploads waiting for a slot, 1 retry
+ * waiting in its slot for room, new work held back 800 ms more (Retry-After)`: what waits at the destination.
+ */
+export function describeWaiting(budget: DestinationBudget): string {
   const { retriesWaiting, retriesSleeping, heldMs } = budget.pending();
-  const parts = [describeBudget(budget), `${count(budget.requests.waiting, 'request')} and ${count(budget.uploads.waiting, 'upload')} wait for a slot`];
-  if (retriesWaiting > 0) parts.push(`${count(retriesWaiting, 'retry', 'retries')} wait for room`);
-  if (retriesSleeping > 0) parts.push(`${count(retriesSleeping, 'retry', 'retries')} asleep`);
+  const parts = [describeBudget(budget), `${count(budget.requests.waiting, 'request')} and ${count(budget.uploads.waiting, 'upload')} waiting for a slot`];
+  if (retriesWaiting > 0) parts.push(`${count(retriesWaiting, 'retry', 'retries')} waiting in ${retriesWaiting === 1 ? 'its slot' : 'their slots'} for room`);
+  if (retriesSleeping > 0) parts.push(`${count(retriesSleeping, 'step', 'steps')} asleep before a retry`);
   if (heldMs > 0) parts.push(`new work held back ${formatDuration(heldMs)} more (Retry-After)`);
   return parts.join(', ');
 }
