@@ -1,3 +1,4 @@
+import type { StorageLayout } from '../storage/layout.js';
 import type { Destination } from '../destination/destination.js';
 import type { ProjectSettings } from '../harbor/client.js';
 import type { FaultKind, ReadFault } from '../inventory/types.js';
@@ -75,6 +76,8 @@ export type PushEvent =
 export interface SourceTotals {
   /** The storage's `docker/registry/v2` directory. */
   readonly root: string;
+  /** The storage itself, for a look at one link right before a deletion (src/sync/delete-extra.ts). */
+  readonly layout: StorageLayout;
   /** Directories the walk could not read: the tags below them are unknown. */
   readonly readFaults: readonly ReadFault[];
   /** Tags resolved (selected ones). */
@@ -159,7 +162,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
   let batches = 0;
   const result = (interrupted: boolean): PushResult => ({
     via: options.via,
-    source: { root: source.walk.layout.v2, readFaults: source.walk.readFaults, tags: ledger.resolvedTags, foundTags: source.walk.foundTags, faults: ledger.faults, seen: ledger.seen },
+    source: { root: source.walk.layout.v2, layout: source.walk.layout, readFaults: source.walk.readFaults, tags: ledger.resolvedTags, foundTags: source.walk.foundTags, faults: ledger.faults, seen: ledger.seen },
     ...(run.planned ? { plan: joinPlans(run.planned) } : {}),
     rejected: ledger.rejected,
     reports: ledger.sortedReports(),
