@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Destination } from '../destination/destination.js';
 import type { ProjectSettings } from '../harbor/client.js';
 import type { FaultKind, ReadFault } from '../inventory/types.js';
@@ -96,8 +97,10 @@ export interface PushResult {
   /** When the run started (Unix ms); it ended `durationMs` later. */
   readonly startedAt: number;
   readonly durationMs: number;
-  /** A signal stopped the run: what was not reached is unknown (never "gone"). */
+  /** A signal stopped the run, or the destination stopped answering: what was not reached is unknown (never "gone"). */
   readonly interrupted: boolean;
+  /** The destination stopped answering mid-run (destination/health.ts): the line that said so. */
+  readonly destinationGone: string | undefined;
   /** Requests this run sent to the destination (registry and Harbor API), and how many were retries. */
   readonly requests: number;
   readonly retries: number;
@@ -115,7 +118,12 @@ export interface PushResult {
 export async function pushStorage(destination: Destination, options: PushOptions): Promise<PushResult> {
   const started = Date.now();
   const emit = options.onEvent ?? (() => undefined);
-  const signal = options.signal;
+  // A destination that stopped answering stops the run as a signal does (nothing new starts), and more: nothing at
+  // all is sent to it any more (destination/health.ts).
+  const gone = destination.health.signal;
+  const signal = options.signal ? AbortSignal.any([options.signal, gone]) : gone;
+  setMaxListeners(0, signal);
+  options = { ...options, signal };
   const source = await readSourceBatches(options, nameMapping(options, destination), {
     concurrency: options.requestConcurrency,
     batchTags: options.batchTags ?? BATCH_TAGS,
@@ -176,7 +184,8 @@ export async function pushStorage(destination: Destination, options: PushOptions
     harborVersion: destination.harborVersion,
     startedAt: started,
     durationMs: Date.now() - started,
-    interrupted: signal?.aborted ?? false,
+    interrupted: signal.aborted,
+    destinationGone: destination.health.gone?.message,
     batches,
     ...requestCounts(destination),
   };
