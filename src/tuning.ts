@@ -153,6 +153,19 @@ export const RETRY_BASE_DELAY_MS = 500;
 export const RETRY_MAX_DELAY_MS = 30_000;
 export const MAX_RETRY_AFTER_MS = 60_000;
 
+/**
+ * The destination is taken for gone (destination/health.ts) once GONE_AFTER_FAILURES requests in a row got no answer
+ * at all (a refused, reset or timed-out connection; any HTTP answer in between starts the count again) and the first
+ * of them is GONE_AFTER_MS old: no new work starts, the images not done are reported `interrupted`, exit 3. Not
+ * measured, chosen from the retry policy above: 3 s is under the shortest time one request's own retries take with
+ * the defaults (waits of at least 0.25 + 0.5 + 1 + 2 = 3.75 s), so the run is declared gone before any request gives
+ * up and fails its image with the raw error, once per image; and it is well over the second a docker-registry takes
+ * to restart, which is ridden out as before. Five failures: one request's five attempts make them alone (its first
+ * cut by the kill, the four retries refused), so a run with one upload in flight is declared gone as one with forty.
+ */
+export const GONE_AFTER_FAILURES = 5;
+export const GONE_AFTER_MS = 3_000;
+
 /** `--timeout`: seconds without progress before a connection counts as dead. Not measured: longer than any pause a healthy registry makes. */
 export const TIMEOUT_SECONDS = 120;
 

@@ -10,7 +10,7 @@ import { OptionProblems } from './options.js';
 import { withInterruption } from './signals.js';
 import { stopGraceFromEnv } from '../tuning.js';
 import { Stopper } from '../util/stop.js';
-import { addTransferOptions, normalizeTransfer, pushOptions, openDestination, withMetrics, type TransferFlags, type TransferRequest } from './transfer-command.js';
+import { addTransferOptions, DESTINATION_GONE_EXIT, normalizeTransfer, pushOptions, openDestination, stopWhenGone, withMetrics, type TransferFlags, type TransferRequest } from './transfer-command.js';
 import { warnIfEmptySource } from './selection.js';
 import { watchTransfer } from './watch-transfer.js';
 
@@ -44,6 +44,7 @@ export async function runPush(request: PushRequest, ctx: CliContext): Promise<nu
     const json = request.logFormat === 'json' ? createJsonLog(ctx.stderr, { budget: destination.budget, ...(limitRate !== undefined ? { limitRate } : {}) }) : undefined;
     const progress = json ?? createProgress({ stream: ctx.stderr, isTTY: ctx.stderrIsTTY && !ctx.env.REGMIGRATE_NO_PROGRESS, quiet: request.quiet, budget: destination.budget, ...(limitRate !== undefined ? { limitRate } : {}) });
     const watched = watchTransfer(ctx, { command: 'push', root: request.root, destination, report: request.dryRun ? undefined : request.report }, progress.onEvent);
+    stopWhenGone(destination, stopper, progress.log);
     try {
       // Rendering and the report are inside: a signal while they are written does not lose them.
       const { result: code, signal } = await withInterruption(ctx, stopper, async ({ stop, abort }) => {
@@ -63,6 +64,7 @@ export async function runPush(request: PushRequest, ctx: CliContext): Promise<nu
         if (json) json.finished(result);
         else if (!request.quiet) ctx.stderr.write(renderPushSummary(result) + '\n'); // --quiet: only failures (printed as they happen)
         if (request.report) writeReport(request.report, result, run);
+        if (result.destinationGone) return DESTINATION_GONE_EXIT;
         return notDone(countReports(result.reports)) > 0 ? 1 : 0;
       }, progress.log);
       if (signal) return signal === 'SIGINT' ? 130 : 143;

@@ -11,7 +11,7 @@ import { acquireLock } from '../util/lock.js';
 import type { CliContext } from './context.js';
 import { requireRoot } from './config.js';
 import { OptionProblems, parsePositiveInt } from './options.js';
-import { addTransferOptions, normalizeTransfer, notice, openDestination, pushOptions, withMetrics, type TransferFlags, type TransferRequest } from './transfer-command.js';
+import { addTransferOptions, DESTINATION_GONE_EXIT, normalizeTransfer, notice, openDestination, pushOptions, stopWhenGone, withMetrics, type TransferFlags, type TransferRequest } from './transfer-command.js';
 import { createJsonLog, writeJsonLog } from '../report/log.js';
 import { withInterruption } from './signals.js';
 import { LOCK_STALE_SECONDS, stopGraceFromEnv } from '../tuning.js';
@@ -139,6 +139,7 @@ export async function runSync(request: SyncRequest, ctx: CliContext): Promise<nu
       const destination = await openDestination({ ...request, quiet: true }, ctx, false, stopper.signals);
       const json = request.logFormat === 'json' ? createJsonLog(ctx.stderr, { budget: destination.budget }) : undefined;
       const watched = watchTransfer(ctx, { command: 'sync', root: request.root, destination, report: request.report }, json?.onEvent);
+      stopWhenGone(destination, stopper, (message) => notice(request, ctx, { level: 'error', message }));
       try {
         // The journal and the report are written inside: a signal while they are written does not lose them.
         const { result: code, signal } = await withInterruption(ctx, stopper, async ({ stop, abort }) => {
@@ -174,6 +175,7 @@ export async function runSync(request: SyncRequest, ctx: CliContext): Promise<nu
           const failed = notDone(countReports(result.push.reports)) + result.deletions.filter((d) => d.status === 'failed').length;
           const verdict = final && !result.push.interrupted ? finalVerdict(final) : undefined;
           if (verdict) ctx.stdout.write(`${verdict.line}\n`);
+          if (result.push.destinationGone) return DESTINATION_GONE_EXIT;
           return failed > 0 || (verdict && !verdict.ok) ? 1 : 0;
         }, (message) => notice(request, ctx, { level: 'info', message }));
         if (signal) return signal === 'SIGINT' ? 130 : 143;

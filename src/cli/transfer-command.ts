@@ -18,7 +18,7 @@ import type { CliContext } from './context.js';
 import { addDestinationOptions, buildDestinationOptions, normalizeDestination, type DestinationFlags, type NormalizedDestination } from './destination-options.js';
 import { OptionProblems, parsePositiveInt } from './options.js';
 import { addSelectionOptions, normalizeSelection, type SelectionFlags } from './selection.js';
-import type { StopSignals } from '../util/stop.js';
+import type { StopSignals, Stopper } from '../util/stop.js';
 import type { Notice } from '../util/notice.js';
 import { batchTagsFromEnv, requestCap, requestConcurrency, shardWaitFromEnv, TRANSFER_CONCURRENCY, uploadCap } from '../tuning.js';
 
@@ -176,6 +176,21 @@ export async function openDestination(request: TransferRequest, ctx: CliContext,
   else if (!request.quiet) ctx.stderr.write(`destination ${destination.endpoint.origin}: ${kind}\n`);
   return destination;
 }
+
+/**
+ * A destination that stops answering mid-run (destination/health.ts) is said once, in one line; the run then stops
+ * as after a signal: nothing new starts, what is under way gets the grace and is then cut, the report is written,
+ * and the command exits DESTINATION_GONE_EXIT.
+ */
+export function stopWhenGone(destination: Destination, stopper: Stopper, say: (message: string) => void): void {
+  destination.health.onGone((gone) => {
+    say(`${gone.message}; nothing more is sent, requests under way get ${stopper.graceMs / 1000} s to end, then the report is written; run the same command again once it answers (what landed is not sent again)`);
+    stopper.stop();
+  });
+}
+
+/** The exit status of a run whose destination stopped answering: the destination's (docs/architecture.md, Exit codes). */
+export const DESTINATION_GONE_EXIT = 3;
 
 /** A line for the operator: plain, or a JSON record with `--log-format json`. */
 export function notice(request: Pick<TransferRequest, 'logFormat'>, ctx: Pick<CliContext, 'stderr'>, { level, message }: Notice): void {

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { StorageLayout } from '../storage/layout.js';
 import type { Destination } from '../destination/destination.js';
 import type { ProjectSettings } from '../harbor/client.js';
@@ -104,8 +105,10 @@ export interface PushResult {
   /** When the run started (Unix ms); it ended `durationMs` later. */
   readonly startedAt: number;
   readonly durationMs: number;
-  /** A signal stopped the run: what was not reached is unknown (never "gone"). */
+  /** A signal stopped the run, or the destination stopped answering: what was not reached is unknown (never "gone"). */
   readonly interrupted: boolean;
+  /** The destination stopped answering mid-run (destination/health.ts): the line that said so. */
+  readonly destinationGone: string | undefined;
   /** Requests this run sent to the destination (registry and Harbor API), and how many were retries. */
   readonly requests: number;
   readonly retries: number;
@@ -123,7 +126,12 @@ export interface PushResult {
 export async function pushStorage(destination: Destination, options: PushOptions): Promise<PushResult> {
   const started = Date.now();
   const emit = options.onEvent ?? (() => undefined);
-  const signal = options.signal;
+  // A destination that stopped answering stops the run as a signal does (nothing new starts), and more: nothing at
+  // all is sent to it any more (destination/health.ts).
+  const gone = destination.health.signal;
+  const signal = options.signal ? AbortSignal.any([options.signal, gone]) : gone;
+  setMaxListeners(0, signal);
+  options = { ...options, signal };
   const source = await readSourceBatches(options, nameMapping(options, destination), {
     concurrency: options.requestConcurrency,
     batchTags: options.batchTags ?? BATCH_TAGS,
@@ -172,6 +180,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
     startedAt: started,
     durationMs: Date.now() - started,
     interrupted,
+    destinationGone: destination.health.gone?.message,
     batches,
     ...requestCounts(destination),
   });
@@ -189,7 +198,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
     run.transport.close();
   }
 
-  return result(signal?.aborted ?? false);
+  return result(signal.aborted);
 }
 
 /** What every batch of a run shares. */

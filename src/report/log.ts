@@ -87,7 +87,7 @@ export function createJsonLog(stream: Writable, options: JsonLogOptions = {}): P
       timer.unref();
     } else if (event.type === 'bytes') {
       totals.bytes += event.bytes;
-      (meter ??= new RateMeter(options.now, options.limitRate)).add(event.bytes);
+      if (event.bytes > 0) (meter ??= new RateMeter(options.now, options.limitRate)).add(event.bytes);
     } else if (event.type === 'image-done') {
       totals.imagesDone++;
       if (!event.ok) totals.failed++;
@@ -124,6 +124,8 @@ export function createJsonLog(stream: Writable, options: JsonLogOptions = {}): P
     stop,
     finished: (result) => {
       stop();
+      // Where progress ended: its bytes are the run's bytes uploaded (`run-finished`), as the summary's are.
+      progress();
       for (const r of result.reports) {
         if (r.status !== 'verified' && r.status !== 'failed' && r.status !== 'interrupted') continue;
         writeJsonLog(stream, {

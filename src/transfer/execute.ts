@@ -35,6 +35,10 @@ export interface TransferStats {
 }
 
 export type TransferEvent =
+  /**
+   * Bytes of a blob upload under way, each counted once however often it is tried; negative: an upload that failed
+   * takes back what it counted. Summed, they are the summary's bytes uploaded (TransferStats.bytesUploaded).
+   */
   | { type: 'bytes'; bytes: number }
   | { type: 'blob-start'; digest: string; repository: string; size: number }
   | { type: 'blob-done'; digest: string; repository: string; how: 'uploaded' | 'mounted' | 'skipped'; size: number }
@@ -214,7 +218,18 @@ class BlobStage {
     this.#checkInterrupted();
     emit({ type: 'blob-start', digest: blob.digest, repository, size: blob.size });
     const source = this.#options.blobSource(blob.digest, blob.size);
-    await client.uploadBlob({ repository, blob: blobReader(source, blob.digest), session, onBytes: (n) => emit({ type: 'bytes', bytes: n }) });
+    let counted = 0;
+    const onBytes = (n: number): void => {
+      counted += n;
+      emit({ type: 'bytes', bytes: n });
+    };
+    try {
+      await client.uploadBlob({ repository, blob: blobReader(source, blob.digest), session, onBytes });
+    } catch (err) {
+      // Bytes that went out for a blob that did not land are not uploaded: progress says what the summary says.
+      if (counted > 0) emit({ type: 'bytes', bytes: -counted });
+      throw err;
+    }
     this.#stats.blobsUploaded++;
     this.#stats.bytesUploaded += blob.size;
     emit({ type: 'blob-done', digest: blob.digest, repository, how: 'uploaded', size: blob.size });
