@@ -1,10 +1,12 @@
 import { execa } from 'execa';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { addImage, makeLayer, StorageBuilder } from '../fixtures/builder.js';
 import { buildDemoStorage } from '../fixtures/trees.js';
 import { runCli } from './helpers/cli.js';
 import { startHarborDouble, type HarborDouble } from './helpers/harbor-double.js';
+import { buildLegacyTree } from './helpers/legacy-tree.js';
 import { startRegistry } from './helpers/registry.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -16,7 +18,7 @@ interface RewritesJson {
   kind: string;
   oldHost: string;
   newHost: string;
-  references: Array<{ old: string; new: string | null; digest: string | null; status: string }>;
+  references: Array<{ old: string; new: string | null; digest: string | null; sourceDigest: string | null; status: string }>;
 }
 
 describe('report rewrites: registries.conf rules podman follows to the new names', () => {
@@ -111,5 +113,59 @@ describe('report rewrites: registries.conf rules podman follows to the new names
     const wrong = await runCli(['report', 'rewrites', notReport, '--old-host', OLD_HOST]);
     expect(wrong.exitCode).toBe(2);
     expect(wrong.stderr).toContain(`${notReport}: neither a push/sync report nor a sync journal (it is a regmigrate.scan document)`);
+  });
+});
+
+/** The `[[registry]]` entries of a registries.conf, as [prefix, location] pairs. */
+function rules(conf: string): string[][] {
+  return [...conf.matchAll(/^prefix = "([^"]+)"\nlocation = "([^"]+)"$/gm)].map((m) => [m[1]!, m[2]!]);
+}
+
+describe('report rewrites of what did not go as named', () => {
+  it('a repository that failed entirely under a renamed prefix keeps the prefix from becoming one rule', async () => {
+    // team/api migrates to platform/api; team/web, under the same renamed prefix, fails (a layer's data is gone).
+    // A rule for the whole prefix would send pulls of team/web to platform/web, which does not exist.
+    const tree = buildDemoStorage(path.join(tempDir(), 'registry'));
+    const b = new StorageBuilder(tree.root);
+    const lost = makeLayer('srv/web', 'web\n', 1024);
+    b.tag('team/web', 'v1', addImage(b, 'team/web', { format: 'oci', layers: [lost], label: 'web' }).digest);
+    rmSync(path.dirname(b.blobPath(lost.digest)), { recursive: true });
+    const registry = await startRegistry();
+    const report = path.join(tempDir(), 'report.json');
+    const push = await runCli(['push', tree.root, '--to', registry.host, '--map', 'team=platform', '--report', report]);
+    expect(push.exitCode).toBe(1);
+    const pushed = JSON.parse(readFileSync(report, 'utf8')) as { images: Array<{ source: string; destination: string | null; status: string }> };
+    expect(pushed.images.find((i) => i.source === 'team/web:v1')).toMatchObject({ destination: 'platform/web:v1', status: 'failed' });
+
+    const result = await runCli(['report', 'rewrites', report, '--old-host', OLD_HOST, '--new-host', 'harbor.example.com']);
+    expect(result.exitCode, result.stderr).toBe(0);
+    const entries = rules(result.stdout);
+    expect(entries).toContainEqual([`${OLD_HOST}/team/api`, 'harbor.example.com/platform/api']);
+    expect(entries.filter(([prefix]) => prefix === `${OLD_HOST}/team` || prefix!.startsWith(`${OLD_HOST}/team/web`))).toEqual([]);
+  });
+
+  it('a converted schema1 image: the new reference resolves to its conversion, the source digest is kept beside it, from a report and from a journal', async () => {
+    const tree = await buildLegacyTree();
+    const registry = await startRegistry();
+    const dir = tempDir();
+    const [report, state] = [path.join(dir, 'report.json'), path.join(dir, 'state.json')];
+    const sync = await runCli(['sync', tree.root, '--to', registry.host, '--include', 'legacy/**', '--schema1', 'convert', '--report', report, '--state', state]);
+    expect(sync.exitCode, sync.stdout + sync.stderr).toBe(0);
+    const images = (JSON.parse(readFileSync(report, 'utf8')) as { images: Array<{ source: string; digest: string; convertedTo: string | null }> }).images;
+    const refs = Object.keys(tree.schema1);
+    expect(refs.length).toBeGreaterThan(0);
+    for (const file of [report, state]) {
+      const json = await runCli(['report', 'rewrites', file, '--old-host', OLD_HOST, '--format', 'json']);
+      expect(json.exitCode, json.stderr).toBe(0);
+      const doc = JSON.parse(json.stdout) as RewritesJson;
+      const csv = await runCli(['report', 'rewrites', file, '--old-host', OLD_HOST, '--format', 'csv']);
+      for (const ref of refs) {
+        const convertedTo = images.find((i) => i.source === ref)!.convertedTo!;
+        expect(convertedTo).toMatch(/^sha256:[0-9a-f]{64}$/);
+        expect(convertedTo).not.toBe(tree.schema1[ref]);
+        expect(doc.references.find((r) => r.old === `${OLD_HOST}/${ref}`), file).toMatchObject({ new: `${registry.host}/${ref}`, digest: convertedTo, sourceDigest: tree.schema1[ref], status: 'migrated' });
+        expect(csv.stdout).toContain(`${OLD_HOST}/${ref},${registry.host}/${ref},${convertedTo},${tree.schema1[ref]},migrated,`);
+      }
+    }
   });
 });

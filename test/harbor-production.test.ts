@@ -327,7 +327,9 @@ describe('diff and sync see accessories', () => {
 
 describe('the double refuses what Harbor refuses', () => {
   it('page_size over 100 is a 422; anonymous systeminfo has no version; an expired token gets Basic realm="harbor"', async () => {
-    const harbor = await startHarborDouble({ users: USERS, projects: [{ name: 'library', public: false }], tokenLifetime: 1 });
+    // The double's clock stands still until the test moves it: the token ends exactly 1 s after it was issued.
+    let now = Date.now();
+    const harbor = await startHarborDouble({ users: USERS, projects: [{ name: 'library', public: false }], tokenLifetime: 1, clock: () => now });
     const basic = { authorization: `Basic ${Buffer.from(`admin:${PASSWORD}`).toString('base64')}` };
     expect((await fetch(`${harbor.url}/api/v2.0/projects?page_size=101`, { headers: basic })).status).toBe(422);
     const anonymous = (await (await fetch(`${harbor.url}/api/v2.0/systeminfo`)).json()) as Record<string, unknown>;
@@ -335,7 +337,9 @@ describe('the double refuses what Harbor refuses', () => {
     expect(anonymous.harbor_version).toBeUndefined();
     const token = ((await (await fetch(`${harbor.url}/service/token?service=harbor-registry&scope=repository:library/x:pull`, { headers: basic })).json()) as { token: string }).token;
     expect((await fetch(`${harbor.url}/v2/library/x/tags/list`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(404);
-    await new Promise((r) => setTimeout(r, 1100));
+    now += 999;
+    expect((await fetch(`${harbor.url}/v2/library/x/tags/list`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(404);
+    now += 1;
     const expired = await fetch(`${harbor.url}/v2/library/x/tags/list`, { headers: { authorization: `Bearer ${token}` } });
     expect(expired.status).toBe(401);
     expect(expired.headers.get('www-authenticate')).toBe('Basic realm="harbor"');

@@ -196,8 +196,12 @@ describe('RegistryClient against a scripted proxy in front of a real docker-regi
   );
   const storageFailure = JSON.stringify({ errors: [{ code: 'UNKNOWN', message: 'unknown error', detail: { DriverName: 's3aws', Enclosed: {} } }] });
   const refusalShape = JSON.stringify({ errors: [{ code: 'UNKNOWN', message: 'unknown error', detail: {} }] });
+  const emptyDetailOtherCode = JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: 'service unavailable', detail: {} }] });
+  const twoErrors = JSON.stringify({ errors: [{ code: 'UNKNOWN', message: 'unknown error', detail: {} }, { code: 'UNKNOWN', message: 'unknown error', detail: {} }] });
   it.each([
     ['the registry refusing schema1', SCHEMA1_SIGNED, undefined, 1, 'permanent'],
+    ['an empty detail under another code than UNKNOWN, to a schema1 PUT', SCHEMA1_SIGNED, emptyDetailOtherCode, FAST_RETRY.attempts, 'transient'],
+    ['two errors of the refusal\'s shape, to a schema1 PUT', SCHEMA1_SIGNED, twoErrors, FAST_RETRY.attempts, 'transient'],
     ['a storage failure (its detail names the driver) to a schema1 PUT', SCHEMA1_SIGNED, storageFailure, FAST_RETRY.attempts, 'transient'],
     ['a proxy in between, to a schema1 PUT', SCHEMA1_SIGNED, 'oops', FAST_RETRY.attempts, 'transient'],
     ['the refusal\'s shape, to a manifest that is not schema1', DOCKER_MANIFEST, refusalShape, FAST_RETRY.attempts, 'transient'],
