@@ -6,6 +6,7 @@
  * reader never sent anything but GET and HEAD.
  */
 import http from 'node:http';
+import https from 'node:https';
 import { atEnd } from './teardown.js';
 
 export interface S3FaultRequest {
@@ -42,7 +43,8 @@ export interface S3FaultProxy {
   stop(): Promise<void>;
 }
 
-export async function startS3FaultProxy(upstream: string): Promise<S3FaultProxy> {
+/** `tls`: serve HTTPS with this PEM certificate and key (a private endpoint's certificate). */
+export async function startS3FaultProxy(upstream: string, tls?: { certificate: string; key: string }): Promise<S3FaultProxy> {
   const target = new URL(upstream);
   const log: S3FaultLogEntry[] = [];
   let seen = 0;
@@ -58,7 +60,7 @@ export async function startS3FaultProxy(upstream: string): Promise<S3FaultProxy>
     stop: async () => undefined,
   };
 
-  const server = http.createServer((req, res) => {
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://proxy');
     const method = req.method ?? '';
     const record = (outcome: number | 'cut'): void => {
@@ -112,10 +114,11 @@ export async function startS3FaultProxy(upstream: string): Promise<S3FaultProxy>
       record(502);
     });
     req.pipe(upstreamReq);
-  });
+  };
+  const server = tls ? https.createServer({ cert: tls.certificate, key: tls.key }, handler) : http.createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as { port: number }).port;
-  Object.assign(proxy, { endpoint: `http://127.0.0.1:${port}` });
+  Object.assign(proxy, { endpoint: `${tls ? 'https' : 'http'}://127.0.0.1:${port}` });
   proxy.stop = async () => {
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -10,6 +10,7 @@ import { CredentialsUnavailable, CREDENTIAL_CHAIN_HINT } from './credentials.js'
 import { classifyS3Failure, S3Error, type S3FailureKind } from './errors.js';
 import { canonicalQuery, encodeRfc3986, encodeS3Path, SigV4Signer } from './sigv4.js';
 import { parseErrorBody } from './xml.js';
+import { isTransientNetworkError } from '../../util/network-errors.js';
 import { Interrupted } from '../../util/stop.js';
 import { RETRY_ATTEMPTS, RETRY_BASE_DELAY_MS, RETRY_MAX_DELAY_MS } from '../../tuning.js';
 
@@ -42,7 +43,7 @@ export interface S3HttpOptions {
 export interface S3Stats {
   readonly requests: Record<string, number>;
   retries: number;
-  /** Body bytes received from successful answers. */
+  /** Body bytes read from successful answers (an answer refused as too large counts what was read of it). */
   bytes: number;
 }
 
@@ -57,27 +58,6 @@ export interface S3Request {
 }
 
 export type S3Response = Dispatcher.ResponseData;
-
-/** Network failures worth another attempt: the connection was refused, reset, cut or timed out. */
-const TRANSIENT_NETWORK_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EAI_AGAIN',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CLOSED',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-]);
-
-export function isTransientNetworkError(err: unknown): boolean {
-  const code = (err as { code?: string } | undefined)?.code;
-  const causeCode = (err as { cause?: { code?: string } } | undefined)?.cause?.code;
-  return (code !== undefined && TRANSIENT_NETWORK_CODES.has(code)) || (causeCode !== undefined && TRANSIENT_NETWORK_CODES.has(causeCode));
-}
 
 function networkCode(err: unknown): string {
   const e = err as { code?: string; cause?: { code?: string }; message?: string };
