@@ -12,6 +12,7 @@ import { BIN, PROJECT, runCli } from './helpers/cli.js';
 import { splitRef } from '../src/inventory/types.js';
 import { startHarborDouble } from './helpers/harbor-double.js';
 import { sourceLinkState } from '../src/sync/sync.js';
+import { locateStorage } from '../src/storage/layout.js';
 import { waitFor } from './helpers/observe.js';
 import { startProxy } from './helpers/proxy.js';
 import { startRegistry } from './helpers/registry.js';
@@ -106,11 +107,11 @@ describe('deleting only what is really gone', () => {
     ['absent', 'absent', (dir: string) => rmSync(dir, { recursive: true })],
     ['back', 'present', () => undefined],
     ['unreadable', 'ENOTDIR', (dir: string) => (rmSync(dir, { recursive: true }), writeFileSync(dir, 'x'))],
-  ] as const)('right before a delete the source link is read again: %s → %s (only ENOENT proves "gone")', (_, expected, change) => {
+  ] as const)('right before a delete the source link is read again: %s → %s (only ENOENT proves "gone")', async (_, expected, change) => {
     const tree = demo();
     const dir = path.join(tagsDir(tree, 'team/api'), '1.1');
     change(dir);
-    expect(sourceLinkState(tree.v2, 'team/api:1.1')).toBe(expected);
+    expect(sourceLinkState(await locateStorage(tree.v2), 'team/api:1.1')).toBe(expected);
   });
 });
 

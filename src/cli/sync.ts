@@ -18,6 +18,7 @@ import { LOCK_STALE_SECONDS, stopGraceFromEnv } from '../tuning.js';
 import { Stopper } from '../util/stop.js';
 import { DEFAULT_FINAL_ROUNDS, finalSync, finalVerdict } from '../cutover/final-sync.js';
 import { warnIfEmptySource } from './selection.js';
+import { watchTransfer } from './watch-transfer.js';
 
 interface SyncFlags extends TransferFlags {
   state?: string;
@@ -37,7 +38,8 @@ export interface SyncRequest extends TransferRequest {
   readonly lock: string | undefined;
   readonly waitLockSeconds: number;
   readonly lockStaleSeconds: number;
-  readonly maxDelete: number;
+  /** `--max-delete` as given; without it the default limits apply (src/sync/sync.ts deletionLimit). */
+  readonly maxDelete: number | undefined;
   readonly trustState: boolean;
   readonly deleteExtra: DeleteMode;
   /** `--final`: rounds until no source tag moved (at most this many), then a diff to zero; undefined without. */
@@ -51,7 +53,7 @@ export function normalizeSync(root: string, flags: SyncFlags): SyncRequest {
   if (flags.deleteExtra && !flags.state) problems.add('--delete-extra needs --state FILE (only tags the journal says came from the source are deleted)');
   if (flags.yes && !flags.deleteExtra) problems.add('--yes goes with --delete-extra');
   const waitLockSeconds = flags.waitLock === undefined ? 0 : parsePositiveInt('--wait-lock', flags.waitLock, 0, problems, 86_400, 0);
-  const maxDelete = parsePositiveInt('--max-delete', flags.maxDelete, DEFAULT_MAX_DELETE, problems, 10_000_000);
+  const maxDelete = flags.maxDelete === undefined ? undefined : parsePositiveInt('--max-delete', flags.maxDelete, DEFAULT_MAX_DELETE, problems, 10_000_000);
   if (flags.maxDelete !== undefined && !flags.deleteExtra) problems.add('--max-delete goes with --delete-extra');
   const lockStaleSeconds = parsePositiveInt('--lock-stale', flags.lockStale, LOCK_STALE_SECONDS, problems, 86_400);
   const finalRounds = parsePositiveInt('--final-rounds', flags.finalRounds, DEFAULT_FINAL_ROUNDS, problems, 100);
@@ -87,25 +89,26 @@ function renderSync(result: SyncResult): string {
     if (r.status === 'verified') out += `pushed ${r.source} -> ${r.destination} ${r.digest}\n`;
     else if (r.status === 'failed') out += `failed ${r.source}${r.destination ? ` -> ${r.destination}` : ''}: ${r.reason ?? 'failed'}\n`;
   }
-  // Over --max-delete: the tags are listed, the refusal (or, in a dry run, that --yes would refuse) said once.
-  const over = result.deletions.find((d) => d.overMaxDelete !== undefined);
-  const limit = over ? `over --max-delete ${over.overMaxDelete}` : '';
+  // Over the deletion limit: the tags are listed, the refusal (or, in a dry run, that --yes would refuse) said once.
+  const over = result.deletions.find((d) => d.overLimit !== undefined);
+  const limit = over ? `over ${over.overLimit}` : '';
   for (const d of result.deletions) {
     // `kept`: a warning, the tag stays though its source is gone (its manifest is shared by tags that stay).
-    const what = d.overMaxDelete !== undefined && d.status === 'failed' ? 'not deleted' : { 'would-delete': 'would delete', deleted: 'deleted', failed: 'could not delete', kept: d.sharedWith ? 'kept' : 'left alone' }[d.status];
-    const reason = d.overMaxDelete !== undefined ? (d.status === 'failed' ? limit : '') : d.reason;
+    const what = d.overLimit !== undefined && d.status === 'failed' ? 'not deleted' : { 'would-delete': 'would delete', deleted: 'deleted', failed: 'could not delete', kept: d.sharedWith ? 'kept' : 'left alone' }[d.status];
+    const reason = d.overLimit !== undefined ? (d.status === 'failed' ? limit : '') : d.reason;
     out += `${what} ${d.destination} ${d.digest} (source ${d.source} is gone)${reason ? `: ${reason}` : ''}\n`;
   }
   if (over?.status === 'failed') out += `${over.reason}\n`;
   else if (over) {
-    const n = result.deletions.filter((d) => d.overMaxDelete !== undefined).length;
-    out += `--yes would refuse: ${count(n, 'tag')} to delete, more than --max-delete ${over.overMaxDelete}; check the source, then give --max-delete ${n} to allow it\n`;
+    const n = result.deletions.filter((d) => d.overLimit !== undefined).length;
+    out += `--yes would refuse: ${count(n, 'tag')} to delete, more than ${over.overLimit}; check the source, then give --max-delete ${n} to allow it\n`;
   }
+  if (result.deletionsWithheld) out += `${result.deletionsWithheld}\n`;
   const c = countReports(result.push.reports);
   const s = result.push.stats;
   const deleted = result.deletions.filter((d) => d.status === 'deleted').length;
   const planned = result.deletions.filter((d) => d.status === 'would-delete').length;
-  const refused = result.deletions.filter((d) => d.overMaxDelete !== undefined && d.status === 'failed').length;
+  const refused = result.deletions.filter((d) => d.overLimit !== undefined && d.status === 'failed').length;
   const kept = result.deletions.filter((d) => d.sharedWith).length;
   const add = over ? `--yes would refuse: ${limit}` : 'add --yes';
   out +=
@@ -128,15 +131,18 @@ export async function runSync(request: SyncRequest, ctx: CliContext): Promise<nu
       ...(ctx.env.REGMIGRATE_HOSTNAME ? { hostname: ctx.env.REGMIGRATE_HOSTNAME } : {}),
       onNotice: (n) => notice(request, ctx, n),
     });
+    // A sync that stalls (cli/stall.ts) leaves no lock behind for the next one to wait out.
+    ctx.watch?.onStall(() => void lease.release());
     try {
       const stopper = new Stopper(stopGraceFromEnv(ctx.env));
       const destination = await openDestination({ ...request, quiet: true }, ctx, false, stopper.signals);
       const json = request.logFormat === 'json' ? createJsonLog(ctx.stderr, { budget: destination.budget }) : undefined;
+      const watched = watchTransfer(ctx, { command: 'sync', root: request.root, destination, report: request.report }, json?.onEvent);
       try {
         // The journal and the report are written inside: a signal while they are written does not lose them.
         const { result: code, signal } = await withInterruption(ctx, stopper, async ({ stop, abort }) => {
           const syncOptions = {
-            ...pushOptions(request, ctx, { signal: stop, abort, ...(json ? { onEvent: json.onEvent } : {}) }),
+            ...pushOptions(request, ctx, { signal: stop, abort, ...watched }),
             statePath: request.state,
             trustState: request.trustState,
             deleteExtra: request.deleteExtra,
@@ -195,7 +201,7 @@ export function registerSync(program: Command, ctx: CliContext): void {
     .option('--yes', 'with --delete-extra: really delete')
     .option('--final', 'the last sync before the switch: sync again while source tags change, then prove the destination holds every source tag (one-line verdict)')
     .option('--final-rounds <n>', `with --final: sync rounds at most before naming the tags that keep moving (default ${DEFAULT_FINAL_ROUNDS})`)
-    .option('--max-delete <n>', `with --delete-extra --yes: refuse a run that would delete more tags than this (default ${DEFAULT_MAX_DELETE})`)
+    .option('--max-delete <n>', `with --delete-extra --yes: refuse a run that would delete more tags than this (default: ${DEFAULT_MAX_DELETE}, and at most half of the tags the journal holds for the selection)`)
     .action(async (root: string | undefined, flags: SyncFlags) => {
       const source = requireRoot(root, 'sync');
       ctx.setExitCode(await runSync(normalizeSync(source, flags), ctx));

@@ -52,6 +52,7 @@ export function renderSummaryLine(summary: InventorySummary): string {
 
 /** One line naming the directory and the error: `unreadable: …/repositories/team/_manifests/tags (EACCES): …`. */
 export function describeReadFault(root: string, fault: ReadFault): string {
+  if (fault.detail) return `unreadable: ${fault.detail}`;
   const where = `${root}/repositories${fault.path ? `/${fault.path}` : ''}`;
   const what = fault.prefix ? (fault.repository ? `the tags of ${fault.prefix}` : `the repositories under ${fault.prefix}`) : 'every repository';
   return `unreadable: ${where} (${fault.code}): ${what} could not be listed`;
