@@ -82,6 +82,25 @@ describe('report rewrites: registries.conf rules podman follows to the new names
     expect(csv.stdout).toContain(`${OLD_HOST}/busybox:1.36,${harbor.host}/library/busybox:1.36,${busybox.digest},${busybox.digest},migrated,`);
   });
 
+  it('a destination reached over plain HTTP: each rule says insecure = true without being asked, and stderr says why', async () => {
+    const rule = /^prefix = "[^"]+"\nlocation = "[^"]+"\ninsecure = true$/gm;
+    const plain = await runCli(['report', 'rewrites', report, '--old-host', OLD_HOST]);
+    expect(plain.exitCode, plain.stderr).toBe(0);
+    expect(plain.stdout.match(rule)).toHaveLength(4);
+    expect(plain.stderr).toBe(`regmigrate: ${harbor.host} was reached over plain HTTP: each rule says insecure = true, which registries.conf needs for it`);
+    // The nodes reach the registry by another name, maybe over HTTPS: a hint, not a guess.
+    const renamed = await runCli(['report', 'rewrites', report, '--old-host', OLD_HOST, '--new-host', 'harbor.example.com']);
+    expect(renamed.stdout).not.toMatch(/insecure/);
+    expect(renamed.stderr).toBe(`regmigrate: the run reached ${harbor.host} over plain HTTP; if the nodes reach harbor.example.com over plain HTTP too, give --insecure (registries.conf needs insecure = true for it)`);
+    // The sync journal records it too.
+    const registry = await startRegistry();
+    const state = path.join(tempDir(), 'state.json');
+    expect((await runCli(['sync', buildDemoStorage(path.join(tempDir(), 'registry')).root, '--to', registry.host, '--state', state])).exitCode).toBe(0);
+    const fromJournal = await runCli(['report', 'rewrites', state, '--old-host', OLD_HOST]);
+    expect(fromJournal.stdout.match(rule)?.length).toBeGreaterThan(0);
+    expect(fromJournal.stdout).not.toMatch(/^location = .*\n(?!insecure = true)/m);
+  });
+
   it('names what is wrong with the options and the input file, one line each', async () => {
     const noHost = await runCli(['report', 'rewrites', report]);
     expect(noHost.exitCode).toBe(2);

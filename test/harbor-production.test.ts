@@ -123,7 +123,7 @@ describe('a policy project on object storage (prevent vulnerable images; blobs s
     await client.ping();
     const alpine = copy.tags.find((t) => t.repository === 'library/alpine')!.digest!;
     const manifest = JSON.parse(readFileSync(path.join(copy.v2, 'blobs/sha256', alpine.slice(7, 9), alpine.slice(7), 'data'), 'utf8')) as { config: { digest: string } };
-    // A blob HEAD the object store answers with a 307 counts as present (the upload retry path asks this way).
+    // A blob HEAD the object store answers with a 307 counts as present (`diff` asks this way).
     const mark = harbor.log.length;
     expect(await client.hasBlob('library/alpine', manifest.config.digest)).toBe(true);
     expect(since(harbor, mark).filter((r) => r.method === 'HEAD' && r.path.includes('/blobs/')).map((r) => r.status)).toEqual([307]);

@@ -12,6 +12,7 @@ import { BIN, PROJECT, runCli } from './helpers/cli.js';
 import { splitRef } from '../src/inventory/types.js';
 import { startHarborDouble } from './helpers/harbor-double.js';
 import { sourceLinkState } from '../src/sync/sync.js';
+import { locateStorage } from '../src/storage/layout.js';
 import { servedDigest, waitFor } from './helpers/observe.js';
 import { startProxy } from './helpers/proxy.js';
 import { startRegistry } from './helpers/registry.js';
@@ -116,11 +117,11 @@ describe('deleting only what is really gone', () => {
     ['absent', 'absent', (dir: string) => rmSync(dir, { recursive: true })],
     ['back', 'present', () => undefined],
     ['unreadable', 'ENOTDIR', (dir: string) => (rmSync(dir, { recursive: true }), writeFileSync(dir, 'x'))],
-  ] as const)('right before a delete the source link is read again: %s → %s (only ENOENT proves "gone")', (_, expected, change) => {
+  ] as const)('right before a delete the source link is read again: %s → %s (only ENOENT proves "gone")', async (_, expected, change) => {
     const tree = demo();
     const dir = path.join(tagsDir(tree, 'team/api'), '1.1');
     change(dir);
-    expect(sourceLinkState(tree.v2, 'team/api:1.1')).toBe(expected);
+    expect(sourceLinkState(await locateStorage(tree.v2), 'team/api:1.1')).toBe(expected);
   });
 });
 
@@ -303,6 +304,17 @@ lease.release();
     expect(waiter.exitCode).toBe(0);
     const events = readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' ')[0]);
     expect(events).toEqual(['enter', 'leave', 'enter', 'leave']);
+  });
+
+  it('a lock that cannot be written (a full disk) is one line, and leaves no temp file behind', async () => {
+    // A real ENOSPC: a 4 KiB tmpfs filled to its last page, mounted in a mount namespace of our own (unshare maps
+    // us to root there, and the mount goes away with it). The temp owner file is created, its write fails.
+    const script = 'mount -t tmpfs -o size=4k tmpfs "$1" && mkdir "$1/d" && head -c 4096 /dev/zero >"$1/fill" || exit 99\n' +
+      '"$2" sync "$3" --to 127.0.0.1:9 --lock "$1/d/sync.lock"; echo "exit $?"; ls -A "$1/d"';
+    const result = await execa('unshare', ['--map-root-user', '--mount', 'sh', '-c', script, 'sh', tempDir(), BIN, demo().root], { reject: false, env: { REGMIGRATE_NO_PROGRESS: '1' } });
+    expect(result.stderr).toMatch(/^regmigrate: lock .*\/d\/sync\.lock: cannot be created \(ENOSPC\)$/m);
+    // Exit 2 and an empty directory: neither the lock nor its temp file.
+    expect(String(result.stdout).trim().split('\n')).toEqual(['exit 2']);
   });
 });
 

@@ -1,3 +1,4 @@
+import type { ReadFault } from '../storage/walk.js';
 import type { Command } from 'commander';
 import { renderScanTable, renderSelectionSizes, renderSummaryLine, SCAN_CSV_HEADER, scanCsvFaults, scanCsvPieces, scanCsvTags, scanJsonHead, scanJsonPieces, scanJsonTags, scanJsonTail, type OutputFormat } from '../inventory/render.js';
 import { selectionSizes, type TagSelection } from '../inventory/select.js';
@@ -91,15 +92,15 @@ export async function runScan(request: ScanRequest, ctx: CliContext): Promise<nu
   else if (request.output === 'html') ctx.stdout.write(renderInventoryHtml(inventory, summary, (r) => { const m = mapper(r); return m.ok ? m.project : r.split('/')[0]!; }));
   else ctx.stdout.write(renderScanTable(inventory, summary) + (sizes ? renderSelectionSizes(sizes) : ''));
   if (request.output !== 'table') ctx.stderr.write(renderSummaryLine(summary) + '\n' + (sizes ? renderSelectionSizes(sizes) : ''));
-  return scanExit(summary, layout, ctx, inventory.foundTags ?? 0);
+  return scanExit(summary, layout, ctx, inventory.foundTags ?? 0, inventory.readFaults);
 }
 
 /**
  * The warning for an empty result (an empty storage, or a selection that kept nothing: said so, with how many tags
  * the storage holds), and the exit status: 1 for any faulty tag or unreadable directory.
  */
-function scanExit(summary: InventorySummary, layout: StorageLayout, ctx: CliContext, foundTags: number): number {
-  warnIfEmptySource(ctx.stderr, { root: layout.v2, foundTags, tags: summary.tags });
+function scanExit(summary: InventorySummary, layout: StorageLayout, ctx: CliContext, foundTags: number, readFaults: readonly ReadFault[]): number {
+  warnIfEmptySource(ctx.stderr, { root: layout.v2, foundTags, tags: summary.tags, readFaults });
   return summary.faultyTags > 0 || summary.unreadableDirectories > 0 ? 1 : 0;
 }
 
@@ -120,7 +121,7 @@ async function streamScan(layout: StorageLayout, output: 'json' | 'csv', options
   const summary = counter.summary(walk.readFaults);
   if (output === 'json') await writePieces(ctx.stdout, [scanJsonTail(layout.v2, walk.readFaults, summary)]);
   ctx.stderr.write(renderSummaryLine(summary) + '\n');
-  return scanExit(summary, layout, ctx, walk.foundTags);
+  return scanExit(summary, layout, ctx, walk.foundTags, walk.readFaults);
 }
 
 export function registerScan(program: Command, ctx: CliContext): void {

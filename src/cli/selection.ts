@@ -1,3 +1,4 @@
+import type { ReadFault } from '../storage/walk.js';
 import type { Command } from 'commander';
 import { parseMapRule, PROJECT_NAME_RE, type MapRule } from '../plan/map-names.js';
 import type { SourceSelection } from '../transfer/source.js';
@@ -142,8 +143,9 @@ export function normalizeSelection(root: string, flags: SelectionFlags, problems
  * `root` is the storage's `docker/registry/v2`; a tar's is `<file>#<directory in it>`, and a storage at the top of
  * the archive is named by the file alone.
  */
-export function warnIfEmptySource(stderr: Writable, source: { readonly root: string; readonly foundTags: number; readonly tags: number }, logFormat?: LogFormat): void {
-  if (source.tags > 0) return;
+export function warnIfEmptySource(stderr: Writable, source: { readonly root: string; readonly foundTags: number; readonly tags: number; readonly readFaults?: readonly ReadFault[] }, logFormat?: LogFormat): void {
+  // A storage that could not be read whole is not empty: its read faults are said instead (and fail the run).
+  if (source.tags > 0 || (source.readFaults?.length ?? 0) > 0) return;
   const where = source.root.endsWith('#') ? source.root.slice(0, -1) : source.root;
   const message = source.foundTags === 0 ? `no tags found in ${where}` : `the selection kept none of the ${count(source.foundTags, 'tag')} in ${where}`;
   if (logFormat === 'json') writeJsonLog(stderr, { level: 'warn', event: 'notice', message });

@@ -86,6 +86,8 @@ export class BlobStore {
         return { ok: false, reason: 'unreadable', detail: `${file} is a symbolic link (symbolic links in the storage are never followed)` };
       case 'ETRUNCATED':
         return { ok: false, reason: 'unreadable', detail: `${file} is cut off: the tar ends inside it` };
+      case 'ECUT':
+        return { ok: false, reason: 'unreadable', detail: `${file} is not in the tar, which is cut short` };
       default:
         return { ok: false, reason: 'unreadable', detail: `${file} cannot be read (${st.code})` };
     }
@@ -106,7 +108,9 @@ export class BlobStore {
         case 'ELOOP':
           return { ok: false, reason: 'unreadable', detail: `${file} is a symbolic link (not followed)` };
         case 'ETRUNCATED':
-          return { ok: false, reason: 'absent', detail: `${file} is cut off: the tar ends inside it` };
+          return { ok: false, reason: 'unreadable', detail: `${file} is cut off: the tar ends inside it` };
+        case 'ECUT':
+          return { ok: false, reason: 'unreadable', detail: `${file} is not in the tar, which is cut short` };
         default:
           return { ok: false, reason: 'unreadable', detail: `${file} cannot be read (${read.code})` };
       }

@@ -52,6 +52,7 @@ export function renderSummaryLine(summary: InventorySummary): string {
 
 /** One line naming the directory and the error: `unreadable: …/repositories/team/_manifests/tags (EACCES): …`. */
 export function describeReadFault(root: string, fault: ReadFault): string {
+  if (fault.detail) return `unreadable: ${fault.detail}`;
   const where = `${root}/repositories${fault.path ? `/${fault.path}` : ''}`;
   const what = fault.prefix ? (fault.repository ? `the tags of ${fault.prefix}` : `the repositories under ${fault.prefix}`) : 'every repository';
   return `unreadable: ${where} (${fault.code}): ${what} could not be listed`;
@@ -75,7 +76,7 @@ function tagJson(tag: TagEntry) {
 }
 
 /**
- * The documented `scan --output json` document (README "scan JSON"), produced piece by piece: one tag per line
+ * The documented `scan --output json` document (README, `regmigrate scan`), produced piece by piece: one tag per line
  * inside `tags`, so a large inventory streams out and stays greppable while being one valid JSON value.
  */
 export function* scanJsonPieces(inventory: SourceInventory, summary: InventorySummary, selection?: { projects: SelectionSizes[]; total: SelectionSizes }): Generator<string> {

@@ -118,6 +118,8 @@ export function readLink(file: string, layout?: StorageLayout): LinkRead {
         return { ok: false, reason: 'invalid', detail: `is ${read.size} bytes, not a digest` };
       case 'ETRUNCATED':
         return { ok: false, reason: 'unreadable', detail: 'is cut off: the tar ends inside it' };
+      case 'ECUT':
+        return { ok: false, reason: 'unreadable', detail: 'is not in the tar, which is cut short' };
       default:
         return { ok: false, reason: 'unreadable', detail: `cannot be read (${read.code})` };
     }

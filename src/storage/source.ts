@@ -39,7 +39,7 @@ export type DataStat = { ok: true; size: number } | { ok: false; code: string };
 export function statData(layout: StorageLayout, file: string): DataStat {
   if (layout.tar) {
     const entry = layout.tar.entries.get(relative(layout, file));
-    if (!entry) return { ok: false, code: 'ENOENT' };
+    if (!entry) return { ok: false, code: layout.tar.truncatedAt ? 'ECUT' : 'ENOENT' };
     if (entry.truncated) return { ok: false, code: 'ETRUNCATED' };
     return { ok: true, size: entry.size };
   }

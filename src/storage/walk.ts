@@ -28,6 +28,8 @@ export interface ReadFault {
   /** `prefix` is exactly one repository (its tags or revisions could not be listed), not a namespace. */
   readonly repository: boolean;
   readonly code: string;
+  /** What went wrong, when a path and an errno code do not say it (a tar that is not whole). */
+  readonly detail?: string;
 }
 
 export interface StorageEntries {
@@ -139,7 +141,11 @@ function tarEntries(layout: StorageLayout, options: { revisions: boolean }): Sto
   }
   tags.sort(compareTagLocations);
   for (const list of revisions.values()) list.sort();
-  return { tags, revisions, unreadable: [] };
+  // A tar that is not whole is a read fault of the whole storage: what came after the cut is unknown, so a tag
+  // missing from it is never gone (no deletion) and the run is never clean.
+  const cut = layout.tar!.truncatedAt;
+  const unreadable: ReadFault[] = cut ? [{ path: '', prefix: '', repository: false, code: 'ETRUNCATED', detail: `${layout.tar!.file} is not a whole tar: ${cut}; whatever came after that point is missing` }] : [];
+  return { tags, revisions, unreadable };
 }
 
 /** Every tag in the storage, in a stable order (repository, then tag). */
