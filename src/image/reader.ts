@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { checkRepositoryName, splitDigest } from '../storage/digest.js';
-import type { SourceBlobReader, Storage } from '../storage/storage.js';
+import type { BlobStat, SourceBlobReader, Storage } from '../storage/storage.js';
 import type { ManifestKind } from './media-types.js';
 import { parseManifest, type ParsedManifest } from './parse.js';
 import { HASH_BLOCK_BYTES } from '../tuning.js';
@@ -21,7 +21,6 @@ export type ManifestLoad =
   | { ok: true; record: ManifestRecord }
   | { ok: false; reason: 'absent' | 'invalid' | 'corrupt' | 'unreadable'; detail: string };
 
-export type BlobStat = { ok: true; size: number } | { ok: false; reason: 'absent' | 'unreadable'; detail: string };
 
 export function hashBytes(digest: string, bytes: Buffer): string {
   const [algorithm] = splitDigest(digest);
@@ -36,6 +35,8 @@ export function hashBytes(digest: string, bytes: Buffer): string {
 export class BlobStore {
   readonly storage: Storage;
   readonly #manifests = new Map<string, Promise<ManifestLoad>>();
+  /** The manifests read whole and valid so far, at hand without waiting. */
+  readonly #records = new Map<string, ManifestRecord>();
   readonly #blobs = new Map<string, Promise<BlobStat>>();
   readonly #names = new Map<string, string | undefined>();
 
@@ -58,18 +59,19 @@ export class BlobStore {
     return load;
   }
 
+  /** A manifest `manifest()` has read and found valid, or undefined. */
+  record(digest: string): ManifestRecord | undefined {
+    return this.#records.get(digest);
+  }
+
+  /** The storage's own answer (src/storage/storage.ts BlobStat), asked once per digest. */
   blob(digest: string): Promise<BlobStat> {
     let result = this.#blobs.get(digest);
     if (!result) {
-      result = this.#statBlob(digest);
+      result = this.storage.statBlob(digest);
       this.#blobs.set(digest, result);
     }
     return result;
-  }
-
-  async #statBlob(digest: string): Promise<BlobStat> {
-    const st = await this.storage.statBlob(digest);
-    return st.ok ? st : { ok: false, reason: st.reason, detail: `${st.location} ${st.detail}` };
   }
 
   async #loadManifest(digest: string): Promise<ManifestLoad> {
@@ -83,10 +85,9 @@ export class BlobStore {
     if (actual !== digest) return { ok: false, reason: 'corrupt', detail: `manifest data hashes to ${actual}` };
     const parsed = parseManifest(bytes);
     if (!parsed.ok) return { ok: false, reason: 'invalid', detail: parsed.reason };
-    return {
-      ok: true,
-      record: { digest, kind: parsed.manifest.kind, mediaType: parsed.manifest.mediaType, bytes, parsed: parsed.manifest },
-    };
+    const record: ManifestRecord = { digest, kind: parsed.manifest.kind, mediaType: parsed.manifest.mediaType, bytes, parsed: parsed.manifest };
+    this.#records.set(digest, record);
+    return { ok: true, record };
   }
 }
 

@@ -130,8 +130,8 @@ async function walkManifest(store: BlobStore, record: ManifestRecord, walk: Walk
       } else {
         walk.faults.push(
           st.reason === 'absent'
-            ? { kind: 'missing-blob', digest: ref.digest, message: `${ref.role} blob ${ref.digest} is missing (${st.detail})` }
-            : { kind: 'unreadable', digest: ref.digest, message: `${ref.role} blob ${ref.digest}: ${st.detail}` },
+            ? { kind: 'missing-blob', digest: ref.digest, message: `${ref.role} blob ${ref.digest} is missing (${st.location} ${st.detail})` }
+            : { kind: 'unreadable', digest: ref.digest, message: `${ref.role} blob ${ref.digest}: ${st.location} ${st.detail}` },
         );
       }
     }

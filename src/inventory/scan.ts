@@ -109,10 +109,10 @@ export async function resolveRepositories(walk: SourceWalk, repositories: readon
   const resolve = (location: TagLocation) => resolveTag(store, location, options.trust);
   // Every tag of the batch, many at a time where the storage is remote; each repository's untagged manifests after,
   // once its tags say which revisions they reach. The order stays the walk's: repository, its tags, its untagged.
-  const tagged = await resolveInOrder(repositories.flatMap((r) => walk.repositories.get(r) ?? []), inFlight, resolve, async () => {
-    if (++progress.done % RESOLVE_YIELD_TAGS !== 0) return;
+  const tagged = await resolveInOrder(repositories.flatMap((r) => walk.repositories.get(r) ?? []), inFlight, resolve, () => {
+    if (++progress.done % RESOLVE_YIELD_TAGS !== 0) return undefined;
     options.onProgress?.({ phase: 'resolve', done: progress.done, total: walk.tagCount });
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    return new Promise<void>((resolve) => setImmediate(resolve));
   }, options.signal);
   const byRepository = new Map<string, TagEntry[]>();
   const file = (entry: TagEntry): void => {
@@ -146,10 +146,11 @@ export async function resolveRepositories(walk: SourceWalk, repositories: readon
   for (const repository of repositories) {
     for (const entry of byRepository.get(repository) ?? []) {
       tags.push(entry);
+      // Every manifest a tag lists was read whole and valid while resolving it.
       for (const digest of entry.manifests) {
         if (manifests.has(digest)) continue;
-        const load = await store.manifest(digest);
-        if (load.ok) manifests.set(digest, load.record);
+        const record = store.record(digest);
+        if (record) manifests.set(digest, record);
       }
     }
   }
@@ -159,7 +160,8 @@ export async function resolveRepositories(walk: SourceWalk, repositories: readon
 
 /**
  * `resolve` over `locations` with at most `inFlight` under way, the results (tags, not tag directories without a
- * link) in the order of `locations`; `after` runs after each one. Stops starting new ones once `signal` fires.
+ * link) in the order of `locations`; `after` runs after each one (a promise only when it has to wait: a promise
+ * per tag is a measurable share of a local scan). Stops starting new ones once `signal` fires.
  */
 async function resolveInOrder(
   locations: readonly TagLocation[],
@@ -176,7 +178,8 @@ async function resolveInOrder(
     if (pending.length === 0) break;
     const entry = await pending.shift()!;
     if (entry) out.push(entry);
-    await after();
+    const wait = after();
+    if (wait) await wait;
   }
   return out;
 }

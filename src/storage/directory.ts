@@ -208,27 +208,26 @@ const PRUNED = ['**/_layers', '**/_uploads', '**/_manifests/tags', '**/_manifest
  */
 function readLinkFile(file: string): LinkRead {
   const read = readSmallFileSync(file, MAX_LINK_BYTES, true);
-  const time = read.mtime ? { pushedAt: read.mtime } : {};
-  if (!read.ok) {
-    const fail = (reason: 'absent' | 'invalid' | 'unreadable', detail: string): LinkRead => ({ ok: false, reason, location: file, detail, ...time });
-    switch (read.code) {
-      case 'ENOENT':
-        return fail('absent', 'does not exist');
-      case 'ENOTDIR':
-        return fail('invalid', 'is not there: a directory above it is a file');
-      case 'ELOOP':
-        return fail('invalid', 'is a symbolic link (not followed)');
-      case 'ENOTFILE':
-      case 'EISDIR':
-        return fail('invalid', 'is not a regular file');
-      case 'ETOOBIG':
-        return fail('invalid', `is ${read.size} bytes, not a digest`);
-      default:
-        return fail('unreadable', `cannot be read (${read.code})`);
-    }
+  const pushedAt = read.mtime;
+  if (read.ok) {
+    const link = parseLink(read.bytes);
+    return link.ok ? { ok: true, digest: link.digest, pushedAt } : { ok: false, reason: 'invalid', location: file, detail: link.detail, pushedAt };
   }
-  const link = parseLink(read.bytes);
-  return link.ok ? { ok: true, digest: link.digest, ...time } : { ok: false, reason: 'invalid', location: file, detail: link.detail, ...time };
+  switch (read.code) {
+    case 'ENOENT':
+      return { ok: false, reason: 'absent', location: file, detail: 'does not exist' };
+    case 'ENOTDIR':
+      return { ok: false, reason: 'invalid', location: file, detail: 'is not there: a directory above it is a file' };
+    case 'ELOOP':
+      return { ok: false, reason: 'invalid', location: file, detail: 'is a symbolic link (not followed)' };
+    case 'ENOTFILE':
+    case 'EISDIR':
+      return { ok: false, reason: 'invalid', location: file, detail: 'is not a regular file' };
+    case 'ETOOBIG':
+      return { ok: false, reason: 'invalid', location: file, detail: `is ${read.size} bytes, not a digest`, pushedAt };
+    default:
+      return { ok: false, reason: 'unreadable', location: file, detail: `cannot be read (${read.code})` };
+  }
 }
 
 const SUFFIXES = ['docker/registry/v2', 'registry/v2', 'v2', ''];

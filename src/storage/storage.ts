@@ -4,7 +4,8 @@ import type { Readable } from 'node:stream';
  * The one interface over a registry's storage (docs/architecture.md, Storage). Everything above `storage/` reads the
  * source through it and never asks which backend it has: a directory, a tar of one, or an object store. Each
  * backend maps its own errors (errno codes, a cut tar, an HTTP status) to the few reasons below, so a fault has the
- * same name whatever the storage.
+ * same name whatever the storage. A read problem is an answer (`ok: false`, naming the place), never a thrown error;
+ * the source is only ever read.
  */
 export interface Storage {
   /**
