@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { countReports, reportRun, writeReport } from '../report/push-report.js';
+import { countReports, notDone, reportRun, writeReport } from '../report/push-report.js';
 import { openStorage } from '../storage/open.js';
 import { DEFAULT_MAX_DELETE, syncStorage, type DeleteMode, type SyncResult } from '../sync/sync.js';
 import { count, formatBytes, formatDuration } from '../util/format.js';
@@ -11,13 +11,14 @@ import { acquireLock } from '../util/lock.js';
 import type { CliContext } from './context.js';
 import { requireRoot } from './config.js';
 import { OptionProblems, parsePositiveInt } from './options.js';
-import { addTransferOptions, normalizeTransfer, notice, openDestination, pushOptions, withMetrics, type TransferFlags, type TransferRequest } from './transfer-command.js';
+import { addTransferOptions, DESTINATION_GONE_EXIT, normalizeTransfer, notice, openDestination, pushOptions, stopWhenGone, withMetrics, type TransferFlags, type TransferRequest } from './transfer-command.js';
 import { createJsonLog, writeJsonLog } from '../report/log.js';
 import { withInterruption } from './signals.js';
 import { LOCK_STALE_SECONDS, stopGraceFromEnv } from '../tuning.js';
 import { Stopper } from '../util/stop.js';
 import { DEFAULT_FINAL_ROUNDS, finalSync, finalVerdict } from '../cutover/final-sync.js';
 import { warnIfEmptySource } from './selection.js';
+import { watchTransfer } from './watch-transfer.js';
 
 interface SyncFlags extends TransferFlags {
   state?: string;
@@ -87,6 +88,7 @@ function renderSync(result: SyncResult): string {
   for (const r of result.push.reports) {
     if (r.status === 'verified') out += `pushed ${r.source} -> ${r.destination} ${r.digest}\n`;
     else if (r.status === 'failed') out += `failed ${r.source}${r.destination ? ` -> ${r.destination}` : ''}: ${r.reason ?? 'failed'}\n`;
+    else if (r.status === 'interrupted') out += `interrupted ${r.source}${r.destination ? ` -> ${r.destination}` : ''}\n`;
   }
   // Over the deletion limit: the tags are listed, the refusal (or, in a dry run, that --yes would refuse) said once.
   const over = result.deletions.find((d) => d.overLimit !== undefined);
@@ -111,7 +113,7 @@ function renderSync(result: SyncResult): string {
   const kept = result.deletions.filter((d) => d.sharedWith).length;
   const add = over ? `--yes would refuse: ${limit}` : 'add --yes';
   out +=
-    `sync: ${c.verified} pushed, ${c.skipped} unchanged, ${c.failed} failed` +
+    `sync: ${c.verified} pushed, ${c.skipped} unchanged, ${c.failed} failed${c.interrupted ? `, ${c.interrupted} interrupted` : ''}` +
     (result.deletions.length
       ? `, ${deleted} deleted${planned ? `, ${planned} would be deleted (${add})` : ''}${refused ? `, ${refused} not deleted: ${limit}` : ''}${kept ? `, ${kept} kept (${kept === 1 ? 'its' : 'their'} manifest is shared)` : ''}`
       : '') +
@@ -130,15 +132,19 @@ export async function runSync(request: SyncRequest, ctx: CliContext): Promise<nu
       ...(ctx.env.REGMIGRATE_HOSTNAME ? { hostname: ctx.env.REGMIGRATE_HOSTNAME } : {}),
       onNotice: (n) => notice(request, ctx, n),
     });
+    // A sync that stalls (cli/stall.ts) leaves no lock behind for the next one to wait out.
+    ctx.watch?.onStall(() => void lease.release());
     try {
       const stopper = new Stopper(stopGraceFromEnv(ctx.env));
       const destination = await openDestination({ ...request, quiet: true }, ctx, false, stopper.signals);
       const json = request.logFormat === 'json' ? createJsonLog(ctx.stderr, { budget: destination.budget }) : undefined;
+      const watched = watchTransfer(ctx, { command: 'sync', root: request.root, destination, report: request.report }, json?.onEvent);
+      stopWhenGone(destination, stopper, (message) => notice(request, ctx, { level: 'error', message }));
       try {
         // The journal and the report are written inside: a signal while they are written does not lose them.
         const { result: code, signal } = await withInterruption(ctx, stopper, async ({ stop, abort }) => {
           const syncOptions = {
-            ...pushOptions(request, ctx, { signal: stop, abort, ...(json ? { onEvent: json.onEvent } : {}) }),
+            ...pushOptions(request, ctx, { signal: stop, abort, ...watched }),
             statePath: request.state,
             trustState: request.trustState,
             deleteExtra: request.deleteExtra,
@@ -165,10 +171,11 @@ export async function runSync(request: SyncRequest, ctx: CliContext): Promise<nu
             for (const d of result.deletions) writeJsonLog(ctx.stderr, { level: d.status === 'failed' ? 'error' : d.sharedWith ? 'warn' : 'info', event: `tag-${d.status}`, repo: d.destination, digest: d.digest, ...(d.reason ? { reason: d.reason } : {}) });
           }
           result.saveJournal();
-          if (request.report) writeReport(request.report, result.push, reportRun('sync', result.push, request.root, destination.endpoint.host));
-          const failed = countReports(result.push.reports).failed + result.deletions.filter((d) => d.status === 'failed').length;
+          if (request.report) writeReport(request.report, result.push, reportRun('sync', result.push, request.root, destination.endpoint));
+          const failed = notDone(countReports(result.push.reports)) + result.deletions.filter((d) => d.status === 'failed').length;
           const verdict = final && !result.push.interrupted ? finalVerdict(final) : undefined;
           if (verdict) ctx.stdout.write(`${verdict.line}\n`);
+          if (result.push.destinationGone) return DESTINATION_GONE_EXIT;
           return failed > 0 || (verdict && !verdict.ok) ? 1 : 0;
         }, (message) => notice(request, ctx, { level: 'info', message }));
         if (signal) return signal === 'SIGINT' ? 130 : 143;

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Storage } from '../storage/storage.js';
 import type { Destination } from '../destination/destination.js';
 import type { ProjectSettings } from '../harbor/client.js';
@@ -58,6 +59,11 @@ export interface PushOptions extends SourceSelection {
   readonly signal?: AbortSignal;
   /** The grace after `signal` is over: skopeo copies under way are killed (the registry client cuts its own). */
   readonly abort?: AbortSignal;
+  /**
+   * Called once the source is read, with a way to read the run so far (what was not reached is unknown, as after a
+   * signal): what the CLI writes to `--report` should the run stop making progress (cli/stall.ts).
+   */
+  readonly onUnderWay?: (sofar: () => PushResult) => void;
 }
 
 export type PushEvent =
@@ -101,8 +107,10 @@ export interface PushResult {
   /** When the run started (Unix ms); it ended `durationMs` later. */
   readonly startedAt: number;
   readonly durationMs: number;
-  /** A signal stopped the run: what was not reached is unknown (never "gone"). */
+  /** A signal stopped the run, or the destination stopped answering: what was not reached is unknown (never "gone"). */
   readonly interrupted: boolean;
+  /** The destination stopped answering mid-run (destination/health.ts): the line that said so. */
+  readonly destinationGone: string | undefined;
   /** Requests this run sent to the destination (registry and Harbor API), and how many were retries. */
   readonly requests: number;
   readonly retries: number;
@@ -120,7 +128,12 @@ export interface PushResult {
 export async function pushStorage(destination: Destination, options: PushOptions): Promise<PushResult> {
   const started = Date.now();
   const emit = options.onEvent ?? (() => undefined);
-  const signal = options.signal;
+  // A destination that stopped answering stops the run as a signal does (nothing new starts), and more: nothing at
+  // all is sent to it any more (destination/health.ts).
+  const gone = destination.health.signal;
+  const signal = options.signal ? AbortSignal.any([options.signal, gone]) : gone;
+  setMaxListeners(0, signal);
+  options = { ...options, signal };
   const source = await readSourceBatches(options, nameMapping(options, destination), {
     concurrency: options.requestConcurrency,
     batchTags: options.batchTags ?? BATCH_TAGS,
@@ -157,6 +170,23 @@ export async function pushStorage(destination: Destination, options: PushOptions
   const run: BatchRun = { destination, ledger, projects, converted, options, emit, batches: source.count, transport: openTransport(source.storage, destination, options, emit), planned: options.dryRun ? [] : undefined, elsewhere };
 
   let batches = 0;
+  const result = (interrupted: boolean): PushResult => ({
+    via: options.via,
+    source: { root: source.storage.root, name: source.storage.describe(), storage: source.storage, readFaults: source.walk.readFaults, tags: ledger.resolvedTags, foundTags: source.walk.foundTags, faults: ledger.faults, seen: ledger.seen },
+    ...(run.planned ? { plan: joinPlans(run.planned) } : {}),
+    rejected: ledger.rejected,
+    reports: ledger.sortedReports(),
+    stats: ledger.stats,
+    projectsCreated: projects.created,
+    harborVersion: destination.harborVersion,
+    startedAt: started,
+    durationMs: Date.now() - started,
+    interrupted,
+    destinationGone: destination.health.gone?.message,
+    batches,
+    ...requestCounts(destination),
+  });
+  options.onUnderWay?.(() => result(true));
   try {
     // The next batch is read and probed while this one transfers; it is planned after, knowing what landed.
     const stages = readInStages(source.count, source.next, (batch) => prepareBatch(batch, prepare));
@@ -170,21 +200,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
     run.transport.close();
   }
 
-  return {
-    via: options.via,
-    source: { root: source.storage.root, name: source.storage.describe(), storage: source.storage, readFaults: source.walk.readFaults, tags: ledger.resolvedTags, foundTags: source.walk.foundTags, faults: ledger.faults, seen: ledger.seen },
-    ...(run.planned ? { plan: joinPlans(run.planned) } : {}),
-    rejected: ledger.rejected,
-    reports: ledger.sortedReports(),
-    stats: ledger.stats,
-    projectsCreated: projects.created,
-    harborVersion: destination.harborVersion,
-    startedAt: started,
-    durationMs: Date.now() - started,
-    interrupted: signal?.aborted ?? false,
-    batches,
-    ...requestCounts(destination),
-  };
+  return result(signal.aborted);
 }
 
 /** What every batch of a run shares. */
@@ -220,7 +236,7 @@ async function transferBatch(prepared: PreparedBatch, index: number, run: BatchR
   }
   // A signal before this batch started: nothing more is created, asked or sent, and its images say so.
   if (options.signal?.aborted) {
-    for (const c of allowed) ledger.report(imageReport({ source: c.source, destination: `${c.repository}:${c.entry.tag}`, digest: c.entry.digest, mediaType: c.entry.mediaType, size: c.entry.size, status: 'failed', reason: 'interrupted' }));
+    for (const c of allowed) ledger.report(imageReport({ source: c.source, destination: `${c.repository}:${c.entry.tag}`, digest: c.entry.digest, mediaType: c.entry.mediaType, size: c.entry.size, status: 'interrupted' }));
     return;
   }
   const state: DestinationState = {
