@@ -10,11 +10,10 @@ import { lazyPackage } from '../util/lazy-package.js';
 
 const yaml = lazyPackage<typeof Yaml>('yaml');
 
-/**
- * `--config regmigrate.yaml`: every option of every command in one file, grouped as the README documents it. Keys
- * are the options' names in camelCase (`--keep-latest` → `selection.keepLatest`). Validated with zod before any
- * work, every problem reported by its path in the file; command-line flags override the file; secrets are refused.
- */
+// `--config regmigrate.yaml`: every option of every command in one file, grouped as the README documents it. Keys
+// are the options' names in camelCase (`--keep-latest` → `selection.keepLatest`). Validated with zod before any
+// work, every problem reported by its path in the file; command-line flags override the file; secrets are refused.
+
 const whole = z.number({ error: 'expected a whole number' }).int({ error: 'expected a whole number' }).min(0, { error: 'expected a whole number' });
 const text = z.string({ error: 'expected a string' });
 const flag = z.boolean({ error: 'expected true or false' });
