@@ -7,7 +7,7 @@ import { DEFAULT_RETRY, RegistryClient, type BlobReader } from '../src/registry/
 import { parseEndpoint } from '../src/registry/endpoint.js';
 import { RegistryError } from '../src/registry/errors.js';
 import { makeSigningKey, signSchema1 } from '../src/image/schema1.js';
-import { blobReader } from '../src/storage/source.js';
+import { fileRangeReader } from '../src/storage/file-range.js';
 import { DOCKER_MANIFEST, SCHEMA1_SIGNED } from '../src/image/media-types.js';
 import { startProxy, type ScriptedProxy } from './helpers/proxy.js';
 import { startRegistry, type RunningRegistry } from './helpers/registry.js';
@@ -19,7 +19,7 @@ function blobFile(size: number): BlobReader {
   const bytes = randomBytes(size);
   const file = path.join(tempDir(), `blob-${size}`);
   writeFileSync(file, bytes);
-  return blobReader({ file, start: 0, size, whole: true }, `sha256:${createHash('sha256').update(bytes).digest('hex')}`);
+  return fileRangeReader(file, 0, size, `sha256:${createHash('sha256').update(bytes).digest('hex')}`);
 }
 
 const error = (code: string, message: string) => JSON.stringify({ errors: [{ code, message }] });
@@ -138,7 +138,7 @@ describe('RegistryClient against a scripted proxy in front of a real docker-regi
 
     const file = path.join(tempDir(), 'shrunk');
     writeFileSync(file, randomBytes(size - 100));
-    const shrunk = blobReader({ file, start: 0, size, whole: true }, `sha256:${'0'.repeat(64)}`);
+    const shrunk = fileRangeReader(file, 0, size, `sha256:${'0'.repeat(64)}`);
     const failure = await client.uploadBlob({ repository: `read/${size}`, blob: shrunk }).then(() => undefined, (err: unknown) => err);
     expect(failure).toBeInstanceOf(RegistryError);
     expect((failure as RegistryError).message).toContain(`${file} changed while being read: ${size - 100} bytes instead of ${size}`);

@@ -1,4 +1,4 @@
-import type { ReadFault } from '../storage/walk.js';
+import type { ReadFault } from '../storage/storage.js';
 import type { Command } from 'commander';
 import { parseMapRule, PROJECT_NAME_RE, type MapRule } from '../plan/map-names.js';
 import type { SourceSelection } from '../transfer/source.js';
@@ -140,14 +140,12 @@ export function normalizeSelection(root: string, flags: SelectionFlags, problems
 /**
  * The warning of every command whose source gives no tag: none in the storage, or none that the selection
  * (`--include`, `--exclude`, the tag options, `--shard`) kept. A warning only: the exit status stays the command's.
- * `root` is the storage's `docker/registry/v2`; a tar's is `<file>#<directory in it>`, and a storage at the top of
- * the archive is named by the file alone.
+ * `name` is the storage as a sentence names it (src/storage/storage.ts describe).
  */
-export function warnIfEmptySource(stderr: Writable, source: { readonly root: string; readonly foundTags: number; readonly tags: number; readonly readFaults?: readonly ReadFault[] }, logFormat?: LogFormat): void {
+export function warnIfEmptySource(stderr: Writable, source: { readonly name: string; readonly foundTags: number; readonly tags: number; readonly readFaults?: readonly ReadFault[] }, logFormat?: LogFormat): void {
   // A storage that could not be read whole is not empty: its read faults are said instead (and fail the run).
   if (source.tags > 0 || (source.readFaults?.length ?? 0) > 0) return;
-  const where = source.root.endsWith('#') ? source.root.slice(0, -1) : source.root;
-  const message = source.foundTags === 0 ? `no tags found in ${where}` : `the selection kept none of the ${count(source.foundTags, 'tag')} in ${where}`;
+  const message = source.foundTags === 0 ? `no tags found in ${source.name}` : `the selection kept none of the ${count(source.foundTags, 'tag')} in ${source.name}`;
   if (logFormat === 'json') writeJsonLog(stderr, { level: 'warn', event: 'notice', message });
   else stderr.write(`regmigrate: warning: ${message}\n`);
 }

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { countReports, notDone, reportRun, writeReport } from '../report/push-report.js';
-import { locateStorage } from '../storage/layout.js';
+import { openStorage } from '../storage/open.js';
 import { DEFAULT_MAX_DELETE, syncStorage, type DeleteMode, type SyncResult } from '../sync/sync.js';
 import { count, formatBytes, formatDuration } from '../util/format.js';
 import { assertWritable } from '../util/files.js';
@@ -77,8 +77,8 @@ export function normalizeSync(root: string, flags: SyncFlags): SyncRequest {
 async function lockPath(request: SyncRequest): Promise<string> {
   if (request.lock) return request.lock;
   if (request.state) return `${request.state}.lock`;
-  const layout = await locateStorage(request.root);
-  const key = createHash('sha256').update(`${layout.v2}|${request.destination.endpoint?.host ?? ''}`).digest('hex').slice(0, 16);
+  const storage = await openStorage(request.root);
+  const key = createHash('sha256').update(`${storage.key}|${request.destination.endpoint?.host ?? ''}`).digest('hex').slice(0, 16);
   return path.join(tmpdir(), `regmigrate-sync-${key}.lock`);
 }
 

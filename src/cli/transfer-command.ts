@@ -11,7 +11,7 @@ import type { Schema1Mode } from '../plan/plan.js';
 import type { PushOptions, PushResult } from '../push/push.js';
 import type { SourceSelection } from '../transfer/source.js';
 import { checkSkopeo } from '../skopeo/skopeo.js';
-import { locateStorage } from '../storage/layout.js';
+import { openStorage } from '../storage/open.js';
 import { assertWritable } from '../util/files.js';
 import { parseSize } from '../util/format.js';
 import type { CliContext } from './context.js';
@@ -169,7 +169,7 @@ function budgetSizes(request: TransferRequest): { uploads: BudgetLimits; request
  * A source that is no storage at all fails here, before the destination is asked anything.
  */
 export async function openDestination(request: TransferRequest, ctx: CliContext, dryRun: boolean, stop?: StopSignals): Promise<Destination> {
-  await locateStorage(request.root);
+  await openStorage(request.root);
   if (request.via === 'skopeo' && !dryRun) await checkSkopeo();
   const destination = await connectDestination({ ...(await buildDestinationOptions(request.destination, ctx)), budget: budgetSizes(request), ...(stop ? { stop } : {}) });
   const kind = destination.harborVersion ? `Harbor ${destination.harborVersion}` : 'plain OCI registry';
