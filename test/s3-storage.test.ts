@@ -298,7 +298,9 @@ describe('push, diff, sync and export from a bucket', () => {
     expect(dir.exitCode, dir.stderr).toBe(0);
     expect(s3.stderr).toContain('the storage is an S3 bucket: its blobs are downloaded into the layouts, not hard-linked');
     expect(s3.stderr).toMatch(/files: 0 hard-linked, [1-9]\d* copied/);
-    expect(hashTree(fromS3)).toEqual(hashTree(fromDir));
+    // A schema1 manifest is signed afresh at each export (a new key and time): only its presence is compared.
+    const schema1 = (files: Record<string, string>): Record<string, string> => Object.fromEntries(Object.entries(files).map(([f, h]) => [f, f.startsWith('legacy/') && f.endsWith('manifest.json') ? 'signed' : h]));
+    expect(schema1(hashTree(fromS3))).toEqual(schema1(hashTree(fromDir)));
     expectOnlyReads();
   });
 });
