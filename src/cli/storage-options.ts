@@ -1,7 +1,5 @@
 import type { Command } from 'commander';
-import { isObjectStorage, type StorageOptions } from '../storage/open.js';
-import { parseS3Url } from '../storage/s3/location.js';
-import { s3EndpointProblem } from '../storage/s3/open.js';
+import { isObjectStorage, objectStorageProblem, s3EndpointProblem, s3RegionProblem, type StorageOptions } from '../storage/open.js';
 import type { OptionProblems } from './options.js';
 
 /** How to reach a bucket: `--s3-endpoint`, `--s3-region`, and `--ca-file` for the endpoint's certificate. */
@@ -9,13 +7,6 @@ export interface StorageFlags {
   s3Endpoint?: string;
   s3Region?: string;
   caFile?: string;
-}
-
-/** A region as AWS and S3-compatible stores name them (`eu-west-1`, `us-gov-west-1`, MinIO's `us-east-1`, RGW zonegroups). */
-const REGION_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
-
-export function s3RegionProblem(value: string): string | undefined {
-  return REGION_RE.test(value) ? undefined : 'is not a region name (like eu-west-1)';
 }
 
 /**
@@ -36,11 +27,8 @@ export function normalizeStorageOptions(root: string, flags: StorageFlags, probl
     if (flags.s3Endpoint !== undefined || flags.s3Region !== undefined) problems.add(`--s3-endpoint and --s3-region go with an s3:// source, not ${root}`);
     return undefined;
   }
-  try {
-    parseS3Url(root);
-  } catch (err) {
-    problems.add((err as Error).message);
-  }
+  const where = objectStorageProblem(root);
+  if (where) problems.add(where);
   if (flags.s3Endpoint !== undefined) {
     const problem = s3EndpointProblem(flags.s3Endpoint);
     if (problem) problems.add(`--s3-endpoint "${flags.s3Endpoint}" ${problem}`);

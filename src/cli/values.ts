@@ -7,8 +7,7 @@ import { parseSize } from '../util/format.js';
 import { globProblem } from '../util/glob.js';
 import { WHOLE_RANGES, inRange, type WholeSetting } from './ranges.js';
 import { parseWhen } from './selection.js';
-import { s3EndpointProblem } from '../storage/s3/open.js';
-import { s3RegionProblem } from './storage-options.js';
+import { s3EndpointProblem, s3RegionProblem } from '../storage/open.js';
 
 /**
  * What is wrong with one option's value, or undefined: one check for the flag and for its key in `--config`, so
