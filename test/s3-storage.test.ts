@@ -9,6 +9,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Agent } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { addImage, makeLayer, StorageBuilder } from '../fixtures/builder.js';
 import { buildFaultyStorage } from '../fixtures/trees.js';
 import { S3SourceClient } from '../src/storage/s3/client.js';
 import { staticCredentials } from '../src/storage/s3/credentials.js';
@@ -285,6 +286,35 @@ describe('push, diff, sync and export from a bucket', () => {
     const state = path.join(tempDir('regmigrate-s3final-'), 'state.json');
     const final = await s3Cli(['sync', SOURCE, '--to', registry.host, '--state', state, '--include', 'library/**', '--final']);
     expect(final.exitCode, final.stdout + final.stderr).toBe(0);
+    expectOnlyReads();
+    await registry.stop();
+  });
+
+  it('push --via skopeo downloads into the dir: layouts, says so, and lands the images', async () => {
+    const registry = await startRegistry();
+    const push = await s3Cli(['push', SOURCE, '--to', registry.host, '--via', 'skopeo', '--include', 'library/**']);
+    expect(push.exitCode, push.stderr).toBe(0);
+    expect(push.stderr).toContain('the storage is an S3 bucket: its blobs are downloaded into the layouts, not hard-linked');
+    const diff = await runCli(['diff', tree.fsV2, '--to', registry.host, '--output', 'json', '--include', 'library/**']);
+    expect((JSON.parse(diff.stdout) as { summary: Record<string, number> }).summary).toMatchObject({ new: 0, changed: 0, faulty: 0 });
+    expectOnlyReads();
+    await registry.stop();
+  });
+
+  it('push --include-untagged moves the manifests no tag points at, by digest', async () => {
+    const dir = path.join(tempDir('regmigrate-s3untagged-'), 'registry');
+    const b = new StorageBuilder(dir);
+    const tagged = addImage(b, 'team/app', { format: 'oci', layers: [makeLayer('a', 'tagged\n')], label: 'tagged' });
+    b.tag('team/app', 'v1', tagged.digest);
+    const untagged = addImage(b, 'team/app', { format: 'oci', layers: [makeLayer('a', 'untagged\n')], label: 'untagged' });
+    await writer.putTree(BUCKET, 'untagged/docker/registry/v2/', path.join(dir, 'docker', 'registry', 'v2'));
+    const registry = await startRegistry();
+    const push = await s3Cli(['push', `s3://${BUCKET}/untagged`, '--to', registry.host, '--include-untagged']);
+    expect(push.exitCode, push.stderr).toBe(0);
+    for (const digest of [tagged.digest, untagged.digest]) {
+      const res = await fetch(`http://${registry.host}/v2/team/app/manifests/${digest}`, { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+      expect(res.status, digest).toBe(200);
+    }
     expectOnlyReads();
     await registry.stop();
   });
