@@ -13,6 +13,7 @@ import { addImage, makeLayer, StorageBuilder } from '../fixtures/builder.js';
 import { buildFaultyStorage } from '../fixtures/trees.js';
 import { S3SourceClient } from '../src/storage/s3/client.js';
 import { staticCredentials } from '../src/storage/s3/credentials.js';
+import { openStorage } from '../src/storage/open.js';
 import { runCli, type CliResult } from './helpers/cli.js';
 import { startRegistry } from './helpers/registry.js';
 import { startRgw, type RunningRgw } from './helpers/rgw.js';
@@ -249,7 +250,7 @@ describe('push, diff, sync and export from a bucket', () => {
     await registry.stop();
   });
 
-  it('sync keeps a journal, locks on the bucket and root, and deletes only what the store says is gone', async () => {
+  it('sync keeps a journal and deletes only what the store says is gone', async () => {
     const prefix = 'syncsrc/docker/registry/v2/';
     await writer.putTree(BUCKET, prefix, tree.fsV2, 16);
     const source = `s3://${BUCKET}/syncsrc`;
@@ -279,6 +280,20 @@ describe('push, diff, sync and export from a bucket', () => {
     expect(clean.stdout).toMatch(new RegExp(`^deleted \\S+ sha256:[0-9a-f]{64} \\(source ${gone!.repository.replace(/[/.]/g, '\\$&')}:${gone!.tag} is gone\\)`, 'm'));
     expectOnlyReads();
     await registry.stop();
+  });
+
+  it("the sync lock's key is the bucket and root, however written, and the endpoint", async () => {
+    // The credential chain reads the process's environment, as in the CLI.
+    const saved = { ...process.env };
+    Object.assign(process.env, env);
+    const open = (url: string, endpoint = proxy.endpoint) => openStorage(url, { endpoint, region: rgw.region });
+    const [short, long, other, direct] = await Promise.all([open(SOURCE), open(`${SOURCE}/docker/registry/v2/`), open(`s3://${BUCKET}/faulty`), open(SOURCE, rgw.endpoint)]).finally(() => {
+      for (const name of Object.keys(env)) if (!(name in saved)) delete process.env[name];
+      Object.assign(process.env, saved);
+    });
+    expect(long.key).toBe(short.key);
+    expect(new Set([short.key, other.key, direct.key]).size).toBe(3);
+    expect(short.key).toBe(`s3://${BUCKET}/prod/registry/docker/registry/v2@${new URL(proxy.endpoint).host}`);
   });
 
   it('sync --final reads every link again and ends with a diff that finds nothing to do', async () => {
