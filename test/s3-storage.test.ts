@@ -385,6 +385,13 @@ describe('bad input, one line each', () => {
     await registry.stop();
   });
 
+  it('an endpoint where nothing listens: one line after the retries, the hint names --s3-endpoint', async () => {
+    const result = await runCli(['scan', SOURCE, '--s3-endpoint', 'http://127.0.0.1:9'], { env });
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toMatch(/^regmigrate: s3:\/\/registry: the store did not answer after \d+ attempts \(ECONNREFUSED\)$/m);
+    expect(result.stderr).toMatch(/^hint: no S3 answer from http:\/\/127\.0\.0\.1:9: check --s3-endpoint/m);
+  });
+
   it('flags that do not fit are refused before any request', async () => {
     const result = await runCli(['scan', tree.fsV2, '--s3-endpoint', 'ftp://x', '--s3-region', 'EU WEST'], { env });
     expect(result.exitCode).toBe(2);
