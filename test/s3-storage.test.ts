@@ -213,6 +213,20 @@ describe('faults a store makes mid-run', () => {
     expect(hit.faults[0]!.message).toContain('403 AccessDenied');
     expect(doc.tags.filter((t) => t.faults.length === 0)).toHaveLength(tree.tags.length);
   });
+
+  it("a 403 on a blob's listing and on its HEAD: unreadable, never a missing blob", async () => {
+    const hex = tree.big.layer.slice('sha256:'.length);
+    const fan = `${tree.v2Prefix}blobs/sha256/${hex.slice(0, 2)}/`;
+    const dataPath = `/${BUCKET}/${dataKey(tree.v2Prefix, tree.big.layer)}`;
+    proxy.script = (req) =>
+      (req.method === 'GET' && req.url.searchParams.get('prefix') === fan) || (req.method === 'HEAD' && req.url.pathname === dataPath) ? { kind: 'error', status: 403, code: 'AccessDenied' } : { kind: 'forward' };
+    const { result, doc } = await scanJson([SOURCE, '--include', 'big/**'], true);
+    expect(result.exitCode).toBe(1);
+    const faults = doc.tags.find((t) => t.repository === tree.big.repository)!.faults;
+    expect(faults.map((f) => [f.kind, f.digest])).toEqual([['unreadable', tree.big.layer]]);
+    // A HEAD answer has no body: the status is all the store says.
+    expect(faults[0]!.message).toContain('access denied (403) with credentials from the environment');
+  });
 });
 
 describe('push, diff, sync and export from a bucket', () => {
