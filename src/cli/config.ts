@@ -67,6 +67,7 @@ const sections = {
     waitLock: whole,
     lockStale: whole,
     trustState: flag,
+    fullRead: flag,
     deleteExtra: flag,
     yes: flag,
     maxDelete: whole,

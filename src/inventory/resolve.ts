@@ -2,7 +2,7 @@ import { checkTag } from '../storage/digest.js';
 import { readLink } from '../storage/layout.js';
 import { modifiedAt } from '../storage/source.js';
 import { tagLinkPath, type TagLocation } from '../storage/walk.js';
-import type { BlobEntry, Fault, TagEntry } from './types.js';
+import type { BlobEntry, Fault, JournalHook, JournalTag, TagEntry } from './types.js';
 import type { BlobStore, ManifestRecord } from '../image/reader.js';
 
 /** Indexes may nest (index → index → manifest); deeper than this is a loop or garbage. */
@@ -20,11 +20,12 @@ interface Walk {
  * Resolves one tag: link → manifest → (children →) blobs, recording every fault instead of throwing, so one bad
  * tag never stops a scan. Blob existence is checked against `data` files, never `_layers` links (GC leaves those).
  */
-/** Says whether a tag whose link names `digest` may be taken on trust (not resolved). */
-export type TrustHook = (repository: string, tag: string, digest: string) => boolean;
-
-/** Resolves a tag; undefined when it is not a tag at all (a tag directory without `current/link`, docs/registry-behaviour.md, Storage layout). */
-export function resolveTag(store: BlobStore, location: TagLocation, trust?: TrustHook): TagEntry | undefined {
+/**
+ * Resolves a tag; undefined when it is not a tag at all (a tag directory without `current/link`,
+ * docs/registry-behaviour.md, Storage layout). With `journal`, a tag whose link names the digest the sync journal
+ * holds for it is taken from the journal instead (TagEntry.unread or .trusted): only its link is read.
+ */
+export function resolveTag(store: BlobStore, location: TagLocation, journal?: JournalHook): TagEntry | undefined {
   const { repository, tag } = location;
   const faults: Fault[] = [];
   const nameProblem = store.checkName(repository) ?? (location.untagged ? undefined : checkTag(tag));
@@ -33,7 +34,7 @@ export function resolveTag(store: BlobStore, location: TagLocation, trust?: Trus
   const linkPath = tagLinkPath(store.layout, location);
   const link = readLink(linkPath, store.layout);
   if (!link.ok && link.reason === 'absent') return undefined;
-  const entry = resolveLinked(store, location, link, faults, trust);
+  const entry = resolveLinked(store, location, link, faults, journal);
   const pushedAt = linkTime(linkPath, store.layout);
   return pushedAt ? { ...entry, pushedAt } : entry;
 }
@@ -47,7 +48,7 @@ function linkTime(file: string, layout: BlobStore['layout']): string | undefined
   return modifiedAt(layout, file)?.toISOString();
 }
 
-function resolveLinked(store: BlobStore, location: TagLocation, link: ReturnType<typeof readLink>, faults: Fault[], trust: TrustHook | undefined): TagEntry {
+function resolveLinked(store: BlobStore, location: TagLocation, link: ReturnType<typeof readLink>, faults: Fault[], journal: JournalHook | undefined): TagEntry {
   const { repository, tag } = location;
   if (!link.ok) {
     const kind = link.reason === 'unreadable' ? 'unreadable' : 'invalid-link';
@@ -55,9 +56,8 @@ function resolveLinked(store: BlobStore, location: TagLocation, link: ReturnType
     return emptyEntry(repository, tag, undefined, faults);
   }
 
-  if (faults.length === 0 && trust?.(repository, tag, link.digest)) {
-    return { ...emptyEntry(repository, tag, link.digest, faults), trusted: true, ...(location.untagged ? { untagged: true } : {}) };
-  }
+  const known = faults.length === 0 ? journal?.known(repository, tag, link.digest) : undefined;
+  if (known) return journalEntry(location, link.digest, known, journal!.trust);
 
   const root = store.manifest(link.digest);
   if (!root.ok) {
@@ -80,6 +80,31 @@ function resolveLinked(store: BlobStore, location: TagLocation, link: ReturnType
     size: blobs.reduce((sum, blob) => sum + blob.size, 0),
     faults,
   };
+}
+
+/** A tag as the journal recorded it: nothing below its link is read, so a fault that appeared there since goes unseen. */
+function journalEntry(location: TagLocation, digest: string, known: JournalTag, trust: boolean): TagEntry {
+  return {
+    ...emptyEntry(location.repository, location.tag, digest, []),
+    mediaType: known.mediaType ?? undefined,
+    size: known.size ?? 0,
+    ...(known.subject ? { subject: known.subject } : {}),
+    ...(trust ? { trusted: true } : { unread: true }),
+    ...(location.untagged ? { untagged: true } : {}),
+  };
+}
+
+/**
+ * The config and layer digests of an image (every child of an index), read from its manifests without looking at
+ * the blobs: where an image taken from the journal unread can lend its blobs from (push/ledger.ts). Layers fetched
+ * from their `urls` are left out; a manifest that cannot be read gives nothing.
+ */
+export function imageBlobDigests(store: BlobStore, digest: string, depth = 0): string[] {
+  const load = store.manifest(digest);
+  if (!load.ok || depth > MAX_DEPTH) return [];
+  const { parsed } = load.record;
+  if (parsed.kind === 'index') return parsed.children.flatMap((child) => imageBlobDigests(store, child.digest, depth + 1));
+  return parsed.blobs.filter((b) => !b.foreign).map((b) => b.digest);
 }
 
 function emptyEntry(repository: string, tag: string, digest: string | undefined, faults: Fault[]): TagEntry {

@@ -1,13 +1,13 @@
 import pLimit from 'p-limit';
 import { BlobStore, hashFile, type ManifestRecord } from '../image/reader.js';
-import { resolveTag, type TrustHook } from './resolve.js';
+import { resolveTag } from './resolve.js';
 import { splitDigest } from '../storage/digest.js';
 import { blobDataPath, type StorageLayout } from '../storage/layout.js';
 import { dataSource } from '../storage/source.js';
 import { findEntries, revisionLinkPath, type ReadFault, type TagLocation } from '../storage/walk.js';
 import { makeRepositoryFilter, type RepositoryFilter } from '../util/glob.js';
 import { selectTags, type TagSelection } from './select.js';
-import { FAULT_KINDS, type FaultKind, type InventorySummary, type SourceInventory, type TagEntry } from './types.js';
+import { FAULT_KINDS, type FaultKind, type InventorySummary, type JournalHook, type SourceInventory, type TagEntry } from './types.js';
 import { hashWorkers, RESOLVE_YIELD_TAGS } from '../tuning.js';
 
 export interface ScanOptions extends RepositoryFilter {
@@ -21,8 +21,8 @@ export interface ScanOptions extends RepositoryFilter {
   readonly includeUntagged?: boolean;
   /** Count the untagged manifests (walks `revisions`: as many entries again as the tags). Implied by includeUntagged. */
   readonly countUntagged?: boolean;
-  /** Tags to take on trust without resolving them (sync --trust-state). */
-  readonly trust?: TrustHook;
+  /** Tags to take from the sync journal instead of resolving them (sync without --full-read). */
+  readonly journal?: JournalHook;
   readonly onProgress?: (event: ScanProgress) => void;
   /** SIGINT/SIGTERM: stop resolving at the next batch; the inventory is partial then. */
   readonly signal?: AbortSignal;
@@ -118,7 +118,7 @@ export async function resolveRepositories(walk: SourceWalk, repositories: readon
     if (options.signal?.aborted) break;
     const first = tags.length;
     for (const location of walk.repositories.get(repository) ?? []) {
-      keep(resolveTag(store, location, options.trust));
+      keep(resolveTag(store, location, options.journal));
       if (++progress.done % RESOLVE_YIELD_TAGS === 0) {
         options.onProgress?.({ phase: 'resolve', done: progress.done, total: walk.tagCount });
         await new Promise<void>((resolve) => setImmediate(resolve));
@@ -138,7 +138,7 @@ export async function resolveRepositories(walk: SourceWalk, repositories: readon
       if (reached.has(digest)) continue;
       untaggedCount++;
       if (!options.includeUntagged) continue;
-      keep(resolveTag(store, { repository, tag: digest, linkPath: revisionLinkPath(walk.layout, repository, digest), untagged: true }, options.trust));
+      keep(resolveTag(store, { repository, tag: digest, linkPath: revisionLinkPath(walk.layout, repository, digest), untagged: true }, options.journal));
     }
   }
   const chosen = selectTags(tags, manifests, options.tags);
