@@ -79,8 +79,20 @@ export async function runReferenceUploader(kind: UploaderKind, options: { projec
   const m = await measure(command, [script, options.root, options.url, String(options.connections), ...(options.caFile ? [options.caFile] : [])]);
   if (m.exitCode !== 0) throw new Error(`the ${kind} reference uploader exited ${m.exitCode}: ${m.stderr.slice(-1000)}`);
   const out = JSON.parse(m.stdout.trim().split('\n').at(-1)!) as { bytes: number; requests: number };
-  const name = `${kind === 'node' ? 'node:http, reused buffers' : `Python http.client, ${options.url.startsWith('https:') ? 'a reused buffer' : 'sendfile'}`}, ${options.connections} connections`;
+  const name = `${kind === 'node' ? 'node:http, reused buffers' : `Python http.client, ${options.url.startsWith('https:') ? 'a reused buffer' : 'sendfile'}`}, ${options.connections} connection${options.connections === 1 ? '' : 's'}`;
   return { name, seconds: m.seconds, cpuSeconds: m.cpuSeconds, bytes: out.bytes, requests: out.requests };
+}
+
+/**
+ * The minimal push client (bench/push-undici.ts) as its own process: every tag of `root` into the registry at `url`
+ * (a fresh one), with the requests a push sends and nothing else.
+ */
+export async function runMinimalClient(options: { project: string; root: string; url: string; connections: number; caFile?: string }): Promise<ReferenceUpload & { tags: number }> {
+  const script = path.join(options.project, 'dist/bench/push-undici.js');
+  const m = await measure(process.execPath, [script, options.root, options.url, String(options.connections), ...(options.caFile ? [options.caFile] : [])]);
+  if (m.exitCode !== 0) throw new Error(`the minimal undici client exited ${m.exitCode}: ${m.stderr.slice(-1000)}`);
+  const out = JSON.parse(m.stdout.trim().split('\n').at(-1)!) as { tags: number; requests: number };
+  return { name: `minimal undici client (Pool.dispatch), ${options.connections} connections`, seconds: m.seconds, cpuSeconds: m.cpuSeconds, bytes: 0, requests: out.requests, tags: out.tags };
 }
 
 /** Both reference uploaders, each into its own fresh registry; the faster is the ceiling of that run. */
