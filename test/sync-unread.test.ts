@@ -9,6 +9,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { addImage, makeLayer, MEDIA, StorageBuilder } from '../fixtures/builder.js';
 import { DEMO_STORAGE, runCli } from './helpers/cli.js';
+import { startHarborDouble } from './helpers/harbor-double.js';
 import { startProxy, type ScriptedProxy } from './helpers/proxy.js';
 import { startRegistry, type RunningRegistry } from './helpers/registry.js';
 import { tempDir } from './helpers/tmp.js';
@@ -109,6 +110,26 @@ describe('sync with its journal reads only what changed', () => {
     expect(full.exitCode, full.stdout + full.stderr).toBe(1);
     expect(full.stdout).toMatch(new RegExp(`^failed team/api:1\\.0 -> team/api:1\\.0: missing-manifest: manifest ${api10} is missing`, 'm'));
     expect(full.stdout).toMatch(/^sync: 0 pushed, 7 unchanged, 1 failed/m);
+  });
+
+  it('on Harbor too: asked through its API, not read, the rows as the pushing run wrote them', async () => {
+    const harbor = await startHarborDouble({ users: { admin: { password: 'Unread-pass-1', admin: true } }, projects: [] });
+    const dir = tempDir('regmigrate-unread-harbor-');
+    const root = path.join(dir, 'registry');
+    cpSync(DEMO_STORAGE, root, { recursive: true, preserveTimestamps: true });
+    const env = { REGMIGRATE_USERNAME: 'admin', REGMIGRATE_PASSWORD: 'Unread-pass-1' };
+    const state = path.join(dir, 'state.json');
+    const run = async (report: string): Promise<{ exitCode: number; stdout: string; images: ReportImage[] }> => {
+      const result = await runCli(['sync', root, '--to', harbor.host, '--state', state, '--report', path.join(dir, report)], { env });
+      return { ...result, images: result.exitCode === 0 ? (JSON.parse(readFileSync(path.join(dir, report), 'utf8')) as { images: ReportImage[] }).images : [] };
+    };
+    const first = await run('first.json');
+    expect(first.exitCode, first.stdout).toBe(0);
+    rmSync(new StorageBuilder(root).blobPath(link(root, 'team/api', '1.0')));
+    const second = await run('second.json');
+    expect(second.exitCode, second.stdout).toBe(0);
+    expect(second.stdout).toMatch(/^sync: 0 pushed, 7 unchanged, 0 failed/m);
+    expect(second.images.map(row)).toEqual(first.images.map(row));
   });
 
   it('reads a tag the destination no longer holds at the journal digest: pushed again, or failed if it is faulty now', async () => {

@@ -98,4 +98,3 @@ export class RunLedger {
     return this.reports.sort((a, b) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
   }
 }
-

@@ -46,7 +46,7 @@ export async function prepareBatch(batch: SourceBatch, ctx: PrepareContext): Pro
     const there = tags.get(tagRef({ repository: c.repository, tag: c.entry.tag }));
     return there !== undefined && (there === c.entry.digest || there === ctx.converted.get(c.entry.digest!));
   };
-  const stale = signal?.aborted ? [] : probed.toProbe.filter((c) => c.entry.unread && !held(c));
+  const stale = signal?.aborted ? [] : probed.allowed.filter((c) => c.entry.unread && !held(c));
   const { inventory, candidates } = stale.length > 0 ? batch.readInFull(stale) : batch;
   if (stale.length > 0) probed = split(candidates, projects);
   ctx.ledger.read(inventory, candidates);
