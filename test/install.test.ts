@@ -31,6 +31,11 @@ describe('installing regmigrate', () => {
     expect(readFileSync(path.join(PROJECT, 'README.md'), 'utf8')).toContain(`Node ${major}.${minor}+`);
   });
 
+  it('the tarball `npm pack` leaves in the clone (README, Installing) is ignored by git', async () => {
+    const ignored = await execa('git', ['check-ignore', '--quiet', `regmigrate-${manifest.version}.tgz`], { cwd: PROJECT, reject: false });
+    expect(ignored.exitCode).toBe(0);
+  });
+
   it('npm pack + npm install -g gives a working regmigrate command with only the program in it', async () => {
     const work = tempDir('regmigrate-install-');
     const packed = await execa('npm', ['pack', '--pack-destination', work, '--json'], { cwd: PROJECT });
@@ -53,5 +58,6 @@ describe('installing regmigrate', () => {
     expect(push.exitCode, push.stderr).toBe(0);
     expect(push.stdout).toContain('library/busybox:1.36');
     expect(await servedDigest(registry.host, 'library/busybox:1.36')).toMatch(/^sha256:[0-9a-f]{64}$/);
-  });
+    // npm installs the package's dependencies from the registry: minutes on a loaded machine, so its own limit.
+  }, 300_000);
 });

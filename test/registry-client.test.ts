@@ -3,11 +3,11 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RegistryClient, type BlobReader } from '../src/registry/client.js';
+import { DEFAULT_RETRY, RegistryClient, type BlobReader } from '../src/registry/client.js';
 import { parseEndpoint } from '../src/registry/endpoint.js';
 import { RegistryError } from '../src/registry/errors.js';
 import { makeSigningKey, signSchema1 } from '../src/image/schema1.js';
-import { blobReader } from '../src/storage/source.js';
+import { fileRangeReader } from '../src/storage/file-range.js';
 import { DOCKER_MANIFEST, SCHEMA1_SIGNED } from '../src/image/media-types.js';
 import { startProxy, type ScriptedProxy } from './helpers/proxy.js';
 import { startRegistry, type RunningRegistry } from './helpers/registry.js';
@@ -19,7 +19,7 @@ function blobFile(size: number): BlobReader {
   const bytes = randomBytes(size);
   const file = path.join(tempDir(), `blob-${size}`);
   writeFileSync(file, bytes);
-  return blobReader({ file, start: 0, size, whole: true }, `sha256:${createHash('sha256').update(bytes).digest('hex')}`);
+  return fileRangeReader(file, 0, size, `sha256:${createHash('sha256').update(bytes).digest('hex')}`);
 }
 
 const error = (code: string, message: string) => JSON.stringify({ errors: [{ code, message }] });
@@ -58,18 +58,20 @@ describe('RegistryClient against a scripted proxy in front of a real docker-regi
     expect(proxy.log.filter((r) => r.method === 'POST').length).toBe(3);
   });
 
-  it('honours Retry-After on a 429', async () => {
+  it.each([
+    ['Retry-After: 1 on a 429', 429, '1', FAST_RETRY, 1000],
+    ["Retry-After: 3600 on a 503 for a minute at most (the run's policy)", 503, '3600', DEFAULT_RETRY, 60_000],
+    ["Retry-After: 3600 on a 503 for a minute at most (a policy naming no cap: retry.ts's)", 503, '3600', FAST_RETRY, 60_000],
+  ] as const)('honours %s', async (_, status, seconds, policy, wait) => {
     fresh();
     proxy.script = (req) =>
-      req.method === 'HEAD' && req.seen === 0
-        ? { kind: 'respond', status: 429, headers: { 'retry-after': '1' }, body: error('TOOMANYREQUESTS', 'slow down') }
-        : { kind: 'forward' };
-    // The waits are recorded, not slept through: the one after the 429 is the server's Retry-After, 1 s.
+      req.method === 'HEAD' && req.seen === 0 ? { kind: 'respond', status, headers: { 'retry-after': seconds }, body: error('TOOMANYREQUESTS', 'slow down') } : { kind: 'forward' };
+    // The waits are recorded, not slept through: the one after the refusal is the server's Retry-After, capped.
     const waits: number[] = [];
-    const recording = new RegistryClient({ endpoint: parseEndpoint(proxy.host), credentials: undefined, dispatcher, retry: { ...FAST_RETRY, wait: async (ms) => void waits.push(ms) } });
-    expect(await recording.hasBlob('retry/429', `sha256:${'0'.repeat(64)}`)).toBe(false);
-    expect(waits).toEqual([1000]);
-    expect(proxy.log.filter((r) => r.method === 'HEAD').map((r) => r.status)).toEqual([429, 404]);
+    const recording = new RegistryClient({ endpoint: parseEndpoint(proxy.host), credentials: undefined, dispatcher, retry: { ...policy, wait: async (ms) => void waits.push(ms) } });
+    expect(await recording.hasBlob('retry/after', `sha256:${'0'.repeat(64)}`)).toBe(false);
+    expect(waits).toEqual([wait]);
+    expect(proxy.log.filter((r) => r.method === 'HEAD').map((r) => r.status)).toEqual([status, 404]);
   });
 
   it('restarts an upload whose connection was reset mid-blob', async () => {
@@ -84,13 +86,22 @@ describe('RegistryClient against a scripted proxy in front of a real docker-regi
     expect(counted).toBe(blob.size);
   });
 
-  it('asks whether a blob landed before sending it again after a lost answer to its final PUT', async () => {
+  it('asks whether a blob landed before sending it again after a lost answer to its final PUT: a mount into its own repository, no HEAD', async () => {
     fresh();
     const blob = blobFile(64 * 1024);
     proxy.script = (req) => (req.method === 'PUT' && req.seen === 0 ? { kind: 'forward', dropResponse: true } : { kind: 'forward' });
     await client.uploadBlob({ repository: 'retry/lost-answer', blob });
-    const kinds = proxy.log.map((r) => `${r.method} ${r.status}`);
-    expect(kinds).toEqual(['POST 202', 'PUT dropped', 'HEAD 200']);
+    const kinds = proxy.log.map((r) => `${r.method} ${r.status} ${new URLSearchParams(r.query).get('from') ?? ''}`.trim());
+    expect(kinds).toEqual(['POST 202', 'PUT dropped', 'POST 201 retry/lost-answer']);
+  });
+
+  it('a repeated upload goes into the session its mount question opened: one POST an attempt, no HEAD', async () => {
+    fresh();
+    const blob = blobFile(4096);
+    proxy.script = (req) => (req.method === 'PUT' && req.seen === 0 ? { kind: 'respond', status: 500, body: 'oops' } : { kind: 'forward' });
+    await client.uploadBlob({ repository: 'retry/session', blob });
+    const kinds = proxy.log.map((r) => `${r.method} ${r.status} ${new URLSearchParams(r.query).get('mount') ?? ''}`.trim());
+    expect(kinds).toEqual(['POST 202', 'PUT 500', `POST 202 ${blob.digest}`, 'PUT 201']);
   });
 
   it('switches to chunked upload when a proxy answers 413 to a whole blob', async () => {
@@ -127,7 +138,7 @@ describe('RegistryClient against a scripted proxy in front of a real docker-regi
 
     const file = path.join(tempDir(), 'shrunk');
     writeFileSync(file, randomBytes(size - 100));
-    const shrunk = blobReader({ file, start: 0, size, whole: true }, `sha256:${'0'.repeat(64)}`);
+    const shrunk = fileRangeReader(file, 0, size, `sha256:${'0'.repeat(64)}`);
     const failure = await client.uploadBlob({ repository: `read/${size}`, blob: shrunk }).then(() => undefined, (err: unknown) => err);
     expect(failure).toBeInstanceOf(RegistryError);
     expect((failure as RegistryError).message).toContain(`${file} changed while being read: ${size - 100} bytes instead of ${size}`);
@@ -187,8 +198,12 @@ describe('RegistryClient against a scripted proxy in front of a real docker-regi
   );
   const storageFailure = JSON.stringify({ errors: [{ code: 'UNKNOWN', message: 'unknown error', detail: { DriverName: 's3aws', Enclosed: {} } }] });
   const refusalShape = JSON.stringify({ errors: [{ code: 'UNKNOWN', message: 'unknown error', detail: {} }] });
+  const emptyDetailOtherCode = JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: 'service unavailable', detail: {} }] });
+  const twoErrors = JSON.stringify({ errors: [{ code: 'UNKNOWN', message: 'unknown error', detail: {} }, { code: 'UNKNOWN', message: 'unknown error', detail: {} }] });
   it.each([
     ['the registry refusing schema1', SCHEMA1_SIGNED, undefined, 1, 'permanent'],
+    ['an empty detail under another code than UNKNOWN, to a schema1 PUT', SCHEMA1_SIGNED, emptyDetailOtherCode, FAST_RETRY.attempts, 'transient'],
+    ['two errors of the refusal\'s shape, to a schema1 PUT', SCHEMA1_SIGNED, twoErrors, FAST_RETRY.attempts, 'transient'],
     ['a storage failure (its detail names the driver) to a schema1 PUT', SCHEMA1_SIGNED, storageFailure, FAST_RETRY.attempts, 'transient'],
     ['a proxy in between, to a schema1 PUT', SCHEMA1_SIGNED, 'oops', FAST_RETRY.attempts, 'transient'],
     ['the refusal\'s shape, to a manifest that is not schema1', DOCKER_MANIFEST, refusalShape, FAST_RETRY.attempts, 'transient'],

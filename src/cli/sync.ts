@@ -2,22 +2,23 @@ import type { Command } from 'commander';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { countReports, reportRun, writeReport } from '../report/push-report.js';
-import { locateStorage } from '../storage/layout.js';
+import { countReports, notDone, reportRun, writeReport } from '../report/push-report.js';
+import { openStorage } from '../storage/open.js';
 import { DEFAULT_MAX_DELETE, syncStorage, type DeleteMode, type SyncResult } from '../sync/sync.js';
 import { count, formatBytes, formatDuration } from '../util/format.js';
 import { assertWritable } from '../util/files.js';
 import { acquireLock } from '../util/lock.js';
 import type { CliContext } from './context.js';
 import { requireRoot } from './config.js';
-import { OptionProblems, parsePositiveInt } from './options.js';
-import { addTransferOptions, normalizeTransfer, notice, openDestination, pushOptions, withMetrics, type TransferFlags, type TransferRequest } from './transfer-command.js';
+import { OptionProblems, parseWholeOption } from './options.js';
+import { addTransferOptions, DESTINATION_GONE_EXIT, normalizeTransfer, notice, openDestination, pushOptions, stopWhenGone, withMetrics, type TransferFlags, type TransferRequest } from './transfer-command.js';
 import { createJsonLog, writeJsonLog } from '../report/log.js';
 import { withInterruption } from './signals.js';
 import { LOCK_STALE_SECONDS, stopGraceFromEnv } from '../tuning.js';
 import { Stopper } from '../util/stop.js';
 import { DEFAULT_FINAL_ROUNDS, finalSync, finalVerdict } from '../cutover/final-sync.js';
 import { warnIfEmptySource } from './selection.js';
+import { watchTransfer } from './watch-transfer.js';
 
 interface SyncFlags extends TransferFlags {
   state?: string;
@@ -38,7 +39,8 @@ export interface SyncRequest extends TransferRequest {
   readonly lock: string | undefined;
   readonly waitLockSeconds: number;
   readonly lockStaleSeconds: number;
-  readonly maxDelete: number;
+  /** `--max-delete` as given; without it the default limits apply (src/sync/sync.ts deletionLimit). */
+  readonly maxDelete: number | undefined;
   readonly trustState: boolean;
   readonly fullRead: boolean;
   readonly deleteExtra: DeleteMode;
@@ -54,11 +56,11 @@ export function normalizeSync(root: string, flags: SyncFlags): SyncRequest {
   if (flags.trustState && flags.fullRead) problems.add('--full-read reads every image, --trust-state skips those the journal vouches for: give one of them');
   if (flags.deleteExtra && !flags.state) problems.add('--delete-extra needs --state FILE (only tags the journal says came from the source are deleted)');
   if (flags.yes && !flags.deleteExtra) problems.add('--yes goes with --delete-extra');
-  const waitLockSeconds = flags.waitLock === undefined ? 0 : parsePositiveInt('--wait-lock', flags.waitLock, 0, problems, 86_400, 0);
-  const maxDelete = parsePositiveInt('--max-delete', flags.maxDelete, DEFAULT_MAX_DELETE, problems, 10_000_000);
+  const waitLockSeconds = parseWholeOption('waitLock', flags.waitLock, 0, problems);
+  const maxDelete = parseWholeOption('maxDelete', flags.maxDelete, undefined, problems);
   if (flags.maxDelete !== undefined && !flags.deleteExtra) problems.add('--max-delete goes with --delete-extra');
-  const lockStaleSeconds = parsePositiveInt('--lock-stale', flags.lockStale, LOCK_STALE_SECONDS, problems, 86_400);
-  const finalRounds = parsePositiveInt('--final-rounds', flags.finalRounds, DEFAULT_FINAL_ROUNDS, problems, 100);
+  const lockStaleSeconds = parseWholeOption('lockStale', flags.lockStale, LOCK_STALE_SECONDS, problems);
+  const finalRounds = parseWholeOption('finalRounds', flags.finalRounds, DEFAULT_FINAL_ROUNDS, problems);
   if (flags.finalRounds !== undefined && !flags.final) problems.add('--final-rounds goes with --final');
   if (flags.final && transfer.shard) problems.add('--final compares the whole storage with the destination: run it without --shard');
   problems.throwIfAny();
@@ -80,8 +82,8 @@ export function normalizeSync(root: string, flags: SyncFlags): SyncRequest {
 async function lockPath(request: SyncRequest): Promise<string> {
   if (request.lock) return request.lock;
   if (request.state) return `${request.state}.lock`;
-  const layout = await locateStorage(request.root);
-  const key = createHash('sha256').update(`${layout.v2}|${request.destination.endpoint?.host ?? ''}`).digest('hex').slice(0, 16);
+  const storage = await openStorage(request.root);
+  const key = createHash('sha256').update(`${storage.key}|${request.destination.endpoint?.host ?? ''}`).digest('hex').slice(0, 16);
   return path.join(tmpdir(), `regmigrate-sync-${key}.lock`);
 }
 
@@ -91,30 +93,32 @@ function renderSync(result: SyncResult): string {
   for (const r of result.push.reports) {
     if (r.status === 'verified') out += `pushed ${r.source} -> ${r.destination} ${r.digest}\n`;
     else if (r.status === 'failed') out += `failed ${r.source}${r.destination ? ` -> ${r.destination}` : ''}: ${r.reason ?? 'failed'}\n`;
+    else if (r.status === 'interrupted') out += `interrupted ${r.source}${r.destination ? ` -> ${r.destination}` : ''}\n`;
   }
-  // Over --max-delete: the tags are listed, the refusal (or, in a dry run, that --yes would refuse) said once.
-  const over = result.deletions.find((d) => d.overMaxDelete !== undefined);
-  const limit = over ? `over --max-delete ${over.overMaxDelete}` : '';
+  // Over the deletion limit: the tags are listed, the refusal (or, in a dry run, that --yes would refuse) said once.
+  const over = result.deletions.find((d) => d.overLimit !== undefined);
+  const limit = over ? `over ${over.overLimit}` : '';
   for (const d of result.deletions) {
     // `kept`: a warning, the tag stays though its source is gone (its manifest is shared by tags that stay).
-    const what = d.overMaxDelete !== undefined && d.status === 'failed' ? 'not deleted' : { 'would-delete': 'would delete', deleted: 'deleted', failed: 'could not delete', kept: d.sharedWith ? 'kept' : 'left alone' }[d.status];
-    const reason = d.overMaxDelete !== undefined ? (d.status === 'failed' ? limit : '') : d.reason;
+    const what = d.overLimit !== undefined && d.status === 'failed' ? 'not deleted' : { 'would-delete': 'would delete', deleted: 'deleted', failed: 'could not delete', kept: d.sharedWith ? 'kept' : 'left alone' }[d.status];
+    const reason = d.overLimit !== undefined ? (d.status === 'failed' ? limit : '') : d.reason;
     out += `${what} ${d.destination} ${d.digest} (source ${d.source} is gone)${reason ? `: ${reason}` : ''}\n`;
   }
   if (over?.status === 'failed') out += `${over.reason}\n`;
   else if (over) {
-    const n = result.deletions.filter((d) => d.overMaxDelete !== undefined).length;
-    out += `--yes would refuse: ${count(n, 'tag')} to delete, more than --max-delete ${over.overMaxDelete}; check the source, then give --max-delete ${n} to allow it\n`;
+    const n = result.deletions.filter((d) => d.overLimit !== undefined).length;
+    out += `--yes would refuse: ${count(n, 'tag')} to delete, more than ${over.overLimit}; check the source, then give --max-delete ${n} to allow it\n`;
   }
+  if (result.deletionsWithheld) out += `${result.deletionsWithheld}\n`;
   const c = countReports(result.push.reports);
   const s = result.push.stats;
   const deleted = result.deletions.filter((d) => d.status === 'deleted').length;
   const planned = result.deletions.filter((d) => d.status === 'would-delete').length;
-  const refused = result.deletions.filter((d) => d.overMaxDelete !== undefined && d.status === 'failed').length;
+  const refused = result.deletions.filter((d) => d.overLimit !== undefined && d.status === 'failed').length;
   const kept = result.deletions.filter((d) => d.sharedWith).length;
   const add = over ? `--yes would refuse: ${limit}` : 'add --yes';
   out +=
-    `sync: ${c.verified} pushed, ${c.skipped} unchanged, ${c.failed} failed` +
+    `sync: ${c.verified} pushed, ${c.skipped} unchanged, ${c.failed} failed${c.interrupted ? `, ${c.interrupted} interrupted` : ''}` +
     (result.deletions.length
       ? `, ${deleted} deleted${planned ? `, ${planned} would be deleted (${add})` : ''}${refused ? `, ${refused} not deleted: ${limit}` : ''}${kept ? `, ${kept} kept (${kept === 1 ? 'its' : 'their'} manifest is shared)` : ''}`
       : '') +
@@ -133,15 +137,19 @@ export async function runSync(request: SyncRequest, ctx: CliContext): Promise<nu
       ...(ctx.env.REGMIGRATE_HOSTNAME ? { hostname: ctx.env.REGMIGRATE_HOSTNAME } : {}),
       onNotice: (n) => notice(request, ctx, n),
     });
+    // A sync that stalls (cli/stall.ts) leaves no lock behind for the next one to wait out.
+    ctx.watch?.onStall(() => void lease.release());
     try {
       const stopper = new Stopper(stopGraceFromEnv(ctx.env));
       const destination = await openDestination({ ...request, quiet: true }, ctx, false, stopper.signals);
       const json = request.logFormat === 'json' ? createJsonLog(ctx.stderr, { budget: destination.budget }) : undefined;
+      const watched = watchTransfer(ctx, { command: 'sync', root: request.root, destination, report: request.report }, json?.onEvent);
+      stopWhenGone(destination, stopper, (message) => notice(request, ctx, { level: 'error', message }));
       try {
         // The journal and the report are written inside: a signal while they are written does not lose them.
         const { result: code, signal } = await withInterruption(ctx, stopper, async ({ stop, abort }) => {
           const syncOptions = {
-            ...pushOptions(request, ctx, { signal: stop, abort, ...(json ? { onEvent: json.onEvent } : {}) }),
+            ...pushOptions(request, ctx, { signal: stop, abort, ...watched }),
             statePath: request.state,
             trustState: request.trustState,
             fullRead: request.fullRead,
@@ -169,10 +177,11 @@ export async function runSync(request: SyncRequest, ctx: CliContext): Promise<nu
             for (const d of result.deletions) writeJsonLog(ctx.stderr, { level: d.status === 'failed' ? 'error' : d.sharedWith ? 'warn' : 'info', event: `tag-${d.status}`, repo: d.destination, digest: d.digest, ...(d.reason ? { reason: d.reason } : {}) });
           }
           result.saveJournal();
-          if (request.report) writeReport(request.report, result.push, reportRun('sync', result.push, request.root, destination.endpoint.host));
-          const failed = countReports(result.push.reports).failed + result.deletions.filter((d) => d.status === 'failed').length;
+          if (request.report) writeReport(request.report, result.push, reportRun('sync', result.push, request.root, destination.endpoint));
+          const failed = notDone(countReports(result.push.reports)) + result.deletions.filter((d) => d.status === 'failed').length;
           const verdict = final && !result.push.interrupted ? finalVerdict(final) : undefined;
           if (verdict) ctx.stdout.write(`${verdict.line}\n`);
+          if (result.push.destinationGone) return DESTINATION_GONE_EXIT;
           return failed > 0 || (verdict && !verdict.ok) ? 1 : 0;
         }, (message) => notice(request, ctx, { level: 'info', message }));
         if (signal) return signal === 'SIGINT' ? 130 : 143;
@@ -205,7 +214,7 @@ export function registerSync(program: Command, ctx: CliContext): void {
     .option('--yes', 'with --delete-extra: really delete')
     .option('--final', 'the last sync before the switch: sync again while source tags change, then prove the destination holds every source tag (one-line verdict)')
     .option('--final-rounds <n>', `with --final: sync rounds at most before naming the tags that keep moving (default ${DEFAULT_FINAL_ROUNDS})`)
-    .option('--max-delete <n>', `with --delete-extra --yes: refuse a run that would delete more tags than this (default ${DEFAULT_MAX_DELETE})`)
+    .option('--max-delete <n>', `with --delete-extra --yes: refuse a run that would delete more tags than this (default: ${DEFAULT_MAX_DELETE}, and at most half of the tags the journal holds for the selection)`)
     .action(async (root: string | undefined, flags: SyncFlags) => {
       const source = requireRoot(root, 'sync');
       ctx.setExitCode(await runSync(normalizeSync(source, flags), ctx));

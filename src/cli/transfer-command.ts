@@ -11,13 +11,15 @@ import type { Schema1Mode } from '../plan/plan.js';
 import type { PushOptions, PushResult } from '../push/push.js';
 import type { SourceSelection } from '../transfer/source.js';
 import { checkSkopeo } from '../skopeo/skopeo.js';
+import { openStorage } from '../storage/open.js';
 import { assertWritable } from '../util/files.js';
 import { parseSize } from '../util/format.js';
 import type { CliContext } from './context.js';
 import { addDestinationOptions, buildDestinationOptions, normalizeDestination, type DestinationFlags, type NormalizedDestination } from './destination-options.js';
-import { OptionProblems, parsePositiveInt } from './options.js';
+import { OptionProblems, parseWholeOption } from './options.js';
+import { WHOLE_RANGES } from './ranges.js';
 import { addSelectionOptions, normalizeSelection, type SelectionFlags } from './selection.js';
-import type { StopSignals } from '../util/stop.js';
+import type { StopSignals, Stopper } from '../util/stop.js';
 import type { Notice } from '../util/notice.js';
 import { batchTagsFromEnv, requestCap, requestConcurrency, shardWaitFromEnv, TRANSFER_CONCURRENCY, uploadCap } from '../tuning.js';
 
@@ -98,9 +100,9 @@ export function normalizeTransfer(root: string, flags: TransferFlags, problems: 
   return {
     ...normalizeSelection(root, flags, problems),
     destination: normalizeDestination(flags, problems),
-    concurrency: parsePositiveInt('--concurrency', flags.concurrency, TRANSFER_CONCURRENCY, problems, 256),
+    concurrency: parseWholeOption('concurrency', flags.concurrency, TRANSFER_CONCURRENCY, problems),
     concurrencyGiven: flags.concurrency !== undefined,
-    maxRequests: flags.maxRequests === undefined ? undefined : parsePositiveInt('--max-requests', flags.maxRequests, MIN_REQUESTS, problems, 1024, MIN_REQUESTS),
+    maxRequests: flags.maxRequests === undefined ? undefined : parseWholeOption('maxRequests', flags.maxRequests, MIN_REQUESTS, problems),
     report: flags.report,
     public: flags.public ?? false,
     storageLimit,
@@ -117,7 +119,7 @@ export function normalizeTransfer(root: string, flags: TransferFlags, problems: 
 }
 
 /** The push engine's options from a transfer request. */
-export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Partial<Pick<PushOptions, 'onEvent' | 'signal' | 'abort' | 'dryRun'>>): PushOptions {
+export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Partial<Pick<PushOptions, 'onEvent' | 'onUnderWay' | 'signal' | 'abort' | 'dryRun'>>): PushOptions {
   const batchTags = batchTagsFromEnv(ctx.env);
   const shardWaitMs = shardWaitFromEnv(ctx.env);
   return {
@@ -145,7 +147,7 @@ export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Pa
 }
 
 /** The request budget's floor: one slot for the batch under way and one for the next batch's probes. */
-const MIN_REQUESTS = 2;
+const MIN_REQUESTS = WHOLE_RANGES.maxRequests.min;
 
 /**
  * Blob uploads (or skopeo copies) and other requests in flight at the destination (destination/budget.ts): uploads
@@ -162,8 +164,12 @@ function budgetSizes(request: TransferRequest): { uploads: BudgetLimits; request
   return { uploads, requests: { initial: requestConcurrency(request.concurrency), floor: MIN_REQUESTS, cap: requestCap(request.concurrency) } };
 }
 
-/** Checks what the transport needs, then connects: everything that fails before any work (exit 2/3). */
+/**
+ * Checks the source and what the transport needs, then connects: everything that fails before any work (exit 2/3).
+ * A source that is no storage at all fails here, before the destination is asked anything.
+ */
 export async function openDestination(request: TransferRequest, ctx: CliContext, dryRun: boolean, stop?: StopSignals): Promise<Destination> {
+  await openStorage(request.root);
   if (request.via === 'skopeo' && !dryRun) await checkSkopeo();
   const destination = await connectDestination({ ...(await buildDestinationOptions(request.destination, ctx)), budget: budgetSizes(request), ...(stop ? { stop } : {}) });
   const kind = destination.harborVersion ? `Harbor ${destination.harborVersion}` : 'plain OCI registry';
@@ -171,6 +177,21 @@ export async function openDestination(request: TransferRequest, ctx: CliContext,
   else if (!request.quiet) ctx.stderr.write(`destination ${destination.endpoint.origin}: ${kind}\n`);
   return destination;
 }
+
+/**
+ * A destination that stops answering mid-run (destination/health.ts) is said once, in one line; the run then stops
+ * as after a signal: nothing new starts, what is under way gets the grace and is then cut, the report is written,
+ * and the command exits DESTINATION_GONE_EXIT.
+ */
+export function stopWhenGone(destination: Destination, stopper: Stopper, say: (message: string) => void): void {
+  destination.health.onGone((gone) => {
+    say(`${gone.message}; nothing more is sent, requests under way get ${stopper.graceMs / 1000} s to end, then the report is written; run the same command again once it answers (what landed is not sent again)`);
+    stopper.stop();
+  });
+}
+
+/** The exit status of a run whose destination stopped answering: the destination's (docs/architecture.md, Exit codes). */
+export const DESTINATION_GONE_EXIT = 3;
 
 /** A line for the operator: plain, or a JSON record with `--log-format json`. */
 export function notice(request: Pick<TransferRequest, 'logFormat'>, ctx: Pick<CliContext, 'stderr'>, { level, message }: Notice): void {
@@ -193,6 +214,14 @@ export async function withMetrics(
   let result: PushResult | undefined;
   let deletions: readonly Deletion[] = [];
   let exitCode = 70;
+  // A run that stalls (cli/stall.ts) ends with exit 70: monitoring hears of it from the metrics file too.
+  const metricsFile = request.metricsFile;
+  if (metricsFile) {
+    ctx.watch?.onStall(() => {
+      writeMetricsFile(metricsFile, { command, startedAt, endedAt: Date.now(), exitCode: 70, result, deletions, shard: shardLabel(request) });
+      return `metrics written to ${metricsFile}`;
+    });
+  }
   try {
     exitCode = await job((r, d) => {
       result = r;
@@ -204,8 +233,7 @@ export async function withMetrics(
     throw err;
   } finally {
     if (request.metricsFile || request.pushgateway) {
-      const shard = request.shard ? `${request.shard.index}/${request.shard.count}` : undefined;
-      const metrics: RunMetrics = { command, startedAt, endedAt: Date.now(), exitCode, result, deletions, shard };
+      const metrics: RunMetrics = { command, startedAt, endedAt: Date.now(), exitCode, result, deletions, shard: shardLabel(request) };
       try {
         if (request.metricsFile) writeMetricsFile(request.metricsFile, metrics);
         if (request.pushgateway) await pushMetrics(request.pushgateway, request.metricsJob, metrics);
@@ -215,4 +243,9 @@ export async function withMetrics(
       }
     }
   }
+}
+
+/** `2/4`: the shard a run is, for its metrics. */
+function shardLabel(request: TransferRequest): string | undefined {
+  return request.shard ? `${request.shard.index}/${request.shard.count}` : undefined;
 }

@@ -1,7 +1,8 @@
 import { destinationRef, type PlannedImage } from '../plan/plan.js';
 import { flattenString } from '../util/strings.js';
 
-export type ImageStatus = 'verified' | 'skipped-existing' | 'skipped' | 'failed';
+/** `interrupted`: a stop (SIGINT, SIGTERM) came before the image was done; a re-run finishes it. */
+export type ImageStatus = 'verified' | 'skipped-existing' | 'skipped' | 'failed' | 'interrupted';
 
 /** One line of the verified image list. */
 export interface ImageReport {

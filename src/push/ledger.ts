@@ -32,7 +32,7 @@ export class RunLedger {
   /** A directory the walk could not read: its tags are unknown, so the run cannot say it moved everything. */
   constructor(walk: SourceWalk) {
     for (const f of walk.readFaults) {
-      this.reports.push(imageReport({ source: f.prefix || '(every repository)', status: 'failed', reason: describeReadFault(walk.layout.v2, f) }));
+      this.reports.push(imageReport({ source: f.prefix || '(every repository)', status: 'failed', reason: describeReadFault(f) }));
     }
   }
 
@@ -78,6 +78,11 @@ export class RunLedger {
   /** Some images held were taken from the journal unread, and which blobs they hold is not known yet. */
   get holdsUnread(): boolean {
     return this.#heldUnread.size > 0;
+  }
+
+  /** The manifests of the images held unread whose blobs are not known yet. */
+  heldUnread(): string[] {
+    return [...this.#heldUnread.entries()].map(([manifest]) => manifest);
   }
 
   /** The blobs of the images held unread become known (`blobsOf`: an image's blob digests, from its manifests). */

@@ -6,6 +6,7 @@ import { recogniseConversions } from './converted.js';
 import type { RunLedger } from './ledger.js';
 import { probeTags } from './probe.js';
 import type { ProjectGate } from './projects.js';
+import { Interrupted } from '../util/stop.js';
 
 /** One batch, read and asked about: ready to plan once the batch before it has landed. */
 export interface PreparedBatch {
@@ -37,7 +38,13 @@ export interface PrepareContext {
  */
 export async function prepareBatch(batch: SourceBatch, ctx: PrepareContext): Promise<PreparedBatch> {
   const { destination, projects, signal } = ctx;
-  await projects.ensure(batch.candidates.accepted);
+  try {
+    await projects.ensure(batch.candidates.accepted);
+  } catch (err) {
+    // The run is stopping (the destination stopped answering while projects were looked up): the batch's images
+    // are reported interrupted when it comes to be transferred (push.ts transferBatch), not thrown.
+    if (!(err instanceof Interrupted)) throw err;
+  }
   const tags = new Map<string, string>();
   let probed = split(batch.candidates, projects);
   for (const c of probed.allowed) if (c.entry.trusted) tags.set(tagRef({ repository: c.repository, tag: c.entry.tag }), c.entry.digest!);
@@ -47,7 +54,7 @@ export async function prepareBatch(batch: SourceBatch, ctx: PrepareContext): Pro
     return there !== undefined && (there === c.entry.digest || there === ctx.converted.get(c.entry.digest!));
   };
   const stale = signal?.aborted ? [] : probed.allowed.filter((c) => c.entry.unread && !held(c));
-  const { inventory, candidates } = stale.length > 0 ? batch.readInFull(stale) : batch;
+  const { inventory, candidates } = stale.length > 0 ? await batch.readInFull(stale) : batch;
   if (stale.length > 0) probed = split(candidates, projects);
   ctx.ledger.read(inventory, candidates);
   // A tag that holds our conversion of a schema1 image counts as there (without a journal to say so).

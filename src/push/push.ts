@@ -1,3 +1,5 @@
+import { setMaxListeners } from 'node:events';
+import type { Storage } from '../storage/storage.js';
 import type { Destination } from '../destination/destination.js';
 import type { ProjectSettings } from '../harbor/client.js';
 import type { FaultKind, ReadFault } from '../inventory/types.js';
@@ -14,9 +16,9 @@ import { ProjectGate } from './projects.js';
 import { readInStages } from './read-ahead.js';
 import { verifyOutcome } from './verify.js';
 import { BATCH_TAGS } from '../tuning.js';
+import pLimit from 'p-limit';
 import { BlobStore } from '../image/reader.js';
 import { imageBlobDigests } from '../inventory/resolve.js';
-import type { StorageLayout } from '../storage/layout.js';
 
 export { imageReport, type ImageReport, type ImageStatus } from './image-report.js';
 
@@ -60,6 +62,11 @@ export interface PushOptions extends SourceSelection {
   readonly signal?: AbortSignal;
   /** The grace after `signal` is over: skopeo copies under way are killed (the registry client cuts its own). */
   readonly abort?: AbortSignal;
+  /**
+   * Called once the source is read, with a way to read the run so far (what was not reached is unknown, as after a
+   * signal): what the CLI writes to `--report` should the run stop making progress (cli/stall.ts).
+   */
+  readonly onUnderWay?: (sofar: () => PushResult) => void;
 }
 
 export type PushEvent =
@@ -71,13 +78,17 @@ export type PushEvent =
 
 /** What the run learnt of the source, kept for the whole run: counts and names, never manifests. */
 export interface SourceTotals {
-  /** The storage's `docker/registry/v2` directory. */
+  /** The storage's root as outputs name it (src/storage/storage.ts Storage.root). */
   readonly root: string;
+  /** The storage in a sentence (Storage.describe). */
+  readonly name: string;
+  /** The storage itself, for a look at one link right before a deletion (src/sync/delete-extra.ts). */
+  readonly storage: Storage;
   /** Directories the walk could not read: the tags below them are unknown. */
   readonly readFaults: readonly ReadFault[];
   /** Tags resolved (selected ones). */
   readonly tags: number;
-  /** Tag locations in the storage before any selection. */
+  /** Tag locations in the storage before any tag selection (src/inventory/scan.ts SourceWalk.foundTags). */
   readonly foundTags: number;
   /** Faults the resolved tags carry, by kind. */
   readonly faults: Record<FaultKind, number>;
@@ -99,8 +110,10 @@ export interface PushResult {
   /** When the run started (Unix ms); it ended `durationMs` later. */
   readonly startedAt: number;
   readonly durationMs: number;
-  /** A signal stopped the run: what was not reached is unknown (never "gone"). */
+  /** A signal stopped the run, or the destination stopped answering: what was not reached is unknown (never "gone"). */
   readonly interrupted: boolean;
+  /** The destination stopped answering mid-run (destination/health.ts): the line that said so. */
+  readonly destinationGone: string | undefined;
   /** Requests this run sent to the destination (registry and Harbor API), and how many were retries. */
   readonly requests: number;
   readonly retries: number;
@@ -118,7 +131,12 @@ export interface PushResult {
 export async function pushStorage(destination: Destination, options: PushOptions): Promise<PushResult> {
   const started = Date.now();
   const emit = options.onEvent ?? (() => undefined);
-  const signal = options.signal;
+  // A destination that stopped answering stops the run as a signal does (nothing new starts), and more: nothing at
+  // all is sent to it any more (destination/health.ts).
+  const gone = destination.health.signal;
+  const signal = options.signal ? AbortSignal.any([options.signal, gone]) : gone;
+  setMaxListeners(0, signal);
+  options = { ...options, signal };
   const source = await readSourceBatches(options, nameMapping(options, destination), {
     concurrency: options.requestConcurrency,
     batchTags: options.batchTags ?? BATCH_TAGS,
@@ -154,9 +172,26 @@ export async function pushStorage(destination: Destination, options: PushOptions
   // Source digest → destination digest of schema1 images converted earlier: the journal's, and those recognised.
   const converted = new Map(options.converted);
   const prepare = { destination, ledger, projects, converted, known: options.knownRepositories, signal };
-  const run: BatchRun = { destination, ledger, projects, converted, options, emit, layout: source.layout, batches: source.count, transport: openTransport(source.layout, destination, options, emit), planned: options.dryRun ? [] : undefined, elsewhere };
+  const run: BatchRun = { destination, ledger, projects, converted, options, emit, storage: source.storage, batches: source.count, transport: openTransport(source.storage, destination, options, emit), planned: options.dryRun ? [] : undefined, elsewhere };
 
   let batches = 0;
+  const result = (interrupted: boolean): PushResult => ({
+    via: options.via,
+    source: { root: source.storage.root, name: source.storage.describe(), storage: source.storage, readFaults: source.walk.readFaults, tags: ledger.resolvedTags, foundTags: source.walk.foundTags, faults: ledger.faults, seen: ledger.seen },
+    ...(run.planned ? { plan: joinPlans(run.planned) } : {}),
+    rejected: ledger.rejected,
+    reports: ledger.sortedReports(),
+    stats: ledger.stats,
+    projectsCreated: projects.created,
+    harborVersion: destination.harborVersion,
+    startedAt: started,
+    durationMs: Date.now() - started,
+    interrupted,
+    destinationGone: destination.health.gone?.message,
+    batches,
+    ...requestCounts(destination),
+  });
+  options.onUnderWay?.(() => result(true));
   try {
     // The next batch is read and probed while this one transfers; it is planned after, knowing what landed.
     const stages = readInStages(source.count, source.next, (batch) => prepareBatch(batch, prepare));
@@ -170,21 +205,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
     run.transport.close();
   }
 
-  return {
-    via: options.via,
-    source: { root: source.walk.layout.v2, readFaults: source.walk.readFaults, tags: ledger.resolvedTags, foundTags: source.walk.foundTags, faults: ledger.faults, seen: ledger.seen },
-    ...(run.planned ? { plan: joinPlans(run.planned) } : {}),
-    rejected: ledger.rejected,
-    reports: ledger.sortedReports(),
-    stats: ledger.stats,
-    projectsCreated: projects.created,
-    harborVersion: destination.harborVersion,
-    startedAt: started,
-    durationMs: Date.now() - started,
-    interrupted: signal?.aborted ?? false,
-    batches,
-    ...requestCounts(destination),
-  };
+  return result(signal.aborted);
 }
 
 /** What every batch of a run shares. */
@@ -195,7 +216,7 @@ interface BatchRun {
   readonly converted: ReadonlyMap<string, string>;
   readonly options: PushOptions;
   readonly emit: (event: PushEvent) => void;
-  readonly layout: StorageLayout;
+  readonly storage: Storage;
   /** Batches in all. */
   readonly batches: number;
   readonly transport: Transport;
@@ -205,10 +226,10 @@ interface BatchRun {
   readonly elsewhere: (() => Promise<ReadonlyMap<string, ShardedHome>>) | undefined;
 }
 
-function openTransport(layout: Parameters<typeof ociTransport>[0], destination: Destination, options: PushOptions, emit: (event: PushEvent) => void): Transport {
+function openTransport(storage: Storage, destination: Destination, options: PushOptions, emit: (event: PushEvent) => void): Transport {
   const { signal, abort } = options;
-  if (options.via === 'oci') return ociTransport(layout, destination, { onEvent: emit, signal, ...(options.shardWaitMs !== undefined ? { shardWaitMs: options.shardWaitMs } : {}) });
-  return skopeoTransport(layout, destination, { workDir: options.workDir, keepWorkDir: options.keepWorkDir ?? false, onEvent: emit, onNotice: options.onNotice ?? (() => undefined), signal, abort });
+  if (options.via === 'oci') return ociTransport(storage, destination, { onEvent: emit, signal, ...(options.shardWaitMs !== undefined ? { shardWaitMs: options.shardWaitMs } : {}) });
+  return skopeoTransport(storage, destination, { workDir: options.workDir, keepWorkDir: options.keepWorkDir ?? false, onEvent: emit, onNotice: options.onNotice ?? (() => undefined), signal, abort });
 }
 
 /** One prepared batch: reports of what cannot go, the plan, and the transfer, each image verified as it lands. */
@@ -221,7 +242,7 @@ async function transferBatch(prepared: PreparedBatch, index: number, run: BatchR
   }
   // A signal before this batch started: nothing more is created, asked or sent, and its images say so.
   if (options.signal?.aborted) {
-    for (const c of allowed) ledger.report(imageReport({ source: c.source, destination: `${c.repository}:${c.entry.tag}`, digest: c.entry.digest, mediaType: c.entry.mediaType, size: c.entry.size, status: 'failed', reason: 'interrupted' }));
+    for (const c of allowed) ledger.report(imageReport({ source: c.source, destination: `${c.repository}:${c.entry.tag}`, digest: c.entry.digest, mediaType: c.entry.mediaType, size: c.entry.size, status: 'interrupted' }));
     return;
   }
   let state: DestinationState = {
@@ -236,7 +257,7 @@ async function transferBatch(prepared: PreparedBatch, index: number, run: BatchR
   // that no known holder has reads their manifests (each once a run: this batch's and those held before) and plans
   // again: a blob one of them holds is mounted from it, never sent again. A sync with nothing to send reads none.
   if (planned.blobs.some((b) => !b.held && !b.sharedFrom) && (ledger.holdsUnread || planned.existing.some(unreadImage))) {
-    const unreadBlobs = manifestBlobs(run.layout);
+    const unreadBlobs = await readImageBlobs(run.storage, [...ledger.heldUnread(), ...planned.existing.filter(unreadImage).map((image) => image.digest)]);
     ledger.readHeldBlobs(unreadBlobs);
     state = { ...state, unreadBlobs };
     planned = planMigration({ accepted: allowed, rejected: [] }, inventory.manifests, state);
@@ -266,14 +287,15 @@ async function transferBatch(prepared: PreparedBatch, index: number, run: BatchR
   ledger.count(await run.transport.transfer({ plan, manifests: inventory.manifests, afterImage }));
 }
 
-/** An image's blob digests from its manifests, with a fresh cache every BATCH_TAGS images: memory stays flat. */
-function manifestBlobs(layout: StorageLayout): (manifest: string) => string[] {
-  let store = new BlobStore(layout);
-  let read = 0;
-  return (manifest) => {
-    if (++read % BATCH_TAGS === 0) store = new BlobStore(layout);
-    return imageBlobDigests(store, manifest);
-  };
+/**
+ * The blob digests of these images, read from their manifests (as many reads at a time as the storage is worth),
+ * kept for this batch only: memory stays flat.
+ */
+async function readImageBlobs(storage: Storage, manifests: readonly string[]): Promise<(manifest: string) => readonly string[]> {
+  const store = new BlobStore(storage);
+  const limit = pLimit(storage.readsInFlight);
+  const read = new Map(await Promise.all([...new Set(manifests)].map((m) => limit(async () => [m, await imageBlobDigests(store, m)] as const))));
+  return (manifest) => read.get(manifest) ?? [];
 }
 
 function requestCounts(destination: Destination): { requests: number; retries: number } {

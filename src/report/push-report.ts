@@ -5,6 +5,7 @@ import { shortDigest } from '../storage/digest.js';
 import type { PushResult, ImageReport } from '../push/push.js';
 import { count, csvLine, formatBytes, formatDuration, formatRate, renderTable } from '../util/format.js';
 import { UsageError } from '../errors.js';
+import type { Endpoint } from '../registry/endpoint.js';
 import { VERSION } from '../version.js';
 
 export const PUSH_REPORT_VERSION = 1;
@@ -13,18 +14,27 @@ export interface PushCounts {
   readonly verified: number;
   readonly skipped: number;
   readonly failed: number;
+  /** Not done because the run was stopped (SIGINT, SIGTERM): not done all the same, as failed ones. */
+  readonly interrupted: number;
 }
 
 export function countReports(reports: readonly ImageReport[]): PushCounts {
   let verified = 0;
   let skipped = 0;
   let failed = 0;
+  let interrupted = 0;
   for (const r of reports) {
     if (r.status === 'verified') verified++;
     else if (r.status === 'skipped-existing' || r.status === 'skipped') skipped++;
+    else if (r.status === 'interrupted') interrupted++;
     else failed++;
   }
-  return { verified, skipped, failed };
+  return { verified, skipped, failed, interrupted };
+}
+
+/** Tags not done: failed or interrupted (exit status 1 when there are any). */
+export function notDone(c: PushCounts): number {
+  return c.failed + c.interrupted;
 }
 
 /** The run a report is of: which command, from where to where, when, written by which regmigrate. */
@@ -34,15 +44,17 @@ export interface ReportRun {
   readonly source: string;
   /** The destination registry's host. */
   readonly destination: string;
+  /** How it was reached (`http://…` or `https://…`): `report rewrites` says `insecure = true` for plain HTTP. */
+  readonly destinationUrl?: string;
   /** ISO 8601 times. */
   readonly startedAt: string;
   readonly endedAt: string;
   readonly regmigrateVersion: string;
 }
 
-export function reportRun(command: 'push' | 'sync', result: PushResult, source: string, destination: string): ReportRun {
+export function reportRun(command: 'push' | 'sync', result: PushResult, source: string, destination: Pick<Endpoint, 'host' | 'origin'>): ReportRun {
   const iso = (ms: number): string => new Date(ms).toISOString();
-  return { command, source, destination, startedAt: iso(result.startedAt), endedAt: iso(result.startedAt + result.durationMs), regmigrateVersion: VERSION };
+  return { command, source, destination: destination.host, destinationUrl: destination.origin, startedAt: iso(result.startedAt), endedAt: iso(result.startedAt + result.durationMs), regmigrateVersion: VERSION };
 }
 
 export function reportDocument(result: PushResult, run: ReportRun) {
@@ -136,6 +148,8 @@ export function renderImageTable(reports: readonly ImageReport[]): string {
     out += '\nFailed:\n';
     for (const r of failed) out += `  ${r.source}: ${r.reason ?? 'failed'}\n`;
   }
+  const interrupted = reports.filter((r) => r.status === 'interrupted').length;
+  if (interrupted > 0) out += `\nInterrupted: ${count(interrupted, 'image')} not finished when the run was stopped; run it again to finish them\n`;
   const notes = reports.filter((r) => r.status !== 'failed' && r.reason);
   if (notes.length > 0) {
     out += '\nNotes:\n';
@@ -149,7 +163,7 @@ export function renderPushSummary(result: PushResult): string {
   const s = result.stats;
   const seconds = result.durationMs / 1000;
   const rate = seconds > 0 ? formatRate(s.bytesUploaded / seconds) : '-';
-  const head = `${count(c.verified, 'image')} verified, ${c.skipped} already there, ${c.failed} failed; `;
+  const head = `${count(c.verified, 'image')} verified, ${c.skipped} already there, ${c.failed} failed${c.interrupted ? `, ${c.interrupted} interrupted` : ''}; `;
   const projects = result.projectsCreated.length ? `; projects created: ${result.projectsCreated.join(', ')}` : '';
   if (result.via === 'skopeo') return `${head}transferred by skopeo copy; ${formatDuration(result.durationMs)}${projects}`;
   return (

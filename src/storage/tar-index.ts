@@ -23,12 +23,20 @@ export interface TarIndex {
   readonly file: string;
   /** Entries by path relative to the storage's `docker/registry/v2`. */
   readonly entries: Map<string, TarEntry>;
-  /** Set when the tar ends early: a one-line description for messages. */
+  /**
+   * Set when the archive is not whole: an entry's data runs past the end of the file, a header is cut or damaged,
+   * or the file ends without the end-of-archive blocks (a copy cut exactly between two entries). A one-line
+   * description naming the byte offset: whatever came after it in the original archive is unknown, so no command
+   * may take a tag missing from this tar for a tag gone from the registry.
+   */
   readonly truncatedAt: string | undefined;
 }
 
-/** 2: entries carry the mtime of `current/link` files; an index of version 1 has none and is rebuilt. */
-const INDEX_VERSION = 2;
+/**
+ * 2: entries carry the mtime of `current/link` files; 3: a file without end-of-archive blocks is recorded as cut.
+ * An index of an older version is rebuilt.
+ */
+const INDEX_VERSION = 3;
 const BLOCK = 512;
 
 function cString(buf: Buffer, start: number, length: number): string {
@@ -144,15 +152,22 @@ function scan(file: string): { raw: Map<string, TarEntry>; truncatedAt: string |
   const links: Array<[string, string, number | undefined]> = [];
   let truncatedAt: string | undefined;
   let pos = 0;
+  // The end-of-archive marker: a zero block where a header would be. A file that runs out without one was cut.
+  let ended = false;
+  let lastHeader = 0;
   let longName: string | undefined;
   let longLink: string | undefined;
   let pax: Record<string, string> = {};
   try {
     while (pos + BLOCK <= size) {
       const header = readAt(fd, pos, BLOCK);
-      if (header.every((b) => b === 0)) break;
+      lastHeader = pos;
+      if (header.every((b) => b === 0)) {
+        ended = true;
+        break;
+      }
       if (!checksumOk(header)) {
-        truncatedAt = `a damaged tar header at byte ${pos}`;
+        truncatedAt = `a damaged header at byte ${pos}`;
         break;
       }
       const type = String.fromCharCode(header[156]!) || '0';
@@ -175,7 +190,7 @@ function scan(file: string): { raw: Map<string, TarEntry>; truncatedAt: string |
         const truncated = dataStart + entrySize > size;
         const mtime = keepsTime(name) ? parseMtime(header, pax) : undefined;
         raw.set(name, { offset: dataStart, size: entrySize, ...(truncated ? { truncated: true } : {}), ...(mtime !== undefined ? { mtime } : {}) });
-        if (truncated) truncatedAt = `the tar ends inside ${name} (${size - dataStart} of ${entrySize} bytes)`;
+        if (truncated) truncatedAt = `it ends at byte ${size}, inside ${name} (${size - dataStart} of ${entrySize} bytes)`;
       } else if (type === '1') {
         links.push([name, linkName, keepsTime(name) ? parseMtime(header, pax) : undefined]);
       }
@@ -184,7 +199,14 @@ function scan(file: string): { raw: Map<string, TarEntry>; truncatedAt: string |
       longLink = undefined;
       pos = next;
     }
-    if (!truncatedAt && pos + BLOCK > size && pos < size) truncatedAt = `the tar ends ${size - pos} bytes into a header`;
+    if (!truncatedAt && !ended) {
+      truncatedAt =
+        pos > size
+          ? `it ends at byte ${size}, inside the extended header at byte ${lastHeader}`
+          : pos < size
+            ? `it ends at byte ${size}, ${size - pos} bytes into the header at byte ${pos}`
+            : `it ends at byte ${size} without the end-of-archive blocks`;
+    }
   } finally {
     closeSync(fd);
   }
@@ -241,7 +263,8 @@ export function openTar(file: string): TarIndex {
 /** Bytes of an entry, or why not. */
 export function readTarEntry(index: TarIndex, fd: number, path: string, limit: number): { ok: true; bytes: Buffer } | { ok: false; code: string; size?: number } {
   const entry = index.entries.get(path);
-  if (!entry) return { ok: false, code: 'ENOENT' };
+  // Not in a tar that is cut: it may have been in the part that is missing, so it is not known to be absent.
+  if (!entry) return { ok: false, code: index.truncatedAt ? 'ECUT' : 'ENOENT' };
   if (entry.truncated) return { ok: false, code: 'ETRUNCATED' };
   if (entry.size > limit) return { ok: false, code: 'ETOOBIG', size: entry.size };
   return { ok: true, bytes: readAt(fd, entry.offset, entry.size) };

@@ -1,25 +1,26 @@
-import { lstatSync } from 'node:fs';
-import path from 'node:path';
 import pLimit from 'p-limit';
 import { errorMessage } from '../errors.js';
 import { canDelete } from '../harbor/access.js';
 import { splitRef } from '../inventory/types.js';
 import type { Destination } from '../destination/destination.js';
+import type { Storage } from '../storage/storage.js';
 import { DELETE_EXTRA_TAG_READS } from '../tuning.js';
 
-/** `absent` only on ENOENT: any other answer (EACCES, EIO, ESTALE) is not proof that the tag is gone. */
-export function sourceLinkState(v2: string, source: string): 'absent' | 'present' | string {
+/** What the source says of a tag's link right before a deletion: gone, there, or nothing certain (and why). */
+export type SourceLinkState = { readonly state: 'absent' } | { readonly state: 'present' } | { readonly state: 'unknown'; readonly reason: string };
+
+/**
+ * The source link of `repo:tag` (or `repo@digest`, untagged), asked of the storage itself whatever its kind:
+ * `absent` only when the storage answers that it does not exist (src/storage/storage.ts ReadProblem); a link that
+ * cannot be read (EACCES, EIO, ESTALE, a tar cut short, a 403 or 5xx) or is not what a link should be is not proof
+ * that the tag is gone.
+ */
+export async function sourceLinkState(storage: Storage, source: string): Promise<SourceLinkState> {
   const { repository, tag } = splitRef(source);
-  const link = tag.startsWith('sha256:')
-    ? path.join(v2, 'repositories', repository, '_manifests', 'revisions', 'sha256', tag.slice(7), 'link')
-    : path.join(v2, 'repositories', repository, '_manifests', 'tags', tag, 'current', 'link');
-  try {
-    lstatSync(link);
-    return 'present';
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'error';
-    return code === 'ENOENT' ? 'absent' : code;
-  }
+  const link = tag.startsWith('sha256:') ? await storage.readRevisionLink(repository, tag) : await storage.readTagLink(repository, tag);
+  if (link.ok) return { state: 'present' };
+  if (link.reason === 'absent') return { state: 'absent' };
+  return { state: 'unknown', reason: `${link.location} ${link.detail}` };
 }
 
 export interface Deletion {
@@ -35,10 +36,11 @@ export interface Deletion {
    */
   readonly sharedWith?: readonly string[];
   /**
-   * The `--max-delete` this run's deletions exceed: `--yes` deletes none of them (status `failed`), a dry run's
+   * The limit this run's deletions exceed (`--max-delete 100`, or half of the tags the journal holds for this
+   * selection when no --max-delete was given): `--yes` deletes none of them (status `failed`), a dry run's
    * `would-delete` says that `--yes` would refuse.
    */
-  readonly overMaxDelete?: number;
+  readonly overLimit?: string;
 }
 
 /** A destination tag the journal says came from a source tag that this run found gone. */
@@ -57,7 +59,7 @@ export interface GoneTag {
  * (distribution registry/handlers/manifests.go DeleteManifest: manifests.Delete, then tagService.Lookup and Untag),
  * so a tag whose manifest is shared by a tag that stays cannot be deleted; the ones that are all gone go together.
  */
-export async function planDeletions(destination: Destination, gone: readonly GoneTag[], v2: string): Promise<Deletion[]> {
+export async function planDeletions(destination: Destination, gone: readonly GoneTag[], storage: Storage): Promise<Deletion[]> {
   const harbor = destination.harbor;
   const repositoryTags = new Map<string, Promise<Map<string, string | undefined>>>();
   // A plain registry: every tag of the repository and its digest, read once for all its gone tags.
@@ -71,9 +73,9 @@ export async function planDeletions(destination: Destination, gone: readonly Gon
     const { repository, tag: name } = splitRef(tag.ref);
     const base = { destination: tag.ref, digest: tag.digest, source: tag.source };
     // Right before deleting, look once more at the source link itself: absent, not merely unreadable or back.
-    const link = sourceLinkState(v2, tag.source);
-    if (link !== 'absent') {
-      checked.push({ tag, deletion: { ...base, status: 'kept', reason: link === 'present' ? 'the source tag is back' : `the source link cannot be read (${link})` } });
+    const link = await sourceLinkState(storage, tag.source);
+    if (link.state !== 'absent') {
+      checked.push({ tag, deletion: { ...base, status: 'kept', reason: link.state === 'present' ? 'the source tag is back' : `the source link is not known to be gone: ${link.reason}` } });
       continue;
     }
     try {

@@ -1,4 +1,5 @@
-import { readIncomplete, splitRef, tagRef } from '../inventory/types.js';
+import { describeReadFault } from '../inventory/render.js';
+import { splitRef, tagRef } from '../inventory/types.js';
 import { inShard } from '../plan/shard.js';
 import { nameSelected } from '../inventory/select.js';
 import { convertedImages, journalTag, loadState, saveState, type StateEntry, type SyncState } from './sync-state.js';
@@ -21,17 +22,28 @@ export interface SyncOptions extends Omit<PushOptions, 'dryRun' | 'journal'> {
    */
   readonly fullRead?: boolean;
   readonly deleteExtra: DeleteMode;
-  /** Refuse a run that would delete more tags than this (`--max-delete`, default 100). */
+  /**
+   * Refuse a run that would delete more tags than this (`--max-delete`). Not given: at most DEFAULT_MAX_DELETE and
+   * at most DEFAULT_MAX_DELETE_SHARE of the tags the journal holds for this selection.
+   */
   readonly maxDelete?: number;
 }
 
 export const DEFAULT_MAX_DELETE = 100;
+/**
+ * Without an explicit --max-delete, a run deletes at most half of the tags it migrated (the journal's tags in this
+ * selection): a source that lost most of its tags at once is far likelier a bad copy or a wrong path than a real
+ * clean-up, whatever the registry's size (100 protects nothing on a registry of 80 tags).
+ */
+export const DEFAULT_MAX_DELETE_SHARE = 0.5;
 
 export { sourceLinkState, type Deletion } from './delete-extra.js';
 
 export interface SyncResult {
   readonly push: PushResult;
   readonly deletions: readonly Deletion[];
+  /** Why no tag was taken for gone this run although deletion was asked (the source was not read whole). */
+  readonly deletionsWithheld?: string;
   /** Writes the updated journal (atomically): the caller does it after printing, so output survives a full disk. */
   readonly saveJournal: () => void;
 }
@@ -44,6 +56,7 @@ export interface SyncResult {
 export async function syncStorage(destination: Destination, options: SyncOptions): Promise<SyncResult> {
   const host = destination.endpoint.host;
   const state: SyncState | undefined = options.statePath ? loadState(options.statePath, host) : undefined;
+  if (state) state.destinationUrl = destination.endpoint.origin;
   // Views of the journal, not copies of it: what a tag that is not gone was verified as, and converted images.
   const trust = options.trustState;
   const journal = state && !options.fullRead ? { trust, tags: { get: (ref: string) => journalTag(state, ref, trust) } } : undefined;
@@ -87,9 +100,14 @@ export async function syncStorage(destination: Destination, options: SyncOptions
       });
     }
   }
-  // An interrupted run may not have read everything: nothing is taken for gone after it.
+  // An interrupted run may not have read everything: nothing is taken for gone after it. Nor after a read that met
+  // any fault (an unreadable directory or link, a cut tar): a tag missing from a storage read in part is not gone.
   const file = options.statePath;
   if (push.interrupted) return { push, deletions, saveJournal: () => saveState(file, state) };
+  const notWhole = sourceReadFaults(push);
+  if (notWhole) {
+    return { push, deletions, ...(options.deleteExtra !== 'no' ? { deletionsWithheld: notWhole } : {}), saveJournal: () => saveState(file, state) };
+  }
   // Faulty source tags still exist in the source: they are not "gone", even without a destination name.
   // Tags a selection left out are still in the source: not "gone" either.
   const sourceTags = push.source.seen;
@@ -97,27 +115,30 @@ export async function syncStorage(destination: Destination, options: SyncOptions
   const selected = makeRepositoryFilter(options);
   const shard = options.shard;
   const gone: Array<[string, StateEntry]> = [];
+  // The journal's tags this run looked at: what the share limit is a share of.
+  let migrated = 0;
   for (const [ref, entry] of state.tags) {
     const sourceRepository = splitRef(entry.source).repository;
     // Gone means: this run looked where the tag was, could read it all, and did not find it. Not selected, in
     // another shard, or under a directory that could not be read is "not looked at", never "gone".
-    if (present.has(ref) || sourceTags.has(entry.source) || !selected(sourceRepository)) continue;
+    if (!selected(sourceRepository)) continue;
     if (shard && !inShard(splitRef(ref).repository, shard)) continue;
     // A tag whose name the selection would not take is not this run's business, gone or not.
     if (tagRules && !nameSelected(splitRef(entry.source).tag, tagRules)) continue;
-    if (readIncomplete(push.source.readFaults, sourceRepository)) continue;
+    migrated++;
+    if (present.has(ref) || sourceTags.has(entry.source)) continue;
     entry.goneFromSourceAt ??= now;
     if (options.deleteExtra !== 'no') gone.push([ref, entry]);
   }
   // The plan first, for every gone tag: a dry run promises only what --yes will do.
-  const planned = await planDeletions(destination, gone.map(([ref, entry]) => ({ ref, digest: entry.destinationDigest ?? entry.digest, source: entry.source })), push.source.root);
+  const planned = await planDeletions(destination, gone.map(([ref, entry]) => ({ ref, digest: entry.destinationDigest ?? entry.digest, source: entry.source })), push.source.storage);
   const apply = options.deleteExtra === 'apply';
-  const maxDelete = options.maxDelete ?? DEFAULT_MAX_DELETE;
   const doomed = planned.filter((d) => d.status === 'would-delete').length;
-  if (doomed > maxDelete) {
+  const limit = deletionLimit(options.maxDelete, migrated);
+  if (doomed > limit.n) {
     // A mass deletion is never an accident of a bad run: it takes an explicit, large enough --max-delete.
-    const reason = `not deleted: this run would delete ${count(doomed, 'tag')}, more than --max-delete ${maxDelete}; check the source, then give --max-delete ${doomed} to allow it`;
-    for (const d of planned) deletions.push(d.status !== 'would-delete' ? d : apply ? { ...d, status: 'failed', reason, overMaxDelete: maxDelete } : { ...d, overMaxDelete: maxDelete });
+    const reason = `not deleted: this run would delete ${count(doomed, 'tag')}, more than ${limit.text}; check the source, then give --max-delete ${doomed} to allow it`;
+    for (const d of planned) deletions.push(d.status !== 'would-delete' ? d : apply ? { ...d, status: 'failed', reason, overLimit: limit.text } : { ...d, overLimit: limit.text });
   } else {
     deletions.push(...(apply ? await applyDeletions(destination, planned) : planned));
   }
@@ -126,3 +147,23 @@ export async function syncStorage(destination: Destination, options: SyncOptions
   return { push, deletions, saveJournal: () => saveState(file, state) };
 }
 
+
+/** The most tags one run may delete, and how to name that limit. */
+function deletionLimit(explicit: number | undefined, migrated: number): { n: number; text: string } {
+  if (explicit !== undefined) return { n: explicit, text: `--max-delete ${explicit}` };
+  const share = Math.floor(migrated * DEFAULT_MAX_DELETE_SHARE);
+  if (share < DEFAULT_MAX_DELETE) return { n: share, text: `half of the ${count(migrated, 'tag')} the journal holds for this selection (the limit without --max-delete)` };
+  return { n: DEFAULT_MAX_DELETE, text: `--max-delete ${DEFAULT_MAX_DELETE} (the default)` };
+}
+
+/**
+ * Why this run's read of the source was not whole, or undefined when it was: any directory that could not be
+ * listed (a cut tar is one, at the root) and any tag whose files could not be read.
+ */
+function sourceReadFaults(push: PushResult): string | undefined {
+  const { readFaults, faults } = push.source;
+  if (readFaults.length === 0 && faults.unreadable === 0) return undefined;
+  const parts = [readFaults.length ? count(readFaults.length, 'unreadable directory', 'unreadable directories') : '', faults.unreadable ? count(faults.unreadable, 'unreadable tag') : ''].filter(Boolean);
+  const first = readFaults[0] ? `: ${describeReadFault(readFaults[0])}` : '';
+  return `no tag is taken for gone: the source was not read whole (${parts.join(', ')})${first}`;
+}

@@ -5,7 +5,7 @@ import { RegistryError, UploadCutError } from '../registry/errors.js';
 import { formatBytes } from '../util/format.js';
 import { errorMessage } from '../errors.js';
 import type { DestinationBudget, RequestBudget } from '../destination/budget.js';
-import { blobReader, type BlobSource } from '../storage/source.js';
+import type { SourceBlobReader } from '../storage/storage.js';
 import { Interrupted } from '../util/stop.js';
 import { ManifestWriter } from './manifests.js';
 import { SubjectOrder } from './subjects.js';
@@ -35,16 +35,20 @@ export interface TransferStats {
 }
 
 export type TransferEvent =
+  /**
+   * Bytes of a blob upload under way, each counted once however often it is tried; negative: an upload that failed
+   * takes back what it counted. Summed, they are the summary's bytes uploaded (TransferStats.bytesUploaded).
+   */
   | { type: 'bytes'; bytes: number }
   | { type: 'blob-start'; digest: string; repository: string; size: number }
   | { type: 'blob-done'; digest: string; repository: string; how: 'uploaded' | 'mounted' | 'skipped'; size: number }
-  | { type: 'image-done'; image: PlannedImage; ok: boolean; reason?: string };
+  | { type: 'image-done'; image: PlannedImage; ok: boolean; reason?: string; interrupted?: boolean };
 
 export interface ExecuteOptions {
   readonly client: RegistryClient;
   readonly manifests: ReadonlyMap<string, ManifestRecord>;
-  /** Where a blob's bytes are in the source storage (a `data` file, or a range of a tar). */
-  readonly blobSource: (digest: string, size: number) => BlobSource;
+  /** A blob's bytes in the source storage (src/storage/storage.ts blobReader). */
+  readonly blobReader: (digest: string, size: number) => SourceBlobReader;
   /** The destination's budget: uploads, and HEADs, mounts and manifest PUTs, in flight at once for the whole run. */
   readonly budget: DestinationBudget;
   readonly onEvent?: (event: TransferEvent) => void;
@@ -66,7 +70,18 @@ export interface ExecuteOptions {
 
 export type ImageOutcome =
   | { image: PlannedImage; ok: true; convertedTo?: string; note?: string }
-  | { image: PlannedImage; ok: false; reason: string };
+  | { image: PlannedImage; ok: false; reason: string; interrupted?: boolean };
+
+/** An image the stop left unfinished: reported `interrupted`, not `failed`. */
+export function interruptedOutcome(image: PlannedImage): ImageOutcome {
+  return { image, ok: false, reason: 'interrupted', interrupted: true };
+}
+
+/** The `image-done` event of an outcome. */
+export function imageDoneEvent(outcome: ImageOutcome): TransferEvent {
+  const { image } = outcome;
+  return outcome.ok ? { type: 'image-done', image, ok: true } : { type: 'image-done', image, ok: false, reason: outcome.reason, ...(outcome.interrupted ? { interrupted: true } : {}) };
+}
 
 export function emptyStats(): TransferStats {
   return { blobsUploaded: 0, bytesUploaded: 0, blobsMounted: 0, bytesMounted: 0, blobsSkipped: 0, bytesSkipped: 0, manifestsPut: 0 };
@@ -112,7 +127,7 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
     const failed = results.findIndex((r) => r.status === 'rejected');
     if (failed >= 0) {
       const reason = (results[failed] as PromiseRejectedResult).reason;
-      return { image, ok: false, reason: reason instanceof Interrupted ? 'interrupted' : describeBlobFailure(image.blobs[failed]!, reason) };
+      return reason instanceof Interrupted ? interruptedOutcome(image) : { image, ok: false, reason: describeBlobFailure(image.blobs[failed]!, reason) };
     }
     await order.subjectOf(image);
     return manifests.write(image);
@@ -129,7 +144,7 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
   const outcomes = await Promise.all(
     plan.images.map(async (image) => {
       const outcome = await order.land(image, () => pushImage(image));
-      emit(outcome.ok ? { type: 'image-done', image, ok: true } : { type: 'image-done', image, ok: false, reason: outcome.reason });
+      emit(imageDoneEvent(outcome));
       await options.afterImage?.(outcome);
       return outcome;
     }),
@@ -202,8 +217,18 @@ class BlobStage {
     const { client, emit } = this;
     this.#checkInterrupted();
     emit({ type: 'blob-start', digest: blob.digest, repository, size: blob.size });
-    const source = this.#options.blobSource(blob.digest, blob.size);
-    await client.uploadBlob({ repository, blob: blobReader(source, blob.digest), session, onBytes: (n) => emit({ type: 'bytes', bytes: n }) });
+    let counted = 0;
+    const onBytes = (n: number): void => {
+      counted += n;
+      emit({ type: 'bytes', bytes: n });
+    };
+    try {
+      await client.uploadBlob({ repository, blob: this.#options.blobReader(blob.digest, blob.size), session, onBytes });
+    } catch (err) {
+      // Bytes that went out for a blob that did not land are not uploaded: progress says what the summary says.
+      if (counted > 0) emit({ type: 'bytes', bytes: -counted });
+      throw err;
+    }
     this.#stats.blobsUploaded++;
     this.#stats.bytesUploaded += blob.size;
     emit({ type: 'blob-done', digest: blob.digest, repository, how: 'uploaded', size: blob.size });

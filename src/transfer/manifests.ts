@@ -5,9 +5,9 @@ import type { RegistryClient } from '../registry/client.js';
 import { RegistryError } from '../registry/errors.js';
 import type { RequestBudget } from '../destination/budget.js';
 import { errorMessage } from '../errors.js';
-import type { BlobSource } from '../storage/source.js';
+import type { SourceBlobReader } from '../storage/storage.js';
 import { Interrupted } from '../util/stop.js';
-import type { ImageOutcome, TransferStats } from './execute.js';
+import { interruptedOutcome, type ImageOutcome, type TransferStats } from './execute.js';
 
 export interface ManifestWriterOptions {
   readonly client: RegistryClient;
@@ -15,7 +15,7 @@ export interface ManifestWriterOptions {
   readonly manifests: ReadonlyMap<string, ManifestRecord>;
   /** The plan's blobs: a conversion reads the layers of a schema1 image from the source. */
   readonly blobs: readonly PlannedBlob[];
-  readonly blobSource: (digest: string, size: number) => BlobSource;
+  readonly blobReader: (digest: string, size: number) => SourceBlobReader;
   /** See ExecuteOptions.tagThroughApi. */
   readonly tagThroughApi?: ((repository: string, digest: string, tag: string) => Promise<void>) | undefined;
   readonly stats: TransferStats;
@@ -57,7 +57,7 @@ export class ManifestWriter {
       await this.#put(image, image.digest, image.tag);
       return { image, ok: true };
     } catch (err) {
-      if (err instanceof Interrupted) return { image, ok: false, reason: 'interrupted' };
+      if (err instanceof Interrupted) return interruptedOutcome(image);
       // distribution 2.8 answers 500 "unknown error" plus "blob unknown (<the foreign layer>)"; its log says
       // "invalid URL on layer". Either way the foreign layer is what it will not take.
       if (image.foreignLayers && err instanceof RegistryError && (/URL/i.test(err.message) || image.foreignLayers.some((d) => err.message.includes(d)))) {
@@ -73,7 +73,7 @@ export class ManifestWriter {
       refusal = await this.#putSchema1(image);
       if (refusal === 'pushed') return { image, ok: true };
     } catch (err) {
-      return { image, ok: false, reason: err instanceof Interrupted ? 'interrupted' : `manifest: ${errorMessage(err)}` };
+      return err instanceof Interrupted ? interruptedOutcome(image) : { image, ok: false, reason: `manifest: ${errorMessage(err)}` };
     }
     // Refused as schema1: this image is converted, and says so; the next one is tried as schema1 again.
     try {
@@ -88,7 +88,7 @@ export class ManifestWriter {
     try {
       return { image, ok: true, convertedTo: await this.#putConverted(image), note: 'converted from schema1 (--schema1 convert)' };
     } catch (err) {
-      return { image, ok: false, reason: err instanceof Interrupted ? 'interrupted' : `schema1 conversion: ${errorMessage(err)}` };
+      return err instanceof Interrupted ? interruptedOutcome(image) : { image, ok: false, reason: `schema1 conversion: ${errorMessage(err)}` };
     }
   }
 
@@ -133,7 +133,7 @@ export class ManifestWriter {
   async #putConverted(image: PlannedImage): Promise<string> {
     const { client, requests, stats } = this.#options;
     const record = this.#options.manifests.get(image.digest)!;
-    const converted = await convertSchema1(record.bytes, (digest) => this.#options.blobSource(digest, this.#sizes.get(digest) ?? 0));
+    const converted = await convertSchema1(record.bytes, (digest) => this.#options.blobReader(digest, this.#sizes.get(digest) ?? 0));
     await requests.runFirst(() => client.uploadBuffer(image.repository, converted.configDigest, converted.config));
     const served = await requests.runFirst(() => client.putManifest(image.repository, image.tag, converted.manifest, 'application/vnd.docker.distribution.manifest.v2+json'));
     stats.manifestsPut++;

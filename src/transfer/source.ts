@@ -7,8 +7,8 @@ import { BlobStore } from '../image/reader.js';
 import { cachedMapper, type MapRule, type NameMapping } from '../plan/map-names.js';
 import { selectCandidates, type Candidate, type Candidates, type ShardedHome } from '../plan/plan.js';
 import { shardSelector, type Shard } from '../plan/shard.js';
-import { locateStorage, type StorageLayout } from '../storage/layout.js';
-import { revisionLinkPath } from '../storage/walk.js';
+import { openStorage } from '../storage/open.js';
+import type { Storage } from '../storage/storage.js';
 import type { Destination } from '../destination/destination.js';
 
 /**
@@ -50,10 +50,10 @@ export async function readSource(
   concurrency: number,
   journal?: JournalView,
   signal?: AbortSignal,
-): Promise<{ layout: StorageLayout; inventory: SourceInventory; candidates: Candidates }> {
-  const layout = await locateStorage(selection.root);
-  const inventory = await scanStorage(layout, scanOptions(selection, mapping, concurrency, journal, signal));
-  return { layout, inventory, candidates: selectCandidates(inventory, mapping) };
+): Promise<{ storage: Storage; inventory: SourceInventory; candidates: Candidates }> {
+  const storage = await openStorage(selection.root);
+  const inventory = await scanStorage(storage, scanOptions(selection, mapping, concurrency, journal, signal));
+  return { storage, inventory, candidates: selectCandidates(inventory, mapping) };
 }
 
 /** One batch of the source: the inventory of some whole repositories, and its candidates. */
@@ -65,11 +65,11 @@ export interface SourceBatch {
    * (TagEntry.unread) whose digest the destination turned out not to hold. One that is faulty now is rejected; one
    * whose link is gone by now is left out.
    */
-  readonly readInFull: (unread: readonly Candidate[]) => SourceBatch;
+  readonly readInFull: (unread: readonly Candidate[]) => Promise<SourceBatch>;
 }
 
 export interface SourceBatches {
-  readonly layout: StorageLayout;
+  readonly storage: Storage;
   readonly walk: SourceWalk;
   /** How many batches `next` hands out in all. */
   readonly count: number;
@@ -86,24 +86,24 @@ export async function readSourceBatches(
   mapping: NameMapping,
   options: { concurrency: number; batchTags: number; journal?: JournalView; signal?: AbortSignal },
 ): Promise<SourceBatches> {
-  const layout = await locateStorage(selection.root);
+  const storage = await openStorage(selection.root);
   const scan = scanOptions(selection, mapping, options.concurrency, options.journal, options.signal);
-  const walk = await walkSource(layout, scan);
+  const walk = await walkSource(storage, scan);
   const batches = [...repositoryBatches(walk, options.batchTags)];
   const claimed = new Map<string, string>();
   const progress = { done: 0 };
   let index = 0;
   return {
-    layout,
+    storage,
     walk,
     count: batches.length,
     next: async () => {
       const repositories = batches[index];
       if (!repositories || options.signal?.aborted) return undefined;
       batches[index++] = [];
-      // A store (its caches of manifests and blob sizes) per batch: a shared base is stat'ed once a batch, and
+      // A store (its caches of manifests and blob sizes) per batch: a shared base is looked at once a batch, and
       // nothing of one batch stays behind for the next.
-      const store = new BlobStore(layout);
+      const store = new BlobStore(storage);
       const inventory = await resolveRepositories(walk, repositories, scan, progress, store);
       return sourceBatch(inventory, selectCandidates(inventory, mapping, claimed), store, mapping);
     },
@@ -114,18 +114,19 @@ function sourceBatch(inventory: SourceInventory, candidates: Candidates, store: 
   return { inventory, candidates, readInFull: (unread) => readInFull({ inventory, candidates }, unread, store, mapping) };
 }
 
-function readInFull(batch: Pick<SourceBatch, 'inventory' | 'candidates'>, unread: readonly Candidate[], store: BlobStore, mapping: NameMapping): SourceBatch {
+async function readInFull(batch: Pick<SourceBatch, 'inventory' | 'candidates'>, unread: readonly Candidate[], store: BlobStore, mapping: NameMapping): Promise<SourceBatch> {
   const again = new Map<TagEntry, TagEntry | undefined>();
   for (const { entry } of unread) {
-    const location = { repository: entry.repository, tag: entry.tag, ...(entry.untagged ? { linkPath: revisionLinkPath(store.layout, entry.repository, entry.tag), untagged: true } : {}) };
-    again.set(entry, resolveTag(store, location));
+    const location = { repository: entry.repository, tag: entry.tag, ...(entry.untagged ? { untagged: true } : {}) };
+    again.set(entry, await resolveTag(store, location));
   }
   const tags = batch.inventory.tags.flatMap((t) => (again.has(t) ? (again.get(t) ?? []) : [t]));
   const read = [...again.values()].filter((t) => t !== undefined);
   const manifests = new Map<string, ManifestRecord>(batch.inventory.manifests);
   for (const digest of read.flatMap((t) => t.manifests)) {
-    const load = store.manifest(digest);
-    if (load.ok) manifests.set(digest, load.record);
+    // Every manifest a tag lists was read whole and valid while resolving it.
+    const record = store.record(digest);
+    if (record) manifests.set(digest, record);
   }
   // Their names were claimed when the batch was read: mapped again on their own, they collide with nothing.
   const fresh = selectCandidates({ ...batch.inventory, tags: read, manifests }, mapping);
@@ -149,15 +150,15 @@ export async function readOtherShards(
   mapping: NameMapping,
   options: { concurrency: number; batchTags: number; journal?: JournalView; signal?: AbortSignal },
 ): Promise<ReadonlyMap<string, ShardedHome>> {
-  const layout = await locateStorage(selection.root);
+  const storage = await openStorage(selection.root);
   const { shard, ...whole } = selection;
   const map = cachedMapper(mapping);
   const scan = scanOptions(whole, mapping, options.concurrency, options.journal, options.signal);
   const others = shardSelector(map, shard);
-  const walk = await walkSource(layout, { ...scan, select: (repository) => !others(repository) });
+  const walk = await walkSource(storage, { ...scan, select: (repository) => !others(repository) });
   const homes = new Map<string, ShardedHome>();
   for (const repositories of repositoryBatches(walk, options.batchTags)) {
-    const inventory = await resolveRepositories(walk, repositories, scan, { done: 0 }, new BlobStore(layout));
+    const inventory = await resolveRepositories(walk, repositories, scan, { done: 0 }, new BlobStore(storage));
     // The first repository in source name order to need a blob is its home, as the planner orders them (plan.ts).
     for (const entry of inventory.tags) {
       if (entry.faults.length > 0 || !entry.digest) continue;
