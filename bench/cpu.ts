@@ -9,6 +9,7 @@
  * - one image with one layer of $REGMIGRATE_BENCH_BIG_MIB MiB (default 2048; bench/push.ts builds it, kept in
  *   the work dir), as s per GiB, beside the Python reference uploader on the same file (bench/upload-python.py).
  * Each reference is its own process, so its CPU is its own. The page cache is warmed by reading every file first.
+ * $REGMIGRATE_BENCH_CPU_SCHEMES picks the schemes (default `http,https`).
  */
 import { execa } from 'execa';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -72,7 +73,8 @@ export async function benchCpu(options: { bin: string; project: string; workDir:
   await warm(metaRoot);
   const corpusBytes = await warm(corpus.root);
   const bigBytes = await warm(bigRoot);
-  for (const tls of [undefined, certificate]) {
+  const schemes = (process.env.REGMIGRATE_BENCH_CPU_SCHEMES ?? 'http,https').split(',');
+  for (const tls of [...(schemes.includes('http') ? [undefined] : []), ...(schemes.includes('https') ? [certificate] : [])]) {
     const scheme = tls ? 'HTTPS' : 'HTTP';
     const perTag = (cpu: number): number => (cpu * 1000) / tags;
     const perGiB = (cpu: number, bytes: number): number => cpu / (bytes / GiB);
@@ -102,15 +104,17 @@ export async function benchCpu(options: { bin: string; project: string; workDir:
 
   printTable('cpu: client CPU of the whole process (user + system), page cache warm, into a local docker-registry', ['run', 'seconds', 'CPU s', 'CPU per unit', 'requests'], rows);
   const ratio = (key: string, unit: string): string => {
-    const [ours, ref] = figures.get(key)!;
-    return `${(ours! / ref!).toFixed(2)}× (${fmt(ours)} against ${fmt(ref)} ${unit})`;
+    const pair = figures.get(key);
+    return pair ? `${(pair[0] / pair[1]).toFixed(2)}× (${fmt(pair[0])} against ${fmt(pair[1])} ${unit})` : 'not run';
   };
+  const big = (scheme: string, i: 0 | 1): string => fmt(figures.get(`big ${scheme}`)?.[i]);
+  const load = (await execa('uptime')).stdout.replace(/.*load average: /, '');
   process.stdout.write(
     [
       `client CPU per tag on ${tags} small tags, regmigrate / the minimal undici client, target ≤ 1.25: HTTP ${ratio('tag HTTP', 'ms')}; HTTPS ${ratio('tag HTTPS', 'ms')}`,
       `client CPU per GiB on the push corpus, regmigrate / the node:http reference uploader, target ≤ 1.25: HTTP ${ratio('corpus HTTP', 's/GiB')}; HTTPS ${ratio('corpus HTTPS', 's/GiB')}`,
-      `client CPU on one ${bigMiB} MiB layer, target ≤ 1.0 s/GiB: HTTP ${fmt(figures.get('big HTTP')![0])} s/GiB; HTTPS ${fmt(figures.get('big HTTPS')![0])} s/GiB (the Python uploader: ${fmt(figures.get('big HTTP')![1])} and ${fmt(figures.get('big HTTPS')![1])})`,
-      `cpu section took ${((Date.now() - started) / 1000).toFixed(0)} s`,
+      `client CPU on one ${bigMiB} MiB layer, target ≤ 1.0 s/GiB: HTTP ${big('HTTP', 0)} s/GiB; HTTPS ${big('HTTPS', 0)} s/GiB (the Python uploader: ${big('HTTP', 1)} and ${big('HTTPS', 1)})`,
+      `cpu section took ${((Date.now() - started) / 1000).toFixed(0)} s; load average at the end ${load}`,
     ].join('\n') + '\n',
   );
 }

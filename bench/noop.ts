@@ -12,11 +12,11 @@ import { execa } from 'execa';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { launchRegistry } from '../fixtures/registry-process.js';
+import { CEILING_IN_FLIGHT, runGetCeiling } from './ceiling.js';
 import { buildMetadataStorage } from './metadata-storage.js';
 import { fmt, measure, median, printTable } from './measure.js';
 
 const TAGS_PER_REPO = 10;
-const IN_FLIGHT = [16, 32, 64];
 
 export async function benchNoop(options: { bin: string; project: string; workDir: string }): Promise<void> {
   const repositories = Math.max(1, Math.round(Number(process.env.REGMIGRATE_BENCH_NOOP_TAGS ?? 50_000) / TAGS_PER_REPO));
@@ -45,12 +45,10 @@ export async function benchNoop(options: { bin: string; project: string; workDir
     await sync('regmigrate sync, first run (writes the journal, warms the registry)');
     for (let round = 1; round <= rounds; round++) {
       let best = Infinity;
-      for (const inFlight of IN_FLIGHT) {
-        const m = await measure(process.execPath, [path.join(options.project, 'dist/bench/get-ceiling.js'), `http://${mirror.host}`, String(inFlight)], { input });
-        if (m.exitCode !== 0) throw new Error(`the GET ceiling exited ${m.exitCode}: ${m.stderr.slice(-1000)}`);
-        const { seconds } = JSON.parse(m.stdout.trim()) as { seconds: number };
-        rows.push([`round ${round}: GET ceiling, ${inFlight} in flight (GETs alone; whole process ${fmt(m.seconds)} s)`, fmt(seconds), fmt(m.cpuSeconds), fmt((seconds * 1e6) / tags, 0), fmt(m.peakMiB, 0)]);
-        best = Math.min(best, seconds);
+      for (const inFlight of CEILING_IN_FLIGHT) {
+        const c = await runGetCeiling(options.project, mirror.host, input, inFlight);
+        rows.push([`round ${round}: GET ceiling, ${inFlight} in flight (GETs alone; whole process ${fmt(c.wall)} s)`, fmt(c.seconds), fmt(c.cpuSeconds), fmt((c.seconds * 1e6) / tags, 0), fmt(c.peakMiB, 0)]);
+        best = Math.min(best, c.seconds);
       }
       ceilings.push(best);
       syncs.push(await sync(`round ${round}: regmigrate sync --state, no-op (asks about every tag, reads none)`));

@@ -5,7 +5,7 @@
  * (every tag asked about: the no-op; without a journal, with it, and with it and --full-read), the same with
  * --trust-state, and a full push into a fresh docker-registry
  * (up to $REGMIGRATE_BENCH_PUSH_MAX tags, default 50,000), with time, peak memory and requests per tag; beside them
- * the destination's own ceiling for the no-op (every manifest GET once: the faster of two readers, bench/ceiling.ts
+ * the destination's own ceiling for the no-op (every manifest GET once: the fastest of several readers, bench/ceiling.ts
  * readCeiling). Sizes: $REGMIGRATE_BENCH_SCALE_TAGS (default 10000,50000,200000).
  */
 import { readFileSync, rmSync } from 'node:fs';
