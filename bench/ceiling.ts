@@ -10,48 +10,31 @@
  */
 import { execa } from 'execa';
 import path from 'node:path';
-import pLimit from 'p-limit';
-import { Agent, request } from 'undici';
 import { measure } from './measure.js';
 
+/** In-flight GETs the no-op ceiling is measured at: regmigrate's probes start at 16 and grow while requests wait. */
+export const CEILING_IN_FLIGHT = [16, 32, 64];
+
 /**
- * The destination's ceiling for a no-op check: one process asking a plain registry for every tag's
- * manifest once (GET by tag, the same Accept header regmigrate sends), `concurrency` at a time over keep-alive
- * connections. A sync that asks the destination about every tag cannot be faster than this.
+ * bench/get-ceiling.ts as its own process: every tag's manifest GET once at `inFlight`; `seconds` is its GETs alone,
+ * `wall` and `cpuSeconds` the whole process's.
  */
-export async function getEveryManifestOnce(host: string, tags: ReadonlyArray<readonly [string, string]>, concurrency: number): Promise<{ seconds: number; requests: number }> {
-  const agent = new Agent({ connections: concurrency, pipelining: 1, keepAliveTimeout: 30_000 });
-  const limit = pLimit(concurrency);
-  const accept = [
-    'application/vnd.oci.image.index.v1+json',
-    'application/vnd.oci.image.manifest.v1+json',
-    'application/vnd.docker.distribution.manifest.list.v2+json',
-    'application/vnd.docker.distribution.manifest.v2+json',
-  ].join(', ');
-  const started = process.hrtime.bigint();
-  await Promise.all(
-    tags.map(([repository, tag]) =>
-      limit(async () => {
-        const res = await request(`http://${host}/v2/${repository}/manifests/${tag}`, { dispatcher: agent, headers: { accept } });
-        await res.body.arrayBuffer();
-        if (res.statusCode !== 200) throw new Error(`GET ${repository}:${tag}: ${res.statusCode}`);
-      }),
-    ),
-  );
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  await agent.close();
-  return { seconds, requests: tags.length };
+export async function runGetCeiling(project: string, host: string, names: string, inFlight: number): Promise<{ seconds: number; wall: number; cpuSeconds: number | undefined; peakMiB: number | undefined }> {
+  const m = await measure(process.execPath, [path.join(project, 'dist/bench/get-ceiling.js'), `http://${host}`, String(inFlight)], { input: names });
+  if (m.exitCode !== 0) throw new Error(`the GET ceiling exited ${m.exitCode}: ${m.stderr.slice(-1000)}`);
+  const { seconds } = JSON.parse(m.stdout.trim()) as { seconds: number };
+  return { seconds, wall: m.seconds, cpuSeconds: m.cpuSeconds, peakMiB: m.peakMiB };
 }
 
 /**
- * The destination's ceiling for a no-op check: the faster of `getEveryManifestOnce` (undici, in this process) and
- * bench/get-python.py (its own process, one thread per connection), each at 16 and at 64 connections.
+ * The destination's ceiling for a no-op check: the fastest of bench/get-ceiling.ts at each of CEILING_IN_FLIGHT and
+ * bench/get-python.py (its own process, one thread per connection) at 16 and 64 connections.
  */
 export async function readCeiling(project: string, host: string, tags: ReadonlyArray<readonly [string, string]>): Promise<{ seconds: number; name: string }> {
+  const input = tags.map(([repository, tag]) => `${repository} ${tag}`).join('\n');
   const runs: Array<{ seconds: number; name: string }> = [];
+  for (const inFlight of CEILING_IN_FLIGHT) runs.push({ seconds: (await runGetCeiling(project, host, input, inFlight)).seconds, name: `undici Pool.dispatch, ${inFlight} in flight` });
   for (const connections of [16, 64]) {
-    runs.push({ seconds: (await getEveryManifestOnce(host, tags, connections)).seconds, name: `undici, ${connections} connections` });
-    const input = tags.map(([repository, tag]) => `${repository} ${tag}`).join('\n');
     const { stdout } = await execa('python3', [path.join(project, 'bench', 'get-python.py'), host, String(connections)], { input });
     runs.push({ seconds: (JSON.parse(stdout) as { seconds: number }).seconds, name: `Python, ${connections} connections` });
   }
@@ -79,8 +62,20 @@ export async function runReferenceUploader(kind: UploaderKind, options: { projec
   const m = await measure(command, [script, options.root, options.url, String(options.connections), ...(options.caFile ? [options.caFile] : [])]);
   if (m.exitCode !== 0) throw new Error(`the ${kind} reference uploader exited ${m.exitCode}: ${m.stderr.slice(-1000)}`);
   const out = JSON.parse(m.stdout.trim().split('\n').at(-1)!) as { bytes: number; requests: number };
-  const name = `${kind === 'node' ? 'node:http, reused buffers' : `Python http.client, ${options.url.startsWith('https:') ? 'a reused buffer' : 'sendfile'}`}, ${options.connections} connections`;
+  const name = `${kind === 'node' ? 'node:http, reused buffers' : `Python http.client, ${options.url.startsWith('https:') ? 'a reused buffer' : 'sendfile'}`}, ${options.connections} connection${options.connections === 1 ? '' : 's'}`;
   return { name, seconds: m.seconds, cpuSeconds: m.cpuSeconds, bytes: out.bytes, requests: out.requests };
+}
+
+/**
+ * The minimal push client (bench/push-undici.ts) as its own process: every tag of `root` into the registry at `url`
+ * (a fresh one), with the requests a push sends and nothing else.
+ */
+export async function runMinimalClient(options: { project: string; root: string; url: string; connections: number; caFile?: string }): Promise<ReferenceUpload & { tags: number }> {
+  const script = path.join(options.project, 'dist/bench/push-undici.js');
+  const m = await measure(process.execPath, [script, options.root, options.url, String(options.connections), ...(options.caFile ? [options.caFile] : [])]);
+  if (m.exitCode !== 0) throw new Error(`the minimal undici client exited ${m.exitCode}: ${m.stderr.slice(-1000)}`);
+  const out = JSON.parse(m.stdout.trim().split('\n').at(-1)!) as { tags: number; requests: number };
+  return { name: `minimal undici client (Pool.dispatch), ${options.connections} connections`, seconds: m.seconds, cpuSeconds: m.cpuSeconds, bytes: 0, requests: out.requests, tags: out.tags };
 }
 
 /** Both reference uploaders, each into its own fresh registry; the faster is the ceiling of that run. */

@@ -15,7 +15,7 @@ export interface Measurement {
 const GNU_TIME = '/usr/bin/time';
 
 /** Runs a command once, timing it from outside and reading its peak RSS via GNU time's %M. */
-export async function measure(command: string, args: string[], options: { cwd?: string; env?: Record<string, string>; stdoutFile?: string } = {}): Promise<Measurement> {
+export async function measure(command: string, args: string[], options: { cwd?: string; env?: Record<string, string>; stdoutFile?: string; input?: string } = {}): Promise<Measurement> {
   const useTime = existsSync(GNU_TIME);
   const marker = '__regmigrate_bench_peak_kb=';
   const file = useTime ? GNU_TIME : command;
@@ -26,6 +26,7 @@ export async function measure(command: string, args: string[], options: { cwd?: 
     cwd: options.cwd,
     env: options.env,
     ...(options.stdoutFile ? { stdout: { file: options.stdoutFile } } : {}),
+    ...(options.input !== undefined ? { input: options.input } : {}),
     maxBuffer: 1024 * 1024 * 1024,
   });
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;

@@ -1,6 +1,7 @@
 /**
  * `npm run bench [-- section ...]`: every speed and memory goal, measured side by side with its baselines in the
- * same run. Sections: scan, push, sync, large, scale, ceiling, wan, cpu, shards, s3 (all by default). Figures go to stdout, progress to stderr. Work files live in
+ * same run. Sections: scan, push, sync, large, scale, ceiling, wan, cpu, noop, shards, s3 (all by default; `npm run bench -- cpu noop`
+ * runs those two). Figures go to stdout, progress to stderr. Work files live in
  * $REGMIGRATE_BENCH_DIR (default: a folder in the system temp dir) and are reused between runs.
  */
 import { execa } from 'execa';
@@ -10,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { benchCeiling } from './ceiling-section.js';
 import { benchCpu } from './cpu.js';
 import { benchLarge } from './large.js';
+import { benchNoop } from './noop.js';
 import { benchPush } from './push.js';
 import { benchScale } from './scale.js';
 import { benchScan } from './scan.js';
@@ -21,6 +23,9 @@ import { benchWan } from './wan.js';
 const project = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = path.join(project, 'bin', 'regmigrate');
 const sections = process.argv.slice(2);
+const known = ['scan', 'push', 'sync', 'large', 'scale', 'ceiling', 'wan', 'cpu', 'noop', 'shards', 's3'];
+const unknown = sections.filter((s) => !known.includes(s));
+if (unknown.length > 0) throw new Error(`unknown bench section ${unknown.join(', ')}: the sections are ${known.join(', ')}`);
 const wanted = (name: string): boolean => sections.length === 0 || sections.includes(name);
 const workDir = process.env.REGMIGRATE_BENCH_DIR ?? path.join(tmpdir(), 'regmigrate-bench');
 
@@ -34,5 +39,6 @@ if (wanted('scale')) await benchScale({ bin, project, workDir });
 if (wanted('ceiling')) await benchCeiling({ bin, project, workDir });
 if (wanted('wan')) await benchWan({ bin, project, workDir });
 if (wanted('cpu')) await benchCpu({ bin, project, workDir });
+if (wanted('noop')) await benchNoop({ bin, project, workDir });
 if (wanted('shards')) await benchShards({ bin, workDir });
 if (wanted('s3')) await benchS3({ bin, workDir });

@@ -2,9 +2,10 @@
  * Scale benchmark: the metadata storage shape of the scan benchmark (10 tags a repository, each its own
  * manifest, config and small layer over one of 20 shared bases) at 10,000, 50,000 and 200,000 tags, generated once
  * and kept in the bench work dir. For each size: `scan --output json`, a sync into a mirror that holds everything
- * (every tag asked about: the no-op), the same with --trust-state, and a full push into a fresh docker-registry
+ * (every tag asked about: the no-op; without a journal, with it, and with it and --full-read), the same with
+ * --trust-state, and a full push into a fresh docker-registry
  * (up to $REGMIGRATE_BENCH_PUSH_MAX tags, default 50,000), with time, peak memory and requests per tag; beside them
- * the destination's own ceiling for the no-op (every manifest GET once: the faster of two readers, bench/ceiling.ts
+ * the destination's own ceiling for the no-op (every manifest GET once: the fastest of several readers, bench/ceiling.ts
  * readCeiling). Sizes: $REGMIGRATE_BENCH_SCALE_TAGS (default 10000,50000,200000).
  */
 import { readFileSync, rmSync } from 'node:fs';
@@ -42,8 +43,8 @@ export async function benchScale(options: { bin: string; project: string; workDi
     rmSync(state, { force: true });
     try {
       const args = ['sync', root, '--to', mirror.host, '--state', state, '--quiet'];
-      const noOp = async (): Promise<Measurement> => {
-        const m = await measure(options.bin, args);
+      const noOp = async (extra: string[] = []): Promise<Measurement> => {
+        const m = await measure(options.bin, [...args, ...extra]);
         if (!/0 pushed, \d+ unchanged, 0 failed/.test(m.stdout)) throw new Error(`the no-op sync was not a no-op: ${m.stdout}`);
         return m;
       };
@@ -54,10 +55,13 @@ export async function benchScale(options: { bin: string; project: string; workDi
       const ceiling = await readCeiling(options.project, mirror.host, names);
       const against = (m: Measurement): string => `${(m.seconds / ceiling.seconds).toFixed(2)}× the registry's ${fmt(ceiling.seconds)} s for one GET per tag (${ceiling.name})`;
       row('sync, no-op, first run (no journal)', tags, first, against(first));
-      // The cron job's run: the journal of the last one names the repositories, so nothing is listed.
+      // The cron job's run: the journal of the last one names the repositories, so nothing is listed, and tags
+      // whose links still name the digests it verified are asked about, not read.
       const cron = await noOp();
-      row('sync, no-op, with its journal (asks about every tag)', tags, cron, against(cron));
+      row('sync, no-op, with its journal (asks about every tag, reads none)', tags, cron, against(cron));
       noOpRatios.push(`no-op sync of ${tags} tags with its journal, target ≤ 1.15× the registry's GET ceiling: ${(cron.seconds / ceiling.seconds).toFixed(2)}×`);
+      const full = await noOp(['--full-read']);
+      row('sync --full-read, no-op (asks about every tag, reads every image)', tags, full, against(full));
       row('sync --trust-state, no-op', tags, await measure(options.bin, [...args, '--trust-state']));
     } finally {
       await mirror.stop();

@@ -25,6 +25,9 @@ describe('DigestMap', () => {
     }
     expect(map.size).toBe(expected.size);
     for (const [key, value] of expected) expect(map.get(key), key).toBe(value);
+    // Every entry once, with its last value.
+    expect(new Map(map.entries())).toEqual(expected);
+    expect([...map.entries()]).toHaveLength(expected.size);
     for (let n = 20_000; n < 21_000; n++) {
       expect(map.get(sha(n))).toBeUndefined();
       expect(map.has(sha(n))).toBe(false);

@@ -5,7 +5,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { emptyState, loadState, saveState, type StateEntry, type SyncState } from '../src/sync/sync-state.js';
+import { emptyState, journalTag, loadState, saveState, type StateEntry, type SyncState } from '../src/sync/sync-state.js';
 import { readJsonMembers } from '../src/util/json-members.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -13,7 +13,17 @@ const HOST = '127.0.0.1:5000';
 const DIGEST = (n: number): string => `sha256:${n.toString(16).padStart(64, '0')}`;
 
 function entry(ref: string, n: number, more?: Record<string, unknown>): StateEntry {
-  return { source: ref, digest: DIGEST(n), destinationDigest: n % 7 === 0 ? DIGEST(n + 1) : null, verifiedAt: '2026-11-23T04:00:00.000Z', goneFromSourceAt: n % 11 === 0 ? '2026-11-23T05:00:00.000Z' : null, more };
+  return {
+    source: ref,
+    digest: DIGEST(n),
+    destinationDigest: n % 7 === 0 ? DIGEST(n + 1) : null,
+    verifiedAt: '2026-11-23T04:00:00.000Z',
+    goneFromSourceAt: n % 11 === 0 ? '2026-11-23T05:00:00.000Z' : null,
+    mediaType: n % 5 === 0 ? null : 'application/vnd.oci.image.manifest.v1+json',
+    size: n % 5 === 0 ? null : n * 1000,
+    subject: n % 4 === 0 ? DIGEST(n + 2) : null,
+    more,
+  };
 }
 
 /** A journal of `count` tags, with names and extra fields that put braces, quotes and multi-byte text on chunk edges. */
@@ -74,6 +84,34 @@ describe('the sync journal', () => {
       for (const [where, key, value] of readJsonMembers(file, 'tags')) (where === 'top' ? got : nested)[key] = value;
       expect({ ...got, tags: nested }, `seed ${s}`).toEqual(JSON.parse(readFileSync(file, 'utf8')));
     }
+  });
+
+  it('reads a journal written before the report fields were kept: such an entry is not used without reading its tag', () => {
+    const file = path.join(tempDir(), 'old.json');
+    // The layout of a journal from before media type, size and subject were kept.
+    const old = {
+      schemaVersion: 1,
+      kind: 'regmigrate.sync-state',
+      destination: HOST,
+      updatedAt: '2026-11-23T04:00:00.000Z',
+      tags: {
+        'team/api:1.0': { source: 'team/api:1.0', digest: DIGEST(1), destinationDigest: null, verifiedAt: '2026-11-23T04:00:00.000Z', goneFromSourceAt: null },
+        'team/api:1.1': { source: 'team/api:1.1', digest: DIGEST(2), destinationDigest: null, verifiedAt: '2026-11-23T04:00:00.000Z', goneFromSourceAt: null, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 42 },
+      },
+    };
+    writeFileSync(file, JSON.stringify(old, null, 1));
+    const state = loadState(file, HOST);
+    expect(state.tags.get('team/api:1.0')).toMatchObject({ digest: DIGEST(1), mediaType: null, size: null, subject: null, more: undefined });
+    // Asking the destination: only an entry with the report's fields stands in for reading the tag.
+    expect(journalTag(state, 'team/api:1.0', false)).toBeUndefined();
+    expect(journalTag(state, 'team/api:1.1', false)).toMatchObject({ digest: DIGEST(2), mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 42, subject: null });
+    // --trust-state trusts the digest as before.
+    expect(journalTag(state, 'team/api:1.0', true)?.digest).toBe(DIGEST(1));
+    // Written back, the old entry keeps its shape with the new fields empty; no subject where there is none.
+    saveState(file, state);
+    const back = JSON.parse(readFileSync(file, 'utf8')) as { tags: Record<string, Record<string, unknown>> };
+    expect(back.tags['team/api:1.0']).toEqual({ ...old.tags['team/api:1.0'], mediaType: null, size: null });
+    expect(back.tags['team/api:1.1']).toEqual({ ...old.tags['team/api:1.1'] });
   });
 
   it('refuses a broken journal with one line naming the file and what is wrong', () => {

@@ -71,6 +71,7 @@ const sections = {
     waitLock: whole,
     lockStale: whole,
     trustState: flag,
+    fullRead: flag,
     deleteExtra: flag,
     yes: flag,
     maxDelete: whole,

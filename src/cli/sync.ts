@@ -27,6 +27,7 @@ interface SyncFlags extends TransferFlags {
   lockStale?: string;
   maxDelete?: string;
   trustState?: boolean;
+  fullRead?: boolean;
   deleteExtra?: boolean;
   yes?: boolean;
   final?: boolean;
@@ -41,6 +42,7 @@ export interface SyncRequest extends TransferRequest {
   /** `--max-delete` as given; without it the default limits apply (src/sync/sync.ts deletionLimit). */
   readonly maxDelete: number | undefined;
   readonly trustState: boolean;
+  readonly fullRead: boolean;
   readonly deleteExtra: DeleteMode;
   /** `--final`: rounds until no source tag moved (at most this many), then a diff to zero; undefined without. */
   readonly finalRounds: number | undefined;
@@ -50,6 +52,8 @@ export function normalizeSync(root: string, flags: SyncFlags): SyncRequest {
   const problems = new OptionProblems();
   const transfer = normalizeTransfer(root, flags, problems);
   if (flags.trustState && !flags.state) problems.add('--trust-state needs --state FILE');
+  if (flags.fullRead && !flags.state) problems.add('--full-read goes with --state (without a journal every image is read)');
+  if (flags.trustState && flags.fullRead) problems.add('--full-read reads every image, --trust-state skips those the journal vouches for: give one of them');
   if (flags.deleteExtra && !flags.state) problems.add('--delete-extra needs --state FILE (only tags the journal says came from the source are deleted)');
   if (flags.yes && !flags.deleteExtra) problems.add('--yes goes with --delete-extra');
   const waitLockSeconds = parseWholeOption('waitLock', flags.waitLock, 0, problems);
@@ -68,6 +72,7 @@ export function normalizeSync(root: string, flags: SyncFlags): SyncRequest {
     lockStaleSeconds,
     maxDelete,
     trustState: flags.trustState ?? false,
+    fullRead: flags.fullRead ?? false,
     deleteExtra: !flags.deleteExtra ? 'no' : flags.yes ? 'apply' : 'plan',
     finalRounds: flags.final ? finalRounds : undefined,
   };
@@ -147,6 +152,7 @@ export async function runSync(request: SyncRequest, ctx: CliContext): Promise<nu
             ...pushOptions(request, ctx, { signal: stop, abort, ...watched }),
             statePath: request.state,
             trustState: request.trustState,
+            fullRead: request.fullRead,
             deleteExtra: request.deleteExtra,
             maxDelete: request.maxDelete,
           };
@@ -197,6 +203,10 @@ export function registerSync(program: Command, ctx: CliContext): void {
   addTransferOptions(command)
     .option('--state <file>', 'journal of what was verified at which digest (JSON), kept between runs')
     .option('--trust-state', 'skip the destination check for tags whose source digest matches the journal')
+    .option(
+      '--full-read',
+      'read every image in the storage, unchanged ones too (default with --state: a tag whose link still names the digest the journal verified is not read, only asked about at the destination, so a fault that appeared in its manifest or blobs since goes unseen)',
+    )
     .option('--lock <file>', 'lock file (default: <state>.lock, or one per storage and destination in the temp dir)')
     .option('--wait-lock <seconds>', 'wait this long for another sync to finish (default: exit 4 at once)')
     .option('--lock-stale <seconds>', `take over a lock whose holder has not renewed it for this long, from any host (default ${LOCK_STALE_SECONDS})`)

@@ -1,7 +1,7 @@
 import { checkTag } from '../storage/digest.js';
 import type { LinkRead } from '../storage/storage.js';
 import type { TagLocation } from '../storage/walk.js';
-import type { BlobEntry, Fault, TagEntry } from './types.js';
+import type { BlobEntry, Fault, JournalHook, JournalTag, TagEntry } from './types.js';
 import type { BlobStore, ManifestRecord } from '../image/reader.js';
 
 /** Indexes may nest (index → index → manifest); deeper than this is a loop or garbage. */
@@ -15,16 +15,14 @@ interface Walk {
   readonly platforms: string[];
 }
 
-/** Says whether a tag whose link names `digest` may be taken on trust (not resolved). */
-export type TrustHook = (repository: string, tag: string, digest: string) => boolean;
-
 /**
  * Resolves one tag: link → manifest → (children →) blobs, recording every fault instead of throwing, so one bad
  * tag never stops a scan. Blob existence is checked against `data` blobs, never `_layers` links (GC leaves those).
  * Undefined when it is not a tag at all (a tag directory without `current/link`, docs/registry-behaviour.md,
- * Storage layout).
+ * Storage layout). With `journal`, a tag whose link names the digest the sync journal holds for it is taken from the
+ * journal instead (TagEntry.unread or .trusted): only its link is read.
  */
-export async function resolveTag(store: BlobStore, location: TagLocation, trust?: TrustHook): Promise<TagEntry | undefined> {
+export async function resolveTag(store: BlobStore, location: TagLocation, journal?: JournalHook): Promise<TagEntry | undefined> {
   const { repository, tag } = location;
   const faults: Fault[] = [];
   const nameProblem = store.checkName(repository) ?? (location.untagged ? undefined : checkTag(tag));
@@ -32,13 +30,13 @@ export async function resolveTag(store: BlobStore, location: TagLocation, trust?
 
   const link = location.untagged ? await store.storage.readRevisionLink(repository, tag) : await store.storage.readTagLink(repository, tag);
   if (!link.ok && link.reason === 'absent') return undefined;
-  const entry = await resolveLinked(store, location, link, faults, trust);
+  const entry = await resolveLinked(store, location, link, faults, journal);
   // When the tag was last pushed: distribution rewrites `current/link` on every push, so its time says (no registry
   // API does). Unknown when the storage cannot tell (a tar entry without a time).
   return link.pushedAt ? { ...entry, pushedAt: link.pushedAt.toISOString() } : entry;
 }
 
-async function resolveLinked(store: BlobStore, location: TagLocation, link: LinkRead, faults: Fault[], trust: TrustHook | undefined): Promise<TagEntry> {
+async function resolveLinked(store: BlobStore, location: TagLocation, link: LinkRead, faults: Fault[], journal: JournalHook | undefined): Promise<TagEntry> {
   const { repository, tag } = location;
   if (!link.ok) {
     const kind = link.reason === 'unreadable' ? 'unreadable' : 'invalid-link';
@@ -46,9 +44,8 @@ async function resolveLinked(store: BlobStore, location: TagLocation, link: Link
     return emptyEntry(repository, tag, undefined, faults);
   }
 
-  if (faults.length === 0 && trust?.(repository, tag, link.digest)) {
-    return { ...emptyEntry(repository, tag, link.digest, faults), trusted: true, ...(location.untagged ? { untagged: true } : {}) };
-  }
+  const known = faults.length === 0 ? journal?.known(repository, tag, link.digest) : undefined;
+  if (known) return journalEntry(location, link.digest, known, journal!.trust);
 
   const root = await store.manifest(link.digest);
   if (!root.ok) {
@@ -71,6 +68,31 @@ async function resolveLinked(store: BlobStore, location: TagLocation, link: Link
     size: blobs.reduce((sum, blob) => sum + blob.size, 0),
     faults,
   };
+}
+
+/** A tag as the journal recorded it: nothing below its link is read, so a fault that appeared there since goes unseen. */
+function journalEntry(location: TagLocation, digest: string, known: JournalTag, trust: boolean): TagEntry {
+  return {
+    ...emptyEntry(location.repository, location.tag, digest, []),
+    mediaType: known.mediaType ?? undefined,
+    size: known.size ?? 0,
+    ...(known.subject ? { subject: known.subject } : {}),
+    ...(trust ? { trusted: true } : { unread: true }),
+    ...(location.untagged ? { untagged: true } : {}),
+  };
+}
+
+/**
+ * The config and layer digests of an image (every child of an index), read from its manifests without looking at
+ * the blobs: where an image taken from the journal unread can lend its blobs from (push/ledger.ts). Layers fetched
+ * from their `urls` are left out; a manifest that cannot be read gives nothing.
+ */
+export async function imageBlobDigests(store: BlobStore, digest: string, depth = 0): Promise<string[]> {
+  const load = await store.manifest(digest);
+  if (!load.ok || depth > MAX_DEPTH) return [];
+  const { parsed } = load.record;
+  if (parsed.kind === 'index') return (await Promise.all(parsed.children.map((child) => imageBlobDigests(store, child.digest, depth + 1)))).flat();
+  return parsed.blobs.filter((b) => !b.foreign).map((b) => b.digest);
 }
 
 function emptyEntry(repository: string, tag: string, digest: string | undefined, faults: Fault[]): TagEntry {

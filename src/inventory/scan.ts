@@ -1,12 +1,12 @@
 import pLimit from 'p-limit';
 import { errorMessage } from '../errors.js';
 import { BlobStore, hashBlob, type ManifestRecord } from '../image/reader.js';
-import { resolveTag, type TrustHook } from './resolve.js';
+import { resolveTag } from './resolve.js';
 import type { ReadFault, RepositorySelection, Storage } from '../storage/storage.js';
 import { findEntries, type TagLocation } from '../storage/walk.js';
 import { includePrefixes, makeRepositoryFilter, type RepositoryFilter } from '../util/glob.js';
 import { selectTags, type TagSelection } from './select.js';
-import { FAULT_KINDS, type FaultKind, type InventorySummary, type SourceInventory, type TagEntry } from './types.js';
+import { FAULT_KINDS, type FaultKind, type InventorySummary, type JournalHook, type SourceInventory, type TagEntry } from './types.js';
 import { hashWorkers, RESOLVE_YIELD_TAGS } from '../tuning.js';
 
 export interface ScanOptions extends RepositoryFilter {
@@ -20,8 +20,8 @@ export interface ScanOptions extends RepositoryFilter {
   readonly includeUntagged?: boolean;
   /** Count the untagged manifests (walks `revisions`: as many entries again as the tags). Implied by includeUntagged. */
   readonly countUntagged?: boolean;
-  /** Tags to take on trust without resolving them (sync --trust-state). */
-  readonly trust?: TrustHook;
+  /** Tags to take from the sync journal instead of resolving them (sync without --full-read). */
+  readonly journal?: JournalHook;
   readonly onProgress?: (event: ScanProgress) => void;
   /** SIGINT/SIGTERM: stop resolving at the next batch; the inventory is partial then. */
   readonly signal?: AbortSignal;
@@ -106,7 +106,7 @@ export interface ResolveProgress {
  */
 export async function resolveRepositories(walk: SourceWalk, repositories: readonly string[], options: ScanOptions, progress: ResolveProgress = { done: 0 }, store = new BlobStore(walk.storage)): Promise<SourceInventory> {
   const inFlight = walk.storage.readsInFlight;
-  const resolve = (location: TagLocation) => resolveTag(store, location, options.trust);
+  const resolve = (location: TagLocation) => resolveTag(store, location, options.journal);
   // Every tag of the batch, many at a time where the storage is remote; each repository's untagged manifests after,
   // once its tags say which revisions they reach. The order stays the walk's: repository, its tags, its untagged.
   const tagged = await resolveInOrder(repositories.flatMap((r) => walk.repositories.get(r) ?? []), inFlight, resolve, () => {

@@ -79,7 +79,7 @@ const COSIGN_TAG = /^sha256-([a-f0-9]{64})\.(sig|att|sbom)$/;
 function subjectOf(entry: TagEntry, manifests: ReadonlyMap<string, ManifestRecord>): string | undefined {
   const cosign = COSIGN_TAG.exec(entry.tag);
   if (cosign) return `sha256:${cosign[1]}`;
-  return entry.digest ? manifests.get(entry.digest)?.parsed.subject : undefined;
+  return (entry.digest ? manifests.get(entry.digest)?.parsed.subject : undefined) ?? entry.subject;
 }
 
 export interface SelectionResult {

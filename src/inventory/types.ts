@@ -58,8 +58,16 @@ export interface TagEntry {
   /** Sum of the unique blobs' sizes. */
   readonly size: number;
   readonly faults: Fault[];
-  /** Taken on trust from a sync state journal: the link was read, the image was not resolved. */
+  /**
+   * Taken from the sync journal (`JournalTag`): the link names the digest the journal holds for the tag, and the
+   * image was not read. `trusted` (sync --trust-state): the destination is not asked either. `unread`: the
+   * destination is asked, and the tag is read in full after all when it does not hold that digest. Either way
+   * `manifests` and `blobs` are empty and `mediaType`, `size` and `subject` are the journal's.
+   */
   readonly trusted?: boolean;
+  readonly unread?: boolean;
+  /** The image this one refers to, as the journal recorded it (its manifest was not read). */
+  readonly subject?: string;
   /** A manifest no tag points at (`--include-untagged`): `tag` holds its digest, and it is pushed by digest. */
   readonly untagged?: boolean;
   /** When the tag was last pushed (the mtime of its `current/link`, from the file or its tar header), ISO 8601. */
@@ -115,6 +123,25 @@ export function splitRef(ref: string): { repository: string; tag: string } {
   if (at >= 0) return { repository: ref.slice(0, at), tag: ref.slice(at + 1) };
   const colon = ref.lastIndexOf(':');
   return { repository: ref.slice(0, colon), tag: ref.slice(colon + 1) };
+}
+
+/**
+ * What the sync journal recorded for a destination tag when it was last verified: its digest and the report row's
+ * media type, size and subject (null in a journal written before they were kept, or when there is none).
+ */
+export interface JournalTag {
+  readonly digest: string;
+  readonly mediaType: string | null;
+  readonly size: number | null;
+  readonly subject: string | null;
+}
+
+/** Which tags the resolver takes from the journal instead of reading them (ScanOptions.journal). */
+export interface JournalHook {
+  /** The journal's entry for a tag whose link names `digest`, when it names the same digest and may be used. */
+  readonly known: (repository: string, tag: string, digest: string) => JournalTag | undefined;
+  /** sync --trust-state: such tags are not asked about at the destination either. */
+  readonly trust: boolean;
 }
 
 /** What the destination serves for one tag. */

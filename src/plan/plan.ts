@@ -98,6 +98,16 @@ export interface DestinationState {
   readonly schema1?: Schema1Mode;
   /** `--shard`: blob digest → the first repository of another shard that needs it (transfer/source.ts readOtherShards). */
   readonly elsewhere?: Pick<ReadonlyMap<string, ShardedHome>, 'get'>;
+  /**
+   * The blob digests of an image taken from the sync journal unread (unreadImage), by its manifest digest: read
+   * from its manifests when a batch has blobs to send, so that those it holds are mounted from it.
+   */
+  readonly unreadBlobs?: (manifest: string) => readonly string[];
+}
+
+/** An image taken from the sync journal unread (TagEntry.unread or .trusted): its plan has no manifest or blob. */
+export function unreadImage(image: PlannedImage): boolean {
+  return image.manifests.length === 0;
 }
 
 /** Where another shard puts a blob: its destination repository, and the source repository that orders it. */
@@ -193,7 +203,7 @@ export function markNameCollisions(tags: readonly TagEntry[], mapping: NameMappi
 const COSIGN_TAG = /^sha256-([a-f0-9]{64})\.(sig|att|sbom)$/;
 
 function subjectOf(entry: TagEntry, manifests: ReadonlyMap<string, ManifestRecord>): { subject?: string } {
-  const fromManifest = entry.digest ? manifests.get(entry.digest)?.parsed.subject : undefined;
+  const fromManifest = (entry.digest ? manifests.get(entry.digest)?.parsed.subject : undefined) ?? entry.subject;
   if (fromManifest) return { subject: fromManifest };
   const cosign = COSIGN_TAG.exec(entry.tag);
   return cosign ? { subject: `sha256:${cosign[1]}` } : {};
@@ -259,7 +269,7 @@ export function planMigration(candidates: Candidates, manifests: ReadonlyMap<str
   const holders = new Map<string, string>();
   const heldIn = new Set<string>();
   for (const image of existing) {
-    for (const digest of image.blobs) {
+    for (const digest of unreadImage(image) && state.unreadBlobs ? state.unreadBlobs(image.digest) : image.blobs) {
       if (!holders.has(digest)) holders.set(digest, image.repository);
       heldIn.add(`${image.repository}@${digest}`);
     }

@@ -1,6 +1,6 @@
 import { describeReadFault } from '../inventory/render.js';
 import { FAULT_KINDS, tagRef, type FaultKind, type SourceInventory } from '../inventory/types.js';
-import type { Candidates, PlannedImage, RejectedImage } from '../plan/plan.js';
+import { unreadImage, type Candidates, type PlannedImage, type RejectedImage } from '../plan/plan.js';
 import { emptyStats, type TransferStats } from '../transfer/execute.js';
 import type { SourceWalk } from '../inventory/scan.js';
 import { DigestMap } from '../util/digest-map.js';
@@ -22,6 +22,12 @@ export class RunLedger {
   readonly holders = new DigestMap<string>();
   /** Tags resolved (selected ones). */
   resolvedTags = 0;
+  /**
+   * Images at the destination that were taken from the journal unread (no blob list): manifest digest → their
+   * repository, until readHeldBlobs reads which blobs they hold; and the manifests read so already.
+   */
+  #heldUnread = new DigestMap<string>();
+  readonly #heldRead = new DigestMap<true>();
 
   /** A directory the walk could not read: its tags are unknown, so the run cannot say it moved everything. */
   constructor(walk: SourceWalk) {
@@ -51,9 +57,41 @@ export class RunLedger {
     this.reports.push(report);
   }
 
-  /** The image is at the destination: its blobs can be mounted from its repository. */
-  hold(image: PlannedImage): void {
-    for (const digest of image.blobs) if (!this.holders.has(digest)) this.holders.set(digest, image.repository);
+  /**
+   * The image is at the destination: its blobs can be mounted from its repository. Those of an image taken from the
+   * journal unread are read with `blobsOf` when given (DestinationState.unreadBlobs), else when readHeldBlobs is.
+   */
+  hold(image: PlannedImage, blobsOf?: (manifest: string) => readonly string[]): void {
+    let blobs = image.blobs;
+    if (unreadImage(image)) {
+      if (this.#heldRead.has(image.digest)) return;
+      if (!blobsOf) {
+        this.#heldUnread.set(image.digest, image.repository);
+        return;
+      }
+      blobs = blobsOf(image.digest);
+      this.#heldRead.set(image.digest, true);
+    }
+    for (const digest of blobs) if (!this.holders.has(digest)) this.holders.set(digest, image.repository);
+  }
+
+  /** Some images held were taken from the journal unread, and which blobs they hold is not known yet. */
+  get holdsUnread(): boolean {
+    return this.#heldUnread.size > 0;
+  }
+
+  /** The manifests of the images held unread whose blobs are not known yet. */
+  heldUnread(): string[] {
+    return [...this.#heldUnread.entries()].map(([manifest]) => manifest);
+  }
+
+  /** The blobs of the images held unread become known (`blobsOf`: an image's blob digests, from its manifests). */
+  readHeldBlobs(blobsOf: (manifest: string) => readonly string[]): void {
+    for (const [manifest, repository] of this.#heldUnread.entries()) {
+      for (const digest of blobsOf(manifest)) if (!this.holders.has(digest)) this.holders.set(digest, repository);
+      this.#heldRead.set(manifest, true);
+    }
+    this.#heldUnread = new DigestMap<string>();
   }
 
   count(stats: TransferStats): void {

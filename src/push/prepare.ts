@@ -31,29 +31,41 @@ export interface PrepareContext {
   readonly signal?: AbortSignal | undefined;
 }
 
-/** A batch read from the source → its projects checked, and what the destination holds of it asked. */
+/**
+ * A batch read from the source → its projects checked, and what the destination holds of it asked. A tag taken from
+ * the journal unread whose digest the destination does not hold (deleted or re-pointed there since) is read from
+ * the storage in full after all, to be pushed as any other.
+ */
 export async function prepareBatch(batch: SourceBatch, ctx: PrepareContext): Promise<PreparedBatch> {
-  const { inventory, candidates } = batch;
   const { destination, projects, signal } = ctx;
-  ctx.ledger.read(inventory, candidates);
   try {
-    await projects.ensure(candidates.accepted);
+    await projects.ensure(batch.candidates.accepted);
   } catch (err) {
     // The run is stopping (the destination stopped answering while projects were looked up): the batch's images
     // are reported interrupted when it comes to be transferred (push.ts transferBatch), not thrown.
     if (!(err instanceof Interrupted)) throw err;
   }
+  const tags = new Map<string, string>();
+  let probed = split(batch.candidates, projects);
+  for (const c of probed.allowed) if (c.entry.trusted) tags.set(tagRef({ repository: c.repository, tag: c.entry.tag }), c.entry.digest!);
+  if (!signal?.aborted) for (const [ref, digest] of await probeTags(destination, probed.toProbe, ctx.known)) tags.set(ref, digest);
+  const held = (c: Candidate): boolean => {
+    const there = tags.get(tagRef({ repository: c.repository, tag: c.entry.tag }));
+    return there !== undefined && (there === c.entry.digest || there === ctx.converted.get(c.entry.digest!));
+  };
+  const stale = signal?.aborted ? [] : probed.allowed.filter((c) => c.entry.unread && !held(c));
+  const { inventory, candidates } = stale.length > 0 ? await batch.readInFull(stale) : batch;
+  if (stale.length > 0) probed = split(candidates, projects);
+  ctx.ledger.read(inventory, candidates);
+  // A tag that holds our conversion of a schema1 image counts as there (without a journal to say so).
+  if (!signal?.aborted && !destination.harbor) await recogniseConversions(destination.client, probed.toProbe, inventory.manifests, tags, ctx.converted, destination.budget.requests);
+  return { inventory, candidates, allowed: probed.allowed, denied: probed.denied, tags };
+}
+
+/** Candidates a project refuses, those it takes, and of these the ones to ask the destination about. */
+function split(candidates: Candidates, projects: ProjectGate): { allowed: Candidate[]; denied: Candidate[]; toProbe: Candidate[] } {
   const allowed: Candidate[] = [];
   const denied: Candidate[] = [];
   for (const c of candidates.accepted) (projects.refusal(c.project) !== undefined && !c.entry.trusted ? denied : allowed).push(c);
-  const tags = new Map<string, string>();
-  const toProbe: Candidate[] = [];
-  for (const c of allowed) {
-    if (c.entry.trusted) tags.set(tagRef({ repository: c.repository, tag: c.entry.tag }), c.entry.digest!);
-    else if (projects.exists(c.project)) toProbe.push(c);
-  }
-  if (!signal?.aborted) for (const [ref, digest] of await probeTags(destination, toProbe, ctx.known)) tags.set(ref, digest);
-  // A tag that holds our conversion of a schema1 image counts as there (without a journal to say so).
-  if (!signal?.aborted && !destination.harbor) await recogniseConversions(destination.client, toProbe, inventory.manifests, tags, ctx.converted, destination.budget.requests);
-  return { inventory, candidates, allowed, denied, tags };
+  return { allowed, denied, toProbe: allowed.filter((c) => !c.entry.trusted && projects.exists(c.project)) };
 }

@@ -3,9 +3,9 @@ import type { Storage } from '../storage/storage.js';
 import type { Destination } from '../destination/destination.js';
 import type { ProjectSettings } from '../harbor/client.js';
 import type { FaultKind, ReadFault } from '../inventory/types.js';
-import { destinationRef, joinPlans, planMigration, type Plan, type DestinationState, type RejectedImage, type Schema1Mode, type ShardedHome } from '../plan/plan.js';
+import { destinationRef, joinPlans, planMigration, unreadImage, type Plan, type DestinationState, type RejectedImage, type Schema1Mode, type ShardedHome } from '../plan/plan.js';
 import type { ImageOutcome, TransferEvent, TransferStats } from '../transfer/execute.js';
-import { nameMapping, readOtherShards, readSourceBatches, type SourceSelection, type TrustedDigests } from '../transfer/source.js';
+import { nameMapping, readOtherShards, readSourceBatches, type JournalView, type SourceSelection } from '../transfer/source.js';
 import { ociTransport, type Transport } from '../transfer/transport.js';
 import { skopeoTransport } from '../skopeo/skopeo.js';
 import type { OnNotice } from '../util/notice.js';
@@ -16,6 +16,9 @@ import { ProjectGate } from './projects.js';
 import { readInStages } from './read-ahead.js';
 import { verifyOutcome } from './verify.js';
 import { BATCH_TAGS } from '../tuning.js';
+import pLimit from 'p-limit';
+import { BlobStore } from '../image/reader.js';
+import { imageBlobDigests } from '../inventory/resolve.js';
 
 export { imageReport, type ImageReport, type ImageStatus } from './image-report.js';
 
@@ -33,10 +36,10 @@ export interface PushOptions extends SourceSelection {
   readonly workDir?: string;
   readonly keepWorkDir?: boolean;
   /**
-   * `repo:tag` → digest the destination is known to hold (a sync state journal, `--trust-state`): such tags are
-   * neither resolved in the storage nor asked about, when their source link still names that digest.
+   * The sync journal: a tag whose source link still names the digest verified at the destination is not read from
+   * the storage (its report row comes from the journal); with `trust` (`--trust-state`) it is not asked about either.
    */
-  readonly trusted?: TrustedDigests;
+  readonly journal?: JournalView;
   /** Source digest → destination digest of images converted earlier (schema1), from the sync journal. */
   readonly converted?: ReadonlyMap<string, string>;
   /**
@@ -137,7 +140,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
   const source = await readSourceBatches(options, nameMapping(options, destination), {
     concurrency: options.requestConcurrency,
     batchTags: options.batchTags ?? BATCH_TAGS,
-    ...(options.trusted ? { trusted: options.trusted } : {}),
+    ...(options.journal ? { journal: options.journal } : {}),
     ...(signal ? { signal } : {}),
   });
   emit({ type: 'scanned', tags: source.walk.tagCount });
@@ -151,7 +154,9 @@ export async function pushStorage(destination: Destination, options: PushOptions
           (others ??= readOtherShards({ ...options, shard }, nameMapping(options, destination), {
             concurrency: options.requestConcurrency,
             batchTags: options.batchTags ?? BATCH_TAGS,
-            ...(options.trusted ? { trusted: options.trusted } : {}),
+            // The other shards' tags are read as they read them, except that what they read unread, this run reads:
+            // which blobs they upload is in their manifests. Only what they take on trust is not read.
+            ...(options.journal?.trust ? { journal: options.journal } : {}),
             ...(signal ? { signal } : {}),
           }))
       : undefined;
@@ -167,7 +172,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
   // Source digest → destination digest of schema1 images converted earlier: the journal's, and those recognised.
   const converted = new Map(options.converted);
   const prepare = { destination, ledger, projects, converted, known: options.knownRepositories, signal };
-  const run: BatchRun = { destination, ledger, projects, converted, options, emit, batches: source.count, transport: openTransport(source.storage, destination, options, emit), planned: options.dryRun ? [] : undefined, elsewhere };
+  const run: BatchRun = { destination, ledger, projects, converted, options, emit, storage: source.storage, batches: source.count, transport: openTransport(source.storage, destination, options, emit), planned: options.dryRun ? [] : undefined, elsewhere };
 
   let batches = 0;
   const result = (interrupted: boolean): PushResult => ({
@@ -211,6 +216,7 @@ interface BatchRun {
   readonly converted: ReadonlyMap<string, string>;
   readonly options: PushOptions;
   readonly emit: (event: PushEvent) => void;
+  readonly storage: Storage;
   /** Batches in all. */
   readonly batches: number;
   readonly transport: Transport;
@@ -239,7 +245,7 @@ async function transferBatch(prepared: PreparedBatch, index: number, run: BatchR
     for (const c of allowed) ledger.report(imageReport({ source: c.source, destination: `${c.repository}:${c.entry.tag}`, digest: c.entry.digest, mediaType: c.entry.mediaType, size: c.entry.size, status: 'interrupted' }));
     return;
   }
-  const state: DestinationState = {
+  let state: DestinationState = {
     projectExists: (project) => projects.exists(project),
     tags: prepared.tags,
     holders: ledger.holders,
@@ -247,6 +253,15 @@ async function transferBatch(prepared: PreparedBatch, index: number, run: BatchR
     ...(options.schema1 ? { schema1: options.schema1 } : {}),
   };
   let planned = planMigration({ accepted: allowed, rejected: [] }, inventory.manifests, state);
+  // Images the journal vouched for were not read, so which blobs they hold is unknown. A batch with blobs to send
+  // that no known holder has reads their manifests (each once a run: this batch's and those held before) and plans
+  // again: a blob one of them holds is mounted from it, never sent again. A sync with nothing to send reads none.
+  if (planned.blobs.some((b) => !b.held && !b.sharedFrom) && (ledger.holdsUnread || planned.existing.some(unreadImage))) {
+    const unreadBlobs = await readImageBlobs(run.storage, [...ledger.heldUnread(), ...planned.existing.filter(unreadImage).map((image) => image.digest)]);
+    ledger.readHeldBlobs(unreadBlobs);
+    state = { ...state, unreadBlobs };
+    planned = planMigration({ accepted: allowed, rejected: [] }, inventory.manifests, state);
+  }
   // --shard: a batch with blobs to send plans again knowing which of them another shard sends.
   if (run.elsewhere && planned.blobs.some((b) => !b.held)) planned = planMigration({ accepted: allowed, rejected: [] }, inventory.manifests, { ...state, elsewhere: await run.elsewhere() });
   const plan: Plan = { ...planned, rejected: candidates.rejected };
@@ -256,7 +271,7 @@ async function transferBatch(prepared: PreparedBatch, index: number, run: BatchR
     const convertedTo = there !== undefined && there !== image.digest ? there : undefined;
     ledger.report(reportOf(image, 'skipped-existing', { convertedTo }));
     // A conversion leaves the schema1 `throwaway` layers unreferenced (garbage collection takes them): no holder.
-    if (!convertedTo) ledger.hold(image);
+    if (!convertedTo) ledger.hold(image, state.unreadBlobs);
   }
   for (const image of plan.skipped) ledger.report(reportOf(image, 'skipped', { reason: 'schema1 image (--schema1 skip)' }));
   if (run.planned) {
@@ -270,6 +285,17 @@ async function transferBatch(prepared: PreparedBatch, index: number, run: BatchR
     ledger.report(report);
   };
   ledger.count(await run.transport.transfer({ plan, manifests: inventory.manifests, afterImage }));
+}
+
+/**
+ * The blob digests of these images, read from their manifests (as many reads at a time as the storage is worth),
+ * kept for this batch only: memory stays flat.
+ */
+async function readImageBlobs(storage: Storage, manifests: readonly string[]): Promise<(manifest: string) => readonly string[]> {
+  const store = new BlobStore(storage);
+  const limit = pLimit(storage.readsInFlight);
+  const read = new Map(await Promise.all([...new Set(manifests)].map((m) => limit(async () => [m, await imageBlobDigests(store, m)] as const))));
+  return (manifest) => read.get(manifest) ?? [];
 }
 
 function requestCounts(destination: Destination): { requests: number; retries: number } {

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { Authenticator, headerValue } from './auth.js';
+import { exchange, type Exchange } from './exchange.js';
 import type { Credentials } from './credentials.js';
 import type { Endpoint } from './endpoint.js';
 import { classifyNetworkError, classifyStatus, parseErrorBody, parseRetryAfter, RegistryError, type FailureClass } from './errors.js';
@@ -131,17 +132,16 @@ export class RegistryHttp {
         if (authorization) headers.authorization = authorization;
       }
       this.stats.requests++;
-      let res: Dispatcher.ResponseData;
+      let res: Exchange;
       try {
-        // The dispatcher's own request: undici's top-level request() parses the URL again on every call
-        // (node_modules/undici/index.js, makeDispatcher) to find what is given here.
-        res = await this.#dispatcher.request({
+        // What is wanted of the body: the caller's when it keeps it, a refusal's text to sort it by.
+        const keep = (status: number): boolean => options.method !== 'HEAD' && (options.keepBody === true || !options.ok.includes(status));
+        res = await exchange(this.#dispatcher, {
           origin: options.url.origin,
           path: `${options.url.pathname}${options.url.search}`,
           method: options.method,
           headers,
           body: options.body?.(),
-          ...(this.abort ? { signal: this.abort } : {}),
           // undici closes the connection after every HEAD unless told not to (node_modules/undici/lib/dispatcher/
           // client-h1.js, writeH1: "Close after a HEAD request to interop with misbehaving servers that may send a
           // body"), so each blob probe cost a new TCP connection. Registries answer HEAD without a body: distribution
@@ -149,23 +149,22 @@ export class RegistryHttp {
           // chunkWriter.Write: "Eat writes"), and RFC 9110 9.3.2 forbids one.
           ...(options.method === 'HEAD' ? { reset: false } : {}),
           ...(options.timeoutMs !== undefined ? { headersTimeout: options.timeoutMs, bodyTimeout: options.timeoutMs } : {}),
-        });
+        }, keep, this.abort);
       } catch (err) {
         if (this.abort?.aborted) throw this.#cut(options);
         this.#feedback?.onError(err);
         throw new RegistryError(`${options.method} ${options.url.pathname}: ${describeNetworkError(err, options.timeoutMs)}`, this.#details(options, undefined, classifyNetworkError(err)), err);
       }
-      const status = res.statusCode;
+      const status = res.status;
       hearResponse(this.#feedback, status, res.headers, sent);
       if (options.ok.includes(status)) {
-        const body = await (options.keepBody ? res.body.arrayBuffer().then((b) => Buffer.from(b)) : res.body.dump().then(() => Buffer.alloc(0))).catch((err: unknown) => {
+        const body = await res.body.catch((err: unknown) => {
           throw this.abort?.aborted ? this.#cut(options) : err;
         });
         if (options.bodySize !== undefined) this.stats.bytesSent += options.bodySize;
         return { status, headers: res.headers, body };
       }
-      const text = options.method === 'HEAD' ? '' : await res.body.text().catch(() => '');
-      if (options.method === 'HEAD') await res.body.dump().catch(() => undefined);
+      const text = (await res.body.catch(() => Buffer.alloc(0))).toString('utf8');
       if (status === 401 && sameOrigin && authAttempt === 0) {
         // First contact, or a token that expired: learn the challenge, drop the token and go once more.
         this.auth.learn(headerValue(res.headers['www-authenticate']));

@@ -2,6 +2,7 @@ import { writeFileAtomic } from '../util/files.js';
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
 import { JsonMembersError, readJsonMembers } from '../util/json-members.js';
+import type { JournalTag } from '../inventory/types.js';
 
 export const SYNC_STATE_VERSION = 1;
 
@@ -12,10 +13,17 @@ const StateEntryFile = z.looseObject({
   destinationDigest: z.string().nullable().optional(),
   verifiedAt: z.string(),
   goneFromSourceAt: z.string().nullable().optional(),
+  /** The report row's fields, so that a tag whose link is unchanged need not be read (absent in older journals). */
+  mediaType: z.string().nullable().optional(),
+  size: z.number().int().nonnegative().nullable().optional(),
+  subject: z.string().nullable().optional(),
 });
 
-/** What was verified at one destination tag; one shape for all (a journal holds one per tag, 200,000 at scale). */
-export interface StateEntry {
+/**
+ * What was verified at one destination tag; one shape for all (a journal holds one per tag, 200,000 at scale).
+ * `mediaType`, `size` and `subject` are the source image's, as its report row gave them (JournalTag).
+ */
+export interface StateEntry extends JournalTag {
   readonly source: string;
   readonly digest: string;
   /** Set when the destination holds a conversion of the source image (schema1 → schema2). */
@@ -26,7 +34,7 @@ export interface StateEntry {
   readonly more: Readonly<Record<string, unknown>> | undefined;
 }
 
-const KNOWN_FIELDS = new Set(['source', 'digest', 'destinationDigest', 'verifiedAt', 'goneFromSourceAt']);
+const KNOWN_FIELDS = new Set(['source', 'digest', 'destinationDigest', 'verifiedAt', 'goneFromSourceAt', 'mediaType', 'size', 'subject']);
 
 const SyncStateHead = z.looseObject({
   schemaVersion: z.literal(SYNC_STATE_VERSION),
@@ -55,8 +63,9 @@ export function loadState(file: string, destination: string): SyncState {
   const bad = (why: string): UsageError => new UsageError(`--state ${file}: not a regmigrate sync journal (${why})`);
   const head: Record<string, unknown> = {};
   const tags = new Map<string, StateEntry>();
-  const times = new Map<string, string>();
-  const once = (t: string): string => times.get(t) ?? (times.set(t, t), t);
+  // Timestamps of one run and media types: a few strings, each kept once.
+  const shared = new Map<string, string>();
+  const once = (t: string): string => shared.get(t) ?? (shared.set(t, t), t);
   try {
     for (const [where, key, value] of readJsonMembers(file, 'tags')) {
       if (where === 'top') {
@@ -74,6 +83,9 @@ export function loadState(file: string, destination: string): SyncState {
         destinationDigest: e.destinationDigest ?? null,
         verifiedAt: once(e.verifiedAt),
         goneFromSourceAt: e.goneFromSourceAt ? once(e.goneFromSourceAt) : null,
+        mediaType: e.mediaType ? once(e.mediaType) : null,
+        size: e.size ?? null,
+        subject: e.subject ?? null,
         more,
       });
     }
@@ -92,10 +104,14 @@ export function loadState(file: string, destination: string): SyncState {
   return { ...parsed.data, tags };
 }
 
-/** The digest the journal says the destination holds at `ref`, unless the source lost the tag since. */
-export function trustedDigest(state: SyncState, ref: string): string | undefined {
+/**
+ * What the journal says the destination holds at `ref`, unless the source lost the tag since. Without `trust`, only
+ * an entry that has what the tag's report row needs (an older journal's entries do not, until their tag is read once).
+ */
+export function journalTag(state: SyncState, ref: string, trust: boolean): JournalTag | undefined {
   const entry = state.tags.get(ref);
-  return entry && !entry.goneFromSourceAt ? entry.digest : undefined;
+  if (!entry || entry.goneFromSourceAt) return undefined;
+  return trust || (entry.mediaType !== null && entry.size !== null) ? entry : undefined;
 }
 
 /** Source digest → destination digest of the images converted earlier (schema1 → schema2). */
@@ -118,8 +134,9 @@ function* journalPieces(head: Omit<SyncState, 'tags'>, tags: ReadonlyMap<string,
   const headText = JSON.stringify(head, null, 1);
   yield headText.slice(0, -2) + ',\n "tags": {';
   let first = true;
-  for (const [ref, { more, ...entry }] of tags) {
-    const body = JSON.stringify({ ...entry, ...more }, null, 1).replace(/\n/g, '\n  ');
+  for (const [ref, { more, subject, ...entry }] of tags) {
+    // Few images have a subject (signatures, attestations): the field is written only where there is one.
+    const body = JSON.stringify({ ...entry, ...(subject !== null ? { subject } : {}), ...more }, null, 1).replace(/\n/g, '\n  ');
     yield `${first ? '' : ','}\n  ${JSON.stringify(ref)}: ${body}`;
     first = false;
   }

@@ -2,7 +2,7 @@ import { describeReadFault } from '../inventory/render.js';
 import { splitRef, tagRef } from '../inventory/types.js';
 import { inShard } from '../plan/shard.js';
 import { nameSelected } from '../inventory/select.js';
-import { convertedImages, loadState, saveState, trustedDigest, type StateEntry, type SyncState } from './sync-state.js';
+import { convertedImages, journalTag, loadState, saveState, type StateEntry, type SyncState } from './sync-state.js';
 import { makeRepositoryFilter } from '../util/glob.js';
 import { count } from '../util/format.js';
 import type { Destination } from '../destination/destination.js';
@@ -11,11 +11,16 @@ import { pushStorage, type PushOptions, type PushResult } from '../push/push.js'
 
 export type DeleteMode = 'no' | 'plan' | 'apply';
 
-export interface SyncOptions extends Omit<PushOptions, 'dryRun' | 'trusted'> {
+export interface SyncOptions extends Omit<PushOptions, 'dryRun' | 'journal'> {
   /** The journal file (`--state`); without one, nothing is remembered between runs. */
   readonly statePath: string | undefined;
   /** Skip the destination query for tags whose source digest is the journal's (`--trust-state`). */
   readonly trustState: boolean;
+  /**
+   * Read every selected image from the storage (`--full-read`). Without it, a tag whose link still names the digest
+   * the journal verified is not read: its destination is asked, its report row comes from the journal.
+   */
+  readonly fullRead?: boolean;
   readonly deleteExtra: DeleteMode;
   /**
    * Refuse a run that would delete more tags than this (`--max-delete`). Not given: at most DEFAULT_MAX_DELETE and
@@ -52,14 +57,15 @@ export async function syncStorage(destination: Destination, options: SyncOptions
   const host = destination.endpoint.host;
   const state: SyncState | undefined = options.statePath ? loadState(options.statePath, host) : undefined;
   if (state) state.destinationUrl = destination.endpoint.origin;
-  // Views of the journal, not copies of it: a tag's digest when it is not gone, and converted images.
-  const trusted = options.trustState && state ? { get: (ref: string) => trustedDigest(state, ref) } : undefined;
+  // Views of the journal, not copies of it: what a tag that is not gone was verified as, and converted images.
+  const trust = options.trustState;
+  const journal = state && !options.fullRead ? { trust, tags: { get: (ref: string) => journalTag(state, ref, trust) } } : undefined;
   const converted = state ? convertedImages(state) : undefined;
   const knownRepositories = state ? new Set([...state.tags.keys()].map((ref) => splitRef(ref).repository)) : undefined;
   const push = await pushStorage(destination, {
     ...options,
     dryRun: false,
-    ...(trusted ? { trusted } : {}),
+    ...(journal ? { journal } : {}),
     ...(converted?.size ? { converted } : {}),
     ...(knownRepositories?.size ? { knownRepositories } : {}),
   });
@@ -74,8 +80,10 @@ export async function syncStorage(destination: Destination, options: SyncOptions
     if (report.status === 'verified' || report.status === 'skipped-existing') {
       const previous = state.tags.get(report.destination);
       const destinationDigest = report.convertedTo ?? (report.status === 'skipped-existing' ? (previous?.destinationDigest ?? null) : null);
-      // Unchanged: the entry stays as it is (a no-op sync of 200,000 tags makes no new ones).
-      if (report.status === 'skipped-existing' && previous && previous.source === report.source && previous.digest === report.digest && previous.destinationDigest === destinationDigest) {
+      // Unchanged: the entry stays as it is (a no-op sync of 200,000 tags makes no new ones), unless it lacks the
+      // report row's fields (an older journal) and this run read them.
+      const complete = previous?.mediaType !== null || report.mediaType === undefined;
+      if (report.status === 'skipped-existing' && previous && complete && previous.source === report.source && previous.digest === report.digest && previous.destinationDigest === destinationDigest) {
         previous.goneFromSourceAt = null;
         continue;
       }
@@ -85,6 +93,9 @@ export async function syncStorage(destination: Destination, options: SyncOptions
         destinationDigest,
         verifiedAt: report.status === 'verified' ? now : (previous?.verifiedAt ?? now),
         goneFromSourceAt: null,
+        mediaType: report.mediaType ?? null,
+        size: report.mediaType === undefined ? null : report.size,
+        subject: report.subject ?? null,
         more: previous?.more,
       });
     }

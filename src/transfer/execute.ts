@@ -110,10 +110,9 @@ function describeBlobFailure(digest: string, err: unknown): string {
 
 /**
  * Executes a plan. Images are pushed concurrently; each waits for its blobs. A blob is uploaded once, into its
- * home repository (unless the probe found it there already, so a re-run sends nothing twice); every other repository
- * mounts it from there
- * once it has landed, falling back to an upload when the mount is refused. An image whose blobs did not all land
- * gets no manifest: no half images in the destination.
+ * home repository (its one POST asks and opens, so a re-run sends nothing twice); every other repository mounts it
+ * from there once it has landed, falling back to an upload when the mount is refused. An image whose blobs did not
+ * all land gets no manifest: no half images in the destination.
  */
 export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<ExecuteResult> {
   const stats = emptyStats();

@@ -1,10 +1,11 @@
-import type { SourceInventory } from '../inventory/types.js';
-import { tagRef } from '../inventory/types.js';
+import type { ManifestRecord } from '../image/reader.js';
+import { tagRef, type JournalHook, type JournalTag, type SourceInventory, type TagEntry } from '../inventory/types.js';
+import { resolveTag } from '../inventory/resolve.js';
 import type { TagSelection } from '../inventory/select.js';
 import { repositoryBatches, resolveRepositories, scanStorage, walkSource, type ScanOptions, type SourceWalk } from '../inventory/scan.js';
 import { BlobStore } from '../image/reader.js';
 import { cachedMapper, type MapRule, type NameMapping } from '../plan/map-names.js';
-import { selectCandidates, type Candidates, type ShardedHome } from '../plan/plan.js';
+import { selectCandidates, type Candidate, type Candidates, type ShardedHome } from '../plan/plan.js';
 import { shardSelector, type Shard } from '../plan/shard.js';
 import { openStorage, type StorageOptions } from '../storage/open.js';
 import type { Storage } from '../storage/storage.js';
@@ -34,19 +35,26 @@ export function nameMapping(selection: SourceSelection, destination: Destination
   return { rules: selection.maps, defaultProject: selection.defaultProject, harbor: destination.harbor !== undefined };
 }
 
-/** `repo:tag` → the digest the destination is known to hold (a view of the sync journal). */
-export type TrustedDigests = Pick<ReadonlyMap<string, string>, 'get'>;
+/**
+ * The sync journal as the source side uses it: destination `repo:tag` → what was verified there (a view of the
+ * journal, not a copy). A tag whose link still names that digest is not read from the storage; with `trust`
+ * (sync --trust-state) it is not asked about at the destination either.
+ */
+export interface JournalView {
+  readonly tags: Pick<ReadonlyMap<string, JournalTag>, 'get'>;
+  readonly trust: boolean;
+}
 
 /** Scan and map: the source side of every command that talks to a destination, whole. */
 export async function readSource(
   selection: SourceSelection,
   mapping: NameMapping,
   concurrency: number,
-  trusted?: TrustedDigests,
+  journal?: JournalView,
   signal?: AbortSignal,
 ): Promise<{ storage: Storage; inventory: SourceInventory; candidates: Candidates }> {
   const storage = await openStorage(selection.root, selection.storageOptions);
-  const inventory = await scanStorage(storage, scanOptions(selection, mapping, concurrency, trusted, signal));
+  const inventory = await scanStorage(storage, scanOptions(selection, mapping, concurrency, journal, signal));
   return { storage, inventory, candidates: selectCandidates(inventory, mapping) };
 }
 
@@ -54,6 +62,12 @@ export async function readSource(
 export interface SourceBatch {
   readonly inventory: SourceInventory;
   readonly candidates: Candidates;
+  /**
+   * The batch again, with these candidates read from the storage in full: tags taken from the journal unread
+   * (TagEntry.unread) whose digest the destination turned out not to hold. One that is faulty now is rejected; one
+   * whose link is gone by now is left out.
+   */
+  readonly readInFull: (unread: readonly Candidate[]) => Promise<SourceBatch>;
 }
 
 export interface SourceBatches {
@@ -72,10 +86,10 @@ export interface SourceBatches {
 export async function readSourceBatches(
   selection: SourceSelection,
   mapping: NameMapping,
-  options: { concurrency: number; batchTags: number; trusted?: TrustedDigests; signal?: AbortSignal },
+  options: { concurrency: number; batchTags: number; journal?: JournalView; signal?: AbortSignal },
 ): Promise<SourceBatches> {
   const storage = await openStorage(selection.root, selection.storageOptions);
-  const scan = scanOptions(selection, mapping, options.concurrency, options.trusted, options.signal);
+  const scan = scanOptions(selection, mapping, options.concurrency, options.journal, options.signal);
   const walk = await walkSource(storage, scan);
   const batches = [...repositoryBatches(walk, options.batchTags)];
   const claimed = new Map<string, string>();
@@ -91,10 +105,40 @@ export async function readSourceBatches(
       batches[index++] = [];
       // A store (its caches of manifests and blob sizes) per batch: a shared base is looked at once a batch, and
       // nothing of one batch stays behind for the next.
-      const inventory = await resolveRepositories(walk, repositories, scan, progress, new BlobStore(storage));
-      return { inventory, candidates: selectCandidates(inventory, mapping, claimed) };
+      const store = new BlobStore(storage);
+      const inventory = await resolveRepositories(walk, repositories, scan, progress, store);
+      return sourceBatch(inventory, selectCandidates(inventory, mapping, claimed), store, mapping);
     },
   };
+}
+
+function sourceBatch(inventory: SourceInventory, candidates: Candidates, store: BlobStore, mapping: NameMapping): SourceBatch {
+  return { inventory, candidates, readInFull: (unread) => readInFull({ inventory, candidates }, unread, store, mapping) };
+}
+
+async function readInFull(batch: Pick<SourceBatch, 'inventory' | 'candidates'>, unread: readonly Candidate[], store: BlobStore, mapping: NameMapping): Promise<SourceBatch> {
+  const again = new Map<TagEntry, TagEntry | undefined>();
+  for (const { entry } of unread) {
+    const location = { repository: entry.repository, tag: entry.tag, ...(entry.untagged ? { untagged: true } : {}) };
+    again.set(entry, await resolveTag(store, location));
+  }
+  const tags = batch.inventory.tags.flatMap((t) => (again.has(t) ? (again.get(t) ?? []) : [t]));
+  const read = [...again.values()].filter((t) => t !== undefined);
+  const manifests = new Map<string, ManifestRecord>(batch.inventory.manifests);
+  for (const digest of read.flatMap((t) => t.manifests)) {
+    // Every manifest a tag lists was read whole and valid while resolving it.
+    const record = store.record(digest);
+    if (record) manifests.set(digest, record);
+  }
+  // Their names were claimed when the batch was read: mapped again on their own, they collide with nothing.
+  const fresh = selectCandidates({ ...batch.inventory, tags: read, manifests }, mapping);
+  const bySource = new Map(fresh.accepted.map((c) => [c.source, c]));
+  const candidates: Candidates = {
+    // In the batch's order: the first repository to need a blob is its home (plan/plan.ts).
+    accepted: batch.candidates.accepted.flatMap((c) => (again.has(c.entry) ? (bySource.get(c.source) ?? []) : [c])),
+    rejected: [...batch.candidates.rejected, ...fresh.rejected],
+  };
+  return sourceBatch({ ...batch.inventory, tags, manifests }, candidates, store, mapping);
 }
 
 /**
@@ -106,12 +150,12 @@ export async function readSourceBatches(
 export async function readOtherShards(
   selection: SourceSelection & { readonly shard: Shard },
   mapping: NameMapping,
-  options: { concurrency: number; batchTags: number; trusted?: TrustedDigests; signal?: AbortSignal },
+  options: { concurrency: number; batchTags: number; journal?: JournalView; signal?: AbortSignal },
 ): Promise<ReadonlyMap<string, ShardedHome>> {
   const storage = await openStorage(selection.root, selection.storageOptions);
   const { shard, ...whole } = selection;
   const map = cachedMapper(mapping);
-  const scan = scanOptions(whole, mapping, options.concurrency, options.trusted, options.signal);
+  const scan = scanOptions(whole, mapping, options.concurrency, options.journal, options.signal);
   const others = shardSelector(map, shard);
   const walk = await walkSource(storage, { ...scan, select: (repository) => !others(repository) });
   const homes = new Map<string, ShardedHome>();
@@ -132,14 +176,21 @@ export async function readOtherShards(
   return homes;
 }
 
-function scanOptions(selection: SourceSelection, mapping: NameMapping, concurrency: number, trusted?: TrustedDigests, signal?: AbortSignal): ScanOptions {
+function scanOptions(selection: SourceSelection, mapping: NameMapping, concurrency: number, journal?: JournalView, signal?: AbortSignal): ScanOptions {
   const map = cachedMapper(mapping);
-  const trust = trusted
-    ? (repository: string, tag: string, digest: string): boolean => {
-        const mapped = map(repository);
-        return mapped.ok && trusted.get(tagRef({ repository: mapped.repository, tag })) === digest;
-      }
-    : undefined;
+  // With --include-untagged every image is read: a manifest is untagged when no tag's image reaches it, children of
+  // an index included, and an image taken from the journal has no children to tell.
+  const hook: JournalHook | undefined =
+    journal && !selection.includeUntagged
+      ? {
+          trust: journal.trust,
+          known: (repository, tag, digest) => {
+            const mapped = map(repository);
+            const known = mapped.ok ? journal.tags.get(tagRef({ repository: mapped.repository, tag })) : undefined;
+            return known?.digest === digest ? known : undefined;
+          },
+        }
+      : undefined;
   const shard = selection.shard;
   return {
     include: selection.include,
@@ -149,7 +200,7 @@ function scanOptions(selection: SourceSelection, mapping: NameMapping, concurren
     includeUntagged: selection.includeUntagged ?? false,
     ...(selection.tags ? { tags: selection.tags } : {}),
     ...(signal ? { signal } : {}),
-    ...(trust ? { trust } : {}),
+    ...(hook ? { journal: hook } : {}),
     ...(shard ? { select: shardSelector(map, shard) } : {}),
   };
 }

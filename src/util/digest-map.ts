@@ -59,6 +59,14 @@ export class DigestMap<V> {
     return this;
   }
 
+  /** Every digest and its value, in the order they were first set (sha256 digests first). */
+  *entries(): Generator<[string, V]> {
+    for (let index = 0; index < this.count; index++) {
+      yield [`sha256:${Buffer.from(this.digests.buffer, this.digests.byteOffset + index * 32, 32).toString('hex')}`, this.values[this.valueOf[index]!]!];
+    }
+    yield* this.other;
+  }
+
   /** The 32 bytes of a sha256 digest into the scratch buffer; false for anything else. */
   private parse(digest: string): boolean {
     if (digest.length !== 71 || !SHA256.test(digest)) return false;

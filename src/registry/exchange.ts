@@ -1,0 +1,83 @@
+import type { Dispatcher } from 'undici';
+
+/**
+ * One HTTP exchange through the dispatcher's own `dispatch`, for registry/http.ts. undici's `request()` wraps every
+ * response body in a Readable stream and adds a listener to the abort signal per request; on the small requests a
+ * push is made of, that cost as much CPU as the HTTP itself (bench/cpu.ts holds regmigrate against a client that
+ * dispatches directly, bench/push-undici.ts). Here the body arrives as chunks into one Buffer, or is dropped, and
+ * one listener per signal cuts every exchange under way.
+ */
+export interface Exchange {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  /** The whole body: empty when `keep` said to drop it. Rejects when the body is cut (the headers came). */
+  readonly body: Promise<Buffer>;
+}
+
+/**
+ * Resolves with the status and headers as soon as they arrive, and rejects when no answer comes (a refused
+ * connection, a timeout, `signal`). `keep(status)` says whether the body is wanted.
+ */
+export function exchange(dispatcher: Dispatcher, options: Dispatcher.DispatchOptions, keep: (status: number) => boolean, signal?: AbortSignal): Promise<Exchange> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    let unwatch: (() => void) | undefined;
+    let chunks: Buffer[] | undefined;
+    let answered: { resolve: (body: Buffer) => void; reject: (err: Error) => void } | undefined;
+    const done = (): void => {
+      unwatch?.();
+      unwatch = undefined;
+    };
+    dispatcher.dispatch(options, {
+      onRequestStart: (controller) => {
+        done();
+        if (!signal) return;
+        // A request that waited for a connection while the signal fired is cut as it starts.
+        if (signal.aborted) controller.abort(signal.reason as Error);
+        else unwatch = watch(signal, (reason) => controller.abort(reason as Error));
+      },
+      onResponseStart: (_controller, status, headers) => {
+        chunks = keep(status) ? [] : undefined;
+        const body = new Promise<Buffer>((resolveBody, rejectBody) => (answered = { resolve: resolveBody, reject: rejectBody }));
+        // Seen by the caller when it reads the body; never an unhandled rejection if it does not.
+        body.catch(() => undefined);
+        resolve({ status, headers: headers as Exchange['headers'], body });
+      },
+      onResponseData: (_controller, chunk) => {
+        chunks?.push(chunk);
+      },
+      onResponseEnd: () => {
+        done();
+        answered?.resolve(chunks === undefined ? EMPTY : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+      },
+      onResponseError: (_controller, err) => {
+        done();
+        if (answered) answered.reject(err);
+        else reject(err);
+      },
+    });
+  });
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Each signal's exchanges under way, cut by one listener on it. */
+const underWay = new WeakMap<AbortSignal, Set<(reason: unknown) => void>>();
+
+function watch(signal: AbortSignal, cut: (reason: unknown) => void): () => void {
+  let cuts = underWay.get(signal);
+  if (!cuts) {
+    const all = new Set<(reason: unknown) => void>();
+    signal.addEventListener('abort', () => {
+      for (const c of [...all]) c(signal.reason);
+      all.clear();
+    }, { once: true });
+    underWay.set(signal, (cuts = all));
+  }
+  cuts.add(cut);
+  const set = cuts;
+  return () => set.delete(cut);
+}
