@@ -1,7 +1,7 @@
 import pLimit from 'p-limit';
 import { DestinationError, errorMessage } from '../errors.js';
 import type { Authenticator } from '../registry/auth.js';
-import type { HarborClient, ProjectSettings } from './client.js';
+import type { HarborClient, ProjectSettings, StorageQuota } from './client.js';
 import { ROLE_NAMES, type ProjectDetail } from './schema.js';
 
 /** What the account may do in one destination project, known before the first upload. */
@@ -10,6 +10,10 @@ export interface ProjectAccess {
   /** `refused`: nothing may be pushed there; `reason` says why, naming the project and the account's role. */
   readonly status: 'ok' | 'refused';
   readonly reason?: string;
+  /** What kind of refusal: the account's rights, or a proxy-cache project (Harbor takes no push into one). */
+  readonly refusal?: 'permission' | 'proxy-cache';
+  /** The project's storage quota (bytes), when the account may read it. */
+  readonly quota?: StorageQuota;
   /** The project exists now (false only on a dry run, for a project the push would create). */
   readonly exists: boolean;
   /** Created by this run. */
@@ -53,12 +57,15 @@ export async function checkProjectAccess(harbor: HarborClient, auth: Authenticat
         created = (await harbor.createProject(project, request.settings)) === 'created';
       } catch (err) {
         if (!(err instanceof DestinationError) || err.code !== 'PROJECT_CREATE_DENIED') throw err;
-        out.set(project, { project, status: 'refused', exists: false, created: false, reason: `${err.message} (${err.hint ?? ''})` });
+        out.set(project, { project, status: 'refused', refusal: 'permission', exists: false, created: false, reason: `${err.message} (${err.hint ?? ''})` });
         continue;
       }
       found = await harbor.getProject(project);
     }
-    out.set(project, await checkPush(auth, username, project, repository, found, created));
+    const access = await checkPush(auth, username, project, repository, found, created);
+    const id = found.status === 'found' ? found.project.project_id : undefined;
+    const quota = access.status === 'ok' && id !== undefined ? await harbor.getQuota({ name: project, id }) : undefined;
+    out.set(project, quota ? { ...access, quota } : access);
   }
   return out;
 }
@@ -74,16 +81,20 @@ async function checkPush(
   const detail = found.status === 'found' ? found.project : undefined;
   const policy = detail ? pullPolicy(detail) : undefined;
   const base = { project, created, exists: found.status !== 'absent', ...(policy ? { policy } : {}) };
+  // A proxy-cache project refuses every push, whatever the account may do (src/server/middleware/repoproxy/proxy.go).
+  if ((detail?.registry_id ?? 0) > 0) {
+    return { ...base, status: 'refused', refusal: 'proxy-cache', reason: `project "${project}" is a proxy cache project: Harbor takes no push into it; map these repositories to another project (--map)` };
+  }
   let granted: readonly string[] | undefined;
   try {
     granted = await auth.granted([`repository:${repository}:pull,push`], repository);
   } catch (err) {
-    return { ...base, status: 'refused', reason: `project "${project}": the token service refused: ${errorMessage(err)}` };
+    return { ...base, status: 'refused', refusal: 'permission', reason: `project "${project}": the token service refused: ${errorMessage(err)}` };
   }
   // Undefined: the token says nothing (not a JWT): only pushing will tell.
   if (granted === undefined || granted.includes('push') || granted.includes('*')) return { ...base, status: 'ok' };
   const who = username ?? 'anonymous';
-  return { ...base, status: 'refused', reason: `${who} cannot push to project "${project}": ${describeRole(username, project, detail, found.status === 'forbidden')}` };
+  return { ...base, status: 'refused', refusal: 'permission', reason: `${who} cannot push to project "${project}": ${describeRole(username, project, detail, found.status === 'forbidden')}` };
 }
 
 /** The account's standing in a project, in Harbor's words: a role name, or why it has none. */

@@ -7,7 +7,7 @@ import { classifyNetworkError, classifyStatus, parseErrorBody, RegistryError } f
 import { hearResponse, type RequestFeedback } from '../registry/http.js';
 import { DEFAULT_RETRY, retryTransient, type RetryPolicy } from '../registry/retry.js';
 import { Interrupted } from '../util/stop.js';
-import { Artifact, Project, ProjectDetail, Repository, SystemInfo } from './schema.js';
+import { Artifact, Project, ProjectDetail, ProjectSummary, Quota, Repository, SystemInfo } from './schema.js';
 
 export interface ProjectSettings {
   readonly public: boolean;
@@ -16,6 +16,17 @@ export interface ProjectSettings {
 }
 
 export type EnsureResult = 'exists' | 'created';
+
+/** A project's storage quota in bytes: `hard` -1 means unlimited. */
+export interface StorageQuota {
+  readonly hard: number;
+  readonly used: number;
+}
+
+function storageQuota(quota: Quota): StorageQuota | undefined {
+  const hard = quota.hard?.storage;
+  return hard === undefined ? undefined : { hard, used: quota.used?.storage ?? 0 };
+}
 
 /**
  * Harbor's REST API (`/api/v2.0`, Basic auth, docs/registry-behaviour.md, Harbor API). No cookie jar is kept on purpose: Harbor skips
@@ -142,6 +153,26 @@ export class HarborClient {
     }
     if (res.status === 403) throw new DestinationError('PROJECT_CREATE_DENIED', createRefusal(name, this.#credentials?.username, parseErrorBody(res.text).message), createHint(name, this.#credentials?.username));
     throw this.#error('POST', '/projects', res);
+  }
+
+  /**
+   * A project's storage quota: the hard limit (-1: unlimited) and what is used, in bytes; undefined when this account
+   * may not read it. The quotas API needs system-level "list quota" (src/server/v2.0/handler/quota.go); any project
+   * member reads the same numbers in the project's summary (src/server/v2.0/handler/project.go GetProjectSummary).
+   */
+  async getQuota(project: { name: string; id: number }): Promise<StorageQuota | undefined> {
+    const res = await this.#call('GET', `/quotas?reference=project&reference_id=${project.id}`);
+    if (res.status === 200) {
+      const items = JSON.parse(res.text || '[]') as unknown;
+      const first = Array.isArray(items) && items.length > 0 ? storageQuota(Quota.parse(items[0])) : undefined;
+      if (first) return first;
+    } else if (res.status !== 401 && res.status !== 403) throw this.#error('GET', '/quotas', res);
+    const path = `/projects/${encodeURIComponent(project.name)}/summary`;
+    const summary = await this.#call('GET', path, undefined, { 'x-is-resource-name': 'true' });
+    if (summary.status === 401 || summary.status === 403 || summary.status === 404) return undefined;
+    if (summary.status !== 200) throw this.#error('GET', path, summary);
+    const quota = ProjectSummary.parse(JSON.parse(summary.text)).quota;
+    return quota ? storageQuota(quota) : undefined;
   }
 
   /** Every page of a paginated list (`page`, `page_size` ≤ 100, `X-Total-Count`). */

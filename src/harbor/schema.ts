@@ -20,9 +20,20 @@ export const ProjectDetail = z.looseObject({
   project_id: z.number().optional(),
   name: z.string(),
   current_user_role_id: z.number().nullable().optional(),
+  /** Set (above 0) for a proxy-cache project (src/pkg/project/models/project.go IsProxy). */
+  registry_id: z.number().nullable().optional(),
   metadata: z.record(z.string(), z.string()).nullable().optional(),
 });
 export type ProjectDetail = z.infer<typeof ProjectDetail>;
+
+/** Resource amounts by name (`storage` in bytes; -1 = unlimited), as Harbor's `ResourceList`. */
+const ResourceList = z.record(z.string(), z.number());
+
+/** `GET /quotas?reference=project&reference_id=ID` (one item) and a project summary's `quota`. */
+export const Quota = z.looseObject({ hard: ResourceList.nullable().optional(), used: ResourceList.nullable().optional() });
+export type Quota = z.infer<typeof Quota>;
+
+export const ProjectSummary = z.looseObject({ quota: Quota.nullable().optional() });
 
 export const Repository = z.looseObject({ name: z.string(), artifact_count: z.number().optional() });
 export type Repository = z.infer<typeof Repository>;

@@ -3,6 +3,7 @@ import { isSchema1 } from '../image/media-types.js';
 import { tagRef, type Fault, type SourceInventory, type TagEntry } from '../inventory/types.js';
 import { cachedMapper, type NameMapping } from './map-names.js';
 import { flattenString } from '../util/strings.js';
+import type { ProjectQuota } from './quota.js';
 
 /** Version of the plan value (printed by --dry-run --output json and kept by later runs). */
 export const PLAN_VERSION = 1;
@@ -83,6 +84,8 @@ export interface Plan {
   readonly skipped: readonly PlannedImage[];
   readonly blobs: readonly PlannedBlob[];
   readonly rejected: readonly RejectedImage[];
+  /** Harbor: each project's storage charge beside its quota (plan/quota.ts); a refused project's images are in `rejected`. */
+  readonly quotas: readonly ProjectQuota[];
 }
 
 export interface DestinationState {
@@ -286,6 +289,7 @@ export function planMigration(candidates: Candidates, manifests: ReadonlyMap<str
     skipped,
     blobs,
     rejected: candidates.rejected,
+    quotas: [],
   };
 }
 
@@ -299,6 +303,15 @@ const JOIN_LISTS: PlanLists = {
   skipped: (parts) => parts.flatMap((p) => p.skipped),
   blobs: (parts) => parts.flatMap((p) => p.blobs),
   rejected: (parts) => parts.flatMap((p) => p.rejected),
+  // A project's charges add up over the batches; its quota is the one read first.
+  quotas: (parts) => {
+    const byProject = new Map<string, ProjectQuota>();
+    for (const q of parts.flatMap((p) => p.quotas)) {
+      const seen = byProject.get(q.project);
+      byProject.set(q.project, seen ? { ...seen, charge: seen.charge + q.charge, refused: seen.refused || q.refused } : q);
+    }
+    return [...byProject.values()].sort((a, b) => (a.project < b.project ? -1 : 1));
+  },
 };
 
 /** One plan of the batches a run was planned in (a dry run prints the whole run's): every list of every batch. */
@@ -312,6 +325,7 @@ export function joinPlans(parts: readonly Plan[]): Plan {
     skipped: JOIN_LISTS.skipped(parts),
     blobs: JOIN_LISTS.blobs(parts),
     rejected: JOIN_LISTS.rejected(parts),
+    quotas: JOIN_LISTS.quotas(parts),
   };
 }
 

@@ -2,7 +2,7 @@ import type { StorageLayout } from '../storage/layout.js';
 import type { Destination } from '../destination/destination.js';
 import type { ProjectSettings } from '../harbor/client.js';
 import type { FaultKind, ReadFault } from '../inventory/types.js';
-import { destinationRef, joinPlans, planMigration, type Plan, type DestinationState, type RejectedImage, type Schema1Mode, type ShardedHome } from '../plan/plan.js';
+import { destinationRef, joinPlans, planMigration, type Candidate, type Plan, type PlannedImage, type DestinationState, type RejectedImage, type Schema1Mode, type ShardedHome } from '../plan/plan.js';
 import type { ImageOutcome, TransferEvent, TransferStats } from '../transfer/execute.js';
 import { nameMapping, readOtherShards, readSourceBatches, type SourceSelection, type TrustedDigests } from '../transfer/source.js';
 import { ociTransport, type Transport } from '../transfer/transport.js';
@@ -12,6 +12,7 @@ import { imageReport, reportOf, type ImageReport } from './image-report.js';
 import { RunLedger } from './ledger.js';
 import { prepareBatch, type PreparedBatch } from './prepare.js';
 import { ProjectGate } from './projects.js';
+import { QuotaBook } from './quota.js';
 import { readInStages } from './read-ahead.js';
 import { verifyOutcome } from './verify.js';
 import { BATCH_TAGS } from '../tuning.js';
@@ -152,7 +153,10 @@ export async function pushStorage(destination: Destination, options: PushOptions
   // Source digest → destination digest of schema1 images converted earlier: the journal's, and those recognised.
   const converted = new Map(options.converted);
   const prepare = { destination, ledger, projects, converted, known: options.knownRepositories, signal };
-  const run: BatchRun = { destination, ledger, projects, converted, options, emit, batches: source.count, transport: openTransport(source.layout, destination, options, emit), planned: options.dryRun ? [] : undefined, elsewhere };
+  const quotas = destination.harbor
+    ? new QuotaBook((project) => projects.quota(project), { everyProject: options.dryRun, onRefused: (reason) => options.onNotice?.({ level: 'error', message: `error: ${reason}; its images are skipped` }) })
+    : undefined;
+  const run: BatchRun = { destination, ledger, projects, quotas, converted, options, emit, batches: source.count, transport: openTransport(source.layout, destination, options, emit), planned: options.dryRun ? [] : undefined, elsewhere };
 
   let batches = 0;
   try {
@@ -190,6 +194,8 @@ interface BatchRun {
   readonly destination: Destination;
   readonly ledger: RunLedger;
   readonly projects: ProjectGate;
+  /** Harbor: each batch charged to its projects' quotas before anything is sent. */
+  readonly quotas: QuotaBook | undefined;
   readonly converted: ReadonlyMap<string, string>;
   readonly options: PushOptions;
   readonly emit: (event: PushEvent) => void;
@@ -214,7 +220,7 @@ async function transferBatch(prepared: PreparedBatch, index: number, run: BatchR
   const { destination, ledger, projects, options } = run;
   ledger.reject(candidates.rejected);
   for (const c of denied) {
-    ledger.report(imageReport({ source: c.source, destination: `${c.repository}:${c.entry.tag}`, digest: c.entry.digest, size: c.entry.size ?? 0, status: 'failed', reason: `permission: ${projects.refusal(c.project)!}` }));
+    ledger.report(imageReport({ source: c.source, destination: `${c.repository}:${c.entry.tag}`, digest: c.entry.digest, size: c.entry.size ?? 0, status: 'failed', reason: projects.refusal(c.project)! }));
   }
   // A signal before this batch started: nothing more is created, asked or sent, and its images say so.
   if (options.signal?.aborted) {
@@ -228,10 +234,23 @@ async function transferBatch(prepared: PreparedBatch, index: number, run: BatchR
     converted: run.converted,
     ...(options.schema1 ? { schema1: options.schema1 } : {}),
   };
-  let planned = planMigration({ accepted: allowed, rejected: [] }, inventory.manifests, state);
-  // --shard: a batch with blobs to send plans again knowing which of them another shard sends.
-  if (run.elsewhere && planned.blobs.some((b) => !b.held)) planned = planMigration({ accepted: allowed, rejected: [] }, inventory.manifests, { ...state, elsewhere: await run.elsewhere() });
-  const plan: Plan = { ...planned, rejected: candidates.rejected };
+  const planBatch = async (accepted: readonly Candidate[]): Promise<Plan> => {
+    const planned = planMigration({ accepted, rejected: [] }, inventory.manifests, state);
+    // --shard: a batch with blobs to send plans again knowing which of them another shard sends.
+    if (run.elsewhere && planned.blobs.some((b) => !b.held)) return planMigration({ accepted, rejected: [] }, inventory.manifests, { ...state, elsewhere: await run.elsewhere() });
+    return planned;
+  };
+  let planned = await planBatch(allowed);
+  // Harbor quotas, before the first byte: a project whose charge does not fit is planned again without its pushes.
+  const quotas = run.quotas?.charge(planned, inventory.manifests) ?? [];
+  const overQuota = planned.images.filter((image) => quotas.some((q) => q.refused && q.project === image.project));
+  if (overQuota.length > 0) {
+    const out = new Set(overQuota.map((image) => image.source));
+    planned = await planBatch(allowed.filter((c) => !out.has(c.source)));
+  }
+  const quotaRejected = overQuota.map((image) => rejectedOf(image, run.quotas!.refusal(image.project)!));
+  const plan: Plan = { ...planned, rejected: [...candidates.rejected, ...quotaRejected], quotas };
+  for (const image of overQuota) ledger.report(reportOf(image, 'failed', { reason: run.quotas!.refusal(image.project)! }));
   run.emit({ type: 'planned', plan, batch: index, batches: run.batches });
   for (const image of plan.existing) {
     const there = prepared.tags.get(destinationRef(image));
@@ -252,6 +271,10 @@ async function transferBatch(prepared: PreparedBatch, index: number, run: BatchR
     ledger.report(report);
   };
   ledger.count(await run.transport.transfer({ plan, manifests: inventory.manifests, afterImage }));
+}
+
+function rejectedOf(image: PlannedImage, reason: string): RejectedImage {
+  return { source: image.source, repository: image.repository, destination: destinationRef(image), digest: image.digest, mediaType: image.mediaType, size: image.size, reason, faults: [] };
 }
 
 function requestCounts(destination: Destination): { requests: number; retries: number } {

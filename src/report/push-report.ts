@@ -1,6 +1,7 @@
 import { writeFileAtomic } from '../util/files.js';
 import { shortMediaType } from '../image/media-types.js';
 import { destinationRef, planTotals, type Plan } from '../plan/plan.js';
+import { quotaRoom } from '../plan/quota.js';
 import { shortDigest } from '../storage/digest.js';
 import type { PushResult, ImageReport } from '../push/push.js';
 import { count, csvLine, formatBytes, formatDuration, formatRate, renderTable } from '../util/format.js';
@@ -173,5 +174,17 @@ export function renderPlan(plan: Plan, harbor: boolean): string {
     ...plan.rejected.map((r) => [r.source, r.destination ?? '-', shortDigest(r.digest), shortMediaType(r.mediaType), r.size ? formatBytes(r.size) : '-', `fail: ${r.reason}`]),
   ].sort((a, b) => (a[0]! < b[0]! ? -1 : 1));
   out += renderTable(['SOURCE', 'DESTINATION', 'DIGEST', 'TYPE', 'SIZE', 'ACTION'], rows);
+  if (harbor && plan.quotas.length > 0) out += '\n' + renderQuotas(plan.quotas);
   return out;
+}
+
+/** Each project's charge beside its quota: what the run adds to the project's usage, by Harbor's accounting. */
+function renderQuotas(quotas: Plan['quotas']): string {
+  const rows = quotas.map((q) => {
+    const room = quotaRoom(q);
+    const limit = q.limit === undefined ? 'unknown' : q.limit < 0 ? 'unlimited' : formatBytes(q.limit);
+    const verdict = q.refused ? 'refused: over quota' : q.limit === undefined ? 'not checked (quota not readable)' : 'fits';
+    return [q.project, formatBytes(q.charge), limit, q.used === undefined ? '-' : formatBytes(q.used), room === undefined ? '-' : formatBytes(room), verdict];
+  });
+  return `Storage quota (what this run adds to each project, as Harbor counts it):\n${renderTable(['PROJECT', 'ADDS', 'QUOTA', 'USED', 'LEFT', 'CHECK'], rows)}`;
 }

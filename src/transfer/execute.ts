@@ -58,6 +58,8 @@ export interface ExecuteOptions {
    * here: Harbor 2.15+ rewrites a PUT by tag into a PUT by sha256 of the signed body, which never matches.
    */
   readonly tagThroughApi?: (repository: string, digest: string, tag: string) => Promise<void>;
+  /** Names a refusal by one of the destination's policies from its error code (Harbor: harbor/refusals.ts). */
+  readonly refusal?: (err: unknown) => string | undefined;
   /** Runs right after each image is done (its verification), so it overlaps with the rest of the transfer. */
   readonly afterImage?: (outcome: ImageOutcome) => Promise<void>;
   /** How long a blob another shard uploads is waited for once this plan's own uploads are over (SHARD_WAIT_MS). */
@@ -78,7 +80,7 @@ export interface ExecuteResult {
 }
 
 /** Why a blob failed, in words an operator acts on. DIGEST_INVALID means the source blob is corrupt (docs/registry-behaviour.md, Push). */
-function describeBlobFailure(digest: string, err: unknown): string {
+function describeBlobFailure(digest: string, err: unknown, refusal: ExecuteOptions['refusal']): string {
   if (err instanceof RegistryError && err.registryCode === 'DIGEST_INVALID') {
     return `corrupt-blob: the destination rejected blob ${digest}: its source data does not match its digest`;
   }
@@ -87,10 +89,7 @@ function describeBlobFailure(digest: string, err: unknown): string {
     const chunk = Math.max(1, 2 ** Math.floor(Math.log2(Math.max(1, err.furthest / 2 ** 20))) / 2);
     return `upload-cut: blob ${digest}: the connection was cut mid-upload on all ${err.attempts} attempts (at most ${formatBytes(err.furthest)} of ${formatBytes(err.size)} sent; last: ${err.last.message}); the registry cannot resume a cut upload, so a link that cuts long transfers needs smaller requests: try --chunk-size ${chunk}MiB`;
   }
-  if (err instanceof RegistryError && err.failure === 'denied' && /exceed|quota/i.test(err.message)) {
-    return `quota-exceeded: ${err.message}`;
-  }
-  return `blob ${digest}: ${errorMessage(err)}`;
+  return refusal?.(err) ?? `blob ${digest}: ${errorMessage(err)}`;
 }
 
 /**
@@ -112,7 +111,7 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
     const failed = results.findIndex((r) => r.status === 'rejected');
     if (failed >= 0) {
       const reason = (results[failed] as PromiseRejectedResult).reason;
-      return { image, ok: false, reason: reason instanceof Interrupted ? 'interrupted' : describeBlobFailure(image.blobs[failed]!, reason) };
+      return { image, ok: false, reason: reason instanceof Interrupted ? 'interrupted' : describeBlobFailure(image.blobs[failed]!, reason, options.refusal) };
     }
     await order.subjectOf(image);
     return manifests.write(image);

@@ -16,6 +16,8 @@ export interface ManifestWriterOptions {
   /** The plan's blobs: a conversion reads the layers of a schema1 image from the source. */
   readonly blobs: readonly PlannedBlob[];
   readonly blobSource: (digest: string, size: number) => BlobSource;
+  /** See ExecuteOptions.refusal. */
+  readonly refusal?: ((err: unknown) => string | undefined) | undefined;
   /** See ExecuteOptions.tagThroughApi. */
   readonly tagThroughApi?: ((repository: string, digest: string, tag: string) => Promise<void>) | undefined;
   readonly stats: TransferStats;
@@ -63,7 +65,7 @@ export class ManifestWriter {
       if (image.foreignLayers && err instanceof RegistryError && (/URL/i.test(err.message) || image.foreignLayers.some((d) => err.message.includes(d)))) {
         return { image, ok: false, reason: `foreign-layer: the destination refuses manifests whose layers point at URLs (Windows base layers): ${errorMessage(err)}` };
       }
-      return { image, ok: false, reason: `manifest: ${errorMessage(err)}` };
+      return { image, ok: false, reason: this.#options.refusal?.(err) ?? `manifest: ${errorMessage(err)}` };
     }
   }
 
@@ -73,7 +75,7 @@ export class ManifestWriter {
       refusal = await this.#putSchema1(image);
       if (refusal === 'pushed') return { image, ok: true };
     } catch (err) {
-      return { image, ok: false, reason: err instanceof Interrupted ? 'interrupted' : `manifest: ${errorMessage(err)}` };
+      return { image, ok: false, reason: err instanceof Interrupted ? 'interrupted' : (this.#options.refusal?.(err) ?? `manifest: ${errorMessage(err)}`) };
     }
     // Refused as schema1: this image is converted, and says so; the next one is tried as schema1 again.
     try {

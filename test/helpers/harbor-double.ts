@@ -43,6 +43,11 @@ export interface HarborProjectSpec {
   readonly public?: boolean;
   /** "Prevent vulnerable images from running" (metadata `prevent_vul`). */
   readonly preventVulnerable?: boolean;
+  /** The project's storage quota in bytes (-1, the default: unlimited) and what it holds already (bytes). */
+  readonly storageLimit?: number;
+  readonly storageUsed?: number;
+  /** A proxy-cache project: the id of the registry it caches (`registry_id`). */
+  readonly proxyCacheOf?: number;
 }
 
 export interface HarborDoubleOptions {
@@ -77,7 +82,10 @@ interface ProjectRecord {
   readonly name: string;
   readonly public: boolean;
   readonly preventVulnerable: boolean;
-  readonly storageLimit: number;
+  storageLimit: number;
+  /** Bytes the quota counts as used (Harbor's `quota_usage`). */
+  storageUsed: number;
+  readonly registryId: number | undefined;
   readonly createdBy: string;
 }
 
@@ -174,6 +182,36 @@ function harborError(res: http.ServerResponse, status: number, code: string, mes
   res.end(JSON.stringify({ errors: [{ code, message }] }));
 }
 
+/** Bytes as Harbor prints them [src/pkg/quota/types/format.go byteCountToDisplaySize]. */
+function displaySize(value: number): string {
+  if (value < 1024) return `${value} B`;
+  let div = 1024;
+  let exp = 0;
+  for (let n = Math.floor(value / 1024); n >= 1024; n = Math.floor(n / 1024)) {
+    div *= 1024;
+    exp++;
+  }
+  return `${(value / div).toFixed(1)} ${'KMGTPE'[exp]}iB`;
+}
+
+/** A manifest's references (distribution Manifest.References): config and layers, or an index's manifests. */
+function manifestReferences(body: Buffer): Array<{ digest: string; size: number; mediaType: string }> {
+  try {
+    const m = JSON.parse(body.toString('utf8')) as { config?: Ref; layers?: Ref[]; manifests?: Ref[]; fsLayers?: Array<{ blobSum: string }> };
+    const refs = [...(m.config ? [m.config] : []), ...(m.layers ?? []), ...(m.manifests ?? [])];
+    // schema1 descriptors carry no size.
+    for (const l of m.fsLayers ?? []) refs.push({ digest: l.blobSum, size: 0, mediaType: '' });
+    return refs.map((r) => ({ digest: r.digest, size: r.size ?? 0, mediaType: r.mediaType ?? '' }));
+  } catch {
+    return [];
+  }
+}
+interface Ref {
+  digest: string;
+  size?: number;
+  mediaType?: string;
+}
+
 function readBody(req: http.IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -200,7 +238,16 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
   let nextId = 1;
   for (const spec of options.projects ?? ['library']) {
     const p = typeof spec === 'string' ? { name: spec } : spec;
-    projects.set(p.name, { id: nextId++, name: p.name, public: p.public ?? true, preventVulnerable: p.preventVulnerable ?? false, storageLimit: -1, createdBy: 'admin' });
+    projects.set(p.name, {
+      id: nextId++,
+      name: p.name,
+      public: p.public ?? true,
+      preventVulnerable: p.preventVulnerable ?? false,
+      storageLimit: p.storageLimit ?? -1,
+      storageUsed: p.storageUsed ?? 0,
+      registryId: p.proxyCacheOf,
+      createdBy: 'admin',
+    });
   }
   /** Members added when a user creates a project: the creator becomes its project admin. */
   const createdRoles = new Map<string, Map<string, HarborRole>>();
@@ -209,6 +256,18 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
   const events: string[] = [];
   const faults: InjectedFault[] = [];
   const tokens = new Map<string, Claims>();
+  /** Harbor's blob table, whatever the project: digest → size [src/controller/blob/controller.go Ensure, Get]. */
+  const blobSizes = new Map<string, number>();
+  /** project → the blobs associated with it (`project_blob`) [src/controller/blob/controller.go AssociateWithProjectByID]. */
+  const projectBlobs = new Map<string, Set<string>>();
+  /** Upload session → bytes its PATCHes brought (GetAcceptedBlobSize, for a PUT without a body). */
+  const sessionBytes = new Map<string, number>();
+  const linked = (project: string, digest: string): boolean => projectBlobs.get(project)?.has(digest) ?? false;
+  const associate = (project: string, digest: string): void => {
+    let set = projectBlobs.get(project);
+    if (!set) projectBlobs.set(project, (set = new Set()));
+    set.add(digest);
+  };
   let registryPort = 0;
 
   const basicUser = (req: http.IncomingMessage): { user: string | undefined; bad: boolean } => {
@@ -356,7 +415,88 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
     const reference = route[3]!;
     if (kind === 'tags' && reference === 'list') return listTags(req, res, repository);
     if (kind === 'manifests') return manifest(req, res, url, repository, decodeURIComponent(reference));
+    if (kind === 'blobs' && reference.startsWith('uploads/') && method !== 'GET' && method !== 'DELETE') return blobUpload(req, res, url, repository, reference.slice('uploads/'.length));
     forward(req, res, url.pathname + url.search);
+  }
+
+  /**
+   * Blob uploads through Harbor's middlewares [src/server/registry/route.go]: a proxy-cache project refuses the POST
+   * [src/server/middleware/repoproxy/proxy.go DisableBlobAndManifestUploadMiddleware]; the quota is charged on the
+   * POST of a mount and on the PUT that ends an upload, nothing when the blob is already associated with the project
+   * [src/server/middleware/quota/post_initiate_blob_upload.go, put_blob_upload.go], and the blob is associated with the
+   * project once the registry answered 201 [src/server/middleware/blob/post_initiate_blob_upload.go,
+   * put_blob_upload.go].
+   */
+  function blobUpload(req: http.IncomingMessage, res: http.ServerResponse, url: URL, repository: string, session: string): void {
+    const name = repository.split('/')[0]!;
+    const project = projects.get(name)!;
+    const target = url.pathname + url.search;
+    if (req.method === 'POST') {
+      if (project.registryId !== undefined) return refuse(req, res, 403, 'DENIED', `can not push artifact to a proxy project: ${name}`);
+      const mount = url.searchParams.get('mount');
+      // Not a mount: a zero-byte request that only fails when the quota is already over; a mount of a blob Harbor
+      // does not know, or one already in the project: nothing requested.
+      const size = mount ? blobSizes.get(mount) : 0;
+      const charge = mount && (size === undefined || linked(name, mount)) ? undefined : size;
+      if (charge !== undefined) {
+        const refused = reserveQuota(project, charge);
+        if (refused) return refuse(req, res, 403, 'DENIED', refused);
+      }
+      return forward(req, res, target, (status) => {
+        // quotaController.Request keeps the reservation for any 2xx, a 202 that opened a session included.
+        if (charge !== undefined && (status < 200 || status > 299)) project.storageUsed -= charge;
+        if (status === 201 && mount) associate(name, mount);
+      });
+    }
+    if (req.method === 'PATCH') {
+      req.on('data', (chunk: Buffer) => sessionBytes.set(session, (sessionBytes.get(session) ?? 0) + chunk.length));
+      return forward(req, res, target);
+    }
+    // PUT: the body's length, or what the session's PATCHes brought (GetAcceptedBlobSize).
+    const digest = url.searchParams.get('digest') ?? '';
+    const size = Number(req.headers['content-length'] ?? 0) || (sessionBytes.get(session) ?? 0);
+    const charge = size === 0 || linked(name, digest) ? undefined : size;
+    if (charge !== undefined) {
+      const refused = reserveQuota(project, charge);
+      if (refused) return refuse(req, res, 403, 'DENIED', refused);
+    }
+    forward(req, res, target, (status, headers) => {
+      if (charge !== undefined && (status < 200 || status > 299)) project.storageUsed -= charge;
+      if (status !== 201) return;
+      const landed = String(headers['docker-content-digest'] ?? digest);
+      blobSizes.set(landed, size);
+      associate(name, landed);
+    });
+  }
+
+  function refuse(req: http.IncomingMessage, res: http.ServerResponse, status: number, code: string, message: string): void {
+    req.resume();
+    harborError(res, status, code, message);
+  }
+
+  /**
+   * The quota's reservation [src/controller/quota/controller.go reserveResources, src/pkg/quota/util.go IsSafe]: the
+   * new usage may not pass the hard limit (-1: unlimited). The refusal's words [src/pkg/quota/errors.go
+   * ResourceOverflow], sent as 403 DENIED [src/server/middleware/quota/quota.go RequestMiddleware].
+   */
+  function reserveQuota(project: ProjectRecord, bytes: number): string | undefined {
+    const used = project.storageUsed;
+    if (project.storageLimit !== -1 && used + bytes > project.storageLimit) {
+      return `adding ${displaySize(bytes)} of storage resource, which when updated to current usage of ${displaySize(used)} will exceed the configured upper limit of ${displaySize(project.storageLimit)}.`;
+    }
+    project.storageUsed = used + bytes;
+    return undefined;
+  }
+
+  /**
+   * What a manifest PUT charges [src/server/middleware/quota/put_manifest.go]: nothing when the manifest is already in
+   * the project, else its size plus every reference not in the project yet (foreign layers aside).
+   */
+  function manifestCharge(project: string, digest: string, body: Buffer): number | undefined {
+    if (linked(project, digest)) return undefined;
+    let size = body.length;
+    for (const ref of manifestReferences(body)) if (!linked(project, ref.digest) && !/foreign|nondistributable/.test(ref.mediaType)) size += ref.size;
+    return size;
   }
 
   /** `/v2/<name>/tags/list` from the database [src/server/registry/tag.go]: accessory tags included. */
@@ -391,13 +531,26 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
     }
     if (method === 'PUT') {
       const body = await readBody(req);
+      const name = repository.split('/')[0]!;
+      const project = projects.get(name)!;
+      // The PUT's middlewares in their order [src/server/registry/route.go]: proxy project, then quota.
+      if (project.registryId !== undefined) return harborError(res, 403, 'DENIED', `can not push artifact to a proxy project: ${name}`);
+      const bodyDigest = `sha256:${createHash('sha256').update(body).digest('hex')}`;
+      const charge = manifestCharge(name, bodyDigest, body);
+      if (charge !== undefined) {
+        const refused = reserveQuota(project, charge);
+        if (refused) return harborError(res, 403, 'DENIED', refused);
+      }
       // Since 2.15 a PUT by tag goes to the registry as a PUT by sha256 of the raw body, and the tag is kept in the
       // database only [src/server/registry/manifest.go putManifest].
-      const target = !isDigest && version === '2.15' ? `sha256:${createHash('sha256').update(body).digest('hex')}` : reference;
+      const target = !isDigest && version === '2.15' ? bodyDigest : reference;
       const upstream = await registryFetch('PUT', `/v2/${repository}/manifests/${target}`, req.headers.authorization, body, req.headers['content-type']);
       const text = Buffer.from(await upstream.arrayBuffer());
+      if (charge !== undefined && upstream.status !== 201) project.storageUsed -= charge;
       if (upstream.status === 201) {
         const digest = upstream.headers.get('docker-content-digest')!;
+        blobSizes.set(digest, body.length);
+        associate(name, digest);
         const mediaType = (req.headers['content-type'] ?? '').split(';')[0]!;
         recordArtifact(repository, digest, mediaType, body, isDigest ? undefined : reference);
       }
@@ -444,8 +597,10 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
     if (tag) repo.tags.set(tag, digest);
   }
 
-  function forward(req: http.IncomingMessage, res: http.ServerResponse, target: string): void {
+  /** `after`: what Harbor's middlewares do once the registry answered (src/server/middleware AfterResponse). */
+  function forward(req: http.IncomingMessage, res: http.ServerResponse, target: string, after?: (status: number, headers: http.IncomingHttpHeaders) => void): void {
     const upstream = http.request({ host: '127.0.0.1', port: registryPort, method: req.method, path: target, headers: req.headers }, (upstreamRes) => {
+      after?.(upstreamRes.statusCode ?? 502, upstreamRes.headers);
       res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
       upstreamRes.pipe(res);
     });
@@ -502,6 +657,9 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
     }
     if (bad) return harborError(res, 401, 'UNAUTHORIZED', 'unauthorized');
     if (url.pathname === '/api/v2.0/projects') return projectsRoute(req, res, url, user, body);
+    if (url.pathname === '/api/v2.0/quotas' && req.method === 'GET') return listQuotas(res, url, user);
+    const summary = /^\/api\/v2\.0\/projects\/([^/]+)\/summary$/.exec(url.pathname);
+    if (summary && req.method === 'GET') return projectSummary(req, res, decodeURIComponent(summary[1]!), user);
     const one = /^\/api\/v2\.0\/projects\/([^/]+)$/.exec(url.pathname);
     if (one && req.method === 'GET') {
       setTimeout(() => getProject(req, res, decodeURIComponent(one[1]!), user), options.apiDelayMs ?? 0);
@@ -553,6 +711,8 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
       public: parsed.metadata?.public === 'true',
       preventVulnerable: parsed.metadata?.prevent_vul === 'true',
       storageLimit: typeof parsed.storage_limit === 'number' && account.admin ? parsed.storage_limit : -1,
+      storageUsed: 0,
+      registryId: undefined,
       createdBy: user,
     });
     if (!account.admin && !account.robot) {
@@ -587,9 +747,38 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
         name: project.name,
         current_user_role_id: roleId,
         current_user_role_ids: roleId ? [roleId] : [],
+        // Set for a proxy-cache project [src/pkg/project/models/project.go IsProxy: RegistryID > 0].
+        ...(project.registryId ? { registry_id: project.registryId } : {}),
         metadata: { public: String(project.public), ...(project.preventVulnerable ? { prevent_vul: 'true', severity: 'low' } : {}) },
       }),
     );
+  }
+
+  /**
+   * `GET /quotas?reference=project&reference_id=ID` [src/server/v2.0/handler/quota.go ListQuotas]: system-level
+   * "list quota" only (a system admin here), else 403. Harbor's shape [api/v2.0/swagger.yaml definitions Quota].
+   */
+  function listQuotas(res: http.ServerResponse, url: URL, user: string | undefined): void {
+    if (!user) return harborError(res, 401, 'UNAUTHORIZED', 'unauthorized');
+    if (!options.users[user]?.admin) return harborError(res, 403, 'FORBIDDEN', 'forbidden');
+    const id = url.searchParams.get('reference_id');
+    const list = [...projects.values()]
+      .filter((p) => url.searchParams.get('reference') === 'project' && (!id || String(p.id) === id))
+      .map((p) => ({ id: p.id, ref: { id: p.id, name: p.name }, hard: { storage: p.storageLimit }, used: { storage: p.storageUsed } }));
+    page(res, url, list);
+  }
+
+  /**
+   * `GET /projects/{name}/summary` [src/server/v2.0/handler/project.go GetProjectSummary]: the quota for anyone who may
+   * read the project and its quota (every project role holds "quota read", rbac_role.go).
+   */
+  function projectSummary(req: http.IncomingMessage, res: http.ServerResponse, name: string, user: string | undefined): void {
+    if (req.headers['x-is-resource-name'] !== 'true') return harborError(res, 400, 'BAD_REQUEST', 'project_name_or_id must be a number without X-Is-Resource-Name');
+    const project = projects.get(name);
+    const account = user ? options.users[user] : undefined;
+    if (!project || (!project.public && !account?.admin && account?.robot !== 'system' && !roleOf(user, name))) return harborError(res, user ? 403 : 401, user ? 'FORBIDDEN' : 'UNAUTHORIZED', 'forbidden');
+    const quota = account?.admin || roleOf(user, name) ? { quota: { hard: { storage: project.storageLimit }, used: { storage: project.storageUsed } } } : {};
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ repo_count: [...repositories.keys()].filter((r) => r.startsWith(`${name}/`)).length, ...quota }));
   }
 
   function repositoryRoute(req: http.IncomingMessage, res: http.ServerResponse, url: URL, user: string | undefined, body: Buffer, m: RegExpExecArray): void {
