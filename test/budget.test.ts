@@ -116,15 +116,20 @@ describe('RequestBudget', () => {
   });
 });
 
-/** A clock the test moves by hand; timers fire when it passes them. */
+/**
+ * A clock the test moves by hand; timers fire when it passes them. With `early`, timers fire that many ms before
+ * `now()` reads their time, as Node's do now and then: they run on libuv's loop time, in whole milliseconds, while
+ * the budget reads `Date.now()`.
+ */
 class ManualClock implements BudgetClock {
   time = 0;
   #timers: Array<{ at: number; fn: () => void }> = [];
+  constructor(readonly early = 0) {}
   now(): number {
     return this.time;
   }
   later(ms: number, fn: () => void): void {
-    this.#timers.push({ at: this.time + ms, fn });
+    this.#timers.push({ at: this.time + ms - this.early, fn });
   }
   advance(ms: number): void {
     this.time += ms;
@@ -420,6 +425,76 @@ describe('DestinationBudget: Retry-After', () => {
     await Promise.all(retried);
     // One retry at a time, as the halved request budget allows, not nine (1 + the 8 idle upload slots).
     expect(order).toEqual(['a retried', 'a done', 'b retried', 'b done']);
+  });
+
+  it('a hold whose timer fires a millisecond early still ends: the retry and the work queued behind it go', async () => {
+    const clock = new ManualClock(1);
+    const { budget } = destinationBudget({ initial: 4, floor: 2, cap: 4 }, clock);
+    const started: string[] = [];
+    const order: string[] = [];
+    // The only request in flight is answered 429 (Retry-After: 1) and sleeps 1 s in its slot before the retry: the
+    // sleep ends on the same tick as the hold's timer, after it (a timer set later for as long fires later).
+    const retried = budget.requests.run(async () => {
+      budget.onResponse(429, 1000, budget.onSend());
+      await budget.pauseForRetry(1000, (ms) => new Promise((resolve) => clock.later(ms, resolve)));
+      order.push('retry');
+      return 'retried';
+    });
+    const queued = fill((w) => budget.requests.run(w), 2, started, 'q');
+    await settle();
+    expect(budget.notBefore).toBe(1000);
+    // Both timers fire at 999: the hold is not over yet, and the retry, awake now, waits for it.
+    clock.advance(999);
+    await settle();
+    expect(order).toEqual([]);
+    expect(started).toEqual([]);
+    // Nothing else is in flight: only the hold's end can wake them.
+    clock.advance(1);
+    await settle();
+    expect(order).toEqual(['retry']);
+    expect(started).toEqual(['q0', 'q1']);
+    for (const r of queued) r.finish();
+    expect(await retried).toBe('retried');
+    await Promise.all(queued.map((r) => r.result));
+  });
+
+  it('a retry waiting for room goes as soon as another step parks its slot to sleep before its own retry', async () => {
+    const { budget } = destinationBudget({ initial: 4, floor: 2, cap: 4 });
+    const order: string[] = [];
+    // Sleeps the test ends by hand.
+    const wakes: Array<() => void> = [];
+    const longSleep = (): Promise<void> => new Promise((resolve) => wakes.push(resolve));
+    // Four requests in flight; each is answered 429 when the test says so, sleeps, and retries once.
+    const steps = (['a', 'b', 'c', 'd'] as const).map((name) => {
+      let answer: () => void = () => undefined;
+      const answered = new Promise<void>((resolve) => (answer = resolve));
+      const done = budget.requests.run(async () => {
+        const sent = budget.onSend();
+        await answered;
+        budget.onResponse(429, undefined, sent);
+        await budget.pauseForRetry(0, name === 'a' ? async () => undefined : longSleep);
+        order.push(name);
+      });
+      return { answer, done };
+    });
+    const [a, b, c, d] = steps as [(typeof steps)[0], (typeof steps)[0], (typeof steps)[0], (typeof steps)[0]];
+    await settle();
+    // `a` is refused: the budget halves to 2, and `a` waits for room (3 in flight).
+    a.answer();
+    await settle();
+    expect(budget.requests.size).toBe(2);
+    // `b` is refused and parks its slot for a long sleep: 2 in flight, still no room.
+    b.answer();
+    await settle();
+    expect(order).toEqual([]);
+    // So does `c`: 1 in flight, below the budget of 2. `a` goes now, not when a sleep or `d` ends.
+    c.answer();
+    await settle();
+    expect(order).toEqual(['a']);
+    d.answer();
+    await settle();
+    for (const wake of wakes) wake();
+    await Promise.all(steps.map((s) => s.done));
   });
 
   it('a retry waiting for room ends at once when the run stops', async () => {

@@ -42,7 +42,6 @@ describe('the request budget against a throttling destination', () => {
     const result = await runCli(['push', root, '--to', throttle.host, '--retries', String(ATTEMPTS), '--output', 'json', '--log-format', 'json']);
 
     expect(result.exitCode, result.stderr).toBe(0);
-    if (!result.stdout) console.log('EMPTY STDOUT', result.stderr.slice(-1500));
     const images = (JSON.parse(result.stdout) as { images: Array<{ source: string; status: string }> }).images;
     expect(images).toHaveLength(60);
     expect(images.filter((i) => i.status !== 'verified')).toEqual([]);

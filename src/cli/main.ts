@@ -4,6 +4,7 @@ import type { CliContext } from './context.js';
 import { writeJsonLog } from '../report/log.js';
 import { startHeapTuning } from './heap-tuning.js';
 import { VERSION } from '../version.js';
+import { commandName, guardDrain, RunWatch } from './stall.js';
 
 type Register = (program: Command, ctx: CliContext) => void;
 
@@ -62,6 +63,7 @@ export async function run(argv: string[]): Promise<void> {
   // Started here, not by bin/regmigrate, so a program that calls run() behaves the same.
   const stopHeapTuning = startHeapTuning();
   let exitCode = 0;
+  const watch = new RunWatch();
   const ctx: CliContext = {
     stdout: process.stdout,
     stderr: process.stderr,
@@ -72,7 +74,13 @@ export async function run(argv: string[]): Promise<void> {
     setExitCode: (code) => {
       exitCode = Math.max(exitCode, code);
     },
+    watch,
   };
+  // A command the event loop drains under is not done: it says so and exits 70, never 0 (cli/stall.ts).
+  const unguard = guardDrain(commandName(argv), watch, (line) => {
+    if (ctx.logFormat === 'json') writeJsonLog(ctx.stderr, { level: 'error', event: 'error', code: 'INTERNAL', message: line, exitCode: 70 });
+    else ctx.stderr.write(`regmigrate: internal error: ${line}\n`);
+  });
   try {
     await (await buildProgram(ctx, commandsFor(argv))).parseAsync(argv);
   } catch (err) {
@@ -93,6 +101,7 @@ export async function run(argv: string[]): Promise<void> {
       exitCode = 70;
     }
   } finally {
+    unguard();
     stopHeapTuning();
   }
   process.exitCode = exitCode;

@@ -12,6 +12,7 @@ import { stopGraceFromEnv } from '../tuning.js';
 import { Stopper } from '../util/stop.js';
 import { addTransferOptions, normalizeTransfer, pushOptions, openDestination, withMetrics, type TransferFlags, type TransferRequest } from './transfer-command.js';
 import { warnIfEmptySource } from './selection.js';
+import { watchTransfer } from './watch-transfer.js';
 
 interface PushFlags extends TransferFlags {
   dryRun?: boolean;
@@ -42,10 +43,11 @@ export async function runPush(request: PushRequest, ctx: CliContext): Promise<nu
     const limitRate = request.destination.options.limitRate;
     const json = request.logFormat === 'json' ? createJsonLog(ctx.stderr, { budget: destination.budget, ...(limitRate !== undefined ? { limitRate } : {}) }) : undefined;
     const progress = json ?? createProgress({ stream: ctx.stderr, isTTY: ctx.stderrIsTTY && !ctx.env.REGMIGRATE_NO_PROGRESS, quiet: request.quiet, budget: destination.budget, ...(limitRate !== undefined ? { limitRate } : {}) });
+    const watched = watchTransfer(ctx, { command: 'push', root: request.root, destination, report: request.dryRun ? undefined : request.report }, progress.onEvent);
     try {
       // Rendering and the report are inside: a signal while they are written does not lose them.
       const { result: code, signal } = await withInterruption(ctx, stopper, async ({ stop, abort }) => {
-        const result = await pushStorage(destination, pushOptions(request, ctx, { dryRun: request.dryRun, onEvent: progress.onEvent, signal: stop, abort }));
+        const result = await pushStorage(destination, pushOptions(request, ctx, { dryRun: request.dryRun, ...watched, signal: stop, abort }));
         progress.stop();
         record(result);
         warnIfEmptySource(ctx.stderr, result.source, request.logFormat);

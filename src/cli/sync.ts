@@ -18,6 +18,7 @@ import { LOCK_STALE_SECONDS, stopGraceFromEnv } from '../tuning.js';
 import { Stopper } from '../util/stop.js';
 import { DEFAULT_FINAL_ROUNDS, finalSync, finalVerdict } from '../cutover/final-sync.js';
 import { warnIfEmptySource } from './selection.js';
+import { watchTransfer } from './watch-transfer.js';
 
 interface SyncFlags extends TransferFlags {
   state?: string;
@@ -130,15 +131,18 @@ export async function runSync(request: SyncRequest, ctx: CliContext): Promise<nu
       ...(ctx.env.REGMIGRATE_HOSTNAME ? { hostname: ctx.env.REGMIGRATE_HOSTNAME } : {}),
       onNotice: (n) => notice(request, ctx, n),
     });
+    // A sync that stalls (cli/stall.ts) leaves no lock behind for the next one to wait out.
+    ctx.watch?.onStall(() => void lease.release());
     try {
       const stopper = new Stopper(stopGraceFromEnv(ctx.env));
       const destination = await openDestination({ ...request, quiet: true }, ctx, false, stopper.signals);
       const json = request.logFormat === 'json' ? createJsonLog(ctx.stderr, { budget: destination.budget }) : undefined;
+      const watched = watchTransfer(ctx, { command: 'sync', root: request.root, destination, report: request.report }, json?.onEvent);
       try {
         // The journal and the report are written inside: a signal while they are written does not lose them.
         const { result: code, signal } = await withInterruption(ctx, stopper, async ({ stop, abort }) => {
           const syncOptions = {
-            ...pushOptions(request, ctx, { signal: stop, abort, ...(json ? { onEvent: json.onEvent } : {}) }),
+            ...pushOptions(request, ctx, { signal: stop, abort, ...watched }),
             statePath: request.state,
             trustState: request.trustState,
             deleteExtra: request.deleteExtra,

@@ -117,7 +117,7 @@ export function normalizeTransfer(root: string, flags: TransferFlags, problems: 
 }
 
 /** The push engine's options from a transfer request. */
-export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Partial<Pick<PushOptions, 'onEvent' | 'signal' | 'abort' | 'dryRun'>>): PushOptions {
+export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Partial<Pick<PushOptions, 'onEvent' | 'onUnderWay' | 'signal' | 'abort' | 'dryRun'>>): PushOptions {
   const batchTags = batchTagsFromEnv(ctx.env);
   const shardWaitMs = shardWaitFromEnv(ctx.env);
   return {
@@ -193,6 +193,14 @@ export async function withMetrics(
   let result: PushResult | undefined;
   let deletions: readonly Deletion[] = [];
   let exitCode = 70;
+  // A run that stalls (cli/stall.ts) ends with exit 70: monitoring hears of it from the metrics file too.
+  const metricsFile = request.metricsFile;
+  if (metricsFile) {
+    ctx.watch?.onStall(() => {
+      writeMetricsFile(metricsFile, { command, startedAt, endedAt: Date.now(), exitCode: 70, result, deletions, shard: shardLabel(request) });
+      return `metrics written to ${metricsFile}`;
+    });
+  }
   try {
     exitCode = await job((r, d) => {
       result = r;
@@ -204,8 +212,7 @@ export async function withMetrics(
     throw err;
   } finally {
     if (request.metricsFile || request.pushgateway) {
-      const shard = request.shard ? `${request.shard.index}/${request.shard.count}` : undefined;
-      const metrics: RunMetrics = { command, startedAt, endedAt: Date.now(), exitCode, result, deletions, shard };
+      const metrics: RunMetrics = { command, startedAt, endedAt: Date.now(), exitCode, result, deletions, shard: shardLabel(request) };
       try {
         if (request.metricsFile) writeMetricsFile(request.metricsFile, metrics);
         if (request.pushgateway) await pushMetrics(request.pushgateway, request.metricsJob, metrics);
@@ -215,4 +222,9 @@ export async function withMetrics(
       }
     }
   }
+}
+
+/** `2/4`: the shard a run is, for its metrics. */
+function shardLabel(request: TransferRequest): string | undefined {
+  return request.shard ? `${request.shard.index}/${request.shard.count}` : undefined;
 }

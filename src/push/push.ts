@@ -59,6 +59,11 @@ export interface PushOptions extends SourceSelection {
   readonly signal?: AbortSignal;
   /** The grace after `signal` is over: skopeo copies under way are killed (the registry client cuts its own). */
   readonly abort?: AbortSignal;
+  /**
+   * Called once the source is read, with a way to read the run so far (what was not reached is unknown, as after a
+   * signal): what the CLI writes to `--report` should the run stop making progress (cli/stall.ts).
+   */
+  readonly onUnderWay?: (sofar: () => PushResult) => void;
 }
 
 export type PushEvent =
@@ -159,6 +164,22 @@ export async function pushStorage(destination: Destination, options: PushOptions
   const run: BatchRun = { destination, ledger, projects, quotas, converted, options, emit, batches: source.count, transport: openTransport(source.layout, destination, options, emit), planned: options.dryRun ? [] : undefined, elsewhere };
 
   let batches = 0;
+  const result = (interrupted: boolean): PushResult => ({
+    via: options.via,
+    source: { root: source.walk.layout.v2, layout: source.walk.layout, readFaults: source.walk.readFaults, tags: ledger.resolvedTags, foundTags: source.walk.foundTags, faults: ledger.faults, seen: ledger.seen },
+    ...(run.planned ? { plan: joinPlans(run.planned) } : {}),
+    rejected: ledger.rejected,
+    reports: ledger.sortedReports(),
+    stats: ledger.stats,
+    projectsCreated: projects.created,
+    harborVersion: destination.harborVersion,
+    startedAt: started,
+    durationMs: Date.now() - started,
+    interrupted,
+    batches,
+    ...requestCounts(destination),
+  });
+  options.onUnderWay?.(() => result(true));
   try {
     // The next batch is read and probed while this one transfers; it is planned after, knowing what landed.
     const stages = readInStages(source.count, source.next, (batch) => prepareBatch(batch, prepare));
@@ -172,21 +193,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
     run.transport.close();
   }
 
-  return {
-    via: options.via,
-    source: { root: source.walk.layout.v2, layout: source.walk.layout, readFaults: source.walk.readFaults, tags: ledger.resolvedTags, foundTags: source.walk.foundTags, faults: ledger.faults, seen: ledger.seen },
-    ...(run.planned ? { plan: joinPlans(run.planned) } : {}),
-    rejected: ledger.rejected,
-    reports: ledger.sortedReports(),
-    stats: ledger.stats,
-    projectsCreated: projects.created,
-    harborVersion: destination.harborVersion,
-    startedAt: started,
-    durationMs: Date.now() - started,
-    interrupted: signal?.aborted ?? false,
-    batches,
-    ...requestCounts(destination),
-  };
+  return result(signal?.aborted ?? false);
 }
 
 /** What every batch of a run shares. */
