@@ -15,6 +15,7 @@ const PASSWORD = 'P0licy-harbor-Zr8';
 const USERS: Record<string, HarborUser> = {
   admin: { password: PASSWORD, admin: true },
   'robot$sync': { password: PASSWORD, robot: 'system' },
+  dev: { password: PASSWORD, roles: { team: 'developer' } },
 };
 
 interface ReportImage {
@@ -110,5 +111,90 @@ describe('Harbor storage quotas, known before the first byte', () => {
     const row = result.report.images.find((i) => i.destination === 'tight/app:v1')!;
     expect(row).toMatchObject({ status: 'failed', reason: expect.stringMatching(/^quota-exceeded: PUT .*403 DENIED/) });
     expect(harbor.log.filter((r) => r.method === 'PUT' && r.path.includes('/manifests/'))).toHaveLength(1);
+  });
+});
+
+describe('proxy-cache projects and immutable tags, known before the first byte', () => {
+  it('refuses a proxy-cache project before any upload, on one line, and pushes the rest', async () => {
+    const root = path.join(tempDir(), 'registry');
+    const builder = new StorageBuilder(root);
+    image(builder, 'hub/nginx', '1.25', 10_000);
+    image(builder, 'team/app', 'v1', 10_000);
+    const harbor = await startHarborDouble({ users: USERS, projects: [{ name: 'hub', proxyCacheOf: 1 }, 'team'] });
+    const dry = await push(harbor, root, 'admin', ['--dry-run']);
+    expect(dry.stdout).toMatch(/hub\/nginx:1\.25 .*fail: proxy-cache: project "hub" is a proxy cache project/);
+    const result = await push(harbor, root, 'admin');
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr.split('\n').filter((l) => l.includes('"hub" is a proxy cache project'))).toHaveLength(1);
+    expect(writesTo(harbor, 'hub')).toEqual([]);
+    const rows = new Map(result.report.images.map((i) => [i.destination, i]));
+    expect(rows.get('hub/nginx:1.25')).toMatchObject({ status: 'failed', reason: expect.stringMatching(/^proxy-cache: project "hub" is a proxy cache project: Harbor takes no push into it; map these repositories to another project \(--map\)/) });
+    expect(rows.get('team/app:v1')?.status).toBe('verified');
+  });
+
+  /** team/app at v1 and v2 pushed to Harbor; then the source moves v1 and adds v3 and latest. */
+  async function movedTags(rules: Array<{ tags: string }>): Promise<{ harbor: HarborDouble; root: string; old: BuiltImage; moved: BuiltImage }> {
+    const first = path.join(tempDir(), 'registry');
+    const before = new StorageBuilder(first);
+    const old = image(before, 'team/app', 'v1', 5_000, 'old');
+    image(before, 'team/app', 'v2', 5_000, 'two');
+    const harbor = await startHarborDouble({ users: USERS, projects: [{ name: 'team', immutableRules: rules }] });
+    expect((await push(harbor, first, 'admin')).exitCode).toBe(0);
+    const root = path.join(tempDir(), 'registry');
+    const after = new StorageBuilder(root);
+    const moved = image(after, 'team/app', 'v1', 5_000, 'moved');
+    image(after, 'team/app', 'v2', 5_000, 'two');
+    image(after, 'team/app', 'v3', 5_000, 'three');
+    after.tag('team/app', 'latest', moved.digest);
+    return { harbor, root, old, moved };
+  }
+
+  const tagPuts = (harbor: HarborDouble, mark: number, tag: string) => harbor.log.slice(mark).filter((r) => r.method === 'PUT' && r.path === `/v2/team/app/manifests/${tag}`);
+
+  it('leaves a tag an immutability rule keeps at another digest alone: `immutable` in plan and report, nothing sent for it, exit 6', async () => {
+    const { harbor, root, old } = await movedTags([{ tags: 'v*' }]);
+    const dry = await push(harbor, root, 'admin', ['--dry-run']);
+    expect(dry.stdout).toMatch(/team\/app:v1 .*immutable: holds [0-9a-f]{12}, kept by immutability rule #1 \(repositories matching "\*\*", tags matching "v\*"\)/);
+    expect(dry.exitCode).toBe(6);
+    const mark = harbor.log.length;
+    const result = await push(harbor, root, 'admin');
+    expect(result.exitCode, result.stderr).toBe(6);
+    const rows = new Map(result.report.images.map((i) => [i.destination, i]));
+    expect(rows.get('team/app:v1')).toMatchObject({ status: 'immutable', reason: expect.stringMatching(new RegExp(`^immutable: the destination tag holds ${old.digest} and immutability rule #1 \\(repositories matching "\\*\\*", tags matching "v\\*"\\) keeps it there`)) });
+    expect(rows.get('team/app:v3')?.status).toBe('verified');
+    expect(rows.get('team/app:latest')?.status).toBe('verified');
+    expect(tagPuts(harbor, mark, 'v1')).toEqual([]);
+    expect(harbor.tagDigest('team/app', 'v1')).toBe(old.digest);
+    expect(result.stdout).toMatch(/Immutable \(Harbor keeps these tags at another digest\):\n  team\/app:v1: immutable:/);
+  });
+
+  it('sync reports the drift as a warning every run and exits 6, not 1; an account that may not read the rules asks Harbor per tag', async () => {
+    const { harbor, root } = await movedTags([{ tags: 'v1' }]);
+    const state = path.join(tempDir(), 'state.json');
+    const sync = () => runCli(['sync', root, '--to', harbor.host, '--username', 'dev', '--password-stdin', '--state', state], { input: `${PASSWORD}\n` });
+    for (let run = 0; run < 2; run++) {
+      const mark = harbor.log.length;
+      const result = await sync();
+      expect(result.exitCode, result.stderr).toBe(6);
+      expect(result.stdout).toMatch(/^immutable team\/app:v1 -> team\/app:v1: immutable: the destination tag holds sha256:[0-9a-f]{64} and an immutability rule \(this account may not read the project's rules\) keeps it there/m);
+      expect(result.stdout).toMatch(/sync: \d+ pushed, \d+ unchanged, 1 immutable, 0 failed/);
+      expect(tagPuts(harbor, mark, 'v1')).toEqual([]);
+    }
+  });
+
+  it("names a 412 that still comes by Harbor's error code: `immutable`, not retried, exit 6", async () => {
+    const root = path.join(tempDir(), 'registry');
+    const builder = new StorageBuilder(root);
+    image(builder, 'team/app', 'v9', 5_000);
+    image(builder, 'team/app', 'v8', 5_000);
+    const harbor = await startHarborDouble({ users: USERS, projects: ['team'] });
+    // A rule added between the check and the push: Harbor answers 412 PRECONDITION, in words the program never reads.
+    harbor.faults.push({ method: 'PUT', path: /\/manifests\/v9$/, status: 412, code: 'PRECONDITION', message: 'no', times: 5 });
+    const result = await push(harbor, root, 'admin');
+    expect(result.exitCode, result.stderr).toBe(6);
+    const rows = new Map(result.report.images.map((i) => [i.destination, i]));
+    expect(rows.get('team/app:v9')).toMatchObject({ status: 'immutable', reason: expect.stringMatching(/^immutable: PUT .*412 PRECONDITION/) });
+    expect(rows.get('team/app:v8')?.status).toBe('verified');
+    expect(harbor.log.filter((r) => r.method === 'PUT' && r.path.endsWith('/manifests/v9'))).toHaveLength(1);
   });
 });

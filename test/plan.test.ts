@@ -177,7 +177,7 @@ describe('joinPlans', () => {
   ]);
   const planned = planMigration(selectCandidates(inv, HARBOR), inv.manifests, { projectExists: (p) => p === 'team', tags: new Map([['team/a:v1', d('1')]]) });
   // Every list of the plan holds something, so a list the join drops shows.
-  const part: Plan = { ...planned, skipped: [planned.images[0]!], quotas: [{ project: 'other', charge: 20, limit: 100, used: 10, refused: false }] };
+  const part: Plan = { ...planned, skipped: [planned.images[0]!], immutable: [{ ...planned.images[0]!, current: d('9'), rule: 'a rule' }], quotas: [{ project: 'other', charge: 20, limit: 100, used: 10, refused: false }] };
   const lists = (Object.keys(part) as Array<keyof Plan>).filter((key) => Array.isArray(part[key]));
 
   it('keeps every list of every batch', () => {

@@ -15,7 +15,7 @@ const ReportImage = z.looseObject({
   digest: z.string().nullable(),
   mediaType: z.string().nullable(),
   size: z.number(),
-  status: z.enum(['verified', 'skipped-existing', 'skipped', 'failed']),
+  status: z.enum(['verified', 'skipped-existing', 'skipped', 'immutable', 'failed']),
   reason: z.string().nullable(),
   convertedTo: z.string().nullable().optional(),
   subject: z.string().nullable().optional(),

@@ -2,7 +2,7 @@ import pLimit from 'p-limit';
 import { DestinationError, errorMessage } from '../errors.js';
 import type { Authenticator } from '../registry/auth.js';
 import type { HarborClient, ProjectSettings, StorageQuota } from './client.js';
-import { ROLE_NAMES, type ProjectDetail } from './schema.js';
+import { ROLE_NAMES, type ImmutableRule, type ProjectDetail } from './schema.js';
 
 /** What the account may do in one destination project, known before the first upload. */
 export interface ProjectAccess {
@@ -14,6 +14,8 @@ export interface ProjectAccess {
   readonly refusal?: 'permission' | 'proxy-cache';
   /** The project's storage quota (bytes), when the account may read it. */
   readonly quota?: StorageQuota;
+  /** The project's immutability rules, when the account may read them. */
+  readonly immutableRules?: readonly ImmutableRule[];
   /** The project exists now (false only on a dry run, for a project the push would create). */
   readonly exists: boolean;
   /** Created by this run. */
@@ -65,7 +67,9 @@ export async function checkProjectAccess(harbor: HarborClient, auth: Authenticat
     const access = await checkPush(auth, username, project, repository, found, created);
     const id = found.status === 'found' ? found.project.project_id : undefined;
     const quota = access.status === 'ok' && id !== undefined ? await harbor.getQuota({ name: project, id }) : undefined;
-    out.set(project, quota ? { ...access, quota } : access);
+    // A project created by this run has no rules yet, and no tags to protect.
+    const immutableRules = access.status === 'ok' && id !== undefined && !created ? await harbor.listImmutableRules(project) : undefined;
+    out.set(project, { ...access, ...(quota ? { quota } : {}), ...(immutableRules ? { immutableRules } : {}) });
   }
   return out;
 }

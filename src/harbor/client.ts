@@ -7,7 +7,7 @@ import { classifyNetworkError, classifyStatus, parseErrorBody, RegistryError } f
 import { hearResponse, type RequestFeedback } from '../registry/http.js';
 import { DEFAULT_RETRY, retryTransient, type RetryPolicy } from '../registry/retry.js';
 import { Interrupted } from '../util/stop.js';
-import { Artifact, Project, ProjectDetail, ProjectSummary, Quota, Repository, SystemInfo } from './schema.js';
+import { Artifact, ImmutableRule, Project, ProjectDetail, ProjectSummary, Quota, Repository, SystemInfo } from './schema.js';
 
 export interface ProjectSettings {
   readonly public: boolean;
@@ -176,12 +176,12 @@ export class HarborClient {
   }
 
   /** Every page of a paginated list (`page`, `page_size` ≤ 100, `X-Total-Count`). */
-  async #list(path: string): Promise<unknown[] | undefined> {
+  async #list(path: string, headers: Record<string, string> = {}): Promise<unknown[] | undefined> {
     const out: unknown[] = [];
     const pageSize = 100;
     for (let page = 1; page < 100_000; page++) {
       const sep = path.includes('?') ? '&' : '?';
-      const res = await this.#call('GET', `${path}${sep}page=${page}&page_size=${pageSize}`);
+      const res = await this.#call('GET', `${path}${sep}page=${page}&page_size=${pageSize}`, undefined, headers);
       if (res.status === 404) return page === 1 ? undefined : out;
       if (res.status !== 200) throw this.#error('GET', path, res);
       const items = JSON.parse(res.text || '[]') as unknown;
@@ -221,6 +221,33 @@ export class HarborClient {
     if (res.status === 404) return undefined;
     if (res.status !== 200) throw this.#error('GET', path, res);
     return Artifact.parse(JSON.parse(res.text));
+  }
+
+  /**
+   * Whether Harbor counts the tag as immutable (one of the project's immutability rules protects it), evaluated by
+   * Harbor itself (`with_immutable_status`, src/controller/tag/controller.go populateImmutableStatus): for an account
+   * that may not read the rules. Undefined when the tag is not there.
+   */
+  async tagImmutable(repository: string, tag: string): Promise<boolean | undefined> {
+    const path = `${artifactsPath(repository)}/${encodeURIComponent(tag)}?with_tag=true&with_immutable_status=true`;
+    const res = await this.#call('GET', path);
+    if (res.status === 404) return undefined;
+    if (res.status !== 200) throw this.#error('GET', path, res);
+    return Artifact.parse(JSON.parse(res.text)).tags?.find((t) => t.name === tag)?.immutable ?? false;
+  }
+
+  /**
+   * A project's immutability rules, or undefined when this account may not read them (maintainer and up, and
+   * admins: src/server/v2.0/handler/immutable.go ListImmuRules, rbac_role.go).
+   */
+  async listImmutableRules(project: string): Promise<ImmutableRule[] | undefined> {
+    const path = `/projects/${encodeURIComponent(project)}/immutabletagrules`;
+    try {
+      return (await this.#list(path, { 'x-is-resource-name': 'true' }))?.map((r) => ImmutableRule.parse(r));
+    } catch (err) {
+      if (err instanceof RegistryError && (err.status === 401 || err.status === 403)) return undefined;
+      throw err;
+    }
   }
 
   /**

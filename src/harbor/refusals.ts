@@ -9,9 +9,15 @@ import { RegistryError } from '../registry/errors.js';
  *   (src/server/middleware/immutable/pushmf.go, src/controller/tag/controller.go Ensure).
  * Undefined for anything else. Never retried: the registry client sorts 403 and 412 as not transient.
  */
-export function harborRefusal(err: unknown): string | undefined {
+export function harborRefusal(err: unknown): PolicyRefusal | undefined {
   if (!(err instanceof RegistryError)) return undefined;
-  if (err.status === 403 && err.registryCode === 'DENIED') return `quota-exceeded: ${err.message}`;
-  if (err.status === 412 && err.registryCode === 'PRECONDITION') return `immutable: ${err.message}`;
+  if (err.status === 403 && err.registryCode === 'DENIED') return { reason: `quota-exceeded: ${err.message}` };
+  if (err.status === 412 && err.registryCode === 'PRECONDITION') return { reason: `immutable: ${err.message}`, immutable: true };
   return undefined;
+}
+
+/** A push refused by a policy: why, and whether it is an immutable tag (drift Harbor forbids fixing, not a failure). */
+export interface PolicyRefusal {
+  readonly reason: string;
+  readonly immutable?: true;
 }

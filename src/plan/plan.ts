@@ -38,6 +38,14 @@ export interface PlannedImage {
   readonly schema1?: 'keep' | 'convert';
 }
 
+/** An image whose destination tag an immutability rule keeps at another digest. */
+export interface ImmutableImage extends PlannedImage {
+  /** The digest the destination tag holds. */
+  readonly current: string;
+  /** The rule that protects it, described. */
+  readonly rule: string;
+}
+
 export interface PlannedBlob {
   readonly digest: string;
   readonly size: number;
@@ -82,6 +90,11 @@ export interface Plan {
   readonly existing: readonly PlannedImage[];
   /** Images a rule leaves out (`--schema1 skip`). */
   readonly skipped: readonly PlannedImage[];
+  /**
+   * Harbor: images whose destination tag holds another digest and is protected by an immutability rule. Harbor
+   * refuses to move the tag: nothing is pushed for them.
+   */
+  readonly immutable: readonly ImmutableImage[];
   readonly blobs: readonly PlannedBlob[];
   readonly rejected: readonly RejectedImage[];
   /** Harbor: each project's storage charge beside its quota (plan/quota.ts); a refused project's images are in `rejected`. */
@@ -99,6 +112,8 @@ export interface DestinationState {
   readonly holders?: Pick<ReadonlyMap<string, string>, 'get'>;
   /** What to do with schema1 images (`--schema1`, default keep). */
   readonly schema1?: Schema1Mode;
+  /** `repo:tag` held at another digest that an immutability rule protects → the rule (Harbor). */
+  readonly protectedTags?: Pick<ReadonlyMap<string, string>, 'get'>;
   /** `--shard`: blob digest → the first repository of another shard that needs it (transfer/source.ts readOtherShards). */
   readonly elsewhere?: Pick<ReadonlyMap<string, ShardedHome>, 'get'>;
 }
@@ -214,6 +229,7 @@ export function planMigration(candidates: Candidates, manifests: ReadonlyMap<str
   const images: PlannedImage[] = [];
   const existing: PlannedImage[] = [];
   const skipped: PlannedImage[] = [];
+  const immutable: ImmutableImage[] = [];
   const projects = new Set<string>();
   const blobRepos = new Map<string, { size: number; repos: string[]; firstSource: string }>();
 
@@ -238,6 +254,11 @@ export function planMigration(candidates: Candidates, manifests: ReadonlyMap<str
     const there = state.tags.get(destinationRef(image));
     if (there !== undefined && (there === image.digest || there === state.converted?.get(image.digest))) {
       existing.push(image);
+      continue;
+    }
+    const rule = there !== undefined ? state.protectedTags?.get(destinationRef(image)) : undefined;
+    if (rule !== undefined) {
+      immutable.push({ ...image, current: there!, rule });
       continue;
     }
     if (isSchema1(image.mediaType) && schema1 === 'skip') {
@@ -287,6 +308,7 @@ export function planMigration(candidates: Candidates, manifests: ReadonlyMap<str
     images,
     existing,
     skipped,
+    immutable,
     blobs,
     rejected: candidates.rejected,
     quotas: [],
@@ -301,6 +323,7 @@ const JOIN_LISTS: PlanLists = {
   images: (parts) => parts.flatMap((p) => p.images),
   existing: (parts) => parts.flatMap((p) => p.existing),
   skipped: (parts) => parts.flatMap((p) => p.skipped),
+  immutable: (parts) => parts.flatMap((p) => p.immutable),
   blobs: (parts) => parts.flatMap((p) => p.blobs),
   rejected: (parts) => parts.flatMap((p) => p.rejected),
   // A project's charges add up over the batches; its quota is the one read first.
@@ -323,6 +346,7 @@ export function joinPlans(parts: readonly Plan[]): Plan {
     images: JOIN_LISTS.images(parts),
     existing: JOIN_LISTS.existing(parts),
     skipped: JOIN_LISTS.skipped(parts),
+    immutable: JOIN_LISTS.immutable(parts),
     blobs: JOIN_LISTS.blobs(parts),
     rejected: JOIN_LISTS.rejected(parts),
     quotas: JOIN_LISTS.quotas(parts),

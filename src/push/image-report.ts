@@ -1,7 +1,8 @@
 import { destinationRef, type PlannedImage } from '../plan/plan.js';
 import { flattenString } from '../util/strings.js';
 
-export type ImageStatus = 'verified' | 'skipped-existing' | 'skipped' | 'failed';
+/** `immutable`: Harbor keeps the destination tag at another digest (an immutability rule): drift it may not fix. */
+export type ImageStatus = 'verified' | 'skipped-existing' | 'skipped' | 'immutable' | 'failed';
 
 /** One line of the verified image list. */
 export interface ImageReport {

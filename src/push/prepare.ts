@@ -4,6 +4,7 @@ import type { Candidate, Candidates } from '../plan/plan.js';
 import type { SourceBatch } from '../transfer/source.js';
 import { recogniseConversions } from './converted.js';
 import type { RunLedger } from './ledger.js';
+import { findProtectedTags } from './immutable.js';
 import { probeTags } from './probe.js';
 import type { ProjectGate } from './projects.js';
 
@@ -17,6 +18,8 @@ export interface PreparedBatch {
   readonly denied: readonly Candidate[];
   /** `repo:tag` → digest the destination holds (probed, or trusted from the journal). */
   readonly tags: ReadonlyMap<string, string>;
+  /** Harbor: `repo:tag` held at another digest and protected by an immutability rule → the rule (push/immutable.ts). */
+  readonly protectedTags: ReadonlyMap<string, string>;
 }
 
 export interface PrepareContext {
@@ -48,5 +51,6 @@ export async function prepareBatch(batch: SourceBatch, ctx: PrepareContext): Pro
   if (!signal?.aborted) for (const [ref, digest] of await probeTags(destination, toProbe, ctx.known)) tags.set(ref, digest);
   // A tag that holds our conversion of a schema1 image counts as there (without a journal to say so).
   if (!signal?.aborted && !destination.harbor) await recogniseConversions(destination.client, toProbe, inventory.manifests, tags, ctx.converted, destination.budget.requests);
-  return { inventory, candidates, allowed, denied, tags };
+  const protectedTags = signal?.aborted ? new Map<string, string>() : await findProtectedTags(destination, projects, toProbe, tags, ctx.converted);
+  return { inventory, candidates, allowed, denied, tags, protectedTags };
 }

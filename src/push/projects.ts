@@ -2,6 +2,7 @@ import type { Destination } from '../destination/destination.js';
 import { DestinationError } from '../errors.js';
 import { checkProjectAccess } from '../harbor/access.js';
 import type { ProjectSettings, StorageQuota } from '../harbor/client.js';
+import type { ImmutableRule } from '../harbor/schema.js';
 import type { Candidate } from '../plan/plan.js';
 import type { OnNotice } from '../util/notice.js';
 
@@ -29,6 +30,7 @@ export class ProjectGate {
   readonly #refused = new Map<string, { kind: string; reason: string }>();
   readonly #policies = new Map<string, string>();
   readonly #quotas = new Map<string, StorageQuota>();
+  readonly #immutableRules = new Map<string, readonly ImmutableRule[]>();
   /** Projects this run created, in order. */
   readonly created: string[] = [];
 
@@ -60,6 +62,7 @@ export class ProjectGate {
         this.#options.onCreated?.(a.project);
       }
       if (a.quota) this.#quotas.set(a.project, a.quota);
+      if (a.immutableRules) this.#immutableRules.set(a.project, a.immutableRules);
       if (a.status === 'refused') {
         this.#refused.set(a.project, { kind: a.refusal ?? 'permission', reason: a.reason! });
         this.#options.onNotice?.({ level: 'error', message: `error: ${a.reason!}; its images are skipped` });
@@ -76,6 +79,11 @@ export class ProjectGate {
   refusal(project: string): string | undefined {
     const refused = this.#refused.get(project);
     return refused && `${refused.kind}: ${refused.reason}`;
+  }
+
+  /** The project's immutability rules as read when it was checked; undefined when the account may not read them. */
+  immutableRules(project: string): readonly ImmutableRule[] | undefined {
+    return this.#immutableRules.get(project);
   }
 
   /** The project's storage quota as read when it was checked (Harbor, when the account may read it). */

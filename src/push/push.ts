@@ -2,7 +2,7 @@ import type { StorageLayout } from '../storage/layout.js';
 import type { Destination } from '../destination/destination.js';
 import type { ProjectSettings } from '../harbor/client.js';
 import type { FaultKind, ReadFault } from '../inventory/types.js';
-import { destinationRef, joinPlans, planMigration, type Candidate, type Plan, type PlannedImage, type DestinationState, type RejectedImage, type Schema1Mode, type ShardedHome } from '../plan/plan.js';
+import { destinationRef, joinPlans, planMigration, type Candidate, type ImmutableImage, type Plan, type PlannedImage, type DestinationState, type RejectedImage, type Schema1Mode, type ShardedHome } from '../plan/plan.js';
 import type { ImageOutcome, TransferEvent, TransferStats } from '../transfer/execute.js';
 import { nameMapping, readOtherShards, readSourceBatches, type SourceSelection, type TrustedDigests } from '../transfer/source.js';
 import { ociTransport, type Transport } from '../transfer/transport.js';
@@ -239,6 +239,7 @@ async function transferBatch(prepared: PreparedBatch, index: number, run: BatchR
     tags: prepared.tags,
     holders: ledger.holders,
     converted: run.converted,
+    protectedTags: prepared.protectedTags,
     ...(options.schema1 ? { schema1: options.schema1 } : {}),
   };
   const planBatch = async (accepted: readonly Candidate[]): Promise<Plan> => {
@@ -256,7 +257,9 @@ async function transferBatch(prepared: PreparedBatch, index: number, run: BatchR
     planned = await planBatch(allowed.filter((c) => !out.has(c.source)));
   }
   const quotaRejected = overQuota.map((image) => rejectedOf(image, run.quotas!.refusal(image.project)!));
-  const plan: Plan = { ...planned, rejected: [...candidates.rejected, ...quotaRejected], quotas };
+  // Images of projects refused before planning (permission, proxy cache) show in the plan too: a dry run names them.
+  const deniedRejected = denied.map((c) => ({ source: c.source, repository: c.repository, destination: `${c.repository}:${c.entry.tag}`, digest: c.entry.digest, mediaType: c.entry.mediaType, size: c.entry.size, reason: projects.refusal(c.project)!, faults: [] }));
+  const plan: Plan = { ...planned, rejected: [...candidates.rejected, ...deniedRejected, ...quotaRejected], quotas };
   for (const image of overQuota) ledger.report(reportOf(image, 'failed', { reason: run.quotas!.refusal(image.project)! }));
   run.emit({ type: 'planned', plan, batch: index, batches: run.batches });
   for (const image of plan.existing) {
@@ -267,6 +270,7 @@ async function transferBatch(prepared: PreparedBatch, index: number, run: BatchR
     if (!convertedTo) ledger.hold(image);
   }
   for (const image of plan.skipped) ledger.report(reportOf(image, 'skipped', { reason: 'schema1 image (--schema1 skip)' }));
+  for (const image of plan.immutable) ledger.report(reportOf(image, 'immutable', { reason: immutableReason(image) }));
   if (run.planned) {
     run.planned.push(plan);
     return;
@@ -278,6 +282,11 @@ async function transferBatch(prepared: PreparedBatch, index: number, run: BatchR
     ledger.report(report);
   };
   ledger.count(await run.transport.transfer({ plan, manifests: inventory.manifests, afterImage }));
+}
+
+/** Why an image is not pushed: its destination tag is kept at another digest by an immutability rule. */
+export function immutableReason(image: ImmutableImage): string {
+  return `immutable: the destination tag holds ${image.current} and ${image.rule} keeps it there (Harbor refuses to move it); change the rule in Harbor to migrate this tag`;
 }
 
 function rejectedOf(image: PlannedImage, reason: string): RejectedImage {

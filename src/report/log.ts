@@ -125,10 +125,10 @@ export function createJsonLog(stream: Writable, options: JsonLogOptions = {}): P
     finished: (result) => {
       stop();
       for (const r of result.reports) {
-        if (r.status !== 'verified' && r.status !== 'failed') continue;
+        if (r.status !== 'verified' && r.status !== 'failed' && r.status !== 'immutable') continue;
         writeJsonLog(stream, {
-          level: r.status === 'failed' ? 'error' : 'info',
-          event: r.status === 'failed' ? 'tag-failed' : 'tag-verified',
+          level: r.status === 'failed' ? 'error' : r.status === 'immutable' ? 'warn' : 'info',
+          event: `tag-${r.status}`,
           source: r.source,
           // No destination name (it could not be mapped): the tag is still the source's.
           ...(r.destination ? where(r.destination) : r.source.includes(':') ? { tag: splitRef(r.source).tag } : {}),
@@ -137,7 +137,7 @@ export function createJsonLog(stream: Writable, options: JsonLogOptions = {}): P
         });
       }
       const c = countReports(result.reports);
-      writeJsonLog(stream, { level: c.failed > 0 ? 'error' : 'info', event: 'run-finished', verified: c.verified, unchanged: c.skipped, failed: c.failed, bytes: result.stats.bytesUploaded, durationMs: result.durationMs, ...(budget ? { requestBudget: budget.requests.size, uploadBudget: budget.uploads.size } : {}) });
+      writeJsonLog(stream, { level: c.failed > 0 ? 'error' : c.immutable > 0 ? 'warn' : 'info', event: 'run-finished', verified: c.verified, unchanged: c.skipped, ...(c.immutable ? { immutable: c.immutable } : {}), failed: c.failed, bytes: result.stats.bytesUploaded, durationMs: result.durationMs, ...(budget ? { requestBudget: budget.requests.size, uploadBudget: budget.uploads.size } : {}) });
     },
   };
 }

@@ -13,19 +13,32 @@ export const PUSH_REPORT_VERSION = 1;
 export interface PushCounts {
   readonly verified: number;
   readonly skipped: number;
+  /** Destination tags an immutability rule keeps at another digest (Harbor): drift regmigrate may not fix. */
+  readonly immutable: number;
   readonly failed: number;
 }
 
 export function countReports(reports: readonly ImageReport[]): PushCounts {
   let verified = 0;
   let skipped = 0;
+  let immutable = 0;
   let failed = 0;
   for (const r of reports) {
     if (r.status === 'verified') verified++;
     else if (r.status === 'skipped-existing' || r.status === 'skipped') skipped++;
+    else if (r.status === 'immutable') immutable++;
     else failed++;
   }
-  return { verified, skipped, failed };
+  return { verified, skipped, immutable, failed };
+}
+
+/**
+ * A push's or sync's exit status from its images (docs/architecture.md, Exit codes): 1 when any failed; 6 when the
+ * only ones not done are tags Harbor's immutability rules keep at another digest; else 0.
+ */
+export function imagesExitCode(counts: PushCounts): 0 | 1 | 6 {
+  if (counts.failed > 0) return 1;
+  return counts.immutable > 0 ? 6 : 0;
 }
 
 /** The run a report is of: which command, from where to where, when, written by which regmigrate. */
@@ -137,7 +150,12 @@ export function renderImageTable(reports: readonly ImageReport[]): string {
     out += '\nFailed:\n';
     for (const r of failed) out += `  ${r.source}: ${r.reason ?? 'failed'}\n`;
   }
-  const notes = reports.filter((r) => r.status !== 'failed' && r.reason);
+  const immutable = reports.filter((r) => r.status === 'immutable');
+  if (immutable.length > 0) {
+    out += '\nImmutable (Harbor keeps these tags at another digest):\n';
+    for (const r of immutable) out += `  ${r.source}: ${r.reason ?? 'immutable'}\n`;
+  }
+  const notes = reports.filter((r) => r.status !== 'failed' && r.status !== 'immutable' && r.reason);
   if (notes.length > 0) {
     out += '\nNotes:\n';
     for (const r of notes) out += `  ${r.source}: ${r.reason}${r.convertedTo ? ` (now ${r.convertedTo})` : ''}\n`;
@@ -150,7 +168,7 @@ export function renderPushSummary(result: PushResult): string {
   const s = result.stats;
   const seconds = result.durationMs / 1000;
   const rate = seconds > 0 ? formatRate(s.bytesUploaded / seconds) : '-';
-  const head = `${count(c.verified, 'image')} verified, ${c.skipped} already there, ${c.failed} failed; `;
+  const head = `${count(c.verified, 'image')} verified, ${c.skipped} already there, ${c.immutable ? `${c.immutable} immutable, ` : ''}${c.failed} failed; `;
   const projects = result.projectsCreated.length ? `; projects created: ${result.projectsCreated.join(', ')}` : '';
   if (result.via === 'skopeo') return `${head}transferred by skopeo copy; ${formatDuration(result.durationMs)}${projects}`;
   return (
@@ -166,11 +184,12 @@ export function renderPlan(plan: Plan, harbor: boolean): string {
   let out = '';
   if (harbor) out += `Projects to create: ${plan.projectsToCreate.length ? plan.projectsToCreate.join(', ') : 'none'}\n`;
   out += `Blobs to upload (unless already present): ${t.blobsToUpload}, ${formatBytes(t.bytesToUpload)}; cross-repository mounts: ${t.mounts}\n`;
-  out += `Images to push: ${t.images}; already there: ${t.existing}; cannot be migrated: ${t.rejected}\n\n`;
+  out += `Images to push: ${t.images}; already there: ${t.existing}; ${plan.immutable.length ? `immutable (kept at another digest): ${plan.immutable.length}; ` : ''}cannot be migrated: ${t.rejected}\n\n`;
   const rows = [
     ...plan.images.map((i) => [i.source, destinationRef(i), shortDigest(i.digest), shortMediaType(i.mediaType), formatBytes(i.size), i.subject ? `push (after ${shortDigest(i.subject)})` : 'push']),
     ...plan.existing.map((i) => [i.source, destinationRef(i), shortDigest(i.digest), shortMediaType(i.mediaType), formatBytes(i.size), 'skip (already there)']),
     ...plan.skipped.map((i) => [i.source, destinationRef(i), shortDigest(i.digest), shortMediaType(i.mediaType), formatBytes(i.size), 'skip (--schema1 skip)']),
+    ...plan.immutable.map((i) => [i.source, destinationRef(i), shortDigest(i.digest), shortMediaType(i.mediaType), formatBytes(i.size), `immutable: holds ${shortDigest(i.current)}, kept by ${i.rule}`]),
     ...plan.rejected.map((r) => [r.source, r.destination ?? '-', shortDigest(r.digest), shortMediaType(r.mediaType), r.size ? formatBytes(r.size) : '-', `fail: ${r.reason}`]),
   ].sort((a, b) => (a[0]! < b[0]! ? -1 : 1));
   out += renderTable(['SOURCE', 'DESTINATION', 'DIGEST', 'TYPE', 'SIZE', 'ACTION'], rows);

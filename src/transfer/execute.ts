@@ -4,6 +4,7 @@ import type { RegistryClient } from '../registry/client.js';
 import { RegistryError, UploadCutError } from '../registry/errors.js';
 import { formatBytes } from '../util/format.js';
 import { errorMessage } from '../errors.js';
+import type { PolicyRefusal } from '../harbor/refusals.js';
 import type { DestinationBudget, RequestBudget } from '../destination/budget.js';
 import { blobReader, type BlobSource } from '../storage/source.js';
 import { Interrupted } from '../util/stop.js';
@@ -59,7 +60,7 @@ export interface ExecuteOptions {
    */
   readonly tagThroughApi?: (repository: string, digest: string, tag: string) => Promise<void>;
   /** Names a refusal by one of the destination's policies from its error code (Harbor: harbor/refusals.ts). */
-  readonly refusal?: (err: unknown) => string | undefined;
+  readonly refusal?: (err: unknown) => PolicyRefusal | undefined;
   /** Runs right after each image is done (its verification), so it overlaps with the rest of the transfer. */
   readonly afterImage?: (outcome: ImageOutcome) => Promise<void>;
   /** How long a blob another shard uploads is waited for once this plan's own uploads are over (SHARD_WAIT_MS). */
@@ -68,7 +69,7 @@ export interface ExecuteOptions {
 
 export type ImageOutcome =
   | { image: PlannedImage; ok: true; convertedTo?: string; note?: string }
-  | { image: PlannedImage; ok: false; reason: string };
+  | { image: PlannedImage; ok: false; reason: string; immutable?: true };
 
 export function emptyStats(): TransferStats {
   return { blobsUploaded: 0, bytesUploaded: 0, blobsMounted: 0, bytesMounted: 0, blobsSkipped: 0, bytesSkipped: 0, manifestsPut: 0 };
@@ -89,7 +90,7 @@ function describeBlobFailure(digest: string, err: unknown, refusal: ExecuteOptio
     const chunk = Math.max(1, 2 ** Math.floor(Math.log2(Math.max(1, err.furthest / 2 ** 20))) / 2);
     return `upload-cut: blob ${digest}: the connection was cut mid-upload on all ${err.attempts} attempts (at most ${formatBytes(err.furthest)} of ${formatBytes(err.size)} sent; last: ${err.last.message}); the registry cannot resume a cut upload, so a link that cuts long transfers needs smaller requests: try --chunk-size ${chunk}MiB`;
   }
-  return refusal?.(err) ?? `blob ${digest}: ${errorMessage(err)}`;
+  return refusal?.(err)?.reason ?? `blob ${digest}: ${errorMessage(err)}`;
 }
 
 /**

@@ -48,6 +48,17 @@ export interface HarborProjectSpec {
   readonly storageUsed?: number;
   /** A proxy-cache project: the id of the registry it caches (`registry_id`). */
   readonly proxyCacheOf?: number;
+  /** Tag immutability rules, in order. */
+  readonly immutableRules?: readonly ImmutableRuleSpec[];
+}
+
+/** One immutability rule as Harbor's UI makes it: doublestar patterns on the repository (without project) and tag. */
+export interface ImmutableRuleSpec {
+  readonly repositories?: string;
+  readonly tags?: string;
+  readonly repoDecoration?: 'repoMatches' | 'repoExcludes';
+  readonly tagDecoration?: 'matches' | 'excludes';
+  readonly disabled?: boolean;
 }
 
 export interface HarborDoubleOptions {
@@ -86,7 +97,26 @@ interface ProjectRecord {
   /** Bytes the quota counts as used (Harbor's `quota_usage`). */
   storageUsed: number;
   readonly registryId: number | undefined;
+  /** Harbor's shape [src/pkg/immutable/model/rule.go Metadata]. */
+  readonly immutableRules: ImmutableRuleRecord[];
   readonly createdBy: string;
+}
+
+interface ImmutableSelectorRecord {
+  readonly kind: string;
+  readonly decoration: string;
+  readonly pattern: string;
+  readonly extras?: string;
+}
+
+interface ImmutableRuleRecord {
+  readonly id: number;
+  readonly priority: number;
+  readonly disabled: boolean;
+  readonly action: 'immutable';
+  readonly template: 'immutable_template';
+  readonly tag_selectors: ImmutableSelectorRecord[];
+  readonly scope_selectors: { repository: ImmutableSelectorRecord[] };
 }
 
 interface ArtifactRecord {
@@ -182,6 +212,58 @@ function harborError(res: http.ServerResponse, status: number, code: string, mes
   res.end(JSON.stringify({ errors: [{ code, message }] }));
 }
 
+/**
+ * bmatcuk/doublestar v1 `Match` (Harbor's selectors, src/lib/selector/selectors/doublestar/selector.go), written
+ * apart from regmigrate's own matcher: the pattern and the name split at `/`; a `**` component takes any number of
+ * name components; within one, `*` is any run of characters, `?` one, `[…]` (`^` or `!` negates) one of a set,
+ * `{a,b}` either, `\` quotes. An empty pattern matches everything (selector.go `match`).
+ */
+function doublestarMatch(pattern: string, name: string): boolean {
+  if (pattern === '') return true;
+  const p = pattern.split('/');
+  const n = name.split('/');
+  const from = (i: number, j: number): boolean => {
+    if (i === p.length) return j === n.length;
+    if (p[i] === '**') {
+      for (let k = j; k <= n.length; k++) if (from(i + 1, k)) return true;
+      return false;
+    }
+    return j < n.length && componentRegExp(p[i]!).test(n[j]!) && from(i + 1, j + 1);
+  };
+  return from(0, 0);
+}
+
+function componentRegExp(component: string): RegExp {
+  let re = '';
+  let braces = 0;
+  for (let i = 0; i < component.length; i++) {
+    const c = component[i]!;
+    if (c === '\\' && i + 1 < component.length) re += escapeRe(component[++i]!);
+    else if (c === '*') re += '.*';
+    else if (c === '?') re += '.';
+    else if (c === '[') {
+      const end = component.indexOf(']', i + 2);
+      let set = component.slice(i + 1, end);
+      if (set.startsWith('!') || set.startsWith('^')) set = `^${set.slice(1)}`;
+      if (end < 0) throw new Error(`bad pattern ${component}`);
+      re += `[${set}]`;
+      i = end;
+    } else if (c === '{') {
+      braces++;
+      re += '(?:';
+    } else if (c === '}' && braces > 0) {
+      braces--;
+      re += ')';
+    } else if (c === ',' && braces > 0) re += '|';
+    else re += escapeRe(c);
+  }
+  return new RegExp(`^${re}$`);
+}
+
+function escapeRe(c: string): string {
+  return c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+}
+
 /** Bytes as Harbor prints them [src/pkg/quota/types/format.go byteCountToDisplaySize]. */
 function displaySize(value: number): string {
   if (value < 1024) return `${value} B`;
@@ -236,6 +318,7 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
   const projects = new Map<string, ProjectRecord>();
   const repositories = new Map<string, RepositoryRecord>();
   let nextId = 1;
+  let nextRuleId = 1;
   for (const spec of options.projects ?? ['library']) {
     const p = typeof spec === 'string' ? { name: spec } : spec;
     projects.set(p.name, {
@@ -246,6 +329,15 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
       storageLimit: p.storageLimit ?? -1,
       storageUsed: p.storageUsed ?? 0,
       registryId: p.proxyCacheOf,
+      immutableRules: (p.immutableRules ?? []).map((r) => ({
+        id: nextRuleId++,
+        priority: 0,
+        disabled: r.disabled ?? false,
+        action: 'immutable' as const,
+        template: 'immutable_template' as const,
+        tag_selectors: [{ kind: 'doublestar', decoration: r.tagDecoration ?? 'matches', pattern: r.tags ?? '**', extras: '{"untagged":false}' }],
+        scope_selectors: { repository: [{ kind: 'doublestar', decoration: r.repoDecoration ?? 'repoMatches', pattern: r.repositories ?? '**' }] },
+      })),
       createdBy: 'admin',
     });
   }
@@ -262,6 +354,29 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
   const projectBlobs = new Map<string, Set<string>>();
   /** Upload session → bytes its PATCHes brought (GetAcceptedBlobSize, for a PUT without a body). */
   const sessionBytes = new Map<string, number>();
+  /**
+   * Whether a tag is immutable [src/controller/tag/controller.go populateImmutableStatus → src/pkg/immutable/match/
+   * rule/match.go Matcher.Match]: the project's rules in order, disabled ones skipped, the first repository selector on
+   * the repository without its project, the first tag selector on the tag; a selector that cannot be evaluated
+   * makes the tag not immutable.
+   */
+  const tagImmutable = (repository: string, tag: string): boolean => {
+    const project = projects.get(repository.split('/')[0]!);
+    const name = repository.slice(repository.indexOf('/') + 1);
+    try {
+      for (const rule of project?.immutableRules ?? []) {
+        const scope = rule.scope_selectors.repository[0];
+        const tags = rule.tag_selectors[0];
+        if (rule.disabled || !scope || !tags) continue;
+        const repoSelected = scope.decoration === 'repoMatches' ? doublestarMatch(scope.pattern, name) : scope.decoration === 'repoExcludes' && !doublestarMatch(scope.pattern, name);
+        const tagSelected = tags.decoration === 'matches' ? doublestarMatch(tags.pattern, tag) : tags.decoration === 'excludes' && !doublestarMatch(tags.pattern, tag);
+        if (repoSelected && tagSelected) return true;
+      }
+    } catch {
+      return false;
+    }
+    return false;
+  };
   const linked = (project: string, digest: string): boolean => projectBlobs.get(project)?.has(digest) ?? false;
   const associate = (project: string, digest: string): void => {
     let set = projectBlobs.get(project);
@@ -535,6 +650,11 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
       const project = projects.get(name)!;
       // The PUT's middlewares in their order [src/server/registry/route.go]: proxy project, then quota.
       if (project.registryId !== undefined) return harborError(res, 403, 'DENIED', `can not push artifact to a proxy project: ${name}`);
+      // An existing tag that a rule protects is refused, even at the same digest [src/server/middleware/immutable/
+      // pushmf.go handlePush, error.go].
+      if (!isDigest && repo?.tags.has(reference) && tagImmutable(repository, reference)) {
+        return harborError(res, 412, 'PRECONDITION', `Failed to process request due to '${repository.slice(name.length + 1)}:${reference}' configured as immutable.`);
+      }
       const bodyDigest = `sha256:${createHash('sha256').update(body).digest('hex')}`;
       const charge = manifestCharge(name, bodyDigest, body);
       if (charge !== undefined) {
@@ -658,6 +778,8 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
     if (bad) return harborError(res, 401, 'UNAUTHORIZED', 'unauthorized');
     if (url.pathname === '/api/v2.0/projects') return projectsRoute(req, res, url, user, body);
     if (url.pathname === '/api/v2.0/quotas' && req.method === 'GET') return listQuotas(res, url, user);
+    const rules = /^\/api\/v2\.0\/projects\/([^/]+)\/immutabletagrules$/.exec(url.pathname);
+    if (rules && req.method === 'GET') return listImmutableRules(req, res, url, decodeURIComponent(rules[1]!), user);
     const summary = /^\/api\/v2\.0\/projects\/([^/]+)\/summary$/.exec(url.pathname);
     if (summary && req.method === 'GET') return projectSummary(req, res, decodeURIComponent(summary[1]!), user);
     const one = /^\/api\/v2\.0\/projects\/([^/]+)$/.exec(url.pathname);
@@ -713,6 +835,7 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
       storageLimit: typeof parsed.storage_limit === 'number' && account.admin ? parsed.storage_limit : -1,
       storageUsed: 0,
       registryId: undefined,
+      immutableRules: [],
       createdBy: user,
     });
     if (!account.admin && !account.robot) {
@@ -781,6 +904,19 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ repo_count: [...repositories.keys()].filter((r) => r.startsWith(`${name}/`)).length, ...quota }));
   }
 
+  /**
+   * `GET /projects/{p}/immutabletagrules` [src/server/v2.0/handler/immutable.go ListImmuRules]: "immutable-tag list",
+   * held by project admins and maintainers (rbac_role.go) and system admins; developers get 403.
+   */
+  function listImmutableRules(req: http.IncomingMessage, res: http.ServerResponse, url: URL, name: string, user: string | undefined): void {
+    if (req.headers['x-is-resource-name'] !== 'true') return harborError(res, 400, 'BAD_REQUEST', 'project_name_or_id must be a number without X-Is-Resource-Name');
+    const project = projects.get(name);
+    const role = roleOf(user, name);
+    if (!user) return harborError(res, 401, 'UNAUTHORIZED', 'unauthorized');
+    if (!project || !(options.users[user]?.admin || role === 'projectAdmin' || role === 'maintainer')) return harborError(res, 403, 'FORBIDDEN', 'forbidden');
+    page(res, url, project.immutableRules);
+  }
+
   function repositoryRoute(req: http.IncomingMessage, res: http.ServerResponse, url: URL, user: string | undefined, body: Buffer, m: RegExpExecArray): void {
     const project = decodeURIComponent(m[1]!);
     if (!projects.has(project)) return harborError(res, 404, 'NOT_FOUND', `project ${project} not found`);
@@ -801,7 +937,10 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
       manifest_media_type: a.mediaType,
       media_type: a.mediaType,
       pull_count: a.pullCount,
-      tags: [...repo!.tags].filter(([, d]) => d === a.digest).map(([name]) => ({ name })),
+      tags: [...repo!.tags]
+        .filter(([, d]) => d === a.digest)
+        // `immutable` only when asked [src/controller/tag/controller.go Option.WithImmutableStatus].
+        .map(([name]) => ({ name, ...(url.searchParams.get('with_immutable_status') === 'true' ? { immutable: tagImmutable(repository, name) } : {}) })),
     });
     if (!m[3]) return harborError(res, 404, 'NOT_FOUND', 'no such route');
     if (!m[4]) {
@@ -840,6 +979,8 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
       if (!actions.includes('delete') && !actions.includes('*')) return harborError(res, 403, 'FORBIDDEN', 'forbidden');
       const tag = decodeURIComponent(m[6]);
       if (repo.tags.get(tag) !== digest) return harborError(res, 404, 'NOT_FOUND', `tag ${tag} not found`);
+      // [src/controller/tag/controller.go Delete]
+      if (tagImmutable(repository, tag)) return harborError(res, 412, 'PRECONDITION', `the tag ${tag} configured as immutable, cannot be deleted`);
       repo.tags.delete(tag);
       events.push(`tag-deleted:${repository}:${tag}`);
       res.writeHead(200).end();
