@@ -1,9 +1,11 @@
 /**
  * Errors a user meets first, each one clear line naming what is wrong and what to do: a real docker-registry that
- * speaks plain HTTP given as https://, a port nothing listens on, a document that is not a push report.
+ * speaks plain HTTP given as https://, a port nothing listens on, a source that is no storage, a document that is
+ * not a push report.
  */
 import { execa } from 'execa';
 import { existsSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -43,6 +45,38 @@ async function silentServer(): Promise<{ port: number; pings: () => number; clos
   };
 }
 
+/** A loopback server that counts the connections made to it and closes each at once. */
+async function countingServer(): Promise<{ host: string; connections: () => number; close: () => Promise<void> }> {
+  let connections = 0;
+  const server: Server = createServer((socket) => {
+    connections++;
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return { host: `127.0.0.1:${port}`, connections: () => connections, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+describe('the source is checked before the destination is contacted', () => {
+  it.each([
+    ['push', 'a file that is not a tar', []],
+    ['sync', 'a file that is not a tar', ['--state', 'STATE']],
+    ['diff', 'a file that is not a tar', []],
+    ['push', 'a path that does not exist', []],
+  ])('%s of %s: exit 2, one line naming it, no connection to the destination', async (command, what, extra) => {
+    const destination = await countingServer();
+    const dir = tempDir();
+    const source = path.join(dir, what.startsWith('a file') ? 'afile' : 'missing');
+    if (what.startsWith('a file')) writeFileSync(source, 'hello\n');
+    const args = extra.map((a) => (a === 'STATE' ? path.join(dir, 'state.json') : a));
+    const result = await runCli([command, source, '--to', destination.host, ...args]);
+    await destination.close();
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr.split('\n')[0]).toBe(`regmigrate: ${source}: ${what.startsWith('a file') ? 'not a directory nor a tar archive' : 'no such file or directory'}`);
+    expect(destination.connections()).toBe(0);
+  });
+});
+
 describe('the destination, first contact', () => {
   it.each(['http://', 'https://', 'https:'])('--to %s names no host: exit 2, one line, before any contact', async (to) => {
     const result = await runCli(['push', DEMO_STORAGE, '--to', to, '--dry-run']);
@@ -55,6 +89,21 @@ describe('the destination, first contact', () => {
     const result = await runCli(['push', DEMO_STORAGE, '--to', `https://${registry.host}`, '--dry-run']);
     expect(result.exitCode).toBe(3);
     expect(result.stderr).toBe(`regmigrate: https://${registry.host} speaks plain HTTP, not HTTPS\nhint: use --to http://${registry.host}`);
+  });
+
+  it('a plain web server answering 404 with an HTML page: one line saying it is not a registry, no markup', async () => {
+    // What Apache answers for a path it does not have.
+    const page = '<!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">\n<html><head>\n<title>404 Not Found</title>\n</head><body>\n<h1>Not Found</h1>\n<p>The requested URL was not found on this server.</p>\n</body></html>\n';
+    const web = createHttpServer((_, res) => res.writeHead(404, { 'content-type': 'text/html; charset=iso-8859-1' }).end(page));
+    await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve));
+    const { port } = web.address() as { port: number };
+    const result = await runCli(['push', DEMO_STORAGE, '--to', `127.0.0.1:${port}`, '--dry-run']);
+    await new Promise<void>((resolve) => web.close(() => resolve()));
+    expect(result.exitCode).toBe(3);
+    expect(result.stderr.split('\n')).toEqual([
+      `regmigrate: http://127.0.0.1:${port} is not a registry: GET /v2/: 404: an HTML page (404 Not Found)`,
+      'hint: check --to: it must be the registry (Harbor) host, whose GET /v2/ answers 200 or 401',
+    ]);
   });
 
   it('a refused connection: one line saying it is retrying, then one line saying it gave up', async () => {
@@ -144,7 +193,7 @@ describe('report merge', () => {
     writeFileSync(file, JSON.stringify({ schemaVersion: 1, kind: 'regmigrate.push', destination: 'h', summary: {}, images: [{ source: 'a:1', destination: null, digest: null, mediaType: null, size: 1, status: 'done', reason: null }] }));
     const result = await runCli(['report', 'merge', file]);
     expect(result.exitCode).toBe(2);
-    expect(result.stderr).toMatch(/bad\.json: not a regmigrate push report \(images\.0\.status: expected "verified" or "skipped-existing" or "skipped" or "failed"\)\n/);
+    expect(result.stderr).toMatch(/bad\.json: not a regmigrate push report \(images\.0\.status: expected "verified" or "skipped-existing" or "skipped" or "failed" or "interrupted"\)\n/);
     expect(result.stderr).not.toMatch(/Invalid input/);
   });
 

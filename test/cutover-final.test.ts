@@ -1,4 +1,5 @@
 import { execa } from 'execa';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { addImage, makeLayer, StorageBuilder, type BuiltImage } from '../fixtures/builder.js';
@@ -91,6 +92,18 @@ describe('sync --final', () => {
     expect(run.written).toBe(true);
     expect(run.exitCode).toBe(1);
     expect(run.stdout.trim().split('\n').at(-1)).toBe(`final: NOT in sync: a tag kept moving after 1 round: busybox:1.36 (${a.digest} -> ${b.digest}); put the old registry in read-only mode and run again`);
+  });
+
+  it('a faulty source tag is not in sync: the verdict names it, exit 1', async () => {
+    const registry4 = await startRegistry();
+    const { builder, root } = buildStorage();
+    // broken/layer:v1 lost a layer's data (a missing-blob fault): it cannot be migrated, nothing moves.
+    const lost = makeLayer('srv/lost', 'lost layer\n', 1024);
+    builder.tag('broken/layer', 'v1', addImage(builder, 'broken/layer', { format: 'oci', layers: [lost], label: 'lost' }).digest);
+    rmSync(path.dirname(builder.blobPath(lost.digest)), { recursive: true });
+    const run = await runCli(['sync', root, '--to', registry4.host, '--final']);
+    expect(run.exitCode, run.stderr).toBe(1);
+    expect(run.stdout.trim().split('\n').at(-1)).toBe('final: NOT in sync after 1 round: 2 same, 0 new, 0 changed, 1 faulty, 0 extra in the destination (broken/layer:v1 faulty)');
   });
 
   it('refuses --final-rounds without --final, and 0 rounds', async () => {

@@ -104,4 +104,59 @@ describe('report references: every reference to the old registry in a directory'
     const again = await runCli(['report', 'references', dir, '--from', report, '--old-host', OLD, '--output', 'json']);
     expect((JSON.parse(again.stdout) as ReferencesJson).references.map((r) => r.status)).toEqual(['failed', 'unknown']);
   });
+
+  it('Helm values: `repository:` with a `tag:` beside it is one reference; --write changes only the repository', async () => {
+    const dir = tempDir('regmigrate-helm-');
+    const values = [
+      'api:', //                                             1
+      '  image:',
+      `    repository: ${OLD}/team/api`, //                  3: migrated, tag below
+      '    tag: "1.0"',
+      '    pullPolicy: IfNotPresent',
+      'worker:',
+      '  image:',
+      '    pullPolicy: Always',
+      '    tag: 1.1   # pinned', //                           9
+      `    repository: "${OLD}/team/api"`, //                10: failed, tag above
+      'tools:',
+      '  image:',
+      `    repository: ${OLD}/infra/tools/kubectl`, //       13: empty tag, the chart's appVersion
+      '    tag: ""',
+      'sidecars:',
+      "  - tag: '1.36'", //                                  16
+      `    repository: ${OLD}/busybox`, //                   17: migrated, the list item's first key is its tag
+      `  - repository: ${OLD}/busybox`, //                  18: not migrated at that tag
+      '    tag: 0.0-missing',
+      'plain:',
+      '  image:',
+      `    repository: ${OLD}/team/api`, //                  22: no tag beside it (the nested one is not)
+      '    resources:',
+      '      tag: "1.0"',
+      '',
+    ].join('\n');
+    writeFileSync(path.join(dir, 'values.yaml'), values);
+    const list = await runCli(['report', 'references', dir, '--from', report, '--old-host', OLD, '--new-host', 'harbor.example.com', '--output', 'json']);
+    expect(list.exitCode).toBe(1);
+    const refs = (JSON.parse(list.stdout) as { references: Array<{ line: number; old: string; tag: string | null; new: string | null; status: string; reason: string | null }> }).references;
+    expect(refs.map((r) => [r.line, r.tag, r.new, r.status])).toEqual([
+      [3, '1.0', 'harbor.example.com/platform/api', 'migrated'],
+      [10, '1.1', null, 'failed'],
+      [13, '', null, 'unknown'],
+      [17, '1.36', 'harbor.example.com/library/busybox', 'migrated'],
+      [18, '0.0-missing', null, 'unknown'],
+      [22, null, null, 'unknown'],
+    ]);
+    expect(refs.find((r) => r.line === 13)!.reason).toBe("the tag: beside it on line 14 is empty (the chart's appVersion): which tag of infra/tools/kubectl is not known here");
+    expect(refs.find((r) => r.line === 18)!.reason).toBe('tag busybox:0.0-missing is not in the report');
+    expect(refs.find((r) => r.line === 22)!.reason).toBe('tag team/api:latest is not in the report');
+    const table = await runCli(['report', 'references', dir, '--from', report, '--old-host', OLD, '--new-host', 'harbor.example.com']);
+    expect(table.stdout).toMatch(new RegExp(`^values\\.yaml:3 +${OLD}/team/api \\(tag: 1\\.0\\) +harbor\\.example\\.com/platform/api +migrated`, 'm'));
+
+    const write = await runCli(['report', 'references', dir, '--from', report, '--old-host', OLD, '--new-host', 'harbor.example.com', '--write']);
+    expect(write.exitCode).toBe(1);
+    expect(readFileSync(path.join(dir, 'values.yaml'), 'utf8')).toBe(
+      values.replace(`    repository: ${OLD}/team/api\n`, '    repository: harbor.example.com/platform/api\n').replace(`    repository: ${OLD}/busybox\n`, '    repository: harbor.example.com/library/busybox\n'),
+    );
+    expect(write.stderr).toContain('2 references rewritten in 1 file; 4 left (failed or unknown tags)');
+  });
 });

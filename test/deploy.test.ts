@@ -44,6 +44,31 @@ describe('deploy examples', () => {
     pushgatewayUrl = pushgateway.url;
   });
 
+  it('regmigrate.yaml: config check passes it on a fresh machine, and names the directories the run still needs', async () => {
+    // As shipped: valid wherever it is checked (this machine may or may not have /var/lib/regmigrate).
+    const shipped = await execa(BIN, ['config', 'check', path.join(DEPLOY, 'regmigrate.yaml')], { reject: false });
+    expect(shipped.exitCode, String(shipped.stderr)).toBe(0);
+    expect(String(shipped.stdout)).toMatch(/regmigrate\.yaml: valid \(12 settings\)$/);
+    // A fresh machine: /var/lib/regmigrate (here scratch/state) not made yet. The file is valid; the directory the
+    // journal and report go to is named as this machine's to make, not as a fault of the file.
+    const fresh = tempDir('regmigrate-fresh-');
+    const file = path.join(fresh, 'regmigrate.yaml');
+    writeFileSync(file, localize(readFileSync(path.join(DEPLOY, 'regmigrate.yaml'), 'utf8'), registry, fresh));
+    const state = path.join(fresh, 'state');
+    const check = await execa(BIN, ['config', 'check', file], { reject: false });
+    expect(check.exitCode).toBe(0);
+    expect(String(check.stdout)).toBe(`${file}: valid (12 settings)`);
+    expect(String(check.stderr).split('\n')).toEqual([
+      'regmigrate: warning: on this machine, a run would refuse these 2 files:',
+      `  sync.state: "${state}/state.json": its directory ${state} does not exist`,
+      `  output.report: "${state}/last-run.json": its directory ${state} does not exist`,
+      "hint: the directories must exist and be writable by the user that runs it (the systemd unit's StateDirectory= makes /var/lib/regmigrate when it starts)",
+    ]);
+    mkdirSync(state);
+    const ready = await execa(BIN, ['config', 'check', file], { reject: false });
+    expect([ready.exitCode, String(ready.stderr)]).toEqual([0, '']);
+  });
+
   it('cron: a valid /etc/cron.d line whose command syncs and writes its journal and report', async () => {
     const lines = readFileSync(path.join(DEPLOY, 'cron', 'regmigrate'), 'utf8').split('\n');
     const jobs = lines.filter((l) => l.trim() && !l.startsWith('#') && !/^[A-Z_]+=/.test(l));

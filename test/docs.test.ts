@@ -24,6 +24,18 @@ describe('the documentation', () => {
     expect(offending).toEqual([]);
   });
 
+  it('the README names exactly the Debian packages scripts/ensure-deps installs for the tests', () => {
+    const script = readFileSync(path.join(PROJECT, 'scripts', 'ensure-deps'), 'utf8');
+    const packageOf = new Map([...script.matchAll(/^\s*\[([\w-]+)\]=([\w.+-]+)$/gm)].map((m) => [m[1]!, m[2]!]));
+    const everything = /\|\| wanted=\(([^)]*)\)/.exec(script)![1]!.trim().split(/\s+/);
+    const installed = everything.map((command) => packageOf.get(command) ?? command);
+    const readme = readFileSync(path.join(PROJECT, 'README.md'), 'utf8').replace(/\n/g, ' ');
+    const sentence = /The tests install, when missing \(`scripts\/ensure-deps`\): ([^.]*)\./.exec(readme);
+    expect(sentence, 'the README sentence listing what the tests install').not.toBeNull();
+    const named = [...sentence![1]!.matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
+    expect(named.sort()).toEqual([...new Set(installed)].sort());
+  });
+
   it('every document the code cites is in the repository, and every cited section of docs/ exists', () => {
     const code = ['src', 'bin', 'fixtures', 'test', 'bench', 'scripts'].flatMap((dir) => textFiles(dir, dir === 'bin' ? [''] : ['.ts', '.sh']));
     const dead: string[] = [];

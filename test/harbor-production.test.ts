@@ -123,7 +123,7 @@ describe('a policy project on object storage (prevent vulnerable images; blobs s
     await client.ping();
     const alpine = copy.tags.find((t) => t.repository === 'library/alpine')!.digest!;
     const manifest = JSON.parse(readFileSync(path.join(copy.v2, 'blobs/sha256', alpine.slice(7, 9), alpine.slice(7), 'data'), 'utf8')) as { config: { digest: string } };
-    // A blob HEAD the object store answers with a 307 counts as present (the upload retry path asks this way).
+    // A blob HEAD the object store answers with a 307 counts as present (`diff` asks this way).
     const mark = harbor.log.length;
     expect(await client.hasBlob('library/alpine', manifest.config.digest)).toBe(true);
     expect(since(harbor, mark).filter((r) => r.method === 'HEAD' && r.path.includes('/blobs/')).map((r) => r.status)).toEqual([307]);
@@ -327,7 +327,9 @@ describe('diff and sync see accessories', () => {
 
 describe('the double refuses what Harbor refuses', () => {
   it('page_size over 100 is a 422; anonymous systeminfo has no version; an expired token gets Basic realm="harbor"', async () => {
-    const harbor = await startHarborDouble({ users: USERS, projects: [{ name: 'library', public: false }], tokenLifetime: 1 });
+    // The double's clock stands still until the test moves it: the token ends exactly 1 s after it was issued.
+    let now = Date.now();
+    const harbor = await startHarborDouble({ users: USERS, projects: [{ name: 'library', public: false }], tokenLifetime: 1, clock: () => now });
     const basic = { authorization: `Basic ${Buffer.from(`admin:${PASSWORD}`).toString('base64')}` };
     expect((await fetch(`${harbor.url}/api/v2.0/projects?page_size=101`, { headers: basic })).status).toBe(422);
     const anonymous = (await (await fetch(`${harbor.url}/api/v2.0/systeminfo`)).json()) as Record<string, unknown>;
@@ -335,7 +337,9 @@ describe('the double refuses what Harbor refuses', () => {
     expect(anonymous.harbor_version).toBeUndefined();
     const token = ((await (await fetch(`${harbor.url}/service/token?service=harbor-registry&scope=repository:library/x:pull`, { headers: basic })).json()) as { token: string }).token;
     expect((await fetch(`${harbor.url}/v2/library/x/tags/list`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(404);
-    await new Promise((r) => setTimeout(r, 1100));
+    now += 999;
+    expect((await fetch(`${harbor.url}/v2/library/x/tags/list`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(404);
+    now += 1;
     const expired = await fetch(`${harbor.url}/v2/library/x/tags/list`, { headers: { authorization: `Bearer ${token}` } });
     expect(expired.status).toBe(401);
     expect(expired.headers.get('www-authenticate')).toBe('Basic realm="harbor"');

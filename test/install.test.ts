@@ -31,6 +31,11 @@ describe('installing regmigrate', () => {
     expect(readFileSync(path.join(PROJECT, 'README.md'), 'utf8')).toContain(`Node ${major}.${minor}+`);
   });
 
+  it('the tarball `npm pack` leaves in the clone (README, Installing) is ignored by git', async () => {
+    const ignored = await execa('git', ['check-ignore', '--quiet', `regmigrate-${manifest.version}.tgz`], { cwd: PROJECT, reject: false });
+    expect(ignored.exitCode).toBe(0);
+  });
+
   it('npm pack + npm install -g gives a working regmigrate command with only the program in it', async () => {
     const work = tempDir('regmigrate-install-');
     const packed = await execa('npm', ['pack', '--pack-destination', work, '--json'], { cwd: PROJECT });

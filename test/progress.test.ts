@@ -181,8 +181,8 @@ describe('progress output carries the rate and the time left', () => {
     send(progress.onEvent, 40);
     progress.stop();
     expect(output()).toMatch(/^plan: 1 image to push, 0 already there, up to 100 MiB to upload$/m);
-    // At 30 s: 30 MiB of 100 sent at 1 MiB/s, 70 s left.
-    expect(output()).toMatch(/^pushed 0\/1 image \(0 failed\), sent 30\.0 MiB of up to 100 MiB; 1\.0 MiB\/s now, 1\.0 MiB\/s smoothed, ETA 70\.0 s$/m);
+    // At 30 s: 30 MiB of 100 uploaded at 1 MiB/s, 70 s left.
+    expect(output()).toMatch(/^pushed 0\/1 image \(0 failed\), uploaded 30\.0 MiB of up to 100 MiB; 1\.0 MiB\/s now, 1\.0 MiB\/s smoothed, ETA 70\.0 s$/m);
   });
 
   it('--log-format json: a progress record with bytes per second (current and smoothed) and the seconds left', () => {

@@ -84,13 +84,22 @@ describe('RegistryClient against a scripted proxy in front of a real docker-regi
     expect(counted).toBe(blob.size);
   });
 
-  it('asks whether a blob landed before sending it again after a lost answer to its final PUT', async () => {
+  it('asks whether a blob landed before sending it again after a lost answer to its final PUT: a mount into its own repository, no HEAD', async () => {
     fresh();
     const blob = blobFile(64 * 1024);
     proxy.script = (req) => (req.method === 'PUT' && req.seen === 0 ? { kind: 'forward', dropResponse: true } : { kind: 'forward' });
     await client.uploadBlob({ repository: 'retry/lost-answer', blob });
-    const kinds = proxy.log.map((r) => `${r.method} ${r.status}`);
-    expect(kinds).toEqual(['POST 202', 'PUT dropped', 'HEAD 200']);
+    const kinds = proxy.log.map((r) => `${r.method} ${r.status} ${new URLSearchParams(r.query).get('from') ?? ''}`.trim());
+    expect(kinds).toEqual(['POST 202', 'PUT dropped', 'POST 201 retry/lost-answer']);
+  });
+
+  it('a repeated upload goes into the session its mount question opened: one POST an attempt, no HEAD', async () => {
+    fresh();
+    const blob = blobFile(4096);
+    proxy.script = (req) => (req.method === 'PUT' && req.seen === 0 ? { kind: 'respond', status: 500, body: 'oops' } : { kind: 'forward' });
+    await client.uploadBlob({ repository: 'retry/session', blob });
+    const kinds = proxy.log.map((r) => `${r.method} ${r.status} ${new URLSearchParams(r.query).get('mount') ?? ''}`.trim());
+    expect(kinds).toEqual(['POST 202', 'PUT 500', `POST 202 ${blob.digest}`, 'PUT 201']);
   });
 
   it('switches to chunked upload when a proxy answers 413 to a whole blob', async () => {
@@ -187,8 +196,12 @@ describe('RegistryClient against a scripted proxy in front of a real docker-regi
   );
   const storageFailure = JSON.stringify({ errors: [{ code: 'UNKNOWN', message: 'unknown error', detail: { DriverName: 's3aws', Enclosed: {} } }] });
   const refusalShape = JSON.stringify({ errors: [{ code: 'UNKNOWN', message: 'unknown error', detail: {} }] });
+  const emptyDetailOtherCode = JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: 'service unavailable', detail: {} }] });
+  const twoErrors = JSON.stringify({ errors: [{ code: 'UNKNOWN', message: 'unknown error', detail: {} }, { code: 'UNKNOWN', message: 'unknown error', detail: {} }] });
   it.each([
     ['the registry refusing schema1', SCHEMA1_SIGNED, undefined, 1, 'permanent'],
+    ['an empty detail under another code than UNKNOWN, to a schema1 PUT', SCHEMA1_SIGNED, emptyDetailOtherCode, FAST_RETRY.attempts, 'transient'],
+    ['two errors of the refusal\'s shape, to a schema1 PUT', SCHEMA1_SIGNED, twoErrors, FAST_RETRY.attempts, 'transient'],
     ['a storage failure (its detail names the driver) to a schema1 PUT', SCHEMA1_SIGNED, storageFailure, FAST_RETRY.attempts, 'transient'],
     ['a proxy in between, to a schema1 PUT', SCHEMA1_SIGNED, 'oops', FAST_RETRY.attempts, 'transient'],
     ['the refusal\'s shape, to a manifest that is not schema1', DOCKER_MANIFEST, refusalShape, FAST_RETRY.attempts, 'transient'],

@@ -104,17 +104,46 @@ describe('shards that share', () => {
     const registry = await startRegistry();
     const proxy = await startProxy(registry.host);
     const report = path.join(tempDir('regmigrate-reports-'), 'shard-0.json');
+    // The upload session each poll opened, in order (the registry's Location, as the proxy passes it on).
+    const sessions: string[] = [];
+    proxy.script = (req) =>
+      req.method === 'POST' && req.url.searchParams.get('from') === 'team/alpha' ? { kind: 'forward', rewriteLocation: (location) => (sessions.push(new URL(location, proxy.url).pathname), location) } : { kind: 'forward' };
     const run = await runCli(['push', storage.root, '--to', proxy.host, '--shard', '0/2', '--report', report], { env: { REGMIGRATE_SHARD_WAIT_SECONDS: '1' } });
     expect(run.exitCode, run.stderr).toBe(0);
-    // It asked for the base where shard 1 would have put it, with the mount, and gave up each session it opened.
+    // It asked for the base where shard 1 would have put it, with the mount, and gave up each session it opened...
     const polls = proxy.log.filter((r) => r.method === 'POST' && r.query.includes('from=team%2Falpha'));
-    expect(polls.length).toBeGreaterThan(0);
-    expect(proxy.log.filter((r) => r.method === 'DELETE' && r.path.includes('/blobs/uploads/')).length).toBe(polls.length - 1);
+    expect(polls.length).toBeGreaterThan(1);
+    expect(sessions).toHaveLength(polls.length);
+    const deleted = proxy.log.filter((r) => r.method === 'DELETE' && r.path.includes('/blobs/uploads/')).map((r) => r.path);
+    expect(deleted).toEqual(sessions.slice(0, -1));
+    // ...but the last: the base went up into that one, the only session that carried its bytes.
+    const named = encodeURIComponent(storage.base.digest);
+    expect(proxy.log.filter((r) => r.method === 'PUT' && r.query.includes(named)).map((r) => r.path)).toEqual([sessions.at(-1)]);
     expect(bytesSentOf(proxy.log, storage.base.digest)).toBe(storage.base.blob.length);
     const doc = JSON.parse(readFileSync(report, 'utf8')) as Report;
     const mine = [...storage.images.keys()].filter((ref) => shardOf(ref.split(':')[0]!, 2, 'repository') === 0);
     expect(doc.images.map((i) => `${i.destination} ${i.status}`).sort()).toEqual(mine.map((ref) => `${ref} verified`).sort());
     await expectComplete(registry.host, storage.images, (repository) => shardOf(repository, 2, 'repository') === 0);
+  });
+
+  it('on Harbor, a poll refused for want of pull on the home repository (no session) is the last: the shard uploads at once', async () => {
+    // shared/base (shard 1, the base's home: first in name order) is in a project the developer of team may not
+    // pull from: Harbor answers its mount 401 and opens no session [src/server/middleware/v2auth/access.go], so a
+    // mount will never do and waiting for shard 1 would be for nothing.
+    expect([shardOf('shared/base', 2, 'repository'), shardOf('team/app', 2, 'repository')]).toEqual([1, 0]);
+    const root = path.join(tempDir('regmigrate-src-'), 'registry');
+    const b = new StorageBuilder(root);
+    const base = makeLayer('base/rootfs', 'shared base\n', 2 * MiB, 1);
+    for (const repo of ['shared/base', 'team/app']) b.tag(repo, 'v1', addImage(b, repo, { format: 'oci', layers: [base, makeLayer('srv/app', `${repo}\n`, 64 * 1024, 1)], label: repo }).digest);
+    const password = 'Sh4rd-dev-Pw9';
+    const harbor = await startHarborDouble({ users: { dev: { password, roles: { team: 'developer' } } }, projects: [{ name: 'team', public: false }, { name: 'shared', public: false }] });
+    const run = await runCli(['push', root, '--to', harbor.host, '--shard', '0/2', '--username', 'dev', '--password-stdin'], { input: `${password}\n`, env: { REGMIGRATE_SHARD_WAIT_SECONDS: '1' } });
+    expect(run.exitCode, run.stderr).toBe(0);
+    const polls = harbor.log.filter((r) => r.method === 'POST' && r.query.includes('from=shared%2Fbase'));
+    // One poll: the mount, and the same request again with a fresh token (registry/http.ts), refused both times.
+    expect(polls.map((r) => r.status)).toEqual([401, 401]);
+    expect(harbor.log.filter((r) => r.method === 'DELETE')).toEqual([]);
+    expect(harbor.tagDigest('team/app', 'v1')).toMatch(/^sha256:/);
   });
 
   it('on Harbor, an account that may not delete leaves the sessions its polls opened, and the shard still completes', async () => {

@@ -2,7 +2,7 @@ import { execa } from 'execa';
 import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { addImage, makeLayer, StorageBuilder } from '../fixtures/builder.js';
 import { BIN, DEMO_STORAGE, runCli } from './helpers/cli.js';
 import { startHarborDouble } from './helpers/harbor-double.js';
@@ -38,19 +38,32 @@ async function diff(root: string, host: string, extra: string[] = []): Promise<{
   return { exitCode: result.exitCode, doc: JSON.parse(result.stdout) as DiffJson };
 }
 
-describe('diff and sync against a real docker-registry', () => {
-  let registry: RunningRegistry;
-  let proxy: ScriptedProxy;
-  let root: string;
-  let state: string;
-  beforeAll(async () => {
-    registry = await startRegistry();
-    proxy = await startProxy(registry.host);
-    root = copyDemo();
-    state = path.join(tempDir(), 'state.json');
-  });
+/**
+ * Each test gets its own registry, proxy, storage copy and journal, so the tests pass in any order (vitest
+ * `--sequence.shuffle`): `synced` is the demo storage after one sync, `fresh` before any.
+ */
+async function fresh(): Promise<{ registry: RunningRegistry; proxy: ScriptedProxy; root: string; state: string }> {
+  const registry = await startRegistry();
+  const proxy = await startProxy(registry.host);
+  return { registry, proxy, root: copyDemo(), state: path.join(tempDir(), 'state.json') };
+}
 
+async function synced(): Promise<Awaited<ReturnType<typeof fresh>>> {
+  const setup = await fresh();
+  const sync = await runCli(['sync', setup.root, '--to', setup.proxy.host, '--state', setup.state]);
+  expect(sync.exitCode, sync.stderr).toBe(0);
+  setup.proxy.reset();
+  return setup;
+}
+
+/** Copies `from` to `to` inside the registry, as a CI job pushing straight to the destination would. */
+async function pushedByOthers(registry: RunningRegistry, from: string, to: string): Promise<void> {
+  await execa('skopeo', ['copy', '--quiet', '--all', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${registry.host}/${from}`, `docker://${registry.host}/${to}`]);
+}
+
+describe('diff and sync against a real docker-registry', () => {
   it('diff on an empty destination: everything new, with the bytes a push would send (exit 1)', async () => {
+    const { proxy, root } = await fresh();
     const { exitCode, doc } = await diff(root, proxy.host);
     expect(exitCode).toBe(1);
     expect(doc.summary).toMatchObject({ new: 7, changed: 0, same: 0, extra: 0, faulty: 0, blobsToUpload: 18 });
@@ -60,6 +73,7 @@ describe('diff and sync against a real docker-registry', () => {
   });
 
   it('sync pushes everything, then diff says all same (exit 0)', async () => {
+    const { proxy, root, state } = await fresh();
     const sync = await runCli(['sync', root, '--to', proxy.host, '--state', state]);
     expect(sync.exitCode, sync.stderr).toBe(0);
     expect(sync.stdout).toMatch(/^pushed busybox:1\.36 -> library\/busybox:1\.36 sha256:[0-9a-f]{64}$/m);
@@ -70,6 +84,7 @@ describe('diff and sync against a real docker-registry', () => {
   });
 
   it('a changed source tag shows as changed, and sync sends only its new blobs and manifest', async () => {
+    const { proxy, root, state } = await synced();
     const { digest, newBytes } = changeApi11(root);
     const { doc } = await diff(root, proxy.host);
     const row = doc.tags.find((t) => t.destination === 'team/api:1.1')!;
@@ -88,14 +103,15 @@ describe('diff and sync against a real docker-registry', () => {
   });
 
   it('a tag only the destination has shows as extra', async () => {
-    await execa('skopeo', ['copy', '--quiet', '--all', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${registry.host}/team/api:1.0`, `docker://${registry.host}/team/api:pushed-by-ci`]);
+    const { registry, proxy, root } = await synced();
+    await pushedByOthers(registry, 'team/api:1.0', 'team/api:pushed-by-ci');
     const { exitCode, doc } = await diff(root, proxy.host);
     expect(exitCode).toBe(1);
     expect(doc.tags.filter((t) => t.status === 'extra').map((t) => t.destination)).toEqual(['team/api:pushed-by-ci']);
   });
 
   it('--trust-state skips the destination for tags the journal vouches for', async () => {
-    proxy.reset();
+    const { proxy, root, state } = await synced();
     const sync = await runCli(['sync', root, '--to', proxy.host, '--state', state, '--trust-state']);
     expect(sync.exitCode, sync.stderr).toBe(0);
     expect(sync.stdout).toMatch(/^sync: 0 pushed, 7 unchanged, 0 failed/m);
@@ -106,6 +122,8 @@ describe('diff and sync against a real docker-registry', () => {
   });
 
   it('--delete-extra lists tags whose source is gone, and deletes them only with --yes', async () => {
+    const { registry, proxy, root, state } = await synced();
+    await pushedByOthers(registry, 'team/api:1.0', 'team/api:pushed-by-ci');
     rmSync(path.join(root, 'docker/registry/v2/repositories/team/api/_manifests/tags/1.1'), { recursive: true });
     const plan = await runCli(['sync', root, '--to', proxy.host, '--state', state, '--delete-extra']);
     expect(plan.exitCode, plan.stderr).toBe(0);
@@ -113,6 +131,7 @@ describe('diff and sync against a real docker-registry', () => {
     expect((await runCli(['diff', root, '--to', proxy.host])).stdout).toMatch(/extra\s+-\s+team\/api:1\.1/);
     // The extra tag pushed by someone else is never a candidate: the journal does not know it.
     expect(plan.stdout).not.toContain('pushed-by-ci');
+    expect(await tagsOf(registry.url, 'team/api')).toEqual(['1.0', '1.1', 'pushed-by-ci']);
     const apply = await runCli(['sync', root, '--to', proxy.host, '--state', state, '--delete-extra', '--yes']);
     expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
     expect(apply.stdout).toMatch(/^deleted team\/api:1\.1 sha256:[0-9a-f]{64} \(source team\/api:1\.1 is gone\)$/m);
@@ -120,6 +139,7 @@ describe('diff and sync against a real docker-registry', () => {
   });
 
   it('--delete-extra on a plain registry: a tag whose manifest a staying tag shares is planned and reported as kept, a warning', async () => {
+    const { registry, proxy, root, state } = await synced();
     // library/alpine:latest and :3.19 are one manifest. A plain registry deletes a tag only by deleting the manifest,
     // which takes :3.19 too: the plan must not promise it, and --yes must not fail on it run after run.
     rmSync(path.join(root, 'docker/registry/v2/repositories/library/alpine/_manifests/tags/latest'), { recursive: true });
@@ -132,7 +152,7 @@ describe('diff and sync against a real docker-registry', () => {
     const apply = await runCli(['sync', root, '--to', proxy.host, '--state', state, '--delete-extra', '--yes', '--metrics-file', metrics, '--log-format', 'json']);
     expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
     expect(apply.stdout).toMatch(kept);
-    expect(apply.stdout).toMatch(/^sync: 0 pushed, 5 unchanged, 0 failed, 0 deleted, 1 kept \(its manifest is shared\); /m);
+    expect(apply.stdout).toMatch(/^sync: 0 pushed, 6 unchanged, 0 failed, 0 deleted, 1 kept \(its manifest is shared\); /m);
     expect(apply.stderr.split('\n').filter((l) => l.includes('"tag-kept"')).map((l) => JSON.parse(l) as { level: string; repo: string })).toEqual([expect.objectContaining({ level: 'warn', repo: 'library/alpine:latest' })]);
     expect(readFileSync(metrics, 'utf8')).toMatch(/^regmigrate_tags_kept_total\{command="sync"\} 1$/m);
     expect(await tagsOf(registry.url, 'library/alpine')).toEqual(['3.19', 'latest']);
@@ -192,22 +212,25 @@ describe('sync as a cron job', () => {
 
   it('a sync killed mid-run is completed by the next one without re-sending finished blobs', async () => {
     const registry = await startRegistry();
-    const counting = await startProxy(registry.host);
-    const delayed = await startDelayedProxy(counting.host, 60);
+    const proxy = await startProxy(registry.host);
     const root = copyDemo();
     const state = path.join(tempDir(), 'state.json');
     const uploaded = (): string[] =>
-      counting.log.filter((r) => r.method === 'PUT' && r.status === 201 && r.path.includes('/blobs/uploads/')).map((r) => new URLSearchParams(r.query).get('digest')!);
-    const child = execa(BIN, ['sync', root, '--to', delayed.host, '--state', state, '--concurrency', '1'], { reject: false });
-    await waitFor(() => uploaded().length >= 4);
+      proxy.log.filter((r) => r.method === 'PUT' && r.status === 201 && r.path.includes('/blobs/uploads/')).map((r) => new URLSearchParams(r.query).get('digest')!);
+    // The first four blob uploads land; every later one is held at the proxy and never reaches the registry: the
+    // run is killed with exactly four blobs landed, however fast or slow the machine.
+    const never = new Promise<void>(() => undefined);
+    proxy.script = (req) => (req.method === 'PUT' && req.url.pathname.includes('/blobs/uploads/') && req.seen >= 4 ? { kind: 'forward', after: never } : { kind: 'forward' });
+    const child = execa(BIN, ['sync', root, '--to', proxy.host, '--state', state, '--concurrency', '1'], { reject: false });
+    await waitFor(() => uploaded().length === 4);
     child.kill('SIGKILL');
     await child;
     const firstRun = uploaded();
-    expect(firstRun.length).toBeLessThan(18);
+    expect(firstRun).toHaveLength(4);
     expect(existsSync(`${state}.lock`)).toBe(true);
-    counting.reset();
+    proxy.reset();
     // The killed run's lock is stale now: the next run takes it over and finishes the job.
-    const next = await runCli(['sync', root, '--to', counting.host, '--state', state]);
+    const next = await runCli(['sync', root, '--to', proxy.host, '--state', state]);
     expect(next.exitCode, next.stderr).toBe(0);
     const secondRun = uploaded();
     expect(secondRun.filter((d) => firstRun.includes(d))).toEqual([]);
@@ -215,14 +238,6 @@ describe('sync as a cron job', () => {
     expect((await runCli(['diff', root, '--to', registry.host])).exitCode).toBe(0);
   });
 });
-
-/** A proxy that holds every request for `delayMs` before forwarding: makes a run last long enough to race it. */
-async function startDelayedProxy(upstream: string, delayMs: number): Promise<ScriptedProxy> {
-  const proxy = await startProxy(upstream);
-  proxy.script = () => ({ kind: 'forward', delayMs });
-  return proxy;
-}
-
 
 describe('diff and sync against the Harbor double', () => {
   it('diff sees new, then same after a sync that creates the projects; extra tags in its projects', async () => {

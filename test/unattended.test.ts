@@ -13,7 +13,7 @@ import { splitRef } from '../src/inventory/types.js';
 import { startHarborDouble } from './helpers/harbor-double.js';
 import { sourceLinkState } from '../src/sync/sync.js';
 import { locateStorage } from '../src/storage/layout.js';
-import { waitFor } from './helpers/observe.js';
+import { servedDigest, waitFor } from './helpers/observe.js';
 import { startProxy } from './helpers/proxy.js';
 import { startRegistry } from './helpers/registry.js';
 import { tempDir } from './helpers/tmp.js';
@@ -30,15 +30,25 @@ async function catalogTags(url: string, repository: string): Promise<string[]> {
 
 const tagsDir = (tree: BuiltTree, repository: string) => path.join(tree.v2, 'repositories', repository, '_manifests', 'tags');
 
-/** A demo storage synced once into a fresh registry, and the sync command (with --delete-extra --yes) to run again. */
+/**
+ * A demo storage synced once into a fresh registry (through a scripted proxy, which forwards everything until a test
+ * says otherwise), and the sync command (with --delete-extra --yes) to run again.
+ */
 async function syncedTree() {
   const registry = await startRegistry();
+  const proxy = await startProxy(registry.host);
   const tree = demo();
   const state = path.join(tempDir(), 'state.json');
-  const sync = (...extra: string[]) => runCli(['sync', tree.root, '--to', registry.host, '--state', state, '--delete-extra', '--yes', ...extra]);
+  const args = (...extra: string[]) => ['sync', tree.root, '--to', proxy.host, '--state', state, '--delete-extra', '--yes', ...extra];
+  const sync = (...extra: string[]) => runCli(args(...extra));
   expect((await sync()).exitCode).toBe(0);
-  return { registry, tree, state, sync };
+  return { registry, proxy, tree, state, args, sync };
 }
+
+interface Journal {
+  tags: Record<string, { source: string; digest: string; goneFromSourceAt: string | null }>;
+}
+const readJournal = (file: string): Journal => JSON.parse(readFileSync(file, 'utf8')) as Journal;
 
 describe('deleting only what is really gone', () => {
   it('an unreadable tags/ directory is a fault in scan, and never makes its tags "gone"', async () => {
@@ -67,11 +77,11 @@ describe('deleting only what is really gone', () => {
   });
 
   it('--max-delete refuses a run that would delete more, and says so', async () => {
-    const { registry, tree, state, sync } = await syncedTree();
+    const { registry, proxy, tree, state, sync } = await syncedTree();
     rmSync(tagsDir(tree, 'team/api'), { recursive: true });
     rmSync(path.join(tree.v2, 'repositories/busybox'), { recursive: true });
     // The dry run says that --yes would refuse, and what would allow it.
-    const dry = await runCli(['sync', tree.root, '--to', registry.host, '--state', state, '--delete-extra', '--max-delete', '2']);
+    const dry = await runCli(['sync', tree.root, '--to', proxy.host, '--state', state, '--delete-extra', '--max-delete', '2']);
     expect(dry.exitCode, dry.stdout + dry.stderr).toBe(0);
     expect(dry.stdout.match(/^would delete /gm)).toHaveLength(3);
     expect(dry.stdout).toMatch(/^--yes would refuse: 3 tags to delete, more than --max-delete 2; check the source, then give --max-delete 3 to allow it$/m);
@@ -114,6 +124,86 @@ describe('deleting only what is really gone', () => {
     expect(sourceLinkState(await locateStorage(tree.v2), 'team/api:1.1')).toBe(expected);
   });
 });
+
+describe('deleting only what is still gone right before the delete', () => {
+  it('a source link that turns unreadable after the walk (ENOTDIR here; EACCES, ESTALE on a real host) is left alone', async () => {
+    const { registry, proxy, tree, state, sync } = await syncedTree();
+    const repository = path.join(tree.v2, 'repositories/team/api');
+    rmSync(repository, { recursive: true });
+    // The walk finds team/api gone (ENOENT), so both its tags are candidates. When the deletion plan first asks the
+    // destination about team/api (after the link of the first candidate was looked at again), the place turns
+    // unreadable: a file where the directory was.
+    let turned = false;
+    proxy.script = (req) => {
+      if (!turned && req.url.pathname.startsWith('/v2/team/api/')) {
+        turned = true;
+        writeFileSync(repository, 'not a directory');
+      }
+      return { kind: 'forward' };
+    };
+    const result = await sync();
+    expect(turned).toBe(true);
+    expect(result.exitCode, result.stdout + result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/^deleted team\/api:1\.0 sha256:[0-9a-f]{64} \(source team\/api:1\.0 is gone\)$/m);
+    expect(result.stdout).toMatch(/^left alone team\/api:1\.1 sha256:[0-9a-f]{64} \(source team\/api:1\.1 is gone\): the source link cannot be read \(ENOTDIR\)$/m);
+    expect(await catalogTags(registry.url, 'team/api')).toEqual(['1.1']);
+    expect(Object.keys(readJournal(state).tags)).not.toContain('team/api:1.0');
+  });
+
+  it('a destination tag someone re-pointed since regmigrate pushed it is left alone when its source goes', async () => {
+    const { registry, tree, state, sync } = await syncedTree();
+    // Another image is pushed to team/api:1.1 on the destination, one no other tag of team/api points at.
+    await execa('skopeo', ['copy', '--quiet', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${registry.host}/library/alpine:3.19`, `docker://${registry.host}/team/api:1.1`]);
+    const theirs = await servedDigest(registry.host, 'team/api:1.1');
+    expect(theirs).toMatch(/^sha256:/);
+    expect(theirs).not.toBe(readJournal(state).tags['team/api:1.1']!.digest);
+    rmSync(path.join(tagsDir(tree, 'team/api'), '1.1'), { recursive: true });
+    const result = await sync();
+    expect(result.exitCode, result.stdout + result.stderr).toBe(0);
+    expect(result.stdout).toMatch(new RegExp(`^left alone team/api:1\\.1 sha256:[0-9a-f]{64} \\(source team/api:1\\.1 is gone\\): now points at ${theirs}$`, 'm'));
+    expect(result.stdout).not.toMatch(/^deleted /m);
+    expect(await servedDigest(registry.host, 'team/api:1.1')).toBe(theirs);
+    // Not ours any more: out of the journal, so no later run deletes it either.
+    expect(Object.keys(readJournal(state).tags)).not.toContain('team/api:1.1');
+  });
+
+  it('sync --state --delete-extra --yes stopped by SIGINT after a source tag vanished deletes nothing and keeps the journal', async () => {
+    const { registry, proxy, tree, state, args } = await syncedTree();
+    rmSync(path.join(tagsDir(tree, 'team/api'), '1.1'), { recursive: true });
+    const before = readJournal(state);
+    // The destination holds the run's first question about what it holds until the signal has been heard.
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let asked = false;
+    proxy.script = (req) => {
+      if (!req.url.pathname.includes('/manifests/') && !req.url.pathname.endsWith('/tags/list')) return { kind: 'forward' };
+      asked = true;
+      return { kind: 'forward', after: held };
+    };
+    const child = execa(BIN, args(), { reject: false, env: { REGMIGRATE_NO_PROGRESS: '1' } });
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    await waitFor(() => asked);
+    child.kill('SIGINT');
+    await waitFor(() => stderr.includes('SIGINT: '));
+    release();
+    const result = await child;
+    expect(result.exitCode, stderr).toBe(130);
+    expect(String(result.stdout)).not.toMatch(/delete/);
+    expect(proxy.log.filter((r) => r.method === 'DELETE')).toEqual([]);
+    expect((await catalogTags(registry.url, 'team/api')).sort()).toEqual(['1.0', '1.1']);
+    // Every entry stays, and the vanished tag is not even marked gone: an interrupted run read too little to say.
+    const after = readJournal(state);
+    expect(Object.keys(after.tags).sort()).toEqual(Object.keys(before.tags).sort());
+    expect(after.tags['team/api:1.1']).toEqual(before.tags['team/api:1.1']);
+  });
+});
+
+/** Sets a lock's mtime (its heartbeat) `seconds` back: a holder silent that long, without waiting for it. */
+function backdate(file: string, seconds: number): void {
+  const then = new Date(Date.now() - seconds * 1000);
+  utimesSync(file, then, then);
+}
 
 describe('a lease, not a pid file', () => {
   /** A tiny program that takes the lease with the real acquireLock, holds it, and logs enter/leave with times. */
@@ -161,21 +251,29 @@ lease.release();
     proxy.script = () => ({ kind: 'forward', delayMs: 200 });
     const tree = demo();
     const state = path.join(tempDir(), 'state.json');
-    const args = ['sync', tree.root, '--to', proxy.host, '--state', state, '--lock-stale', '3'];
+    // A lease of 300 s: no run of this test outlives it by accident, however slow the machine; the heartbeat is aged
+    // by setting the lock's mtime back, not by waiting.
+    const args = ['sync', tree.root, '--to', proxy.host, '--state', state, '--lock-stale', '300'];
     const holder = execa(BIN, args, { reject: false, env: { REGMIGRATE_HOSTNAME: 'pod-a-5d8f', REGMIGRATE_NO_PROGRESS: '1' } });
     await waitFor(() => existsSync(`${state}.lock`) && proxy.log.length > 2);
     holder.kill('SIGKILL');
     await holder;
     expect(JSON.parse(readFileSync(`${state}.lock`, 'utf8')).hostname).toBe('pod-a-5d8f');
     proxy.script = () => ({ kind: 'forward' });
-    // A new pod, a new hostname, the same pid 1 for all we know: at once it is still locked...
+    // A new pod, a new hostname, the same pid 1 for all we know: at once it is still locked, and still with a
+    // heartbeat 240 s old...
     const early = await runCli(args, { env: { REGMIGRATE_HOSTNAME: 'pod-b-91c2' } });
     expect(early.exitCode).toBe(4);
     expect(early.stderr).toMatch(/locked: another sync \(pid \d+ on pod-a-5d8f/);
+    backdate(`${state}.lock`, 240);
+    const aging = await runCli(args, { env: { REGMIGRATE_HOSTNAME: 'pod-b-91c2' } });
+    expect(aging.exitCode).toBe(4);
+    expect(aging.stderr).toMatch(/locked: another sync \(pid \d+ on pod-a-5d8f.*heartbeat 2\d\d s ago/);
     // ...and once the heartbeat is older than the lease, taken over.
-    const later = await runCli([...args, '--wait-lock', '20'], { env: { REGMIGRATE_HOSTNAME: 'pod-b-91c2' } });
+    backdate(`${state}.lock`, 301);
+    const later = await runCli(args, { env: { REGMIGRATE_HOSTNAME: 'pod-b-91c2' } });
     expect(later.exitCode, later.stderr).toBe(0);
-    expect(later.stderr).toMatch(/took over the lock .* from pid \d+ on pod-a-5d8f.*: no heartbeat for \d+ s/);
+    expect(later.stderr).toMatch(/took over the lock .* from pid \d+ on pod-a-5d8f.*: no heartbeat for 3\d\d s/);
     expect(existsSync(`${state}.lock`)).toBe(false);
   });
 
@@ -184,11 +282,12 @@ lease.release();
     const tree = demo();
     const state = path.join(tempDir(), 'state.json');
     writeFileSync(`${state}.lock`, '');
-    const args = ['sync', tree.root, '--to', registry.host, '--state', state, '--lock-stale', '2'];
+    const args = ['sync', tree.root, '--to', registry.host, '--state', state, '--lock-stale', '300'];
     const fresh = await runCli(args);
     expect(fresh.exitCode).toBe(4);
     expect(fresh.stderr).toMatch(/an owner not written yet/);
-    const stale = await runCli([...args, '--wait-lock', '10']);
+    backdate(`${state}.lock`, 301);
+    const stale = await runCli(args);
     expect(stale.exitCode, stale.stderr).toBe(0);
     expect(stale.stderr).toMatch(/took over the lock .* from an unreadable owner/);
 
@@ -205,6 +304,17 @@ lease.release();
     expect(waiter.exitCode).toBe(0);
     const events = readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' ')[0]);
     expect(events).toEqual(['enter', 'leave', 'enter', 'leave']);
+  });
+
+  it('a lock that cannot be written (a full disk) is one line, and leaves no temp file behind', async () => {
+    // A real ENOSPC: a 4 KiB tmpfs filled to its last page, mounted in a mount namespace of our own (unshare maps
+    // us to root there, and the mount goes away with it). The temp owner file is created, its write fails.
+    const script = 'mount -t tmpfs -o size=4k tmpfs "$1" && mkdir "$1/d" && head -c 4096 /dev/zero >"$1/fill" || exit 99\n' +
+      '"$2" sync "$3" --to 127.0.0.1:9 --lock "$1/d/sync.lock"; echo "exit $?"; ls -A "$1/d"';
+    const result = await execa('unshare', ['--map-root-user', '--mount', 'sh', '-c', script, 'sh', tempDir(), BIN, demo().root], { reject: false, env: { REGMIGRATE_NO_PROGRESS: '1' } });
+    expect(result.stderr).toMatch(/^regmigrate: lock .*\/d\/sync\.lock: cannot be created \(ENOSPC\)$/m);
+    // Exit 2 and an empty directory: neither the lock nor its temp file.
+    expect(String(result.stdout).trim().split('\n')).toEqual(['exit 2']);
   });
 });
 
@@ -277,13 +387,16 @@ describe('two sources, one destination', () => {
 
 describe('smaller items', () => {
   it('SIGINT while Harbor is asked about projects stops there: no project is created, nothing uploaded', async () => {
-    const harbor = await startHarborDouble({ users: { admin: { password: 'Int-pass-1', admin: true } }, projects: [], apiDelayMs: 1500 });
+    // Harbor answers no project lookup until the run has heard the signal.
+    let answer: () => void = () => undefined;
+    const harbor = await startHarborDouble({ users: { admin: { password: 'Int-pass-1', admin: true } }, projects: [], holdProjectLookups: new Promise<void>((resolve) => (answer = resolve)) });
     const child = execa(BIN, ['push', demo().root, '--to', harbor.host, '--username', 'admin', '--password-stdin'], { reject: false, input: 'Int-pass-1\n', env: { REGMIGRATE_NO_PROGRESS: '1' } });
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    await waitFor(() => stderr.includes('destination '), 10_000);
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor(() => harbor.projectLookups > 0);
     child.kill('SIGINT');
+    await waitFor(() => stderr.includes('SIGINT: '));
+    answer();
     const result = await child;
     expect(result.exitCode).toBe(130);
     expect(harbor.projects.size).toBe(0);

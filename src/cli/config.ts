@@ -10,11 +10,10 @@ import { lazyPackage } from '../util/lazy-package.js';
 
 const yaml = lazyPackage<typeof Yaml>('yaml');
 
-/**
- * `--config regmigrate.yaml`: every option of every command in one file, grouped as the README documents it. Keys
- * are the options' names in camelCase (`--keep-latest` → `selection.keepLatest`). Validated with zod before any
- * work, every problem reported by its path in the file; command-line flags override the file; secrets are refused.
- */
+// `--config regmigrate.yaml`: every option of every command in one file, grouped as the README documents it. Keys
+// are the options' names in camelCase (`--keep-latest` → `selection.keepLatest`). Validated with zod before any
+// work, every problem reported by its path in the file; command-line flags override the file; secrets are refused.
+
 const whole = z.number({ error: 'expected a whole number' }).int({ error: 'expected a whole number' }).min(0, { error: 'expected a whole number' });
 const text = z.string({ error: 'expected a string' });
 const flag = z.boolean({ error: 'expected true or false' });
@@ -107,8 +106,8 @@ function findSecrets(value: unknown, where: string[] = []): string[] {
 
 /**
  * Reads and validates a config file; every problem at once, each with its path in the file. `checkPaths` picks the
- * file settings (by key) whose directory must exist: all of them for `config check`, those a command takes from the
- * file for a run.
+ * file settings (by key) whose directory must exist: those a command takes from the file for a run (`config check`
+ * checks the file alone, and names missing directories apart: they are the machine's, not the file's).
  */
 export function loadConfig(file: string, checkPaths: (key: string) => boolean = () => false): ConfigFile {
   let raw: string;
@@ -247,10 +246,17 @@ export function registerConfig(program: Command, ctx: CliContext): void {
     .description('validate a config file without running anything')
     .argument('<file>', 'the YAML file')
     .action((file: string) => {
-      const config = loadConfig(file, () => true);
+      const config = loadConfig(file);
       const settings = asOptionValues(config).size + (config.source ? 1 : 0);
       // An empty file (or one of `version: 1` alone) is valid, and almost certainly not what was meant.
       if (settings === 0) ctx.stderr.write(`regmigrate: warning: ${file} holds no settings\n`);
       else ctx.stdout.write(`${file}: valid (${settings} settings)\n`);
+      // A directory that does not exist yet is this machine's state, not a fault of the file: the example's
+      // /var/lib/regmigrate is made by systemd (StateDirectory=) at the first start, or by the admin.
+      const here = pathProblems(config, () => true);
+      if (here.length > 0) {
+        ctx.stderr.write(`regmigrate: warning: on this machine, a run would refuse ${here.length === 1 ? 'this file' : `these ${here.length} files`}:\n  ${here.join('\n  ')}\n`);
+        ctx.stderr.write(`hint: the directories must exist and be writable by the user that runs it (the systemd unit's StateDirectory= makes /var/lib/regmigrate when it starts)\n`);
+      }
     });
 }

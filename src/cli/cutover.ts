@@ -31,7 +31,19 @@ function runRewrites(file: string, flags: HostFlags & { format?: string; insecur
   problems.throwIfAny();
   const map = readReferenceMap(file);
   const newHost = given ?? map.destinationHost;
-  if (format === 'registries.conf') ctx.stdout.write(renderRegistriesConf(map, oldHost, newHost, { insecure: flags.insecure ?? false, source: file }));
+  // registries.conf reaches a `location` over plain HTTP only with `insecure = true`: a destination the run reached
+  // over plain HTTP gets it, unless the nodes are told another host (which may well speak HTTPS).
+  const plainHttp = map.destinationUrl?.startsWith('http://') ?? false;
+  const sameHost = newHost === map.destinationHost;
+  const insecure = (flags.insecure ?? false) || (format === 'registries.conf' && plainHttp && sameHost);
+  if (format === 'registries.conf' && plainHttp && !flags.insecure) {
+    ctx.stderr.write(
+      sameHost
+        ? `regmigrate: ${newHost} was reached over plain HTTP: each rule says insecure = true, which registries.conf needs for it\n`
+        : `regmigrate: the run reached ${map.destinationHost} over plain HTTP; if the nodes reach ${newHost} over plain HTTP too, give --insecure (registries.conf needs insecure = true for it)\n`,
+    );
+  }
+  if (format === 'registries.conf') ctx.stdout.write(renderRegistriesConf(map, oldHost, newHost, { insecure, source: file }));
   else if (format === 'json') ctx.stdout.write(renderReferenceJson(referenceRows(map, oldHost, newHost), oldHost, newHost));
   else ctx.stdout.write(renderReferenceCsv(referenceRows(map, oldHost, newHost)));
   const failed = [...map.tags.values()].filter((t) => t.status === 'failed');
@@ -67,14 +79,14 @@ function runReferences(dir: string, flags: HostFlags & { from?: string; write?: 
     return flagged.length + changedMeanwhile.length + scan.refused.length > 0 ? 1 : 0;
   }
   if (output === 'json') {
-    const rows = scan.references.map((r) => ({ file: r.file, line: r.line, column: r.column, old: r.old, new: r.new ?? null, status: r.status, reason: r.reason ?? null }));
+    const rows = scan.references.map((r) => ({ file: r.file, line: r.line, column: r.column, old: r.old, tag: r.tag ?? null, new: r.new ?? null, status: r.status, reason: r.reason ?? null }));
     ctx.stdout.write(JSON.stringify({ schemaVersion: 1, kind: 'regmigrate.references', oldHost, references: rows }, null, 2) + '\n');
   } else if (output === 'csv') {
-    let out = csvLine(['file', 'line', 'column', 'old_reference', 'new_reference', 'status', 'reason']);
-    for (const r of scan.references) out += csvLine([r.file, r.line, r.column, r.old, r.new, r.status, r.reason]);
+    let out = csvLine(['file', 'line', 'column', 'old_reference', 'new_reference', 'status', 'reason', 'tag']);
+    for (const r of scan.references) out += csvLine([r.file, r.line, r.column, r.old, r.new, r.status, r.reason, r.tag]);
     ctx.stdout.write(out);
   } else {
-    ctx.stdout.write(renderTable(['FILE:LINE', 'OLD REFERENCE', 'NEW REFERENCE', 'STATUS'], scan.references.map((r) => [where(r), r.old, r.new ?? '-', r.status === 'migrated' ? r.status : `${r.status}: ${r.reason}`])));
+    ctx.stdout.write(renderTable(['FILE:LINE', 'OLD REFERENCE', 'NEW REFERENCE', 'STATUS'], scan.references.map((r) => [where(r), r.tag === undefined ? r.old : `${r.old} (tag: ${r.tag || '""'})`, r.new ?? '-', r.status === 'migrated' ? r.status : `${r.status}: ${r.reason}`])));
   }
   const files = new Set(scan.references.map((r) => r.file)).size;
   ctx.stderr.write(`${count(scan.references.length, 'reference')} to ${oldHost} in ${count(files, 'file')} (of ${scan.filesRead} read): ${scan.references.length - flagged.length} migrated, ${flagged.filter((r) => r.status === 'failed').length} failed, ${flagged.filter((r) => r.status === 'unknown').length} unknown\n`);

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { shortDigest } from '../storage/digest.js';
 import { compareStorage, type CompareResult } from '../sync/compare.js';
 import { connectDestination } from '../destination/destination.js';
+import { locateStorage } from '../storage/layout.js';
 import type { SourceSelection } from '../transfer/source.js';
 import { count, csvLine, formatBytes, renderTable } from '../util/format.js';
 import type { CliContext } from './context.js';
@@ -80,6 +81,7 @@ function render(result: CompareResult, format: OutputFormat, destination: string
 
 /** `diff`: exit 0 when in sync, 1 when anything differs (new, changed, extra or faulty). */
 export async function runDiff(request: DiffRequest, ctx: CliContext): Promise<number> {
+  await locateStorage(request.root); // a source that is no storage fails before the destination is asked anything
   const destination = await connectDestination(await buildDestinationOptions(request.destination, ctx));
   try {
     // The sync journal, when given, tells which schema1 images were converted (their destination digest differs).

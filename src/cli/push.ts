@@ -10,7 +10,7 @@ import { OptionProblems } from './options.js';
 import { withInterruption } from './signals.js';
 import { stopGraceFromEnv } from '../tuning.js';
 import { Stopper } from '../util/stop.js';
-import { addTransferOptions, normalizeTransfer, pushOptions, openDestination, withMetrics, type TransferFlags, type TransferRequest } from './transfer-command.js';
+import { addTransferOptions, DESTINATION_GONE_EXIT, normalizeTransfer, pushOptions, openDestination, stopWhenGone, withMetrics, type TransferFlags, type TransferRequest } from './transfer-command.js';
 import { warnIfEmptySource } from './selection.js';
 import { watchTransfer } from './watch-transfer.js';
 
@@ -44,6 +44,7 @@ export async function runPush(request: PushRequest, ctx: CliContext): Promise<nu
     const json = request.logFormat === 'json' ? createJsonLog(ctx.stderr, { budget: destination.budget, ...(limitRate !== undefined ? { limitRate } : {}) }) : undefined;
     const progress = json ?? createProgress({ stream: ctx.stderr, isTTY: ctx.stderrIsTTY && !ctx.env.REGMIGRATE_NO_PROGRESS, quiet: request.quiet, budget: destination.budget, ...(limitRate !== undefined ? { limitRate } : {}) });
     const watched = watchTransfer(ctx, { command: 'push', root: request.root, destination, report: request.dryRun ? undefined : request.report }, progress.onEvent);
+    stopWhenGone(destination, stopper, progress.log);
     try {
       // Rendering and the report are inside: a signal while they are written does not lose them.
       const { result: code, signal } = await withInterruption(ctx, stopper, async ({ stop, abort }) => {
@@ -51,19 +52,19 @@ export async function runPush(request: PushRequest, ctx: CliContext): Promise<nu
         progress.stop();
         record(result);
         warnIfEmptySource(ctx.stderr, result.source, request.logFormat);
-        const target = destination.endpoint.host;
         if (request.dryRun && result.plan) {
           if (request.output === 'json') ctx.stdout.write(JSON.stringify(result.plan, null, 2) + '\n');
           else ctx.stdout.write(renderPlan(result.plan, destination.harbor !== undefined));
           return result.plan.rejected.length > 0 ? 1 : result.plan.immutable.length > 0 ? 6 : 0;
         }
         // The image list first: if the report file cannot be written at the end, the list is not lost with it.
-        const run = reportRun('push', result, request.root, target);
+        const run = reportRun('push', result, request.root, destination.endpoint);
         if (request.output === 'json') ctx.stdout.write(JSON.stringify(reportDocument(result, run), null, 2) + '\n');
         else ctx.stdout.write(renderImageTable(result.reports));
         if (json) json.finished(result);
         else if (!request.quiet) ctx.stderr.write(renderPushSummary(result) + '\n'); // --quiet: only failures (printed as they happen)
         if (request.report) writeReport(request.report, result, run);
+        if (result.destinationGone) return DESTINATION_GONE_EXIT;
         return imagesExitCode(countReports(result.reports));
       }, progress.log);
       if (signal) return signal === 'SIGINT' ? 130 : 143;

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
 import { count } from '../util/format.js';
-import { countReports, renderImageTable, reportCsv, reportImageJson, PUSH_REPORT_VERSION, type ReportRun } from '../report/push-report.js';
+import { countReports, notDone, renderImageTable, reportCsv, reportImageJson, PUSH_REPORT_VERSION, type ReportRun } from '../report/push-report.js';
 import { imageReport, type ImageReport } from '../push/push.js';
 import type { CliContext } from './context.js';
 import { registerCutoverReports } from './cutover.js';
@@ -15,7 +15,7 @@ const ReportImage = z.looseObject({
   digest: z.string().nullable(),
   mediaType: z.string().nullable(),
   size: z.number(),
-  status: z.enum(['verified', 'skipped-existing', 'skipped', 'immutable', 'failed']),
+  status: z.enum(['verified', 'skipped-existing', 'skipped', 'immutable', 'failed', 'interrupted']),
   reason: z.string().nullable(),
   convertedTo: z.string().nullable().optional(),
   subject: z.string().nullable().optional(),
@@ -26,6 +26,7 @@ const PushReport = z.looseObject({
   kind: z.literal('regmigrate.push'),
   destination: z.string(),
   // The run's facts, in reports written since they were added.
+  destinationUrl: z.string().optional(),
   command: z.enum(['push', 'sync']).optional(),
   source: z.string().optional(),
   startedAt: z.string().optional(),
@@ -111,10 +112,13 @@ function supersedes(next: { image: ImageReport; order: number; time: string | un
 function mergedRun(reports: readonly PushReport[], destination: string): ReportRun {
   const all = (values: Array<string | undefined>): string => [...new Set(values.filter((v): v is string => v !== undefined))].sort().join(' ');
   const times = (key: 'startedAt' | 'endedAt'): string[] => reports.map((r) => r[key]).filter((t): t is string => t !== undefined).sort();
+  // Kept when the reports agree on how the destination was reached.
+  const urls = [...new Set(reports.map((r) => r.destinationUrl).filter((u): u is string => u !== undefined))];
   return {
     command: reports.every((r) => r.command === 'sync') ? 'sync' : 'push',
     source: all(reports.map((r) => r.source)),
     destination,
+    ...(urls.length === 1 ? { destinationUrl: urls[0] } : {}),
     startedAt: times('startedAt')[0] ?? '',
     endedAt: times('endedAt').at(-1) ?? '',
     regmigrateVersion: all(reports.map((r) => r.regmigrateVersion)),
@@ -189,8 +193,8 @@ export function registerReport(program: Command, ctx: CliContext): void {
         ctx.stdout.write(renderImageTable(merged.images));
       }
       for (const conflict of merged.conflicts) ctx.stderr.write(`regmigrate: conflict: ${conflict}\n`);
-      ctx.stderr.write(`${count(files.length, 'report')}: ${counts.verified} verified, ${counts.skipped} already there or skipped, ${counts.failed} failed\n`);
-      ctx.setExitCode(counts.failed > 0 || merged.conflicts.length > 0 ? 1 : 0);
+      ctx.stderr.write(`${count(files.length, 'report')}: ${counts.verified} verified, ${counts.skipped} already there or skipped, ${counts.failed} failed${counts.interrupted ? `, ${counts.interrupted} interrupted` : ''}\n`);
+      ctx.setExitCode(notDone(counts) > 0 || merged.conflicts.length > 0 ? 1 : 0);
     });
   report
     .command('html')

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { countReports, imagesExitCode, reportRun, writeReport } from '../report/push-report.js';
+import { countReports, imagesExitCode, notDone, reportRun, writeReport } from '../report/push-report.js';
 import { locateStorage } from '../storage/layout.js';
 import { DEFAULT_MAX_DELETE, syncStorage, type DeleteMode, type SyncResult } from '../sync/sync.js';
 import { count, formatBytes, formatDuration } from '../util/format.js';
@@ -11,7 +11,7 @@ import { acquireLock } from '../util/lock.js';
 import type { CliContext } from './context.js';
 import { requireRoot } from './config.js';
 import { OptionProblems, parsePositiveInt } from './options.js';
-import { addTransferOptions, normalizeTransfer, notice, openDestination, pushOptions, withMetrics, type TransferFlags, type TransferRequest } from './transfer-command.js';
+import { addTransferOptions, DESTINATION_GONE_EXIT, normalizeTransfer, notice, openDestination, pushOptions, stopWhenGone, withMetrics, type TransferFlags, type TransferRequest } from './transfer-command.js';
 import { createJsonLog, writeJsonLog } from '../report/log.js';
 import { withInterruption } from './signals.js';
 import { LOCK_STALE_SECONDS, stopGraceFromEnv } from '../tuning.js';
@@ -88,6 +88,7 @@ function renderSync(result: SyncResult): string {
   for (const r of result.push.reports) {
     if (r.status === 'verified') out += `pushed ${r.source} -> ${r.destination} ${r.digest}\n`;
     else if (r.status === 'failed') out += `failed ${r.source}${r.destination ? ` -> ${r.destination}` : ''}: ${r.reason ?? 'failed'}\n`;
+    else if (r.status === 'interrupted') out += `interrupted ${r.source}${r.destination ? ` -> ${r.destination}` : ''}\n`;
     // Drift Harbor forbids fixing: a warning every run until the rule changes, not a failure (exit 6).
     else if (r.status === 'immutable') out += `immutable ${r.source} -> ${r.destination}: ${r.reason ?? 'immutable'}\n`;
   }
@@ -114,7 +115,7 @@ function renderSync(result: SyncResult): string {
   const kept = result.deletions.filter((d) => d.sharedWith).length;
   const add = over ? `--yes would refuse: ${limit}` : 'add --yes';
   out +=
-    `sync: ${c.verified} pushed, ${c.skipped} unchanged, ${c.immutable ? `${c.immutable} immutable, ` : ''}${c.failed} failed` +
+    `sync: ${c.verified} pushed, ${c.skipped} unchanged, ${c.immutable ? `${c.immutable} immutable, ` : ''}${c.failed} failed${c.interrupted ? `, ${c.interrupted} interrupted` : ''}` +
     (result.deletions.length
       ? `, ${deleted} deleted${planned ? `, ${planned} would be deleted (${add})` : ''}${refused ? `, ${refused} not deleted: ${limit}` : ''}${kept ? `, ${kept} kept (${kept === 1 ? 'its' : 'their'} manifest is shared)` : ''}`
       : '') +
@@ -140,6 +141,7 @@ export async function runSync(request: SyncRequest, ctx: CliContext): Promise<nu
       const destination = await openDestination({ ...request, quiet: true }, ctx, false, stopper.signals);
       const json = request.logFormat === 'json' ? createJsonLog(ctx.stderr, { budget: destination.budget }) : undefined;
       const watched = watchTransfer(ctx, { command: 'sync', root: request.root, destination, report: request.report }, json?.onEvent);
+      stopWhenGone(destination, stopper, (message) => notice(request, ctx, { level: 'error', message }));
       try {
         // The journal and the report are written inside: a signal while they are written does not lose them.
         const { result: code, signal } = await withInterruption(ctx, stopper, async ({ stop, abort }) => {
@@ -171,11 +173,12 @@ export async function runSync(request: SyncRequest, ctx: CliContext): Promise<nu
             for (const d of result.deletions) writeJsonLog(ctx.stderr, { level: d.status === 'failed' ? 'error' : d.sharedWith ? 'warn' : 'info', event: `tag-${d.status}`, repo: d.destination, digest: d.digest, ...(d.reason ? { reason: d.reason } : {}) });
           }
           result.saveJournal();
-          if (request.report) writeReport(request.report, result.push, reportRun('sync', result.push, request.root, destination.endpoint.host));
+          if (request.report) writeReport(request.report, result.push, reportRun('sync', result.push, request.root, destination.endpoint));
           const counts = countReports(result.push.reports);
-          const failed = counts.failed + result.deletions.filter((d) => d.status === 'failed').length;
+          const failed = notDone(counts) + result.deletions.filter((d) => d.status === 'failed').length;
           const verdict = final && !result.push.interrupted ? finalVerdict(final) : undefined;
           if (verdict) ctx.stdout.write(`${verdict.line}\n`);
+          if (result.push.destinationGone) return DESTINATION_GONE_EXIT;
           return failed > 0 || (verdict && !verdict.ok) ? 1 : imagesExitCode(counts);
         }, (message) => notice(request, ctx, { level: 'info', message }));
         if (signal) return signal === 'SIGINT' ? 130 : 143;

@@ -11,13 +11,14 @@ import type { Schema1Mode } from '../plan/plan.js';
 import type { PushOptions, PushResult } from '../push/push.js';
 import type { SourceSelection } from '../transfer/source.js';
 import { checkSkopeo } from '../skopeo/skopeo.js';
+import { locateStorage } from '../storage/layout.js';
 import { assertWritable } from '../util/files.js';
 import { parseSize } from '../util/format.js';
 import type { CliContext } from './context.js';
 import { addDestinationOptions, buildDestinationOptions, normalizeDestination, type DestinationFlags, type NormalizedDestination } from './destination-options.js';
 import { OptionProblems, parsePositiveInt } from './options.js';
 import { addSelectionOptions, normalizeSelection, type SelectionFlags } from './selection.js';
-import type { StopSignals } from '../util/stop.js';
+import type { StopSignals, Stopper } from '../util/stop.js';
 import type { Notice } from '../util/notice.js';
 import { batchTagsFromEnv, requestCap, requestConcurrency, shardWaitFromEnv, TRANSFER_CONCURRENCY, uploadCap } from '../tuning.js';
 
@@ -162,8 +163,12 @@ function budgetSizes(request: TransferRequest): { uploads: BudgetLimits; request
   return { uploads, requests: { initial: requestConcurrency(request.concurrency), floor: MIN_REQUESTS, cap: requestCap(request.concurrency) } };
 }
 
-/** Checks what the transport needs, then connects: everything that fails before any work (exit 2/3). */
+/**
+ * Checks the source and what the transport needs, then connects: everything that fails before any work (exit 2/3).
+ * A source that is no storage at all fails here, before the destination is asked anything.
+ */
 export async function openDestination(request: TransferRequest, ctx: CliContext, dryRun: boolean, stop?: StopSignals): Promise<Destination> {
+  await locateStorage(request.root);
   if (request.via === 'skopeo' && !dryRun) await checkSkopeo();
   const destination = await connectDestination({ ...(await buildDestinationOptions(request.destination, ctx)), budget: budgetSizes(request), ...(stop ? { stop } : {}) });
   const kind = destination.harborVersion ? `Harbor ${destination.harborVersion}` : 'plain OCI registry';
@@ -171,6 +176,21 @@ export async function openDestination(request: TransferRequest, ctx: CliContext,
   else if (!request.quiet) ctx.stderr.write(`destination ${destination.endpoint.origin}: ${kind}\n`);
   return destination;
 }
+
+/**
+ * A destination that stops answering mid-run (destination/health.ts) is said once, in one line; the run then stops
+ * as after a signal: nothing new starts, what is under way gets the grace and is then cut, the report is written,
+ * and the command exits DESTINATION_GONE_EXIT.
+ */
+export function stopWhenGone(destination: Destination, stopper: Stopper, say: (message: string) => void): void {
+  destination.health.onGone((gone) => {
+    say(`${gone.message}; nothing more is sent, requests under way get ${stopper.graceMs / 1000} s to end, then the report is written; run the same command again once it answers (what landed is not sent again)`);
+    stopper.stop();
+  });
+}
+
+/** The exit status of a run whose destination stopped answering: the destination's (docs/architecture.md, Exit codes). */
+export const DESTINATION_GONE_EXIT = 3;
 
 /** A line for the operator: plain, or a JSON record with `--log-format json`. */
 export function notice(request: Pick<TransferRequest, 'logFormat'>, ctx: Pick<CliContext, 'stderr'>, { level, message }: Notice): void {

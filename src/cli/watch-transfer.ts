@@ -46,7 +46,7 @@ export function watchTransfer(
     watch.onStall(() => {
       if (!sofar) return 'no report: the source was not read yet';
       const result = sofar();
-      writeReport(report, result, reportRun(run.command, result, run.root, run.destination.endpoint.host));
+      writeReport(report, result, reportRun(run.command, result, run.root, run.destination.endpoint));
       return `the report so far is in ${report}`;
     });
   }

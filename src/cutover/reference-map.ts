@@ -20,6 +20,8 @@ export interface MappedTag {
 export interface ReferenceMap {
   /** The registry the report or journal is of (the host images were pushed to). */
   readonly destinationHost: string;
+  /** How that host was reached (`http://…`, `https://…`), when the report or journal says. */
+  readonly destinationUrl: string | undefined;
   /** Source `repo:tag` → its fate. */
   readonly tags: ReadonlyMap<string, MappedTag>;
   /** Source repository → destination repository, from every tag that had a destination name. */
@@ -72,7 +74,7 @@ function fromReport(report: PushReport): ReferenceMap {
       reason: migrated ? undefined : (image.reason ?? image.status),
     });
   }
-  return { destinationHost: report.destination, tags, repositories };
+  return { destinationHost: report.destination, destinationUrl: report.destinationUrl, tags, repositories };
 }
 
 function fromJournal(journal: SyncJournal): ReferenceMap {
@@ -84,7 +86,7 @@ function fromJournal(journal: SyncJournal): ReferenceMap {
     repositories.set(repository, splitRef(destination).repository);
     tags.set(entry.source, { repository, tag, destination, digest: entry.digest, destinationDigest: entry.destinationDigest ?? entry.digest, status: 'migrated', reason: undefined });
   }
-  return { destinationHost: journal.destination, tags, repositories };
+  return { destinationHost: journal.destination, destinationUrl: journal.destinationUrl, tags, repositories };
 }
 
 /** `host[:port]` as clients write it: no scheme, no path. */

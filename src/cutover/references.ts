@@ -2,6 +2,7 @@ import { lstatSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { writeFileAtomic } from '../util/files.js';
+import { siblingTag, type SiblingTag } from './helm-pair.js';
 import type { ReferenceMap } from './reference-map.js';
 
 /** One reference to the old registry found in a file. */
@@ -13,6 +14,8 @@ export interface FoundReference {
   readonly old: string;
   /** What to write instead; undefined when the tag was not migrated (failed) or is not in the map (unknown). */
   readonly new: string | undefined;
+  /** A Helm `repository:` read with the `tag:` beside it (helm-pair.ts): that tag; only the repository is rewritten. */
+  readonly tag?: string;
   readonly status: 'migrated' | 'failed' | 'unknown';
   readonly reason: string | undefined;
   /** Where it is in the file's text (string offsets), for the rewrite. */
@@ -38,6 +41,10 @@ function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
+/** A tag by distribution's grammar (reference/regexp.go). */
+const TAG_SOURCE = '[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}';
+const TAG = new RegExp(`^${TAG_SOURCE}$`);
+
 /**
  * `<old-host>/<repository>[:<tag>][@<digest>]`, the repository and tag by distribution's grammar (reference/regexp.go:
  * path components `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`, tag `[\w][\w.-]{0,127}`). The host must not be the tail of
@@ -45,11 +52,15 @@ function escapeRegExp(text: string): string {
  */
 function referencePattern(oldHost: string): RegExp {
   const component = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
-  return new RegExp(`(?<![A-Za-z0-9._-])${escapeRegExp(oldHost)}/(${component}(?:/${component})*)(?::([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(sha256:[a-f0-9]{64}))?`, 'g');
+  return new RegExp(`(?<![A-Za-z0-9._-])${escapeRegExp(oldHost)}/(${component}(?:/${component})*)(?::(${TAG_SOURCE}))?(?:@(sha256:[a-f0-9]{64}))?`, 'g');
 }
 
-/** Where one reference goes: its new form, or why it has none. */
-function resolveReference(map: ReferenceMap, newHost: string, repository: string, tag: string | undefined, digest: string | undefined): Pick<FoundReference, 'new' | 'status' | 'reason'> {
+
+/**
+ * Where one reference goes: its new form, or why it has none. `tagInText`: the tag is part of the reference's text
+ * (not a Helm `tag:` key beside it), so the new form carries it.
+ */
+function resolveReference(map: ReferenceMap, newHost: string, repository: string, tag: string | undefined, digest: string | undefined, tagInText = true): Pick<FoundReference, 'new' | 'status' | 'reason'> {
   const target = map.repositories.get(repository);
   if (!target) return { new: undefined, status: 'unknown', reason: `repository ${repository} is not in the report` };
   if (tag === undefined && digest) {
@@ -65,7 +76,14 @@ function resolveReference(map: ReferenceMap, newHost: string, repository: string
   if (digest && digest !== entry.digest) return { new: undefined, status: 'unknown', reason: `${repository}:${name} was migrated at ${entry.digest ?? 'another digest'}, not ${digest}` };
   const newName = entry.destination ?? `${target}:${name}`;
   const newRepository = newName.slice(0, newName.lastIndexOf(':'));
-  return { new: `${newHost}/${newRepository}${tag === undefined ? '' : `:${tag}`}${digest ? `@${entry.destinationDigest ?? digest}` : ''}`, status: 'migrated', reason: undefined };
+  return { new: `${newHost}/${newRepository}${tag === undefined || !tagInText ? '' : `:${tag}`}${digest ? `@${entry.destinationDigest ?? digest}` : ''}`, status: 'migrated', reason: undefined };
+}
+
+/** A Helm pair: the tag from its own key, and the new repository without it (the `tag:` line stays as it is). */
+function resolvePair(map: ReferenceMap, newHost: string, repository: string, pair: SiblingTag): Pick<FoundReference, 'new' | 'status' | 'reason'> {
+  if (pair.value === '') return { new: undefined, status: 'unknown', reason: `the tag: beside it on line ${pair.line} is empty (the chart's appVersion): which tag of ${repository} is not known here` };
+  if (!TAG.test(pair.value)) return { new: undefined, status: 'unknown', reason: `the tag: beside it on line ${pair.line}, "${pair.value}", is not a tag` };
+  return resolveReference(map, newHost, repository, pair.value, undefined, false);
 }
 
 /** Text a rewrite can round-trip: no NUL byte, valid UTF-8. */
@@ -134,14 +152,17 @@ export function findReferences(dir: string, map: ReferenceMap, oldHost: string, 
           lineStart = i + 1;
         }
         scanned = m.index;
+        const end = m.index + m[0].length;
+        // `repository: old/x` with `tag: 1.1` beside it is old/x:1.1, not old/x:latest.
+        const pair = m[2] === undefined && m[3] === undefined ? siblingTag(text, m.index, end) : undefined;
         references.push({
           file: rel,
           line,
           column: m.index - lineStart + 1,
           old: m[0],
-          ...resolveReference(map, newHost, m[1]!, m[2], m[3]),
+          ...(pair ? { tag: pair.value, ...resolvePair(map, newHost, m[1]!, pair) } : resolveReference(map, newHost, m[1]!, m[2], m[3])),
           start: m.index,
-          end: m.index + m[0].length,
+          end,
         });
       }
     }

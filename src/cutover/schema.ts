@@ -13,6 +13,7 @@ export const ReportImage = z.looseObject({
 export const PushReport = z.looseObject({
   kind: z.literal('regmigrate.push'),
   destination: z.string(),
+  destinationUrl: z.string().optional(),
   images: z.array(ReportImage),
 });
 export type PushReport = z.infer<typeof PushReport>;
@@ -27,6 +28,7 @@ export const JournalEntry = z.looseObject({
 export const SyncJournal = z.looseObject({
   kind: z.literal('regmigrate.sync-state'),
   destination: z.string(),
+  destinationUrl: z.string().optional(),
   tags: z.record(z.string(), JournalEntry),
 });
 export type SyncJournal = z.infer<typeof SyncJournal>;

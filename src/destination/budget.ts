@@ -18,7 +18,7 @@ import { RetryRoom } from './retry-room.js';
 export type { BudgetClock } from './hold.js';
 export { RequestBudget, type BudgetChange, type BudgetLimits, type BudgetReason } from './request-budget.js';
 
-/** The limits `--concurrency` and `--max-requests` give (transfer-command.ts budgetLimits). */
+/** The limits `--concurrency` and `--max-requests` give (cli/transfer-command.ts budgetSizes). */
 export interface BudgetSizes {
   readonly uploads: BudgetLimits | number;
   readonly requests: BudgetLimits | number;

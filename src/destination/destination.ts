@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { setTimeout as wait } from 'node:timers/promises';
 import type { Agent } from 'undici';
 import { DestinationError, errorMessage } from '../errors.js';
@@ -11,6 +12,7 @@ import { RegistryError } from '../registry/errors.js';
 import type { SystemInfo } from '../harbor/schema.js';
 import { RateLimiter } from '../util/rate-limit.js';
 import { createBudget, DEFAULT_BUDGET, type BudgetSizes, type DestinationBudget } from './budget.js';
+import { DestinationHealth } from './health.js';
 import type { StopSignals } from '../util/stop.js';
 import type { OnNotice } from '../util/notice.js';
 import { CONTACT_TIMEOUT_MS } from '../tuning.js';
@@ -45,6 +47,8 @@ export interface Destination {
   readonly limiter: RateLimiter | undefined;
   /** What the run keeps in flight here, shared by all its batches and stages. */
   readonly budget: DestinationBudget;
+  /** Whether it still answers: once it is declared gone, nothing more is sent (health.ts). */
+  readonly health: DestinationHealth;
   close(): Promise<void>;
 }
 
@@ -59,17 +63,22 @@ export async function connectDestination(options: DestinationOptions): Promise<D
   const credentials = await resolveCredentials(options.endpoint.host, options.credentials);
   const sizes = options.budget ?? DEFAULT_BUDGET;
   const budget = createBudget(sizes);
-  options.stop?.stop.addEventListener('abort', () => budget.lift(), { once: true });
+  const health = new DestinationHealth({ host: options.endpoint.host, next: budget });
+  // A stopping run, or a destination gone: a `Retry-After` holds nothing back any more, and retries end.
+  const stopped = options.stop ? AbortSignal.any([options.stop.stop, health.signal]) : health.signal;
+  // Every backoff wait under way listens on it: hundreds at once are normal, not a leak.
+  setMaxListeners(0, stopped);
+  stopped.addEventListener('abort', () => budget.lift(), { once: true });
   // A connection for every slot the budgets may grow to: a request beyond the pool would wait inside undici, unseen.
   const connections = Math.max(32, capOf(sizes.requests) + capOf(sizes.uploads));
   const dispatcher: Agent = createDispatcher({ insecure: options.insecure, caFile: options.caFile, timeoutMs: options.timeoutMs, connections });
   const limiter = options.limitRate !== undefined ? new RateLimiter(options.limitRate) : undefined;
-  const retry = budgetedRetry(options.retry ?? DEFAULT_RETRY, budget, options.stop?.stop);
+  const retry = budgetedRetry(options.retry ?? DEFAULT_RETRY, budget, stopped);
   const client = new RegistryClient({
     endpoint: options.endpoint,
     credentials,
     dispatcher,
-    feedback: budget,
+    feedback: health,
     ...(limiter ? { throttle: (bytes: number, signal?: AbortSignal) => limiter.take(bytes, signal) } : {}),
     ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
     retry,
@@ -101,7 +110,7 @@ export async function connectDestination(options: DestinationOptions): Promise<D
     await close();
     throw explainConnectFailure(options.endpoint, err, credentials !== undefined);
   }
-  const harborClient = new HarborClient(options.endpoint, credentials, dispatcher, retry, { feedback: budget, ...(options.stop ? { abort: options.stop.abort } : {}) });
+  const harborClient = new HarborClient(options.endpoint, credentials, dispatcher, retry, { feedback: health, ...(options.stop ? { abort: options.stop.abort } : {}) });
   let info: SystemInfo | undefined;
   try {
     info = await harborClient.systemInfo();
@@ -111,6 +120,7 @@ export async function connectDestination(options: DestinationOptions): Promise<D
     await close();
     throw new DestinationError('DESTINATION_UNREACHABLE', `${options.endpoint.origin}: Harbor's /api/v2.0/systeminfo did not answer: ${errorMessage(err)}`, 'try again when Harbor is healthy', err);
   }
+  health.arm();
   // Harbor tells its version only to a logged-in caller; `auth_mode` is there for anyone.
   const harborVersion = info ? (info.harbor_version ?? 'version hidden from anonymous callers') : undefined;
   return {
@@ -123,6 +133,7 @@ export async function connectDestination(options: DestinationOptions): Promise<D
     tls: { insecure: options.insecure, caFile: options.caFile },
     limiter,
     budget,
+    health,
     close,
   };
 }
@@ -176,6 +187,10 @@ function explainConnectFailure(endpoint: Endpoint, err: unknown, haveCredentials
     }
     if (err.status === undefined) {
       return new DestinationError('DESTINATION_UNREACHABLE', `${endpoint.origin} is unreachable: ${err.message}`, 'check --to, the network and that the registry runs', err);
+    }
+    // A registry answers `GET /v2/` with 200 or 401; 404 is a server that is none (docs/registry-behaviour.md, Push).
+    if (err.status === 404) {
+      return new DestinationError('DESTINATION_UNREACHABLE', `${endpoint.origin} is not a registry: ${err.message}`, 'check --to: it must be the registry (Harbor) host, whose GET /v2/ answers 200 or 401', err);
     }
     return new DestinationError('DESTINATION_UNREACHABLE', `${endpoint.origin} is not a working registry: ${err.message}`, 'check --to: it must be the registry (Harbor) host', err);
   }

@@ -73,8 +73,8 @@ export class HarborClient {
       payload = JSON.stringify(body);
       headers['content-type'] = 'application/json';
     }
-    this.requests++;
     const sent = this.#feedback?.onSend() ?? 0;
+    this.requests++;
     try {
       const res = await request(url, { method, headers, body: payload, dispatcher: this.#dispatcher, ...(this.#abort ? { signal: this.#abort } : {}) });
       const status = res.statusCode;
@@ -83,7 +83,7 @@ export class HarborClient {
       return { status, text, headers: res.headers };
     } catch (err) {
       if (this.#abort?.aborted) throw new Interrupted(`${method} /api/v2.0${path.split('?')[0]}: cut: the run is stopping`);
-      this.#feedback?.onError();
+      this.#feedback?.onError(err);
       throw new RegistryError(`${method} /api/v2.0${path.split('?')[0]}: ${(err as Error).message}`, {
         method,
         path: url.pathname,

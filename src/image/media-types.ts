@@ -28,6 +28,20 @@ export function shortMediaType(mediaType: string | undefined): string {
   return SHORT_NAMES[mediaType] ?? mediaType;
 }
 
+const FRIENDLY_NAMES: Record<string, string> = {
+  [SCHEMA1_SIGNED]: 'Docker schema1 (signed)',
+  [SCHEMA1]: 'Docker schema1',
+  [DOCKER_MANIFEST]: 'Docker v2 image',
+  [DOCKER_MANIFEST_LIST]: 'Docker manifest list',
+  [OCI_MANIFEST]: 'OCI image',
+  [OCI_INDEX]: 'OCI index',
+};
+
+/** A manifest media type as a reader of a report says it ("OCI index"); an unknown one as it is. */
+export function friendlyMediaType(mediaType: string): string {
+  return FRIENDLY_NAMES[mediaType] ?? mediaType;
+}
+
 /** Foreign (Windows base) and non-distributable layers may legitimately be absent from the storage (docs/registry-behaviour.md, Manifests). */
 export function isForeignLayer(mediaType: string | undefined, urls: readonly string[] | undefined): boolean {
   if (urls && urls.length > 0) return true;

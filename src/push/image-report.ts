@@ -1,8 +1,11 @@
 import { destinationRef, type PlannedImage } from '../plan/plan.js';
 import { flattenString } from '../util/strings.js';
 
-/** `immutable`: Harbor keeps the destination tag at another digest (an immutability rule): drift it may not fix. */
-export type ImageStatus = 'verified' | 'skipped-existing' | 'skipped' | 'immutable' | 'failed';
+/**
+ * `immutable`: Harbor keeps the destination tag at another digest (an immutability rule): drift it may not fix.
+ * `interrupted`: a stop (SIGINT, SIGTERM) came before the image was done; a re-run finishes it.
+ */
+export type ImageStatus = 'verified' | 'skipped-existing' | 'skipped' | 'immutable' | 'failed' | 'interrupted';
 
 /** One line of the verified image list. */
 export interface ImageReport {

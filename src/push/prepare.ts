@@ -7,6 +7,7 @@ import type { RunLedger } from './ledger.js';
 import { findProtectedTags } from './immutable.js';
 import { probeTags } from './probe.js';
 import type { ProjectGate } from './projects.js';
+import { Interrupted } from '../util/stop.js';
 
 /** One batch, read and asked about: ready to plan once the batch before it has landed. */
 export interface PreparedBatch {
@@ -38,7 +39,13 @@ export async function prepareBatch(batch: SourceBatch, ctx: PrepareContext): Pro
   const { inventory, candidates } = batch;
   const { destination, projects, signal } = ctx;
   ctx.ledger.read(inventory, candidates);
-  await projects.ensure(candidates.accepted);
+  try {
+    await projects.ensure(candidates.accepted);
+  } catch (err) {
+    // The run is stopping (the destination stopped answering while projects were looked up): the batch's images
+    // are reported interrupted when it comes to be transferred (push.ts transferBatch), not thrown.
+    if (!(err instanceof Interrupted)) throw err;
+  }
   const allowed: Candidate[] = [];
   const denied: Candidate[] = [];
   for (const c of candidates.accepted) (projects.refusal(c.project) !== undefined && !c.entry.trusted ? denied : allowed).push(c);

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { StorageLayout } from '../storage/layout.js';
 import type { Destination } from '../destination/destination.js';
 import type { ProjectSettings } from '../harbor/client.js';
@@ -105,8 +106,10 @@ export interface PushResult {
   /** When the run started (Unix ms); it ended `durationMs` later. */
   readonly startedAt: number;
   readonly durationMs: number;
-  /** A signal stopped the run: what was not reached is unknown (never "gone"). */
+  /** A signal stopped the run, or the destination stopped answering: what was not reached is unknown (never "gone"). */
   readonly interrupted: boolean;
+  /** The destination stopped answering mid-run (destination/health.ts): the line that said so. */
+  readonly destinationGone: string | undefined;
   /** Requests this run sent to the destination (registry and Harbor API), and how many were retries. */
   readonly requests: number;
   readonly retries: number;
@@ -124,7 +127,12 @@ export interface PushResult {
 export async function pushStorage(destination: Destination, options: PushOptions): Promise<PushResult> {
   const started = Date.now();
   const emit = options.onEvent ?? (() => undefined);
-  const signal = options.signal;
+  // A destination that stopped answering stops the run as a signal does (nothing new starts), and more: nothing at
+  // all is sent to it any more (destination/health.ts).
+  const gone = destination.health.signal;
+  const signal = options.signal ? AbortSignal.any([options.signal, gone]) : gone;
+  setMaxListeners(0, signal);
+  options = { ...options, signal };
   const source = await readSourceBatches(options, nameMapping(options, destination), {
     concurrency: options.requestConcurrency,
     batchTags: options.batchTags ?? BATCH_TAGS,
@@ -176,6 +184,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
     startedAt: started,
     durationMs: Date.now() - started,
     interrupted,
+    destinationGone: destination.health.gone?.message,
     batches,
     ...requestCounts(destination),
   });
@@ -193,7 +202,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
     run.transport.close();
   }
 
-  return result(signal?.aborted ?? false);
+  return result(signal.aborted);
 }
 
 /** What every batch of a run shares. */
@@ -231,7 +240,7 @@ async function transferBatch(prepared: PreparedBatch, index: number, run: BatchR
   }
   // A signal before this batch started: nothing more is created, asked or sent, and its images say so.
   if (options.signal?.aborted) {
-    for (const c of allowed) ledger.report(imageReport({ source: c.source, destination: `${c.repository}:${c.entry.tag}`, digest: c.entry.digest, mediaType: c.entry.mediaType, size: c.entry.size, status: 'failed', reason: 'interrupted' }));
+    for (const c of allowed) ledger.report(imageReport({ source: c.source, destination: `${c.repository}:${c.entry.tag}`, digest: c.entry.digest, mediaType: c.entry.mediaType, size: c.entry.size, status: 'interrupted' }));
     return;
   }
   const state: DestinationState = {

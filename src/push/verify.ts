@@ -14,7 +14,7 @@ import { reportOf, type ImageReport } from './image-report.js';
  */
 export async function verifyOutcome(destination: Destination, outcome: ImageOutcome, policy: string | undefined): Promise<ImageReport> {
   const image = outcome.image;
-  if (!outcome.ok) return reportOf(image, outcome.immutable ? 'immutable' : 'failed', { reason: outcome.reason });
+  if (!outcome.ok) return outcome.interrupted ? reportOf(image, 'interrupted') : reportOf(image, outcome.immutable ? 'immutable' : 'failed', { reason: outcome.reason });
   const expected = outcome.convertedTo ?? image.digest;
   const notes = [outcome.note, policy && `verified through Harbor's API: project policy "${policy}" blocks pulls until Harbor allows the image`].filter(Boolean);
   const convertedTo = outcome.convertedTo;
@@ -32,7 +32,7 @@ export async function verifyOutcome(destination: Destination, outcome: ImageOutc
     if (digest !== expected) return reportOf(image, 'failed', { convertedTo, reason: `verification: the destination serves digest ${digest}` });
     return reportOf(image, 'verified', { convertedTo, reason: note });
   } catch (err) {
-    if (err instanceof Interrupted) return reportOf(image, 'failed', { reason: 'interrupted' });
+    if (err instanceof Interrupted) return reportOf(image, 'interrupted');
     return reportOf(image, 'failed', { reason: `verification: ${errorMessage(err)}` });
   }
 }

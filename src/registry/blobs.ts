@@ -94,18 +94,21 @@ export async function readBlob(http: RegistryHttp, repository: string, digest: s
  * (quota, a read-only Harbor, a proxy-cache project) would refuse an upload the same way: it is thrown.
  */
 export async function mountBlob(http: RegistryHttp, repository: string, digest: string, from: string): Promise<MountResult> {
-  return http.retrying(async () => {
-    const url = http.url(`/v2/${repository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`);
-    try {
-      const res = await http.request({ method: 'POST', url, scopes: [pushScope(repository), pullScope(from)], ok: [201, 202], headers: { 'content-length': '0' } });
-      if (res.status === 201) return { mounted: true };
-      const location = headerValue(res.headers.location);
-      return { mounted: false, location: location ? new URL(location, url) : undefined };
-    } catch (err) {
-      if (err instanceof RegistryError && err.failure === 'auth') return { mounted: false, location: undefined };
-      throw err;
-    }
-  });
+  return http.retrying(() => tryMount(http, repository, digest, from));
+}
+
+/** One mount request (mountBlob without its retries). */
+async function tryMount(http: RegistryHttp, repository: string, digest: string, from: string): Promise<MountResult> {
+  const url = http.url(`/v2/${repository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`);
+  try {
+    const res = await http.request({ method: 'POST', url, scopes: [pushScope(repository), pullScope(from)], ok: [201, 202], headers: { 'content-length': '0' } });
+    if (res.status === 201) return { mounted: true };
+    const location = headerValue(res.headers.location);
+    return { mounted: false, location: location ? new URL(location, url) : undefined };
+  } catch (err) {
+    if (err instanceof RegistryError && err.failure === 'auth') return { mounted: false, location: undefined };
+    throw err;
+  }
 }
 
 /**
@@ -139,8 +142,15 @@ export async function uploadBlob(http: RegistryHttp, settings: UploadSettings, o
     return !settings.throttle && blob.stream ? blob.stream(range, count) : Readable.from(paced(blob.open(range), count, settings.throttle, http.abort), { objectMode: false });
   };
   const attempt = async (): Promise<void> => {
-    // A repeated attempt first asks whether the last one landed after all (its final PUT timed out, say).
-    if (attempts++ > 0 && (await hasBlob(http, repository, blob.digest))) return;
+    // A repeated attempt first asks whether the last one landed after all (its final PUT timed out, say): a mount
+    // from the repository into itself answers 201 when it did, else opens the session this attempt sends into
+    // (docs/architecture.md, Each blob is uploaded once, then mounted): one request instead of a HEAD and a POST,
+    // and no push sends a blob HEAD.
+    if (attempts++ > 0) {
+      const there = await tryMount(http, repository, blob.digest, repository);
+      if (there.mounted) return;
+      first = there.location;
+    }
     for (;;) {
       sent = 0;
       const location = first ?? (await startUpload(http, repository));

@@ -1,5 +1,6 @@
 import { RegmigrateError } from '../errors.js';
 import { isSchema1 } from '../image/media-types.js';
+import { isTransientNetworkError } from '../util/network-errors.js';
 
 /**
  * How a failed request is handled (docs/architecture.md, Error model): `auth` (401, credentials or token refused), `denied` (403:
@@ -94,27 +95,9 @@ export function isSchema1Refusal(status: number, contentType: string | undefined
   }
 }
 
-const TRANSIENT_NETWORK_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EAI_AGAIN',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CLOSED',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-]);
-
 /** A network-level failure (no HTTP status): resets and timeouts are transient, TLS and DNS failures are not. */
 export function classifyNetworkError(err: unknown): FailureClass {
-  const code = (err as { code?: string }).code;
-  if (code && TRANSIENT_NETWORK_CODES.has(code)) return 'transient';
-  const causeCode = (err as { cause?: { code?: string } }).cause?.code;
-  if (causeCode && TRANSIENT_NETWORK_CODES.has(causeCode)) return 'transient';
-  return 'permanent';
+  return isTransientNetworkError(err) ? 'transient' : 'permanent';
 }
 
 /** `Retry-After` is seconds or an HTTP date. */
@@ -154,6 +137,12 @@ export function parseErrorBody(text: string): { code: string | undefined; messag
     }
   } catch {
     // not JSON: fall through
+  }
+  // A web server's page (a proxy's 502, a plain web server's 404) says what it is by its title; its markup is
+  // noise in a one-line error: `<!DOCTYPE html><html><head><title>404 Not Found</title>…`.
+  if (/^\s*<(!doctype html|html|head|body)[\s>]/i.test(text)) {
+    const title = /<title[^>]*>([^<]*)<\/title>/i.exec(text)?.[1]?.replace(/\s+/g, ' ').trim().slice(0, 80);
+    return { code: undefined, message: `an HTML page${title ? ` (${title})` : ''}` };
   }
   const oneLine = text.replace(/\s+/g, ' ').trim().slice(0, 200);
   return { code: undefined, message: oneLine || undefined };

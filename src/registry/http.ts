@@ -27,12 +27,14 @@ export interface HttpOptions {
 
 /**
  * Told of each request as it goes out (the number it returns comes back with the response), of each response (its
- * status, and `Retry-After` in ms on a 429 or 503) and of each request that got none.
+ * status, and `Retry-After` in ms on a 429 or 503) and of each request that got none (with undici's error).
+ * `onSend` may throw: the request is not sent; `onError` may throw: the request fails with that error instead of
+ * its own (a destination that stopped answering, destination/health.ts).
  */
 export interface RequestFeedback {
   onSend(): number;
   onResponse(status: number, retryAfterMs: number | undefined, sent: number): void;
-  onError(): void;
+  onError(err: unknown): void;
 }
 
 /** Tells `feedback` of a response: its status, and the `Retry-After` of a 429 or 503 (registry and Harbor API alike). */
@@ -121,13 +123,14 @@ export class RegistryHttp {
     // Credentials go only to the destination's own origin: an absolute Location to another host gets none.
     const sameOrigin = options.url.origin === this.endpoint.origin;
     for (let authAttempt = 0; ; authAttempt++) {
+      // First, so that nothing (a token fetch included) goes to a destination that stopped answering.
+      const sent = this.#feedback?.onSend() ?? 0;
       const headers: Record<string, string> = { 'user-agent': this.#userAgent, ...options.headers };
       if (sameOrigin) {
         const authorization = await this.#authorization(options);
         if (authorization) headers.authorization = authorization;
       }
       this.stats.requests++;
-      const sent = this.#feedback?.onSend() ?? 0;
       let res: Dispatcher.ResponseData;
       try {
         // The dispatcher's own request: undici's top-level request() parses the URL again on every call
@@ -149,7 +152,7 @@ export class RegistryHttp {
         });
       } catch (err) {
         if (this.abort?.aborted) throw this.#cut(options);
-        this.#feedback?.onError();
+        this.#feedback?.onError(err);
         throw new RegistryError(`${options.method} ${options.url.pathname}: ${describeNetworkError(err, options.timeoutMs)}`, this.#details(options, undefined, classifyNetworkError(err)), err);
       }
       const status = res.statusCode;
@@ -233,7 +236,8 @@ export class RegistryHttp {
   }
 }
 
-function describeNetworkError(err: unknown, timeoutMs?: number): string {
+/** undici's error in one line: `connect ECONNREFUSED 127.0.0.1:5000`, `UND_ERR_SOCKET: other side closed`. */
+export function describeNetworkError(err: unknown, timeoutMs?: number): string {
   const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
   const code = e.cause?.code ?? e.code;
   // undici says only `Headers Timeout Error`: name the wait when this request set its own.

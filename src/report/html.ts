@@ -2,6 +2,7 @@ import type { InventorySummary, SourceInventory, TagEntry } from '../inventory/t
 import { describeReadFault } from '../inventory/render.js';
 import { tagRef } from '../inventory/types.js';
 import { count, formatBytes } from '../util/format.js';
+import { friendlyMediaType } from '../image/media-types.js';
 
 /**
  * Reports people look at: one self-contained HTML file each (inline CSS and SVG, no script, no font, no request of
@@ -171,7 +172,7 @@ export function renderInventoryHtml(inventory: SourceInventory, summary: Invento
             .join('')
     }`,
     `<h2>Largest images</h2><table id="largest"><thead><tr><th>image</th><th>type</th><th>platforms</th><th class="num">size</th><th>pushed</th></tr></thead><tbody>${largest
-      .map((t) => `<tr><td><code>${esc(tagRef(t))}</code></td><td>${esc(t.mediaType ?? '')}</td><td>${esc(t.platforms.join(', ') || '–')}</td><td class="num">${formatBytes(t.size)}</td><td>${esc(t.pushedAt?.slice(0, 10) ?? '–')}</td></tr>`)
+      .map((t) => `<tr><td><code>${esc(tagRef(t))}</code></td>${t.mediaType ? `<td title="${esc(t.mediaType)}">${esc(friendlyMediaType(t.mediaType))}</td>` : '<td>–</td>'}<td>${esc(t.platforms.join(', ') || '–')}</td><td class="num">${formatBytes(t.size)}</td><td>${esc(t.pushedAt?.slice(0, 10) ?? '–')}</td></tr>`)
       .join('')}</tbody></table>`,
   ].join('\n');
   return page('Registry inventory', `${inventory.root} · scanned ${new Date(now).toISOString().slice(0, 16).replace('T', ' ')} UTC`, body);
@@ -186,7 +187,7 @@ export interface PushReportDocument {
   readonly endedAt?: string;
   readonly regmigrateVersion?: string;
   readonly images: ReadonlyArray<{ source: string; destination: string | null; digest: string | null; status: string; reason: string | null; size?: number }>;
-  readonly summary: { verified: number; skipped: number; failed: number; bytesUploaded?: number; bytesMounted?: number; bytesSkipped?: number; projectsCreated?: string[] };
+  readonly summary: { verified: number; skipped: number; failed: number; interrupted?: number; bytesUploaded?: number; bytesMounted?: number; bytesSkipped?: number; projectsCreated?: string[] };
 }
 
 /** `2024-05-01T10:00:00.000Z` → `2024-05-01 10:00:00 UTC`. */
@@ -196,11 +197,13 @@ function utc(iso: string): string {
 
 export function renderPushHtml(doc: PushReportDocument): string {
   const s = doc.summary;
-  const failed = doc.images.filter((i) => i.status === 'failed');
-  const done = doc.images.filter((i) => i.status !== 'failed');
+  // Not done: failed, or interrupted by a stop (listed together, an interrupted one with that as its reason).
+  const failed = doc.images.filter((i) => i.status === 'failed' || i.status === 'interrupted');
+  const done = doc.images.filter((i) => !failed.includes(i));
+  const interrupted = s.interrupted ?? 0;
   const reasons = new Map<string, number>();
   for (const f of failed) {
-    const kind = (f.reason ?? 'failed').split(':')[0]!.slice(0, 40);
+    const kind = (f.reason ?? f.status).split(':')[0]!.slice(0, 40);
     reasons.set(kind, (reasons.get(kind) ?? 0) + 1);
   }
   const body = [
@@ -208,16 +211,17 @@ export function renderPushHtml(doc: PushReportDocument): string {
       card(String(s.verified), 'verified', 'good'),
       card(String(s.skipped), 'already there or skipped'),
       card(String(s.failed), 'failed', s.failed > 0 ? 'bad' : 'good'),
+      ...(interrupted ? [card(String(interrupted), 'interrupted', 'bad')] : []),
       card(formatBytes(s.bytesUploaded ?? 0), 'uploaded'),
       card(formatBytes(s.bytesMounted ?? 0), 'mounted'),
       card(formatBytes(s.bytesSkipped ?? 0), 'already there'),
     ].join('')}</div>`,
     '<h2>Outcome</h2>',
-    barChart('outcome', [{ label: 'images', parts: [s.verified, s.skipped, s.failed], note: `${s.verified} verified · ${s.skipped} skipped · ${s.failed} failed` }], ['#1a7f37', '#9aa5b8', '#c4452f']),
-    legend([['#1a7f37', 'verified'], ['#9aa5b8', 'already there / skipped'], ['#c4452f', 'failed']]),
+    barChart('outcome', [{ label: 'images', parts: [s.verified, s.skipped, s.failed + interrupted], note: `${s.verified} verified · ${s.skipped} skipped · ${s.failed} failed${interrupted ? ` · ${interrupted} interrupted` : ''}` }], ['#1a7f37', '#9aa5b8', '#c4452f']),
+    legend([['#1a7f37', 'verified'], ['#9aa5b8', 'already there / skipped'], ['#c4452f', interrupted ? 'failed or interrupted' : 'failed']]),
     failed.length
       ? `<h2>Failed (${failed.length})</h2>${barChart('failures', [...reasons].map(([k, n]) => ({ label: k, parts: [n], note: String(n) })), ['#c4452f'])}<table id="failed"><thead><tr><th>source</th><th>destination</th><th>reason</th></tr></thead><tbody>${failed
-          .map((f) => `<tr><td><code>${esc(f.source)}</code></td><td><code>${esc(f.destination ?? '–')}</code></td><td>${esc(f.reason ?? '')}</td></tr>`)
+          .map((f) => `<tr><td><code>${esc(f.source)}</code></td><td><code>${esc(f.destination ?? '–')}</code></td><td>${esc(f.reason ?? f.status)}</td></tr>`)
           .join('')}</tbody></table>`
       : '<h2>Failed</h2><p>None.</p>',
     `<h2>Verified and skipped (${done.length})</h2><table id="done"><thead><tr><th>source</th><th>destination</th><th>digest</th><th class="num">size</th><th>status</th></tr></thead><tbody>${done

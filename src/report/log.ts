@@ -4,7 +4,7 @@ import type { PushEvent, PushResult } from '../push/push.js';
 import type { BudgetView, Progress } from './progress.js';
 import type { BudgetChange } from '../destination/budget.js';
 import { splitRef } from '../inventory/types.js';
-import { countReports } from './push-report.js';
+import { countReports, notDone } from './push-report.js';
 import { RateMeter } from './rate.js';
 import { PROGRESS_LINE_INTERVAL_SECONDS } from '../tuning.js';
 
@@ -87,7 +87,7 @@ export function createJsonLog(stream: Writable, options: JsonLogOptions = {}): P
       timer.unref();
     } else if (event.type === 'bytes') {
       totals.bytes += event.bytes;
-      (meter ??= new RateMeter(options.now, options.limitRate)).add(event.bytes);
+      if (event.bytes > 0) (meter ??= new RateMeter(options.now, options.limitRate)).add(event.bytes);
     } else if (event.type === 'image-done') {
       totals.imagesDone++;
       if (!event.ok) totals.failed++;
@@ -124,10 +124,12 @@ export function createJsonLog(stream: Writable, options: JsonLogOptions = {}): P
     stop,
     finished: (result) => {
       stop();
+      // Where progress ended: its bytes are the run's bytes uploaded (`run-finished`), as the summary's are.
+      progress();
       for (const r of result.reports) {
-        if (r.status !== 'verified' && r.status !== 'failed' && r.status !== 'immutable') continue;
+        if (r.status !== 'verified' && r.status !== 'failed' && r.status !== 'interrupted' && r.status !== 'immutable') continue;
         writeJsonLog(stream, {
-          level: r.status === 'failed' ? 'error' : r.status === 'immutable' ? 'warn' : 'info',
+          level: r.status === 'failed' ? 'error' : r.status === 'interrupted' || r.status === 'immutable' ? 'warn' : 'info',
           event: `tag-${r.status}`,
           source: r.source,
           // No destination name (it could not be mapped): the tag is still the source's.
@@ -137,7 +139,7 @@ export function createJsonLog(stream: Writable, options: JsonLogOptions = {}): P
         });
       }
       const c = countReports(result.reports);
-      writeJsonLog(stream, { level: c.failed > 0 ? 'error' : c.immutable > 0 ? 'warn' : 'info', event: 'run-finished', verified: c.verified, unchanged: c.skipped, ...(c.immutable ? { immutable: c.immutable } : {}), failed: c.failed, bytes: result.stats.bytesUploaded, durationMs: result.durationMs, ...(budget ? { requestBudget: budget.requests.size, uploadBudget: budget.uploads.size } : {}) });
+      writeJsonLog(stream, { level: notDone(c) > 0 ? 'error' : c.immutable > 0 ? 'warn' : 'info', event: 'run-finished', verified: c.verified, unchanged: c.skipped, ...(c.immutable ? { immutable: c.immutable } : {}), failed: c.failed, interrupted: c.interrupted, bytes: result.stats.bytesUploaded, durationMs: result.durationMs, ...(budget ? { requestBudget: budget.requests.size, uploadBudget: budget.uploads.size } : {}) });
     },
   };
 }

@@ -75,6 +75,7 @@ export function renderMetrics(m: RunMetrics): string {
         unchanged: r ? r.reports.filter((x) => x.status === 'skipped-existing').length : 0,
         failed: counts?.failed,
         immutable: counts?.immutable,
+        interrupted: counts?.interrupted,
         skipped,
         deleted,
       }),

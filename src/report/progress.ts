@@ -57,7 +57,8 @@ export function createProgress(options: ProgressOptions): Progress {
   const { stream } = options;
   let totalBytes = 0;
   let totalImages = 0;
-  let sentBytes = 0;
+  /** Bytes of blob uploads that landed, and of those under way (an upload that fails takes its bytes back). */
+  let uploadedBytes = 0;
   let imagesDone = 0;
   let failures = 0;
   let multibar: CliProgress.MultiBar | undefined;
@@ -67,9 +68,9 @@ export function createProgress(options: ProgressOptions): Progress {
   let ticker: NodeJS.Timeout | undefined;
   let meter: RateMeter | undefined;
   // Up to: blobs the destination turns out to hold are skipped, so the ETA is an upper bound.
-  const rate = (): RateSnapshot => (meter ??= new RateMeter(options.now, options.limitRate)).snapshot(totalBytes - sentBytes);
+  const rate = (): RateSnapshot => (meter ??= new RateMeter(options.now, options.limitRate)).snapshot(totalBytes - uploadedBytes);
   const inFlight = (): string => (options.budget ? `; ${describeBudget(options.budget)}` : '');
-  const bytesLabel = (): string => `${formatBytes(sentBytes)} of ${formatBytes(totalBytes)}${cap} · ${describeRate(rate())}`;
+  const bytesLabel = (): string => `${formatBytes(uploadedBytes)} of ${formatBytes(totalBytes)}${cap} · ${describeRate(rate())}`;
   const imagesLabel = (): string => `${imagesDone}/${count(totalImages, 'image')}${failures ? `, ${failures} failed` : ''}${inFlight()}`;
 
   const line = (text: string): void => {
@@ -77,7 +78,7 @@ export function createProgress(options: ProgressOptions): Progress {
     else stream.write(text + '\n');
   };
   const status = (): string =>
-    `pushed ${imagesDone}/${count(totalImages, 'image')} (${failures} failed), sent ${formatBytes(sentBytes)} of up to ${formatBytes(totalBytes)}${cap}; ${describeRate(rate())}${inFlight()}`;
+    `pushed ${imagesDone}/${count(totalImages, 'image')} (${failures} failed), uploaded ${formatBytes(uploadedBytes)} of up to ${formatBytes(totalBytes)}${cap}; ${describeRate(rate())}${inFlight()}`;
 
   const onEvent = (event: PushEvent): void => {
     switch (event.type) {
@@ -118,13 +119,15 @@ export function createProgress(options: ProgressOptions): Progress {
         break;
       }
       case 'bytes':
-        sentBytes += event.bytes;
-        (meter ??= new RateMeter(options.now, options.limitRate)).add(event.bytes);
-        bytesBar?.update(Math.min(sentBytes, Math.max(1, totalBytes)), { label: bytesLabel() });
+        uploadedBytes += event.bytes;
+        // The rate is of bytes on the wire: those of an upload that failed went out all the same.
+        if (event.bytes > 0) (meter ??= new RateMeter(options.now, options.limitRate)).add(event.bytes);
+        bytesBar?.update(Math.min(uploadedBytes, Math.max(1, totalBytes)), { label: bytesLabel() });
         break;
       case 'image-done':
         imagesDone++;
-        if (!event.ok) {
+        if (event.interrupted) line(`interrupted: ${event.image.source} → ${destinationRef(event.image)}`);
+        else if (!event.ok) {
           failures++;
           line(`failed: ${event.image.source} → ${destinationRef(event.image)}: ${event.reason ?? 'failed'}`);
         }

@@ -6,6 +6,7 @@ import { shortDigest } from '../storage/digest.js';
 import type { PushResult, ImageReport } from '../push/push.js';
 import { count, csvLine, formatBytes, formatDuration, formatRate, renderTable } from '../util/format.js';
 import { UsageError } from '../errors.js';
+import type { Endpoint } from '../registry/endpoint.js';
 import { VERSION } from '../version.js';
 
 export const PUSH_REPORT_VERSION = 1;
@@ -16,6 +17,8 @@ export interface PushCounts {
   /** Destination tags an immutability rule keeps at another digest (Harbor): drift regmigrate may not fix. */
   readonly immutable: number;
   readonly failed: number;
+  /** Not done because the run was stopped (SIGINT, SIGTERM): not done all the same, as failed ones. */
+  readonly interrupted: number;
 }
 
 export function countReports(reports: readonly ImageReport[]): PushCounts {
@@ -23,21 +26,28 @@ export function countReports(reports: readonly ImageReport[]): PushCounts {
   let skipped = 0;
   let immutable = 0;
   let failed = 0;
+  let interrupted = 0;
   for (const r of reports) {
     if (r.status === 'verified') verified++;
     else if (r.status === 'skipped-existing' || r.status === 'skipped') skipped++;
     else if (r.status === 'immutable') immutable++;
+    else if (r.status === 'interrupted') interrupted++;
     else failed++;
   }
-  return { verified, skipped, immutable, failed };
+  return { verified, skipped, immutable, failed, interrupted };
+}
+
+/** Tags not done: failed or interrupted (exit status 1 when there are any). */
+export function notDone(c: PushCounts): number {
+  return c.failed + c.interrupted;
 }
 
 /**
- * A push's or sync's exit status from its images (docs/architecture.md, Exit codes): 1 when any failed; 6 when the
- * only ones not done are tags Harbor's immutability rules keep at another digest; else 0.
+ * A push's or sync's exit status from its images (docs/architecture.md, Exit codes): 1 when any is not done; 6 when
+ * the only ones not done are tags Harbor's immutability rules keep at another digest; else 0.
  */
 export function imagesExitCode(counts: PushCounts): 0 | 1 | 6 {
-  if (counts.failed > 0) return 1;
+  if (notDone(counts) > 0) return 1;
   return counts.immutable > 0 ? 6 : 0;
 }
 
@@ -48,15 +58,17 @@ export interface ReportRun {
   readonly source: string;
   /** The destination registry's host. */
   readonly destination: string;
+  /** How it was reached (`http://…` or `https://…`): `report rewrites` says `insecure = true` for plain HTTP. */
+  readonly destinationUrl?: string;
   /** ISO 8601 times. */
   readonly startedAt: string;
   readonly endedAt: string;
   readonly regmigrateVersion: string;
 }
 
-export function reportRun(command: 'push' | 'sync', result: PushResult, source: string, destination: string): ReportRun {
+export function reportRun(command: 'push' | 'sync', result: PushResult, source: string, destination: Pick<Endpoint, 'host' | 'origin'>): ReportRun {
   const iso = (ms: number): string => new Date(ms).toISOString();
-  return { command, source, destination, startedAt: iso(result.startedAt), endedAt: iso(result.startedAt + result.durationMs), regmigrateVersion: VERSION };
+  return { command, source, destination: destination.host, destinationUrl: destination.origin, startedAt: iso(result.startedAt), endedAt: iso(result.startedAt + result.durationMs), regmigrateVersion: VERSION };
 }
 
 export function reportDocument(result: PushResult, run: ReportRun) {
@@ -155,6 +167,8 @@ export function renderImageTable(reports: readonly ImageReport[]): string {
     out += '\nImmutable (Harbor keeps these tags at another digest):\n';
     for (const r of immutable) out += `  ${r.source}: ${r.reason ?? 'immutable'}\n`;
   }
+  const interrupted = reports.filter((r) => r.status === 'interrupted').length;
+  if (interrupted > 0) out += `\nInterrupted: ${count(interrupted, 'image')} not finished when the run was stopped; run it again to finish them\n`;
   const notes = reports.filter((r) => r.status !== 'failed' && r.status !== 'immutable' && r.reason);
   if (notes.length > 0) {
     out += '\nNotes:\n';
@@ -168,7 +182,7 @@ export function renderPushSummary(result: PushResult): string {
   const s = result.stats;
   const seconds = result.durationMs / 1000;
   const rate = seconds > 0 ? formatRate(s.bytesUploaded / seconds) : '-';
-  const head = `${count(c.verified, 'image')} verified, ${c.skipped} already there, ${c.immutable ? `${c.immutable} immutable, ` : ''}${c.failed} failed; `;
+  const head = `${count(c.verified, 'image')} verified, ${c.skipped} already there, ${c.immutable ? `${c.immutable} immutable, ` : ''}${c.failed} failed${c.interrupted ? `, ${c.interrupted} interrupted` : ''}; `;
   const projects = result.projectsCreated.length ? `; projects created: ${result.projectsCreated.join(', ')}` : '';
   if (result.via === 'skopeo') return `${head}transferred by skopeo copy; ${formatDuration(result.durationMs)}${projects}`;
   return (

@@ -13,7 +13,7 @@ import type { Destination } from '../destination/destination.js';
 import { Linker } from './dir-layout.js';
 import { startThrottleProxy } from './throttle-proxy.js';
 import { assertOutsideStorage, exportImages } from './export.js';
-import { emptyStats, type ImageOutcome, type TransferEvent } from '../transfer/execute.js';
+import { emptyStats, imageDoneEvent, interruptedOutcome, type ImageOutcome, type TransferEvent } from '../transfer/execute.js';
 import type { Transport } from '../transfer/transport.js';
 import { TRANSFER_CONCURRENCY } from '../tuning.js';
 
@@ -167,12 +167,12 @@ export async function pushWithSkopeo(plan: Plan, options: SkopeoOptions): Promis
   async function copyOne(item: (typeof exported)[number]): Promise<ImageOutcome> {
     const { image } = item;
     if (!item.ok) return { image, ok: false, reason: item.reason ?? 'export failed' };
-    if (options.signal?.aborted) return { image, ok: false, reason: 'interrupted' };
+    if (options.signal?.aborted) return interruptedOutcome(image);
     const digestFile = path.join(workDir, `digest-${image.digest.slice(7, 19)}-${Math.random().toString(36).slice(2)}`);
     const target = `docker://${targetHost}/${destinationRef(image)}`;
     try {
       const result = await (await loadExeca())('skopeo', [...args, '--digestfile', digestFile, `dir:${item.directory}`, target], { reject: false, env: childEnv(), extendEnv: false, ...(options.abort ? { cancelSignal: options.abort } : {}) });
-      if (result.isCanceled) return { image, ok: false, reason: 'interrupted' };
+      if (result.isCanceled) return interruptedOutcome(image);
       if (result.exitCode !== 0) return { image, ok: false, reason: skopeoFailure(String(result.stderr)) };
       const pushed = (await readFile(digestFile, 'utf8').catch(() => '')).trim();
       if (pushed && pushed !== image.digest) return { image, ok: false, reason: `skopeo pushed digest ${pushed}, the source is ${image.digest}` };
@@ -191,10 +191,7 @@ export async function pushWithSkopeo(plan: Plan, options: SkopeoOptions): Promis
       if (outcome.ok || !item.ok || !outcome.reason.startsWith('skopeo:')) continue;
       outcomes[i] = await copyOne(item);
     }
-    for (const outcome of outcomes) {
-      const { image } = outcome;
-      options.onEvent(outcome.ok ? { type: 'image-done', image, ok: true } : { type: 'image-done', image, ok: false, reason: outcome.reason });
-    }
+    for (const outcome of outcomes) options.onEvent(imageDoneEvent(outcome));
     return outcomes;
   }
 }

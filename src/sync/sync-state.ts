@@ -32,6 +32,8 @@ const SyncStateHead = z.looseObject({
   schemaVersion: z.literal(SYNC_STATE_VERSION),
   kind: z.literal('regmigrate.sync-state'),
   destination: z.string(),
+  /** How the destination was reached (`http://…` or `https://…`), since journals record it. */
+  destinationUrl: z.string().optional(),
   updatedAt: z.string(),
   tags: z.record(z.string(), z.unknown()),
 });

@@ -51,6 +51,7 @@ export interface SyncResult {
 export async function syncStorage(destination: Destination, options: SyncOptions): Promise<SyncResult> {
   const host = destination.endpoint.host;
   const state: SyncState | undefined = options.statePath ? loadState(options.statePath, host) : undefined;
+  if (state) state.destinationUrl = destination.endpoint.origin;
   // Views of the journal, not copies of it: a tag's digest when it is not gone, and converted images.
   const trusted = options.trustState && state ? { get: (ref: string) => trustedDigest(state, ref) } : undefined;
   const converted = state ? convertedImages(state) : undefined;

@@ -36,10 +36,14 @@ export interface TransferStats {
 }
 
 export type TransferEvent =
+  /**
+   * Bytes of a blob upload under way, each counted once however often it is tried; negative: an upload that failed
+   * takes back what it counted. Summed, they are the summary's bytes uploaded (TransferStats.bytesUploaded).
+   */
   | { type: 'bytes'; bytes: number }
   | { type: 'blob-start'; digest: string; repository: string; size: number }
   | { type: 'blob-done'; digest: string; repository: string; how: 'uploaded' | 'mounted' | 'skipped'; size: number }
-  | { type: 'image-done'; image: PlannedImage; ok: boolean; reason?: string };
+  | { type: 'image-done'; image: PlannedImage; ok: boolean; reason?: string; interrupted?: boolean };
 
 export interface ExecuteOptions {
   readonly client: RegistryClient;
@@ -69,7 +73,18 @@ export interface ExecuteOptions {
 
 export type ImageOutcome =
   | { image: PlannedImage; ok: true; convertedTo?: string; note?: string }
-  | { image: PlannedImage; ok: false; reason: string; immutable?: true };
+  | { image: PlannedImage; ok: false; reason: string; interrupted?: boolean; immutable?: true };
+
+/** An image the stop left unfinished: reported `interrupted`, not `failed`. */
+export function interruptedOutcome(image: PlannedImage): ImageOutcome {
+  return { image, ok: false, reason: 'interrupted', interrupted: true };
+}
+
+/** The `image-done` event of an outcome. */
+export function imageDoneEvent(outcome: ImageOutcome): TransferEvent {
+  const { image } = outcome;
+  return outcome.ok ? { type: 'image-done', image, ok: true } : { type: 'image-done', image, ok: false, reason: outcome.reason, ...(outcome.interrupted ? { interrupted: true } : {}) };
+}
 
 export function emptyStats(): TransferStats {
   return { blobsUploaded: 0, bytesUploaded: 0, blobsMounted: 0, bytesMounted: 0, blobsSkipped: 0, bytesSkipped: 0, manifestsPut: 0 };
@@ -95,7 +110,8 @@ function describeBlobFailure(digest: string, err: unknown, refusal: ExecuteOptio
 
 /**
  * Executes a plan. Images are pushed concurrently; each waits for its blobs. A blob is uploaded once, into its
- * home repository (a HEAD first, so a re-run sends nothing twice); every other repository mounts it from there
+ * home repository (unless the probe found it there already, so a re-run sends nothing twice); every other repository
+ * mounts it from there
  * once it has landed, falling back to an upload when the mount is refused. An image whose blobs did not all land
  * gets no manifest: no half images in the destination.
  */
@@ -112,7 +128,7 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
     const failed = results.findIndex((r) => r.status === 'rejected');
     if (failed >= 0) {
       const reason = (results[failed] as PromiseRejectedResult).reason;
-      return { image, ok: false, reason: reason instanceof Interrupted ? 'interrupted' : describeBlobFailure(image.blobs[failed]!, reason, options.refusal) };
+      return reason instanceof Interrupted ? interruptedOutcome(image) : { image, ok: false, reason: describeBlobFailure(image.blobs[failed]!, reason, options.refusal) };
     }
     await order.subjectOf(image);
     return manifests.write(image);
@@ -129,7 +145,7 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
   const outcomes = await Promise.all(
     plan.images.map(async (image) => {
       const outcome = await order.land(image, () => pushImage(image));
-      emit(outcome.ok ? { type: 'image-done', image, ok: true } : { type: 'image-done', image, ok: false, reason: outcome.reason });
+      emit(imageDoneEvent(outcome));
       await options.afterImage?.(outcome);
       return outcome;
     }),
@@ -203,7 +219,18 @@ class BlobStage {
     this.#checkInterrupted();
     emit({ type: 'blob-start', digest: blob.digest, repository, size: blob.size });
     const source = this.#options.blobSource(blob.digest, blob.size);
-    await client.uploadBlob({ repository, blob: blobReader(source, blob.digest), session, onBytes: (n) => emit({ type: 'bytes', bytes: n }) });
+    let counted = 0;
+    const onBytes = (n: number): void => {
+      counted += n;
+      emit({ type: 'bytes', bytes: n });
+    };
+    try {
+      await client.uploadBlob({ repository, blob: blobReader(source, blob.digest), session, onBytes });
+    } catch (err) {
+      // Bytes that went out for a blob that did not land are not uploaded: progress says what the summary says.
+      if (counted > 0) emit({ type: 'bytes', bytes: -counted });
+      throw err;
+    }
     this.#stats.blobsUploaded++;
     this.#stats.bytesUploaded += blob.size;
     emit({ type: 'blob-done', digest: blob.digest, repository, how: 'uploaded', size: blob.size });

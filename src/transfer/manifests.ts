@@ -7,7 +7,7 @@ import type { RequestBudget } from '../destination/budget.js';
 import { errorMessage } from '../errors.js';
 import type { BlobSource } from '../storage/source.js';
 import { Interrupted } from '../util/stop.js';
-import type { ImageOutcome, TransferStats } from './execute.js';
+import { interruptedOutcome, type ImageOutcome, type TransferStats } from './execute.js';
 import type { PolicyRefusal } from '../harbor/refusals.js';
 
 export interface ManifestWriterOptions {
@@ -60,7 +60,7 @@ export class ManifestWriter {
       await this.#put(image, image.digest, image.tag);
       return { image, ok: true };
     } catch (err) {
-      if (err instanceof Interrupted) return { image, ok: false, reason: 'interrupted' };
+      if (err instanceof Interrupted) return interruptedOutcome(image);
       // distribution 2.8 answers 500 "unknown error" plus "blob unknown (<the foreign layer>)"; its log says
       // "invalid URL on layer". Either way the foreign layer is what it will not take.
       if (image.foreignLayers && err instanceof RegistryError && (/URL/i.test(err.message) || image.foreignLayers.some((d) => err.message.includes(d)))) {
@@ -82,7 +82,7 @@ export class ManifestWriter {
       refusal = await this.#putSchema1(image);
       if (refusal === 'pushed') return { image, ok: true };
     } catch (err) {
-      if (err instanceof Interrupted) return { image, ok: false, reason: 'interrupted' };
+      if (err instanceof Interrupted) return interruptedOutcome(image);
       return this.#refused(image, err) ?? { image, ok: false, reason: `manifest: ${errorMessage(err)}` };
     }
     // Refused as schema1: this image is converted, and says so; the next one is tried as schema1 again.
@@ -98,7 +98,7 @@ export class ManifestWriter {
     try {
       return { image, ok: true, convertedTo: await this.#putConverted(image), note: 'converted from schema1 (--schema1 convert)' };
     } catch (err) {
-      return { image, ok: false, reason: err instanceof Interrupted ? 'interrupted' : `schema1 conversion: ${errorMessage(err)}` };
+      return err instanceof Interrupted ? interruptedOutcome(image) : { image, ok: false, reason: `schema1 conversion: ${errorMessage(err)}` };
     }
   }
 

@@ -43,7 +43,7 @@ export function writeFileAtomic(file: string, text: string | Iterable<string>, w
  * write(2) may write less than asked and say so only by its count (a file size limit, a full disk): the rest is
  * written until it errors, so a cut-off file is never renamed into place.
  */
-function writeWhole(fd: number, chunk: string): void {
+export function writeWhole(fd: number, chunk: string): void {
   const bytes = Buffer.from(chunk);
   for (let offset = 0; offset < bytes.length; ) offset += writeSync(fd, bytes, offset);
 }

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, utimesSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LockedError, UsageError } from '../errors.js';
+import { writeWhole } from './files.js';
 import type { OnNotice } from './notice.js';
 import { LOCK_HEARTBEAT_MAX_MS } from '../tuning.js';
 
@@ -66,14 +67,22 @@ function unlinkQuietly(file: string): void {
   }
 }
 
-/** Writes the owner to a file of its own, flushed, so the lock appears whole or not at all. */
+/**
+ * Writes the owner to a file of its own, flushed, so the lock appears whole or not at all. A failed write, flush or
+ * close (ENOSPC, EDQUOT, EIO) removes the half-written file: nothing is left behind beside the lock.
+ */
 function writeOwnerFile(file: string, owner: LockOwner): void {
   const fd = openSync(file, 'wx', 0o644);
   try {
-    writeSync(fd, JSON.stringify(owner) + '\n');
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    try {
+      writeWhole(fd, JSON.stringify(owner) + '\n');
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (err) {
+    unlinkQuietly(file);
+    throw err;
   }
 }
 

@@ -19,6 +19,8 @@ interface Report {
 
 const error = (code: string, message: string) => JSON.stringify({ errors: [{ code, message }] });
 const isUploadPut = (req: ProxyRequest) => req.method === 'PUT' && req.url.pathname.includes('/blobs/uploads/');
+/** The mount-or-open POST every blob's upload starts with (a push sends no blob HEAD). */
+const isUploadPost = (req: ProxyRequest) => req.method === 'POST' && req.url.pathname.includes('/blobs/uploads/');
 
 async function headDigest(url: string, ref: string): Promise<string | null> {
   const at = ref.lastIndexOf(':');
@@ -57,7 +59,7 @@ describe('a hostile network between regmigrate and the registry', () => {
       injected: 4,
       script: () => {
         let left = 4;
-        return (req) => (req.method === 'HEAD' && left-- > 0 ? { kind: 'respond', status: 429, headers: left % 2 ? { 'retry-after': '1' } : {}, body: error('TOOMANYREQUESTS', 'slow down') } : { kind: 'forward' });
+        return (req) => (isUploadPost(req) && left-- > 0 ? { kind: 'respond', status: 429, headers: left % 2 ? { 'retry-after': '1' } : {}, body: error('TOOMANYREQUESTS', 'slow down') } : { kind: 'forward' });
       },
     },
     {
@@ -87,8 +89,8 @@ describe('a hostile network between regmigrate and the registry', () => {
       injected: 2,
       script: () => {
         let left = 1;
-        // Never answer: hold the socket open until the client gives up.
-        return (req) => (req.method === 'HEAD' && req.url.pathname.includes('/manifests/') && left-- > 0 ? { kind: 'forward', delayMs: 60_000 } : { kind: 'forward' });
+        // Never answer (the first verification's read-back): hold the socket open until the client gives up.
+        return (req) => (req.method === 'GET' && req.url.pathname.includes('/manifests/') && left-- > 0 ? { kind: 'forward', delayMs: 60_000 } : { kind: 'forward' });
       },
       args: ['--timeout', '2'],
     },
@@ -97,10 +99,18 @@ describe('a hostile network between regmigrate and the registry', () => {
   it.each(scenarios.map((s, i) => [s.name, s, i] as const))('%s: every image verified, retries bounded', async (_name, scenario, seed) => {
     const registry = await startRegistry();
     const proxy = await startProxy(registry.host);
-    proxy.script = scenario.script(seeded(seed + 1));
+    const script = scenario.script(seeded(seed + 1));
+    // The scenario must meet the requests it scripts: a fault never injected proves nothing.
+    let injected = 0;
+    proxy.script = (req) => {
+      const action = script(req);
+      if (action.kind !== 'forward' || action.delayMs) injected++;
+      return action;
+    };
     const report = path.join(tempDir(), 'report.json');
     const result = await runCli(['push', corpus.root, '--to', proxy.host, '--report', report, '--quiet', ...(scenario.args ?? [])]);
     expect(result.exitCode, result.stderr).toBe(0);
+    expect(injected).toBeGreaterThan(0);
     const doc = JSON.parse(readFileSync(report, 'utf8')) as Report;
     expect(doc.summary.verified).toBe(Object.keys(corpus.tags).length);
     for (const [ref, digest] of Object.entries(corpus.tags)) expect(await headDigest(registry.url, ref)).toBe(digest);

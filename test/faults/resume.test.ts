@@ -49,23 +49,50 @@ describe('resume after SIGKILL', () => {
 describe('SIGINT and SIGTERM', () => {
   const corpus = buildFaultCorpus();
 
+  /** `command` on the corpus through a slow proxy, sent `signal` once the first blob landed. */
+  async function stopped(command: 'push' | 'sync', extra: string[], signal: 'SIGINT' | 'SIGTERM') {
+    const registry = await startRegistry();
+    const proxy = await startProxy(registry.host);
+    proxy.script = () => ({ kind: 'forward', delayMs: 80 });
+    const child = execa(BIN, [command, corpus.root, '--to', proxy.host, '--concurrency', '1', ...extra], { reject: false });
+    await waitFor(() => proxy.log.some((r) => r.method === 'PUT' && r.status === 201));
+    child.kill(signal);
+    return { result: await child, proxy };
+  }
+
   it.each([
     ['SIGINT', 130],
     ['SIGTERM', 143],
   ] as const)('%s stops new work, lets uploads under way finish, writes the report and exits %i', async (signal, code) => {
-    const registry = await startRegistry();
-    const proxy = await startProxy(registry.host);
-    proxy.script = () => ({ kind: 'forward', delayMs: 80 });
     const report = path.join(tempDir(), 'report.json');
-    const child = execa(BIN, ['push', corpus.root, '--to', proxy.host, '--concurrency', '1', '--report', report], { reject: false });
-    await waitFor(() => proxy.log.some((r) => r.method === 'PUT' && r.status === 201));
-    child.kill(signal);
-    const result = await child;
+    const { result, proxy } = await stopped('push', ['--report', report], signal);
     expect(result.exitCode).toBe(code);
     expect(String(result.stderr)).toContain(`${signal}: starting no new uploads; uploads under way get 5 s to finish, then are cut`);
-    const doc = JSON.parse(readFileSync(report, 'utf8')) as { images: Array<{ status: string; reason: string | null }> };
-    expect(doc.images.some((i) => i.reason === 'interrupted')).toBe(true);
+    // The images not done are `interrupted`, not `failed`: in the table, its summary and the report alike.
+    const rows = String(result.stdout).split('\n').filter((l) => /^(alpha|beta|gamma)\//.test(l)).map((l) => l.trim().split(/\s+/).at(-1));
+    expect(rows).toHaveLength(Object.keys(corpus.tags).length);
+    const interrupted = rows.filter((s) => s === 'interrupted').length;
+    expect(interrupted).toBeGreaterThan(0);
+    expect(rows.filter((s) => s !== 'interrupted' && s !== 'verified')).toEqual([]);
+    expect(String(result.stdout)).not.toMatch(/^Failed:/m);
+    expect(String(result.stdout)).toMatch(new RegExp(`^Interrupted: ${interrupted} images? not finished when the run was stopped; run it again to finish them$`, 'm'));
+    expect(String(result.stderr)).toMatch(new RegExp(`^\\d+ images? verified, 0 already there, 0 failed, ${interrupted} interrupted; `, 'm'));
+    const doc = JSON.parse(readFileSync(report, 'utf8')) as { summary: { failed: number; interrupted: number }; images: Array<{ status: string; reason: string | null }> };
+    expect(doc.images.filter((i) => i.status === 'interrupted')).toHaveLength(interrupted);
+    expect(doc.summary).toMatchObject({ failed: 0, interrupted });
     // Nothing half-done: every upload that started also finished (no session left open at the registry's end).
     expect(proxy.log.filter((r) => r.status === 'dropped')).toEqual([]);
+  });
+
+  it('a sync stopped by SIGINT says `interrupted` for each tag not done, and counts them apart from failures', async () => {
+    const { result } = await stopped('sync', ['--state', path.join(tempDir(), 'state.json')], 'SIGINT');
+    expect(result.exitCode).toBe(130);
+    const stdout = String(result.stdout);
+    const pushed = stdout.match(/^pushed /gm)?.length ?? 0;
+    const interrupted = stdout.match(/^interrupted (alpha|beta|gamma)\/\S+:v1 -> \S+:v1$/gm)?.length ?? 0;
+    expect(interrupted).toBeGreaterThan(0);
+    expect(pushed + interrupted).toBe(Object.keys(corpus.tags).length);
+    expect(stdout).not.toMatch(/^failed /m);
+    expect(stdout).toMatch(new RegExp(`^sync: ${pushed} pushed, 0 unchanged, 0 failed, ${interrupted} interrupted; uploaded `, 'm'));
   });
 });

@@ -65,6 +65,11 @@ export interface HarborDoubleOptions {
   readonly users: Record<string, HarborUser>;
   /** Token lifetime in seconds (Harbor's default: 1800). */
   readonly tokenLifetime?: number;
+  /**
+   * The double's clock in ms (default `Date.now`), for issuing tokens and judging them expired: a test moves it past
+   * a token's end instead of sleeping through it.
+   */
+  readonly clock?: () => number;
   readonly projects?: ReadonlyArray<string | HarborProjectSpec>;
   /** Delay every `/v2/` request by this much, to make a push outlast short tokens. */
   readonly registryDelayMs?: number;
@@ -72,8 +77,8 @@ export interface HarborDoubleOptions {
   readonly version?: '2.13' | '2.15';
   /** `project_creation_restriction` (default `everyone`). */
   readonly projectCreationRestriction?: 'everyone' | 'adminonly';
-  /** Delay every `GET /api/v2.0/projects/{name}` by this much (a slow Harbor database). */
-  readonly apiDelayMs?: number;
+  /** Answer no `GET /api/v2.0/projects/{name}` before this settles (a Harbor database that answers when the test says). */
+  readonly holdProjectLookups?: Promise<void>;
   /** Object storage: blob GET and HEAD answer 307 to another origin (distribution's `redirect` middleware). */
   readonly redirectStorage?: boolean;
 }
@@ -159,6 +164,8 @@ export interface HarborDouble {
   readonly issuedTokens: string[];
   /** Project creations and their order relative to the first blob upload. */
   readonly events: string[];
+  /** `GET /api/v2.0/projects/{name}` requests received so far, answered or not. */
+  projectLookups: number;
   readonly faults: InjectedFault[];
   /**
    * `repo:tag` → a digest the artifact API reports for the tag instead of the one pushed (Harbor's database out of
@@ -194,12 +201,13 @@ function b64url(input: Buffer | string): string {
 
 interface Claims {
   sub: string;
-  exp: number;
+  /** The instant (ms, the double's clock) the token stops working: issue time + lifetime, exactly. */
+  expiresAt: number;
   access: Array<{ type: string; name: string; actions: string[] }>;
 }
 
-function makeToken(key: KeyObject, certDer: Buffer, subject: string, access: Claims['access'], lifetime: number, leeway = 0): string {
-  const now = Math.floor(Date.now() / 1000);
+function makeToken(key: KeyObject, certDer: Buffer, subject: string, access: Claims['access'], lifetime: number, issuedAtMs: number, leeway = 0): string {
+  const now = Math.floor(issuedAtMs / 1000);
   const header = { alg: 'RS256', typ: 'JWT', x5c: [certDer.toString('base64')] };
   const claims = { iss: ISSUER, sub: subject, aud: SERVICE, exp: now + lifetime - leeway, nbf: now - 1, iat: now, jti: randomUUID(), access };
   const signingInput = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
@@ -312,6 +320,7 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
   const key = createPrivateKey(readFileSync(keyFile));
   const certDer = new X509Certificate(readFileSync(certFile)).raw;
   const lifetime = options.tokenLifetime ?? 1800;
+  const clock = options.clock ?? Date.now;
   const version = options.version ?? '2.15';
   const restriction = options.projectCreationRestriction ?? 'everyone';
 
@@ -425,6 +434,7 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
     tokenRequests: 0,
     issuedTokens: [],
     events,
+    projectLookups: 0,
     faults,
     servedDigests: new Map(),
     manifestGets: () => log.filter((r) => r.method === 'GET' && /^\/v2\/.+\/manifests\//.test(r.path)).length,
@@ -472,8 +482,9 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
     let basic: string | undefined;
     if (header?.startsWith('Bearer ')) {
       const found = tokens.get(header.slice(7));
-      // Expired is unauthenticated [src/pkg/token/claims/v2/claims.go Valid].
-      if (found && Date.now() / 1000 < found.exp) claims = found;
+      // Expired is unauthenticated [src/pkg/token/claims/v2/claims.go Valid]. Judged at the exact instant the token
+      // was told to end (not its `exp`, whole seconds: floored, a token of 1 s could be born expired).
+      if (found && clock() < found.expiresAt) claims = found;
     } else if (header?.startsWith('Basic ')) {
       basic = basicUser(req).user;
     }
@@ -758,12 +769,13 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
       const allowed = repositoryActions(user, name.split('/')[0]!);
       access.push({ type, name, actions: requested.filter((a) => allowed.includes(a) || allowed.includes('*')) });
     }
-    const token = makeToken(key, certDer, user ?? '', access, lifetime, LEEWAY_SECONDS);
-    tokens.set(token, { sub: user ?? '', exp: Math.floor(Date.now() / 1000) + lifetime, access });
+    const issuedAt = clock();
+    const token = makeToken(key, certDer, user ?? '', access, lifetime, issuedAt, LEEWAY_SECONDS);
+    tokens.set(token, { sub: user ?? '', expiresAt: issuedAt + lifetime * 1000, access });
     double.issuedTokens.push(token);
     res.writeHead(200, { 'content-type': 'application/json' });
     // Harbor's shape: the token in `token`, an empty `access_token` [src/common/models/token.go].
-    res.end(JSON.stringify({ token, access_token: '', expires_in: lifetime, issued_at: new Date().toISOString() }));
+    res.end(JSON.stringify({ token, access_token: '', expires_in: lifetime, issued_at: new Date(issuedAt).toISOString() }));
   }
 
   function handleApi(req: http.IncomingMessage, res: http.ServerResponse, url: URL, user: string | undefined, bad: boolean, body: Buffer): void {
@@ -784,7 +796,10 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
     if (summary && req.method === 'GET') return projectSummary(req, res, decodeURIComponent(summary[1]!), user);
     const one = /^\/api\/v2\.0\/projects\/([^/]+)$/.exec(url.pathname);
     if (one && req.method === 'GET') {
-      setTimeout(() => getProject(req, res, decodeURIComponent(one[1]!), user), options.apiDelayMs ?? 0);
+      double.projectLookups++;
+      const answer = (): void => getProject(req, res, decodeURIComponent(one[1]!), user);
+      if (options.holdProjectLookups) void options.holdProjectLookups.then(answer);
+      else answer();
       return;
     }
     const repoRoute = /^\/api\/v2\.0\/projects\/([^/]+)\/repositories(?:\/([^/]+)(\/artifacts(?:\/([^/]+)(\/tags(?:\/([^/]+))?)?)?)?)?$/.exec(url.pathname);

@@ -60,7 +60,8 @@ export function requestKind(method: string, path: string): string {
   return `${method} ${path}`;
 }
 
-export async function startProxy(upstreamHost: string): Promise<ScriptedProxy> {
+/** `port`: listen there (a proxy started again where a stopped one was); a free one otherwise. */
+export async function startProxy(upstreamHost: string, port = 0): Promise<ScriptedProxy> {
   const [upHost, upPort] = upstreamHost.split(':') as [string, string];
   const counts = new Map<string, number>();
   const log: LoggedProxyRequest[] = [];
@@ -162,9 +163,9 @@ export async function startProxy(upstreamHost: string): Promise<ScriptedProxy> {
     req.pipe(upstream);
     }
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  Object.assign(proxy, { host: `127.0.0.1:${port}`, url: `http://127.0.0.1:${port}` });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const listening = (server.address() as { port: number }).port;
+  Object.assign(proxy, { host: `127.0.0.1:${listening}`, url: `http://127.0.0.1:${listening}` });
   proxy.stop = async () => {
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
