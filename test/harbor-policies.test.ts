@@ -3,7 +3,7 @@
  * proxy-cache projects, immutable tags, the account's permissions, the old push order (retention), and untagged
  * images kept through garbage collection.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { addImage, makeLayer, StorageBuilder, type BuiltImage } from '../fixtures/builder.js';
@@ -16,6 +16,9 @@ const USERS: Record<string, HarborUser> = {
   admin: { password: PASSWORD, admin: true },
   'robot$sync': { password: PASSWORD, robot: 'system' },
   dev: { password: PASSWORD, roles: { team: 'developer' } },
+  'robot$team+ci': { password: PASSWORD, robot: 'project', roles: { team: 'developer' } },
+  // A robot given push (and what reading artifacts takes) but not pull: mounts from its projects are refused.
+  'robot$pushonly': { password: PASSWORD, robot: 'system', policies: ['repository:push', 'tag:create', 'tag:list', 'artifact:read', 'artifact:list'] },
 };
 
 interface ReportImage {
@@ -196,5 +199,64 @@ describe('proxy-cache projects and immutable tags, known before the first byte',
     expect(rows.get('team/app:v9')).toMatchObject({ status: 'immutable', reason: expect.stringMatching(/^immutable: PUT .*412 PRECONDITION/) });
     expect(rows.get('team/app:v8')?.status).toBe('verified');
     expect(harbor.log.filter((r) => r.method === 'PUT' && r.path.endsWith('/manifests/v9'))).toHaveLength(1);
+  });
+});
+
+describe("the account's permissions, known before the first byte", () => {
+  /** Two repositories of `team` sharing a base layer (one mounts it from the other), and one of `infra`. */
+  function sharedBase(): string {
+    const root = path.join(tempDir(), 'registry');
+    const builder = new StorageBuilder(root);
+    const base = makeLayer('base.bin', 'base', 20_000);
+    for (const repo of ['team/a', 'team/b', 'infra/tools']) {
+      const built = addImage(builder, repo, { format: 'oci', layers: [base, makeLayer(`${repo}.bin`, repo, 2_000)], label: repo });
+      builder.tag(repo, 'v1', built.digest);
+    }
+    return root;
+  }
+
+  it('the dry run names what the account must be allowed in each project and what it lacks; a project robot cannot create projects', async () => {
+    const root = sharedBase();
+    const harbor = await startHarborDouble({ users: USERS, projects: ['team'] });
+    const dry = await push(harbor, root, 'robot$team+ci', ['--dry-run']);
+    expect(dry.stdout).toMatch(/Permissions robot\$team\+ci needs:\nPROJECT\s+NEEDS\s+CHECK\n/);
+    expect(dry.stdout).toMatch(/^infra\s+create project, push, pull\s+MISSING: create project$/m);
+    expect(dry.stdout).toMatch(/^team\s+push, pull\s+ok$/m);
+    expect(dry.stdout).toMatch(/infra\/tools:v1 .*fail: permission: cannot create project "infra": robot\$team\+ci is a project robot/);
+    expect(harbor.projects.has('infra')).toBe(false);
+  });
+
+  it('a robot that may push but not pull is told once per project, before any upload, and nothing is sent', async () => {
+    const root = sharedBase();
+    const harbor = await startHarborDouble({ users: USERS, projects: [{ name: 'team', public: false }, { name: 'infra', public: false }] });
+    const dry = await push(harbor, root, 'robot$pushonly', ['--dry-run']);
+    expect(dry.stdout).toMatch(/^infra\s+push, pull\s+MISSING: pull$/m);
+    expect(dry.stdout).toMatch(/^team\s+push, pull\s+MISSING: pull$/m);
+    const result = await push(harbor, root, 'robot$pushonly');
+    expect(result.exitCode).toBe(3);
+    for (const project of ['infra', 'team']) {
+      // One line per project as it is checked (the closing exit-3 line sums them up).
+      expect(result.stderr.split('\n').filter((l) => l.includes(`may push to project "${project}" but not pull`) && l.endsWith('its images are skipped'))).toHaveLength(1);
+      expect(writesTo(harbor, project)).toEqual([]);
+    }
+    expect(harbor.uploadSessions()).toBe(0);
+  });
+
+  it('sync --delete-extra --yes says once per project, before any upload, that the account may not delete tags there', async () => {
+    const root = path.join(tempDir(), 'registry');
+    const builder = new StorageBuilder(root);
+    for (const tag of ['v1', 'v2', 'v3']) image(builder, 'team/app', tag, 3_000, tag);
+    const harbor = await startHarborDouble({ users: USERS, projects: ['team'] });
+    const state = path.join(tempDir(), 'state.json');
+    const sync = (extra: string[]) => runCli(['sync', root, '--to', harbor.host, '--username', 'dev', '--password-stdin', '--state', state, ...extra], { input: `${PASSWORD}\n` });
+    expect((await sync([])).exitCode).toBe(0);
+    // Two tags leave the source, one arrives.
+    for (const tag of ['v1', 'v2']) rmSync(path.join(builder.repoDir('team/app'), '_manifests/tags', tag), { recursive: true });
+    image(builder, 'team/app', 'v4', 3_000, 'v4');
+    const result = await sync(['--delete-extra', '--yes', '--max-delete', '5']);
+    const said = result.stderr.split('\n').filter((l) => l.includes('may not delete tags in project'));
+    expect(said).toEqual(['regmigrate: warning: dev may not delete tags in project "team": --delete-extra deletes nothing there (deleting tags needs the maintainer role or higher)']);
+    expect(result.stdout).toMatch(/^pushed team\/app:v4 /m);
+    expect(harbor.tagDigest('team/app', 'v1')).toBeDefined();
   });
 });

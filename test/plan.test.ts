@@ -177,17 +177,22 @@ describe('joinPlans', () => {
   ]);
   const planned = planMigration(selectCandidates(inv, HARBOR), inv.manifests, { projectExists: (p) => p === 'team', tags: new Map([['team/a:v1', d('1')]]) });
   // Every list of the plan holds something, so a list the join drops shows.
-  const part: Plan = { ...planned, skipped: [planned.images[0]!], immutable: [{ ...planned.images[0]!, current: d('9'), rule: 'a rule' }], quotas: [{ project: 'other', charge: 20, limit: 100, used: 10, refused: false }] };
+  const part: Plan = { ...planned, skipped: [planned.images[0]!], immutable: [{ ...planned.images[0]!, current: d('9'), rule: 'a rule' }], quotas: [{ project: 'other', charge: 20, limit: 100, used: 10, refused: false }], access: [{ project: 'other', needs: ['push'], missing: [] }] };
   const lists = (Object.keys(part) as Array<keyof Plan>).filter((key) => Array.isArray(part[key]));
 
   it('keeps every list of every batch', () => {
     for (const key of lists) expect(part[key], key).not.toHaveLength(0);
-    const other: Plan = { ...part, projectsToCreate: ['more'], quotas: [{ project: 'other', charge: 30, limit: 100, used: 10, refused: true }] };
+    const other: Plan = { ...part, projectsToCreate: ['more'], quotas: [{ project: 'other', charge: 30, limit: 100, used: 10, refused: true }], access: [{ project: 'other', needs: ['pull'], missing: ['pull'] }] };
     const joined = joinPlans([part, other]);
     for (const key of lists) {
       // A project's charges add up over the batches; refused in one, refused in all.
       if (key === 'quotas') {
         expect(joined.quotas).toEqual([{ project: 'other', charge: 50, limit: 100, used: 10, refused: true }]);
+        continue;
+      }
+      // A project's needs are those of every batch.
+      if (key === 'access') {
+        expect(joined.access).toEqual([{ project: 'other', needs: ['push', 'pull'], missing: ['pull'] }]);
         continue;
       }
       const expected = key === 'projectsToCreate' ? ['more', 'other'] : [...(part[key] as readonly unknown[]), ...(other[key] as readonly unknown[])];

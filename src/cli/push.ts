@@ -54,7 +54,7 @@ export async function runPush(request: PushRequest, ctx: CliContext): Promise<nu
         warnIfEmptySource(ctx.stderr, result.source, request.logFormat);
         if (request.dryRun && result.plan) {
           if (request.output === 'json') ctx.stdout.write(JSON.stringify(result.plan, null, 2) + '\n');
-          else ctx.stdout.write(renderPlan(result.plan, destination.harbor !== undefined));
+          else ctx.stdout.write(renderPlan(result.plan, destination.harbor !== undefined, destination.credentials?.username));
           return result.plan.rejected.length > 0 ? 1 : result.plan.immutable.length > 0 ? 6 : 0;
         }
         // The image list first: if the report file cannot be written at the end, the list is not lost with it.

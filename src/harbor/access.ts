@@ -22,6 +22,18 @@ export interface ProjectAccess {
   readonly created: boolean;
   /** A pull policy that answers 412 to manifest GETs (prevent vulnerable images, signature enforcement). */
   readonly policy?: string;
+  /** What the account may do there, from Harbor's permissions API (undefined when Harbor did not say). */
+  readonly rights?: ProjectRights;
+}
+
+/** The rights a migration needs in a project (src/common/rbac/project/rbac_role.go names). */
+export interface ProjectRights {
+  /** `repository:push`: upload blobs, put manifests. */
+  readonly push: boolean;
+  /** `repository:pull`: mount blobs from this project into another one. */
+  readonly pull: boolean;
+  /** `tag:delete`: `sync --delete-extra --yes`. */
+  readonly deleteTags: boolean;
 }
 
 export interface AccessRequest {
@@ -46,13 +58,16 @@ export async function checkProjectAccess(harbor: HarborClient, auth: Authenticat
   const out = new Map<string, ProjectAccess>();
   const entries = [...request.projects].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const looked = await Promise.all(entries.map(([project]) => limit(() => harbor.getProject(project))));
+  let creation: Promise<string | undefined> | undefined;
   // Creation one at a time, in name order: the log reads in order, and a refusal is the same for all.
   for (const [i, [project, repository]] of entries.entries()) {
     let found = looked[i]!;
     let created = false;
     if (found.status === 'absent') {
       if (!request.create || request.signal?.aborted) {
-        out.set(project, { project, status: 'ok', exists: false, created: false });
+        // A dry run: whether the run could create it, from what Harbor says of the account.
+        const denied = request.create ? undefined : await (creation ??= creationRefusal(harbor, username));
+        out.set(project, denied ? { project, status: 'refused', refusal: 'permission', exists: false, created: false, reason: `cannot create project "${project}": ${denied}` } : { project, status: 'ok', exists: false, created: false });
         continue;
       }
       try {
@@ -64,7 +79,7 @@ export async function checkProjectAccess(harbor: HarborClient, auth: Authenticat
       }
       found = await harbor.getProject(project);
     }
-    const access = await checkPush(auth, username, project, repository, found, created);
+    const access = await checkPush(harbor, auth, username, project, repository, found, created);
     const id = found.status === 'found' ? found.project.project_id : undefined;
     const quota = access.status === 'ok' && id !== undefined ? await harbor.getQuota({ name: project, id }) : undefined;
     // A project created by this run has no rules yet, and no tags to protect.
@@ -75,6 +90,7 @@ export async function checkProjectAccess(harbor: HarborClient, auth: Authenticat
 }
 
 async function checkPush(
+  harbor: HarborClient,
   auth: Authenticator,
   username: string | undefined,
   project: string,
@@ -89,6 +105,20 @@ async function checkPush(
   if ((detail?.registry_id ?? 0) > 0) {
     return { ...base, status: 'refused', refusal: 'proxy-cache', reason: `project "${project}" is a proxy cache project: Harbor takes no push into it; map these repositories to another project (--map)` };
   }
+  // Harbor's own answer first; the token's `access` claim where Harbor does not give it.
+  const id = detail?.project_id;
+  const allowed = id !== undefined ? await harbor.permissions(`/project/${id}`) : undefined;
+  const who = username ?? 'anonymous';
+  if (allowed) {
+    const rights: ProjectRights = { push: allowed.has('repository:push'), pull: allowed.has('repository:pull'), deleteTags: allowed.has('tag:delete') };
+    // Every upload asks the registry first whether the blob is there (a mount into itself, a HEAD), which needs pull:
+    // an account that may push but not pull gets nothing in.
+    if (rights.push && !rights.pull) {
+      return { ...base, rights, status: 'refused', refusal: 'permission', reason: `${who} may push to project "${project}" but not pull from it: uploading blobs needs pull too (Harbor checks and mounts them with it); give the account pull as well` };
+    }
+    if (rights.push) return { ...base, status: 'ok', rights };
+    return { ...base, rights, status: 'refused', refusal: 'permission', reason: `${who} cannot push to project "${project}": ${describeRole(username, project, detail, found.status === 'forbidden')}` };
+  }
   let granted: readonly string[] | undefined;
   try {
     granted = await auth.granted([`repository:${repository}:pull,push`], repository);
@@ -97,7 +127,6 @@ async function checkPush(
   }
   // Undefined: the token says nothing (not a JWT): only pushing will tell.
   if (granted === undefined || granted.includes('push') || granted.includes('*')) return { ...base, status: 'ok' };
-  const who = username ?? 'anonymous';
   return { ...base, status: 'refused', refusal: 'permission', reason: `${who} cannot push to project "${project}": ${describeRole(username, project, detail, found.status === 'forbidden')}` };
 }
 
@@ -118,6 +147,24 @@ function pullPolicy(project: ProjectDetail): string | undefined {
   if (m.prevent_vul === 'true') policies.push(`prevent vulnerable images (severity ${m.severity ?? 'low'} and up)`);
   if (m.enable_content_trust === 'true' || m.enable_content_trust_cosign === 'true') policies.push('only signed images may be pulled');
   return policies.length ? policies.join('; ') : undefined;
+}
+
+/**
+ * Why this account may not create projects, or undefined when it may (or Harbor does not say). Creating needs a
+ * system admin, a system robot given "create project" (both hold `project:create` in the `/system` scope), or any
+ * other user while `project_creation_restriction` is `everyone`; a project robot never may
+ * (src/server/v2.0/handler/project.go CreateProject).
+ */
+export async function creationRefusal(harbor: HarborClient, username: string | undefined): Promise<string | undefined> {
+  const system = await harbor.permissions('/system');
+  if (system?.has('project:create')) return undefined;
+  const robot = /^[^$]*\$(.+?)(\+[^+]+)?$/.exec(username ?? '');
+  if (robot?.[2]) return `${username} is a project robot, and only system-level robots may create projects`;
+  if (robot && system) return `${username} is a system robot without the "create project" permission`;
+  if (robot) return undefined;
+  const info = await harbor.systemInfo();
+  if (info?.project_creation_restriction === 'adminonly') return 'this Harbor lets only administrators create projects (project_creation_restriction: adminonly)';
+  return undefined;
 }
 
 /** Before `sync --delete-extra --yes`: may the account delete tags in this repository (maintainer and up)? */

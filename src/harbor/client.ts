@@ -7,7 +7,8 @@ import { classifyNetworkError, classifyStatus, parseErrorBody, RegistryError } f
 import { hearResponse, type RequestFeedback } from '../registry/http.js';
 import { DEFAULT_RETRY, retryTransient, type RetryPolicy } from '../registry/retry.js';
 import { Interrupted } from '../util/stop.js';
-import { Artifact, ImmutableRule, Project, ProjectDetail, ProjectSummary, Quota, Repository, SystemInfo } from './schema.js';
+import { z } from 'zod';
+import { Artifact, ImmutableRule, Permission, Project, ProjectDetail, ProjectSummary, Quota, Repository, SystemInfo } from './schema.js';
 
 export interface ProjectSettings {
   readonly public: boolean;
@@ -153,6 +154,20 @@ export class HarborClient {
     }
     if (res.status === 403) throw new DestinationError('PROJECT_CREATE_DENIED', createRefusal(name, this.#credentials?.username, parseErrorBody(res.text).message), createHint(name, this.#credentials?.username));
     throw this.#error('POST', '/projects', res);
+  }
+
+  /**
+   * What the account may do, as `resource:action` (`repository:push`, `tag:delete`, `project:create`), in a scope:
+   * `/project/{id}` or `/system` (`GET /users/current/permissions?scope=…&relative=true`,
+   * src/server/v2.0/handler/user.go GetCurrentUserPermissions: every policy of the scope's namespace the account's
+   * security context allows). Undefined when Harbor does not answer it (an older Harbor, an anonymous caller).
+   */
+  async permissions(scope: string): Promise<Set<string> | undefined> {
+    const path = `/users/current/permissions?scope=${encodeURIComponent(scope)}&relative=true`;
+    const res = await this.#call('GET', path);
+    if (res.status === 401 || res.status === 403 || res.status === 404) return undefined;
+    if (res.status !== 200) throw this.#error('GET', path, res);
+    return new Set(z.array(Permission).parse(JSON.parse(res.text || '[]')).map((p) => `${p.resource}:${p.action}`));
   }
 
   /**

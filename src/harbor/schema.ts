@@ -63,6 +63,9 @@ export const ImmutableRule = z.looseObject({
 });
 export type ImmutableRule = z.infer<typeof ImmutableRule>;
 
+/** One item of `GET /users/current/permissions` (api/v2.0/swagger.yaml Permission). */
+export const Permission = z.looseObject({ resource: z.string(), action: z.string() });
+
 /** Harbor's project name rule, where the name mapping keeps it (plan/ decides names; Harbor enforces them). */
 export { PROJECT_NAME_RE } from '../plan/map-names.js';
 

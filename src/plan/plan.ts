@@ -4,6 +4,7 @@ import { tagRef, type Fault, type SourceInventory, type TagEntry } from '../inve
 import { cachedMapper, type NameMapping } from './map-names.js';
 import { flattenString } from '../util/strings.js';
 import type { ProjectQuota } from './quota.js';
+import type { ProjectNeeds } from './access.js';
 
 /** Version of the plan value (printed by --dry-run --output json and kept by later runs). */
 export const PLAN_VERSION = 1;
@@ -99,6 +100,8 @@ export interface Plan {
   readonly rejected: readonly RejectedImage[];
   /** Harbor: each project's storage charge beside its quota (plan/quota.ts); a refused project's images are in `rejected`. */
   readonly quotas: readonly ProjectQuota[];
+  /** Harbor: what the account must be allowed in each project, and what it lacks (plan/access.ts). */
+  readonly access: readonly ProjectNeeds[];
 }
 
 export interface DestinationState {
@@ -312,6 +315,7 @@ export function planMigration(candidates: Candidates, manifests: ReadonlyMap<str
     blobs,
     rejected: candidates.rejected,
     quotas: [],
+    access: [],
   };
 }
 
@@ -335,6 +339,18 @@ const JOIN_LISTS: PlanLists = {
     }
     return [...byProject.values()].sort((a, b) => (a.project < b.project ? -1 : 1));
   },
+  access: (parts) => {
+    const byProject = new Map<string, { needs: Set<string>; missing: Set<string> }>();
+    for (const a of parts.flatMap((p) => p.access)) {
+      const seen = byProject.get(a.project) ?? { needs: new Set<string>(), missing: new Set<string>() };
+      for (const n of a.needs) seen.needs.add(n);
+      for (const m of a.missing) seen.missing.add(m);
+      byProject.set(a.project, seen);
+    }
+    const order = ['create project', 'push', 'pull', 'delete tags'];
+    const sorted = (set: Set<string>) => order.filter((r) => set.has(r));
+    return [...byProject].sort(([a], [b]) => (a < b ? -1 : 1)).map(([project, { needs, missing }]) => ({ project, needs: sorted(needs), missing: sorted(missing) }));
+  },
 };
 
 /** One plan of the batches a run was planned in (a dry run prints the whole run's): every list of every batch. */
@@ -350,6 +366,7 @@ export function joinPlans(parts: readonly Plan[]): Plan {
     blobs: JOIN_LISTS.blobs(parts),
     rejected: JOIN_LISTS.rejected(parts),
     quotas: JOIN_LISTS.quotas(parts),
+    access: JOIN_LISTS.access(parts),
   };
 }
 

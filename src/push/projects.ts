@@ -1,6 +1,6 @@
 import type { Destination } from '../destination/destination.js';
 import { DestinationError } from '../errors.js';
-import { checkProjectAccess } from '../harbor/access.js';
+import { checkProjectAccess, type ProjectRights } from '../harbor/access.js';
 import type { ProjectSettings, StorageQuota } from '../harbor/client.js';
 import type { ImmutableRule } from '../harbor/schema.js';
 import type { Candidate } from '../plan/plan.js';
@@ -14,6 +14,8 @@ export interface ProjectGateOptions {
   readonly signal?: AbortSignal | undefined;
   readonly onCreated?: (project: string) => void;
   readonly onNotice?: OnNotice | undefined;
+  /** `sync --delete-extra --yes`: the delete right is needed too, and its absence said once per project up front. */
+  readonly deleteTags?: boolean;
 }
 
 /**
@@ -31,6 +33,8 @@ export class ProjectGate {
   readonly #policies = new Map<string, string>();
   readonly #quotas = new Map<string, StorageQuota>();
   readonly #immutableRules = new Map<string, readonly ImmutableRule[]>();
+  readonly #rights = new Map<string, ProjectRights>();
+  readonly #warned = new Set<string>();
   /** Projects this run created, in order. */
   readonly created: string[] = [];
 
@@ -63,6 +67,10 @@ export class ProjectGate {
       }
       if (a.quota) this.#quotas.set(a.project, a.quota);
       if (a.immutableRules) this.#immutableRules.set(a.project, a.immutableRules);
+      if (a.rights) this.#rights.set(a.project, a.rights);
+      if (a.rights && !a.rights.deleteTags && a.status === 'ok' && this.#options.deleteTags) {
+        this.warnOnce(a.project, 'delete', `${this.account} may not delete tags in project "${a.project}": --delete-extra deletes nothing there (deleting tags needs the maintainer role or higher)`);
+      }
       if (a.status === 'refused') {
         this.#refused.set(a.project, { kind: a.refusal ?? 'permission', reason: a.reason! });
         this.#options.onNotice?.({ level: 'error', message: `error: ${a.reason!}; its images are skipped` });
@@ -79,6 +87,24 @@ export class ProjectGate {
   refusal(project: string): string | undefined {
     const refused = this.#refused.get(project);
     return refused && `${refused.kind}: ${refused.reason}`;
+  }
+
+  /** What the account may do in the project, as Harbor's permissions API said (undefined when it did not). */
+  rights(project: string): ProjectRights | undefined {
+    return this.#rights.get(project);
+  }
+
+  /** A warning about one right in one project, said once per run. */
+  warnOnce(project: string, right: string, message: string): void {
+    const key = `${project}\n${right}`;
+    if (this.#warned.has(key)) return;
+    this.#warned.add(key);
+    this.#options.onNotice?.({ level: 'warn', message: `warning: ${message}` });
+  }
+
+  /** The account, as named in messages. */
+  get account(): string {
+    return this.#destination.credentials?.username ?? 'anonymous';
   }
 
   /** The project's immutability rules as read when it was checked; undefined when the account may not read them. */

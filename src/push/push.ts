@@ -14,6 +14,7 @@ import { RunLedger } from './ledger.js';
 import { prepareBatch, type PreparedBatch } from './prepare.js';
 import { ProjectGate } from './projects.js';
 import { QuotaBook } from './quota.js';
+import { planNeeds, type ProjectNeeds } from '../plan/access.js';
 import { readInStages } from './read-ahead.js';
 import { verifyOutcome } from './verify.js';
 import { BATCH_TAGS } from '../tuning.js';
@@ -56,6 +57,8 @@ export interface PushOptions extends SourceSelection {
   readonly shardWaitMs?: number;
   readonly onEvent?: (event: PushEvent) => void;
   readonly onNotice?: OnNotice;
+  /** `sync --delete-extra --yes`: the delete right is checked per project before any upload, and named. */
+  readonly checkDelete?: boolean;
   /** SIGINT/SIGTERM: nothing new starts (an image whose blobs all landed still gets its manifests). */
   readonly signal?: AbortSignal;
   /** The grace after `signal` is over: skopeo copies under way are killed (the registry client cuts its own). */
@@ -161,6 +164,7 @@ export async function pushStorage(destination: Destination, options: PushOptions
     concurrency: options.requestConcurrency,
     signal,
     onCreated: (name) => emit({ type: 'project', name, result: 'created' }),
+    deleteTags: options.checkDelete ?? false,
     onNotice: options.onNotice,
   });
   // Source digest → destination digest of schema1 images converted earlier: the journal's, and those recognised.
@@ -193,8 +197,9 @@ export async function pushStorage(destination: Destination, options: PushOptions
     // The next batch is read and probed while this one transfers; it is planned after, knowing what landed.
     const stages = readInStages(source.count, source.next, (batch) => prepareBatch(batch, prepare));
     for await (const prepared of stages.batches) {
-      // Every project refused, the last batch read: nothing can move at all (exit 3), as said before any upload.
-      if (batches + 1 === source.count) projects.assertSomeAllowed();
+      // Every project refused, the last batch read: nothing can move at all (exit 3), as said before any upload. A
+      // dry run prints its plan all the same: it names what the account lacks.
+      if (batches + 1 === source.count && !options.dryRun) projects.assertSomeAllowed();
       await transferBatch(prepared, batches, run);
       stages.used(batches++);
     }
@@ -268,7 +273,8 @@ async function transferBatch(prepared: PreparedBatch, index: number, run: BatchR
   const quotaRejected = overQuota.map((image) => rejectedOf(image, run.quotas!.refusal(image.project)!));
   // Images of projects refused before planning (permission, proxy cache) show in the plan too: a dry run names them.
   const deniedRejected = denied.map((c) => ({ source: c.source, repository: c.repository, destination: `${c.repository}:${c.entry.tag}`, digest: c.entry.digest, mediaType: c.entry.mediaType, size: c.entry.size, reason: projects.refusal(c.project)!, faults: [] }));
-  const plan: Plan = { ...planned, rejected: [...candidates.rejected, ...deniedRejected, ...quotaRejected], quotas };
+  const access = destination.harbor ? accountNeeds(planned, prepared, run) : [];
+  const plan: Plan = { ...planned, rejected: [...candidates.rejected, ...deniedRejected, ...quotaRejected], quotas, access };
   for (const image of overQuota) ledger.report(reportOf(image, 'failed', { reason: run.quotas!.refusal(image.project)! }));
   run.emit({ type: 'planned', plan, batch: index, batches: run.batches });
   for (const image of plan.existing) {
@@ -296,6 +302,21 @@ async function transferBatch(prepared: PreparedBatch, index: number, run: BatchR
 /** Why an image is not pushed: its destination tag is kept at another digest by an immutability rule. */
 export function immutableReason(image: ImmutableImage): string {
   return `immutable: the destination tag holds ${image.current} and ${image.rule} keeps it there (Harbor refuses to move it); change the rule in Harbor to migrate this tag`;
+}
+
+/** Harbor: the rights this batch needs in each project beside what the account lacks (the dry run prints them). */
+function accountNeeds(plan: Plan, prepared: PreparedBatch, run: BatchRun): ProjectNeeds[] {
+  const { projects, options } = run;
+  const deleteIn = options.checkDelete ? [...new Set(prepared.candidates.accepted.map((c) => c.project))] : [];
+  const pushIn = [...new Set(prepared.denied.map((c) => c.project))];
+  // A refused project that does not exist: its creation was refused.
+  const createIn = pushIn.filter((project) => !projects.exists(project));
+  return planNeeds(plan, { pushIn, createIn, deleteIn }, (project, right) => {
+    if (right === 'create project') return createIn.includes(project);
+    const rights = projects.rights(project);
+    if (!rights) return false;
+    return right === 'push' ? !rights.push : right === 'pull' ? !rights.pull : right === 'delete tags' ? !rights.deleteTags : false;
+  });
 }
 
 function rejectedOf(image: PlannedImage, reason: string): RejectedImage {

@@ -193,7 +193,8 @@ export function renderPushSummary(result: PushResult): string {
   );
 }
 
-export function renderPlan(plan: Plan, harbor: boolean): string {
+/** `account`: who the run pushes as (Harbor: the permissions table names it). */
+export function renderPlan(plan: Plan, harbor: boolean, account?: string): string {
   const t = planTotals(plan);
   let out = '';
   if (harbor) out += `Projects to create: ${plan.projectsToCreate.length ? plan.projectsToCreate.join(', ') : 'none'}\n`;
@@ -207,8 +208,15 @@ export function renderPlan(plan: Plan, harbor: boolean): string {
     ...plan.rejected.map((r) => [r.source, r.destination ?? '-', shortDigest(r.digest), shortMediaType(r.mediaType), r.size ? formatBytes(r.size) : '-', `fail: ${r.reason}`]),
   ].sort((a, b) => (a[0]! < b[0]! ? -1 : 1));
   out += renderTable(['SOURCE', 'DESTINATION', 'DIGEST', 'TYPE', 'SIZE', 'ACTION'], rows);
+  if (harbor && plan.access.length > 0) out += '\n' + renderAccess(plan.access, account);
   if (harbor && plan.quotas.length > 0) out += '\n' + renderQuotas(plan.quotas);
   return out;
+}
+
+/** What the account must be allowed in each project, and what Harbor says it lacks. */
+function renderAccess(access: Plan['access'], account: string | undefined): string {
+  const rows = access.map((a) => [a.project, a.needs.join(', '), a.missing.length ? `MISSING: ${a.missing.join(', ')}` : 'ok']);
+  return `Permissions ${account ?? 'the account'} needs:\n${renderTable(['PROJECT', 'NEEDS', 'CHECK'], rows)}`;
 }
 
 /** Each project's charge beside its quota: what the run adds to the project's usage, by Harbor's accounting. */

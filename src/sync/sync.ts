@@ -59,6 +59,7 @@ export async function syncStorage(destination: Destination, options: SyncOptions
   const push = await pushStorage(destination, {
     ...options,
     dryRun: false,
+    checkDelete: options.deleteExtra === 'apply',
     ...(trusted ? { trusted } : {}),
     ...(converted?.size ? { converted } : {}),
     ...(knownRepositories?.size ? { knownRepositories } : {}),

@@ -17,14 +17,25 @@ import { tempDir } from './tmp.js';
 /** Project roles [src/common/const.go RoleProjectAdmin…RoleLimitedGuest; src/common/rbac/project/rbac_role.go]. */
 export type HarborRole = 'projectAdmin' | 'maintainer' | 'developer' | 'guest' | 'limitedGuest';
 const ROLE_IDS: Record<HarborRole, number> = { projectAdmin: 1, developer: 2, guest: 3, maintainer: 4, limitedGuest: 5 };
-/** Repository actions each role holds [src/common/rbac/project/rbac_role.go, ResourceRepository]. */
-const ROLE_ACTIONS: Record<HarborRole, readonly string[]> = {
-  projectAdmin: ['pull', 'push', 'delete'],
-  maintainer: ['pull', 'push', 'delete'],
-  developer: ['pull', 'push'],
-  guest: ['pull'],
-  limitedGuest: ['pull'],
+/**
+ * The project policies each role holds, of those a migration touches [src/common/rbac/project/rbac_role.go]:
+ * repositories, tags, artifacts, the quota and the immutability rules.
+ */
+const MAINTAINER_POLICIES = [
+  'repository:pull', 'repository:push', 'repository:delete', 'repository:read', 'repository:list',
+  'tag:create', 'tag:delete', 'tag:list', 'artifact:create', 'artifact:read', 'artifact:list', 'artifact:delete', 'quota:read', 'immutable-tag:list',
+];
+const ROLE_POLICIES: Record<HarborRole, readonly string[]> = {
+  projectAdmin: MAINTAINER_POLICIES,
+  maintainer: MAINTAINER_POLICIES,
+  developer: ['repository:pull', 'repository:push', 'repository:read', 'repository:list', 'tag:create', 'tag:list', 'artifact:create', 'artifact:read', 'artifact:list', 'quota:read'],
+  guest: ['repository:pull', 'repository:read', 'repository:list', 'tag:list', 'artifact:read', 'artifact:list', 'quota:read'],
+  limitedGuest: ['repository:pull', 'repository:read', 'repository:list', 'tag:list', 'artifact:read', 'artifact:list', 'quota:read'],
 };
+/** A system robot's default permissions in every project here: push and pull. */
+const ROBOT_POLICIES = ['repository:pull', 'repository:push', 'tag:create', 'tag:list', 'artifact:read', 'artifact:list'];
+/** What a public project lets anyone logged in do [src/common/rbac/project/rbac_util.go publicProjectPolicies]. */
+const PUBLIC_POLICIES = ['repository:pull', 'repository:read', 'repository:list', 'tag:list', 'artifact:read', 'artifact:list'];
 
 export interface HarborUser {
   readonly password: string;
@@ -36,6 +47,8 @@ export interface HarborUser {
   readonly roles?: Readonly<Record<string, HarborRole>>;
   /** A system robot given the "create project" permission. */
   readonly canCreateProject?: boolean;
+  /** A robot's own permissions (`resource:action`) in its projects, instead of push and pull. */
+  readonly policies?: readonly string[];
 }
 
 export interface HarborProjectSpec {
@@ -410,17 +423,27 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
     return createdRoles.get(user)?.get(project) ?? options.users[user]?.roles?.[project];
   };
 
+  /**
+   * The project policies the account holds [src/common/rbac/project/evaluator.go]: an admin all of them, a robot its
+   * own, a member its role's, anyone logged in the public ones of a public project.
+   */
+  const policiesOf = (user: string | undefined, projectName: string): Set<string> => {
+    const project = projects.get(projectName);
+    if (!project) return new Set();
+    const account = user ? options.users[user] : undefined;
+    if (account?.admin) return new Set(MAINTAINER_POLICIES);
+    const role = roleOf(user, projectName);
+    const own = account?.robot === 'system' || (account?.robot === 'project' && role) ? (account.policies ?? ROBOT_POLICIES) : role ? ROLE_POLICIES[role] : [];
+    const set = new Set(own);
+    if (project.public) for (const p of PUBLIC_POLICIES) set.add(p);
+    return set;
+  };
+
   /** What the account may do to a project's repositories [src/core/service/token/creator.go repositoryFilter]. */
   const repositoryActions = (user: string | undefined, projectName: string): string[] => {
-    const project = projects.get(projectName);
-    if (!project) return [];
-    const account = user ? options.users[user] : undefined;
-    if (account?.admin) return ['pull', 'push', 'delete', '*'];
-    if (account?.robot === 'system') return ['pull', 'push'];
-    const role = roleOf(user, projectName);
-    const actions = new Set(role ? ROLE_ACTIONS[role] : []);
-    if (project.public) actions.add('pull');
-    return [...actions];
+    if (user && options.users[user]?.admin && projects.has(projectName)) return ['pull', 'push', 'delete', '*'];
+    const policies = policiesOf(user, projectName);
+    return ['pull', 'push', 'delete'].filter((action) => policies.has(`repository:${action}`));
   };
 
   const double: HarborDouble = {
@@ -790,6 +813,7 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
     if (bad) return harborError(res, 401, 'UNAUTHORIZED', 'unauthorized');
     if (url.pathname === '/api/v2.0/projects') return projectsRoute(req, res, url, user, body);
     if (url.pathname === '/api/v2.0/quotas' && req.method === 'GET') return listQuotas(res, url, user);
+    if (url.pathname === '/api/v2.0/users/current/permissions' && req.method === 'GET') return currentPermissions(res, url, user);
     const rules = /^\/api\/v2\.0\/projects\/([^/]+)\/immutabletagrules$/.exec(url.pathname);
     if (rules && req.method === 'GET') return listImmutableRules(req, res, url, decodeURIComponent(rules[1]!), user);
     const summary = /^\/api\/v2\.0\/projects\/([^/]+)\/summary$/.exec(url.pathname);
@@ -907,6 +931,35 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
   }
 
   /**
+   * `GET /users/current/permissions?scope=…&relative=true` [src/server/v2.0/handler/user.go GetCurrentUserPermissions]:
+   * the policies of the scope's namespace (`/project/{id}`, `/system`) the caller holds, resources relative to the
+   * scope. In `/system`, `project:create` for a system admin and a system robot given it; a user's right to create
+   * projects under `project_creation_restriction: everyone` is no system policy.
+   */
+  function currentPermissions(res: http.ServerResponse, url: URL, user: string | undefined): void {
+    if (!user) return harborError(res, 401, 'UNAUTHORIZED', 'unauthorized');
+    const scope = url.searchParams.get('scope') ?? '';
+    const relative = url.searchParams.get('relative') === 'true';
+    let policies: string[] = [];
+    let prefix = '';
+    const projectScope = /^\/project\/(\d+)\/?$/.exec(scope);
+    if (projectScope) {
+      const project = [...projects.values()].find((p) => String(p.id) === projectScope[1]);
+      policies = project ? [...policiesOf(user, project.name)] : [];
+      prefix = `/project/${projectScope[1]}/`;
+    } else if (scope.startsWith('/system')) {
+      const account = options.users[user]!;
+      policies = account.admin || (account.robot === 'system' && account.canCreateProject) ? ['project:create', 'project:list'] : [];
+      prefix = '/system/';
+    }
+    const body = policies.map((p) => {
+      const [resource, action] = p.split(':') as [string, string];
+      return { resource: relative ? resource : `${prefix}${resource}`, action };
+    });
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  }
+
+  /**
    * `GET /projects/{name}/summary` [src/server/v2.0/handler/project.go GetProjectSummary]: the quota for anyone who may
    * read the project and its quota (every project role holds "quota read", rbac_role.go).
    */
@@ -936,7 +989,10 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
     const project = decodeURIComponent(m[1]!);
     if (!projects.has(project)) return harborError(res, 404, 'NOT_FOUND', `project ${project} not found`);
     const actions = repositoryActions(user, project);
-    if (!actions.includes('pull') && !actions.includes('*')) return harborError(res, user ? 403 : 401, user ? 'FORBIDDEN' : 'UNAUTHORIZED', 'forbidden');
+    // Reading repositories and artifacts needs their read/list policies [src/server/v2.0/handler/artifact.go,
+    // repository.go RequireProjectAccess], not the pull right.
+    const policies = policiesOf(user, project);
+    if (!actions.includes('*') && !policies.has('artifact:read') && !policies.has('repository:list')) return harborError(res, user ? 403 : 401, user ? 'FORBIDDEN' : 'UNAUTHORIZED', 'forbidden');
     if (!m[2]) {
       if (req.method !== 'GET') return harborError(res, 405, 'METHOD_NOT_ALLOWED', 'method not allowed');
       const names = [...repositories.keys()].filter((r) => r.startsWith(`${project}/`)).sort();
