@@ -58,5 +58,6 @@ describe('installing regmigrate', () => {
     expect(push.exitCode, push.stderr).toBe(0);
     expect(push.stdout).toContain('library/busybox:1.36');
     expect(await servedDigest(registry.host, 'library/busybox:1.36')).toMatch(/^sha256:[0-9a-f]{64}$/);
-  });
+    // npm installs the package's dependencies from the registry: minutes on a loaded machine, so its own limit.
+  }, 300_000);
 });

@@ -97,7 +97,9 @@ describe('push into Harbor (test double over a real docker-registry with token a
     expect(shortLived.tokenRequests).toBeGreaterThan(4);
     const pushed = shortLived.log.filter((r) => r.path.startsWith('/v2/') && r.path !== '/v2/');
     expect(shortLived.tokenRequests).toBeLessThan(pushed.length);
-    // No request was refused for an expired token and then left failed.
-    expect(pushed.filter((r) => r.status === 401).length).toBeLessThan(5);
+    // Renewed before expiry, not on refusal: a 401 comes only to a request that was in flight (150 ms here, more
+    // on a loaded machine) when its token's exact expiry passed, and it is renewed and sent again (exit 0 above).
+    // A client that renewed only on refusal would meet one per scope per lifetime, several times this share.
+    expect(pushed.filter((r) => r.status === 401).length, `${pushed.length} requests`).toBeLessThan(Math.max(5, pushed.length / 10));
   });
 });
