@@ -260,3 +260,71 @@ describe("the account's permissions, known before the first byte", () => {
     expect(harbor.tagDigest('team/app', 'v1')).toBeDefined();
   });
 });
+
+describe('the old push order, kept for Harbor retention', () => {
+  const HOUR = 3_600_000;
+  const BASE = Date.parse('2024-03-01T08:00:00Z');
+
+  /** Tags pushed to the source in `order` (oldest first), an hour apart; the oldest the largest, so nothing but the order can make it land first. */
+  function pushedInOrder(builder: StorageBuilder, repo: string, order: readonly string[], offset = 0): void {
+    order.forEach((tag, i) => {
+      image(builder, repo, tag, (order.length - i) * 60_000, `${repo}:${tag}:${offset}`);
+      builder.setPushedAt(repo, tag, new Date(BASE + (offset + i) * HOUR));
+    });
+  }
+
+  const byHarborPushTime = (harbor: HarborDouble, repo: string, tags: readonly string[]) => [...tags].sort((a, b) => harbor.tagPushTime(repo, a)! - harbor.tagPushTime(repo, b)!);
+
+  it("lands each repository's tags in their source push order, so retention keeps the source's newest, with --concurrency 32 and across two batches", async () => {
+    const root = path.join(tempDir(), 'registry');
+    const builder = new StorageBuilder(root);
+    const app = ['rc', 'beta', 'v2', 'alpha', 'v1'];
+    const web = ['b', 'c', 'a'];
+    pushedInOrder(builder, 'team/app', app);
+    pushedInOrder(builder, 'team/web', web);
+    const harbor = await startHarborDouble({ users: USERS, projects: ['team'] });
+    // Five tags a batch: team/app in the first, team/web in the second.
+    const result = await push(harbor, root, 'admin', ['--concurrency', '32', '--log-format', 'json'], { REGMIGRATE_BATCH_TAGS: '5' });
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stderr).toMatch(/"event":"planned".*"batch":2,"batches":2/);
+    expect(byHarborPushTime(harbor, 'team/app', app)).toEqual(app);
+    expect(byHarborPushTime(harbor, 'team/web', web)).toEqual(web);
+    // "Retain the most recently pushed 3", as Harbor ranks: the source's three newest.
+    expect(harbor.retainMostRecentlyPushed('team/app', 3)).toEqual(['alpha', 'v1', 'v2']);
+    expect(harbor.retainMostRecentlyPushed('team/web', 2)).toEqual(['a', 'c']);
+    // The report shows each image's source push time beside Harbor's.
+    const row = result.report.images.find((i) => i.destination === 'team/app:rc') as ReportImage & { sourcePushedAt: string; destinationPushedAt: string };
+    expect(row.sourcePushedAt).toBe(new Date(BASE).toISOString());
+    expect(Date.parse(row.destinationPushedAt)).toBe(harbor.tagPushTime('team/app', 'rc'));
+  });
+
+  it('keeps the order with --via skopeo too', async () => {
+    const root = path.join(tempDir(), 'registry');
+    const builder = new StorageBuilder(root);
+    const order = ['c', 'a', 'd', 'b'];
+    pushedInOrder(builder, 'team/app', order);
+    const harbor = await startHarborDouble({ users: USERS, projects: ['team'] });
+    const result = await push(harbor, root, 'admin', ['--via', 'skopeo', '--concurrency', '8']);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(byHarborPushTime(harbor, 'team/app', order)).toEqual(order);
+  });
+
+  it('sync puts new and moved tags in their source push order too', async () => {
+    const root = path.join(tempDir(), 'registry');
+    const builder = new StorageBuilder(root);
+    pushedInOrder(builder, 'team/app', ['v1', 'v2']);
+    const harbor = await startHarborDouble({ users: USERS, projects: ['team'] });
+    const state = path.join(tempDir(), 'state.json');
+    const sync = () => runCli(['sync', root, '--to', harbor.host, '--username', 'admin', '--password-stdin', '--state', state, '--concurrency', '32'], { input: `${PASSWORD}\n` });
+    expect((await sync()).exitCode).toBe(0);
+    // Then: v3 is pushed to the source, and after it v1 is moved to a new image (the larger one goes first).
+    image(builder, 'team/app', 'v3', 4_000_000, 'v3');
+    builder.setPushedAt('team/app', 'v3', new Date(BASE + 5 * HOUR));
+    image(builder, 'team/app', 'v1', 10_000, 'v1-moved');
+    builder.setPushedAt('team/app', 'v1', new Date(BASE + 6 * HOUR));
+    const result = await sync();
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(byHarborPushTime(harbor, 'team/app', ['v1', 'v2', 'v3'])).toEqual(['v2', 'v3', 'v1']);
+    expect(harbor.retainMostRecentlyPushed('team/app', 2)).toEqual(['v1', 'v3']);
+  });
+});

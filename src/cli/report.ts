@@ -19,6 +19,8 @@ const ReportImage = z.looseObject({
   reason: z.string().nullable(),
   convertedTo: z.string().nullable().optional(),
   subject: z.string().nullable().optional(),
+  sourcePushedAt: z.string().nullable().optional(),
+  destinationPushedAt: z.string().nullable().optional(),
 });
 
 const PushReport = z.looseObject({
@@ -80,6 +82,8 @@ function toImageReport(i: z.infer<typeof ReportImage>): ImageReport {
     reason: i.reason || undefined,
     convertedTo: i.convertedTo || undefined,
     subject: i.subject || undefined,
+    sourcePushedAt: i.sourcePushedAt ? Date.parse(i.sourcePushedAt) : undefined,
+    destinationPushedAt: i.destinationPushedAt ? Date.parse(i.destinationPushedAt) : undefined,
   });
 }
 

@@ -26,6 +26,8 @@ export interface PlannedImage {
   readonly size: number;
   /** Children first; the last one is the tag's own manifest. */
   readonly manifests: readonly PlannedManifest[];
+  /** When the source tag was last pushed (ISO 8601): the destination gets tags in this order (transfer/push-order.ts). */
+  readonly pushedAt?: string;
   /** Digests of the blobs the destination repository needs (config and layers, all platforms). */
   readonly blobs: readonly string[];
   /** The image this one refers to (an OCI `subject`, or the digest in a cosign `sha256-<hex>.sig` tag): pushed first. */
@@ -248,6 +250,7 @@ export function planMigration(candidates: Candidates, manifests: ReadonlyMap<str
       mediaType: entry.mediaType!,
       size: entry.size,
       manifests: entry.manifests.map((digest) => ({ digest, mediaType: manifests.get(digest)?.mediaType ?? '' })),
+      ...(entry.pushedAt ? { pushedAt: entry.pushedAt } : {}),
       // Foreign layers the storage does not hold stay out: the manifest goes as is, clients fetch them by URL.
       blobs: entry.blobs.filter((b) => b.present).map((b) => b.digest),
       ...subjectOf(entry, manifests),

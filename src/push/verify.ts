@@ -21,8 +21,13 @@ export async function verifyOutcome(destination: Destination, outcome: ImageOutc
   const note = notes.length ? notes.join('; ') : undefined;
   try {
     let digest: string | undefined;
+    let destinationPushedAt: number | undefined;
     if (destination.harbor) {
-      digest = (await destination.harbor.getArtifact(image.repository, image.tag))?.digest;
+      const artifact = await destination.harbor.getArtifact(image.repository, image.tag);
+      digest = artifact?.digest;
+      // The tag's push time as Harbor keeps it (an untagged image's: the artifact's).
+      const pushTime = artifact?.tags?.find((t) => t.name === image.tag)?.push_time ?? artifact?.push_time;
+      destinationPushedAt = pushTime ? Date.parse(pushTime) : undefined;
     } else {
       const served = await destination.client.getManifest(image.repository, image.tag);
       // A registry serves schema1 signed with its own key: the digest is that of the payload inside.
@@ -30,7 +35,7 @@ export async function verifyOutcome(destination: Destination, outcome: ImageOutc
     }
     if (!digest) return reportOf(image, 'failed', { convertedTo, reason: 'verification: the destination does not serve the tag after the push' });
     if (digest !== expected) return reportOf(image, 'failed', { convertedTo, reason: `verification: the destination serves digest ${digest}` });
-    return reportOf(image, 'verified', { convertedTo, reason: note });
+    return reportOf(image, 'verified', { convertedTo, reason: note, destinationPushedAt });
   } catch (err) {
     if (err instanceof Interrupted) return reportOf(image, 'interrupted');
     return reportOf(image, 'failed', { reason: `verification: ${errorMessage(err)}` });

@@ -96,16 +96,22 @@ export function reportImageJson(r: ImageReport) {
     reason: r.reason ?? null,
     convertedTo: r.convertedTo ?? null,
     subject: r.subject ?? null,
+    sourcePushedAt: isoOrNull(r.sourcePushedAt),
+    destinationPushedAt: isoOrNull(r.destinationPushedAt),
   };
 }
 
+function isoOrNull(ms: number | undefined): string | null {
+  return ms === undefined || !Number.isFinite(ms) ? null : new Date(ms).toISOString();
+}
+
 /** An image's columns, then the run's (the same on every row: a CSV has no other place for them). */
-export const REPORT_CSV_HEADER = ['source', 'destination', 'digest', 'media_type', 'size', 'status', 'reason', 'converted_to', 'run_command', 'run_source', 'run_destination', 'run_started_at', 'run_ended_at', 'regmigrate_version'];
+export const REPORT_CSV_HEADER = ['source', 'destination', 'digest', 'media_type', 'size', 'status', 'reason', 'converted_to', 'run_command', 'run_source', 'run_destination', 'run_started_at', 'run_ended_at', 'regmigrate_version', 'source_pushed_at', 'destination_pushed_at'];
 
 export function reportCsv(reports: readonly ImageReport[], run: ReportRun): string {
   const runColumns = [run.command, run.source, run.destination, run.startedAt, run.endedAt, run.regmigrateVersion];
   let out = csvLine(REPORT_CSV_HEADER);
-  for (const r of reports) out += csvLine([r.source, r.destination, r.digest, r.mediaType, r.size, r.status, r.reason, r.convertedTo, ...runColumns]);
+  for (const r of reports) out += csvLine([r.source, r.destination, r.digest, r.mediaType, r.size, r.status, r.reason, r.convertedTo, ...runColumns, isoOrNull(r.sourcePushedAt) ?? undefined, isoOrNull(r.destinationPushedAt) ?? undefined]);
   return out;
 }
 

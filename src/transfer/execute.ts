@@ -10,6 +10,7 @@ import { blobReader, type BlobSource } from '../storage/source.js';
 import { Interrupted } from '../util/stop.js';
 import { ManifestWriter } from './manifests.js';
 import { SubjectOrder } from './subjects.js';
+import { PushTimeOrder } from './push-order.js';
 import { SHARD_POLL_MS, SHARD_WAIT_MS, SMALL_BLOB_BYTES } from '../tuning.js';
 
 /** Resolves after `ms`, or at once when the signal fires (the next step then sees it). */
@@ -121,6 +122,7 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
   const blobs = new BlobStage(options, stats, emit);
   const manifests = new ManifestWriter({ ...options, requests: options.budget.requests, blobs: plan.blobs, stats });
   const order = new SubjectOrder(plan.images);
+  const pushOrder = new PushTimeOrder(plan.images);
   const planned = new Map<string, PlannedBlob>(plan.blobs.map((b) => [b.digest, b]));
 
   const pushImage = async (image: PlannedImage): Promise<ImageOutcome> => {
@@ -131,6 +133,8 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
       return reason instanceof Interrupted ? interruptedOutcome(image) : { image, ok: false, reason: describeBlobFailure(image.blobs[failed]!, reason, options.refusal) };
     }
     await order.subjectOf(image);
+    // The repository's tags in their source push order: blobs went in parallel, only the manifests wait.
+    await pushOrder.turn(image);
     return manifests.write(image);
   };
 
@@ -144,7 +148,7 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
   void Promise.allSettled(queued.filter((_, i) => !ordered[i]!.sharedFrom)).then(() => blobs.markIdle());
   const outcomes = await Promise.all(
     plan.images.map(async (image) => {
-      const outcome = await order.land(image, () => pushImage(image));
+      const outcome = await order.land(image, () => pushImage(image).finally(() => pushOrder.done(image)));
       emit(imageDoneEvent(outcome));
       await options.afterImage?.(outcome);
       return outcome;

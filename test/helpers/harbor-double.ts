@@ -143,12 +143,18 @@ interface ArtifactRecord {
   /** Set for accessories: cosign `sha256-<hex>.sig` tags and manifests with a `subject`. */
   accessoryOf: string | undefined;
   pullCount: number;
+  /** The artifact's row id, in creation order. */
+  readonly id: number;
+  /** Set when the artifact is first created, kept on a re-push [src/controller/artifact/controller.go ensureArtifact]. */
+  readonly pushTime: number;
 }
 
 interface RepositoryRecord {
   readonly artifacts: Map<string, ArtifactRecord>;
   /** tag → digest: Harbor's database holds tags, not the registry. */
   readonly tags: Map<string, string>;
+  /** tag → when it was created or last moved to another artifact [src/controller/tag/controller.go Ensure]. */
+  readonly tagPushTimes: Map<string, number>;
 }
 
 /** A scripted failure: the next `times` requests matching answer `status`. */
@@ -191,6 +197,13 @@ export interface HarborDouble {
   uploadSessions(): number;
   /** What Harbor serves for `repo:tag` (its database), or undefined. */
   tagDigest(repository: string, tag: string): string | undefined;
+  /** When Harbor says `repo:tag` was pushed (its `push_time`, ms), or undefined. */
+  tagPushTime(repository: string, tag: string): number | undefined;
+  /**
+   * Tag retention's "retain the most recently pushed N artifacts" on one repository, as Harbor evaluates it: the
+   * tags of the artifacts it keeps. Throws where Harbor's own choice is not determined (see the implementation).
+   */
+  retainMostRecentlyPushed(repository: string, n: number): string[];
   stop(): Promise<void>;
 }
 
@@ -285,6 +298,32 @@ function escapeRe(c: string): string {
   return c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 }
 
+/** The artifact listing's order: push time, newest first, then id [src/pkg/artifact/dao/model.go GetDefaultSorts]; accessories left out. */
+function listingOrder(repo: RepositoryRecord): ArtifactRecord[] {
+  return [...repo.artifacts.values()].filter((a) => !a.accessoryOf).sort((a, b) => b.pushTime - a.pushTime || b.id - a.id);
+}
+
+/**
+ * "Retain the most recently pushed N" [src/pkg/retention/policy/rule/latestps/evaluator.go]: the candidates are the
+ * repository's artifacts from the listing (listingOrder), each pushed at the latest of its own and its tags' push
+ * times in whole seconds [src/pkg/retention/dep/client.go GetCandidates, `.Unix()`]; they are sorted newest first
+ * with Go's sort.Slice and the first N kept. sort.Slice sorts up to 12 elements by insertion sort, which keeps tied
+ * candidates in listing order; on more, the order among ties is not defined, so a tie across the N-th place throws
+ * rather than pretend to know which Harbor keeps.
+ */
+function retainLatestPushed(repo: RepositoryRecord, n: number): string[] {
+  const candidates = listingOrder(repo).map((a) => {
+    const tags = [...repo.tags].filter(([, d]) => d === a.digest).map(([t]) => t);
+    const latest = Math.max(a.pushTime, ...tags.map((t) => repo.tagPushTimes.get(t)!));
+    return { tags, seconds: Math.floor(latest / 1000) };
+  });
+  const sorted = [...candidates].sort((a, b) => b.seconds - a.seconds);
+  if (candidates.length > 12 && n > 0 && n < sorted.length && sorted[n - 1]!.seconds === sorted[n]!.seconds) {
+    throw new Error(`retention over ${candidates.length} artifacts ties at the ${n}th place: Harbor's choice among them is not defined`);
+  }
+  return sorted.slice(0, n).flatMap((c) => c.tags).sort();
+}
+
 /** Bytes as Harbor prints them [src/pkg/quota/types/format.go byteCountToDisplaySize]. */
 function displaySize(value: number): string {
   if (value < 1024) return `${value} B`;
@@ -341,6 +380,7 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
   const repositories = new Map<string, RepositoryRecord>();
   let nextId = 1;
   let nextRuleId = 1;
+  let nextArtifactId = 1;
   for (const spec of options.projects ?? ['library']) {
     const p = typeof spec === 'string' ? { name: spec } : spec;
     projects.set(p.name, {
@@ -398,6 +438,15 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
       return false;
     }
     return false;
+  };
+  /** A tag pointed at an artifact: its push time is set when it is created or moved, kept otherwise [tag controller.go Ensure]. */
+  const ensureTag = (repo: RepositoryRecord, tag: string, digest: string): void => {
+    if (repo.tags.get(tag) !== digest) repo.tagPushTimes.set(tag, Date.now());
+    repo.tags.set(tag, digest);
+  };
+  const deleteTag = (repo: RepositoryRecord, tag: string): void => {
+    repo.tags.delete(tag);
+    repo.tagPushTimes.delete(tag);
   };
   const linked = (project: string, digest: string): boolean => projectBlobs.get(project)?.has(digest) ?? false;
   const associate = (project: string, digest: string): void => {
@@ -463,6 +512,8 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
     manifestGets: () => log.filter((r) => r.method === 'GET' && /^\/v2\/.+\/manifests\//.test(r.path)).length,
     uploadSessions: () => log.filter((r) => r.method === 'POST' && r.path.endsWith('/blobs/uploads/') && !r.query.includes('mount=')).length,
     tagDigest: (repository, tag) => repositories.get(repository)?.tags.get(tag),
+    tagPushTime: (repository, tag) => repositories.get(repository)?.tagPushTimes.get(tag),
+    retainMostRecentlyPushed: (repository, n) => retainLatestPushed(repositories.get(repository)!, n),
     stop: async () => undefined,
   };
 
@@ -720,7 +771,7 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
       const upstream = await registryFetch('DELETE', `/v2/${repository}/manifests/${reference}`, req.headers.authorization);
       if (upstream.status === 202 && repo) {
         repo.artifacts.delete(reference);
-        for (const [tag, digest] of repo.tags) if (digest === reference) repo.tags.delete(tag);
+        for (const [tag, digest] of repo.tags) if (digest === reference) deleteTag(repo, tag);
       }
       res.writeHead(upstream.status).end(Buffer.from(await upstream.arrayBuffer()));
       return;
@@ -735,7 +786,7 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
    */
   function recordArtifact(repository: string, digest: string, mediaType: string, body: Buffer, tag: string | undefined): void {
     let repo = repositories.get(repository);
-    if (!repo) repositories.set(repository, (repo = { artifacts: new Map(), tags: new Map() }));
+    if (!repo) repositories.set(repository, (repo = { artifacts: new Map(), tags: new Map(), tagPushTimes: new Map() }));
     let accessoryOf: string | undefined;
     const cosign = tag ? COSIGN_TAG.exec(tag) : null;
     if (cosign) accessoryOf = `sha256:${tag!.slice(7, 71)}`;
@@ -747,8 +798,8 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
     }
     const existing = repo.artifacts.get(digest);
     if (existing) existing.accessoryOf ??= accessoryOf;
-    else repo.artifacts.set(digest, { digest, mediaType, accessoryOf, pullCount: 0 });
-    if (tag) repo.tags.set(tag, digest);
+    else repo.artifacts.set(digest, { digest, mediaType, accessoryOf, pullCount: 0, id: nextArtifactId++, pushTime: Date.now() });
+    if (tag) ensureTag(repo, tag, digest);
   }
 
   /** `after`: what Harbor's middlewares do once the registry answered (src/server/middleware AfterResponse). */
@@ -1008,17 +1059,18 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
       manifest_media_type: a.mediaType,
       media_type: a.mediaType,
       pull_count: a.pullCount,
+      push_time: new Date(a.pushTime).toISOString(),
       tags: [...repo!.tags]
         .filter(([, d]) => d === a.digest)
         // `immutable` only when asked [src/controller/tag/controller.go Option.WithImmutableStatus].
-        .map(([name]) => ({ name, ...(url.searchParams.get('with_immutable_status') === 'true' ? { immutable: tagImmutable(repository, name) } : {}) })),
+        .map(([name]) => ({ name, push_time: new Date(repo!.tagPushTimes.get(name)!).toISOString(), ...(url.searchParams.get('with_immutable_status') === 'true' ? { immutable: tagImmutable(repository, name) } : {}) })),
     });
     if (!m[3]) return harborError(res, 404, 'NOT_FOUND', 'no such route');
     if (!m[4]) {
       if (req.method !== 'GET') return harborError(res, 405, 'METHOD_NOT_ALLOWED', 'method not allowed');
       if (!repo) return harborError(res, 404, 'NOT_FOUND', `repository ${repository} not found`);
       // Accessories are left out of the listing [src/pkg/artifact/dao/dao.go setAccessoryQuery].
-      return page(res, url, [...repo.artifacts.values()].filter((a) => !a.accessoryOf).map(toSwagger));
+      return page(res, url, listingOrder(repo).map(toSwagger));
     }
     const reference = decodeURIComponent(m[4]);
     const digest = reference.startsWith('sha256:') ? (repo?.artifacts.has(reference) ? reference : undefined) : repo?.tags.get(reference);
@@ -1041,7 +1093,7 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
       }
       if (typeof name !== 'string') return harborError(res, 400, 'BAD_REQUEST', 'tag name required');
       if (repo.tags.has(name)) return harborError(res, 409, 'CONFLICT', `tag ${name} already exists`);
-      repo.tags.set(name, digest);
+      ensureTag(repo, name, digest);
       res.writeHead(201).end();
       return;
     }
@@ -1052,7 +1104,7 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
       if (repo.tags.get(tag) !== digest) return harborError(res, 404, 'NOT_FOUND', `tag ${tag} not found`);
       // [src/controller/tag/controller.go Delete]
       if (tagImmutable(repository, tag)) return harborError(res, 412, 'PRECONDITION', `the tag ${tag} configured as immutable, cannot be deleted`);
-      repo.tags.delete(tag);
+      deleteTag(repo, tag);
       events.push(`tag-deleted:${repository}:${tag}`);
       res.writeHead(200).end();
       return;
