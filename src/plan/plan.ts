@@ -1,7 +1,7 @@
 import type { ManifestRecord } from '../image/reader.js';
 import { isSchema1 } from '../image/media-types.js';
 import { tagRef, type Fault, type SourceInventory, type TagEntry } from '../inventory/types.js';
-import { cachedMapper, type NameMapping } from './map-names.js';
+import { cachedMapper, untaggedTagName, type NameMapping } from './map-names.js';
 import { flattenString } from '../util/strings.js';
 import type { ProjectQuota } from './quota.js';
 import type { ProjectNeeds } from './access.js';
@@ -153,9 +153,11 @@ export function selectCandidates(inventory: SourceInventory, mapping: NameMappin
   const accepted: Candidate[] = [];
   const rejected: RejectedImage[] = [];
   const map = cachedMapper(mapping);
-  for (const entry of inventory.tags) {
+  for (const found of inventory.tags) {
     // Kept for the whole run: a flat string (util/strings.ts), shared by everything that keeps the name.
-    const source = flattenString(tagRef(entry));
+    const source = flattenString(tagRef(found));
+    // --tag-untagged: from here on the entry's tag is its destination tag; `source` keeps `repo@sha256:…`.
+    const entry = found.untagged && found.digest && mapping.untaggedTag ? { ...found, tag: untaggedTagName(mapping.untaggedTag, found.digest) } : found;
     const mapped = map(entry.repository);
     if (entry.faults.length > 0 || !entry.digest) {
       const first = entry.faults[0];

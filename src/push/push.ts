@@ -143,6 +143,14 @@ export async function pushStorage(destination: Destination, options: PushOptions
     ...(signal ? { signal } : {}),
   });
   emit({ type: 'scanned', tags: source.walk.tagCount });
+  // Harbor's garbage collection deletes artifacts no tag points at unless it runs without "delete untagged"
+  // (docs/registry-behaviour.md, Harbor policies): said once, before anything is sent.
+  if (destination.harbor && options.includeUntagged && !options.tagUntagged) {
+    options.onNotice?.({
+      level: 'warn',
+      message: `warning: --include-untagged pushes manifests no tag points at by digest, and Harbor's garbage collection deletes such artifacts unless it runs without "delete untagged" (on by default): a pull by digest fails after the next collection; keep them under a tag made from the digest with --tag-untagged 'untagged-{digest12}'`,
+    });
+  }
   // Shards that share: which blobs the other shards upload, so each crosses the wire once (skopeo copies whole
   // images). Read when a batch first has something to upload: a sync with nothing to send never pays for it.
   const shard = options.shard;

@@ -145,6 +145,8 @@ interface ArtifactRecord {
   pullCount: number;
   /** The artifact's row id, in creation order. */
   readonly id: number;
+  /** Child manifests an index references (`artifact_reference`): they are not untagged artifacts of their own. */
+  readonly references: readonly string[];
   /** Set when the artifact is first created, kept on a re-push [src/controller/artifact/controller.go ensureArtifact]. */
   readonly pushTime: number;
 }
@@ -204,6 +206,13 @@ export interface HarborDouble {
    * tags of the artifacts it keeps. Throws where Harbor's own choice is not determined (see the implementation).
    */
   retainMostRecentlyPushed(repository: string, n: number): string[];
+  /**
+   * Harbor's garbage collection, the artifact part [src/jobservice/job/impl/gc/garbage_collection.go deletedArt]:
+   * with `delete_untagged` (true when the parameter is absent) every artifact no tag points at and no index
+   * references is deleted, its accessories with it [src/controller/artifact/controller.go Delete], from the database
+   * and from the registry. Returns the `repo@digest` deleted.
+   */
+  garbageCollect(options?: { deleteUntagged?: boolean }): Promise<string[]>;
   stop(): Promise<void>;
 }
 
@@ -334,6 +343,15 @@ function displaySize(value: number): string {
     exp++;
   }
   return `${(value / div).toFixed(1)} ${'KMGTPE'[exp]}iB`;
+}
+
+/** The child manifests of an index (what Harbor records in `artifact_reference`). */
+function indexChildren(body: Buffer): string[] {
+  try {
+    return ((JSON.parse(body.toString('utf8')) as { manifests?: Array<{ digest?: string }> }).manifests ?? []).flatMap((m) => (m.digest ? [m.digest] : []));
+  } catch {
+    return [];
+  }
 }
 
 /** A manifest's references (distribution Manifest.References): config and layers, or an index's manifests. */
@@ -514,6 +532,25 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
     tagDigest: (repository, tag) => repositories.get(repository)?.tags.get(tag),
     tagPushTime: (repository, tag) => repositories.get(repository)?.tagPushTimes.get(tag),
     retainMostRecentlyPushed: (repository, n) => retainLatestPushed(repositories.get(repository)!, n),
+    garbageCollect: async (gcOptions = {}) => {
+      if (gcOptions.deleteUntagged === false) return [];
+      const deleted: string[] = [];
+      for (const [repository, repo] of repositories) {
+        const tagged = new Set(repo.tags.values());
+        const referenced = new Set([...repo.artifacts.values()].flatMap((a) => a.references));
+        const doomed = [...repo.artifacts.values()].filter((a) => !tagged.has(a.digest) && !referenced.has(a.digest) && !a.accessoryOf).map((a) => a.digest);
+        for (const a of repo.artifacts.values()) if (a.accessoryOf && doomed.includes(a.accessoryOf)) doomed.push(a.digest);
+        for (const digest of doomed) {
+          repo.artifacts.delete(digest);
+          // The registry forgets the manifest too (GC's sweep deletes it through the registry's API).
+          const token = makeToken(key, certDer, 'harbor-gc', [{ type: 'repository', name: repository, actions: ['delete', 'pull'] }], 60, Date.now());
+          const res = await fetch(`http://127.0.0.1:${registryPort}/v2/${repository}/manifests/${digest}`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } });
+          if (res.status !== 202) throw new Error(`the double's GC could not delete ${repository}@${digest}: ${res.status}`);
+          deleted.push(`${repository}@${digest}`);
+        }
+      }
+      return deleted;
+    },
     stop: async () => undefined,
   };
 
@@ -798,7 +835,7 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
     }
     const existing = repo.artifacts.get(digest);
     if (existing) existing.accessoryOf ??= accessoryOf;
-    else repo.artifacts.set(digest, { digest, mediaType, accessoryOf, pullCount: 0, id: nextArtifactId++, pushTime: Date.now() });
+    else repo.artifacts.set(digest, { digest, mediaType, accessoryOf, pullCount: 0, id: nextArtifactId++, pushTime: Date.now(), references: indexChildren(body) });
     if (tag) ensureTag(repo, tag, digest);
   }
 
