@@ -305,16 +305,30 @@ describe('DestinationBudget: multiplicative decrease', () => {
     expect(budget.requests.size).toBe(3);
   });
 
-  it('leaves an idle budget alone: the uploads keep their size when only requests were in flight', async () => {
-    const { budget } = destinationBudget({ initial: 4, floor: 2, cap: 4 });
+  it('leaves an idle budget its size after a push-back (the uploads when only requests were in flight), but not slow start, nor growth in that window', async () => {
+    const clock = new ManualClock();
+    const budget = new DestinationBudget({ requests: { initial: 4, floor: 2, cap: 4 }, uploads: { initial: 4, floor: 1, cap: 8 } }, clock);
     const started: string[] = [];
-    const first = fill((w) => budget.requests.run(w), 2, started);
+    const requests = fill((w) => budget.requests.run(w), 2, started);
     await settle();
+    // A 429 while only requests are in flight: the uploads added no load, so they are not halved...
     budget.onResponse(429, undefined, budget.onSend());
     expect(budget.requests.size).toBe(2);
-    expect(budget.uploads.size).toBe(1);
-    for (const r of first) r.finish();
-    await Promise.all(first.map((r) => r.result));
+    expect(budget.uploads.size).toBe(4);
+    for (const r of requests) r.finish();
+    // ...but the destination is pushing back: when uploads start, they grow by a slot per window (not per success,
+    // as in slow start), and not at all in the window the push-back came in.
+    const uploads = fill((w) => budget.uploads.run(w), 12, started, 'u');
+    await settle();
+    expect(budget.uploads.active).toBe(4);
+    for (const r of uploads.slice(0, 4)) r.finish();
+    await settle();
+    expect(budget.uploads.size).toBe(4);
+    for (const r of uploads.slice(4, 8)) r.finish();
+    await settle();
+    expect(budget.uploads.size).toBe(5);
+    for (const r of uploads) r.finish();
+    await Promise.all([...requests, ...uploads].map((r) => r.result));
   });
 
   it('halves when errors rise to a quarter of a window, not for one reset', async () => {
@@ -338,18 +352,21 @@ describe('DestinationBudget: multiplicative decrease', () => {
 });
 
 describe('DestinationBudget: Retry-After', () => {
-  it('starts nothing new before the time a Retry-After names, then goes on', async () => {
+  it.each([
+    ['2 s', 429, 2000, 2000],
+    ['an hour, for a minute, no more', 503, 3_600_000, 60_000],
+  ] as const)('starts nothing new before the time a Retry-After of %s names, then goes on', async (_, status, retryAfterMs, holdMs) => {
     const { budget, clock } = destinationBudget({ initial: 4, floor: 2, cap: 4 });
     const started: string[] = [];
     const first = fill((w) => budget.requests.run(w), 1, started);
     await settle();
-    budget.onResponse(429, 2000, budget.onSend());
-    expect(budget.notBefore).toBe(2000);
+    budget.onResponse(status, retryAfterMs, budget.onSend());
+    expect(budget.notBefore).toBe(holdMs);
     first[0]!.finish();
     const later = fill((w) => budget.requests.run(w), 2, started, 'l');
     await settle();
     expect(started).toEqual(['r0']);
-    clock.advance(1999);
+    clock.advance(holdMs - 1);
     await settle();
     expect(started).toEqual(['r0']);
     clock.advance(1);

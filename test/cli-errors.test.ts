@@ -197,6 +197,33 @@ describe('report merge', () => {
     expect(result.stderr).not.toMatch(/Invalid input/);
   });
 
+  it('reports of two destinations are refused, naming both: one verified list is of one registry (exit 2)', async () => {
+    const dir = tempDir();
+    const of = (destination: string, digest: string): object => ({
+      schemaVersion: 1,
+      kind: 'regmigrate.push',
+      destination,
+      summary: {},
+      images: [{ source: 'x:1', destination: 'p/x:1', digest, mediaType: null, size: 1, status: 'verified', reason: null }],
+    });
+    const [a, b] = [path.join(dir, 'a.json'), path.join(dir, 'b.json')];
+    writeFileSync(a, JSON.stringify(of('harbor-a.example.com', `sha256:${'a'.repeat(64)}`)));
+    writeFileSync(b, JSON.stringify(of('harbor-b.example.com', `sha256:${'b'.repeat(64)}`)));
+    for (const files of [[a, b], [b, a]]) {
+      const result = await runCli(['report', 'merge', ...files]);
+      expect(result.exitCode).toBe(2);
+      expect(result.stdout).toBe('');
+      expect(result.stderr.split('\n')[0]).toMatch(/^regmigrate: the reports are of different destinations: harbor-[ab]\.example\.com, harbor-[ab]\.example\.com$/);
+      expect(result.stderr).toContain('harbor-a.example.com');
+      expect(result.stderr).toContain('harbor-b.example.com');
+    }
+    // Two reports of one destination merge (the same tag at two digests is a conflict, not a refusal).
+    writeFileSync(b, JSON.stringify(of('harbor-a.example.com', `sha256:${'b'.repeat(64)}`)));
+    const same = await runCli(['report', 'merge', a, b]);
+    expect(same.exitCode).toBe(1);
+    expect(same.stderr).toMatch(/^regmigrate: conflict: p\/x:1: /m);
+  });
+
   it('a CSV report, or a sync state file, is refused with one message and hint by merge and html alike', async () => {
     const dir = tempDir();
     const csv = path.join(dir, 'rep.csv');

@@ -3,7 +3,7 @@
  * component and `**` across them; a glob that cannot be read is refused, never left to match nothing.
  */
 import { describe, expect, it } from 'vitest';
-import { globProblem, makeRepositoryFilter } from '../src/util/glob.js';
+import { globProblem, includePrefixes, makeRepositoryFilter } from '../src/util/glob.js';
 import { parseTagPattern } from '../src/inventory/select.js';
 
 describe('repository globs', () => {
@@ -42,5 +42,24 @@ describe('repository globs', () => {
     const pattern = parseTagPattern('v1.[0-2]');
     if (typeof pattern === 'string') throw new Error(pattern);
     expect(['v1.0', 'v1.2', 'v1.3', 'v1x0'].filter(pattern.test)).toEqual(['v1.0', 'v1.2']);
+  });
+
+  it.each([
+    [['team/**'], ['team']],
+    [['library/nginx', 'proj[01]/*'], ['library/nginx', 'proj']],
+    [['{team,ops}/*'], undefined],
+    [['**/nginx'], undefined],
+    [[], undefined],
+  ])('include %j: a listing may start at %j', (include, prefixes) => {
+    expect(includePrefixes({ include, exclude: [] })).toEqual(prefixes);
+  });
+
+  it('every name an include passes starts with one of its prefixes', () => {
+    const include = ['team/**', 'library/ngin?', 'a.b/c*'];
+    const prefixes = includePrefixes({ include, exclude: [] })!;
+    const selected = makeRepositoryFilter({ include, exclude: [] });
+    for (const name of ['team', 'team/a', 'team/a/b', 'library/nginx', 'a.b/cd', 'teams/x', 'library/ngin', 'a.b/x']) {
+      if (selected(name)) expect(prefixes.some((p) => name.startsWith(p)), name).toBe(true);
+    }
   });
 });

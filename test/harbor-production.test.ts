@@ -12,7 +12,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { buildDemoStorage, type BuiltTree } from '../fixtures/trees.js';
 import { RegistryClient } from '../src/registry/client.js';
 import { parseEndpoint } from '../src/registry/endpoint.js';
-import { blobReader } from '../src/storage/source.js';
+import { fileRangeReader } from '../src/storage/file-range.js';
 import { runCli } from './helpers/cli.js';
 import { startHarborDouble, type HarborDouble, type HarborUser } from './helpers/harbor-double.js';
 import { buildLegacyTree, type LegacyTree } from './helpers/legacy-tree.js';
@@ -250,7 +250,7 @@ describe('accounts and roles', () => {
     await client.ping();
     const file = path.join(tempDir(), 'blob');
     writeFileSync(file, 'x');
-    const blob = blobReader({ file, start: 0, size: 1, whole: true }, 'sha256:2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881');
+    const blob = fileRangeReader(file, 0, 1, 'sha256:2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881');
     await expect(client.uploadBlob({ repository: 'team/api', blob })).rejects.toThrow(
       /401: no push permission on repository team\/api: the account was granted only pull/,
     );

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { scanStorage } from '../src/inventory/scan.js';
 import type { SourceInventory } from '../src/inventory/types.js';
-import { locateStorage } from '../src/storage/layout.js';
+import { openStorage } from '../src/storage/open.js';
 import { runCli } from './helpers/cli.js';
 import { buildLegacyTree, type LegacyTree } from './helpers/legacy-tree.js';
 import { startProxy } from './helpers/proxy.js';
@@ -33,7 +33,7 @@ describe('what an old registry holds', () => {
   let inventory: SourceInventory;
   beforeAll(async () => {
     tree = await buildLegacyTree();
-    inventory = await scanStorage(await locateStorage(tree.root), { include: [], exclude: [], verify: true, concurrency: 8, countUntagged: true });
+    inventory = await scanStorage(await openStorage(tree.root), { include: [], exclude: [], verify: true, concurrency: 8, countUntagged: true });
   });
 
   it('scan: schema1 images, a foreign layer that is not a fault, odd link files, and the untagged count', () => {

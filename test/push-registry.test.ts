@@ -4,7 +4,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildFaultyStorage, type BuiltTree } from '../fixtures/trees.js';
 import { scanStorage } from '../src/inventory/scan.js';
-import { locateStorage } from '../src/storage/layout.js';
+import { openStorage } from '../src/storage/open.js';
 import { BIN, DEMO_STORAGE, PROJECT, runCli } from './helpers/cli.js';
 import { addCollidingBusybox, buildDemoStorage } from '../fixtures/trees.js';
 import { MEDIA } from '../fixtures/builder.js';
@@ -56,7 +56,7 @@ describe('push into a real docker-registry', () => {
   });
 
   it('a faulty image keeps its destination tag, media type and size in the report', async () => {
-    const inventory = await scanStorage(await locateStorage(tree.root), { include: [], exclude: [], verify: false, concurrency: 8 });
+    const inventory = await scanStorage(await openStorage(tree.root), { include: [], exclude: [], verify: false, concurrency: 8 });
     const scanned = inventory.tags.find((t) => t.repository === 'broken/layer' && t.tag === 'v1')!;
     expect(scanned.size).toBeGreaterThan(0);
     expect(first.images.find((i) => i.source === 'broken/layer:v1')).toMatchObject({
@@ -94,7 +94,7 @@ describe('push into a real docker-registry', () => {
   });
 
   it('sends each unique blob once and mounts it everywhere else', async () => {
-    const inventory = await scanStorage(await locateStorage(tree.root), { include: [], exclude: [], verify: false, concurrency: 8 });
+    const inventory = await scanStorage(await openStorage(tree.root), { include: [], exclude: [], verify: false, concurrency: 8 });
     const healthyTags = inventory.tags.filter((t) => t.faults.length === 0);
     const unique = new Set(healthyTags.flatMap((t) => t.blobs.map((b) => b.digest)));
     const uploads = proxy.log.filter((r) => r.method === 'PUT' && r.path.includes('/blobs/uploads/') && r.status === 201);

@@ -3,11 +3,11 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RegistryClient, type BlobReader } from '../src/registry/client.js';
+import { DEFAULT_RETRY, RegistryClient, type BlobReader } from '../src/registry/client.js';
 import { parseEndpoint } from '../src/registry/endpoint.js';
 import { RegistryError } from '../src/registry/errors.js';
 import { makeSigningKey, signSchema1 } from '../src/image/schema1.js';
-import { blobReader } from '../src/storage/source.js';
+import { fileRangeReader } from '../src/storage/file-range.js';
 import { DOCKER_MANIFEST, SCHEMA1_SIGNED } from '../src/image/media-types.js';
 import { startProxy, type ScriptedProxy } from './helpers/proxy.js';
 import { startRegistry, type RunningRegistry } from './helpers/registry.js';
@@ -19,7 +19,7 @@ function blobFile(size: number): BlobReader {
   const bytes = randomBytes(size);
   const file = path.join(tempDir(), `blob-${size}`);
   writeFileSync(file, bytes);
-  return blobReader({ file, start: 0, size, whole: true }, `sha256:${createHash('sha256').update(bytes).digest('hex')}`);
+  return fileRangeReader(file, 0, size, `sha256:${createHash('sha256').update(bytes).digest('hex')}`);
 }
 
 const error = (code: string, message: string) => JSON.stringify({ errors: [{ code, message }] });
@@ -58,18 +58,20 @@ describe('RegistryClient against a scripted proxy in front of a real docker-regi
     expect(proxy.log.filter((r) => r.method === 'POST').length).toBe(3);
   });
 
-  it('honours Retry-After on a 429', async () => {
+  it.each([
+    ['Retry-After: 1 on a 429', 429, '1', FAST_RETRY, 1000],
+    ["Retry-After: 3600 on a 503 for a minute at most (the run's policy)", 503, '3600', DEFAULT_RETRY, 60_000],
+    ["Retry-After: 3600 on a 503 for a minute at most (a policy naming no cap: retry.ts's)", 503, '3600', FAST_RETRY, 60_000],
+  ] as const)('honours %s', async (_, status, seconds, policy, wait) => {
     fresh();
     proxy.script = (req) =>
-      req.method === 'HEAD' && req.seen === 0
-        ? { kind: 'respond', status: 429, headers: { 'retry-after': '1' }, body: error('TOOMANYREQUESTS', 'slow down') }
-        : { kind: 'forward' };
-    // The waits are recorded, not slept through: the one after the 429 is the server's Retry-After, 1 s.
+      req.method === 'HEAD' && req.seen === 0 ? { kind: 'respond', status, headers: { 'retry-after': seconds }, body: error('TOOMANYREQUESTS', 'slow down') } : { kind: 'forward' };
+    // The waits are recorded, not slept through: the one after the refusal is the server's Retry-After, capped.
     const waits: number[] = [];
-    const recording = new RegistryClient({ endpoint: parseEndpoint(proxy.host), credentials: undefined, dispatcher, retry: { ...FAST_RETRY, wait: async (ms) => void waits.push(ms) } });
-    expect(await recording.hasBlob('retry/429', `sha256:${'0'.repeat(64)}`)).toBe(false);
-    expect(waits).toEqual([1000]);
-    expect(proxy.log.filter((r) => r.method === 'HEAD').map((r) => r.status)).toEqual([429, 404]);
+    const recording = new RegistryClient({ endpoint: parseEndpoint(proxy.host), credentials: undefined, dispatcher, retry: { ...policy, wait: async (ms) => void waits.push(ms) } });
+    expect(await recording.hasBlob('retry/after', `sha256:${'0'.repeat(64)}`)).toBe(false);
+    expect(waits).toEqual([wait]);
+    expect(proxy.log.filter((r) => r.method === 'HEAD').map((r) => r.status)).toEqual([status, 404]);
   });
 
   it('restarts an upload whose connection was reset mid-blob', async () => {
@@ -136,7 +138,7 @@ describe('RegistryClient against a scripted proxy in front of a real docker-regi
 
     const file = path.join(tempDir(), 'shrunk');
     writeFileSync(file, randomBytes(size - 100));
-    const shrunk = blobReader({ file, start: 0, size, whole: true }, `sha256:${'0'.repeat(64)}`);
+    const shrunk = fileRangeReader(file, 0, size, `sha256:${'0'.repeat(64)}`);
     const failure = await client.uploadBlob({ repository: `read/${size}`, blob: shrunk }).then(() => undefined, (err: unknown) => err);
     expect(failure).toBeInstanceOf(RegistryError);
     expect((failure as RegistryError).message).toContain(`${file} changed while being read: ${size - 100} bytes instead of ${size}`);

@@ -3,14 +3,14 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { buildDemoStorage, buildFaultyStorage, type BuiltTree } from '../fixtures/trees.js';
 import { scanStorage, summarize } from '../src/inventory/scan.js';
 import type { SourceInventory, TagEntry } from '../src/inventory/types.js';
-import { locateStorage } from '../src/storage/layout.js';
+import { openStorage } from '../src/storage/open.js';
 import { buildRealTree, type RealTree } from './helpers/real-tree.js';
 import { tempDir } from './helpers/tmp.js';
 
 const OPTIONS = { include: [] as string[], exclude: [] as string[], verify: false, concurrency: 16 };
 
 async function scan(root: string, options: Partial<typeof OPTIONS> = {}): Promise<SourceInventory> {
-  return scanStorage(await locateStorage(root), { ...OPTIONS, ...options });
+  return scanStorage(await openStorage(root), { ...OPTIONS, ...options });
 }
 
 function find(inventory: SourceInventory, repository: string, tag: string): TagEntry {

@@ -3,6 +3,8 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { makeLayer } from '../fixtures/builder.js';
+import { fileRangeReader } from '../src/storage/file-range.js';
+import type { SourceBlobReader } from '../src/storage/storage.js';
 import { convertSchema1, libtrustKeyId, makeSigningKey, schema1Payload, signSchema1 } from '../src/image/schema1.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -42,11 +44,11 @@ describe('schema1 → schema2 conversion', () => {
     const base = makeLayer('base', 'base layer\n');
     const top = makeLayer('top', 'top layer\n');
     const empty = makeLayer('empty', '');
-    const files = new Map<string, { file: string; start: number; size: number }>();
+    const files = new Map<string, SourceBlobReader>();
     for (const [name, layer] of [['base', base], ['top', top], ['empty', empty]] as const) {
       const file = path.join(dir, name);
       writeFileSync(file, layer.blob);
-      files.set(layer.digest, { file, start: 0, size: layer.blob.length });
+      files.set(layer.digest, fileRangeReader(file, 0, layer.blob.length, layer.digest));
     }
     const payload = Buffer.from(
       JSON.stringify({

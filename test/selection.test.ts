@@ -328,3 +328,76 @@ describe('config file', () => {
     expect(yaml.stderr.split('\n')[0]).toMatch(/^regmigrate: --config .*broken\.yaml: not valid YAML: .*line 1, column \d+$/);
   });
 });
+
+describe('whole-number settings: one range for the flag and for the config key', () => {
+  // The documented ranges: [setting (its key in the file), section, least, most].
+  const RANGES = [
+    ['timeout', 'destination', 1, 3600],
+    ['retries', 'destination', 1, 100],
+    ['keepLatest', 'selection', 1, 1_000_000],
+    ['shards', 'selection', 1, 10_000],
+    ['concurrency', 'transfer', 1, 256],
+    ['maxRequests', 'transfer', 2, 1024],
+    ['waitLock', 'sync', 0, 86_400],
+    ['lockStale', 'sync', 1, 86_400],
+    ['maxDelete', 'sync', 1, 10_000_000],
+  ] as const;
+  type Range = (typeof RANGES)[number];
+  const flagOf = (setting: string): string => `--${setting.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+  /** A config file setting each to `value(range)`. */
+  function configWith(value: (r: Range) => number): string {
+    const file = path.join(tempDir(), 'regmigrate.yaml');
+    const sections = [...new Set(RANGES.map((r) => r[1]))];
+    writeFileSync(file, sections.map((s) => `${s}:\n${RANGES.filter((r) => r[1] === s).map((r) => `  ${r[0]}: ${value(r)}\n`).join('')}`).join(''));
+    return file;
+  }
+  // A sync (with --delete-extra and a journal, which --max-delete goes with, told which shard it is) whose report
+  // would go to a directory that does not exist: every option is checked before that, and that before any work,
+  // so a run whose values are all accepted ends at this error, and one with a refused value before it.
+  const sync = (extra: string[]) =>
+    runCli(['sync', '/nonexistent', '--to', '127.0.0.1:9', '--delete-extra', '--state', path.join(tempDir(), 'state.json'), '--report', '/nonexistent-dir/report.json', ...extra], {
+      env: { JOB_COMPLETION_INDEX: '0' },
+    });
+  const notThere = 'regmigrate: --report /nonexistent-dir/report.json: its directory /nonexistent-dir does not exist';
+
+  it.each([
+    ['the most', (r: Range) => r[3]],
+    ['the least', (r: Range) => r[2]],
+  ])('%s of each range is accepted, as a flag and in the file', async (_, value) => {
+    const flags = await sync(RANGES.flatMap((r) => [flagOf(r[0]), String(value(r))]));
+    expect(flags.exitCode).toBe(2);
+    expect(flags.stderr.split('\n')[0]).toBe(notThere);
+    const file = configWith(value);
+    const check = await runCli(['config', 'check', file]);
+    expect(check.exitCode, check.stderr).toBe(0);
+    expect(check.stdout).toContain(`valid (${RANGES.length} settings)`);
+    const fromFile = await sync(['--config', file]);
+    expect(fromFile.stderr.split('\n')[0]).toBe(notThere);
+  });
+
+  it.each([
+    ['one more than the most', (r: Range) => r[3] + 1],
+    ['one less than the least', (r: Range) => r[2] - 1],
+  ])('%s is refused, each setting named, as a flag and in the file', async (_, value) => {
+    const flags = await sync(RANGES.flatMap((r) => [flagOf(r[0]), String(value(r))]));
+    expect(flags.exitCode).toBe(2);
+    for (const r of RANGES) expect(flags.stderr).toContain(`${flagOf(r[0])} must be a whole number from ${r[2]} to ${r[3]}, not "${value(r)}"`);
+    // In the file, a negative number is the schema's to refuse (not a whole number of anything), the rest the range's.
+    const lines = RANGES.map((r) => `${r[1]}.${r[0]}: ${value(r) < 0 ? 'expected a whole number' : `${value(r)} is not a whole number from ${r[2]} to ${r[3]}`}`);
+    const file = configWith(value);
+    const check = await runCli(['config', 'check', file]);
+    expect(check.exitCode).toBe(2);
+    expect(check.stderr).toContain(`${RANGES.length} problems:`);
+    for (const line of lines) expect(check.stderr).toContain(`\n  ${line}`);
+    const fromFile = await sync(['--config', file]);
+    expect(fromFile.exitCode).toBe(2);
+    for (const line of lines) expect(fromFile.stderr).toContain(`\n  ${line}`);
+  });
+
+  it('--final-rounds (a flag only) has its range too', async () => {
+    for (const [value, ok] of [['100', true], ['101', false], ['0', false]] as const) {
+      const run = await sync(['--final', '--final-rounds', value]);
+      expect(run.stderr.split('\n')[0], value).toBe(ok ? notThere : `regmigrate: --final-rounds must be a whole number from 1 to 100, not "${value}"`);
+    }
+  });
+});

@@ -73,7 +73,17 @@ describe('a tar of the storage as the source', () => {
     const out = path.join(tempDir(), 'layouts');
     const exported = await runCli(['export', file, '--out', out]);
     expect(exported.exitCode, exported.stderr).toBe(0);
+    // A tar has no files of its own to link: every file is copied out of it, and the output says so.
+    expect(exported.stderr).toContain('the storage is a tar archive: its blobs are copied out of it, not hard-linked');
+    expect(exported.stderr).toMatch(/files: 0 hard-linked, [1-9]\d* copied/);
     await execa('skopeo', ['inspect', `dir:${path.join(out, 'infra/tools/kubectl:1.29')}`]);
+    const alpine = tree.tags.find((t) => t.repository === 'library/alpine')!.digest!.slice(7);
+    expect(readFileSync(path.join(out, 'library/alpine:3.19/manifest.json'))).toEqual(readFileSync(path.join(tree.root, 'docker/registry/v2/blobs/sha256', alpine.slice(0, 2), alpine, 'data')));
+    // --via skopeo from the tar: the same copies, the same words, and the images land.
+    const registry = await startRegistry();
+    const pushed = await runCli(['push', file, '--to', registry.host, '--via', 'skopeo', '--include', 'library/**']);
+    expect(pushed.exitCode, pushed.stderr).toBe(0);
+    expect(pushed.stderr).toContain('its blobs are copied out of it, not hard-linked');
   });
 
   it('a truncated tar: a clear error for what is missing, and the healthy images still migrate', async () => {

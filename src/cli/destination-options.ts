@@ -4,7 +4,7 @@ import { parseEndpoint, type Endpoint } from '../registry/endpoint.js';
 import type { DestinationOptions } from '../destination/destination.js';
 import { parseSize } from '../util/format.js';
 import type { CliContext } from './context.js';
-import { OptionProblems, parsePositiveInt } from './options.js';
+import { OptionProblems, parseWholeOption } from './options.js';
 import { UsageError } from '../errors.js';
 import { readFileSync } from 'node:fs';
 import { writeJsonLog } from '../report/log.js';
@@ -86,8 +86,8 @@ export function normalizeDestination(flags: DestinationFlags, problems: OptionPr
     limitRate = parseSize(flags.limitRate.replace(/\/s$/i, ''));
     if (limitRate === undefined || limitRate < 1024) problems.add(`--limit-rate must be a rate of at least 1KiB/s (like 50MiB/s), not "${flags.limitRate}"`);
   }
-  const timeoutSeconds = parsePositiveInt('--timeout', flags.timeout, TIMEOUT_SECONDS, problems, 3600);
-  const attempts = parsePositiveInt('--retries', flags.retries, RETRY_ATTEMPTS, problems, 100);
+  const timeoutSeconds = parseWholeOption('timeout', flags.timeout, TIMEOUT_SECONDS, problems);
+  const attempts = parseWholeOption('retries', flags.retries, RETRY_ATTEMPTS, problems);
   return {
     endpoint,
     options: {

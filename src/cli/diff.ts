@@ -2,13 +2,13 @@ import type { Command } from 'commander';
 import { shortDigest } from '../storage/digest.js';
 import { compareStorage, type CompareResult } from '../sync/compare.js';
 import { connectDestination } from '../destination/destination.js';
-import { locateStorage } from '../storage/layout.js';
+import { openStorage } from '../storage/open.js';
 import type { SourceSelection } from '../transfer/source.js';
 import { count, csvLine, formatBytes, renderTable } from '../util/format.js';
 import type { CliContext } from './context.js';
 import { requireRoot } from './config.js';
 import { addDestinationOptions, buildDestinationOptions, normalizeDestination, type DestinationFlags, type NormalizedDestination } from './destination-options.js';
-import { OptionProblems, parseOutputFormat, parsePositiveInt } from './options.js';
+import { OptionProblems, parseOutputFormat, parseWholeOption } from './options.js';
 import { addSelectionOptions, normalizeSelection, warnIfEmptySource, type SelectionFlags } from './selection.js';
 import type { OutputFormat } from '../inventory/render.js';
 import { convertedImages, loadState } from '../sync/sync-state.js';
@@ -33,7 +33,7 @@ export function normalizeDiff(root: string, flags: DiffFlags): DiffRequest {
     ...normalizeSelection(root, flags, problems),
     destination: normalizeDestination(flags, problems),
     output: parseOutputFormat(flags.output, problems),
-    concurrency: parsePositiveInt('--concurrency', flags.concurrency, DIFF_CONCURRENCY, problems, 256),
+    concurrency: parseWholeOption('concurrency', flags.concurrency, DIFF_CONCURRENCY, problems),
     state: flags.state,
   };
   problems.throwIfAny();
@@ -81,7 +81,7 @@ function render(result: CompareResult, format: OutputFormat, destination: string
 
 /** `diff`: exit 0 when in sync, 1 when anything differs (new, changed, extra or faulty). */
 export async function runDiff(request: DiffRequest, ctx: CliContext): Promise<number> {
-  await locateStorage(request.root); // a source that is no storage fails before the destination is asked anything
+  await openStorage(request.root); // a source that is no storage fails before the destination is asked anything
   const destination = await connectDestination(await buildDestinationOptions(request.destination, ctx));
   try {
     // The sync journal, when given, tells which schema1 images were converted (their destination digest differs).

@@ -3,7 +3,7 @@ import { exportStorage } from '../skopeo/export.js';
 import { count, renderTable } from '../util/format.js';
 import type { CliContext } from './context.js';
 import { requireRoot } from './config.js';
-import { OptionProblems, parsePositiveInt } from './options.js';
+import { OptionProblems, parseWholeOption } from './options.js';
 import { addSelectionOptions, normalizeSelection, warnIfEmptySource, type SelectionFlags } from './selection.js';
 import type { SourceSelection } from '../transfer/source.js';
 import { TRANSFER_CONCURRENCY } from '../tuning.js';
@@ -27,7 +27,7 @@ export function normalizeExport(root: string, flags: ExportFlags): ExportRequest
   const request: ExportRequest = {
     ...normalizeSelection(root, flags, problems),
     out: flags.out ?? '',
-    concurrency: parsePositiveInt('--concurrency', flags.concurrency, TRANSFER_CONCURRENCY, problems, 256),
+    concurrency: parseWholeOption('concurrency', flags.concurrency, TRANSFER_CONCURRENCY, problems),
   };
   problems.throwIfAny();
   return request;

@@ -3,6 +3,7 @@ import { UsageError } from '../errors.js';
 import type { OutputFormat } from '../inventory/render.js';
 import { globProblem } from '../util/glob.js';
 import { scanConcurrency } from '../tuning.js';
+import { flagOf, inRange, WHOLE_RANGES, type WholeSetting } from './ranges.js';
 
 /** commander collector for repeatable options (`--include a --include b`). */
 export function collect(value: string, previous: string[] | undefined): string[] {
@@ -37,14 +38,18 @@ export function defaultConcurrency(): number {
   return scanConcurrency(availableParallelism());
 }
 
-export function parsePositiveInt(name: string, value: string | undefined, fallback: number, problems: OptionProblems, max = 1024, min = 1): number {
+/**
+ * A whole-number flag, checked against its setting's range (ranges.ts WHOLE_RANGES, which the config file's key is
+ * checked against too); `fallback` when the flag is absent or wrong (then a problem says so).
+ */
+export function parseWholeOption<F extends number | undefined>(setting: WholeSetting, value: string | undefined, fallback: F, problems: OptionProblems): number | F {
   if (value === undefined) return fallback;
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
-    problems.add(`${name} must be a whole number from ${min} to ${max}, not "${value}"`);
+  if (!inRange(setting, value)) {
+    const { min, max } = WHOLE_RANGES[setting];
+    problems.add(`${flagOf(setting)} must be a whole number from ${min} to ${max}, not "${value}"`);
     return fallback;
   }
-  return n;
+  return Number(value);
 }
 
 export function parseGlobs(name: string, values: string[] | undefined, problems: OptionProblems): string[] {

@@ -1,4 +1,4 @@
-import type { ReadFault } from '../storage/walk.js';
+import type { ReadFault } from '../storage/storage.js';
 import type { Command } from 'commander';
 import { renderScanTable, renderSelectionSizes, renderSummaryLine, SCAN_CSV_HEADER, scanCsvFaults, scanCsvPieces, scanCsvTags, scanJsonHead, scanJsonPieces, scanJsonTags, scanJsonTail, type OutputFormat } from '../inventory/render.js';
 import { selectionSizes, type TagSelection } from '../inventory/select.js';
@@ -6,14 +6,15 @@ import type { InventorySummary } from '../inventory/types.js';
 import { renderInventoryHtml } from '../report/html.js';
 import { repositoryBatches, resolveRepositories, scanStorage, summarize, SummaryCounter, walkSource, type ScanOptions } from '../inventory/scan.js';
 import { BlobStore } from '../image/reader.js';
-import { locateStorage, type StorageLayout } from '../storage/layout.js';
+import { openStorage } from '../storage/open.js';
+import type { Storage } from '../storage/storage.js';
 import { csvLine } from '../util/format.js';
 import { writePieces } from '../util/stream.js';
 import { cachedMapper } from '../plan/map-names.js';
 import { markNameCollisions } from '../plan/plan.js';
 import { shardSelector, type Shard } from '../plan/shard.js';
 import { addShardOptions, addTagOptions, normalizeShard, normalizeTagSelection, warnIfEmptySource, type SelectionFlags } from './selection.js';
-import { collect, defaultConcurrency, OptionProblems, parseGlobs, parseOutputFormat, parsePositiveInt } from './options.js';
+import { collect, defaultConcurrency, OptionProblems, parseGlobs, parseOutputFormat, parseWholeOption } from './options.js';
 import type { CliContext } from './context.js';
 import { requireRoot } from './config.js';
 import { BATCH_TAGS, batchTagsFromEnv } from '../tuning.js';
@@ -45,7 +46,7 @@ export function normalizeScan(root: string, flags: ScanFlags): ScanRequest {
     verify: flags.verify ?? false,
     include: parseGlobs('--include', flags.include, problems),
     exclude: parseGlobs('--exclude', flags.exclude, problems),
-    concurrency: parsePositiveInt('--concurrency', flags.concurrency, defaultConcurrency(), problems),
+    concurrency: parseWholeOption('concurrency', flags.concurrency, defaultConcurrency(), problems),
   };
   const shard = normalizeShard(flags, process.env, problems);
   if (shard) Object.assign(request, { shard });
@@ -63,7 +64,7 @@ const DEFAULT_MAPPING = { rules: [], defaultProject: 'library', harbor: false } 
 
 /** `scan`: exit 0 when every tag is healthy, 1 when any is faulty. */
 export async function runScan(request: ScanRequest, ctx: CliContext): Promise<number> {
-  const layout = await locateStorage(request.root);
+  const storage = await openStorage(request.root);
   const options: ScanOptions = {
     include: request.include,
     exclude: request.exclude,
@@ -79,8 +80,8 @@ export async function runScan(request: ScanRequest, ctx: CliContext): Promise<nu
   };
   // JSON and CSV are written a batch of repositories at a time: a 200,000-tag registry is never held whole.
   // Hashing (--verify, each blob once) and selection sizes (per project, over every tag) need the whole picture.
-  if ((request.output === 'json' || request.output === 'csv') && !request.verify && !request.tags) return streamScan(layout, request.output, options, ctx);
-  const inventory = await scanStorage(layout, options);
+  if ((request.output === 'json' || request.output === 'csv') && !request.verify && !request.tags) return streamScan(storage, request.output, options, ctx);
+  const inventory = await scanStorage(storage, options);
   markNameCollisions(inventory.tags, DEFAULT_MAPPING);
   if (request.verify && ctx.stderrIsTTY) ctx.stderr.write('\n');
   const summary = summarize(inventory);
@@ -92,36 +93,36 @@ export async function runScan(request: ScanRequest, ctx: CliContext): Promise<nu
   else if (request.output === 'html') ctx.stdout.write(renderInventoryHtml(inventory, summary, (r) => { const m = mapper(r); return m.ok ? m.project : r.split('/')[0]!; }));
   else ctx.stdout.write(renderScanTable(inventory, summary) + (sizes ? renderSelectionSizes(sizes) : ''));
   if (request.output !== 'table') ctx.stderr.write(renderSummaryLine(summary) + '\n' + (sizes ? renderSelectionSizes(sizes) : ''));
-  return scanExit(summary, layout, ctx, inventory.foundTags ?? 0, inventory.readFaults);
+  return scanExit(summary, storage, ctx, inventory.foundTags ?? 0, inventory.readFaults);
 }
 
 /**
  * The warning for an empty result (an empty storage, or a selection that kept nothing: said so, with how many tags
  * the storage holds), and the exit status: 1 for any faulty tag or unreadable directory.
  */
-function scanExit(summary: InventorySummary, layout: StorageLayout, ctx: CliContext, foundTags: number, readFaults: readonly ReadFault[]): number {
-  warnIfEmptySource(ctx.stderr, { root: layout.v2, foundTags, tags: summary.tags, readFaults });
+function scanExit(summary: InventorySummary, storage: Storage, ctx: CliContext, foundTags: number, readFaults: readonly ReadFault[]): number {
+  warnIfEmptySource(ctx.stderr, { name: storage.describe(), foundTags, tags: summary.tags, readFaults });
   return summary.faultyTags > 0 || summary.unreadableDirectories > 0 ? 1 : 0;
 }
 
-async function streamScan(layout: StorageLayout, output: 'json' | 'csv', options: ScanOptions, ctx: CliContext): Promise<number> {
-  const walk = await walkSource(layout, options);
+async function streamScan(storage: Storage, output: 'json' | 'csv', options: ScanOptions, ctx: CliContext): Promise<number> {
+  const walk = await walkSource(storage, options);
   const counter = new SummaryCounter();
   const claimed = new Map<string, string>();
   const progress = { done: 0 };
   let first = true;
-  await writePieces(ctx.stdout, output === 'json' ? [scanJsonHead(layout.v2)] : [csvLine(SCAN_CSV_HEADER), ...scanCsvFaults(layout.v2, walk.readFaults)]);
+  await writePieces(ctx.stdout, output === 'json' ? [scanJsonHead(storage.root)] : [csvLine(SCAN_CSV_HEADER), ...scanCsvFaults(walk.readFaults)]);
   for (const repositories of repositoryBatches(walk, batchTagsFromEnv(ctx.env) ?? BATCH_TAGS)) {
-    const batch = await resolveRepositories(walk, repositories, options, progress, new BlobStore(layout));
+    const batch = await resolveRepositories(walk, repositories, options, progress, new BlobStore(storage));
     markNameCollisions(batch.tags, DEFAULT_MAPPING, claimed);
     counter.add(batch);
     await writePieces(ctx.stdout, output === 'json' ? scanJsonTags(batch.tags, first) : scanCsvTags(batch.tags));
     if (batch.tags.length > 0) first = false;
   }
   const summary = counter.summary(walk.readFaults);
-  if (output === 'json') await writePieces(ctx.stdout, [scanJsonTail(layout.v2, walk.readFaults, summary)]);
+  if (output === 'json') await writePieces(ctx.stdout, [scanJsonTail(walk.readFaults, summary)]);
   ctx.stderr.write(renderSummaryLine(summary) + '\n');
-  return scanExit(summary, layout, ctx, walk.foundTags, walk.readFaults);
+  return scanExit(summary, storage, ctx, walk.foundTags, walk.readFaults);
 }
 
 export function registerScan(program: Command, ctx: CliContext): void {

@@ -1,8 +1,8 @@
-import type { ReadFault } from '../storage/walk.js';
+import type { ReadFault } from '../storage/storage.js';
 import type { Command } from 'commander';
 import { parseMapRule, PROJECT_NAME_RE, untaggedTemplateProblem, type MapRule } from '../plan/map-names.js';
 import type { SourceSelection } from '../transfer/source.js';
-import { collect, OptionProblems, parseGlobs, parsePositiveInt } from './options.js';
+import { collect, OptionProblems, parseGlobs, parseWholeOption } from './options.js';
 import { parseTagPattern, tagSelectionActive, validSemverRange, type TagPattern, type TagSelection } from '../inventory/select.js';
 import { parseShard, type Shard } from '../plan/shard.js';
 import { count } from '../util/format.js';
@@ -83,7 +83,7 @@ export function normalizeTagSelection(flags: SelectionFlags, problems: OptionPro
     if (when === undefined) problems.add(`--pushed-after "${flags.pushedAfter}" is neither a date (2024-01-01) nor a duration (90d, 12h, 2w, 30m)`);
     else Object.assign(selection, { pushedAfter: when });
   }
-  if (flags.keepLatest !== undefined) Object.assign(selection, { keepLatest: parsePositiveInt('--keep-latest', flags.keepLatest, 1, problems, 1_000_000) });
+  if (flags.keepLatest !== undefined) Object.assign(selection, { keepLatest: parseWholeOption('keepLatest', flags.keepLatest, 1, problems) });
   return tagSelectionActive(selection) ? selection : undefined;
 }
 
@@ -103,8 +103,9 @@ export function normalizeShard(flags: SelectionFlags, env: NodeJS.ProcessEnv, pr
   if (flags.shards !== undefined) {
     if (text !== undefined) problems.add('--shard and --shards do not go together');
     const index = env.JOB_COMPLETION_INDEX;
+    const count = parseWholeOption('shards', flags.shards, undefined, problems);
     if (index === undefined || !/^\d+$/.test(index)) problems.add('--shards needs JOB_COMPLETION_INDEX set to a number (a Kubernetes Indexed Job sets it)');
-    else text = `${index}/${flags.shards}`;
+    else if (count !== undefined) text = `${index}/${count}`;
   }
   if (text === undefined) return undefined;
   const shard = parseShard(text, unit);
@@ -147,14 +148,12 @@ export function normalizeSelection(root: string, flags: SelectionFlags, problems
 /**
  * The warning of every command whose source gives no tag: none in the storage, or none that the selection
  * (`--include`, `--exclude`, the tag options, `--shard`) kept. A warning only: the exit status stays the command's.
- * `root` is the storage's `docker/registry/v2`; a tar's is `<file>#<directory in it>`, and a storage at the top of
- * the archive is named by the file alone.
+ * `name` is the storage as a sentence names it (src/storage/storage.ts describe).
  */
-export function warnIfEmptySource(stderr: Writable, source: { readonly root: string; readonly foundTags: number; readonly tags: number; readonly readFaults?: readonly ReadFault[] }, logFormat?: LogFormat): void {
+export function warnIfEmptySource(stderr: Writable, source: { readonly name: string; readonly foundTags: number; readonly tags: number; readonly readFaults?: readonly ReadFault[] }, logFormat?: LogFormat): void {
   // A storage that could not be read whole is not empty: its read faults are said instead (and fail the run).
   if (source.tags > 0 || (source.readFaults?.length ?? 0) > 0) return;
-  const where = source.root.endsWith('#') ? source.root.slice(0, -1) : source.root;
-  const message = source.foundTags === 0 ? `no tags found in ${where}` : `the selection kept none of the ${count(source.foundTags, 'tag')} in ${where}`;
+  const message = source.foundTags === 0 ? `no tags found in ${source.name}` : `the selection kept none of the ${count(source.foundTags, 'tag')} in ${source.name}`;
   if (logFormat === 'json') writeJsonLog(stderr, { level: 'warn', event: 'notice', message });
   else stderr.write(`regmigrate: warning: ${message}\n`);
 }

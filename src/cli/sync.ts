@@ -3,14 +3,14 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { countReports, imagesExitCode, notDone, reportRun, writeReport } from '../report/push-report.js';
-import { locateStorage } from '../storage/layout.js';
+import { openStorage } from '../storage/open.js';
 import { DEFAULT_MAX_DELETE, syncStorage, type DeleteMode, type SyncResult } from '../sync/sync.js';
 import { count, formatBytes, formatDuration } from '../util/format.js';
 import { assertWritable } from '../util/files.js';
 import { acquireLock } from '../util/lock.js';
 import type { CliContext } from './context.js';
 import { requireRoot } from './config.js';
-import { OptionProblems, parsePositiveInt } from './options.js';
+import { OptionProblems, parseWholeOption } from './options.js';
 import { addTransferOptions, DESTINATION_GONE_EXIT, normalizeTransfer, notice, openDestination, pushOptions, stopWhenGone, withMetrics, type TransferFlags, type TransferRequest } from './transfer-command.js';
 import { createJsonLog, writeJsonLog } from '../report/log.js';
 import { withInterruption } from './signals.js';
@@ -52,11 +52,11 @@ export function normalizeSync(root: string, flags: SyncFlags): SyncRequest {
   if (flags.trustState && !flags.state) problems.add('--trust-state needs --state FILE');
   if (flags.deleteExtra && !flags.state) problems.add('--delete-extra needs --state FILE (only tags the journal says came from the source are deleted)');
   if (flags.yes && !flags.deleteExtra) problems.add('--yes goes with --delete-extra');
-  const waitLockSeconds = flags.waitLock === undefined ? 0 : parsePositiveInt('--wait-lock', flags.waitLock, 0, problems, 86_400, 0);
-  const maxDelete = flags.maxDelete === undefined ? undefined : parsePositiveInt('--max-delete', flags.maxDelete, DEFAULT_MAX_DELETE, problems, 10_000_000);
+  const waitLockSeconds = parseWholeOption('waitLock', flags.waitLock, 0, problems);
+  const maxDelete = parseWholeOption('maxDelete', flags.maxDelete, undefined, problems);
   if (flags.maxDelete !== undefined && !flags.deleteExtra) problems.add('--max-delete goes with --delete-extra');
-  const lockStaleSeconds = parsePositiveInt('--lock-stale', flags.lockStale, LOCK_STALE_SECONDS, problems, 86_400);
-  const finalRounds = parsePositiveInt('--final-rounds', flags.finalRounds, DEFAULT_FINAL_ROUNDS, problems, 100);
+  const lockStaleSeconds = parseWholeOption('lockStale', flags.lockStale, LOCK_STALE_SECONDS, problems);
+  const finalRounds = parseWholeOption('finalRounds', flags.finalRounds, DEFAULT_FINAL_ROUNDS, problems);
   if (flags.finalRounds !== undefined && !flags.final) problems.add('--final-rounds goes with --final');
   if (flags.final && transfer.shard) problems.add('--final compares the whole storage with the destination: run it without --shard');
   problems.throwIfAny();
@@ -77,8 +77,8 @@ export function normalizeSync(root: string, flags: SyncFlags): SyncRequest {
 async function lockPath(request: SyncRequest): Promise<string> {
   if (request.lock) return request.lock;
   if (request.state) return `${request.state}.lock`;
-  const layout = await locateStorage(request.root);
-  const key = createHash('sha256').update(`${layout.v2}|${request.destination.endpoint?.host ?? ''}`).digest('hex').slice(0, 16);
+  const storage = await openStorage(request.root);
+  const key = createHash('sha256').update(`${storage.key}|${request.destination.endpoint?.host ?? ''}`).digest('hex').slice(0, 16);
   return path.join(tmpdir(), `regmigrate-sync-${key}.lock`);
 }
 

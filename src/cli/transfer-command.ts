@@ -11,12 +11,13 @@ import type { Schema1Mode } from '../plan/plan.js';
 import type { PushOptions, PushResult } from '../push/push.js';
 import type { SourceSelection } from '../transfer/source.js';
 import { checkSkopeo } from '../skopeo/skopeo.js';
-import { locateStorage } from '../storage/layout.js';
+import { openStorage } from '../storage/open.js';
 import { assertWritable } from '../util/files.js';
 import { parseSize } from '../util/format.js';
 import type { CliContext } from './context.js';
 import { addDestinationOptions, buildDestinationOptions, normalizeDestination, type DestinationFlags, type NormalizedDestination } from './destination-options.js';
-import { OptionProblems, parsePositiveInt } from './options.js';
+import { OptionProblems, parseWholeOption } from './options.js';
+import { WHOLE_RANGES } from './ranges.js';
 import { addSelectionOptions, normalizeSelection, type SelectionFlags } from './selection.js';
 import type { StopSignals, Stopper } from '../util/stop.js';
 import type { Notice } from '../util/notice.js';
@@ -99,9 +100,9 @@ export function normalizeTransfer(root: string, flags: TransferFlags, problems: 
   return {
     ...normalizeSelection(root, flags, problems),
     destination: normalizeDestination(flags, problems),
-    concurrency: parsePositiveInt('--concurrency', flags.concurrency, TRANSFER_CONCURRENCY, problems, 256),
+    concurrency: parseWholeOption('concurrency', flags.concurrency, TRANSFER_CONCURRENCY, problems),
     concurrencyGiven: flags.concurrency !== undefined,
-    maxRequests: flags.maxRequests === undefined ? undefined : parsePositiveInt('--max-requests', flags.maxRequests, MIN_REQUESTS, problems, 1024, MIN_REQUESTS),
+    maxRequests: flags.maxRequests === undefined ? undefined : parseWholeOption('maxRequests', flags.maxRequests, MIN_REQUESTS, problems),
     report: flags.report,
     public: flags.public ?? false,
     storageLimit,
@@ -147,7 +148,7 @@ export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Pa
 }
 
 /** The request budget's floor: one slot for the batch under way and one for the next batch's probes. */
-const MIN_REQUESTS = 2;
+const MIN_REQUESTS = WHOLE_RANGES.maxRequests.min;
 
 /**
  * Blob uploads (or skopeo copies) and other requests in flight at the destination (destination/budget.ts): uploads
@@ -169,7 +170,7 @@ function budgetSizes(request: TransferRequest): { uploads: BudgetLimits; request
  * A source that is no storage at all fails here, before the destination is asked anything.
  */
 export async function openDestination(request: TransferRequest, ctx: CliContext, dryRun: boolean, stop?: StopSignals): Promise<Destination> {
-  await locateStorage(request.root);
+  await openStorage(request.root);
   if (request.via === 'skopeo' && !dryRun) await checkSkopeo();
   const destination = await connectDestination({ ...(await buildDestinationOptions(request.destination, ctx)), budget: budgetSizes(request), ...(stop ? { stop } : {}) });
   const kind = destination.harborVersion ? `Harbor ${destination.harborVersion}` : 'plain OCI registry';

@@ -5,6 +5,7 @@ import { parseEndpoint } from '../registry/endpoint.js';
 import { reportFormat } from '../report/push-report.js';
 import { parseSize } from '../util/format.js';
 import { globProblem } from '../util/glob.js';
+import { WHOLE_RANGES, inRange, type WholeSetting } from './ranges.js';
 import { parseWhen } from './selection.js';
 
 /**
@@ -18,12 +19,13 @@ export type ValueCheck = (value: string) => string | undefined;
 /** A message of the parsers that name their flag (`--map "x" is not from=to`), told of the value alone. */
 const withoutFlag = (message: string): string => message.replace(/^--[a-z-]+ (?:"[^"]*"|\S+?):? /, '');
 
-const wholeFrom = (min: number, max: number): ValueCheck => (value) => {
-  const n = Number(value);
-  return Number.isInteger(n) && n >= min && n <= max ? undefined : `is not a whole number from ${min} to ${max}`;
-};
+/** The range checks of every whole-number setting, from the table the flags are checked against too. */
+const WHOLE_CHECKS: Record<string, ValueCheck> = Object.fromEntries(
+  Object.entries(WHOLE_RANGES).map(([setting, { min, max }]) => [setting, (value: string) => (inRange(setting as WholeSetting, value) ? undefined : `is not a whole number from ${min} to ${max}`)]),
+);
 
 export const VALUE_CHECKS: Readonly<Record<string, ValueCheck>> = {
+  ...WHOLE_CHECKS,
   to: (value) => {
     try {
       parseEndpoint(value);
@@ -32,8 +34,6 @@ export const VALUE_CHECKS: Readonly<Record<string, ValueCheck>> = {
       return `is not a registry address: ${(err as Error).message}`;
     }
   },
-  timeout: wholeFrom(1, 3600),
-  retries: wholeFrom(1, 100),
   chunkSize: (value) => ((parseSize(value) ?? 0) >= 1024 * 1024 ? undefined : 'is not a size of at least 1MiB (like 16MiB)'),
   limitRate: (value) => ((parseSize(value.replace(/\/s$/i, '')) ?? 0) >= 1024 ? undefined : 'is not a rate of at least 1KiB/s (like 50MiB/s)'),
   include: (value) => (value.trim() === '' || /[\s\\]/.test(value) ? 'is not a repository glob' : globProblem(value)),
@@ -53,13 +53,10 @@ export const VALUE_CHECKS: Readonly<Record<string, ValueCheck>> = {
   },
   semver: (value) => (validSemverRange(value) ? undefined : "is not a version range (like '>=1.2 <2' or '^3')"),
   pushedAfter: (value) => (parseWhen(value) === undefined ? 'is neither a date (2024-01-01) nor a duration (90d, 12h, 2w, 30m)' : undefined),
-  keepLatest: wholeFrom(1, 1_000_000),
   shard: (value) => {
     const shard = parseShard(value, 'repository');
     return typeof shard === 'string' ? withoutFlag(shard) : undefined;
   },
-  concurrency: wholeFrom(1, 256),
-  maxRequests: wholeFrom(2, 1024),
   storageLimit: (value) => (value === '-1' || parseSize(value) !== undefined ? undefined : 'is not a size (like 500GiB) or -1'),
   output: (value) => (['table', 'json', 'csv', 'html'].includes(value) ? undefined : 'is not table, json, csv or html'),
   report: (value) => (reportFormat(value) ? undefined : 'must end in .json or .csv'),

@@ -3,11 +3,11 @@ import { convertedImages, loadState } from '../sync/sync-state.js';
 import { syncStorage, type SyncOptions, type SyncResult } from '../sync/sync.js';
 import { nameSelected } from '../inventory/select.js';
 import { tagRef } from '../inventory/types.js';
-import { locateStorage, readLink } from '../storage/layout.js';
-import { findTags, tagLinkPath } from '../storage/walk.js';
+import { openStorage } from '../storage/open.js';
+import { findEntries } from '../storage/walk.js';
 import type { Destination } from '../destination/destination.js';
 import type { SourceSelection } from '../transfer/source.js';
-import { makeRepositoryFilter } from '../util/glob.js';
+import { includePrefixes, makeRepositoryFilter } from '../util/glob.js';
 
 /**
  * Rounds a final sync makes at most. One round is the normal case (the old registry is read-only); a second catches
@@ -46,14 +46,13 @@ export interface FinalSyncOptions {
  * be read is recorded by its reason, so a tag that appears, disappears or breaks during a round counts as moved.
  */
 export async function readTagLinks(selection: SourceSelection): Promise<Map<string, string>> {
-  const layout = await locateStorage(selection.root);
+  const storage = await openStorage(selection.root);
   const selected = makeRepositoryFilter(selection);
   const links = new Map<string, string>();
-  for (const location of await findTags(layout)) {
-    // Untagged manifests are named by their digest: they cannot move.
-    if (location.linkPath || !selected(location.repository)) continue;
+  // Tags only: untagged manifests are named by their digest, they cannot move.
+  for (const location of (await findEntries(storage, { revisions: false, selection: { wanted: selected, prefixes: includePrefixes(selection) } })).tags) {
     if (selection.tags && !nameSelected(location.tag, selection.tags)) continue;
-    const link = readLink(tagLinkPath(layout, location), layout);
+    const link = await storage.readTagLink(location.repository, location.tag);
     links.set(tagRef(location), link.ok ? link.digest : `(${link.reason})`);
   }
   return links;

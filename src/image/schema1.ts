@@ -1,5 +1,6 @@
 import { createHash, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { z } from 'zod';
 
@@ -110,11 +111,25 @@ export interface ConvertedImage {
   readonly digest: string;
 }
 
-/** sha256 of the uncompressed layer: its diff ID. Streams, so a 10 GiB layer costs 10 GiB of reading, no memory. */
-export async function diffIdOf(source: { file: string; start: number; size: number }): Promise<string> {
+/** A layer's bytes, read from the source storage (src/storage/storage.ts SourceBlobReader). */
+export interface LayerBytes {
+  readonly size: number;
+  open(): AsyncIterable<Uint8Array>;
+}
+
+/**
+ * sha256 of the uncompressed layer: its diff ID. Streams, so a 10 GiB layer costs 10 GiB of reading, no memory; a
+ * read that fails fails the conversion (a pipeline, so the error is not lost between the streams).
+ */
+export async function diffIdOf(layer: LayerBytes): Promise<string> {
   const hash = createHash('sha256');
-  const gunzip = createReadStream(source.file, { start: source.start, end: source.start + source.size - 1 }).pipe(createGunzip());
-  for await (const chunk of gunzip) hash.update(chunk as Buffer);
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      hash.update(chunk);
+      done();
+    },
+  });
+  await pipeline(Readable.from(layer.open()), createGunzip(), sink);
   return `sha256:${hash.digest('hex')}`;
 }
 
@@ -123,8 +138,8 @@ export async function diffIdOf(source: { file: string; start: number; size: numb
  * `throwaway` empty layers its history marks; diff IDs by decompressing each layer; a config from the top
  * `v1Compatibility` plus `history` and `rootfs`. Deterministic: the same source always gives the same digest.
  */
-export async function convertSchema1(payload: Buffer, layerFile: (digest: string) => { file: string; start: number; size: number }): Promise<ConvertedImage> {
-  return buildSchema2(payload, { size: (digest) => layerFile(digest).size, diffId: (digest) => diffIdOf(layerFile(digest)) });
+export async function convertSchema1(payload: Buffer, layer: (digest: string) => LayerBytes): Promise<ConvertedImage> {
+  return buildSchema2(payload, { size: (digest) => layer(digest).size, diffId: (digest) => diffIdOf(layer(digest)) });
 }
 
 /** What a conversion needs of each layer it keeps: its compressed size, and its diff ID (`index`: bottom-up, kept layers only). */

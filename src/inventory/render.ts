@@ -30,7 +30,7 @@ export function renderScanTable(inventory: SourceInventory, summary: InventorySu
   const faulty = inventory.tags.filter((t) => t.faults.length > 0);
   if (faulty.length > 0 || inventory.readFaults.length > 0) {
     out += '\nFaults:\n';
-    for (const fault of inventory.readFaults) out += `  ${describeReadFault(inventory.root, fault)}\n`;
+    for (const fault of inventory.readFaults) out += `  ${describeReadFault(fault)}\n`;
     for (const tag of faulty) for (const fault of tag.faults) out += `  ${tagRef(tag)}: ${fault.kind}: ${fault.message}\n`;
   }
   out += '\n' + renderSummaryLine(summary) + '\n';
@@ -50,12 +50,11 @@ export function renderSummaryLine(summary: InventorySummary): string {
   );
 }
 
-/** One line naming the directory and the error: `unreadable: …/repositories/team/_manifests/tags (EACCES): …`. */
-export function describeReadFault(root: string, fault: ReadFault): string {
+/** One line naming the place and the error: `unreadable: …/repositories/team/_manifests/tags (EACCES): …`. */
+export function describeReadFault(fault: ReadFault): string {
   if (fault.detail) return `unreadable: ${fault.detail}`;
-  const where = `${root}/repositories${fault.path ? `/${fault.path}` : ''}`;
   const what = fault.prefix ? (fault.repository ? `the tags of ${fault.prefix}` : `the repositories under ${fault.prefix}`) : 'every repository';
-  return `unreadable: ${where} (${fault.code}): ${what} could not be listed`;
+  return `unreadable: ${fault.location} (${fault.code}): ${what} could not be listed`;
 }
 
 function tagJson(tag: TagEntry) {
@@ -82,7 +81,7 @@ function tagJson(tag: TagEntry) {
 export function* scanJsonPieces(inventory: SourceInventory, summary: InventorySummary, selection?: { projects: SelectionSizes[]; total: SelectionSizes }): Generator<string> {
   yield scanJsonHead(inventory.root);
   yield* scanJsonTags(inventory.tags, true);
-  yield scanJsonTail(inventory.root, inventory.readFaults, summary, selection);
+  yield scanJsonTail(inventory.readFaults, summary, selection);
 }
 
 /** The scan's JSON in three parts, so a large scan can write its tags a batch at a time. */
@@ -94,8 +93,8 @@ export function* scanJsonTags(tags: readonly TagEntry[], first: boolean): Genera
   for (const [i, tag] of tags.entries()) yield (first && i === 0 ? '\n' : ',\n') + JSON.stringify(tagJson(tag));
 }
 
-export function scanJsonTail(root: string, faults: readonly ReadFault[], summary: InventorySummary, selection?: { projects: SelectionSizes[]; total: SelectionSizes }): string {
-  const readFaults = faults.map((f) => ({ kind: 'unreadable', path: f.path, prefix: f.prefix, code: f.code, message: describeReadFault(root, f) }));
+export function scanJsonTail(faults: readonly ReadFault[], summary: InventorySummary, selection?: { projects: SelectionSizes[]; total: SelectionSizes }): string {
+  const readFaults = faults.map((f) => ({ kind: 'unreadable', path: f.path, prefix: f.prefix, code: f.code, message: describeReadFault(f) }));
   return `\n],"readFaults":${JSON.stringify(readFaults)},"summary":${JSON.stringify(summary)}${selection ? `,"selection":${JSON.stringify(selection)}` : ''}}\n`;
 }
 
@@ -103,12 +102,12 @@ export const SCAN_CSV_HEADER = ['repository', 'tag', 'digest', 'media_type', 'pl
 
 export function* scanCsvPieces(inventory: SourceInventory): Generator<string> {
   yield csvLine(SCAN_CSV_HEADER);
-  yield* scanCsvFaults(inventory.root, inventory.readFaults);
+  yield* scanCsvFaults(inventory.readFaults);
   yield* scanCsvTags(inventory.tags);
 }
 
-export function* scanCsvFaults(root: string, faults: readonly ReadFault[]): Generator<string> {
-  for (const fault of faults) yield csvLine([fault.prefix, '', '', '', '', '', '', 'unreadable', describeReadFault(root, fault), '']);
+export function* scanCsvFaults(faults: readonly ReadFault[]): Generator<string> {
+  for (const fault of faults) yield csvLine([fault.prefix, '', '', '', '', '', '', 'unreadable', describeReadFault(fault), '']);
 }
 
 export function* scanCsvTags(tags: readonly TagEntry[]): Generator<string> {

@@ -1,7 +1,6 @@
 import { checkTag } from '../storage/digest.js';
-import { readLink } from '../storage/layout.js';
-import { modifiedAt } from '../storage/source.js';
-import { tagLinkPath, type TagLocation } from '../storage/walk.js';
+import type { LinkRead } from '../storage/storage.js';
+import type { TagLocation } from '../storage/walk.js';
 import type { BlobEntry, Fault, TagEntry } from './types.js';
 import type { BlobStore, ManifestRecord } from '../image/reader.js';
 
@@ -16,42 +15,34 @@ interface Walk {
   readonly platforms: string[];
 }
 
-/**
- * Resolves one tag: link → manifest → (children →) blobs, recording every fault instead of throwing, so one bad
- * tag never stops a scan. Blob existence is checked against `data` files, never `_layers` links (GC leaves those).
- */
 /** Says whether a tag whose link names `digest` may be taken on trust (not resolved). */
 export type TrustHook = (repository: string, tag: string, digest: string) => boolean;
 
-/** Resolves a tag; undefined when it is not a tag at all (a tag directory without `current/link`, docs/registry-behaviour.md, Storage layout). */
-export function resolveTag(store: BlobStore, location: TagLocation, trust?: TrustHook): TagEntry | undefined {
+/**
+ * Resolves one tag: link → manifest → (children →) blobs, recording every fault instead of throwing, so one bad
+ * tag never stops a scan. Blob existence is checked against `data` blobs, never `_layers` links (GC leaves those).
+ * Undefined when it is not a tag at all (a tag directory without `current/link`, docs/registry-behaviour.md,
+ * Storage layout).
+ */
+export async function resolveTag(store: BlobStore, location: TagLocation, trust?: TrustHook): Promise<TagEntry | undefined> {
   const { repository, tag } = location;
   const faults: Fault[] = [];
   const nameProblem = store.checkName(repository) ?? (location.untagged ? undefined : checkTag(tag));
   if (nameProblem) faults.push({ kind: 'invalid-name', message: nameProblem });
 
-  const linkPath = tagLinkPath(store.layout, location);
-  const link = readLink(linkPath, store.layout);
+  const link = location.untagged ? await store.storage.readRevisionLink(repository, tag) : await store.storage.readTagLink(repository, tag);
   if (!link.ok && link.reason === 'absent') return undefined;
-  const entry = resolveLinked(store, location, link, faults, trust);
-  const pushedAt = linkTime(linkPath, store.layout);
-  return pushedAt ? { ...entry, pushedAt } : entry;
+  const entry = await resolveLinked(store, location, link, faults, trust);
+  // When the tag was last pushed: distribution rewrites `current/link` on every push, so its time says (no registry
+  // API does). Unknown when the storage cannot tell (a tar entry without a time).
+  return link.pushedAt ? { ...entry, pushedAt: link.pushedAt.toISOString() } : entry;
 }
 
-/**
- * When the tag was last pushed: distribution rewrites `current/link` on every push, so its mtime says (no registry
- * API does); a tar keeps it in the entry's header. Unknown when the link cannot be looked at, or a tar entry has no
- * time (0).
- */
-function linkTime(file: string, layout: BlobStore['layout']): string | undefined {
-  return modifiedAt(layout, file)?.toISOString();
-}
-
-function resolveLinked(store: BlobStore, location: TagLocation, link: ReturnType<typeof readLink>, faults: Fault[], trust: TrustHook | undefined): TagEntry {
+async function resolveLinked(store: BlobStore, location: TagLocation, link: LinkRead, faults: Fault[], trust: TrustHook | undefined): Promise<TagEntry> {
   const { repository, tag } = location;
   if (!link.ok) {
     const kind = link.reason === 'unreadable' ? 'unreadable' : 'invalid-link';
-    faults.push({ kind, message: `tag link ${tagLinkPath(store.layout, location)} ${link.detail}` });
+    faults.push({ kind, message: `tag link ${link.location} ${link.detail}` });
     return emptyEntry(repository, tag, undefined, faults);
   }
 
@@ -59,14 +50,14 @@ function resolveLinked(store: BlobStore, location: TagLocation, link: ReturnType
     return { ...emptyEntry(repository, tag, link.digest, faults), trusted: true, ...(location.untagged ? { untagged: true } : {}) };
   }
 
-  const root = store.manifest(link.digest);
+  const root = await store.manifest(link.digest);
   if (!root.ok) {
     faults.push(manifestFault(link.digest, root.reason, root.detail, false));
     return emptyEntry(repository, tag, link.digest, faults);
   }
 
   const walk: Walk = { manifests: [], seen: new Set(), blobs: new Map(), faults, platforms: [] };
-  walkManifest(store, root.record, walk, 0);
+  await walkManifest(store, root.record, walk, 0);
   const blobs = [...walk.blobs.values()];
   return {
     ...(location.untagged ? { untagged: true } : {}),
@@ -101,7 +92,7 @@ function manifestFault(digest: string, reason: string, detail: string, child: bo
 }
 
 /** Post-order walk: children are recorded before their parent, the order they must be pushed in. */
-function walkManifest(store: BlobStore, record: ManifestRecord, walk: Walk, depth: number): void {
+async function walkManifest(store: BlobStore, record: ManifestRecord, walk: Walk, depth: number): Promise<void> {
   if (walk.seen.has(record.digest)) return;
   walk.seen.add(record.digest);
   const { parsed } = record;
@@ -112,18 +103,18 @@ function walkManifest(store: BlobStore, record: ManifestRecord, walk: Walk, dept
       return;
     }
     for (const child of parsed.children) {
-      const load = store.manifest(child.digest);
+      const load = await store.manifest(child.digest);
       if (!load.ok) {
         walk.faults.push(manifestFault(child.digest, load.reason, load.detail, true));
         continue;
       }
       if (depth === 0 && child.platform) walk.platforms.push(child.platform);
-      walkManifest(store, load.record, walk, depth + 1);
+      await walkManifest(store, load.record, walk, depth + 1);
     }
   } else {
     for (const ref of parsed.blobs) {
       if (walk.blobs.has(ref.digest)) continue;
-      const st = store.blob(ref.digest);
+      const st = await store.blob(ref.digest);
       if (st.ok) {
         if (ref.size !== undefined && ref.size !== st.size) {
           walk.faults.push({
@@ -139,8 +130,8 @@ function walkManifest(store: BlobStore, record: ManifestRecord, walk: Walk, dept
       } else {
         walk.faults.push(
           st.reason === 'absent'
-            ? { kind: 'missing-blob', digest: ref.digest, message: `${ref.role} blob ${ref.digest} is missing (${st.detail})` }
-            : { kind: 'unreadable', digest: ref.digest, message: `${ref.role} blob ${ref.digest}: ${st.detail}` },
+            ? { kind: 'missing-blob', digest: ref.digest, message: `${ref.role} blob ${ref.digest} is missing (${st.location} ${st.detail})` }
+            : { kind: 'unreadable', digest: ref.digest, message: `${ref.role} blob ${ref.digest}: ${st.location} ${st.detail}` },
         );
       }
     }

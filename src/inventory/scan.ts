@@ -1,11 +1,10 @@
 import pLimit from 'p-limit';
-import { BlobStore, hashFile, type ManifestRecord } from '../image/reader.js';
+import { errorMessage } from '../errors.js';
+import { BlobStore, hashBlob, type ManifestRecord } from '../image/reader.js';
 import { resolveTag, type TrustHook } from './resolve.js';
-import { splitDigest } from '../storage/digest.js';
-import { blobDataPath, type StorageLayout } from '../storage/layout.js';
-import { dataSource } from '../storage/source.js';
-import { findEntries, revisionLinkPath, type ReadFault, type TagLocation } from '../storage/walk.js';
-import { makeRepositoryFilter, type RepositoryFilter } from '../util/glob.js';
+import type { ReadFault, RepositorySelection, Storage } from '../storage/storage.js';
+import { findEntries, type TagLocation } from '../storage/walk.js';
+import { includePrefixes, makeRepositoryFilter, type RepositoryFilter } from '../util/glob.js';
 import { selectTags, type TagSelection } from './select.js';
 import { FAULT_KINDS, type FaultKind, type InventorySummary, type SourceInventory, type TagEntry } from './types.js';
 import { hashWorkers, RESOLVE_YIELD_TAGS } from '../tuning.js';
@@ -37,7 +36,7 @@ export type ScanProgress =
 
 /** What the walk found that the options select: tag locations by repository, revisions, unreadable directories. */
 export interface SourceWalk {
-  readonly layout: StorageLayout;
+  readonly storage: Storage;
   /** Selected repositories in name order, each with its tag locations (tag order). */
   readonly repositories: ReadonlyMap<string, readonly TagLocation[]>;
   /** Manifest revisions by repository (only when the walk listed them: untagged counting or migration). */
@@ -45,32 +44,36 @@ export interface SourceWalk {
   readonly readFaults: readonly ReadFault[];
   /** Selected tag locations in all. */
   readonly tagCount: number;
-  /** Tag locations in the storage before any selection: what an empty selection is measured against. */
+  /**
+   * Tag locations in the storage before any tag selection: what an empty selection is measured against. With a
+   * repository selection only its repositories are listed, so this counts theirs, unless they hold none: then the
+   * whole storage's tags are counted, for the warning that the selection kept nothing.
+   */
   readonly foundTags: number;
 }
 
 /** Storage → the selected repositories and their tag locations: names only, nothing resolved yet. */
-export async function walkSource(layout: StorageLayout, options: ScanOptions): Promise<SourceWalk> {
+export async function walkSource(storage: Storage, options: ScanOptions): Promise<SourceWalk> {
   const selected = makeRepositoryFilter(options);
-  const found = await findEntries(layout, { revisions: Boolean(options.includeUntagged || options.countUntagged) });
-  const wanted = (repository: string): boolean => selected(repository) && (options.select?.(repository) ?? true);
+  const select = options.select;
+  const selection: RepositorySelection = { wanted: select ? (repository) => selected(repository) && select(repository) : selected, prefixes: includePrefixes(options) };
+  const everything = options.include.length === 0 && options.exclude.length === 0 && !select;
+  const found = await findEntries(storage, { revisions: Boolean(options.includeUntagged || options.countUntagged), ...(everything ? {} : { selection }) });
   const repositories = new Map<string, TagLocation[]>();
-  let tagCount = 0;
   for (const location of found.tags) {
-    if (!wanted(location.repository)) continue;
     let list = repositories.get(location.repository);
     if (!list) repositories.set(location.repository, (list = []));
     list.push(location);
-    tagCount++;
   }
-  const revisions = new Map<string, string[]>();
-  for (const [repository, digests] of found.revisions) if (wanted(repository)) revisions.set(repository, digests);
   // A repository with revisions and no tag (every tag deleted) still has untagged manifests to count.
-  for (const repository of revisions.keys()) if (!repositories.has(repository)) repositories.set(repository, []);
+  for (const repository of found.revisions.keys()) if (!repositories.has(repository)) repositories.set(repository, []);
   const ordered = new Map([...repositories].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const tagCount = found.tags.length;
   options.onProgress?.({ phase: 'walk', tags: tagCount });
-  const readFaults = found.unreadable.filter((f) => !f.repository || wanted(f.prefix));
-  return { layout, repositories: ordered, revisions, readFaults, tagCount, foundTags: found.tags.length };
+  // A namespace that could not be listed may hold any repository: kept whatever the selection.
+  const readFaults = found.unreadable.filter((f) => !f.repository || selection.wanted(f.prefix));
+  const foundTags = everything || tagCount > 0 || readFaults.length > 0 ? tagCount : (await findEntries(storage, { revisions: false })).tags.length;
+  return { storage, repositories: ordered, revisions: found.revisions, readFaults, tagCount, foundTags };
 }
 
 /**
@@ -101,60 +104,96 @@ export interface ResolveProgress {
  * Resolves the tags of some of the walk's repositories: an inventory of just those (tags, their manifests,
  * untagged manifests, the selection). Read faults are the walk's, reported once by the caller, not per batch.
  */
-export async function resolveRepositories(walk: SourceWalk, repositories: readonly string[], options: ScanOptions, progress: ResolveProgress = { done: 0 }, store = new BlobStore(walk.layout)): Promise<SourceInventory> {
-  const tags: TagEntry[] = [];
-  const manifests = new Map<string, ManifestRecord>();
-  const keep = (entry: TagEntry | undefined): void => {
-    if (!entry) return;
-    tags.push(entry);
-    for (const digest of entry.manifests) {
-      if (manifests.has(digest)) continue;
-      const load = store.manifest(digest);
-      if (load.ok) manifests.set(digest, load.record);
-    }
+export async function resolveRepositories(walk: SourceWalk, repositories: readonly string[], options: ScanOptions, progress: ResolveProgress = { done: 0 }, store = new BlobStore(walk.storage)): Promise<SourceInventory> {
+  const inFlight = walk.storage.readsInFlight;
+  const resolve = (location: TagLocation) => resolveTag(store, location, options.trust);
+  // Every tag of the batch, many at a time where the storage is remote; each repository's untagged manifests after,
+  // once its tags say which revisions they reach. The order stays the walk's: repository, its tags, its untagged.
+  const tagged = await resolveInOrder(repositories.flatMap((r) => walk.repositories.get(r) ?? []), inFlight, resolve, () => {
+    if (++progress.done % RESOLVE_YIELD_TAGS !== 0) return undefined;
+    options.onProgress?.({ phase: 'resolve', done: progress.done, total: walk.tagCount });
+    return new Promise<void>((resolve) => setImmediate(resolve));
+  }, options.signal);
+  const byRepository = new Map<string, TagEntry[]>();
+  const file = (entry: TagEntry): void => {
+    let list = byRepository.get(entry.repository);
+    if (!list) byRepository.set(entry.repository, (list = []));
+    list.push(entry);
   };
+  tagged.forEach(file);
+  // Untagged manifests: every revision no tag reaches (a child of a tagged index is reached, so it is not one).
+  // Only when the walk listed revisions (scan, --include-untagged): push and sync skip this work.
   let untaggedCount = 0;
+  const untagged: TagLocation[] = [];
   for (const repository of repositories) {
-    if (options.signal?.aborted) break;
-    const first = tags.length;
-    for (const location of walk.repositories.get(repository) ?? []) {
-      keep(resolveTag(store, location, options.trust));
-      if (++progress.done % RESOLVE_YIELD_TAGS === 0) {
-        options.onProgress?.({ phase: 'resolve', done: progress.done, total: walk.tagCount });
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        if (options.signal?.aborted) break;
-      }
-    }
-    // Untagged manifests: every revision no tag reaches (a child of a tagged index is reached, so it is not one).
-    // Only when the walk listed revisions (scan, --include-untagged): push and sync skip this work.
     const revisions = walk.revisions.get(repository);
-    if (!revisions) continue;
+    if (!revisions || options.signal?.aborted) continue;
     const reached = new Set<string>();
-    for (let i = first; i < tags.length; i++) {
-      for (const digest of tags[i]!.manifests) reached.add(digest);
-      if (tags[i]!.digest) reached.add(tags[i]!.digest!);
+    for (const entry of byRepository.get(repository) ?? []) {
+      for (const digest of entry.manifests) reached.add(digest);
+      if (entry.digest) reached.add(entry.digest);
     }
     for (const digest of revisions) {
       if (reached.has(digest)) continue;
       untaggedCount++;
-      if (!options.includeUntagged) continue;
-      keep(resolveTag(store, { repository, tag: digest, linkPath: revisionLinkPath(walk.layout, repository, digest), untagged: true }, options.trust));
+      if (options.includeUntagged) untagged.push({ repository, tag: digest, untagged: true });
+    }
+  }
+  (await resolveInOrder(untagged, inFlight, resolve, () => undefined, options.signal)).forEach(file);
+
+  const tags: TagEntry[] = [];
+  const manifests = new Map<string, ManifestRecord>();
+  for (const repository of repositories) {
+    for (const entry of byRepository.get(repository) ?? []) {
+      tags.push(entry);
+      // Every manifest a tag lists was read whole and valid while resolving it.
+      for (const digest of entry.manifests) {
+        if (manifests.has(digest)) continue;
+        const record = store.record(digest);
+        if (record) manifests.set(digest, record);
+      }
     }
   }
   const chosen = selectTags(tags, manifests, options.tags);
-  return { root: walk.layout.v2, tags: chosen.kept, manifests, untaggedCount, readFaults: [], deselected: chosen.dropped };
+  return { root: walk.storage.root, tags: chosen.kept, manifests, untaggedCount, readFaults: [], deselected: chosen.dropped };
+}
+
+/**
+ * `resolve` over `locations` with at most `inFlight` under way, the results (tags, not tag directories without a
+ * link) in the order of `locations`; `after` runs after each one (a promise only when it has to wait: a promise
+ * per tag is a measurable share of a local scan). Stops starting new ones once `signal` fires.
+ */
+async function resolveInOrder(
+  locations: readonly TagLocation[],
+  inFlight: number,
+  resolve: (location: TagLocation) => Promise<TagEntry | undefined>,
+  after: () => Promise<void> | undefined,
+  signal: AbortSignal | undefined,
+): Promise<TagEntry[]> {
+  const out: TagEntry[] = [];
+  const pending: Array<Promise<TagEntry | undefined>> = [];
+  let next = 0;
+  while (next < locations.length || pending.length > 0) {
+    while (pending.length < inFlight && next < locations.length && !signal?.aborted) pending.push(resolve(locations[next++]!));
+    if (pending.length === 0) break;
+    const entry = await pending.shift()!;
+    if (entry) out.push(entry);
+    const wait = after();
+    if (wait) await wait;
+  }
+  return out;
 }
 
 /** Storage → Inventory, whole. Never throws for a bad tag: every problem becomes a fault on the tag it belongs to. */
-export async function scanStorage(layout: StorageLayout, options: ScanOptions): Promise<SourceInventory> {
-  const walk = await walkSource(layout, options);
+export async function scanStorage(storage: Storage, options: ScanOptions): Promise<SourceInventory> {
+  const walk = await walkSource(storage, options);
   const inventory = await resolveRepositories(walk, [...walk.repositories.keys()], options);
-  if (options.verify) await verifyBlobs(layout, inventory.tags, options);
+  if (options.verify) await verifyBlobs(storage, inventory.tags, options);
   return { ...inventory, readFaults: walk.readFaults, foundTags: walk.foundTags };
 }
 
 /** Hashes each unique blob once, a few at a time, and marks every tag that uses a corrupt one. */
-async function verifyBlobs(layout: StorageLayout, tags: readonly TagEntry[], options: ScanOptions): Promise<void> {
+async function verifyBlobs(storage: Storage, tags: readonly TagEntry[], options: ScanOptions): Promise<void> {
   const users = new Map<string, { size: number; tags: TagEntry[] }>();
   for (const tag of tags) {
     for (const blob of tag.blobs) {
@@ -175,11 +214,10 @@ async function verifyBlobs(layout: StorageLayout, tags: readonly TagEntry[], opt
       limit(async () => {
         let problem: string | undefined;
         try {
-          const source = dataSource(layout, blobDataPath(layout, digest), size);
-          const actual = await hashFile(source.file, splitDigest(digest)[0], source.start, source.size);
+          const actual = await hashBlob(storage.blobReader(digest, size));
           if (actual !== digest) problem = `blob ${digest} is corrupt: its data hashes to ${actual}`;
         } catch (err) {
-          problem = `blob ${digest} could not be read while hashing (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
+          problem = `blob ${digest} could not be read while hashing (${(err as { code?: string }).code ?? errorMessage(err)})`;
         }
         if (problem) {
           for (const tag of using) {

@@ -1,5 +1,5 @@
 import type { ManifestRecord } from '../image/reader.js';
-import type { ReadFault } from '../storage/walk.js';
+import type { ReadFault } from '../storage/storage.js';
 
 export type { ReadFault };
 
@@ -67,7 +67,7 @@ export interface TagEntry {
 }
 
 export interface SourceInventory {
-  /** The storage's `docker/registry/v2` directory. */
+  /** The storage as outputs name it (src/storage/storage.ts Storage.root). */
   readonly root: string;
   readonly tags: readonly TagEntry[];
   /** Every healthy manifest reached, by digest, with its exact bytes. */

@@ -21,12 +21,15 @@ export function inShard(destinationRepository: string, shard: Shard): boolean {
 }
 
 /** `k/n` → a shard, or the reason it is not one. */
+/** Shards a run may be split into (`--shard k/n`, `--shards n`). */
+export const MAX_SHARDS = 10_000;
+
 export function parseShard(text: string, by: Shard['by']): Shard | string {
   const match = /^(\d+)\/(\d+)$/.exec(text.trim());
   if (!match) return `--shard "${text}" is not k/n (like 0/4)`;
   const index = Number(match[1]);
   const count = Number(match[2]);
-  if (count < 1 || count > 10_000) return `--shard ${text}: n must be from 1 to 10000`;
+  if (count < 1 || count > MAX_SHARDS) return `--shard ${text}: n must be from 1 to ${MAX_SHARDS}`;
   if (index >= count) return `--shard ${text}: k counts from 0, so it must be below n (0 to ${count - 1})`;
   return { index, count, by };
 }

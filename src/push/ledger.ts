@@ -26,7 +26,7 @@ export class RunLedger {
   /** A directory the walk could not read: its tags are unknown, so the run cannot say it moved everything. */
   constructor(walk: SourceWalk) {
     for (const f of walk.readFaults) {
-      this.reports.push(imageReport({ source: f.prefix || '(every repository)', status: 'failed', reason: describeReadFault(walk.layout.v2, f) }));
+      this.reports.push(imageReport({ source: f.prefix || '(every repository)', status: 'failed', reason: describeReadFault(f) }));
     }
   }
 

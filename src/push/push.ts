@@ -1,5 +1,5 @@
 import { setMaxListeners } from 'node:events';
-import type { StorageLayout } from '../storage/layout.js';
+import type { Storage } from '../storage/storage.js';
 import type { Destination } from '../destination/destination.js';
 import type { ProjectSettings } from '../harbor/client.js';
 import type { FaultKind, ReadFault } from '../inventory/types.js';
@@ -79,15 +79,17 @@ export type PushEvent =
 
 /** What the run learnt of the source, kept for the whole run: counts and names, never manifests. */
 export interface SourceTotals {
-  /** The storage's `docker/registry/v2` directory. */
+  /** The storage's root as outputs name it (src/storage/storage.ts Storage.root). */
   readonly root: string;
+  /** The storage in a sentence (Storage.describe). */
+  readonly name: string;
   /** The storage itself, for a look at one link right before a deletion (src/sync/delete-extra.ts). */
-  readonly layout: StorageLayout;
+  readonly storage: Storage;
   /** Directories the walk could not read: the tags below them are unknown. */
   readonly readFaults: readonly ReadFault[];
   /** Tags resolved (selected ones). */
   readonly tags: number;
-  /** Tag locations in the storage before any selection. */
+  /** Tag locations in the storage before any tag selection (src/inventory/scan.ts SourceWalk.foundTags). */
   readonly foundTags: number;
   /** Faults the resolved tags carry, by kind. */
   readonly faults: Record<FaultKind, number>;
@@ -181,12 +183,12 @@ export async function pushStorage(destination: Destination, options: PushOptions
   const quotas = destination.harbor
     ? new QuotaBook((project) => projects.quota(project), { everyProject: options.dryRun, onRefused: (reason) => options.onNotice?.({ level: 'error', message: `error: ${reason}; its images are skipped` }) })
     : undefined;
-  const run: BatchRun = { destination, ledger, projects, quotas, converted, options, emit, batches: source.count, transport: openTransport(source.layout, destination, options, emit), planned: options.dryRun ? [] : undefined, elsewhere };
+  const run: BatchRun = { destination, ledger, projects, quotas, converted, options, emit, batches: source.count, transport: openTransport(source.storage, destination, options, emit), planned: options.dryRun ? [] : undefined, elsewhere };
 
   let batches = 0;
   const result = (interrupted: boolean): PushResult => ({
     via: options.via,
-    source: { root: source.walk.layout.v2, layout: source.walk.layout, readFaults: source.walk.readFaults, tags: ledger.resolvedTags, foundTags: source.walk.foundTags, faults: ledger.faults, seen: ledger.seen },
+    source: { root: source.storage.root, name: source.storage.describe(), storage: source.storage, readFaults: source.walk.readFaults, tags: ledger.resolvedTags, foundTags: source.walk.foundTags, faults: ledger.faults, seen: ledger.seen },
     ...(run.planned ? { plan: joinPlans(run.planned) } : {}),
     rejected: ledger.rejected,
     reports: ledger.sortedReports(),
@@ -237,10 +239,10 @@ interface BatchRun {
   readonly elsewhere: (() => Promise<ReadonlyMap<string, ShardedHome>>) | undefined;
 }
 
-function openTransport(layout: Parameters<typeof ociTransport>[0], destination: Destination, options: PushOptions, emit: (event: PushEvent) => void): Transport {
+function openTransport(storage: Storage, destination: Destination, options: PushOptions, emit: (event: PushEvent) => void): Transport {
   const { signal, abort } = options;
-  if (options.via === 'oci') return ociTransport(layout, destination, { onEvent: emit, signal, ...(options.shardWaitMs !== undefined ? { shardWaitMs: options.shardWaitMs } : {}) });
-  return skopeoTransport(layout, destination, { workDir: options.workDir, keepWorkDir: options.keepWorkDir ?? false, onEvent: emit, onNotice: options.onNotice ?? (() => undefined), signal, abort });
+  if (options.via === 'oci') return ociTransport(storage, destination, { onEvent: emit, signal, ...(options.shardWaitMs !== undefined ? { shardWaitMs: options.shardWaitMs } : {}) });
+  return skopeoTransport(storage, destination, { workDir: options.workDir, keepWorkDir: options.keepWorkDir ?? false, onEvent: emit, onNotice: options.onNotice ?? (() => undefined), signal, abort });
 }
 
 /** One prepared batch: reports of what cannot go, the plan, and the transfer, each image verified as it lands. */

@@ -146,7 +146,7 @@ export function renderInventoryHtml(inventory: SourceInventory, summary: Invento
   const faulty = tags.filter((t) => t.faults.length > 0);
   const byKind = new Map<string, string[]>();
   for (const t of faulty) for (const f of t.faults) pushTo(byKind, f.kind, `${tagRef(t)}: ${f.message}`);
-  for (const f of inventory.readFaults) pushTo(byKind, 'unreadable', describeReadFault(inventory.root, f));
+  for (const f of inventory.readFaults) pushTo(byKind, 'unreadable', describeReadFault(f));
   const largest = [...tags].filter((t) => t.digest).sort((a, b) => b.size - a.size).slice(0, 20);
 
   const body = [

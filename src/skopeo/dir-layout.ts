@@ -1,6 +1,7 @@
-import { constants as fsConstants, createReadStream, createWriteStream } from 'node:fs';
+import { constants as fsConstants, createWriteStream } from 'node:fs';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { BlobSource } from '../storage/source.js';
+import type { SourceBlobReader } from '../storage/storage.js';
 import { copyFile, link, mkdir, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { PlannedImage } from '../plan/plan.js';
@@ -9,11 +10,19 @@ import { splitDigest } from '../storage/digest.js';
 /** skopeo's `dir:` transport marker (docs/registry-behaviour.md, skopeo dir: layout). */
 export const DIR_VERSION = 'Directory Transport Version: 1.1\n';
 
+/**
+ * Where a layout file's bytes are in the storage: its own local file when the storage has one (hard-linked, or
+ * copied across filesystems), else a reader they are copied from (a range of a tar, a download).
+ */
+export interface LayoutSource {
+  readonly localPath: string | undefined;
+  readonly reader: SourceBlobReader;
+}
+
 export interface LayoutFile {
   /** File name inside the image directory. */
   readonly name: string;
-  /** Where its bytes are in the storage: a `data` file (linked, or copied) or a range of a tar (copied). */
-  readonly source: BlobSource;
+  readonly source: LayoutSource;
   /**
    * Bytes to write instead (a schema1 manifest, signed for skopeo to push), and how to tell an existing file
    * already holds an equivalent (signatures differ run to run, the payload does not).
@@ -25,7 +34,7 @@ export interface LayoutFile {
  * The files of one image's `dir:` layout: `manifest.json` = the tag's manifest; for a multi-arch image each child
  * manifest as `<hex>.manifest.json`; every config and layer blob (of all children) as `<hex>`.
  */
-export function layoutFiles(image: PlannedImage, source: (digest: string) => BlobSource, top?: LayoutFile['content']): LayoutFile[] {
+export function layoutFiles(image: PlannedImage, source: (digest: string) => LayoutSource, top?: LayoutFile['content']): LayoutFile[] {
   const files: LayoutFile[] = [{ name: 'manifest.json', source: source(image.digest), ...(top ? { content: top } : {}) }];
   for (const manifest of image.manifests.slice(0, -1)) files.push({ name: `${splitDigest(manifest.digest)[1]}.manifest.json`, source: source(manifest.digest) });
   for (const digest of image.blobs) files.push({ name: splitDigest(digest)[1], source: source(digest) });
@@ -62,20 +71,20 @@ export class Linker {
     this.#onFallback = onFallback;
   }
 
-  async place(from: BlobSource, target: string): Promise<void> {
-    if (!from.whole) {
-      // A range of a tar: always a copy; an existing file of the right size is taken as done.
+  async place(from: LayoutSource, target: string): Promise<void> {
+    const source = from.localPath;
+    if (source === undefined) {
+      // No local file (a range of a tar, an object): always a copy; an existing file of the right size is taken as done.
       const existing = await stat(target).catch(() => undefined);
-      if (existing && existing.size === from.size) {
+      if (existing && existing.size === from.reader.size) {
         this.stats.kept++;
         return;
       }
       if (existing) await unlink(target);
-      await pipeline(createReadStream(from.file, { start: from.start, end: from.start + from.size - 1 }), createWriteStream(target));
+      await pipeline(Readable.from(from.reader.open()), createWriteStream(target));
       this.stats.copied++;
       return;
     }
-    const source = from.file;
     const [src, existing] = await Promise.all([stat(source), stat(target).catch(() => undefined)]);
     if (existing) {
       // Same inode: our earlier link. Same size and not linkable: our earlier copy. Anything else is stale.

@@ -2,15 +2,15 @@ import path from 'node:path';
 import pLimit from 'p-limit';
 import { errorMessage, UsageError } from '../errors.js';
 import { scanStorage } from '../inventory/scan.js';
-import { planMigration, selectCandidates, type PlannedImage, type RejectedImage } from '../plan/plan.js';
+import { planMigration, selectCandidates, type Plan, type PlannedImage, type RejectedImage } from '../plan/plan.js';
 import { cachedMapper } from '../plan/map-names.js';
 import { shardSelector } from '../plan/shard.js';
 import type { SourceSelection } from '../transfer/source.js';
-import { blobDataPath, locateStorage, registryRoot, type StorageLayout } from '../storage/layout.js';
-import { dataSource } from '../storage/source.js';
+import { openStorage } from '../storage/open.js';
+import type { Storage } from '../storage/storage.js';
 import type { ManifestRecord } from '../image/reader.js';
 import { makeSigningKey, schema1Payload, signSchema1, type SigningKey } from '../image/schema1.js';
-import { imageDirectory, layoutFiles, Linker, writeImageDirectory, type LinkStats } from './dir-layout.js';
+import { imageDirectory, layoutFiles, Linker, writeImageDirectory, type LayoutSource, type LinkStats } from './dir-layout.js';
 import type { OnNotice } from '../util/notice.js';
 
 export interface ExportedImage {
@@ -20,16 +20,21 @@ export interface ExportedImage {
   readonly reason?: string;
 }
 
-/** Writes the `dir:` layouts of `images` under `out`, a few at a time; one image's failure stops no other. */
+/**
+ * Writes the `dir:` layouts of the plan's images under `out`, a few at a time; one image's failure stops no other.
+ * Files are hard links to the storage's own files where it has them, else copies read from it.
+ */
 export async function exportImages(
-  layout: StorageLayout,
-  images: readonly PlannedImage[],
+  storage: Storage,
+  plan: Pick<Plan, 'images' | 'blobs'>,
   out: string,
   linker: Linker,
   concurrency: number,
   manifests: ReadonlyMap<string, ManifestRecord>,
 ): Promise<ExportedImage[]> {
   const limit = pLimit(concurrency);
+  const sizes = new Map(plan.blobs.map((b) => [b.digest, b.size]));
+  const source = (digest: string): LayoutSource => ({ localPath: storage.localPath(digest), reader: storage.blobReader(digest, manifests.get(digest)?.bytes.length ?? sizes.get(digest) ?? 0) });
   let key: SigningKey | undefined;
   /** skopeo pushes a schema1 `manifest.json` as it finds it, and registries want it signed: sign it here. */
   const schema1Content = (image: PlannedImage) => {
@@ -38,11 +43,11 @@ export async function exportImages(
     return { bytes: signSchema1(record.bytes, (key ??= makeSigningKey())), same: (existing: Buffer) => schema1Payload(existing).equals(record.bytes) && existing.length > record.bytes.length };
   };
   return Promise.all(
-    images.map((image) =>
+    plan.images.map((image) =>
       limit(async (): Promise<ExportedImage> => {
         const directory = imageDirectory(out, image);
         try {
-          await writeImageDirectory(directory, layoutFiles(image, (d) => dataSource(layout, blobDataPath(layout, d), 0), schema1Content(image)), linker);
+          await writeImageDirectory(directory, layoutFiles(image, source, schema1Content(image)), linker);
           return { image, directory, ok: true };
         } catch (err) {
           return { image, directory, ok: false, reason: `export: ${errorMessage(err)}` };
@@ -53,15 +58,9 @@ export async function exportImages(
 }
 
 /** Refuses an output directory inside the storage: the source is never written to. */
-export function assertOutsideStorage(layout: StorageLayout, out: string, what: string): void {
-  if (layout.tar) return;
-  const resolved = path.resolve(out);
-  for (const root of [registryRoot(layout), layout.given, layout.v2]) {
-    const rel = path.relative(root, resolved);
-    if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) {
-      throw new UsageError(`${what} ${out} is inside the registry storage ${root}`, 'the storage is never written to: choose a directory outside it');
-    }
-  }
+export function assertOutsideStorage(storage: Storage, out: string, what: string): void {
+  const root = storage.enclosing(out);
+  if (root !== undefined) throw new UsageError(`${what} ${out} is inside the registry storage ${root}`, 'the storage is never written to: choose a directory outside it');
 }
 
 export interface ExportOptions extends SourceSelection {
@@ -74,15 +73,15 @@ export interface ExportResult {
   readonly exported: readonly ExportedImage[];
   readonly rejected: readonly RejectedImage[];
   readonly links: LinkStats;
-  /** The source: its `docker/registry/v2`, tag locations before any selection, and the tags selected. */
-  readonly source: { readonly root: string; readonly foundTags: number; readonly tags: number };
+  /** The source: the storage as a sentence names it (src/storage/storage.ts describe), tag locations before any selection, and the tags selected. */
+  readonly source: { readonly name: string; readonly foundTags: number; readonly tags: number };
 }
 
 /** `export`: every healthy tag as a skopeo `dir:` layout at `<out>/<destination repository>:<tag>`. */
 export async function exportStorage(options: ExportOptions): Promise<ExportResult> {
-  const layout = await locateStorage(options.root);
-  assertOutsideStorage(layout, options.out, '--out');
-  const inventory = await scanStorage(layout, {
+  const storage = await openStorage(options.root);
+  assertOutsideStorage(storage, options.out, '--out');
+  const inventory = await scanStorage(storage, {
     include: options.include,
     exclude: options.exclude,
     verify: false,
@@ -95,6 +94,7 @@ export async function exportStorage(options: ExportOptions): Promise<ExportResul
   const candidates = selectCandidates(inventory, { rules: options.maps, defaultProject: options.defaultProject, harbor: false });
   const plan = planMigration(candidates, inventory.manifests, { projectExists: () => true, tags: new Map() });
   const linker = new Linker((message) => options.onNotice?.({ level: 'info', message }));
-  const exported = await exportImages(layout, plan.images, path.resolve(options.out), linker, options.concurrency, inventory.manifests);
-  return { exported, rejected: plan.rejected, links: linker.stats, source: { root: layout.v2, foundTags: inventory.foundTags ?? 0, tags: inventory.tags.length } };
+  if (storage.copyReason && plan.images.length > 0) options.onNotice?.({ level: 'info', message: storage.copyReason });
+  const exported = await exportImages(storage, plan, path.resolve(options.out), linker, options.concurrency, inventory.manifests);
+  return { exported, rejected: plan.rejected, links: linker.stats, source: { name: storage.describe(), foundTags: inventory.foundTags ?? 0, tags: inventory.tags.length } };
 }

@@ -1,6 +1,6 @@
 import { childEnv } from '../util/child-env.js';
 import { onCleanup } from '../util/cleanup.js';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,7 +8,7 @@ import { ToolError } from '../errors.js';
 import type { OnNotice } from '../util/notice.js';
 import type { ManifestRecord } from '../image/reader.js';
 import { destinationRef, type Plan } from '../plan/plan.js';
-import { registryRoot, type StorageLayout } from '../storage/layout.js';
+import type { Storage } from '../storage/storage.js';
 import type { Destination } from '../destination/destination.js';
 import { Linker } from './dir-layout.js';
 import { startThrottleProxy } from './throttle-proxy.js';
@@ -47,20 +47,22 @@ export function skopeoFailure(stderr: string): string {
 }
 
 /**
- * The default work directory: on the storage's own filesystem (beside the registry root), so the layouts are hard
- * links and cost no space; the system temp dir when that is not writable (a read-only mount): then files are copied.
+ * The default work directory: on the storage's own filesystem (beside the registry root, Storage.linkableDirectory),
+ * so the layouts are hard links and cost no space; the system temp dir when there is no such place or it is not
+ * writable (a read-only mount, a storage without local files): then files are copied.
  */
-export function makeWorkDir(layout: StorageLayout, given: string | undefined): string {
+export function makeWorkDir(storage: Storage, given: string | undefined): string {
   if (given) {
     mkdirSync(given, { recursive: true });
     return mkdtempSync(path.join(given, 'regmigrate-'));
   }
-  // Beside the registry root (not beside `…/docker/registry/v2` when that was given: that is inside it).
-  const beside = path.dirname(registryRoot(layout));
-  try {
-    if (statSync(beside).dev === statSync(layout.blobs).dev) return mkdtempSync(path.join(beside, '.regmigrate-work-'));
-  } catch {
-    // not writable: fall through
+  const beside = storage.linkableDirectory();
+  if (beside !== undefined) {
+    try {
+      return mkdtempSync(path.join(beside, '.regmigrate-work-'));
+    } catch {
+      // not writable: fall through
+    }
   }
   return mkdtempSync(path.join(tmpdir(), 'regmigrate-work-'));
 }
@@ -79,19 +81,20 @@ export interface SkopeoTransportOptions {
  * `--via skopeo` a batch at a time: the work directory is made at the first batch (refused inside the storage) and
  * removed at `close` (or on exit), unless kept; the copies share the destination's upload budget.
  */
-export function skopeoTransport(layout: StorageLayout, destination: Destination, options: SkopeoTransportOptions): Transport {
+export function skopeoTransport(storage: Storage, destination: Destination, options: SkopeoTransportOptions): Transport {
   let workDir: string | undefined;
   let forgetWorkDir = (): void => undefined;
   return {
     transfer: async ({ plan, manifests, afterImage }) => {
       if (!workDir) {
-        workDir = makeWorkDir(layout, options.workDir);
-        assertOutsideStorage(layout, workDir, '--work-dir');
+        workDir = makeWorkDir(storage, options.workDir);
+        assertOutsideStorage(storage, workDir, '--work-dir');
+        if (storage.copyReason) options.onNotice({ level: 'info', message: storage.copyReason });
         const dir = workDir;
         forgetWorkDir = options.keepWorkDir ? () => undefined : onCleanup(() => rmSync(dir, { recursive: true, force: true }));
       }
       const outcomes = await pushWithSkopeo(plan, {
-        layout,
+        storage,
         destination,
         workDir,
         manifests,
@@ -113,7 +116,7 @@ export function skopeoTransport(layout: StorageLayout, destination: Destination,
 }
 
 export interface SkopeoOptions {
-  readonly layout: StorageLayout;
+  readonly storage: Storage;
   readonly destination: Destination;
   readonly workDir: string;
   readonly manifests: ReadonlyMap<string, ManifestRecord>;
@@ -125,14 +128,14 @@ export interface SkopeoOptions {
 }
 
 /**
- * The skopeo transport: hard-linked `dir:` layouts in the work dir, then one `skopeo copy --all
+ * The skopeo transport: `dir:` layouts in the work dir (hard links where the storage has local files), then one `skopeo copy --all
  * --preserve-digests` per image. Credentials reach skopeo only through an authfile (mode 0600), never argv.
  */
 export async function pushWithSkopeo(plan: Plan, options: SkopeoOptions): Promise<ImageOutcome[]> {
   const { destination, workDir } = options;
   const layouts = path.join(workDir, 'images');
   const linker = new Linker((message) => options.onNotice({ level: 'info', message }));
-  const exported = await exportImages(options.layout, plan.images, layouts, linker, TRANSFER_CONCURRENCY, options.manifests);
+  const exported = await exportImages(options.storage, plan, layouts, linker, TRANSFER_CONCURRENCY, options.manifests);
 
   const args = ['copy', '--quiet', '--all', '--preserve-digests', '--retry-times', '3'];
   // --limit-rate: skopeo has no cap, so it pushes through a metering loopback proxy to the destination.

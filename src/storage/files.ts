@@ -12,7 +12,10 @@ export function errnoCode(err: unknown): string {
 const SMALL_READ = 4096;
 const scratch = Buffer.alloc(SMALL_READ + 1);
 
-export function readSmallFileSync(file: string, limit: number): { ok: true; bytes: Buffer } | { ok: false; code: string; size?: number } {
+export type SmallRead = { ok: true; bytes: Buffer; mtime?: Date } | { ok: false; code: string; size?: number; mtime?: Date };
+
+/** `withTime`: also the file's modification time, from the open file (a link's push time, src/storage/directory.ts). */
+export function readSmallFileSync(file: string, limit: number, withTime = false): SmallRead {
   let fd: number;
   try {
     fd = openSync(file, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
@@ -25,8 +28,12 @@ export function readSmallFileSync(file: string, limit: number): { ok: true; byte
       // of them on a large registry). A directory fails the read with EISDIR. The result is copied out of a
       // scratch buffer: a slice of Node's shared pool would keep 8 KiB alive per retained read.
       const n = readSync(fd, scratch, 0, limit + 1, 0);
-      if (n > limit) return { ok: false, code: 'ETOOBIG', size: fstatSync(fd).size };
-      return { ok: true, bytes: Buffer.from(scratch.subarray(0, n)) };
+      if (n > limit) {
+        const st = fstatSync(fd);
+        return withTime ? { ok: false, code: 'ETOOBIG', size: st.size, mtime: st.mtime } : { ok: false, code: 'ETOOBIG', size: st.size };
+      }
+      const bytes = Buffer.from(scratch.subarray(0, n));
+      return withTime ? { ok: true, bytes, mtime: fstatSync(fd).mtime } : { ok: true, bytes };
     }
     const st = fstatSync(fd);
     if (!st.isFile()) return { ok: false, code: 'ENOTFILE' };

@@ -13,14 +13,17 @@ export interface CompareResult {
   /** What a push would upload now: blobs its upload repository does not hold. */
   readonly blobsToUpload: number;
   readonly bytesToUpload: number;
-  /** The source: its `docker/registry/v2`, tag locations before any selection, and the tags selected. */
-  readonly source: { readonly root: string; readonly foundTags: number; readonly tags: number; readonly readFaults: readonly ReadFault[] };
+  /**
+   * The source: its root (src/storage/storage.ts Storage.root), its name in a sentence, tag locations before any
+   * selection, and the tags selected.
+   */
+  readonly source: { readonly root: string; readonly name: string; readonly foundTags: number; readonly tags: number; readonly readFaults: readonly ReadFault[] };
 }
 
 /** `diff`: read-only on both sides. */
 export async function compareStorage(destination: Destination, selection: SourceSelection, concurrency: number, converted?: ReadonlyMap<string, string>): Promise<CompareResult> {
   const mapping = nameMapping(selection, destination);
-  const { inventory, candidates } = await readSource(selection, mapping, concurrency);
+  const { storage, inventory, candidates } = await readSource(selection, mapping, concurrency);
   const projects = new Set(candidates.accepted.map((c) => c.project));
   const tags = await readDestinationTags(destination, projects, concurrency);
   const rows = diffTags(candidates, tags, converted);
@@ -31,7 +34,7 @@ export async function compareStorage(destination: Destination, selection: Source
       if (rows[i]!.status === 'extra') rows[i] = { ...rows[i]!, reason: 'the source was not read whole: this tag may come from what could not be read' };
     }
     for (const fault of inventory.readFaults) {
-      rows.unshift({ status: 'faulty', source: fault.prefix || undefined, destination: undefined, sourceDigest: undefined, destinationDigest: undefined, reason: describeReadFault(inventory.root, fault) });
+      rows.unshift({ status: 'faulty', source: fault.prefix || undefined, destination: undefined, sourceDigest: undefined, destinationDigest: undefined, reason: describeReadFault(fault) });
     }
   }
   const plan = planMigration(candidates, inventory.manifests, {
@@ -49,5 +52,5 @@ export async function compareStorage(destination: Destination, selection: Source
     blobsToUpload++;
     bytesToUpload += blob.size;
   });
-  return { rows, counts: countDiff(rows), blobsToUpload, bytesToUpload, source: { root: inventory.root, foundTags: inventory.foundTags ?? 0, tags: inventory.tags.length, readFaults: inventory.readFaults } };
+  return { rows, counts: countDiff(rows), blobsToUpload, bytesToUpload, source: { root: inventory.root, name: storage.describe(), foundTags: inventory.foundTags ?? 0, tags: inventory.tags.length, readFaults: inventory.readFaults } };
 }

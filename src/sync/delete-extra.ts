@@ -3,22 +3,24 @@ import { errorMessage } from '../errors.js';
 import { canDelete } from '../harbor/access.js';
 import { splitRef } from '../inventory/types.js';
 import type { Destination } from '../destination/destination.js';
-import type { StorageLayout } from '../storage/layout.js';
-import { readSmall } from '../storage/source.js';
-import { revisionLinkPath, tagLinkPath } from '../storage/walk.js';
+import type { Storage } from '../storage/storage.js';
 import { DELETE_EXTRA_TAG_READS } from '../tuning.js';
 
+/** What the source says of a tag's link right before a deletion: gone, there, or nothing certain (and why). */
+export type SourceLinkState = { readonly state: 'absent' } | { readonly state: 'present' } | { readonly state: 'unknown'; readonly reason: string };
+
 /**
- * The source link of `repo:tag` (or `repo@digest`, untagged), asked of the storage itself whatever its kind (a
- * directory, a tar): `absent` only when the storage answers that it does not exist (ENOENT); any other answer
- * (EACCES, ENOTDIR, EIO, ESTALE, a tar cut short) is not proof that the tag is gone.
+ * The source link of `repo:tag` (or `repo@digest`, untagged), asked of the storage itself whatever its kind:
+ * `absent` only when the storage answers that it does not exist (src/storage/storage.ts ReadProblem); a link that
+ * cannot be read (EACCES, EIO, ESTALE, a tar cut short, a 403 or 5xx) or is not what a link should be is not proof
+ * that the tag is gone.
  */
-export function sourceLinkState(layout: StorageLayout, source: string): 'absent' | 'present' | string {
+export async function sourceLinkState(storage: Storage, source: string): Promise<SourceLinkState> {
   const { repository, tag } = splitRef(source);
-  const link = tag.startsWith('sha256:') ? revisionLinkPath(layout, repository, tag) : tagLinkPath(layout, { repository, tag });
-  const read = readSmall(layout, link, 1024);
-  if (read.ok || read.code === 'ETOOBIG') return 'present';
-  return read.code === 'ENOENT' ? 'absent' : read.code;
+  const link = tag.startsWith('sha256:') ? await storage.readRevisionLink(repository, tag) : await storage.readTagLink(repository, tag);
+  if (link.ok) return { state: 'present' };
+  if (link.reason === 'absent') return { state: 'absent' };
+  return { state: 'unknown', reason: `${link.location} ${link.detail}` };
 }
 
 export interface Deletion {
@@ -57,7 +59,7 @@ export interface GoneTag {
  * (distribution registry/handlers/manifests.go DeleteManifest: manifests.Delete, then tagService.Lookup and Untag),
  * so a tag whose manifest is shared by a tag that stays cannot be deleted; the ones that are all gone go together.
  */
-export async function planDeletions(destination: Destination, gone: readonly GoneTag[], layout: StorageLayout): Promise<Deletion[]> {
+export async function planDeletions(destination: Destination, gone: readonly GoneTag[], storage: Storage): Promise<Deletion[]> {
   const harbor = destination.harbor;
   const repositoryTags = new Map<string, Promise<Map<string, string | undefined>>>();
   // A plain registry: every tag of the repository and its digest, read once for all its gone tags.
@@ -71,9 +73,9 @@ export async function planDeletions(destination: Destination, gone: readonly Gon
     const { repository, tag: name } = splitRef(tag.ref);
     const base = { destination: tag.ref, digest: tag.digest, source: tag.source };
     // Right before deleting, look once more at the source link itself: absent, not merely unreadable or back.
-    const link = sourceLinkState(layout, tag.source);
-    if (link !== 'absent') {
-      checked.push({ tag, deletion: { ...base, status: 'kept', reason: link === 'present' ? 'the source tag is back' : `the source link cannot be read (${link})` } });
+    const link = await sourceLinkState(storage, tag.source);
+    if (link.state !== 'absent') {
+      checked.push({ tag, deletion: { ...base, status: 'kept', reason: link.state === 'present' ? 'the source tag is back' : `the source link is not known to be gone: ${link.reason}` } });
       continue;
     }
     try {

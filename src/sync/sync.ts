@@ -121,7 +121,7 @@ export async function syncStorage(destination: Destination, options: SyncOptions
     if (options.deleteExtra !== 'no') gone.push([ref, entry]);
   }
   // The plan first, for every gone tag: a dry run promises only what --yes will do.
-  const planned = await planDeletions(destination, gone.map(([ref, entry]) => ({ ref, digest: entry.destinationDigest ?? entry.digest, source: entry.source })), push.source.layout);
+  const planned = await planDeletions(destination, gone.map(([ref, entry]) => ({ ref, digest: entry.destinationDigest ?? entry.digest, source: entry.source })), push.source.storage);
   const apply = options.deleteExtra === 'apply';
   const doomed = planned.filter((d) => d.status === 'would-delete').length;
   const limit = deletionLimit(options.maxDelete, migrated);
@@ -154,6 +154,6 @@ function sourceReadFaults(push: PushResult): string | undefined {
   const { readFaults, faults } = push.source;
   if (readFaults.length === 0 && faults.unreadable === 0) return undefined;
   const parts = [readFaults.length ? count(readFaults.length, 'unreadable directory', 'unreadable directories') : '', faults.unreadable ? count(faults.unreadable, 'unreadable tag') : ''].filter(Boolean);
-  const first = readFaults[0] ? `: ${describeReadFault(push.source.root, readFaults[0])}` : '';
+  const first = readFaults[0] ? `: ${describeReadFault(readFaults[0])}` : '';
   return `no tag is taken for gone: the source was not read whole (${parts.join(', ')})${first}`;
 }

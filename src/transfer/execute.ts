@@ -6,7 +6,7 @@ import { formatBytes } from '../util/format.js';
 import { errorMessage } from '../errors.js';
 import type { PolicyRefusal } from '../harbor/refusals.js';
 import type { DestinationBudget, RequestBudget } from '../destination/budget.js';
-import { blobReader, type BlobSource } from '../storage/source.js';
+import type { SourceBlobReader } from '../storage/storage.js';
 import { Interrupted } from '../util/stop.js';
 import { ManifestWriter } from './manifests.js';
 import { SubjectOrder } from './subjects.js';
@@ -49,8 +49,8 @@ export type TransferEvent =
 export interface ExecuteOptions {
   readonly client: RegistryClient;
   readonly manifests: ReadonlyMap<string, ManifestRecord>;
-  /** Where a blob's bytes are in the source storage (a `data` file, or a range of a tar). */
-  readonly blobSource: (digest: string, size: number) => BlobSource;
+  /** A blob's bytes in the source storage (src/storage/storage.ts blobReader). */
+  readonly blobReader: (digest: string, size: number) => SourceBlobReader;
   /** The destination's budget: uploads, and HEADs, mounts and manifest PUTs, in flight at once for the whole run. */
   readonly budget: DestinationBudget;
   readonly onEvent?: (event: TransferEvent) => void;
@@ -222,14 +222,13 @@ class BlobStage {
     const { client, emit } = this;
     this.#checkInterrupted();
     emit({ type: 'blob-start', digest: blob.digest, repository, size: blob.size });
-    const source = this.#options.blobSource(blob.digest, blob.size);
     let counted = 0;
     const onBytes = (n: number): void => {
       counted += n;
       emit({ type: 'bytes', bytes: n });
     };
     try {
-      await client.uploadBlob({ repository, blob: blobReader(source, blob.digest), session, onBytes });
+      await client.uploadBlob({ repository, blob: this.#options.blobReader(blob.digest, blob.size), session, onBytes });
     } catch (err) {
       // Bytes that went out for a blob that did not land are not uploaded: progress says what the summary says.
       if (counted > 0) emit({ type: 'bytes', bytes: -counted });

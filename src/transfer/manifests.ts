@@ -5,7 +5,7 @@ import type { RegistryClient } from '../registry/client.js';
 import { RegistryError } from '../registry/errors.js';
 import type { RequestBudget } from '../destination/budget.js';
 import { errorMessage } from '../errors.js';
-import type { BlobSource } from '../storage/source.js';
+import type { SourceBlobReader } from '../storage/storage.js';
 import { Interrupted } from '../util/stop.js';
 import { interruptedOutcome, type ImageOutcome, type TransferStats } from './execute.js';
 import type { PolicyRefusal } from '../harbor/refusals.js';
@@ -16,7 +16,7 @@ export interface ManifestWriterOptions {
   readonly manifests: ReadonlyMap<string, ManifestRecord>;
   /** The plan's blobs: a conversion reads the layers of a schema1 image from the source. */
   readonly blobs: readonly PlannedBlob[];
-  readonly blobSource: (digest: string, size: number) => BlobSource;
+  readonly blobReader: (digest: string, size: number) => SourceBlobReader;
   /** See ExecuteOptions.refusal. */
   readonly refusal?: ((err: unknown) => PolicyRefusal | undefined) | undefined;
   /** See ExecuteOptions.tagThroughApi. */
@@ -143,7 +143,7 @@ export class ManifestWriter {
   async #putConverted(image: PlannedImage): Promise<string> {
     const { client, requests, stats } = this.#options;
     const record = this.#options.manifests.get(image.digest)!;
-    const converted = await convertSchema1(record.bytes, (digest) => this.#options.blobSource(digest, this.#sizes.get(digest) ?? 0));
+    const converted = await convertSchema1(record.bytes, (digest) => this.#options.blobReader(digest, this.#sizes.get(digest) ?? 0));
     await requests.runFirst(() => client.uploadBuffer(image.repository, converted.configDigest, converted.config));
     const served = await requests.runFirst(() => client.putManifest(image.repository, image.tag, converted.manifest, 'application/vnd.docker.distribution.manifest.v2+json'));
     stats.manifestsPut++;

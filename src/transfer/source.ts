@@ -6,7 +6,8 @@ import { BlobStore } from '../image/reader.js';
 import { cachedMapper, type MapRule, type NameMapping } from '../plan/map-names.js';
 import { selectCandidates, type Candidates, type ShardedHome } from '../plan/plan.js';
 import { shardSelector, type Shard } from '../plan/shard.js';
-import { locateStorage, type StorageLayout } from '../storage/layout.js';
+import { openStorage } from '../storage/open.js';
+import type { Storage } from '../storage/storage.js';
 import type { Destination } from '../destination/destination.js';
 
 /**
@@ -43,10 +44,10 @@ export async function readSource(
   concurrency: number,
   trusted?: TrustedDigests,
   signal?: AbortSignal,
-): Promise<{ layout: StorageLayout; inventory: SourceInventory; candidates: Candidates }> {
-  const layout = await locateStorage(selection.root);
-  const inventory = await scanStorage(layout, scanOptions(selection, mapping, concurrency, trusted, signal));
-  return { layout, inventory, candidates: selectCandidates(inventory, mapping) };
+): Promise<{ storage: Storage; inventory: SourceInventory; candidates: Candidates }> {
+  const storage = await openStorage(selection.root);
+  const inventory = await scanStorage(storage, scanOptions(selection, mapping, concurrency, trusted, signal));
+  return { storage, inventory, candidates: selectCandidates(inventory, mapping) };
 }
 
 /** One batch of the source: the inventory of some whole repositories, and its candidates. */
@@ -56,7 +57,7 @@ export interface SourceBatch {
 }
 
 export interface SourceBatches {
-  readonly layout: StorageLayout;
+  readonly storage: Storage;
   readonly walk: SourceWalk;
   /** How many batches `next` hands out in all. */
   readonly count: number;
@@ -73,24 +74,24 @@ export async function readSourceBatches(
   mapping: NameMapping,
   options: { concurrency: number; batchTags: number; trusted?: TrustedDigests; signal?: AbortSignal },
 ): Promise<SourceBatches> {
-  const layout = await locateStorage(selection.root);
+  const storage = await openStorage(selection.root);
   const scan = scanOptions(selection, mapping, options.concurrency, options.trusted, options.signal);
-  const walk = await walkSource(layout, scan);
+  const walk = await walkSource(storage, scan);
   const batches = [...repositoryBatches(walk, options.batchTags)];
   const claimed = new Map<string, string>();
   const progress = { done: 0 };
   let index = 0;
   return {
-    layout,
+    storage,
     walk,
     count: batches.length,
     next: async () => {
       const repositories = batches[index];
       if (!repositories || options.signal?.aborted) return undefined;
       batches[index++] = [];
-      // A store (its caches of manifests and blob sizes) per batch: a shared base is stat'ed once a batch, and
+      // A store (its caches of manifests and blob sizes) per batch: a shared base is looked at once a batch, and
       // nothing of one batch stays behind for the next.
-      const inventory = await resolveRepositories(walk, repositories, scan, progress, new BlobStore(layout));
+      const inventory = await resolveRepositories(walk, repositories, scan, progress, new BlobStore(storage));
       return { inventory, candidates: selectCandidates(inventory, mapping, claimed) };
     },
   };
@@ -107,15 +108,15 @@ export async function readOtherShards(
   mapping: NameMapping,
   options: { concurrency: number; batchTags: number; trusted?: TrustedDigests; signal?: AbortSignal },
 ): Promise<ReadonlyMap<string, ShardedHome>> {
-  const layout = await locateStorage(selection.root);
+  const storage = await openStorage(selection.root);
   const { shard, ...whole } = selection;
   const map = cachedMapper(mapping);
   const scan = scanOptions(whole, mapping, options.concurrency, options.trusted, options.signal);
   const others = shardSelector(map, shard);
-  const walk = await walkSource(layout, { ...scan, select: (repository) => !others(repository) });
+  const walk = await walkSource(storage, { ...scan, select: (repository) => !others(repository) });
   const homes = new Map<string, ShardedHome>();
   for (const repositories of repositoryBatches(walk, options.batchTags)) {
-    const inventory = await resolveRepositories(walk, repositories, scan, { done: 0 }, new BlobStore(layout));
+    const inventory = await resolveRepositories(walk, repositories, scan, { done: 0 }, new BlobStore(storage));
     // The first repository in source name order to need a blob is its home, as the planner orders them (plan.ts).
     for (const entry of inventory.tags) {
       if (entry.faults.length > 0 || !entry.digest) continue;

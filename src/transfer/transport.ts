@@ -1,8 +1,7 @@
 import type { Destination } from '../destination/destination.js';
 import type { ManifestRecord } from '../image/reader.js';
 import type { Plan } from '../plan/plan.js';
-import { blobDataPath, type StorageLayout } from '../storage/layout.js';
-import { dataSource } from '../storage/source.js';
+import type { Storage } from '../storage/storage.js';
 import { harborRefusal } from '../harbor/refusals.js';
 import { executePlan, type ImageOutcome, type TransferEvent, type TransferStats } from './execute.js';
 
@@ -29,7 +28,7 @@ export interface OciTransportOptions {
 }
 
 /** `--via oci`: executePlan over the destination's client and budget, the blobs read from the storage. */
-export function ociTransport(layout: StorageLayout, destination: Destination, options: OciTransportOptions): Transport {
+export function ociTransport(storage: Storage, destination: Destination, options: OciTransportOptions): Transport {
   const harbor = destination.harbor;
   return {
     transfer: async ({ plan, manifests, afterImage }) => {
@@ -38,7 +37,7 @@ export function ociTransport(layout: StorageLayout, destination: Destination, op
         client: destination.client,
         budget: destination.budget,
         manifests,
-        blobSource: (digest, size) => dataSource(layout, blobDataPath(layout, digest), size),
+        blobReader: (digest, size) => storage.blobReader(digest, size),
         onEvent: options.onEvent,
         ...(options.signal ? { signal: options.signal } : {}),
         ...(options.shardWaitMs !== undefined ? { shardWaitMs: options.shardWaitMs } : {}),

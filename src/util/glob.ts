@@ -31,3 +31,20 @@ export function makeRepositoryFilter(filter: RepositoryFilter): (name: string) =
   const exclude = filter.exclude.map(globToRegExp);
   return (name) => (include.length === 0 || include.some((re) => re.test(name))) && !exclude.some((re) => re.test(name));
 }
+
+/**
+ * The literal start of each include glob (`team` for `team/**`, which matches `team` itself too; `library/nginx` for
+ * itself): every name the filter passes starts with one of them, so a storage may list only there. Undefined when
+ * some include could match anything, or there are none.
+ */
+export function includePrefixes(filter: RepositoryFilter): string[] | undefined {
+  if (filter.include.length === 0) return undefined;
+  const prefixes: string[] = [];
+  for (const glob of filter.include) {
+    const special = glob.search(/[*?[\]{}()!+@\\]/);
+    const prefix = (special === -1 ? glob : glob.slice(0, special)).replace(/\/+$/, '');
+    if (!prefix) return undefined;
+    prefixes.push(prefix);
+  }
+  return prefixes;
+}

@@ -14,7 +14,7 @@ import { describe, expect, it } from 'vitest';
 import { HarborClient } from '../../src/harbor/client.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { parseEndpoint } from '../../src/registry/endpoint.js';
-import { blobReader } from '../../src/storage/source.js';
+import { fileRangeReader } from '../../src/storage/file-range.js';
 import { RateLimiter } from '../../src/util/rate-limit.js';
 import { Interrupted } from '../../src/util/stop.js';
 import { addImage, makeLayer, StorageBuilder, type Layer } from '../../fixtures/builder.js';
@@ -245,7 +245,7 @@ describe('a stopping run and the registry client', () => {
     const file = path.join(tempDir(), 'blob');
     const bytes = randomBytes(256 * 1024);
     writeFileSync(file, bytes);
-    const blob = blobReader({ file, start: 0, size: bytes.length, whole: true }, `sha256:${createHash('sha256').update(bytes).digest('hex')}`);
+    const blob = fileRangeReader(file, 0, bytes.length, `sha256:${createHash('sha256').update(bytes).digest('hex')}`);
     const outcome = client.uploadBlob({ repository: 'cut/throttled', blob }).catch((err: unknown) => err);
     await waitFor(() => waits === 2);
     abort.abort();
