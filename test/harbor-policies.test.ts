@@ -3,7 +3,8 @@
  * proxy-cache projects, immutable tags, the account's permissions, the old push order (retention), and untagged
  * images kept through garbage collection.
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execa } from 'execa';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { addImage, makeLayer, StorageBuilder, type BuiltImage } from '../fixtures/builder.js';
@@ -32,16 +33,18 @@ interface Report {
   images: ReportImage[];
 }
 
-async function push(harbor: HarborDouble, root: string, user: string, extra: string[] = [], env: Record<string, string> = {}): Promise<{ exitCode: number; stdout: string; stderr: string; report: Report }> {
+async function push(harbor: HarborDouble, root: string, user: string, extra: string[] = [], env: Record<string, string> = {}): Promise<{ exitCode: number; stdout: string; stderr: string; report: Report; reportText: string }> {
   const file = path.join(tempDir(), 'report.json');
   const result = await runCli(['push', root, '--to', harbor.host, '--username', user, '--password-stdin', '--report', file, '--retries', '2', ...extra], { input: `${PASSWORD}\n`, env });
   let report: Report = { images: [] };
+  let reportText = '';
   try {
-    report = JSON.parse(readFileSync(file, 'utf8')) as Report;
+    reportText = readFileSync(file, 'utf8');
+    report = JSON.parse(reportText) as Report;
   } catch {
     // no report (a dry run, or a run stopped before any work)
   }
-  return { ...result, report };
+  return { ...result, report, reportText };
 }
 
 /** One image of `layerBytes` (incompressible) in `repo`, tagged `tag`. */
@@ -326,5 +329,103 @@ describe('the old push order, kept for Harbor retention', () => {
     expect(result.exitCode, result.stderr).toBe(0);
     expect(byHarborPushTime(harbor, 'team/app', ['v1', 'v2', 'v3'])).toEqual(['v2', 'v3', 'v1']);
     expect(harbor.retainMostRecentlyPushed('team/app', 2)).toEqual(['v1', 'v3']);
+  });
+});
+
+describe("untagged images kept through Harbor's garbage collection", () => {
+  const OLD = 'old-registry:5000';
+
+  /** `team/keep` and `team/loose`, each with a tagged image and an untagged one (in revisions, no tag points at it). */
+  function withUntagged(): { root: string; builder: StorageBuilder; kept: BuiltImage; loose: BuiltImage } {
+    const root = path.join(tempDir(), 'registry');
+    const builder = new StorageBuilder(root);
+    image(builder, 'team/keep', 'v1', 4_000);
+    image(builder, 'team/loose', 'v1', 4_000);
+    const kept = addImage(builder, 'team/keep', { format: 'oci', layers: [makeLayer('kept.bin', 'kept', 4_000)], label: 'kept' });
+    const loose = addImage(builder, 'team/loose', { format: 'oci', layers: [makeLayer('loose.bin', 'loose', 4_000)], label: 'loose' });
+    return { root, builder, kept, loose };
+  }
+
+  /** podman pulls `ref` from the double, logged in (an authfile, so no password on its command line). */
+  async function podmanPull(harbor: HarborDouble, ref: string): Promise<{ exitCode: number; stderr: string }> {
+    const dir = tempDir('regmigrate-podman-');
+    const authfile = path.join(dir, 'auth.json');
+    writeFileSync(authfile, JSON.stringify({ auths: { [harbor.host]: { auth: Buffer.from(`admin:${PASSWORD}`).toString('base64') } } }));
+    const result = await execa('podman', ['--storage-driver', 'vfs', '--root', path.join(dir, 'root'), '--runroot', path.join(dir, 'run'), 'pull', '--tls-verify=false', '--authfile', authfile, `${harbor.host}/${ref}`], { reject: false });
+    return { exitCode: result.exitCode ?? -1, stderr: String(result.stderr) };
+  }
+
+  it('--tag-untagged keeps an untagged image through GC (pull by digest works), one pushed by digest alone is collected, and report references counts only the kept one', async () => {
+    const { root, kept, loose } = withUntagged();
+    const harbor = await startHarborDouble({ users: USERS, projects: ['team'] });
+    const keptTag = `untagged-${kept.digest.slice(7, 19)}`;
+
+    const withTag = await push(harbor, root, 'admin', ['--include', 'team/keep', '--include-untagged', '--tag-untagged', 'untagged-{digest12}']);
+    expect(withTag.exitCode, withTag.stderr).toBe(0);
+    expect(withTag.stderr).not.toMatch(/garbage collection/);
+    expect(withTag.report.images.find((i) => i.source === `team/keep@${kept.digest}`)).toMatchObject({ destination: `team/keep:${keptTag}`, digest: kept.digest, status: 'verified' });
+    expect(harbor.tagDigest('team/keep', keptTag)).toBe(kept.digest);
+
+    const byDigest = await push(harbor, root, 'admin', ['--include', 'team/loose', '--include-untagged', '--log-format', 'json']);
+    expect(byDigest.exitCode, byDigest.stderr).toBe(0);
+    // Said once, before the first image is planned (so before any upload).
+    const lines = byDigest.stderr.split('\n');
+    const warned = lines.flatMap((l, i) => (l.includes("Harbor's garbage collection deletes such artifacts") ? [i] : []));
+    expect(warned).toHaveLength(1);
+    expect(lines[warned[0]!]).toContain("--tag-untagged 'untagged-{digest12}'");
+    expect(warned[0]!).toBeLessThan(lines.findIndex((l) => l.includes('"event":"planned"')));
+    expect(byDigest.report.images.find((i) => i.source === `team/loose@${loose.digest}`)).toMatchObject({ destination: `team/loose@${loose.digest}`, status: 'verified' });
+
+    // Harbor's GC with its defaults (delete_untagged absent: true).
+    expect(await harbor.garbageCollect()).toEqual([`team/loose@${loose.digest}`]);
+    const keptPull = await podmanPull(harbor, `team/keep@${kept.digest}`);
+    expect(keptPull.exitCode, keptPull.stderr).toBe(0);
+    expect((await podmanPull(harbor, `team/loose@${loose.digest}`)).exitCode).not.toBe(0);
+
+    // A workload pinned by digest: migrated when the image was kept under a tag, not when GC could take it.
+    const dir = tempDir();
+    writeFileSync(path.join(dir, 'deploy.yaml'), `image: ${OLD}/team/keep@${kept.digest}\n---\nimage: ${OLD}/team/loose@${loose.digest}\n`);
+    const references = async (report: string) => {
+      const file = path.join(tempDir(), 'report.json');
+      writeFileSync(file, report);
+      const result = await runCli(['report', 'references', dir, '--from', file, '--old-host', OLD, '--new-host', 'harbor.example.com', '--output', 'json']);
+      expect(result.exitCode, result.stderr).toBeLessThan(2);
+      return (JSON.parse(result.stdout) as { references: Array<{ old: string; new: string | null; status: string }> }).references;
+    };
+    expect(await references(withTag.reportText)).toContainEqual(expect.objectContaining({ old: `${OLD}/team/keep@${kept.digest}`, new: `harbor.example.com/team/keep@${kept.digest}`, status: 'migrated' }));
+    expect(await references(byDigest.reportText)).toContainEqual(expect.objectContaining({ old: `${OLD}/team/loose@${loose.digest}`, new: null, status: 'unknown' }));
+  });
+
+  it.each([
+    [['--tag-untagged', 'untagged-{digest12}'], '--tag-untagged goes with --include-untagged'],
+    [['--include-untagged', '--tag-untagged', 'kept'], '--tag-untagged "kept" must hold {digest12} or {digest}'],
+    [['--include-untagged', '--tag-untagged', '-{digest}'], '--tag-untagged "-{digest}" does not make a valid tag'],
+  ])('refuses %j before any work (exit 2)', async (extra, message) => {
+    const result = await runCli(['push', tempDir(), '--to', '127.0.0.1:9', '--dry-run', ...extra]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain(message);
+  });
+
+  it('the journal records the kept tag under its untagged source: sync --delete-extra never takes it for an extra, and a dry run shows it', async () => {
+    const { root, kept } = withUntagged();
+    const harbor = await startHarborDouble({ users: USERS, projects: ['team'] });
+    const keptTag = `untagged-${kept.digest.slice(7, 19)}`;
+    const state = path.join(tempDir(), 'state.json');
+    const sync = (extra: string[]) => runCli(['sync', root, '--to', harbor.host, '--username', 'admin', '--password-stdin', '--state', state, '--include', 'team/keep', ...extra], { input: `${PASSWORD}\n` });
+    const first = await sync(['--include-untagged', '--tag-untagged', 'untagged-{digest12}']);
+    expect(first.exitCode, first.stderr).toBe(0);
+    const journal = JSON.parse(readFileSync(state, 'utf8')) as { tags: Record<string, { source: string; digest: string }> };
+    expect(journal.tags[`team/keep:${keptTag}`]).toMatchObject({ source: `team/keep@${kept.digest}`, digest: kept.digest });
+    for (const extra of [['--include-untagged', '--tag-untagged', 'untagged-{digest12}'], []]) {
+      const again = await sync([...extra, '--delete-extra', '--yes', '--max-delete', '5']);
+      expect(again.exitCode, again.stderr).toBe(0);
+      // Not deleted, not kept back as a gone tag: not a line about it at all.
+      expect(again.stdout).not.toContain(keptTag);
+      expect(harbor.tagDigest('team/keep', keptTag)).toBe(kept.digest);
+    }
+    expect(Object.keys((JSON.parse(readFileSync(state, 'utf8')) as { tags: object }).tags)).toContain(`team/keep:${keptTag}`);
+    // The dry run names the tag the manifest gets.
+    const dry = await push(harbor, root, 'admin', ['--include', 'team/keep', '--include-untagged', '--tag-untagged', 'untagged-{digest12}', '--dry-run']);
+    expect(dry.stdout).toContain(`team/keep:${keptTag}`);
   });
 });

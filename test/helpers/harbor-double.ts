@@ -209,7 +209,7 @@ export interface HarborDouble {
   /**
    * Harbor's garbage collection, the artifact part [src/jobservice/job/impl/gc/garbage_collection.go deletedArt]:
    * with `delete_untagged` (true when the parameter is absent) every artifact no tag points at and no index
-   * references is deleted, its accessories with it [src/controller/artifact/controller.go Delete], from the database
+   * references (the `Tags: nil` listing over the base filter of src/pkg/artifact/dao/dao.go) is deleted, its accessories with it [src/controller/artifact/controller.go Delete], from the database
    * and from the registry. Returns the `repo@digest` deleted.
    */
   garbageCollect(options?: { deleteUntagged?: boolean }): Promise<string[]>;
