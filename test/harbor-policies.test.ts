@@ -299,6 +299,27 @@ describe('the old push order, kept for Harbor retention', () => {
     const row = result.report.images.find((i) => i.destination === 'team/app:rc') as ReportImage & { sourcePushedAt: string; destinationPushedAt: string };
     expect(row.sourcePushedAt).toBe(new Date(BASE).toISOString());
     expect(Date.parse(row.destinationPushedAt)).toBe(harbor.tagPushTime('team/app', 'rc'));
+    // And so does `report html`, in the row of the image.
+    const file = path.join(tempDir(), 'report.json');
+    writeFileSync(file, result.reportText);
+    const page = await runCli(['report', 'html', file]);
+    const html = page.stdout.split('<tr>').find((r) => r.includes('<code>team/app:rc</code></td><td><code>team/app:rc</code>'))!;
+    expect(html).toContain(`<td><time datetime="${row.sourcePushedAt}">2024-03-01 08:00:00</time></td><td><time datetime="${row.destinationPushedAt}">`);
+  });
+
+  it('takes the push time of a tar of the storage from its headers', async () => {
+    const root = path.join(tempDir(), 'registry');
+    const builder = new StorageBuilder(root);
+    const order = ['d', 'b', 'a', 'c'];
+    pushedInOrder(builder, 'team/app', order);
+    const tar = path.join(tempDir(), 'registry.tar');
+    // GNU tar keeps each file's mtime in its header.
+    await execa('tar', ['-cf', tar, '-C', root, 'docker']);
+    const harbor = await startHarborDouble({ users: USERS, projects: ['team'] });
+    const result = await push(harbor, tar, 'admin', ['--concurrency', '32']);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(byHarborPushTime(harbor, 'team/app', order)).toEqual(order);
+    expect(harbor.retainMostRecentlyPushed('team/app', 3)).toEqual(['a', 'b', 'c']);
   });
 
   it('keeps the order with --via skopeo too', async () => {
