@@ -120,6 +120,21 @@ describe('Harbor storage quotas, known before the first byte', () => {
   });
 });
 
+describe('a Harbor in read-only mode', () => {
+  it('is said once before anything is sent (exit 3), not image by image as a quota refusal (the same 403 DENIED); the dry run warns', async () => {
+    const root = path.join(tempDir(), 'registry');
+    image(new StorageBuilder(root), 'team/app', 'v1', 5_000);
+    const harbor = await startHarborDouble({ users: USERS, projects: ['team'], readOnly: true });
+    const result = await push(harbor, root, 'admin');
+    expect(result.exitCode, result.stderr).toBe(3);
+    expect(result.stderr).toContain(`${harbor.host}: Harbor is in read-only mode and refuses every push`);
+    expect(result.stderr).not.toMatch(/quota/);
+    expect(harbor.log.filter((r) => r.method !== 'GET' && r.method !== 'HEAD')).toEqual([]);
+    const dry = await push(harbor, root, 'admin', ['--dry-run']);
+    expect(dry.stderr).toContain('warning: ' + `${harbor.host}: Harbor is in read-only mode`);
+  });
+});
+
 describe('proxy-cache projects and immutable tags, known before the first byte', () => {
   it('refuses a proxy-cache project before any upload, on one line, and pushes the rest', async () => {
     const root = path.join(tempDir(), 'registry');

@@ -9,6 +9,7 @@ import { nameMapping, readOtherShards, readSourceBatches, type SourceSelection, 
 import { ociTransport, type Transport } from '../transfer/transport.js';
 import { skopeoTransport } from '../skopeo/skopeo.js';
 import type { OnNotice } from '../util/notice.js';
+import { DestinationError } from '../errors.js';
 import { imageReport, reportOf, type ImageReport } from './image-report.js';
 import { RunLedger } from './ledger.js';
 import { prepareBatch, type PreparedBatch } from './prepare.js';
@@ -138,6 +139,14 @@ export async function pushStorage(destination: Destination, options: PushOptions
   const signal = options.signal ? AbortSignal.any([options.signal, gone]) : gone;
   setMaxListeners(0, signal);
   options = { ...options, signal };
+  // A Harbor in read-only mode refuses every write with 403 DENIED (src/server/middleware/readonly/readonly.go), the
+  // code a quota overflow has too: said once, before the source is read, not image by image as `quota-exceeded`.
+  if (destination.harborInfo?.read_only === true) {
+    const what = `${destination.endpoint.host}: Harbor is in read-only mode and refuses every push`;
+    const fix = "ask a Harbor administrator to turn off 'Repository Read Only' (Configuration → System Settings), then run again";
+    if (!options.dryRun) throw new DestinationError('READ_ONLY', what, fix);
+    options.onNotice?.({ level: 'warn', message: `warning: ${what}; ${fix}` });
+  }
   const source = await readSourceBatches(options, nameMapping(options, destination), {
     concurrency: options.requestConcurrency,
     batchTags: options.batchTags ?? BATCH_TAGS,

@@ -94,6 +94,8 @@ export interface HarborDoubleOptions {
   readonly holdProjectLookups?: Promise<void>;
   /** Object storage: blob GET and HEAD answer 307 to another origin (distribution's `redirect` middleware). */
   readonly redirectStorage?: boolean;
+  /** "Repository Read Only" on: every request but GET, HEAD and OPTIONS is refused. */
+  readonly readOnly?: boolean;
 }
 
 export interface LoggedRequest {
@@ -570,6 +572,11 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
       req.resume();
       return harborError(res, fault.status, fault.code ?? 'UNKNOWN', fault.message ?? 'injected fault');
     }
+    // Read-only mode refuses every unsafe method with 403 DENIED [src/server/middleware/readonly/readonly.go].
+    if (options.readOnly && !['GET', 'HEAD', 'OPTIONS'].includes(req.method ?? '')) {
+      req.resume();
+      return harborError(res, 403, 'DENIED', 'The system is in read only mode. Any modification is prohibited.');
+    }
     if (url.pathname === '/v2' || url.pathname.startsWith('/v2/')) {
       void handleV2(req, res, url, (u) => (who = u)).catch((err: unknown) => {
         if (!res.headersSent) harborError(res, 500, 'UNKNOWN', String(err));
@@ -894,7 +901,7 @@ export async function startHarborDouble(options: HarborDoubleOptions): Promise<H
     if (url.pathname === '/api/v2.0/systeminfo' && req.method === 'GET') {
       // The version and settings only for an authenticated caller [src/controller/systeminfo/controller.go GetInfo].
       const info: Record<string, unknown> = { auth_mode: 'db_auth', self_registration: false, primary_auth_mode: false };
-      if (user) Object.assign(info, { harbor_version: `v${version}.0-double`, project_creation_restriction: restriction, read_only: false, registry_url: double.host });
+      if (user) Object.assign(info, { harbor_version: `v${version}.0-double`, project_creation_restriction: restriction, read_only: options.readOnly ?? false, registry_url: double.host });
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(info));
       return;
     }
