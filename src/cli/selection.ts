@@ -8,8 +8,9 @@ import { parseShard, type Shard } from '../plan/shard.js';
 import { count } from '../util/format.js';
 import type { Writable } from 'node:stream';
 import { writeJsonLog, type LogFormat } from '../report/log.js';
+import { addStorageOptions, normalizeStorageOptions, type StorageFlags } from './storage-options.js';
 
-export interface SelectionFlags {
+export interface SelectionFlags extends StorageFlags {
   include?: string[];
   exclude?: string[];
   map?: string[];
@@ -35,7 +36,7 @@ export function addSelectionOptions(command: Command): Command {
     .option('--default-project <name>', 'project for single-level names like busybox (default library)')
     .option('--include-untagged', 'also migrate manifests no tag points at (by digest)')
     .option('--tag-untagged <template>', "with --include-untagged: give each such manifest a tag made from its digest ('untagged-{digest12}'), so Harbor's garbage collection keeps it");
-  return addShardOptions(addTagOptions(command));
+  return addStorageOptions(addShardOptions(addTagOptions(command)));
 }
 
 /** Tag selection, for every command: signatures and referrers follow the image they belong to. */
@@ -130,10 +131,12 @@ export function normalizeSelection(root: string, flags: SelectionFlags, problems
     if (problem) problems.add(problem);
     if (!flags.includeUntagged) problems.add('--tag-untagged goes with --include-untagged');
   }
+  const storageOptions = normalizeStorageOptions(root, flags, problems, env);
   const defaultProject = flags.defaultProject ?? 'library';
   if (!PROJECT_NAME_RE.test(defaultProject)) problems.add(`--default-project "${defaultProject}" is not a valid project name`);
   return {
     root,
+    ...(storageOptions ? { storageOptions } : {}),
     include: parseGlobs('--include', flags.include, problems),
     exclude: parseGlobs('--exclude', flags.exclude, problems),
     maps,
