@@ -153,6 +153,22 @@ describe('scan of a bucket written by the registry', () => {
     expect(listed.filter((p) => p.includes('/repositories/') && !p.includes('/repositories/big'))).toEqual([]);
   });
 
+  it('walks more namespaces than it has reads in flight (a level waiting on the levels below holds no read)', async () => {
+    // 80 projects of one repository: more than WALK_DIRECTORY_READS (64) directories that each wait on their own.
+    const root = path.join(tempDir('regmigrate-wide-'), 'registry');
+    const b = new StorageBuilder(root);
+    const expected: string[] = [];
+    for (let p = 0; p < 80; p++) {
+      const repo = `project${p}/service`;
+      b.tag(repo, 'v1', addImage(b, repo, { format: 'docker', layers: [makeLayer('f', `project ${p}\n`)] }).digest);
+      expected.push(`${repo}:v1`);
+    }
+    await writer.putTree(BUCKET, 'wide/', root, 32);
+    const { result, doc } = await scanJson([`s3://${BUCKET}/wide`], true);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(doc.tags.map((t) => `${t.repository}:${t.tag}`).sort()).toEqual(expected.sort());
+  });
+
   it('reports the faults of a broken storage exactly as the same tree read from a directory', async () => {
     const fromDir = await scanJson([faultyDir], false);
     const fromS3 = await scanJson([`s3://${BUCKET}/faulty`], true);

@@ -56,27 +56,31 @@ export class S3Storage implements Storage {
     const found = new Set<string>();
     const faults: ReadFault[] = [];
     const limit = pLimit(WALK_DIRECTORY_READS);
+    // Only the listing itself holds one of the reads in flight: a level waiting for the levels below it holds none
+    // (else as many namespaces as reads would each hold one, waiting on children that can never start).
     const visit = async (prefix: string): Promise<void> => {
       const below: string[] = [];
       try {
-        for await (const page of this.#client.list({ prefix, delimiter: '/' })) {
-          for (const child of page.prefixes) {
-            const name = child.slice(child.lastIndexOf('/', child.length - 2) + 1, -1);
-            if (name === '_manifests') {
-              const repository = child.slice(base.length, -'/_manifests/'.length);
-              if (repository) found.add(repository);
-            } else if (!name.startsWith('_')) below.push(child);
+        await limit(async () => {
+          for await (const page of this.#client.list({ prefix, delimiter: '/' })) {
+            for (const child of page.prefixes) {
+              const name = child.slice(child.lastIndexOf('/', child.length - 2) + 1, -1);
+              if (name === '_manifests') {
+                const repository = child.slice(base.length, -'/_manifests/'.length);
+                if (repository) found.add(repository);
+              } else if (!name.startsWith('_')) below.push(child);
+            }
           }
-        }
+        });
       } catch (err) {
         if (!(err instanceof S3Error)) throw err;
         const rel = prefix.slice(base.length).replace(/\/$/, '');
         faults.push({ path: rel, prefix: rel, repository: false, code: failureCode(err), location: `s3://${this.#client.bucket}/${prefix}`, detail: failureText(err) });
         return;
       }
-      await Promise.all(below.map((child) => limit(() => visit(child))));
+      await Promise.all(below.map(visit));
     };
-    await Promise.all(starts.map((p) => limit(() => visit(p))));
+    await Promise.all(starts.map(visit));
     const repositories = [...found].filter((r) => selection?.wanted(r) ?? true);
     return { repositories, faults };
   }
