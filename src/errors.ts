@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'AUTH_REFUSED'
   | 'PROJECT_CREATE_DENIED'
   | 'PERMISSION_DENIED'
+  | 'READ_ONLY'
   | 'REGISTRY'
   | 'TOOL_MISSING'
   | 'LOCKED'
@@ -38,7 +39,7 @@ export class UsageError extends RegmigrateError {
 
 /** The destination cannot be reached or refuses our credentials before any work: exit 3. */
 export class DestinationError extends RegmigrateError {
-  constructor(code: 'DESTINATION_UNREACHABLE' | 'AUTH_REFUSED' | 'PROJECT_CREATE_DENIED' | 'PERMISSION_DENIED', message: string, hint?: string, cause?: unknown) {
+  constructor(code: 'DESTINATION_UNREACHABLE' | 'AUTH_REFUSED' | 'PROJECT_CREATE_DENIED' | 'PERMISSION_DENIED' | 'READ_ONLY', message: string, hint?: string, cause?: unknown) {
     super(code, message, { exitCode: 3, hint, cause });
   }
 }

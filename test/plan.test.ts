@@ -3,6 +3,7 @@ import type { ManifestRecord } from '../src/image/reader.js';
 import type { SourceInventory, TagEntry } from '../src/inventory/types.js';
 import { mapRepository, parseMapRule, type NameMapping } from '../src/plan/map-names.js';
 import { joinPlans, planMigration, planTotals, selectCandidates, type Plan } from '../src/plan/plan.js';
+import { planCharges } from '../src/plan/quota.js';
 
 const HARBOR: NameMapping = { rules: [], defaultProject: 'library', harbor: true };
 
@@ -176,17 +177,52 @@ describe('joinPlans', () => {
   ]);
   const planned = planMigration(selectCandidates(inv, HARBOR), inv.manifests, { projectExists: (p) => p === 'team', tags: new Map([['team/a:v1', d('1')]]) });
   // Every list of the plan holds something, so a list the join drops shows.
-  const part: Plan = { ...planned, skipped: [planned.images[0]!] };
+  const part: Plan = { ...planned, skipped: [planned.images[0]!], immutable: [{ ...planned.images[0]!, current: d('9'), rule: 'a rule' }], quotas: [{ project: 'other', charge: 20, limit: 100, used: 10, refused: false }], access: [{ project: 'other', needs: ['push'], missing: [] }] };
   const lists = (Object.keys(part) as Array<keyof Plan>).filter((key) => Array.isArray(part[key]));
 
   it('keeps every list of every batch', () => {
     for (const key of lists) expect(part[key], key).not.toHaveLength(0);
-    const other: Plan = { ...part, projectsToCreate: ['more'] };
+    const other: Plan = { ...part, projectsToCreate: ['more'], quotas: [{ project: 'other', charge: 30, limit: 100, used: 10, refused: true }], access: [{ project: 'other', needs: ['pull'], missing: ['pull'] }] };
     const joined = joinPlans([part, other]);
     for (const key of lists) {
+      // A project's charges add up over the batches; refused in one, refused in all.
+      if (key === 'quotas') {
+        expect(joined.quotas).toEqual([{ project: 'other', charge: 50, limit: 100, used: 10, refused: true }]);
+        continue;
+      }
+      // A project's needs are those of every batch.
+      if (key === 'access') {
+        expect(joined.access).toEqual([{ project: 'other', needs: ['push', 'pull'], missing: ['pull'] }]);
+        continue;
+      }
       const expected = key === 'projectsToCreate' ? ['more', 'other'] : [...(part[key] as readonly unknown[]), ...(other[key] as readonly unknown[])];
       expect(joined[key], key).toEqual(expected);
     }
     expect(Object.keys(joined).sort()).toEqual(Object.keys(part).sort());
+  });
+});
+
+describe('planCharges (Harbor quota accounting)', () => {
+  const inv = inventory([
+    tag('team/a', 'v1', d('1'), [[d('b'), 1000], [d('c'), 10]]),
+    tag('team/b', 'v1', d('2'), [[d('b'), 1000], [d('e'), 20]]),
+    tag('other/c', 'v1', d('3'), [[d('b'), 1000]]),
+    tag('kept/x', 'v1', d('4'), [[d('c'), 10]]),
+    tag('kept/y', 'v1', d('5'), [[d('c'), 10], [d('f'), 300]]),
+  ]);
+  const plan = planMigration(selectCandidates(inv, HARBOR), inv.manifests, { projectExists: () => true, tags: new Map([['kept/x:v1', d('4')]]) });
+  const manifestSize = () => 100;
+
+  it('charges each project in full for every blob and manifest its images need, once per project, and nothing for what an image there already holds', () => {
+    const charges = planCharges(plan, manifestSize);
+    // team: b, c, e once each, two manifests; other pays for b again (a mount charges the full size); kept/y's c is
+    // held by kept/x, there already: only f and the manifest.
+    expect(Object.fromEntries([...charges].map(([p, c]) => [p, c.bytes]))).toEqual({ team: 1000 + 10 + 20 + 200, other: 1000 + 100, kept: 300 + 100 });
+  });
+
+  it('leaves out what an earlier batch charged', () => {
+    const charges = planCharges(plan, manifestSize, (project, digest) => project === 'team' && digest === d('b'));
+    expect(charges.get('team')!.bytes).toBe(10 + 20 + 200);
+    expect(charges.get('other')!.bytes).toBe(1100);
   });
 });

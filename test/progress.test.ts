@@ -136,7 +136,7 @@ function plannedEvent(): PushEvent {
     manifests: [],
     blobs: [`sha256:${'b'.repeat(64)}`],
   };
-  const plan: Plan = { schemaVersion: PLAN_VERSION, kind: 'regmigrate.plan', projectsToCreate: [], images: [image], existing: [], skipped: [], blobs: [{ digest: image.blobs[0]!, size: 100 * MiB, home: 'team/api', mounts: [] }], rejected: [] };
+  const plan: Plan = { schemaVersion: PLAN_VERSION, kind: 'regmigrate.plan', projectsToCreate: [], images: [image], existing: [], skipped: [], immutable: [], blobs: [{ digest: image.blobs[0]!, size: 100 * MiB, home: 'team/api', mounts: [] }], rejected: [], quotas: [], access: [] };
   return { type: 'planned', plan, batch: 0, batches: 1 };
 }
 

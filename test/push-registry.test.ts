@@ -225,7 +225,7 @@ describe('push options', () => {
     const result = await runCli(['push', DEMO_STORAGE, '--to', registry.host, '--report', report, '--quiet']);
     expect(result.exitCode).toBe(0);
     const lines = readFileSync(report, 'utf8').trimEnd().split('\n');
-    expect(lines[0]).toBe('source,destination,digest,media_type,size,status,reason,converted_to,run_command,run_source,run_destination,run_started_at,run_ended_at,regmigrate_version');
+    expect(lines[0]).toBe('source,destination,digest,media_type,size,status,reason,converted_to,run_command,run_source,run_destination,run_started_at,run_ended_at,regmigrate_version,source_pushed_at,destination_pushed_at');
     const row = lines[1]!.split(',');
     expect(row.slice(8, 11)).toEqual(['push', DEMO_STORAGE, registry.host]);
     expect(Date.parse(row[11]!)).toBeLessThanOrEqual(Date.parse(row[12]!));

@@ -23,6 +23,7 @@ interface ReportImage {
   status: string;
   reason: string | null;
   subject: string | null;
+  destinationPushedAt?: string | null;
 }
 
 interface Setup {
@@ -66,8 +67,9 @@ async function sync(s: Setup, report: string, extra: string[] = []): Promise<{ e
 }
 
 /** A report row without its status: what a tag's row says whether it was pushed now or found unchanged. */
-function row(image: ReportImage): Omit<ReportImage, 'status'> {
-  const { status: _status, ...rest } = image;
+/** A report row without what only the run that pushed the image knows: its status and Harbor's push time of it. */
+function row(image: ReportImage): Omit<ReportImage, 'status' | 'destinationPushedAt'> {
+  const { status: _status, destinationPushedAt: _pushed, ...rest } = image;
   return rest;
 }
 

@@ -43,6 +43,7 @@ const sections = {
     map: list,
     defaultProject: text,
     includeUntagged: flag,
+    tagUntagged: text,
     tagInclude: list,
     tagExclude: list,
     semver: text,

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { createProgress } from '../report/progress.js';
 import { createJsonLog } from '../report/log.js';
-import { countReports, notDone, renderImageTable, renderPlan, renderPushSummary, reportDocument, reportRun, writeReport } from '../report/push-report.js';
+import { countReports, imagesExitCode, renderImageTable, renderPlan, renderPushSummary, reportDocument, reportRun, writeReport } from '../report/push-report.js';
 import { pushStorage } from '../push/push.js';
 import { assertWritable } from '../util/files.js';
 import type { CliContext } from './context.js';
@@ -54,8 +54,8 @@ export async function runPush(request: PushRequest, ctx: CliContext): Promise<nu
         warnIfEmptySource(ctx.stderr, result.source, request.logFormat);
         if (request.dryRun && result.plan) {
           if (request.output === 'json') ctx.stdout.write(JSON.stringify(result.plan, null, 2) + '\n');
-          else ctx.stdout.write(renderPlan(result.plan, destination.harbor !== undefined));
-          return result.plan.rejected.length > 0 ? 1 : 0;
+          else ctx.stdout.write(renderPlan(result.plan, destination.harbor !== undefined, destination.credentials?.username));
+          return result.plan.rejected.length > 0 ? 1 : result.plan.immutable.length > 0 ? 6 : 0;
         }
         // The image list first: if the report file cannot be written at the end, the list is not lost with it.
         const run = reportRun('push', result, request.root, destination.endpoint);
@@ -65,7 +65,7 @@ export async function runPush(request: PushRequest, ctx: CliContext): Promise<nu
         else if (!request.quiet) ctx.stderr.write(renderPushSummary(result) + '\n'); // --quiet: only failures (printed as they happen)
         if (request.report) writeReport(request.report, result, run);
         if (result.destinationGone) return DESTINATION_GONE_EXIT;
-        return notDone(countReports(result.reports)) > 0 ? 1 : 0;
+        return imagesExitCode(countReports(result.reports));
       }, progress.log);
       if (signal) return signal === 'SIGINT' ? 130 : 143;
       return code;

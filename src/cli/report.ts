@@ -15,10 +15,12 @@ const ReportImage = z.looseObject({
   digest: z.string().nullable(),
   mediaType: z.string().nullable(),
   size: z.number(),
-  status: z.enum(['verified', 'skipped-existing', 'skipped', 'failed', 'interrupted']),
+  status: z.enum(['verified', 'skipped-existing', 'skipped', 'immutable', 'failed', 'interrupted']),
   reason: z.string().nullable(),
   convertedTo: z.string().nullable().optional(),
   subject: z.string().nullable().optional(),
+  sourcePushedAt: z.string().nullable().optional(),
+  destinationPushedAt: z.string().nullable().optional(),
 });
 
 const PushReport = z.looseObject({
@@ -80,6 +82,8 @@ function toImageReport(i: z.infer<typeof ReportImage>): ImageReport {
     reason: i.reason || undefined,
     convertedTo: i.convertedTo || undefined,
     subject: i.subject || undefined,
+    sourcePushedAt: i.sourcePushedAt ? Date.parse(i.sourcePushedAt) : undefined,
+    destinationPushedAt: i.destinationPushedAt ? Date.parse(i.destinationPushedAt) : undefined,
   });
 }
 

@@ -1,6 +1,6 @@
 import type { ReadFault } from '../storage/storage.js';
 import type { Command } from 'commander';
-import { parseMapRule, PROJECT_NAME_RE, type MapRule } from '../plan/map-names.js';
+import { parseMapRule, PROJECT_NAME_RE, untaggedTemplateProblem, type MapRule } from '../plan/map-names.js';
 import type { SourceSelection } from '../transfer/source.js';
 import { collect, OptionProblems, parseGlobs, parseWholeOption } from './options.js';
 import { parseTagPattern, tagSelectionActive, validSemverRange, type TagPattern, type TagSelection } from '../inventory/select.js';
@@ -16,6 +16,7 @@ export interface SelectionFlags extends StorageFlags {
   map?: string[];
   defaultProject?: string;
   includeUntagged?: boolean;
+  tagUntagged?: string;
   shard?: string;
   shards?: string;
   shardBy?: string;
@@ -33,7 +34,8 @@ export function addSelectionOptions(command: Command): Command {
     .option('--exclude <glob>', 'skip source repositories matching this glob (repeatable)', collect)
     .option('--map <from=to>', 'rename a source repository prefix (repeatable; longest match wins)', collect)
     .option('--default-project <name>', 'project for single-level names like busybox (default library)')
-    .option('--include-untagged', 'also migrate manifests no tag points at (by digest)');
+    .option('--include-untagged', 'also migrate manifests no tag points at (by digest)')
+    .option('--tag-untagged <template>', "with --include-untagged: give each such manifest a tag made from its digest ('untagged-{digest12}'), so Harbor's garbage collection keeps it");
   return addStorageOptions(addShardOptions(addTagOptions(command)));
 }
 
@@ -124,6 +126,11 @@ export function normalizeSelection(root: string, flags: SelectionFlags, problems
     if (typeof rule === 'string') problems.add(rule);
     else maps.push(rule);
   }
+  if (flags.tagUntagged !== undefined) {
+    const problem = untaggedTemplateProblem(flags.tagUntagged);
+    if (problem) problems.add(problem);
+    if (!flags.includeUntagged) problems.add('--tag-untagged goes with --include-untagged');
+  }
   const storageOptions = normalizeStorageOptions(root, flags, problems, env);
   const defaultProject = flags.defaultProject ?? 'library';
   if (!PROJECT_NAME_RE.test(defaultProject)) problems.add(`--default-project "${defaultProject}" is not a valid project name`);
@@ -135,6 +142,7 @@ export function normalizeSelection(root: string, flags: SelectionFlags, problems
     maps,
     defaultProject,
     includeUntagged: flags.includeUntagged ?? false,
+    ...(flags.tagUntagged !== undefined ? { tagUntagged: flags.tagUntagged } : {}),
     ...(shard ? { shard } : {}),
     ...(tags ? { tags } : {}),
   };

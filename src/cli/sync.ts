@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { countReports, notDone, reportRun, writeReport } from '../report/push-report.js';
+import { countReports, imagesExitCode, notDone, reportRun, writeReport } from '../report/push-report.js';
 import { openStorage } from '../storage/open.js';
 import { DEFAULT_MAX_DELETE, syncStorage, type DeleteMode, type SyncResult } from '../sync/sync.js';
 import { count, formatBytes, formatDuration } from '../util/format.js';
@@ -94,6 +94,8 @@ function renderSync(result: SyncResult): string {
     if (r.status === 'verified') out += `pushed ${r.source} -> ${r.destination} ${r.digest}\n`;
     else if (r.status === 'failed') out += `failed ${r.source}${r.destination ? ` -> ${r.destination}` : ''}: ${r.reason ?? 'failed'}\n`;
     else if (r.status === 'interrupted') out += `interrupted ${r.source}${r.destination ? ` -> ${r.destination}` : ''}\n`;
+    // Drift Harbor forbids fixing: a warning every run until the rule changes, not a failure (exit 6).
+    else if (r.status === 'immutable') out += `immutable ${r.source} -> ${r.destination}: ${r.reason ?? 'immutable'}\n`;
   }
   // Over the deletion limit: the tags are listed, the refusal (or, in a dry run, that --yes would refuse) said once.
   const over = result.deletions.find((d) => d.overLimit !== undefined);
@@ -118,7 +120,7 @@ function renderSync(result: SyncResult): string {
   const kept = result.deletions.filter((d) => d.sharedWith).length;
   const add = over ? `--yes would refuse: ${limit}` : 'add --yes';
   out +=
-    `sync: ${c.verified} pushed, ${c.skipped} unchanged, ${c.failed} failed${c.interrupted ? `, ${c.interrupted} interrupted` : ''}` +
+    `sync: ${c.verified} pushed, ${c.skipped} unchanged, ${c.immutable ? `${c.immutable} immutable, ` : ''}${c.failed} failed${c.interrupted ? `, ${c.interrupted} interrupted` : ''}` +
     (result.deletions.length
       ? `, ${deleted} deleted${planned ? `, ${planned} would be deleted (${add})` : ''}${refused ? `, ${refused} not deleted: ${limit}` : ''}${kept ? `, ${kept} kept (${kept === 1 ? 'its' : 'their'} manifest is shared)` : ''}`
       : '') +
@@ -178,11 +180,12 @@ export async function runSync(request: SyncRequest, ctx: CliContext): Promise<nu
           }
           result.saveJournal();
           if (request.report) writeReport(request.report, result.push, reportRun('sync', result.push, request.root, destination.endpoint));
-          const failed = notDone(countReports(result.push.reports)) + result.deletions.filter((d) => d.status === 'failed').length;
+          const counts = countReports(result.push.reports);
+          const failed = notDone(counts) + result.deletions.filter((d) => d.status === 'failed').length;
           const verdict = final && !result.push.interrupted ? finalVerdict(final) : undefined;
           if (verdict) ctx.stdout.write(`${verdict.line}\n`);
           if (result.push.destinationGone) return DESTINATION_GONE_EXIT;
-          return failed > 0 || (verdict && !verdict.ok) ? 1 : 0;
+          return failed > 0 || (verdict && !verdict.ok) ? 1 : imagesExitCode(counts);
         }, (message) => notice(request, ctx, { level: 'info', message }));
         if (signal) return signal === 'SIGINT' ? 130 : 143;
         return code;

@@ -130,6 +130,7 @@ export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Pa
     maps: request.maps,
     defaultProject: request.defaultProject,
     includeUntagged: request.includeUntagged ?? false,
+    ...(request.tagUntagged !== undefined ? { tagUntagged: request.tagUntagged } : {}),
     ...(request.shard ? { shard: request.shard } : {}),
     ...(request.tags ? { tags: request.tags } : {}),
     project: { public: request.public, storageLimit: request.storageLimit },

@@ -59,8 +59,17 @@ function fromReport(report: PushReport): ReferenceMap {
   const repositories = new Map<string, string>();
   for (const image of report.images) {
     const { repository, tag } = splitRef(image.source);
-    // Untagged manifests (`repo@sha256:…`) have no name anyone pulls by.
-    if (!tag || image.source.includes('@')) continue;
+    if (!tag) continue;
+    // Untagged manifests (`repo@sha256:…`) have no name anyone pulls by; one kept under a tag (--tag-untagged) is
+    // still there after the destination's garbage collection, so a pull by its digest is migrated.
+    if (image.source.includes('@')) {
+      const kept = keptUntagged(image.source, image.destination ?? undefined, image.digest ?? undefined, image.convertedTo ?? undefined);
+      if (kept && MIGRATED.has(image.status)) {
+        tags.set(image.source, kept);
+        repositories.set(repository, splitRef(image.destination!).repository);
+      }
+      continue;
+    }
     const destination = image.destination ?? undefined;
     if (destination) repositories.set(repository, splitRef(destination).repository);
     const migrated = MIGRATED.has(image.status);
@@ -82,11 +91,31 @@ function fromJournal(journal: SyncJournal): ReferenceMap {
   const repositories = new Map<string, string>();
   for (const [destination, entry] of Object.entries(journal.tags)) {
     const { repository, tag } = splitRef(entry.source);
-    if (!tag || entry.source.includes('@')) continue;
+    if (!tag) continue;
+    if (entry.source.includes('@')) {
+      const kept = keptUntagged(entry.source, destination, entry.digest, entry.destinationDigest ?? undefined);
+      if (kept) {
+        tags.set(entry.source, kept);
+        repositories.set(repository, splitRef(destination).repository);
+      }
+      continue;
+    }
     repositories.set(repository, splitRef(destination).repository);
     tags.set(entry.source, { repository, tag, destination, digest: entry.digest, destinationDigest: entry.destinationDigest ?? entry.digest, status: 'migrated', reason: undefined });
   }
   return { destinationHost: journal.destination, destinationUrl: journal.destinationUrl, tags, repositories };
+}
+
+/**
+ * An untagged source manifest (`repo@sha256:…`) that went to the destination under a tag (`--tag-untagged`): mapped
+ * to the destination repository by digest, the way a client pulling it by digest names it. Undefined when it went by
+ * digest alone (the destination's garbage collection may take it).
+ */
+function keptUntagged(source: string, destination: string | undefined, digest: string | undefined, destinationDigest: string | undefined): MappedTag | undefined {
+  if (!destination || destination.includes('@') || !digest) return undefined;
+  const { repository } = splitRef(source);
+  const at = destinationDigest ?? digest;
+  return { repository, tag: digest, destination: `${splitRef(destination).repository}@${at}`, digest, destinationDigest: at, status: 'migrated', reason: undefined };
 }
 
 /** `host[:port]` as clients write it: no scheme, no path. */

@@ -7,7 +7,8 @@ import { classifyNetworkError, classifyStatus, parseErrorBody, RegistryError } f
 import { hearResponse, type RequestFeedback } from '../registry/http.js';
 import { DEFAULT_RETRY, retryTransient, type RetryPolicy } from '../registry/retry.js';
 import { Interrupted } from '../util/stop.js';
-import { Artifact, Project, ProjectDetail, Repository, SystemInfo } from './schema.js';
+import { z } from 'zod';
+import { Artifact, ImmutableRule, Permission, Project, ProjectDetail, ProjectSummary, Quota, Repository, SystemInfo } from './schema.js';
 
 export interface ProjectSettings {
   readonly public: boolean;
@@ -16,6 +17,17 @@ export interface ProjectSettings {
 }
 
 export type EnsureResult = 'exists' | 'created';
+
+/** A project's storage quota in bytes: `hard` -1 means unlimited. */
+export interface StorageQuota {
+  readonly hard: number;
+  readonly used: number;
+}
+
+function storageQuota(quota: Quota): StorageQuota | undefined {
+  const hard = quota.hard?.storage;
+  return hard === undefined ? undefined : { hard, used: quota.used?.storage ?? 0 };
+}
 
 /**
  * Harbor's REST API (`/api/v2.0`, Basic auth, docs/registry-behaviour.md, Harbor API). No cookie jar is kept on purpose: Harbor skips
@@ -144,13 +156,47 @@ export class HarborClient {
     throw this.#error('POST', '/projects', res);
   }
 
+  /**
+   * What the account may do, as `resource:action` (`repository:push`, `tag:delete`, `project:create`), in a scope:
+   * `/project/{id}` or `/system` (`GET /users/current/permissions?scope=…&relative=true`,
+   * src/server/v2.0/handler/user.go GetCurrentUserPermissions: every policy of the scope's namespace the account's
+   * security context allows). Undefined when Harbor does not answer it (an older Harbor, an anonymous caller).
+   */
+  async permissions(scope: string): Promise<Set<string> | undefined> {
+    const path = `/users/current/permissions?scope=${encodeURIComponent(scope)}&relative=true`;
+    const res = await this.#call('GET', path);
+    if (res.status === 401 || res.status === 403 || res.status === 404) return undefined;
+    if (res.status !== 200) throw this.#error('GET', path, res);
+    return new Set(z.array(Permission).parse(JSON.parse(res.text || '[]')).map((p) => `${p.resource}:${p.action}`));
+  }
+
+  /**
+   * A project's storage quota: the hard limit (-1: unlimited) and what is used, in bytes; undefined when this account
+   * may not read it. The quotas API needs system-level "list quota" (src/server/v2.0/handler/quota.go); any project
+   * member reads the same numbers in the project's summary (src/server/v2.0/handler/project.go GetProjectSummary).
+   */
+  async getQuota(project: { name: string; id: number }): Promise<StorageQuota | undefined> {
+    const res = await this.#call('GET', `/quotas?reference=project&reference_id=${project.id}`);
+    if (res.status === 200) {
+      const items = JSON.parse(res.text || '[]') as unknown;
+      const first = Array.isArray(items) && items.length > 0 ? storageQuota(Quota.parse(items[0])) : undefined;
+      if (first) return first;
+    } else if (res.status !== 401 && res.status !== 403) throw this.#error('GET', '/quotas', res);
+    const path = `/projects/${encodeURIComponent(project.name)}/summary`;
+    const summary = await this.#call('GET', path, undefined, { 'x-is-resource-name': 'true' });
+    if (summary.status === 401 || summary.status === 403 || summary.status === 404) return undefined;
+    if (summary.status !== 200) throw this.#error('GET', path, summary);
+    const quota = ProjectSummary.parse(JSON.parse(summary.text)).quota;
+    return quota ? storageQuota(quota) : undefined;
+  }
+
   /** Every page of a paginated list (`page`, `page_size` ≤ 100, `X-Total-Count`). */
-  async #list(path: string): Promise<unknown[] | undefined> {
+  async #list(path: string, headers: Record<string, string> = {}): Promise<unknown[] | undefined> {
     const out: unknown[] = [];
     const pageSize = 100;
     for (let page = 1; page < 100_000; page++) {
       const sep = path.includes('?') ? '&' : '?';
-      const res = await this.#call('GET', `${path}${sep}page=${page}&page_size=${pageSize}`);
+      const res = await this.#call('GET', `${path}${sep}page=${page}&page_size=${pageSize}`, undefined, headers);
       if (res.status === 404) return page === 1 ? undefined : out;
       if (res.status !== 200) throw this.#error('GET', path, res);
       const items = JSON.parse(res.text || '[]') as unknown;
@@ -190,6 +236,33 @@ export class HarborClient {
     if (res.status === 404) return undefined;
     if (res.status !== 200) throw this.#error('GET', path, res);
     return Artifact.parse(JSON.parse(res.text));
+  }
+
+  /**
+   * Whether Harbor counts the tag as immutable (one of the project's immutability rules protects it), evaluated by
+   * Harbor itself (`with_immutable_status`, src/controller/tag/controller.go populateImmutableStatus): for an account
+   * that may not read the rules. Undefined when the tag is not there.
+   */
+  async tagImmutable(repository: string, tag: string): Promise<boolean | undefined> {
+    const path = `${artifactsPath(repository)}/${encodeURIComponent(tag)}?with_tag=true&with_immutable_status=true`;
+    const res = await this.#call('GET', path);
+    if (res.status === 404) return undefined;
+    if (res.status !== 200) throw this.#error('GET', path, res);
+    return Artifact.parse(JSON.parse(res.text)).tags?.find((t) => t.name === tag)?.immutable ?? false;
+  }
+
+  /**
+   * A project's immutability rules, or undefined when this account may not read them (maintainer and up, and
+   * admins: src/server/v2.0/handler/immutable.go ListImmuRules, rbac_role.go).
+   */
+  async listImmutableRules(project: string): Promise<ImmutableRule[] | undefined> {
+    const path = `/projects/${encodeURIComponent(project)}/immutabletagrules`;
+    try {
+      return (await this.#list(path, { 'x-is-resource-name': 'true' }))?.map((r) => ImmutableRule.parse(r));
+    } catch (err) {
+      if (err instanceof RegistryError && (err.status === 401 || err.status === 403)) return undefined;
+      throw err;
+    }
   }
 
   /**

@@ -20,9 +20,20 @@ export const ProjectDetail = z.looseObject({
   project_id: z.number().optional(),
   name: z.string(),
   current_user_role_id: z.number().nullable().optional(),
+  /** Set (above 0) for a proxy-cache project (src/pkg/project/models/project.go IsProxy). */
+  registry_id: z.number().nullable().optional(),
   metadata: z.record(z.string(), z.string()).nullable().optional(),
 });
 export type ProjectDetail = z.infer<typeof ProjectDetail>;
+
+/** Resource amounts by name (`storage` in bytes; -1 = unlimited), as Harbor's `ResourceList`. */
+const ResourceList = z.record(z.string(), z.number());
+
+/** `GET /quotas?reference=project&reference_id=ID` (one item) and a project summary's `quota`. */
+export const Quota = z.looseObject({ hard: ResourceList.nullable().optional(), used: ResourceList.nullable().optional() });
+export type Quota = z.infer<typeof Quota>;
+
+export const ProjectSummary = z.looseObject({ quota: Quota.nullable().optional() });
 
 export const Repository = z.looseObject({ name: z.string(), artifact_count: z.number().optional() });
 export type Repository = z.infer<typeof Repository>;
@@ -32,9 +43,28 @@ export const Artifact = z.looseObject({
   manifest_media_type: z.string().optional(),
   media_type: z.string().optional(),
   size: z.number().optional(),
-  tags: z.array(z.looseObject({ name: z.string() })).nullable().optional(),
+  /** When the artifact was first pushed (ISO 8601; src/controller/artifact/controller.go ensureArtifact). */
+  push_time: z.string().nullable().optional(),
+  /** `immutable` only with `with_immutable_status=true`; `push_time`: when the tag was created or last moved. */
+  tags: z.array(z.looseObject({ name: z.string(), immutable: z.boolean().optional(), push_time: z.string().nullable().optional() })).nullable().optional(),
 });
 export type Artifact = z.infer<typeof Artifact>;
+
+/** One selector of an immutability rule (api/v2.0/swagger.yaml ImmutableSelector). */
+export const ImmutableSelector = z.looseObject({ kind: z.string().optional(), decoration: z.string().optional(), pattern: z.string().optional() });
+export type ImmutableSelector = z.infer<typeof ImmutableSelector>;
+
+/** `GET /projects/{p}/immutabletagrules` items (api/v2.0/swagger.yaml ImmutableRule). */
+export const ImmutableRule = z.looseObject({
+  id: z.number().optional(),
+  disabled: z.boolean().optional(),
+  tag_selectors: z.array(ImmutableSelector).nullable().optional(),
+  scope_selectors: z.record(z.string(), z.array(ImmutableSelector)).nullable().optional(),
+});
+export type ImmutableRule = z.infer<typeof ImmutableRule>;
+
+/** One item of `GET /users/current/permissions` (api/v2.0/swagger.yaml Permission). */
+export const Permission = z.looseObject({ resource: z.string(), action: z.string() });
 
 /** Harbor's project name rule, where the name mapping keeps it (plan/ decides names; Harbor enforces them). */
 export { PROJECT_NAME_RE } from '../plan/map-names.js';

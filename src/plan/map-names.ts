@@ -15,6 +15,29 @@ export interface NameMapping {
   readonly defaultProject: string;
   /** Enforce Harbor's project-name rule on the first component. */
   readonly harbor: boolean;
+  /**
+   * `--tag-untagged`: a manifest no tag points at goes to the destination under a tag made from its digest
+   * (`untagged-{digest12}`), not by digest alone: Harbor's garbage collection keeps tagged artifacts.
+   */
+  readonly untaggedTag?: string;
+}
+
+/** The placeholders of an `--tag-untagged` template: the digest's first 12 hex digits, or all 64. */
+const UNTAGGED_PLACEHOLDER = /\{digest(12)?\}/g;
+const TAG_RE = /^[\w][\w.-]{0,127}$/;
+
+/** The destination tag of an untagged manifest under `template` (`untagged-{digest12}` → `untagged-0123456789ab`). */
+export function untaggedTagName(template: string, digest: string): string {
+  const hex = digest.slice(digest.indexOf(':') + 1);
+  return template.replace(UNTAGGED_PLACEHOLDER, (_, short: string | undefined) => (short ? hex.slice(0, 12) : hex));
+}
+
+/** Why a `--tag-untagged` template cannot be used, or undefined. */
+export function untaggedTemplateProblem(template: string): string | undefined {
+  if (!/\{digest(12)?\}/.test(template)) return `--tag-untagged "${template}" must hold {digest12} or {digest}, so each manifest gets its own tag`;
+  const sample = untaggedTagName(template, `sha256:${'0'.repeat(64)}`);
+  if (!TAG_RE.test(sample)) return `--tag-untagged "${template}" does not make a valid tag (letters, digits, _ . -, at most 128, not starting with . or -): "${sample}"`;
+  return undefined;
 }
 
 export type MappedName = { ok: true; repository: string; project: string } | { ok: false; reason: string };

@@ -1,8 +1,10 @@
 import type { ManifestRecord } from '../image/reader.js';
 import { isSchema1 } from '../image/media-types.js';
 import { tagRef, type Fault, type SourceInventory, type TagEntry } from '../inventory/types.js';
-import { cachedMapper, type NameMapping } from './map-names.js';
+import { cachedMapper, untaggedTagName, type NameMapping } from './map-names.js';
 import { flattenString } from '../util/strings.js';
+import type { ProjectQuota } from './quota.js';
+import type { ProjectNeeds } from './access.js';
 
 /** Version of the plan value (printed by --dry-run --output json and kept by later runs). */
 export const PLAN_VERSION = 1;
@@ -24,6 +26,8 @@ export interface PlannedImage {
   readonly size: number;
   /** Children first; the last one is the tag's own manifest. */
   readonly manifests: readonly PlannedManifest[];
+  /** When the source tag was last pushed (ISO 8601): the destination gets tags in this order (transfer/push-order.ts). */
+  readonly pushedAt?: string;
   /** Digests of the blobs the destination repository needs (config and layers, all platforms). */
   readonly blobs: readonly string[];
   /** The image this one refers to (an OCI `subject`, or the digest in a cosign `sha256-<hex>.sig` tag): pushed first. */
@@ -35,6 +39,14 @@ export interface PlannedImage {
    * `convert` is always converted (`--schema1`).
    */
   readonly schema1?: 'keep' | 'convert';
+}
+
+/** An image whose destination tag an immutability rule keeps at another digest. */
+export interface ImmutableImage extends PlannedImage {
+  /** The digest the destination tag holds. */
+  readonly current: string;
+  /** The rule that protects it, described. */
+  readonly rule: string;
 }
 
 export interface PlannedBlob {
@@ -81,8 +93,17 @@ export interface Plan {
   readonly existing: readonly PlannedImage[];
   /** Images a rule leaves out (`--schema1 skip`). */
   readonly skipped: readonly PlannedImage[];
+  /**
+   * Harbor: images whose destination tag holds another digest and is protected by an immutability rule. Harbor
+   * refuses to move the tag: nothing is pushed for them.
+   */
+  readonly immutable: readonly ImmutableImage[];
   readonly blobs: readonly PlannedBlob[];
   readonly rejected: readonly RejectedImage[];
+  /** Harbor: each project's storage charge beside its quota (plan/quota.ts); a refused project's images are in `rejected`. */
+  readonly quotas: readonly ProjectQuota[];
+  /** Harbor: what the account must be allowed in each project, and what it lacks (plan/access.ts). */
+  readonly access: readonly ProjectNeeds[];
 }
 
 export interface DestinationState {
@@ -96,6 +117,8 @@ export interface DestinationState {
   readonly holders?: Pick<ReadonlyMap<string, string>, 'get'>;
   /** What to do with schema1 images (`--schema1`, default keep). */
   readonly schema1?: Schema1Mode;
+  /** `repo:tag` held at another digest that an immutability rule protects → the rule (Harbor). */
+  readonly protectedTags?: Pick<ReadonlyMap<string, string>, 'get'>;
   /** `--shard`: blob digest → the first repository of another shard that needs it (transfer/source.ts readOtherShards). */
   readonly elsewhere?: Pick<ReadonlyMap<string, ShardedHome>, 'get'>;
   /**
@@ -140,9 +163,11 @@ export function selectCandidates(inventory: SourceInventory, mapping: NameMappin
   const accepted: Candidate[] = [];
   const rejected: RejectedImage[] = [];
   const map = cachedMapper(mapping);
-  for (const entry of inventory.tags) {
+  for (const found of inventory.tags) {
     // Kept for the whole run: a flat string (util/strings.ts), shared by everything that keeps the name.
-    const source = flattenString(tagRef(entry));
+    const source = flattenString(tagRef(found));
+    // --tag-untagged: from here on the entry's tag is its destination tag; `source` keeps `repo@sha256:…`.
+    const entry = found.untagged && found.digest && mapping.untaggedTag ? { ...found, tag: untaggedTagName(mapping.untaggedTag, found.digest) } : found;
     const mapped = map(entry.repository);
     if (entry.faults.length > 0 || !entry.digest) {
       const first = entry.faults[0];
@@ -221,6 +246,7 @@ export function planMigration(candidates: Candidates, manifests: ReadonlyMap<str
   const images: PlannedImage[] = [];
   const existing: PlannedImage[] = [];
   const skipped: PlannedImage[] = [];
+  const immutable: ImmutableImage[] = [];
   const projects = new Set<string>();
   const blobRepos = new Map<string, { size: number; repos: string[]; firstSource: string }>();
 
@@ -236,6 +262,7 @@ export function planMigration(candidates: Candidates, manifests: ReadonlyMap<str
       mediaType: entry.mediaType!,
       size: entry.size,
       manifests: entry.manifests.map((digest) => ({ digest, mediaType: manifests.get(digest)?.mediaType ?? '' })),
+      ...(entry.pushedAt ? { pushedAt: entry.pushedAt } : {}),
       // Foreign layers the storage does not hold stay out: the manifest goes as is, clients fetch them by URL.
       blobs: entry.blobs.filter((b) => b.present).map((b) => b.digest),
       ...subjectOf(entry, manifests),
@@ -245,6 +272,11 @@ export function planMigration(candidates: Candidates, manifests: ReadonlyMap<str
     const there = state.tags.get(destinationRef(image));
     if (there !== undefined && (there === image.digest || there === state.converted?.get(image.digest))) {
       existing.push(image);
+      continue;
+    }
+    const rule = there !== undefined ? state.protectedTags?.get(destinationRef(image)) : undefined;
+    if (rule !== undefined) {
+      immutable.push({ ...image, current: there!, rule });
       continue;
     }
     if (isSchema1(image.mediaType) && schema1 === 'skip') {
@@ -294,8 +326,11 @@ export function planMigration(candidates: Candidates, manifests: ReadonlyMap<str
     images,
     existing,
     skipped,
+    immutable,
     blobs,
     rejected: candidates.rejected,
+    quotas: [],
+    access: [],
   };
 }
 
@@ -307,8 +342,30 @@ const JOIN_LISTS: PlanLists = {
   images: (parts) => parts.flatMap((p) => p.images),
   existing: (parts) => parts.flatMap((p) => p.existing),
   skipped: (parts) => parts.flatMap((p) => p.skipped),
+  immutable: (parts) => parts.flatMap((p) => p.immutable),
   blobs: (parts) => parts.flatMap((p) => p.blobs),
   rejected: (parts) => parts.flatMap((p) => p.rejected),
+  // A project's charges add up over the batches; its quota is the one read first.
+  quotas: (parts) => {
+    const byProject = new Map<string, ProjectQuota>();
+    for (const q of parts.flatMap((p) => p.quotas)) {
+      const seen = byProject.get(q.project);
+      byProject.set(q.project, seen ? { ...seen, charge: seen.charge + q.charge, refused: seen.refused || q.refused } : q);
+    }
+    return [...byProject.values()].sort((a, b) => (a.project < b.project ? -1 : 1));
+  },
+  access: (parts) => {
+    const byProject = new Map<string, { needs: Set<string>; missing: Set<string> }>();
+    for (const a of parts.flatMap((p) => p.access)) {
+      const seen = byProject.get(a.project) ?? { needs: new Set<string>(), missing: new Set<string>() };
+      for (const n of a.needs) seen.needs.add(n);
+      for (const m of a.missing) seen.missing.add(m);
+      byProject.set(a.project, seen);
+    }
+    const order = ['create project', 'push', 'pull', 'delete tags'];
+    const sorted = (set: Set<string>) => order.filter((r) => set.has(r));
+    return [...byProject].sort(([a], [b]) => (a < b ? -1 : 1)).map(([project, { needs, missing }]) => ({ project, needs: sorted(needs), missing: sorted(missing) }));
+  },
 };
 
 /** One plan of the batches a run was planned in (a dry run prints the whole run's): every list of every batch. */
@@ -320,8 +377,11 @@ export function joinPlans(parts: readonly Plan[]): Plan {
     images: JOIN_LISTS.images(parts),
     existing: JOIN_LISTS.existing(parts),
     skipped: JOIN_LISTS.skipped(parts),
+    immutable: JOIN_LISTS.immutable(parts),
     blobs: JOIN_LISTS.blobs(parts),
     rejected: JOIN_LISTS.rejected(parts),
+    quotas: JOIN_LISTS.quotas(parts),
+    access: JOIN_LISTS.access(parts),
   };
 }
 

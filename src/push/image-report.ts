@@ -1,8 +1,11 @@
 import { destinationRef, type PlannedImage } from '../plan/plan.js';
 import { flattenString } from '../util/strings.js';
 
-/** `interrupted`: a stop (SIGINT, SIGTERM) came before the image was done; a re-run finishes it. */
-export type ImageStatus = 'verified' | 'skipped-existing' | 'skipped' | 'failed' | 'interrupted';
+/**
+ * `immutable`: Harbor keeps the destination tag at another digest (an immutability rule): drift it may not fix.
+ * `interrupted`: a stop (SIGINT, SIGTERM) came before the image was done; a re-run finishes it.
+ */
+export type ImageStatus = 'verified' | 'skipped-existing' | 'skipped' | 'immutable' | 'failed' | 'interrupted';
 
 /** One line of the verified image list. */
 export interface ImageReport {
@@ -17,6 +20,10 @@ export interface ImageReport {
   readonly convertedTo: string | undefined;
   /** The digest of the image this one signs or describes (cosign tags, OCI `subject`). */
   readonly subject: string | undefined;
+  /** When the source tag was last pushed (ms since the epoch: a number, not a string, for a run's 200,000 reports). */
+  readonly sourcePushedAt: number | undefined;
+  /** When the destination says the tag was pushed (Harbor's `push_time`, read back at verification), ms. */
+  readonly destinationPushedAt: number | undefined;
 }
 
 /**
@@ -35,10 +42,13 @@ export function imageReport(r: Partial<Omit<ImageReport, 'source' | 'status'>> &
     reason: r.reason,
     convertedTo: r.convertedTo,
     subject: r.subject,
+    sourcePushedAt: r.sourcePushedAt,
+    destinationPushedAt: r.destinationPushedAt,
   };
 }
 
 /** The report of a planned image. */
-export function reportOf(image: PlannedImage, status: ImageStatus, more: { reason?: string | undefined; convertedTo?: string | undefined } = {}): ImageReport {
-  return imageReport({ source: image.source, destination: destinationRef(image), digest: image.digest, mediaType: image.mediaType, size: image.size, status, subject: image.subject, ...more });
+export function reportOf(image: PlannedImage, status: ImageStatus, more: { reason?: string | undefined; convertedTo?: string | undefined; destinationPushedAt?: number | undefined } = {}): ImageReport {
+  const sourcePushedAt = image.pushedAt ? Date.parse(image.pushedAt) : undefined;
+  return imageReport({ source: image.source, destination: destinationRef(image), digest: image.digest, mediaType: image.mediaType, size: image.size, status, subject: image.subject, sourcePushedAt, ...more });
 }

@@ -4,6 +4,7 @@ import type { Candidate, Candidates } from '../plan/plan.js';
 import type { SourceBatch } from '../transfer/source.js';
 import { recogniseConversions } from './converted.js';
 import type { RunLedger } from './ledger.js';
+import { findProtectedTags } from './immutable.js';
 import { probeTags } from './probe.js';
 import type { ProjectGate } from './projects.js';
 import { Interrupted } from '../util/stop.js';
@@ -18,6 +19,8 @@ export interface PreparedBatch {
   readonly denied: readonly Candidate[];
   /** `repo:tag` → digest the destination holds (probed, or trusted from the journal). */
   readonly tags: ReadonlyMap<string, string>;
+  /** Harbor: `repo:tag` held at another digest and protected by an immutability rule → the rule (push/immutable.ts). */
+  readonly protectedTags: ReadonlyMap<string, string>;
 }
 
 export interface PrepareContext {
@@ -59,7 +62,8 @@ export async function prepareBatch(batch: SourceBatch, ctx: PrepareContext): Pro
   ctx.ledger.read(inventory, candidates);
   // A tag that holds our conversion of a schema1 image counts as there (without a journal to say so).
   if (!signal?.aborted && !destination.harbor) await recogniseConversions(destination.client, probed.toProbe, inventory.manifests, tags, ctx.converted, destination.budget.requests);
-  return { inventory, candidates, allowed: probed.allowed, denied: probed.denied, tags };
+  const protectedTags = signal?.aborted ? new Map<string, string>() : await findProtectedTags(destination, projects, probed.toProbe, tags, ctx.converted);
+  return { inventory, candidates, allowed: probed.allowed, denied: probed.denied, tags, protectedTags };
 }
 
 /** Candidates a project refuses, those it takes, and of these the ones to ask the destination about. */

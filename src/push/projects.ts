@@ -1,7 +1,8 @@
 import type { Destination } from '../destination/destination.js';
 import { DestinationError } from '../errors.js';
-import { checkProjectAccess } from '../harbor/access.js';
-import type { ProjectSettings } from '../harbor/client.js';
+import { checkProjectAccess, type ProjectRights } from '../harbor/access.js';
+import type { ProjectSettings, StorageQuota } from '../harbor/client.js';
+import type { ImmutableRule } from '../harbor/schema.js';
 import type { Candidate } from '../plan/plan.js';
 import type { OnNotice } from '../util/notice.js';
 
@@ -13,6 +14,8 @@ export interface ProjectGateOptions {
   readonly signal?: AbortSignal | undefined;
   readonly onCreated?: (project: string) => void;
   readonly onNotice?: OnNotice | undefined;
+  /** `sync --delete-extra --yes`: the delete right is needed too, and its absence said once per project up front. */
+  readonly deleteTags?: boolean;
 }
 
 /**
@@ -26,8 +29,12 @@ export class ProjectGate {
   readonly #options: ProjectGateOptions;
   readonly #checked = new Set<string>();
   readonly #existing = new Set<string>();
-  readonly #refused = new Map<string, string>();
+  readonly #refused = new Map<string, { kind: string; reason: string }>();
   readonly #policies = new Map<string, string>();
+  readonly #quotas = new Map<string, StorageQuota>();
+  readonly #immutableRules = new Map<string, readonly ImmutableRule[]>();
+  readonly #rights = new Map<string, ProjectRights>();
+  readonly #warned = new Set<string>();
   /** Projects this run created, in order. */
   readonly created: string[] = [];
 
@@ -58,8 +65,14 @@ export class ProjectGate {
         this.created.push(a.project);
         this.#options.onCreated?.(a.project);
       }
+      if (a.quota) this.#quotas.set(a.project, a.quota);
+      if (a.immutableRules) this.#immutableRules.set(a.project, a.immutableRules);
+      if (a.rights) this.#rights.set(a.project, a.rights);
+      if (a.rights && !a.rights.deleteTags && a.status === 'ok' && this.#options.deleteTags) {
+        this.warnOnce(a.project, 'delete', `${this.account} may not delete tags in project "${a.project}": --delete-extra deletes nothing there (deleting tags needs the maintainer role or higher)`);
+      }
       if (a.status === 'refused') {
-        this.#refused.set(a.project, a.reason!);
+        this.#refused.set(a.project, { kind: a.refusal ?? 'permission', reason: a.reason! });
         this.#options.onNotice?.({ level: 'error', message: `error: ${a.reason!}; its images are skipped` });
       }
       if (a.policy) this.#policies.set(a.project, a.policy);
@@ -70,9 +83,38 @@ export class ProjectGate {
     return !this.#destination.harbor || this.#existing.has(project);
   }
 
-  /** Why the account may not push to the project, when it may not. */
+  /** Why nothing may be pushed to the project, when nothing may (`permission: …`, `proxy-cache: …`). */
   refusal(project: string): string | undefined {
-    return this.#refused.get(project);
+    const refused = this.#refused.get(project);
+    return refused && `${refused.kind}: ${refused.reason}`;
+  }
+
+  /** What the account may do in the project, as Harbor's permissions API said (undefined when it did not). */
+  rights(project: string): ProjectRights | undefined {
+    return this.#rights.get(project);
+  }
+
+  /** A warning about one right in one project, said once per run. */
+  warnOnce(project: string, right: string, message: string): void {
+    const key = `${project}\n${right}`;
+    if (this.#warned.has(key)) return;
+    this.#warned.add(key);
+    this.#options.onNotice?.({ level: 'warn', message: `warning: ${message}` });
+  }
+
+  /** The account, as named in messages. */
+  get account(): string {
+    return this.#destination.credentials?.username ?? 'anonymous';
+  }
+
+  /** The project's immutability rules as read when it was checked; undefined when the account may not read them. */
+  immutableRules(project: string): readonly ImmutableRule[] | undefined {
+    return this.#immutableRules.get(project);
+  }
+
+  /** The project's storage quota as read when it was checked (Harbor, when the account may read it). */
+  quota(project: string): StorageQuota | undefined {
+    return this.#quotas.get(project);
   }
 
   /** The project's pull policy that blocks pulls of new images (Harbor), if any. */
@@ -83,6 +125,6 @@ export class ProjectGate {
   /** Every project checked so far was refused: nothing can move at all (exit 3), as said before any upload. */
   assertSomeAllowed(): void {
     if (!this.#destination.harbor || this.#refused.size === 0 || this.#refused.size !== this.#checked.size) return;
-    throw new DestinationError('PERMISSION_DENIED', [...this.#refused.values()].join('; '), 'grant the account the developer role (or higher) in these projects, or use a system robot account (robot$<name>) with push permission');
+    throw new DestinationError('PERMISSION_DENIED', [...this.#refused.values()].map((r) => r.reason).join('; '), 'grant the account the developer role (or higher) in these projects, or use a system robot account (robot$<name>) with push permission');
   }
 }

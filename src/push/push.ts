@@ -3,16 +3,19 @@ import type { Storage } from '../storage/storage.js';
 import type { Destination } from '../destination/destination.js';
 import type { ProjectSettings } from '../harbor/client.js';
 import type { FaultKind, ReadFault } from '../inventory/types.js';
-import { destinationRef, joinPlans, planMigration, unreadImage, type Plan, type DestinationState, type RejectedImage, type Schema1Mode, type ShardedHome } from '../plan/plan.js';
+import { destinationRef, joinPlans, planMigration, unreadImage, type Candidate, type ImmutableImage, type Plan, type PlannedImage, type DestinationState, type RejectedImage, type Schema1Mode, type ShardedHome } from '../plan/plan.js';
 import type { ImageOutcome, TransferEvent, TransferStats } from '../transfer/execute.js';
 import { nameMapping, readOtherShards, readSourceBatches, type JournalView, type SourceSelection } from '../transfer/source.js';
 import { ociTransport, type Transport } from '../transfer/transport.js';
 import { skopeoTransport } from '../skopeo/skopeo.js';
 import type { OnNotice } from '../util/notice.js';
+import { DestinationError } from '../errors.js';
 import { imageReport, reportOf, type ImageReport } from './image-report.js';
 import { RunLedger } from './ledger.js';
 import { prepareBatch, type PreparedBatch } from './prepare.js';
 import { ProjectGate } from './projects.js';
+import { QuotaBook } from './quota.js';
+import { planNeeds, type ProjectNeeds } from '../plan/access.js';
 import { readInStages } from './read-ahead.js';
 import { verifyOutcome } from './verify.js';
 import { BATCH_TAGS } from '../tuning.js';
@@ -58,6 +61,8 @@ export interface PushOptions extends SourceSelection {
   readonly shardWaitMs?: number;
   readonly onEvent?: (event: PushEvent) => void;
   readonly onNotice?: OnNotice;
+  /** `sync --delete-extra --yes`: the delete right is checked per project before any upload, and named. */
+  readonly checkDelete?: boolean;
   /** SIGINT/SIGTERM: nothing new starts (an image whose blobs all landed still gets its manifests). */
   readonly signal?: AbortSignal;
   /** The grace after `signal` is over: skopeo copies under way are killed (the registry client cuts its own). */
@@ -137,6 +142,14 @@ export async function pushStorage(destination: Destination, options: PushOptions
   const signal = options.signal ? AbortSignal.any([options.signal, gone]) : gone;
   setMaxListeners(0, signal);
   options = { ...options, signal };
+  // A Harbor in read-only mode refuses every write with 403 DENIED (src/server/middleware/readonly/readonly.go), the
+  // code a quota overflow has too: said once, before the source is read, not image by image as `quota-exceeded`.
+  if (destination.harborInfo?.read_only === true) {
+    const what = `${destination.endpoint.host}: Harbor is in read-only mode and refuses every push`;
+    const fix = "ask a Harbor administrator to turn off 'Repository Read Only' (Configuration → System Settings), then run again";
+    if (!options.dryRun) throw new DestinationError('READ_ONLY', what, fix);
+    options.onNotice?.({ level: 'warn', message: `warning: ${what}; ${fix}` });
+  }
   const source = await readSourceBatches(options, nameMapping(options, destination), {
     concurrency: options.requestConcurrency,
     batchTags: options.batchTags ?? BATCH_TAGS,
@@ -144,6 +157,14 @@ export async function pushStorage(destination: Destination, options: PushOptions
     ...(signal ? { signal } : {}),
   });
   emit({ type: 'scanned', tags: source.walk.tagCount });
+  // Harbor's garbage collection deletes artifacts no tag points at unless it runs without "delete untagged"
+  // (docs/registry-behaviour.md, Harbor policies): said once, before anything is sent.
+  if (destination.harbor && options.includeUntagged && !options.tagUntagged) {
+    options.onNotice?.({
+      level: 'warn',
+      message: `warning: --include-untagged pushes manifests no tag points at by digest, and Harbor's garbage collection deletes such artifacts unless it runs without "delete untagged" (on by default): a pull by digest fails after the next collection; keep them under a tag made from the digest with --tag-untagged 'untagged-{digest12}'`,
+    });
+  }
   // Shards that share: which blobs the other shards upload, so each crosses the wire once (skopeo copies whole
   // images). Read when a batch first has something to upload: a sync with nothing to send never pays for it.
   const shard = options.shard;
@@ -167,12 +188,16 @@ export async function pushStorage(destination: Destination, options: PushOptions
     concurrency: options.requestConcurrency,
     signal,
     onCreated: (name) => emit({ type: 'project', name, result: 'created' }),
+    deleteTags: options.checkDelete ?? false,
     onNotice: options.onNotice,
   });
   // Source digest → destination digest of schema1 images converted earlier: the journal's, and those recognised.
   const converted = new Map(options.converted);
   const prepare = { destination, ledger, projects, converted, known: options.knownRepositories, signal };
-  const run: BatchRun = { destination, ledger, projects, converted, options, emit, storage: source.storage, batches: source.count, transport: openTransport(source.storage, destination, options, emit), planned: options.dryRun ? [] : undefined, elsewhere };
+  const quotas = destination.harbor
+    ? new QuotaBook((project) => projects.quota(project), { everyProject: options.dryRun, onRefused: (reason) => options.onNotice?.({ level: 'error', message: `error: ${reason}; its images are skipped` }) })
+    : undefined;
+  const run: BatchRun = { destination, ledger, projects, quotas, converted, options, emit, storage: source.storage, batches: source.count, transport: openTransport(source.storage, destination, options, emit), planned: options.dryRun ? [] : undefined, elsewhere };
 
   let batches = 0;
   const result = (interrupted: boolean): PushResult => ({
@@ -196,8 +221,9 @@ export async function pushStorage(destination: Destination, options: PushOptions
     // The next batch is read and probed while this one transfers; it is planned after, knowing what landed.
     const stages = readInStages(source.count, source.next, (batch) => prepareBatch(batch, prepare));
     for await (const prepared of stages.batches) {
-      // Every project refused, the last batch read: nothing can move at all (exit 3), as said before any upload.
-      if (batches + 1 === source.count) projects.assertSomeAllowed();
+      // Every project refused, the last batch read: nothing can move at all (exit 3), as said before any upload. A
+      // dry run prints its plan all the same: it names what the account lacks.
+      if (batches + 1 === source.count && !options.dryRun) projects.assertSomeAllowed();
       await transferBatch(prepared, batches, run);
       stages.used(batches++);
     }
@@ -213,6 +239,8 @@ interface BatchRun {
   readonly destination: Destination;
   readonly ledger: RunLedger;
   readonly projects: ProjectGate;
+  /** Harbor: each batch charged to its projects' quotas before anything is sent. */
+  readonly quotas: QuotaBook | undefined;
   readonly converted: ReadonlyMap<string, string>;
   readonly options: PushOptions;
   readonly emit: (event: PushEvent) => void;
@@ -238,7 +266,7 @@ async function transferBatch(prepared: PreparedBatch, index: number, run: BatchR
   const { destination, ledger, projects, options } = run;
   ledger.reject(candidates.rejected);
   for (const c of denied) {
-    ledger.report(imageReport({ source: c.source, destination: `${c.repository}:${c.entry.tag}`, digest: c.entry.digest, size: c.entry.size ?? 0, status: 'failed', reason: `permission: ${projects.refusal(c.project)!}` }));
+    ledger.report(imageReport({ source: c.source, destination: `${c.repository}:${c.entry.tag}`, digest: c.entry.digest, size: c.entry.size ?? 0, status: 'failed', reason: projects.refusal(c.project)! }));
   }
   // A signal before this batch started: nothing more is created, asked or sent, and its images say so.
   if (options.signal?.aborted) {
@@ -250,21 +278,38 @@ async function transferBatch(prepared: PreparedBatch, index: number, run: BatchR
     tags: prepared.tags,
     holders: ledger.holders,
     converted: run.converted,
+    protectedTags: prepared.protectedTags,
     ...(options.schema1 ? { schema1: options.schema1 } : {}),
   };
-  let planned = planMigration({ accepted: allowed, rejected: [] }, inventory.manifests, state);
-  // Images the journal vouched for were not read, so which blobs they hold is unknown. A batch with blobs to send
-  // that no known holder has reads their manifests (each once a run: this batch's and those held before) and plans
-  // again: a blob one of them holds is mounted from it, never sent again. A sync with nothing to send reads none.
-  if (planned.blobs.some((b) => !b.held && !b.sharedFrom) && (ledger.holdsUnread || planned.existing.some(unreadImage))) {
-    const unreadBlobs = await readImageBlobs(run.storage, [...ledger.heldUnread(), ...planned.existing.filter(unreadImage).map((image) => image.digest)]);
-    ledger.readHeldBlobs(unreadBlobs);
-    state = { ...state, unreadBlobs };
-    planned = planMigration({ accepted: allowed, rejected: [] }, inventory.manifests, state);
+  const planBatch = async (accepted: readonly Candidate[]): Promise<Plan> => {
+    let planned = planMigration({ accepted, rejected: [] }, inventory.manifests, state);
+    // Images the journal vouched for were not read, so which blobs they hold is unknown. A batch with blobs to send
+    // that no known holder has reads their manifests (each once a run: this batch's and those held before) and plans
+    // again: a blob one of them holds is mounted from it, never sent again. A sync with nothing to send reads none.
+    if (!state.unreadBlobs && planned.blobs.some((b) => !b.held && !b.sharedFrom) && (ledger.holdsUnread || planned.existing.some(unreadImage))) {
+      const unreadBlobs = await readImageBlobs(run.storage, [...ledger.heldUnread(), ...planned.existing.filter(unreadImage).map((image) => image.digest)]);
+      ledger.readHeldBlobs(unreadBlobs);
+      state = { ...state, unreadBlobs };
+      planned = planMigration({ accepted, rejected: [] }, inventory.manifests, state);
+    }
+    // --shard: a batch with blobs to send plans again knowing which of them another shard sends.
+    if (run.elsewhere && planned.blobs.some((b) => !b.held)) return planMigration({ accepted, rejected: [] }, inventory.manifests, { ...state, elsewhere: await run.elsewhere() });
+    return planned;
+  };
+  let planned = await planBatch(allowed);
+  // Harbor quotas, before the first byte: a project whose charge does not fit is planned again without its pushes.
+  const quotas = run.quotas?.charge(planned, inventory.manifests) ?? [];
+  const overQuota = planned.images.filter((image) => quotas.some((q) => q.refused && q.project === image.project));
+  if (overQuota.length > 0) {
+    const out = new Set(overQuota.map((image) => image.source));
+    planned = await planBatch(allowed.filter((c) => !out.has(c.source)));
   }
-  // --shard: a batch with blobs to send plans again knowing which of them another shard sends.
-  if (run.elsewhere && planned.blobs.some((b) => !b.held)) planned = planMigration({ accepted: allowed, rejected: [] }, inventory.manifests, { ...state, elsewhere: await run.elsewhere() });
-  const plan: Plan = { ...planned, rejected: candidates.rejected };
+  const quotaRejected = overQuota.map((image) => rejectedOf(image, run.quotas!.refusal(image.project)!));
+  // Images of projects refused before planning (permission, proxy cache) show in the plan too: a dry run names them.
+  const deniedRejected = denied.map((c) => ({ source: c.source, repository: c.repository, destination: `${c.repository}:${c.entry.tag}`, digest: c.entry.digest, mediaType: c.entry.mediaType, size: c.entry.size, reason: projects.refusal(c.project)!, faults: [] }));
+  const access = destination.harbor ? accountNeeds(planned, prepared, run) : [];
+  const plan: Plan = { ...planned, rejected: [...candidates.rejected, ...deniedRejected, ...quotaRejected], quotas, access };
+  for (const image of overQuota) ledger.report(reportOf(image, 'failed', { reason: run.quotas!.refusal(image.project)! }));
   run.emit({ type: 'planned', plan, batch: index, batches: run.batches });
   for (const image of plan.existing) {
     const there = prepared.tags.get(destinationRef(image));
@@ -274,6 +319,7 @@ async function transferBatch(prepared: PreparedBatch, index: number, run: BatchR
     if (!convertedTo) ledger.hold(image, state.unreadBlobs);
   }
   for (const image of plan.skipped) ledger.report(reportOf(image, 'skipped', { reason: 'schema1 image (--schema1 skip)' }));
+  for (const image of plan.immutable) ledger.report(reportOf(image, 'immutable', { reason: immutableReason(image) }));
   if (run.planned) {
     run.planned.push(plan);
     return;
@@ -296,6 +342,30 @@ async function readImageBlobs(storage: Storage, manifests: readonly string[]): P
   const limit = pLimit(storage.readsInFlight);
   const read = new Map(await Promise.all([...new Set(manifests)].map((m) => limit(async () => [m, await imageBlobDigests(store, m)] as const))));
   return (manifest) => read.get(manifest) ?? [];
+}
+
+/** Why an image is not pushed: its destination tag is kept at another digest by an immutability rule. */
+export function immutableReason(image: ImmutableImage): string {
+  return `immutable: the destination tag holds ${image.current} and ${image.rule} keeps it there (Harbor refuses to move it); change the rule in Harbor to migrate this tag`;
+}
+
+/** Harbor: the rights this batch needs in each project beside what the account lacks (the dry run prints them). */
+function accountNeeds(plan: Plan, prepared: PreparedBatch, run: BatchRun): ProjectNeeds[] {
+  const { projects, options } = run;
+  const deleteIn = options.checkDelete ? [...new Set(prepared.candidates.accepted.map((c) => c.project))] : [];
+  const pushIn = [...new Set(prepared.denied.map((c) => c.project))];
+  // A refused project that does not exist: its creation was refused.
+  const createIn = pushIn.filter((project) => !projects.exists(project));
+  return planNeeds(plan, { pushIn, createIn, deleteIn }, (project, right) => {
+    if (right === 'create project') return createIn.includes(project);
+    const rights = projects.rights(project);
+    if (!rights) return false;
+    return right === 'push' ? !rights.push : right === 'pull' ? !rights.pull : right === 'delete tags' ? !rights.deleteTags : false;
+  });
+}
+
+function rejectedOf(image: PlannedImage, reason: string): RejectedImage {
+  return { source: image.source, repository: image.repository, destination: destinationRef(image), digest: image.digest, mediaType: image.mediaType, size: image.size, reason, faults: [] };
 }
 
 function requestCounts(destination: Destination): { requests: number; retries: number } {

@@ -186,8 +186,13 @@ export interface PushReportDocument {
   readonly startedAt?: string;
   readonly endedAt?: string;
   readonly regmigrateVersion?: string;
-  readonly images: ReadonlyArray<{ source: string; destination: string | null; digest: string | null; status: string; reason: string | null; size?: number }>;
+  readonly images: ReadonlyArray<{ source: string; destination: string | null; digest: string | null; status: string; reason: string | null; size?: number; sourcePushedAt?: string | null; destinationPushedAt?: string | null }>;
   readonly summary: { verified: number; skipped: number; failed: number; interrupted?: number; bytesUploaded?: number; bytesMounted?: number; bytesSkipped?: number; projectsCreated?: string[] };
+}
+
+/** A push time to the second, or a dash. */
+function pushedCell(iso: string | null | undefined): string {
+  return iso ? `<time datetime="${esc(iso)}">${esc(iso.slice(0, 19).replace('T', ' '))}</time>` : '–';
 }
 
 /** `2024-05-01T10:00:00.000Z` → `2024-05-01 10:00:00 UTC`. */
@@ -224,8 +229,8 @@ export function renderPushHtml(doc: PushReportDocument): string {
           .map((f) => `<tr><td><code>${esc(f.source)}</code></td><td><code>${esc(f.destination ?? '–')}</code></td><td>${esc(f.reason ?? f.status)}</td></tr>`)
           .join('')}</tbody></table>`
       : '<h2>Failed</h2><p>None.</p>',
-    `<h2>Verified and skipped (${done.length})</h2><table id="done"><thead><tr><th>source</th><th>destination</th><th>digest</th><th class="num">size</th><th>status</th></tr></thead><tbody>${done
-      .map((i) => `<tr><td><code>${esc(i.source)}</code></td><td><code>${esc(i.destination ?? '')}</code></td><td><code>${esc((i.digest ?? '').slice(0, 19))}</code></td><td class="num">${i.size === undefined ? '–' : formatBytes(i.size)}</td><td>${esc(i.status)}${i.reason ? ` <span class="muted">(${esc(i.reason)})</span>` : ''}</td></tr>`)
+    `<h2>Verified and skipped (${done.length})</h2><table id="done"><thead><tr><th>source</th><th>destination</th><th>digest</th><th class="num">size</th><th>pushed to the source</th><th>pushed to the destination</th><th>status</th></tr></thead><tbody>${done
+      .map((i) => `<tr><td><code>${esc(i.source)}</code></td><td><code>${esc(i.destination ?? '')}</code></td><td><code>${esc((i.digest ?? '').slice(0, 19))}</code></td><td class="num">${i.size === undefined ? '–' : formatBytes(i.size)}</td><td>${pushedCell(i.sourcePushedAt)}</td><td>${pushedCell(i.destinationPushedAt)}</td><td>${esc(i.status)}${i.reason ? ` <span class="muted">(${esc(i.reason)})</span>` : ''}</td></tr>`)
       .join('')}</tbody></table>`,
     s.projectsCreated?.length ? `<p>Projects created: ${s.projectsCreated.map((p) => `<code>${esc(p)}</code>`).join(', ')}</p>` : '',
   ].join('\n');

@@ -127,9 +127,9 @@ export function createJsonLog(stream: Writable, options: JsonLogOptions = {}): P
       // Where progress ended: its bytes are the run's bytes uploaded (`run-finished`), as the summary's are.
       progress();
       for (const r of result.reports) {
-        if (r.status !== 'verified' && r.status !== 'failed' && r.status !== 'interrupted') continue;
+        if (r.status !== 'verified' && r.status !== 'failed' && r.status !== 'interrupted' && r.status !== 'immutable') continue;
         writeJsonLog(stream, {
-          level: r.status === 'failed' ? 'error' : r.status === 'interrupted' ? 'warn' : 'info',
+          level: r.status === 'failed' ? 'error' : r.status === 'interrupted' || r.status === 'immutable' ? 'warn' : 'info',
           event: `tag-${r.status}`,
           source: r.source,
           // No destination name (it could not be mapped): the tag is still the source's.
@@ -139,7 +139,7 @@ export function createJsonLog(stream: Writable, options: JsonLogOptions = {}): P
         });
       }
       const c = countReports(result.reports);
-      writeJsonLog(stream, { level: notDone(c) > 0 ? 'error' : 'info', event: 'run-finished', verified: c.verified, unchanged: c.skipped, failed: c.failed, interrupted: c.interrupted, bytes: result.stats.bytesUploaded, durationMs: result.durationMs, ...(budget ? { requestBudget: budget.requests.size, uploadBudget: budget.uploads.size } : {}) });
+      writeJsonLog(stream, { level: notDone(c) > 0 ? 'error' : c.immutable > 0 ? 'warn' : 'info', event: 'run-finished', verified: c.verified, unchanged: c.skipped, ...(c.immutable ? { immutable: c.immutable } : {}), failed: c.failed, interrupted: c.interrupted, bytes: result.stats.bytesUploaded, durationMs: result.durationMs, ...(budget ? { requestBudget: budget.requests.size, uploadBudget: budget.uploads.size } : {}) });
     },
   };
 }

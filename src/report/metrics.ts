@@ -65,7 +65,7 @@ export function renderMetrics(m: RunMetrics): string {
     ...(m.exitCode === 0 || m.previousSuccessAt !== undefined
       ? [{ name: 'regmigrate_last_success_timestamp_seconds', type: 'gauge' as const, help: 'When a run last ended with exit status 0 (Unix time).', samples: [{ value: (m.exitCode === 0 ? m.endedAt : m.previousSuccessAt!) / 1000 }] }]
       : []),
-    { name: 'regmigrate_last_run_exit_code', type: 'gauge', help: 'Exit status of the last run (0 ok, 1 images failed, 2 configuration, 3 destination, 4 locked, 5 output, 70 a bug).', samples: [{ value: m.exitCode }] },
+    { name: 'regmigrate_last_run_exit_code', type: 'gauge', help: 'Exit status of the last run (0 ok, 1 images failed, 2 configuration, 3 destination, 4 locked, 5 output, 6 only immutable tags left, 70 a bug).', samples: [{ value: m.exitCode }] },
     {
       name: 'regmigrate_tags_total',
       type: 'counter',
@@ -74,6 +74,7 @@ export function renderMetrics(m: RunMetrics): string {
         verified: counts?.verified,
         unchanged: r ? r.reports.filter((x) => x.status === 'skipped-existing').length : 0,
         failed: counts?.failed,
+        immutable: counts?.immutable,
         interrupted: counts?.interrupted,
         skipped,
         deleted,

@@ -1,6 +1,7 @@
 import { writeFileAtomic } from '../util/files.js';
 import { shortMediaType } from '../image/media-types.js';
 import { destinationRef, planTotals, type Plan } from '../plan/plan.js';
+import { quotaRoom } from '../plan/quota.js';
 import { shortDigest } from '../storage/digest.js';
 import type { PushResult, ImageReport } from '../push/push.js';
 import { count, csvLine, formatBytes, formatDuration, formatRate, renderTable } from '../util/format.js';
@@ -13,6 +14,8 @@ export const PUSH_REPORT_VERSION = 1;
 export interface PushCounts {
   readonly verified: number;
   readonly skipped: number;
+  /** Destination tags an immutability rule keeps at another digest (Harbor): drift regmigrate may not fix. */
+  readonly immutable: number;
   readonly failed: number;
   /** Not done because the run was stopped (SIGINT, SIGTERM): not done all the same, as failed ones. */
   readonly interrupted: number;
@@ -21,20 +24,31 @@ export interface PushCounts {
 export function countReports(reports: readonly ImageReport[]): PushCounts {
   let verified = 0;
   let skipped = 0;
+  let immutable = 0;
   let failed = 0;
   let interrupted = 0;
   for (const r of reports) {
     if (r.status === 'verified') verified++;
     else if (r.status === 'skipped-existing' || r.status === 'skipped') skipped++;
+    else if (r.status === 'immutable') immutable++;
     else if (r.status === 'interrupted') interrupted++;
     else failed++;
   }
-  return { verified, skipped, failed, interrupted };
+  return { verified, skipped, immutable, failed, interrupted };
 }
 
 /** Tags not done: failed or interrupted (exit status 1 when there are any). */
 export function notDone(c: PushCounts): number {
   return c.failed + c.interrupted;
+}
+
+/**
+ * A push's or sync's exit status from its images (docs/architecture.md, Exit codes): 1 when any is not done; 6 when
+ * the only ones not done are tags Harbor's immutability rules keep at another digest; else 0.
+ */
+export function imagesExitCode(counts: PushCounts): 0 | 1 | 6 {
+  if (notDone(counts) > 0) return 1;
+  return counts.immutable > 0 ? 6 : 0;
 }
 
 /** The run a report is of: which command, from where to where, when, written by which regmigrate. */
@@ -82,16 +96,22 @@ export function reportImageJson(r: ImageReport) {
     reason: r.reason ?? null,
     convertedTo: r.convertedTo ?? null,
     subject: r.subject ?? null,
+    sourcePushedAt: isoOrNull(r.sourcePushedAt),
+    destinationPushedAt: isoOrNull(r.destinationPushedAt),
   };
 }
 
+function isoOrNull(ms: number | undefined): string | null {
+  return ms === undefined || !Number.isFinite(ms) ? null : new Date(ms).toISOString();
+}
+
 /** An image's columns, then the run's (the same on every row: a CSV has no other place for them). */
-export const REPORT_CSV_HEADER = ['source', 'destination', 'digest', 'media_type', 'size', 'status', 'reason', 'converted_to', 'run_command', 'run_source', 'run_destination', 'run_started_at', 'run_ended_at', 'regmigrate_version'];
+export const REPORT_CSV_HEADER = ['source', 'destination', 'digest', 'media_type', 'size', 'status', 'reason', 'converted_to', 'run_command', 'run_source', 'run_destination', 'run_started_at', 'run_ended_at', 'regmigrate_version', 'source_pushed_at', 'destination_pushed_at'];
 
 export function reportCsv(reports: readonly ImageReport[], run: ReportRun): string {
   const runColumns = [run.command, run.source, run.destination, run.startedAt, run.endedAt, run.regmigrateVersion];
   let out = csvLine(REPORT_CSV_HEADER);
-  for (const r of reports) out += csvLine([r.source, r.destination, r.digest, r.mediaType, r.size, r.status, r.reason, r.convertedTo, ...runColumns]);
+  for (const r of reports) out += csvLine([r.source, r.destination, r.digest, r.mediaType, r.size, r.status, r.reason, r.convertedTo, ...runColumns, isoOrNull(r.sourcePushedAt) ?? undefined, isoOrNull(r.destinationPushedAt) ?? undefined]);
   return out;
 }
 
@@ -148,9 +168,14 @@ export function renderImageTable(reports: readonly ImageReport[]): string {
     out += '\nFailed:\n';
     for (const r of failed) out += `  ${r.source}: ${r.reason ?? 'failed'}\n`;
   }
+  const immutable = reports.filter((r) => r.status === 'immutable');
+  if (immutable.length > 0) {
+    out += '\nImmutable (Harbor keeps these tags at another digest):\n';
+    for (const r of immutable) out += `  ${r.source}: ${r.reason ?? 'immutable'}\n`;
+  }
   const interrupted = reports.filter((r) => r.status === 'interrupted').length;
   if (interrupted > 0) out += `\nInterrupted: ${count(interrupted, 'image')} not finished when the run was stopped; run it again to finish them\n`;
-  const notes = reports.filter((r) => r.status !== 'failed' && r.reason);
+  const notes = reports.filter((r) => r.status !== 'failed' && r.status !== 'immutable' && r.reason);
   if (notes.length > 0) {
     out += '\nNotes:\n';
     for (const r of notes) out += `  ${r.source}: ${r.reason}${r.convertedTo ? ` (now ${r.convertedTo})` : ''}\n`;
@@ -163,7 +188,7 @@ export function renderPushSummary(result: PushResult): string {
   const s = result.stats;
   const seconds = result.durationMs / 1000;
   const rate = seconds > 0 ? formatRate(s.bytesUploaded / seconds) : '-';
-  const head = `${count(c.verified, 'image')} verified, ${c.skipped} already there, ${c.failed} failed${c.interrupted ? `, ${c.interrupted} interrupted` : ''}; `;
+  const head = `${count(c.verified, 'image')} verified, ${c.skipped} already there, ${c.immutable ? `${c.immutable} immutable, ` : ''}${c.failed} failed${c.interrupted ? `, ${c.interrupted} interrupted` : ''}; `;
   const projects = result.projectsCreated.length ? `; projects created: ${result.projectsCreated.join(', ')}` : '';
   if (result.via === 'skopeo') return `${head}transferred by skopeo copy; ${formatDuration(result.durationMs)}${projects}`;
   return (
@@ -174,18 +199,39 @@ export function renderPushSummary(result: PushResult): string {
   );
 }
 
-export function renderPlan(plan: Plan, harbor: boolean): string {
+/** `account`: who the run pushes as (Harbor: the permissions table names it). */
+export function renderPlan(plan: Plan, harbor: boolean, account?: string): string {
   const t = planTotals(plan);
   let out = '';
   if (harbor) out += `Projects to create: ${plan.projectsToCreate.length ? plan.projectsToCreate.join(', ') : 'none'}\n`;
   out += `Blobs to upload (unless already present): ${t.blobsToUpload}, ${formatBytes(t.bytesToUpload)}; cross-repository mounts: ${t.mounts}\n`;
-  out += `Images to push: ${t.images}; already there: ${t.existing}; cannot be migrated: ${t.rejected}\n\n`;
+  out += `Images to push: ${t.images}; already there: ${t.existing}; ${plan.immutable.length ? `immutable (kept at another digest): ${plan.immutable.length}; ` : ''}cannot be migrated: ${t.rejected}\n\n`;
   const rows = [
     ...plan.images.map((i) => [i.source, destinationRef(i), shortDigest(i.digest), shortMediaType(i.mediaType), formatBytes(i.size), i.subject ? `push (after ${shortDigest(i.subject)})` : 'push']),
     ...plan.existing.map((i) => [i.source, destinationRef(i), shortDigest(i.digest), shortMediaType(i.mediaType), formatBytes(i.size), 'skip (already there)']),
     ...plan.skipped.map((i) => [i.source, destinationRef(i), shortDigest(i.digest), shortMediaType(i.mediaType), formatBytes(i.size), 'skip (--schema1 skip)']),
+    ...plan.immutable.map((i) => [i.source, destinationRef(i), shortDigest(i.digest), shortMediaType(i.mediaType), formatBytes(i.size), `immutable: holds ${shortDigest(i.current)}, kept by ${i.rule}`]),
     ...plan.rejected.map((r) => [r.source, r.destination ?? '-', shortDigest(r.digest), shortMediaType(r.mediaType), r.size ? formatBytes(r.size) : '-', `fail: ${r.reason}`]),
   ].sort((a, b) => (a[0]! < b[0]! ? -1 : 1));
   out += renderTable(['SOURCE', 'DESTINATION', 'DIGEST', 'TYPE', 'SIZE', 'ACTION'], rows);
+  if (harbor && plan.access.length > 0) out += '\n' + renderAccess(plan.access, account);
+  if (harbor && plan.quotas.length > 0) out += '\n' + renderQuotas(plan.quotas);
   return out;
+}
+
+/** What the account must be allowed in each project, and what Harbor says it lacks. */
+function renderAccess(access: Plan['access'], account: string | undefined): string {
+  const rows = access.map((a) => [a.project, a.needs.join(', '), a.missing.length ? `MISSING: ${a.missing.join(', ')}` : 'ok']);
+  return `Permissions ${account ?? 'the account'} needs:\n${renderTable(['PROJECT', 'NEEDS', 'CHECK'], rows)}`;
+}
+
+/** Each project's charge beside its quota: what the run adds to the project's usage, by Harbor's accounting. */
+function renderQuotas(quotas: Plan['quotas']): string {
+  const rows = quotas.map((q) => {
+    const room = quotaRoom(q);
+    const limit = q.limit === undefined ? 'unknown' : q.limit < 0 ? 'unlimited' : formatBytes(q.limit);
+    const verdict = q.refused ? 'refused: over quota' : q.limit === undefined ? 'not checked (quota not readable)' : 'fits';
+    return [q.project, formatBytes(q.charge), limit, q.used === undefined ? '-' : formatBytes(q.used), room === undefined ? '-' : formatBytes(room), verdict];
+  });
+  return `Storage quota (what this run adds to each project, as Harbor counts it):\n${renderTable(['PROJECT', 'ADDS', 'QUOTA', 'USED', 'LEFT', 'CHECK'], rows)}`;
 }

@@ -15,6 +15,7 @@ import { startThrottleProxy } from './throttle-proxy.js';
 import { assertOutsideStorage, exportImages } from './export.js';
 import { emptyStats, imageDoneEvent, interruptedOutcome, type ImageOutcome, type TransferEvent } from '../transfer/execute.js';
 import type { Transport } from '../transfer/transport.js';
+import { PushTimeOrder } from '../transfer/push-order.js';
 import { TRANSFER_CONCURRENCY } from '../tuning.js';
 
 /** `--preserve-digests` came with skopeo 1.6. */
@@ -186,7 +187,20 @@ export async function pushWithSkopeo(plan: Plan, options: SkopeoOptions): Promis
   }
 
   async function copyAll(): Promise<ImageOutcome[]> {
-    const outcomes = await Promise.all(exported.map((item) => destination.budget.uploads.run(() => copyOne(item))));
+    // A repository's images in their source push order (transfer/push-order.ts): a copy pushes its blobs and its tag
+    // at once, so a repository's copies go one after another, oldest first; other repositories' copies in parallel.
+    // Each waits for its turn before it takes an upload slot, never while holding one.
+    const order = new PushTimeOrder(exported.map((item) => item.image));
+    const outcomes = await Promise.all(
+      exported.map(async (item) => {
+        try {
+          await order.turn(item.image);
+          return await destination.budget.uploads.run(() => copyOne(item));
+        } finally {
+          order.done(item.image);
+        }
+      }),
+    );
     // Parallel skopeo copies racing on a shared layer make distribution answer 500 now and then ("trying to reuse
     // blob … 500"): images that failed that way go once more, one at a time, when the race is over.
     for (const [i, outcome] of outcomes.entries()) {

@@ -65,6 +65,7 @@ export async function syncStorage(destination: Destination, options: SyncOptions
   const push = await pushStorage(destination, {
     ...options,
     dryRun: false,
+    checkDelete: options.deleteExtra === 'apply',
     ...(journal ? { journal } : {}),
     ...(converted?.size ? { converted } : {}),
     ...(knownRepositories?.size ? { knownRepositories } : {}),
@@ -125,6 +126,9 @@ export async function syncStorage(destination: Destination, options: SyncOptions
     if (shard && !inShard(splitRef(ref).repository, shard)) continue;
     // A tag whose name the selection would not take is not this run's business, gone or not.
     if (tagRules && !nameSelected(splitRef(entry.source).tag, tagRules)) continue;
+    // An untagged source manifest (`repo@sha256:…`, kept under a tag by --tag-untagged) is looked for only by a run
+    // that reads untagged manifests: without --include-untagged it is not gone, merely not looked at.
+    if (!options.includeUntagged && entry.source.includes('@')) continue;
     migrated++;
     if (present.has(ref) || sourceTags.has(entry.source)) continue;
     entry.goneFromSourceAt ??= now;

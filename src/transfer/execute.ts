@@ -4,11 +4,13 @@ import type { RegistryClient } from '../registry/client.js';
 import { RegistryError, UploadCutError } from '../registry/errors.js';
 import { formatBytes } from '../util/format.js';
 import { errorMessage } from '../errors.js';
+import type { PolicyRefusal } from '../harbor/refusals.js';
 import type { DestinationBudget, RequestBudget } from '../destination/budget.js';
 import type { SourceBlobReader } from '../storage/storage.js';
 import { Interrupted } from '../util/stop.js';
 import { ManifestWriter } from './manifests.js';
 import { SubjectOrder } from './subjects.js';
+import { PushTimeOrder } from './push-order.js';
 import { SHARD_POLL_MS, SHARD_WAIT_MS, SMALL_BLOB_BYTES } from '../tuning.js';
 
 /** Resolves after `ms`, or at once when the signal fires (the next step then sees it). */
@@ -62,6 +64,8 @@ export interface ExecuteOptions {
    * here: Harbor 2.15+ rewrites a PUT by tag into a PUT by sha256 of the signed body, which never matches.
    */
   readonly tagThroughApi?: (repository: string, digest: string, tag: string) => Promise<void>;
+  /** Names a refusal by one of the destination's policies from its error code (Harbor: harbor/refusals.ts). */
+  readonly refusal?: (err: unknown) => PolicyRefusal | undefined;
   /** Runs right after each image is done (its verification), so it overlaps with the rest of the transfer. */
   readonly afterImage?: (outcome: ImageOutcome) => Promise<void>;
   /** How long a blob another shard uploads is waited for once this plan's own uploads are over (SHARD_WAIT_MS). */
@@ -70,7 +74,7 @@ export interface ExecuteOptions {
 
 export type ImageOutcome =
   | { image: PlannedImage; ok: true; convertedTo?: string; note?: string }
-  | { image: PlannedImage; ok: false; reason: string; interrupted?: boolean };
+  | { image: PlannedImage; ok: false; reason: string; interrupted?: boolean; immutable?: true };
 
 /** An image the stop left unfinished: reported `interrupted`, not `failed`. */
 export function interruptedOutcome(image: PlannedImage): ImageOutcome {
@@ -93,7 +97,7 @@ export interface ExecuteResult {
 }
 
 /** Why a blob failed, in words an operator acts on. DIGEST_INVALID means the source blob is corrupt (docs/registry-behaviour.md, Push). */
-function describeBlobFailure(digest: string, err: unknown): string {
+function describeBlobFailure(digest: string, err: unknown, refusal: ExecuteOptions['refusal']): string {
   if (err instanceof RegistryError && err.registryCode === 'DIGEST_INVALID') {
     return `corrupt-blob: the destination rejected blob ${digest}: its source data does not match its digest`;
   }
@@ -102,10 +106,7 @@ function describeBlobFailure(digest: string, err: unknown): string {
     const chunk = Math.max(1, 2 ** Math.floor(Math.log2(Math.max(1, err.furthest / 2 ** 20))) / 2);
     return `upload-cut: blob ${digest}: the connection was cut mid-upload on all ${err.attempts} attempts (at most ${formatBytes(err.furthest)} of ${formatBytes(err.size)} sent; last: ${err.last.message}); the registry cannot resume a cut upload, so a link that cuts long transfers needs smaller requests: try --chunk-size ${chunk}MiB`;
   }
-  if (err instanceof RegistryError && err.failure === 'denied' && /exceed|quota/i.test(err.message)) {
-    return `quota-exceeded: ${err.message}`;
-  }
-  return `blob ${digest}: ${errorMessage(err)}`;
+  return refusal?.(err)?.reason ?? `blob ${digest}: ${errorMessage(err)}`;
 }
 
 /**
@@ -120,6 +121,7 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
   const blobs = new BlobStage(options, stats, emit);
   const manifests = new ManifestWriter({ ...options, requests: options.budget.requests, blobs: plan.blobs, stats });
   const order = new SubjectOrder(plan.images);
+  const pushOrder = new PushTimeOrder(plan.images);
   const planned = new Map<string, PlannedBlob>(plan.blobs.map((b) => [b.digest, b]));
 
   const pushImage = async (image: PlannedImage): Promise<ImageOutcome> => {
@@ -127,9 +129,11 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
     const failed = results.findIndex((r) => r.status === 'rejected');
     if (failed >= 0) {
       const reason = (results[failed] as PromiseRejectedResult).reason;
-      return reason instanceof Interrupted ? interruptedOutcome(image) : { image, ok: false, reason: describeBlobFailure(image.blobs[failed]!, reason) };
+      return reason instanceof Interrupted ? interruptedOutcome(image) : { image, ok: false, reason: describeBlobFailure(image.blobs[failed]!, reason, options.refusal) };
     }
     await order.subjectOf(image);
+    // The repository's tags in their source push order: blobs went in parallel, only the manifests wait.
+    await pushOrder.turn(image);
     return manifests.write(image);
   };
 
@@ -143,7 +147,7 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
   void Promise.allSettled(queued.filter((_, i) => !ordered[i]!.sharedFrom)).then(() => blobs.markIdle());
   const outcomes = await Promise.all(
     plan.images.map(async (image) => {
-      const outcome = await order.land(image, () => pushImage(image));
+      const outcome = await order.land(image, () => pushImage(image).finally(() => pushOrder.done(image)));
       emit(imageDoneEvent(outcome));
       await options.afterImage?.(outcome);
       return outcome;

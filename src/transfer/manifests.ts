@@ -8,6 +8,7 @@ import { errorMessage } from '../errors.js';
 import type { SourceBlobReader } from '../storage/storage.js';
 import { Interrupted } from '../util/stop.js';
 import { interruptedOutcome, type ImageOutcome, type TransferStats } from './execute.js';
+import type { PolicyRefusal } from '../harbor/refusals.js';
 
 export interface ManifestWriterOptions {
   readonly client: RegistryClient;
@@ -16,6 +17,8 @@ export interface ManifestWriterOptions {
   /** The plan's blobs: a conversion reads the layers of a schema1 image from the source. */
   readonly blobs: readonly PlannedBlob[];
   readonly blobReader: (digest: string, size: number) => SourceBlobReader;
+  /** See ExecuteOptions.refusal. */
+  readonly refusal?: ((err: unknown) => PolicyRefusal | undefined) | undefined;
   /** See ExecuteOptions.tagThroughApi. */
   readonly tagThroughApi?: ((repository: string, digest: string, tag: string) => Promise<void>) | undefined;
   readonly stats: TransferStats;
@@ -63,8 +66,14 @@ export class ManifestWriter {
       if (image.foreignLayers && err instanceof RegistryError && (/URL/i.test(err.message) || image.foreignLayers.some((d) => err.message.includes(d)))) {
         return { image, ok: false, reason: `foreign-layer: the destination refuses manifests whose layers point at URLs (Windows base layers): ${errorMessage(err)}` };
       }
-      return { image, ok: false, reason: `manifest: ${errorMessage(err)}` };
+      return this.#refused(image, err) ?? { image, ok: false, reason: `manifest: ${errorMessage(err)}` };
     }
+  }
+
+  /** The outcome of a push one of the destination's policies refused (ExecuteOptions.refusal), or undefined. */
+  #refused(image: PlannedImage, err: unknown): ImageOutcome | undefined {
+    const refused = this.#options.refusal?.(err);
+    return refused && { image, ok: false, reason: refused.reason, ...(refused.immutable ? { immutable: true } : {}) };
   }
 
   async #writeSchema1(image: PlannedImage): Promise<ImageOutcome> {
@@ -73,7 +82,8 @@ export class ManifestWriter {
       refusal = await this.#putSchema1(image);
       if (refusal === 'pushed') return { image, ok: true };
     } catch (err) {
-      return err instanceof Interrupted ? interruptedOutcome(image) : { image, ok: false, reason: `manifest: ${errorMessage(err)}` };
+      if (err instanceof Interrupted) return interruptedOutcome(image);
+      return this.#refused(image, err) ?? { image, ok: false, reason: `manifest: ${errorMessage(err)}` };
     }
     // Refused as schema1: this image is converted, and says so; the next one is tried as schema1 again.
     try {

@@ -25,6 +25,8 @@ export interface SourceSelection {
   readonly defaultProject: string;
   /** Also migrate manifests that no tag points at, by digest. */
   readonly includeUntagged?: boolean;
+  /** `--tag-untagged`: give each of them a destination tag made from its digest (plan/map-names.ts untaggedTagName). */
+  readonly tagUntagged?: string;
   /** Only this shard's repositories (by destination name). */
   readonly shard?: Shard;
   /** Which tags of those repositories (patterns, semver, push time, latest N). */
@@ -32,7 +34,7 @@ export interface SourceSelection {
 }
 
 export function nameMapping(selection: SourceSelection, destination: Destination): NameMapping {
-  return { rules: selection.maps, defaultProject: selection.defaultProject, harbor: destination.harbor !== undefined };
+  return { rules: selection.maps, defaultProject: selection.defaultProject, harbor: destination.harbor !== undefined, ...(selection.tagUntagged ? { untaggedTag: selection.tagUntagged } : {}) };
 }
 
 /**

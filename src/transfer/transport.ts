@@ -2,6 +2,7 @@ import type { Destination } from '../destination/destination.js';
 import type { ManifestRecord } from '../image/reader.js';
 import type { Plan } from '../plan/plan.js';
 import type { Storage } from '../storage/storage.js';
+import { harborRefusal } from '../harbor/refusals.js';
 import { executePlan, type ImageOutcome, type TransferEvent, type TransferStats } from './execute.js';
 
 /** One batch for a transport: its plan, the manifests it needs, and what runs as each image is done. */
@@ -40,7 +41,7 @@ export function ociTransport(storage: Storage, destination: Destination, options
         onEvent: options.onEvent,
         ...(options.signal ? { signal: options.signal } : {}),
         ...(options.shardWaitMs !== undefined ? { shardWaitMs: options.shardWaitMs } : {}),
-        ...(harbor ? { tagThroughApi: (repository: string, digest: string, tag: string) => harbor.addTag(repository, digest, tag) } : {}),
+        ...(harbor ? { tagThroughApi: (repository: string, digest: string, tag: string) => harbor.addTag(repository, digest, tag), refusal: harborRefusal } : {}),
       });
       return executed.stats;
     },
