@@ -5,7 +5,7 @@
  * without an explicit --max-delete, a sync never deletes more than half of the tags its journal holds.
  */
 import { execa } from 'execa';
-import { copyFileSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { copyFileSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildDemoStorage, type BuiltTree } from '../fixtures/trees.js';
@@ -107,6 +107,19 @@ describe('a tar cut short', () => {
     const again = await runCli(['sync', full, '--to', registry.host, '--state', state, '--delete-extra', '--yes']);
     expect(again.exitCode, again.stdout).toBe(0);
     expect(again.stdout).toMatch(new RegExp(`^sync: 0 pushed, ${tree.tags.length} unchanged, 0 failed;`, 'm'));
+  });
+
+  it('an index saved by the version before the end-of-archive check is rebuilt, so the cut between entries is seen', async () => {
+    const file = path.join(dir, 'old-index.tar');
+    copyFileSync(cuts[1]![1], file);
+    expect((await (await openStorage(file)).listRepositories()).faults).toHaveLength(1);
+    // What that version wrote for this very tar (same size and time): its index version 2 never looked for the
+    // end-of-archive blocks, so it called the tar whole.
+    const index = `${file}.regmigrate-index`;
+    const saved = JSON.parse(readFileSync(index, 'utf8')) as { version: number; truncatedAt: string | null };
+    writeFileSync(index, JSON.stringify({ ...saved, version: 2, truncatedAt: null }));
+    const { faults } = await (await openStorage(file)).listRepositories();
+    expect(faults).toEqual([expect.objectContaining({ code: 'ETRUNCATED', detail: expect.stringContaining(`${file} is not a whole tar: ${cuts[1]![3]}`) })]);
   });
 
   it('right before a delete, a tar source is asked too: a tag in the tar is present, one not in it absent', async () => {

@@ -4,7 +4,7 @@
  * mtimes, the built CLI, a real docker-registry.
  */
 import { execa } from 'execa';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { addImage, makeLayer, StorageBuilder } from '../fixtures/builder.js';
@@ -172,6 +172,25 @@ describe('selection end to end', () => {
     const diff = JSON.parse((await runCli(['diff', root, '--to', registry.host, '--semver', '>=2.0.0-0', '--output', 'json'])).stdout) as { tags: Array<{ source: string | null; status: string }> };
     const sources = diff.tags.filter((t) => t.source).map((t) => t.source).sort();
     expect(sources).toEqual(['app/api:2.0.0', 'app/api:2.0.0-rc.1']);
+  });
+
+  it('--delete-extra leaves alone a tag the name rules exclude, even one gone from the source: not this run\'s business', async () => {
+    const root = buildTaggedTree();
+    const registry = await startRegistry();
+    const state = path.join(tempDir(), 'state.json');
+    const sync = (...extra: string[]) => runCli(['sync', root, '--to', registry.host, '--state', state, ...extra]);
+    const apiTags = async () => ((await (await fetch(`${registry.url}/v2/app/api/tags/list`)).json()) as { tags: string[] }).tags.sort();
+    expect((await sync()).exitCode).toBe(0);
+    rmSync(path.join(root, 'docker/registry/v2/repositories/app/api/_manifests/tags/nightly'), { recursive: true });
+    const excluded = await sync('--tag-exclude', 'nightly', '--delete-extra', '--yes');
+    expect(excluded.exitCode, excluded.stdout).toBe(0);
+    expect(excluded.stdout).not.toMatch(/delete/);
+    expect(await apiTags()).toContain('nightly');
+    // The same run without the rule takes it for gone and deletes it.
+    const whole = await sync('--delete-extra', '--yes');
+    expect(whole.exitCode, whole.stdout).toBe(0);
+    expect(whole.stdout).toMatch(/^deleted app\/api:nightly /m);
+    expect(await apiTags()).not.toContain('nightly');
   });
 });
 

@@ -4,13 +4,14 @@
  * before, through the built CLI against a real docker-registry (or the Harbor double).
  */
 import { execa, execaSync } from 'execa';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { addCollidingBusybox, buildDemoStorage, type BuiltTree } from '../fixtures/trees.js';
 import { BIN, PROJECT, runCli } from './helpers/cli.js';
 import { splitRef } from '../src/inventory/types.js';
 import { startHarborDouble } from './helpers/harbor-double.js';
+import { openUp, runAsNobody } from './helpers/nobody.js';
 import { sourceLinkState } from '../src/sync/sync.js';
 import { openStorage } from '../src/storage/open.js';
 import { servedDigest, waitFor } from './helpers/observe.js';
@@ -74,6 +75,37 @@ describe('deleting only what is really gone', () => {
     expect((await catalogTags(registry.url, 'team/api')).sort()).toEqual(['1.0', '1.1']);
     const journal = JSON.parse(readFileSync(state, 'utf8')) as { tags: Record<string, { goneFromSourceAt: string | null }> };
     expect(journal.tags['team/api:1.0']!.goneFromSourceAt).toBeNull();
+  });
+
+  it('a tag link the walk cannot read withholds every deletion of the run, not only its own', async () => {
+    // As nobody, so the link's mode 000 binds (root reads everything).
+    const tree = demo();
+    openUp(tree.root);
+    const work = tempDir('regmigrate-unreadable-link-');
+    openUp(work);
+    chmodSync(work, 0o777);
+    const registry = await startRegistry();
+    const args = ['sync', tree.root, '--to', registry.host, '--state', path.join(work, 'state.json'), '--delete-extra', '--yes'];
+    expect((await runAsNobody(args)).exitCode).toBe(0);
+    rmSync(path.join(tagsDir(tree, 'team/api'), '1.0'), { recursive: true });
+    chmodSync(path.join(tagsDir(tree, 'busybox'), '1.36', 'current', 'link'), 0o000);
+    const result = await runAsNobody(args);
+    expect(result.exitCode).toBe(1);
+    expect(result.stdout).toMatch(/^no tag is taken for gone: the source was not read whole \(1 unreadable tag\)/m);
+    expect(result.stdout).not.toMatch(/^deleted /m);
+    expect((await catalogTags(registry.url, 'team/api')).sort()).toEqual(['1.0', '1.1']);
+  });
+
+  it('a source tag turned faulty is still in the source: never a candidate, and it stays in the journal', async () => {
+    const { registry, tree, state, sync } = await syncedTree();
+    // Its link now holds garbage: the tag is there, faulty (invalid-link), not gone.
+    writeFileSync(path.join(tagsDir(tree, 'team/api'), '1.1', 'current', 'link'), 'not a digest');
+    const result = await sync();
+    expect(result.exitCode).toBe(1);
+    expect(result.stdout).toMatch(/team\/api:1\.1/);
+    expect(result.stdout).not.toMatch(/^(would delete|deleted|could not delete|not deleted|left alone|kept) team\/api:1\.1/m);
+    expect(readJournal(state).tags['team/api:1.1']).toMatchObject({ source: 'team/api:1.1', goneFromSourceAt: null });
+    expect((await catalogTags(registry.url, 'team/api')).sort()).toEqual(['1.0', '1.1']);
   });
 
   it('--max-delete refuses a run that would delete more, and says so', async () => {

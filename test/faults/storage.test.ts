@@ -45,8 +45,11 @@ function buildBadStorage(): { root: string; rotten: string } {
   const api11 = readFileSync(path.join(b.repoDir('team/api'), '_manifests/tags/1.1/current/link'), 'utf8');
   const manifest = JSON.parse(readFileSync(b.blobPath(api11), 'utf8')) as { layers: Array<{ digest: string }> };
   const rotten = manifest.layers[manifest.layers.length - 1]!.digest;
+  // A tag link nobody may read: unreadable, never taken for a tag directory without a link (no tag at all).
+  b.tag('bad/locked-link', 'v1', alpine);
   openUp(root);
   chmodSync(b.blobPath(rotten), 0o000);
+  chmodSync(path.join(tagDir('bad/locked-link', 'v1'), 'link'), 0o000);
   return { root, rotten };
 }
 
@@ -69,6 +72,7 @@ describe('bad storage', () => {
     ['bad/huge:v1', 'invalid-manifest', /registries refuse more than 4 MiB/],
     ['bad/dots..name:v1', 'invalid-name', /dots\.\.name/],
     ['team/api:1.1', 'unreadable', /EACCES/],
+    ['bad/locked-link:v1', 'unreadable', /tag link \S+\/bad\/locked-link\/_manifests\/tags\/v1\/current\/link cannot be read \(EACCES\)/],
   ])('%s: %s, one line, naming what is wrong', (ref, kind, message) => {
     const tag = find(ref)!;
     expect(tag, ref).toBeDefined();
