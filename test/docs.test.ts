@@ -24,14 +24,14 @@ describe('the documentation', () => {
     expect(offending).toEqual([]);
   });
 
-  it('the README names exactly the Debian packages scripts/ensure-deps installs for the tests', () => {
+  it('CONTRIBUTING.md names exactly the Debian packages scripts/ensure-deps installs for the tests', () => {
     const script = readFileSync(path.join(PROJECT, 'scripts', 'ensure-deps'), 'utf8');
     const packageOf = new Map([...script.matchAll(/^\s*\[([\w-]+)\]=([\w.+-]+)$/gm)].map((m) => [m[1]!, m[2]!]));
     const everything = /\|\| wanted=\(([^)]*)\)/.exec(script)![1]!.trim().split(/\s+/);
     const installed = everything.map((command) => packageOf.get(command) ?? command);
-    const readme = readFileSync(path.join(PROJECT, 'README.md'), 'utf8').replace(/\n/g, ' ');
+    const readme = readFileSync(path.join(PROJECT, 'CONTRIBUTING.md'), 'utf8').replace(/\n/g, ' ');
     const sentence = /The tests install, when missing \(`scripts\/ensure-deps`\): ([^.]*)\./.exec(readme);
-    expect(sentence, 'the README sentence listing what the tests install').not.toBeNull();
+    expect(sentence, 'the CONTRIBUTING.md sentence listing what the tests install').not.toBeNull();
     const named = [...sentence![1]!.matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
     expect(named.sort()).toEqual([...new Set(installed)].sort());
   });
@@ -42,7 +42,7 @@ describe('the documentation', () => {
     let cited = 0;
     for (const [file, text] of code) {
       if (file === path.join('test', 'docs.test.ts')) continue;
-      for (const match of text.matchAll(/(?<![\w/.-])((?:[\w-]+\/)*[\w-]+\.md)\b(?:, ([A-Z][^.;)\n]*?(?= and |[.;)\n]|$)))?/gm)) {
+      for (const match of text.matchAll(/(?<![\w/.-])((?:[\w-]+\/)*[\w-]+\.md)\b(?:, ([A-Z][^.;)\n'"`]*?(?= and |[.;)\n'"`]|$)))?/gm)) {
         const [, doc, section] = match;
         cited++;
         const where = path.join(PROJECT, doc!);

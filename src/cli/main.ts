@@ -48,7 +48,7 @@ export async function buildProgram(ctx: CliContext, commands: readonly string[] 
   // --config on every command that takes options from it; the file is read right before the command runs.
   for (const command of program.commands) {
     if (['config', 'report'].includes(command.name())) continue;
-    command.option('--config <file>', 'take options from this YAML file (flags given here win); see "Config file" in the README');
+    command.option('--config <file>', 'take options from this YAML file (flags given here win); see docs/selection.md, Config file');
   }
   program.hook('preAction', async (_program, command) => {
     if (command.getOptionValue('config')) (await import('./config.js')).applyConfig(command);
