@@ -43,6 +43,8 @@ describe('installing regmigrate', () => {
     const files = info!.files.map((f) => f.path);
     expect(files).toContain('bin/regmigrate');
     expect(files).toContain('dist/src/cli/main.js');
+    expect(files).toContain('man/regmigrate.1');
+    expect(files).toContain('man/regmigrate-push.1');
     expect(files.filter((f) => /^(test|bench|fixtures|scripts|src)\/|^dist\/(test|bench|fixtures|scripts)\//.test(f))).toEqual([]);
 
     const prefix = path.join(work, 'prefix');
@@ -51,6 +53,12 @@ describe('installing regmigrate', () => {
 
     const version = await execa(installed, ['--version'], { cwd: work });
     expect(version.stdout.trim()).toBe(manifest.version);
+
+    // npm links the package's man pages beside the command: `man regmigrate-push` finds them.
+    for (const page of ['regmigrate', 'regmigrate-push']) {
+      const found = await execa('man', ['-w', page], { cwd: work, env: { MANPATH: path.join(prefix, 'share', 'man') }, reject: false });
+      expect(found.stdout.trim(), page).toBe(path.join(prefix, 'share', 'man', 'man1', `${page}.1`));
+    }
 
     // The installed command does the main job on its own, far from the checkout.
     const registry = await startRegistry();
