@@ -8,7 +8,7 @@ export type { DestinationTag, DestinationTags };
 /**
  * Every tag in the destination's repositories under the given projects (first name components). Harbor: projects →
  * repositories through `/api/v2.0`, tag names from `/v2/<repo>/tags/list`, digests from the artifacts API. A plain registry: `_catalog` + `tags/list` +
- * a manifest HEAD per tag. Bounded concurrency throughout.
+ * a manifest GET per tag (registry/manifests.ts probeManifest). Bounded concurrency throughout.
  */
 export async function readDestinationTags(destination: Destination, projects: ReadonlySet<string>, concurrency: number): Promise<DestinationTags> {
   const tags: DestinationTags = new Map();
