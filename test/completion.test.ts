@@ -106,3 +106,26 @@ describe('the fixed sets completion offers', () => {
     }
   });
 });
+
+describe('regmigrate completion zsh and fish', () => {
+  it('zsh gets the same completion, run through bashcompinit', async () => {
+    const zsh = await runCli(['completion', 'zsh']);
+    expect(zsh.exitCode).toBe(0);
+    expect(zsh.stdout).toMatch(/^#compdef regmigrate\n/);
+    expect(zsh.stdout).toContain('autoload -U +X bashcompinit && bashcompinit\n');
+    // The body bash runs in the tests above, word for word.
+    const body = script.slice(script.indexOf('# Options that take a value'));
+    expect(zsh.stdout.endsWith(body)).toBe(true);
+  });
+
+  it('fish gets a line per command, option and value set', async () => {
+    const fish = await runCli(['completion', 'fish']);
+    expect(fish.exitCode).toBe(0);
+    const lines = fish.stdout.split('\n');
+    expect(lines).toContain("complete -c regmigrate -n '__fish_use_subcommand' -a push -d 'push every image of a registry storage into Harbor (or any OCI registry), verified'");
+    expect(lines).toContain("complete -c regmigrate -n '__fish_seen_subcommand_from report; and not __fish_seen_subcommand_from merge html rewrites references' -a merge -d 'merge push/sync reports (e.g. of the shards of an Indexed Job) into one verified image list'");
+    expect(lines.find((l) => l.includes("'__fish_seen_subcommand_from push' -l schema1"))).toContain("-x -a 'keep convert skip'");
+    expect(lines.find((l) => l.includes("'__fish_seen_subcommand_from sync' -l state"))).toContain(' -r -F ');
+    expect(lines.find((l) => l.includes("'__fish_seen_subcommand_from export' -l out"))).toContain('__fish_complete_directories');
+  });
+});
