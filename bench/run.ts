@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- section ...]`: every speed and memory goal, measured side by side with its baselines in the
- * same run. Sections: scan, push, sync, large, scale, ceiling, wan, cpu, shards (all by default). Figures go to stdout, progress to stderr. Work files live in
+ * same run. Sections: scan, push, sync, large, scale, ceiling, wan, cpu, shards, s3 (all by default). Figures go to stdout, progress to stderr. Work files live in
  * $REGMIGRATE_BENCH_DIR (default: a folder in the system temp dir) and are reused between runs.
  */
 import { execa } from 'execa';
@@ -13,6 +13,7 @@ import { benchLarge } from './large.js';
 import { benchPush } from './push.js';
 import { benchScale } from './scale.js';
 import { benchScan } from './scan.js';
+import { benchS3 } from './s3.js';
 import { benchShards } from './shards.js';
 import { benchSync } from './sync.js';
 import { benchWan } from './wan.js';
@@ -23,7 +24,8 @@ const sections = process.argv.slice(2);
 const wanted = (name: string): boolean => sections.length === 0 || sections.includes(name);
 const workDir = process.env.REGMIGRATE_BENCH_DIR ?? path.join(tmpdir(), 'regmigrate-bench');
 
-await execa('bash', [path.join(project, 'scripts', 'ensure-deps'), 'docker-registry', 'skopeo'], { stdio: 'inherit' });
+const deps = ['docker-registry', 'skopeo', ...(wanted('s3') ? ['radosgw', 'ceph-mon', 'ceph-osd', 'ceph', 'radosgw-admin'] : [])];
+await execa('bash', [path.join(project, 'scripts', 'ensure-deps'), ...deps], { stdio: 'inherit' });
 if (wanted('scan')) await benchScan({ bin, workDir });
 if (wanted('push')) await benchPush({ bin, project, workDir });
 if (wanted('sync')) await benchSync({ bin, workDir });
@@ -33,3 +35,4 @@ if (wanted('ceiling')) await benchCeiling({ bin, project, workDir });
 if (wanted('wan')) await benchWan({ bin, project, workDir });
 if (wanted('cpu')) await benchCpu({ bin, project, workDir });
 if (wanted('shards')) await benchShards({ bin, workDir });
+if (wanted('s3')) await benchS3({ bin, workDir });

@@ -219,6 +219,7 @@ function commandManPage(info: CommandInfo, page: string, byName: Map<string, Com
 const ENVIRONMENT: ReadonlyArray<[string, string]> = [
   ['REGMIGRATE_USERNAME, REGMIGRATE_PASSWORD', 'credentials for the destination, when --username with --password-stdin is not given'],
   ['DOCKER_CONFIG', 'the directory of the docker config.json credentials are taken from (default ~/.docker)'],
+  ['AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE, AWS_REGION', 'credentials and region for an s3:// source, found by the AWS chain (docs/s3.md in the repository)'],
   ['JOB_COMPLETION_INDEX', 'with --shards n: this worker\'s shard (set by a Kubernetes Indexed Job)'],
   ['REGMIGRATE_STOP_GRACE_SECONDS', 'seconds uploads under way get to finish after SIGINT or SIGTERM (default 5)'],
   ['REGMIGRATE_BATCH_TAGS', 'tags read, planned and transferred at a time (default 2000)'],

@@ -118,6 +118,13 @@ export const CONTACT_TIMEOUT_MS = 10_000;
  */
 export const S3_CONNECTIONS = 64;
 
+/**
+ * Tags resolved at once from a bucket (each a tag-link GET, then its manifest and blob listings when not yet read):
+ * as many as there are connections, so every connection has a request to carry while round trips dominate
+ * (S3_CONNECTIONS above).
+ */
+export const S3_READS_IN_FLIGHT = S3_CONNECTIONS;
+
 /** The largest ListObjectsV2 page S3 returns (and what is asked for): 1,000 keys. */
 export const S3_LIST_PAGE_KEYS = 1000;
 

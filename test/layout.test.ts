@@ -35,7 +35,7 @@ const STORAGE_SURFACE = ['storage/storage.ts', 'storage/open.ts', 'storage/walk.
 
 /** What only a backend knows: its paths, its files, its kind. */
 const BACKEND_DETAIL = [
-  /\b(?:StorageLayout|locateStorage|blobDataPath|readSmall|readSmallFileSync|statData|dataSource|tagLinkPath|revisionLinkPath|modifiedAt|BlobSource|TarIndex|openTar|registryRoot|DirectoryStorage|TarStorage)\b/,
+  /\b(?:StorageLayout|locateStorage|blobDataPath|readSmall|readSmallFileSync|statData|dataSource|tagLinkPath|revisionLinkPath|modifiedAt|BlobSource|TarIndex|openTar|registryRoot|DirectoryStorage|TarStorage|S3Storage|S3SourceClient|parseS3Url)\b/,
   /\b(?:layout|storage|source)\.(?:tar|v2|blobs|repositories|given|file)\b/,
   /['`/]_manifests\b|\bblobs\/sha256\b/,
   /endsWith\('#'\)/,

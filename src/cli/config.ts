@@ -18,6 +18,11 @@ const list = z.array(text, { error: 'expected a list of strings' });
 const size = z.union([text, whole], { error: 'expected a size like 16MiB (or a number of bytes)' });
 
 const sections = {
+  /** How to reach an `s3://` source (credentials are never here: the AWS chain finds them, docs/s3.md). */
+  storage: z.strictObject({
+    s3Endpoint: text,
+    s3Region: text,
+  }),
   destination: z.strictObject({
     to: text,
     username: text,
@@ -87,6 +92,7 @@ export const ConfigFile = z.strictObject({
   version: z.literal(1, { error: 'expected 1' }).optional(),
   /** The registry storage root, when the command line does not name one. */
   source: text.optional(),
+  storage: sections.storage.partial().optional(),
   destination: sections.destination.partial().optional(),
   selection: sections.selection.partial().optional(),
   transfer: sections.transfer.partial().optional(),
@@ -95,7 +101,7 @@ export const ConfigFile = z.strictObject({
 });
 export type ConfigFile = z.infer<typeof ConfigFile>;
 
-const SECRET_KEY = /pass(word|wd)?$|secret|token|^auth$|credential/i;
+const SECRET_KEY = /pass(word|wd)?$|secret|token|^auth$|credential|access_?key/i;
 
 /** Every key that names a secret, wherever it sits: a config file is read by too many people and tools. */
 function findSecrets(value: unknown, where: string[] = []): string[] {
@@ -125,7 +131,7 @@ export function loadConfig(file: string, checkPaths: (key: string) => boolean = 
     // The parser's first line ends with a colon that introduces the excerpt on the next lines: not kept.
     throw new UsageError(`--config ${file}: not valid YAML: ${(err as Error).message.split('\n')[0]!.replace(/:\s*$/, '')}`);
   }
-  const problems = findSecrets(doc).map((p) => `${p}: secrets are not allowed in the config file (give destination.dockerConfig, REGMIGRATE_PASSWORD or --password-stdin instead)`);
+  const problems = findSecrets(doc).map((p) => `${p}: secrets are not allowed in the config file (give destination.dockerConfig, REGMIGRATE_PASSWORD or --password-stdin instead; a bucket's credentials come from the AWS credential chain)`);
   const parsed = ConfigFile.safeParse(doc);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
@@ -194,7 +200,7 @@ function pathProblems(doc: unknown, checkPaths: (key: string) => boolean): strin
 function settingsOf(doc: unknown): Array<[string, string, unknown]> {
   const out: Array<[string, string, unknown]> = [];
   if (!doc || typeof doc !== 'object') return out;
-  for (const section of ['destination', 'selection', 'transfer', 'sync', 'output'] as const) {
+  for (const section of ['storage', 'destination', 'selection', 'transfer', 'sync', 'output'] as const) {
     const values = (doc as Record<string, unknown>)[section];
     if (!values || typeof values !== 'object' || Array.isArray(values)) continue;
     for (const [key, value] of Object.entries(values)) if (value !== undefined && value !== null) out.push([section, key, value]);
@@ -205,7 +211,7 @@ function settingsOf(doc: unknown): Array<[string, string, unknown]> {
 /** The file's settings as option values (what commander would have parsed from flags). */
 function asOptionValues(config: ConfigFile): Map<string, string | boolean | string[]> {
   const out = new Map<string, string | boolean | string[]>();
-  for (const section of [config.destination, config.selection, config.transfer, config.sync, config.output]) {
+  for (const section of [config.storage, config.destination, config.selection, config.transfer, config.sync, config.output]) {
     for (const [key, value] of Object.entries(section ?? {})) {
       if (value === undefined) continue;
       out.set(key, typeof value === 'number' ? String(value) : (value as string | boolean | string[]));

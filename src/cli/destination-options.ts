@@ -31,7 +31,7 @@ export function addDestinationOptions(command: Command, uploads = true): Command
     .option('--password-stdin', 'read the password from standard input')
     .option('--docker-config <path>', 'docker config.json (or its directory) to take credentials from')
     .option('--insecure', 'do not verify the destination TLS certificate')
-    .option('--ca-file <file>', 'extra CA certificate(s) to trust for the destination (PEM)')
+    .option('--ca-file <file>', 'extra CA certificate(s) to trust for the destination, and for an s3:// source\'s endpoint (PEM)')
     .option('--timeout <seconds>', `seconds without progress before a connection counts as dead (default ${TIMEOUT_SECONDS}; the first contact waits at most ${CONTACT_TIMEOUT_MS / 1000})`)
     .option('--retries <n>', `attempts for a transient failure (429, 5xx, reset) before giving up (default ${RETRY_ATTEMPTS})`);
   if (!uploads) return command;

@@ -88,7 +88,7 @@ function render(result: CompareResult, format: DiffRequest['output'], destinatio
 
 /** `diff`: exit 0 when in sync, 1 when anything differs (new, changed, extra or faulty). */
 export async function runDiff(request: DiffRequest, ctx: CliContext): Promise<number> {
-  await openStorage(request.root); // a source that is no storage fails before the destination is asked anything
+  await openStorage(request.root, request.storageOptions); // a source that is no storage fails before the destination is asked anything
   const destination = await connectDestination(await buildDestinationOptions(request.destination, ctx));
   try {
     // The sync journal, when given, tells which schema1 images were converted (their destination digest differs).
@@ -109,7 +109,7 @@ export function registerDiff(program: Command, ctx: CliContext): void {
   const command = program
     .command('diff')
     .description('compare the storage with the destination: new, changed, same, extra (read-only on both sides)')
-    .argument('[root]', 'registry storage root (e.g. /var/lib/registry) or an uncompressed tar of it');
+    .argument('[root]', 'registry storage root (e.g. /var/lib/registry), an uncompressed tar of it, or s3://BUCKET/ROOTDIRECTORY');
   addSelectionOptions(addDestinationOptions(command, false))
     .option('-o, --output <format>', 'table, json or csv')
     .option('--concurrency <n>', `destination requests in flight (default ${DIFF_CONCURRENCY})`)

@@ -58,7 +58,7 @@ export function registerExport(program: Command, ctx: CliContext): void {
   const command = program
     .command('export')
     .description('write every healthy tag as a skopeo dir: layout (hard links into the storage, copies across filesystems)')
-    .argument('[root]', 'registry storage root (e.g. /var/lib/registry) or an uncompressed tar of it')
+    .argument('[root]', 'registry storage root (e.g. /var/lib/registry), an uncompressed tar of it, or s3://BUCKET/ROOTDIRECTORY')
     .option('--out <dir>', 'output directory: one <repository>:<tag>/ directory per image');
   addSelectionOptions(command)
     .option('--concurrency <n>', `images written at once (default ${TRANSFER_CONCURRENCY})`)

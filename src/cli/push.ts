@@ -80,7 +80,7 @@ export function registerPush(program: Command, ctx: CliContext): void {
   const command = program
     .command('push')
     .description('push every image of a registry storage into Harbor (or any OCI registry), verified')
-    .argument('[root]', 'registry storage root (e.g. /var/lib/registry) or an uncompressed tar of it');
+    .argument('[root]', 'registry storage root (e.g. /var/lib/registry), an uncompressed tar of it, or s3://BUCKET/ROOTDIRECTORY');
   addTransferOptions(command)
     .option('--dry-run', 'print the plan (projects, blobs, mounts, tags) and change nothing')
     .option('-o, --output <format>', 'stdout format of the image list: table or json')

@@ -17,9 +17,11 @@ import { addShardOptions, addTagOptions, normalizeShard, normalizeTagSelection, 
 import { collect, defaultConcurrency, OptionProblems, parseGlobs, parseOutputFormat, parseWholeOption } from './options.js';
 import type { CliContext } from './context.js';
 import { requireRoot } from './config.js';
+import { addStorageOptions, normalizeStorageOptions, type StorageFlags } from './storage-options.js';
+import type { StorageOptions } from '../storage/open.js';
 import { BATCH_TAGS, batchTagsFromEnv } from '../tuning.js';
 
-interface ScanFlags extends Pick<SelectionFlags, 'shard' | 'shards' | 'shardBy' | 'tagInclude' | 'tagExclude' | 'semver' | 'pushedAfter' | 'keepLatest'> {
+interface ScanFlags extends StorageFlags, Pick<SelectionFlags, 'shard' | 'shards' | 'shardBy' | 'tagInclude' | 'tagExclude' | 'semver' | 'pushedAfter' | 'keepLatest'> {
   output?: string;
   verify?: boolean;
   include?: string[];
@@ -29,6 +31,7 @@ interface ScanFlags extends Pick<SelectionFlags, 'shard' | 'shards' | 'shardBy' 
 
 export interface ScanRequest {
   readonly root: string;
+  readonly storageOptions?: StorageOptions;
   readonly output: OutputFormat;
   readonly verify: boolean;
   readonly include: readonly string[];
@@ -48,6 +51,8 @@ export function normalizeScan(root: string, flags: ScanFlags): ScanRequest {
     exclude: parseGlobs('--exclude', flags.exclude, problems),
     concurrency: parseWholeOption('concurrency', flags.concurrency, defaultConcurrency(), problems),
   };
+  const storageOptions = normalizeStorageOptions(root, flags, problems, process.env);
+  if (storageOptions) Object.assign(request, { storageOptions });
   const shard = normalizeShard(flags, process.env, problems);
   if (shard) Object.assign(request, { shard });
   const tags = normalizeTagSelection(flags, problems);
@@ -64,7 +69,7 @@ const DEFAULT_MAPPING = { rules: [], defaultProject: 'library', harbor: false } 
 
 /** `scan`: exit 0 when every tag is healthy, 1 when any is faulty. */
 export async function runScan(request: ScanRequest, ctx: CliContext): Promise<number> {
-  const storage = await openStorage(request.root);
+  const storage = await openStorage(request.root, request.storageOptions);
   const options: ScanOptions = {
     include: request.include,
     exclude: request.exclude,
@@ -129,13 +134,13 @@ export function registerScan(program: Command, ctx: CliContext): void {
   const command = program
     .command('scan')
     .description('inventory a registry storage: every tag, its digest, media type, platforms, size and faults')
-    .argument('[root]', 'registry storage root (e.g. /var/lib/registry), its docker/registry/v2 directory, or an uncompressed tar of it')
+    .argument('[root]', 'registry storage root (e.g. /var/lib/registry), its docker/registry/v2 directory, an uncompressed tar of it, or s3://BUCKET/ROOTDIRECTORY')
     .option('-o, --output <format>', 'table, json, csv, or html (one self-contained page with charts)')
     .option('--verify', 'hash every blob and report corrupt ones (reads all data)')
     .option('--include <glob>', 'only repositories matching this glob (repeatable)', collect)
     .option('--exclude <glob>', 'skip repositories matching this glob (repeatable)', collect)
     .option('--concurrency <n>', 'parallel blob hashing with --verify');
-  addShardOptions(addTagOptions(command)).action(async (root: string | undefined, flags: ScanFlags) => {
+  addStorageOptions(addShardOptions(addTagOptions(command))).action(async (root: string | undefined, flags: ScanFlags) => {
       const source = requireRoot(root, 'scan');
       ctx.setExitCode(await runScan(normalizeScan(source, flags), ctx));
     });

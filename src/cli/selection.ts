@@ -8,8 +8,9 @@ import { parseShard, type Shard } from '../plan/shard.js';
 import { count } from '../util/format.js';
 import type { Writable } from 'node:stream';
 import { writeJsonLog, type LogFormat } from '../report/log.js';
+import { addStorageOptions, normalizeStorageOptions, type StorageFlags } from './storage-options.js';
 
-export interface SelectionFlags {
+export interface SelectionFlags extends StorageFlags {
   include?: string[];
   exclude?: string[];
   map?: string[];
@@ -33,7 +34,7 @@ export function addSelectionOptions(command: Command): Command {
     .option('--map <from=to>', 'rename a source repository prefix (repeatable; longest match wins)', collect)
     .option('--default-project <name>', 'project for single-level names like busybox (default library)')
     .option('--include-untagged', 'also migrate manifests no tag points at (by digest)');
-  return addShardOptions(addTagOptions(command));
+  return addStorageOptions(addShardOptions(addTagOptions(command)));
 }
 
 /** Tag selection, for every command: signatures and referrers follow the image they belong to. */
@@ -123,10 +124,12 @@ export function normalizeSelection(root: string, flags: SelectionFlags, problems
     if (typeof rule === 'string') problems.add(rule);
     else maps.push(rule);
   }
+  const storageOptions = normalizeStorageOptions(root, flags, problems, env);
   const defaultProject = flags.defaultProject ?? 'library';
   if (!PROJECT_NAME_RE.test(defaultProject)) problems.add(`--default-project "${defaultProject}" is not a valid project name`);
   return {
     root,
+    ...(storageOptions ? { storageOptions } : {}),
     include: parseGlobs('--include', flags.include, problems),
     exclude: parseGlobs('--exclude', flags.exclude, problems),
     maps,

@@ -77,7 +77,7 @@ export function normalizeSync(root: string, flags: SyncFlags): SyncRequest {
 async function lockPath(request: SyncRequest): Promise<string> {
   if (request.lock) return request.lock;
   if (request.state) return `${request.state}.lock`;
-  const storage = await openStorage(request.root);
+  const storage = await openStorage(request.root, request.storageOptions);
   const key = createHash('sha256').update(`${storage.key}|${request.destination.endpoint?.host ?? ''}`).digest('hex').slice(0, 16);
   return path.join(tmpdir(), `regmigrate-sync-${key}.lock`);
 }
@@ -193,7 +193,7 @@ export function registerSync(program: Command, ctx: CliContext): void {
   const command = program
     .command('sync')
     .description('the cron job: push only what differs, verify, keep a journal; locked against overlapping runs')
-    .argument('[root]', 'registry storage root (e.g. /var/lib/registry) or an uncompressed tar of it');
+    .argument('[root]', 'registry storage root (e.g. /var/lib/registry), an uncompressed tar of it, or s3://BUCKET/ROOTDIRECTORY');
   addTransferOptions(command)
     .option('--state <file>', 'journal of what was verified at which digest (JSON), kept between runs')
     .option('--trust-state', 'skip the destination check for tags whose source digest matches the journal')

@@ -124,6 +124,7 @@ export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Pa
   const shardWaitMs = shardWaitFromEnv(ctx.env);
   return {
     root: request.root,
+    ...(request.storageOptions ? { storageOptions: request.storageOptions } : {}),
     include: request.include,
     exclude: request.exclude,
     maps: request.maps,
@@ -169,7 +170,7 @@ function budgetSizes(request: TransferRequest): { uploads: BudgetLimits; request
  * A source that is no storage at all fails here, before the destination is asked anything.
  */
 export async function openDestination(request: TransferRequest, ctx: CliContext, dryRun: boolean, stop?: StopSignals): Promise<Destination> {
-  await openStorage(request.root);
+  await openStorage(request.root, request.storageOptions);
   if (request.via === 'skopeo' && !dryRun) await checkSkopeo();
   const destination = await connectDestination({ ...(await buildDestinationOptions(request.destination, ctx)), budget: budgetSizes(request), ...(stop ? { stop } : {}) });
   const kind = destination.harborVersion ? `Harbor ${destination.harborVersion}` : 'plain OCI registry';

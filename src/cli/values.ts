@@ -7,6 +7,7 @@ import { parseSize } from '../util/format.js';
 import { globProblem } from '../util/glob.js';
 import { WHOLE_RANGES, inRange, type WholeSetting } from './ranges.js';
 import { parseWhen } from './selection.js';
+import { s3EndpointProblem, s3RegionProblem } from '../storage/open.js';
 
 /**
  * What is wrong with one option's value, or undefined: one check for the flag and for its key in `--config`, so
@@ -34,6 +35,8 @@ export const VALUE_CHECKS: Readonly<Record<string, ValueCheck>> = {
       return `is not a registry address: ${(err as Error).message}`;
     }
   },
+  s3Endpoint: s3EndpointProblem,
+  s3Region: s3RegionProblem,
   chunkSize: (value) => ((parseSize(value) ?? 0) >= 1024 * 1024 ? undefined : 'is not a size of at least 1MiB (like 16MiB)'),
   limitRate: (value) => ((parseSize(value.replace(/\/s$/i, '')) ?? 0) >= 1024 ? undefined : 'is not a rate of at least 1KiB/s (like 50MiB/s)'),
   include: (value) => (value.trim() === '' || /[\s\\]/.test(value) ? 'is not a repository glob' : globProblem(value)),

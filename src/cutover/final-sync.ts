@@ -1,3 +1,4 @@
+import pLimit from 'p-limit';
 import { compareStorage, type CompareResult } from '../sync/compare.js';
 import { convertedImages, loadState } from '../sync/sync-state.js';
 import { syncStorage, type SyncOptions, type SyncResult } from '../sync/sync.js';
@@ -46,15 +47,20 @@ export interface FinalSyncOptions {
  * be read is recorded by its reason, so a tag that appears, disappears or breaks during a round counts as moved.
  */
 export async function readTagLinks(selection: SourceSelection): Promise<Map<string, string>> {
-  const storage = await openStorage(selection.root);
+  const storage = await openStorage(selection.root, selection.storageOptions);
   const selected = makeRepositoryFilter(selection);
   const links = new Map<string, string>();
   // Tags only: untagged manifests are named by their digest, they cannot move.
-  for (const location of (await findEntries(storage, { revisions: false, selection: { wanted: selected, prefixes: includePrefixes(selection) } })).tags) {
-    if (selection.tags && !nameSelected(location.tag, selection.tags)) continue;
-    const link = await storage.readTagLink(location.repository, location.tag);
+  const locations = (await findEntries(storage, { revisions: false, selection: { wanted: selected, prefixes: includePrefixes(selection) } })).tags.filter(
+    (location) => !selection.tags || nameSelected(location.tag, selection.tags),
+  );
+  // As many reads in flight as the storage is worth (one at a time locally, many from a bucket); the map in walk order.
+  const limit = pLimit(storage.readsInFlight);
+  const read = await Promise.all(locations.map((location) => limit(() => storage.readTagLink(location.repository, location.tag))));
+  locations.forEach((location, i) => {
+    const link = read[i]!;
     links.set(tagRef(location), link.ok ? link.digest : `(${link.reason})`);
-  }
+  });
   return links;
 }
 

@@ -79,7 +79,7 @@ export interface ExportResult {
 
 /** `export`: every healthy tag as a skopeo `dir:` layout at `<out>/<destination repository>:<tag>`. */
 export async function exportStorage(options: ExportOptions): Promise<ExportResult> {
-  const storage = await openStorage(options.root);
+  const storage = await openStorage(options.root, options.storageOptions);
   assertOutsideStorage(storage, options.out, '--out');
   const inventory = await scanStorage(storage, {
     include: options.include,

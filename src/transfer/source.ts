@@ -6,7 +6,7 @@ import { BlobStore } from '../image/reader.js';
 import { cachedMapper, type MapRule, type NameMapping } from '../plan/map-names.js';
 import { selectCandidates, type Candidates, type ShardedHome } from '../plan/plan.js';
 import { shardSelector, type Shard } from '../plan/shard.js';
-import { openStorage } from '../storage/open.js';
+import { openStorage, type StorageOptions } from '../storage/open.js';
 import type { Storage } from '../storage/storage.js';
 import type { Destination } from '../destination/destination.js';
 
@@ -16,6 +16,8 @@ import type { Destination } from '../destination/destination.js';
  */
 export interface SourceSelection {
   readonly root: string;
+  /** How to reach a storage that is not local (a bucket's endpoint, region, certificates). */
+  readonly storageOptions?: StorageOptions;
   readonly include: readonly string[];
   readonly exclude: readonly string[];
   readonly maps: readonly MapRule[];
@@ -43,7 +45,7 @@ export async function readSource(
   trusted?: TrustedDigests,
   signal?: AbortSignal,
 ): Promise<{ storage: Storage; inventory: SourceInventory; candidates: Candidates }> {
-  const storage = await openStorage(selection.root);
+  const storage = await openStorage(selection.root, selection.storageOptions);
   const inventory = await scanStorage(storage, scanOptions(selection, mapping, concurrency, trusted, signal));
   return { storage, inventory, candidates: selectCandidates(inventory, mapping) };
 }
@@ -72,7 +74,7 @@ export async function readSourceBatches(
   mapping: NameMapping,
   options: { concurrency: number; batchTags: number; trusted?: TrustedDigests; signal?: AbortSignal },
 ): Promise<SourceBatches> {
-  const storage = await openStorage(selection.root);
+  const storage = await openStorage(selection.root, selection.storageOptions);
   const scan = scanOptions(selection, mapping, options.concurrency, options.trusted, options.signal);
   const walk = await walkSource(storage, scan);
   const batches = [...repositoryBatches(walk, options.batchTags)];
@@ -106,7 +108,7 @@ export async function readOtherShards(
   mapping: NameMapping,
   options: { concurrency: number; batchTags: number; trusted?: TrustedDigests; signal?: AbortSignal },
 ): Promise<ReadonlyMap<string, ShardedHome>> {
-  const storage = await openStorage(selection.root);
+  const storage = await openStorage(selection.root, selection.storageOptions);
   const { shard, ...whole } = selection;
   const map = cachedMapper(mapping);
   const scan = scanOptions(whole, mapping, options.concurrency, options.trusted, options.signal);

@@ -101,7 +101,13 @@ export class S3SourceClient {
    * Missing: an `absent` S3Error, and only then.
    */
   async getObject(key: string, maxBytes: number): Promise<Buffer> {
+    return (await this.readObject(key, maxBytes)).bytes;
+  }
+
+  /** getObject, with the object's `Last-Modified` (a tag link's push time). */
+  async readObject(key: string, maxBytes: number): Promise<{ bytes: Buffer; lastModified: string | undefined }> {
     return this.#http.send({ method: 'GET', key, operation: 'get' }, [200], async (response) => {
+      const lastModified = headerText(response.headers['last-modified']);
       const declared = Number(headerText(response.headers['content-length']) ?? NaN);
       if (declared > maxBytes) {
         response.body.destroy();
@@ -119,7 +125,7 @@ export class S3SourceClient {
         }
         chunks.push(chunk as Buffer);
       }
-      return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+      return { bytes: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size), lastModified };
     });
   }
 
@@ -200,6 +206,7 @@ export class S3SourceClient {
       status: response.statusCode,
       s3Code: undefined,
       requestId: headerText(response.headers['x-amz-request-id']),
+      size,
     });
   }
 

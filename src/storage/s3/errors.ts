@@ -25,6 +25,8 @@ export interface S3ErrorDetails {
   readonly requestId: string | undefined;
   /** For `wrong-region`: the bucket's region as the server named it (`x-amz-bucket-region`, or `<Region>`). */
   readonly region?: string | undefined;
+  /** For `too-large`: the object's size as declared, or as far as it was read. */
+  readonly size?: number | undefined;
 }
 
 /**
@@ -40,6 +42,7 @@ export class S3Error extends RegmigrateError {
   readonly s3Code: string | undefined;
   readonly requestId: string | undefined;
   readonly region: string | undefined;
+  readonly size: number | undefined;
 
   constructor(message: string, details: S3ErrorDetails, options: { hint?: string; cause?: unknown } = {}) {
     super('NOT_A_STORAGE', message, { exitCode: 2, ...options });
@@ -50,6 +53,7 @@ export class S3Error extends RegmigrateError {
     this.s3Code = details.s3Code;
     this.requestId = details.requestId;
     this.region = details.region;
+    this.size = details.size;
   }
 }
 

@@ -2,6 +2,14 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 
+/** A region as AWS and S3-compatible stores name them (`eu-west-1`, `us-gov-west-1`, RGW zonegroups). */
+const REGION_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+/** What `--s3-region` may be, or why not. */
+export function s3RegionProblem(value: string): string | undefined {
+  return REGION_RE.test(value) ? undefined : 'is not a region name (like eu-west-1)';
+}
+
 /** Where the region came from, for messages ("region eu-west-1 from AWS_REGION"). */
 export interface ResolvedRegion {
   readonly region: string;

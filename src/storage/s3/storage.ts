@@ -1,0 +1,266 @@
+import pLimit from 'p-limit';
+import { splitDigest } from '../digest.js';
+import { MAX_LINK_BYTES, parseLink } from '../link.js';
+import type { BlobStat, BytesRead, LinkRead, NameListing, ReadFault, RepositoryListing, RepositorySelection, SourceBlobReader, Storage } from '../storage.js';
+import type { S3SourceClient } from './client.js';
+import { S3Error } from './errors.js';
+import type { S3Location } from './location.js';
+import { S3_READS_IN_FLIGHT, WALK_DIRECTORY_READS } from '../../tuning.js';
+
+const HEX = /^[a-f0-9]{64}$/;
+
+/**
+ * A registry's storage in an S3 bucket (distribution's `s3` driver writes the filesystem driver's tree under
+ * `ROOTDIRECTORY/docker/registry/v2/`, docs/registry-behaviour.md, Storage layout), read as an object store: names
+ * come from delimiter listings (one level of "directories" a request), small objects (links, manifests) are read
+ * whole, blob presence and sizes come from flat listings of `blobs/sha256/XY/` (1,000 keys a request instead of a
+ * HEAD per blob), many requests in flight. Only a `NoSuchKey` (or a HEAD's 404) is `absent`: a 403, a 5xx after the
+ * retries or a timeout is `unreadable`, so a deletion never rests on a store that did not answer.
+ */
+export class S3Storage implements Storage {
+  readonly root: string;
+  readonly key: string;
+  readonly readsInFlight = S3_READS_IN_FLIGHT;
+  readonly copyReason = 'the storage is an S3 bucket: its blobs are downloaded into the layouts, not hard-linked';
+  readonly #client: S3SourceClient;
+  readonly #v2: string;
+  readonly #where: string;
+  /**
+   * Blob sizes by hex digest, one entry per fan-out directory (`blobs/sha256/XY/`), listed the first time a blob in it
+   * is asked for: a scan of the whole storage lists every blob once, 1,000 a request; a scan of one repository lists
+   * only the directories its blobs fall in. Kept for the run (one storage is opened per run).
+   */
+  readonly #partitions = new Map<string, Promise<Map<string, number> | undefined>>();
+
+  constructor(client: S3SourceClient, location: S3Location, endpoint: string | undefined) {
+    this.#client = client;
+    this.#v2 = location.v2Prefix;
+    this.root = `s3://${location.bucket}/${location.v2Prefix.replace(/\/$/, '')}`;
+    // The same bucket and root give the same key however the URL was written; another endpoint is another store.
+    this.key = endpoint ? `${this.root}@${new URL(endpoint).host}` : this.root;
+    this.#where = endpoint ? `${this.root} at ${new URL(endpoint).origin}` : this.root;
+  }
+
+  describe(): string {
+    return this.#where;
+  }
+
+  /**
+   * Repositories by delimiter listings from `repositories/` (or from the selection's prefixes): a "directory" holding
+   * `_manifests/` is a repository; names nest, so every other non-`_` directory is listed in turn. `_layers`,
+   * `_uploads` and `_manifests` are never entered: most of the keys live there.
+   */
+  async listRepositories(selection?: RepositorySelection): Promise<RepositoryListing> {
+    const base = `${this.#v2}repositories/`;
+    const starts = startPrefixes(selection?.prefixes).map((p) => base + p);
+    const found = new Set<string>();
+    const faults: ReadFault[] = [];
+    const limit = pLimit(WALK_DIRECTORY_READS);
+    const visit = async (prefix: string): Promise<void> => {
+      const below: string[] = [];
+      try {
+        for await (const page of this.#client.list({ prefix, delimiter: '/' })) {
+          for (const child of page.prefixes) {
+            const name = child.slice(child.lastIndexOf('/', child.length - 2) + 1, -1);
+            if (name === '_manifests') {
+              const repository = child.slice(base.length, -'/_manifests/'.length);
+              if (repository) found.add(repository);
+            } else if (!name.startsWith('_')) below.push(child);
+          }
+        }
+      } catch (err) {
+        if (!(err instanceof S3Error)) throw err;
+        const rel = prefix.slice(base.length).replace(/\/$/, '');
+        faults.push({ path: rel, prefix: rel, repository: false, code: failureCode(err), location: `s3://${this.#client.bucket}/${prefix}`, detail: failureText(err) });
+        return;
+      }
+      await Promise.all(below.map((child) => limit(() => visit(child))));
+    };
+    await Promise.all(starts.map((p) => limit(() => visit(p))));
+    const repositories = [...found].filter((r) => selection?.wanted(r) ?? true);
+    return { repositories, faults };
+  }
+
+  listTags(repository: string): Promise<NameListing> {
+    return this.#listNames(repository, 'tags/');
+  }
+
+  async listRevisions(repository: string): Promise<NameListing> {
+    const listed = await this.#listNames(repository, 'revisions/sha256/');
+    if (!listed.ok) return listed;
+    return { ok: true, names: listed.names.filter((h) => HEX.test(h)).sort().map((h) => `sha256:${h}`) };
+  }
+
+  readTagLink(repository: string, tag: string): Promise<LinkRead> {
+    return this.#readLink(`${this.#v2}repositories/${repository}/_manifests/tags/${tag}/current/link`);
+  }
+
+  readRevisionLink(repository: string, digest: string): Promise<LinkRead> {
+    return this.#readLink(`${this.#v2}repositories/${repository}/_manifests/revisions/sha256/${splitDigest(digest)[1]}/link`);
+  }
+
+  async readManifest(digest: string, limit: number): Promise<BytesRead> {
+    const key = this.#dataKey(digest);
+    const location = this.#location(key);
+    try {
+      return { ok: true, bytes: await this.#client.getObject(key, limit) };
+    } catch (err) {
+      if (!(err instanceof S3Error)) throw err;
+      if (err.kind === 'absent') return { ok: false, reason: 'absent', location, detail: 'does not exist (NoSuchKey)' };
+      if (err.kind === 'too-large') return { ok: false, reason: 'too-big', location, detail: `is ${err.size ?? `over ${limit}`} bytes`, ...(err.size !== undefined ? { size: err.size } : {}) };
+      return { ok: false, reason: 'unreadable', location, detail: `cannot be read (${failureText(err)})` };
+    }
+  }
+
+  /**
+   * From the listing of the blob's fan-out directory; a blob the listing does not hold is asked for by HEAD (it may
+   * have been written since), and only the store's 404 to that makes it absent.
+   */
+  async statBlob(digest: string): Promise<BlobStat> {
+    const [algorithm, hex] = splitDigest(digest);
+    const sizes = await this.#partition(algorithm, hex.slice(0, 2));
+    const size = sizes?.get(hex);
+    if (size !== undefined) return { ok: true, size };
+    const key = this.#dataKey(digest);
+    try {
+      return { ok: true, size: (await this.#client.headObject(key)).size };
+    } catch (err) {
+      if (!(err instanceof S3Error)) throw err;
+      if (err.kind === 'absent') return { ok: false, reason: 'absent', location: this.#location(key), detail: 'does not exist (404)' };
+      return { ok: false, reason: 'unreadable', location: this.#location(key), detail: `cannot be read (${failureText(err)})` };
+    }
+  }
+
+  blobReader(digest: string, size: number): SourceBlobReader {
+    const client = this.#client;
+    const key = this.#dataKey(digest);
+    const location = this.#location(key);
+    return {
+      digest,
+      size,
+      // A fresh GET at each open (each attempt, each chunk); the client resumes a cut answer from the next byte.
+      async *open(range) {
+        const start = range?.start ?? 0;
+        const end = range?.end ?? size - 1;
+        const expected = end - start + 1;
+        if (expected <= 0) return;
+        let done = 0;
+        for await (const chunk of await client.openRange(key, { start, end })) {
+          done += (chunk as Buffer).length;
+          yield chunk as Buffer;
+        }
+        if (done !== expected) throw new Error(`${location} changed while being read: ${done} bytes instead of ${expected}`);
+      },
+    };
+  }
+
+  localPath(): undefined {
+    return undefined;
+  }
+
+  /** A local directory never lies inside a bucket. */
+  enclosing(): undefined {
+    return undefined;
+  }
+
+  linkableDirectory(): undefined {
+    return undefined;
+  }
+
+  #location(key: string): string {
+    return `s3://${this.#client.bucket}/${key}`;
+  }
+
+  #dataKey(digest: string): string {
+    const [algorithm, hex] = splitDigest(digest);
+    return `${this.#v2}blobs/${algorithm}/${hex.slice(0, 2)}/${hex}/data`;
+  }
+
+  /** `blobs/<alg>/<XY>/`'s blob sizes, or undefined when it could not be listed (each blob is then HEADed). */
+  #partition(algorithm: string, fan: string): Promise<Map<string, number> | undefined> {
+    const prefix = `${this.#v2}blobs/${algorithm}/${fan}/`;
+    let sizes = this.#partitions.get(prefix);
+    if (!sizes) {
+      sizes = this.#listPartition(prefix);
+      this.#partitions.set(prefix, sizes);
+    }
+    return sizes;
+  }
+
+  async #listPartition(prefix: string): Promise<Map<string, number> | undefined> {
+    const sizes = new Map<string, number>();
+    try {
+      for await (const page of this.#client.list({ prefix })) {
+        for (const object of page.objects) {
+          // `<hex>/data` only: upload leftovers and `.tmp` files are not blobs.
+          const rest = object.key.slice(prefix.length);
+          if (rest.length !== 69 || !rest.endsWith('/data')) continue;
+          const hex = rest.slice(0, 64);
+          // A copy of its own: a slice would keep the whole listing page alive for the run.
+          if (HEX.test(hex)) sizes.set(Buffer.from(hex, 'latin1').toString('latin1'), object.size);
+        }
+      }
+    } catch (err) {
+      if (!(err instanceof S3Error)) throw err;
+      return undefined;
+    }
+    return sizes;
+  }
+
+  /** The "directories" in `_manifests/<below>`: none is an empty list, a listing that fails is a fault. */
+  async #listNames(repository: string, below: string): Promise<NameListing> {
+    const prefix = `${this.#v2}repositories/${repository}/_manifests/${below}`;
+    const names: string[] = [];
+    try {
+      for await (const page of this.#client.list({ prefix, delimiter: '/' })) {
+        for (const child of page.prefixes) names.push(child.slice(prefix.length, -1));
+      }
+    } catch (err) {
+      if (!(err instanceof S3Error)) throw err;
+      const rel = `${repository}/_manifests/${below.replace(/\/$/, '')}`;
+      return { ok: false, fault: { path: rel, prefix: repository, repository: true, code: failureCode(err), location: this.#location(prefix), detail: failureText(err) } };
+    }
+    return { ok: true, names };
+  }
+
+  /** A link and its push time: the object's Last-Modified (the registry rewrites `current/link` on every push). */
+  async #readLink(key: string): Promise<LinkRead> {
+    const location = this.#location(key);
+    let read: { bytes: Buffer; lastModified: string | undefined };
+    try {
+      read = await this.#client.readObject(key, MAX_LINK_BYTES);
+    } catch (err) {
+      if (!(err instanceof S3Error)) throw err;
+      if (err.kind === 'absent') return { ok: false, reason: 'absent', location, detail: 'does not exist (NoSuchKey)' };
+      if (err.kind === 'too-large') return { ok: false, reason: 'invalid', location, detail: `is ${err.size ?? `over ${MAX_LINK_BYTES}`} bytes, not a digest` };
+      return { ok: false, reason: 'unreadable', location, detail: `cannot be read (${failureText(err)})` };
+    }
+    const pushedAt = read.lastModified ? new Date(read.lastModified) : undefined;
+    const time = pushedAt && !Number.isNaN(pushedAt.getTime()) ? { pushedAt } : {};
+    const link = parseLink(read.bytes);
+    return link.ok ? { ok: true, digest: link.digest, ...time } : { ok: false, reason: 'invalid', location, detail: link.detail, ...time };
+  }
+}
+
+/** Where the listings start: the selection's prefixes, none inside another (`a/` covers `a/b/`), or everything. */
+function startPrefixes(prefixes: readonly string[] | undefined): string[] {
+  if (!prefixes || prefixes.length === 0) return [''];
+  const sorted = [...new Set(prefixes)].sort();
+  return sorted.filter((p, i) => !sorted.slice(0, i).some((q) => p.startsWith(q)));
+}
+
+/** The store's word for a failure (`AccessDenied`, `SlowDown`), else the kind (`unavailable`): shown, never branched on. */
+function failureCode(err: unknown): string {
+  if (err instanceof S3Error) return err.s3Code ?? (err.status !== undefined ? String(err.status) : err.kind);
+  return (err as { code?: string }).code ?? 'error';
+}
+
+/** What the store answered, in a few words (`403 AccessDenied`, `the store did not answer after 5 attempts (503 SlowDown)`). */
+function failureText(err: unknown): string {
+  if (err instanceof S3Error) {
+    // The message starts with the place (`s3://bucket/key: `), said separately.
+    const colon = err.message.indexOf(': ');
+    return colon === -1 ? err.message : err.message.slice(colon + 2);
+  }
+  return (err as Error).message;
+}
