@@ -121,7 +121,7 @@ export const S3_CONNECTIONS = 64;
 /**
  * Tags resolved at once from a bucket (each a tag-link GET, then its manifest and blob listings when not yet read):
  * as many as there are connections, so every connection has a request to carry while round trips dominate
- * (S3_CONNECTIONS above).
+ * (S3_CONNECTIONS above). Not measured on its own: set with the connections' figures.
  */
 export const S3_READS_IN_FLIGHT = S3_CONNECTIONS;
 

@@ -213,6 +213,20 @@ describe('faults a store makes mid-run', () => {
     expect(hit.faults[0]!.message).toContain('403 AccessDenied');
     expect(doc.tags.filter((t) => t.faults.length === 0)).toHaveLength(tree.tags.length);
   });
+
+  it("a 403 on a blob's listing and on its HEAD: unreadable, never a missing blob", async () => {
+    const hex = tree.big.layer.slice('sha256:'.length);
+    const fan = `${tree.v2Prefix}blobs/sha256/${hex.slice(0, 2)}/`;
+    const dataPath = `/${BUCKET}/${dataKey(tree.v2Prefix, tree.big.layer)}`;
+    proxy.script = (req) =>
+      (req.method === 'GET' && req.url.searchParams.get('prefix') === fan) || (req.method === 'HEAD' && req.url.pathname === dataPath) ? { kind: 'error', status: 403, code: 'AccessDenied' } : { kind: 'forward' };
+    const { result, doc } = await scanJson([SOURCE, '--include', 'big/**'], true);
+    expect(result.exitCode).toBe(1);
+    const faults = doc.tags.find((t) => t.repository === tree.big.repository)!.faults;
+    expect(faults.map((f) => [f.kind, f.digest])).toEqual([['unreadable', tree.big.layer]]);
+    // A HEAD answer has no body: the status is all the store says.
+    expect(faults[0]!.message).toContain('access denied (403) with credentials from the environment');
+  });
 });
 
 describe('push, diff, sync and export from a bucket', () => {
@@ -383,6 +397,13 @@ describe('bad input, one line each', () => {
     expect(result.exitCode).toBe(2);
     expect(result.stderr).toMatch(/^regmigrate: s3:\/\/registry: unexpected answer 404/m);
     await registry.stop();
+  });
+
+  it('an endpoint where nothing listens: one line after the retries, the hint names --s3-endpoint', async () => {
+    const result = await runCli(['scan', SOURCE, '--s3-endpoint', 'http://127.0.0.1:9'], { env });
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toMatch(/^regmigrate: s3:\/\/registry: the store did not answer after \d+ attempts \(ECONNREFUSED\)$/m);
+    expect(result.stderr).toMatch(/^hint: no S3 answer from http:\/\/127\.0\.0\.1:9: check --s3-endpoint/m);
   });
 
   it('flags that do not fit are refused before any request', async () => {

@@ -161,7 +161,9 @@ export async function resolveRepositories(walk: SourceWalk, repositories: readon
 /**
  * `resolve` over `locations` with at most `inFlight` under way, the results (tags, not tag directories without a
  * link) in the order of `locations`; `after` runs after each one (a promise only when it has to wait: a promise
- * per tag is a measurable share of a local scan). Stops starting new ones once `signal` fires.
+ * per tag is a measurable share of a local scan). Each of `inFlight` workers takes the next location as soon as its
+ * own is done, so one slow read (a listing of many pages) holds up only its worker, not the window. Stops starting
+ * new ones once `signal` fires.
  */
 async function resolveInOrder(
   locations: readonly TagLocation[],
@@ -170,18 +172,18 @@ async function resolveInOrder(
   after: () => Promise<void> | undefined,
   signal: AbortSignal | undefined,
 ): Promise<TagEntry[]> {
-  const out: TagEntry[] = [];
-  const pending: Array<Promise<TagEntry | undefined>> = [];
+  const results: Array<TagEntry | undefined> = new Array<TagEntry | undefined>(locations.length);
   let next = 0;
-  while (next < locations.length || pending.length > 0) {
-    while (pending.length < inFlight && next < locations.length && !signal?.aborted) pending.push(resolve(locations[next++]!));
-    if (pending.length === 0) break;
-    const entry = await pending.shift()!;
-    if (entry) out.push(entry);
-    const wait = after();
-    if (wait) await wait;
-  }
-  return out;
+  const worker = async (): Promise<void> => {
+    while (next < locations.length && !signal?.aborted) {
+      const at = next++;
+      results[at] = await resolve(locations[at]!);
+      const wait = after();
+      if (wait) await wait;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(inFlight, locations.length)) }, worker));
+  return results.filter((entry): entry is TagEntry => entry !== undefined);
 }
 
 /** Storage → Inventory, whole. Never throws for a bad tag: every problem becomes a fault on the tag it belongs to. */

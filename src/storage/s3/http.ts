@@ -233,7 +233,7 @@ export class S3Http {
     return new S3Error(
       `${this.where(request.key)}: ${isTransientNetworkError(err) ? `the store did not answer after ${attempt} attempt${attempt === 1 ? '' : 's'}` : `cannot reach ${this.#origin}`} (${code})`,
       { kind: 'unavailable', bucket: this.bucket, key: request.key, status: undefined, s3Code: undefined, requestId: undefined },
-      { cause: err, ...(tls ? { hint: "the endpoint's certificate is not trusted: pass --ca-file or set AWS_CA_BUNDLE" } : {}) },
+      { cause: err, hint: tls ? "the endpoint's certificate is not trusted: pass --ca-file or set AWS_CA_BUNDLE" : `no S3 answer from ${this.#origin}: check --s3-endpoint (or --s3-region) and the network` },
     );
   }
 }
