@@ -96,7 +96,7 @@ function roffInline(text: string): string {
       break;
     }
     pieces.push(roffEscape(rest.slice(0, m.index)));
-    // A long code span (a CSV header) may break after its commas (`\\:`: a break point that prints nothing).
+    // A long code span (a CSV header) may break after its commas (roff's zero-width break point).
     pieces.push(m[1] !== undefined ? `\\fB${roffLiteral(m[1]).replace(/,(?=\S)/g, ',\\:')}\\fR` : `\\fB${roffEscape(m[2]!)}\\fR`);
     rest = rest.slice(m.index + m[0].length);
   }
