@@ -9,6 +9,7 @@ COPY src ./src
 COPY fixtures ./fixtures
 COPY bench ./bench
 COPY scripts ./scripts
+COPY man ./man
 RUN npm run build
 
 FROM node:20-slim
@@ -18,6 +19,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /src/bin ./bin
 COPY --from=build /src/dist ./dist
+# man regmigrate, man regmigrate-push, …: the pages npm run docs writes.
+COPY --from=build /src/man/ /usr/local/share/man/man1/
 RUN ln -s /opt/regmigrate/bin/regmigrate /usr/local/bin/regmigrate \
  && groupadd --system --gid 10001 regmigrate \
  && useradd --system --uid 10001 --gid regmigrate --home-dir /nonexistent --shell /usr/sbin/nologin regmigrate

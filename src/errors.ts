@@ -1,6 +1,7 @@
 /**
  * The few error classes regmigrate throws. Each carries a stable `code` (for scripts and tests to branch on)
- * and the process exit code it maps to (docs/architecture.md, Exit codes). Never branch on `message`.
+ * and the process exit code it maps to (docs/architecture.md, Exit codes). Branch on `code`, not on `message` (the two exceptions are in
+ * docs/architecture.md, Error model).
  */
 export type ErrorCode =
   | 'USAGE'

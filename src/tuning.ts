@@ -1,6 +1,6 @@
 /**
  * Every number that tunes regmigrate's speed and memory, in one place, each with the measurement that chose it.
- * Figures are from `npm run bench` on the 2-core machine behind the README's tables ("Performance"): the push corpus
+ * Figures are from `npm run bench` on the 2-core machine behind the tables of docs/performance.md: the push corpus
  * (~0.5 GiB, 189 tags) and the scan/scale storages (10 tags a repository, 10,000 to 200,000 tags). Where nothing
  * was measured the comment says so and gives the reason for the value instead.
  *
@@ -14,7 +14,7 @@
 /**
  * Tags resolved, planned and transferred at a time by push and sync, and written at a time by a streamed scan
  * (whole repositories, so a batch may hold more). Memory follows this, not the size of the registry: with 2,000 a
- * 50,000-tag push peaks at 249 MiB, a 200,000-tag sync at 311 MiB and a 200,000-tag scan at 276 MiB (README,
+ * 50,000-tag push peaks at 249 MiB, a 200,000-tag sync at 311 MiB and a 200,000-tag scan at 276 MiB (docs/performance.md,
  * Scale), and the next batch is read and probed while one transfers. `REGMIGRATE_BATCH_TAGS` overrides it.
  */
 export const BATCH_TAGS = 2000;
@@ -60,7 +60,7 @@ export const MIN_CHUNK_BYTES = 64 * 1024;
 /**
  * `--concurrency` of push, sync and export: blob uploads (skopeo copies, images written) at once; without the flag
  * a push's uploads start here and may grow to uploadCap. The reference uploader reaches the local registry's
- * ceiling with 8 keep-alive connections (README, Performance).
+ * ceiling with 8 keep-alive connections (docs/performance.md, Push).
  */
 export const TRANSFER_CONCURRENCY = 8;
 

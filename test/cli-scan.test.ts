@@ -91,8 +91,8 @@ describe('regmigrate scan (built CLI)', () => {
     expect(rows).toHaveLength(faulty.tags.length + 1);
     expect(rows.find((r) => r.startsWith('broken/layer,v1,'))).toContain('missing-blob');
     expect(rows.find((r) => r.startsWith('busybox,1.36,'))).toMatch(/,ok,,\d{4}-\d\d-\d\dT[\d:.]+Z$/);
-    // The README's column list is the header users script against.
-    expect(readFileSync(path.join(PROJECT, 'README.md'), 'utf8')).toContain(`one row per tag: \`${SCAN_CSV_HEADER.join(',')}\``);
+    // The documented column list is the header users script against.
+    expect(readFileSync(path.join(PROJECT, 'docs/commands/scan.md'), 'utf8')).toContain(`one row per tag: \`${SCAN_CSV_HEADER.join(',')}\``);
   });
 
   it('lists faults in the table with repository, tag and digest on one line each', async () => {

@@ -43,6 +43,8 @@ describe('installing regmigrate', () => {
     const files = info!.files.map((f) => f.path);
     expect(files).toContain('bin/regmigrate');
     expect(files).toContain('dist/src/cli/main.js');
+    expect(files).toContain('man/regmigrate.1');
+    expect(files).toContain('man/regmigrate-push.1');
     expect(files.filter((f) => /^(test|bench|fixtures|scripts|src)\/|^dist\/(test|bench|fixtures|scripts)\//.test(f))).toEqual([]);
 
     const prefix = path.join(work, 'prefix');
@@ -51,6 +53,16 @@ describe('installing regmigrate', () => {
 
     const version = await execa(installed, ['--version'], { cwd: work });
     expect(version.stdout.trim()).toBe(manifest.version);
+
+    // npm links the package's man pages into the prefix's share/man: `man regmigrate-push` finds them there.
+    for (const page of ['regmigrate', 'regmigrate-push']) {
+      const manpath = { MANPATH: path.join(prefix, 'share', 'man'), MANWIDTH: '80' };
+      const found = await execa('man', ['-w', page], { cwd: work, env: manpath, reject: false });
+      expect(found.stdout.trim(), page).toBe(path.join(prefix, 'lib', 'node_modules', 'regmigrate', 'man', `${page}.1`));
+      const shown = await execa('man', [page], { cwd: work, env: manpath, reject: false });
+      expect(shown.exitCode, shown.stderr).toBe(0);
+      expect(shown.stdout).toMatch(new RegExp(`^NAME\\n {7}${page} - `, 'm'));
+    }
 
     // The installed command does the main job on its own, far from the checkout.
     const registry = await startRegistry();

@@ -51,6 +51,6 @@ describe('start-up loads what the command uses', () => {
   it('help still lists every command', async () => {
     const { exitCode, modules } = await loadedModules(['--help']);
     expect(exitCode).toBe(0);
-    for (const file of ['cli/push.js', 'cli/scan.js', 'cli/report.js', 'cli/config.js', 'cli/sync.js', 'cli/diff.js', 'cli/export.js']) expect(ours(modules, file), file).toHaveLength(1);
+    for (const file of ['cli/push.js', 'cli/scan.js', 'cli/report.js', 'cli/config.js', 'cli/sync.js', 'cli/diff.js', 'cli/export.js', 'cli/completion.js']) expect(ours(modules, file), file).toHaveLength(1);
   });
 });

@@ -189,7 +189,7 @@ describe('sync as a cron job', () => {
     const first = runCli(['sync', root, '--to', delayed.host, '--state', state]);
     await waitFor(() => existsSync(`${state}.lock`), 60_000);
     const second = await runCli(['sync', root, '--to', delayed.host, '--state', state, '--wait-lock', '0']);
-    expect(second.exitCode, second.stderr).toBe(4); // --wait-lock 0, as in the README's config example: do not wait
+    expect(second.exitCode, second.stderr).toBe(4); // --wait-lock 0, as in the config example of docs/selection.md: do not wait
     expect(second.stderr).toMatch(/^regmigrate: locked: another sync \(pid \d+ on .*\) holds .*state\.json\.lock$/m);
     const waiting = runCli(['sync', root, '--to', delayed.host, '--state', state, '--wait-lock', '60']);
     open();

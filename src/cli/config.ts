@@ -10,10 +10,6 @@ import { lazyPackage } from '../util/lazy-package.js';
 
 const yaml = lazyPackage<typeof Yaml>('yaml');
 
-// `--config regmigrate.yaml`: every option of every command in one file, grouped as the README documents it. Keys
-// are the options' names in camelCase (`--keep-latest` → `selection.keepLatest`). Validated with zod before any
-// work, every problem reported by its path in the file; command-line flags override the file; secrets are refused.
-
 const whole = z.number({ error: 'expected a whole number' }).int({ error: 'expected a whole number' }).min(0, { error: 'expected a whole number' });
 const text = z.string({ error: 'expected a string' });
 const flag = z.boolean({ error: 'expected true or false' });
@@ -88,7 +84,13 @@ const sections = {
   }),
 };
 
-const ConfigFile = z.strictObject({
+/**
+ * `--config regmigrate.yaml`: every option of every command in one file, grouped as docs/selection.md, Config file
+ * documents it. Keys are the options' names in camelCase (`--keep-latest` → `selection.keepLatest`). Validated with
+ * zod before any work, every problem reported by its path in the file; command-line flags override the file;
+ * secrets are refused. Exported for the reference (`npm run docs` lists every key).
+ */
+export const ConfigFile = z.strictObject({
   version: z.literal(1, { error: 'expected 1' }).optional(),
   /** The registry storage root, when the command line does not name one. */
   source: text.optional(),
@@ -152,7 +154,7 @@ export function loadConfig(file: string, checkPaths: (key: string) => boolean = 
   problems.push(...valueProblems(doc).filter((p) => !reported(p.slice(0, p.indexOf(':')))));
   problems.push(...pathProblems(doc, checkPaths).filter((p) => !reported(p.slice(0, p.indexOf(':')))));
   if (problems.length > 0) {
-    throw new UsageError(`--config ${file}: ${problems.length === 1 ? problems[0] : `${problems.length} problems:\n  ${problems.join('\n  ')}`}`, 'see "Config file" in the README');
+    throw new UsageError(`--config ${file}: ${problems.length === 1 ? problems[0] : `${problems.length} problems:\n  ${problems.join('\n  ')}`}`, 'see docs/selection.md, Config file');
   }
   return parsed.data!;
 }

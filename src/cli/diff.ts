@@ -8,9 +8,8 @@ import { count, csvLine, formatBytes, renderTable } from '../util/format.js';
 import type { CliContext } from './context.js';
 import { requireRoot } from './config.js';
 import { addDestinationOptions, buildDestinationOptions, normalizeDestination, type DestinationFlags, type NormalizedDestination } from './destination-options.js';
-import { OptionProblems, parseOutputFormat, parseWholeOption } from './options.js';
+import { OptionProblems, parseWholeOption } from './options.js';
 import { addSelectionOptions, normalizeSelection, warnIfEmptySource, type SelectionFlags } from './selection.js';
-import type { OutputFormat } from '../inventory/render.js';
 import { convertedImages, loadState } from '../sync/sync-state.js';
 import { DIFF_CONCURRENCY } from '../tuning.js';
 
@@ -22,7 +21,7 @@ interface DiffFlags extends DestinationFlags, SelectionFlags {
 
 export interface DiffRequest extends SourceSelection {
   readonly destination: NormalizedDestination;
-  readonly output: OutputFormat;
+  readonly output: 'table' | 'json' | 'csv';
   readonly concurrency: number;
   readonly state: string | undefined;
 }
@@ -32,12 +31,20 @@ export function normalizeDiff(root: string, flags: DiffFlags): DiffRequest {
   const request: DiffRequest = {
     ...normalizeSelection(root, flags, problems),
     destination: normalizeDestination(flags, problems),
-    output: parseOutputFormat(flags.output, problems),
+    output: diffOutput(flags.output, problems),
     concurrency: parseWholeOption('concurrency', flags.concurrency, DIFF_CONCURRENCY, problems),
     state: flags.state,
   };
   problems.throwIfAny();
   return request;
+}
+
+/** `--output`: table, json or csv (a diff has no HTML page). */
+function diffOutput(value: string | undefined, problems: OptionProblems): 'table' | 'json' | 'csv' {
+  const format = value ?? 'table';
+  if (format === 'table' || format === 'json' || format === 'csv') return format;
+  problems.add(`--output must be table, json or csv, not "${format}"`);
+  return 'table';
 }
 
 export const DIFF_JSON_VERSION = 1;
@@ -47,7 +54,7 @@ export function renderDiffSummary(result: CompareResult): string {
   return `${c.new} new, ${c.changed} changed, ${c.same} same, ${c.extra} extra, ${c.faulty} faulty; a push would upload ${formatBytes(result.bytesToUpload)} (${count(result.blobsToUpload, 'blob')})`;
 }
 
-function render(result: CompareResult, format: OutputFormat, destination: string): string {
+function render(result: CompareResult, format: DiffRequest['output'], destination: string): string {
   if (format === 'json') {
     return (
       JSON.stringify(

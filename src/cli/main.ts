@@ -20,6 +20,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   sync: async () => (await import('./sync.js')).registerSync,
   report: async () => (await import('./report.js')).registerReport,
   config: async () => (await import('./config.js')).registerConfig,
+  completion: async () => (await import('./completion.js')).registerCompletion,
 };
 
 /** The commands `argv` can reach: the one it names, none for a bare `--version`, else all (help, a typo's suggestion). */
@@ -47,8 +48,8 @@ export async function buildProgram(ctx: CliContext, commands: readonly string[] 
   registers.forEach((register, i) => i !== configIndex && register(program, ctx));
   // --config on every command that takes options from it; the file is read right before the command runs.
   for (const command of program.commands) {
-    if (['config', 'report'].includes(command.name())) continue;
-    command.option('--config <file>', 'take options from this YAML file (flags given here win); see "Config file" in the README');
+    if (['config', 'report', 'completion'].includes(command.name())) continue;
+    command.option('--config <file>', 'take options from this YAML file (flags given here win); see docs/selection.md, Config file');
   }
   program.hook('preAction', async (_program, command) => {
     if (command.getOptionValue('config')) (await import('./config.js')).applyConfig(command);

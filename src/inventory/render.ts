@@ -75,7 +75,7 @@ function tagJson(tag: TagEntry) {
 }
 
 /**
- * The documented `scan --output json` document (README, `regmigrate scan`), produced piece by piece: one tag per line
+ * The documented `scan --output json` document (docs/commands/scan.md, Output), produced piece by piece: one tag per line
  * inside `tags`, so a large inventory streams out and stays greppable while being one valid JSON value.
  */
 export function* scanJsonPieces(inventory: SourceInventory, summary: InventorySummary, selection?: { projects: SelectionSizes[]; total: SelectionSizes }): Generator<string> {

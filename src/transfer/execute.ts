@@ -51,7 +51,7 @@ export interface ExecuteOptions {
   readonly manifests: ReadonlyMap<string, ManifestRecord>;
   /** A blob's bytes in the source storage (src/storage/storage.ts blobReader). */
   readonly blobReader: (digest: string, size: number) => SourceBlobReader;
-  /** The destination's budget: uploads, and HEADs, mounts and manifest PUTs, in flight at once for the whole run. */
+  /** The destination's budget: uploads, and the other requests (mounts, manifest PUTs, verification), in flight at once for the whole run. */
   readonly budget: DestinationBudget;
   readonly onEvent?: (event: TransferEvent) => void;
   /**
