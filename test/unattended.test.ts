@@ -77,6 +77,51 @@ describe('deleting only what is really gone', () => {
     expect(journal.tags['team/api:1.0']!.goneFromSourceAt).toBeNull();
   });
 
+  it('a tags/ directory this user may not list (EACCES) is a fault, never an empty list: its tags are not "gone"', async () => {
+    // As nobody, so the directory's mode 000 binds (root reads everything).
+    const tree = demo();
+    openUp(tree.root);
+    const work = tempDir('regmigrate-eacces-tags-');
+    openUp(work);
+    chmodSync(work, 0o777);
+    const registry = await startRegistry();
+    const state = path.join(work, 'state.json');
+    const args = ['sync', tree.root, '--to', registry.host, '--state', state, '--delete-extra', '--yes'];
+    expect((await runAsNobody(args)).exitCode).toBe(0);
+    chmodSync(tagsDir(tree, 'team/api'), 0o000);
+    const scan = await runAsNobody(['scan', tree.root]);
+    expect(scan.exitCode).toBe(1);
+    expect(scan.stdout).toMatch(/unreadable: .*repositories\/team\/api\/_manifests\/tags \(EACCES\): the tags of team\/api could not be listed/);
+    const result = await runAsNobody(args);
+    expect(result.exitCode).toBe(1);
+    expect(result.stdout).not.toMatch(/^(would delete|deleted) team\/api:/m);
+    expect((await catalogTags(registry.url, 'team/api')).sort()).toEqual(['1.0', '1.1']);
+    expect(readJournal(state).tags['team/api:1.0']!.goneFromSourceAt).toBeNull();
+  });
+
+  it('a namespace directory this user may not list (EACCES) is a fault of the walk: the repositories under it are not "gone"', async () => {
+    // As nobody, so the directory's mode 000 binds (root reads everything).
+    const tree = demo();
+    openUp(tree.root);
+    const work = tempDir('regmigrate-eacces-namespace-');
+    openUp(work);
+    chmodSync(work, 0o777);
+    const registry = await startRegistry();
+    const state = path.join(work, 'state.json');
+    const args = ['sync', tree.root, '--to', registry.host, '--state', state, '--delete-extra', '--yes'];
+    expect((await runAsNobody(args)).exitCode).toBe(0);
+    chmodSync(path.join(tree.v2, 'repositories', 'infra'), 0o000);
+    const scan = await runAsNobody(['scan', tree.root]);
+    expect(scan.exitCode).toBe(1);
+    expect(scan.stdout).toMatch(/unreadable: .*repositories\/infra \(EACCES\): the repositories under infra could not be listed/);
+    const result = await runAsNobody(args);
+    expect(result.exitCode).toBe(1);
+    expect(result.stdout).toMatch(/^no tag is taken for gone: the source was not read whole \(1 unreadable directory\)/m);
+    expect(result.stdout).not.toMatch(/^(would delete|deleted) infra\//m);
+    expect(await catalogTags(registry.url, 'infra/tools')).toEqual(['latest']);
+    expect(readJournal(state).tags['infra/tools:latest']!.goneFromSourceAt).toBeNull();
+  });
+
   it('a tag link the walk cannot read withholds every deletion of the run, not only its own', async () => {
     // As nobody, so the link's mode 000 binds (root reads everything).
     const tree = demo();
