@@ -230,6 +230,18 @@ describe('faults a store makes mid-run', () => {
     expect(doc.tags.filter((t) => t.faults.length === 0)).toHaveLength(tree.tags.length);
   });
 
+  it('a tag link that answers 503 past every retry: that tag is unreadable (never absent, never gone), the rest are read', async () => {
+    const victim = tree.tags[1]!;
+    const linkPath = `/${BUCKET}/${tree.v2Prefix}repositories/${victim.repository}/_manifests/tags/${victim.tag}/current/link`;
+    proxy.script = (req) => (req.url.pathname === linkPath ? { kind: 'error', status: 503, code: 'SlowDown' } : { kind: 'forward' });
+    const { result, doc } = await scanJson([SOURCE], true);
+    expect(result.exitCode).toBe(1);
+    const hit = doc.tags.find((t) => t.repository === victim.repository && t.tag === victim.tag)!;
+    expect(hit.faults.map((f) => f.kind)).toEqual(['unreadable']);
+    expect(hit.faults[0]!.message).toMatch(/did not answer after \d+ attempts \(503 SlowDown\)/);
+    expect(doc.tags.filter((t) => t.faults.length === 0)).toHaveLength(tree.tags.length);
+  });
+
   it("a 403 on a blob's listing and on its HEAD: unreadable, never a missing blob", async () => {
     const hex = tree.big.layer.slice('sha256:'.length);
     const fan = `${tree.v2Prefix}blobs/sha256/${hex.slice(0, 2)}/`;
