@@ -256,6 +256,7 @@ describe('report merge of a re-run: the same tag and digest in two reports', () 
     ['verified, then failed verification in a re-run: verified wins', report('verified', null, early), report('failed', 'verify: timeout', late), 'verified', 0],
     ['failed, then already there in a re-run: the later run wins', report('failed', 'interrupted', early), report('skipped-existing', null, late), 'skipped-existing', 0],
     ['already there, then failed in a re-run: the later run wins', report('skipped-existing', null, early), report('failed', 'interrupted', late), 'failed', 1],
+    ['already there, then interrupted in a re-run: the later run wins, and an interrupted tag is not done', report('skipped-existing', null, early), report('interrupted', 'interrupted', late), 'interrupted', 1],
     ['no end time: the start time orders them', report('failed', 'interrupted', { startedAt: early.startedAt }), report('skipped-existing', null, { startedAt: late.startedAt }), 'skipped-existing', 0],
   ])('%s, in either order of the files', async (_, first, second, status, exitCode) => {
     const dir = tempDir();
