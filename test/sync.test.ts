@@ -9,7 +9,7 @@ import { startHarborDouble } from './helpers/harbor-double.js';
 import { startProxy, type ScriptedProxy } from './helpers/proxy.js';
 import { startRegistry, type RunningRegistry } from './helpers/registry.js';
 import { tempDir } from './helpers/tmp.js';
-import { waitFor } from './helpers/observe.js';
+import { servedDigest, waitFor } from './helpers/observe.js';
 
 interface DiffJson {
   summary: { new: number; changed: number; same: number; extra: number; faulty: number; bytesToUpload: number; blobsToUpload: number };
@@ -119,6 +119,18 @@ describe('diff and sync against a real docker-registry', () => {
     const journal = JSON.parse(readFileSync(state, 'utf8')) as { kind: string; tags: Record<string, { digest: string; source: string }> };
     expect(journal.kind).toBe('regmigrate.sync-state');
     expect(Object.keys(journal.tags).sort()).toHaveLength(7);
+  });
+
+  it('--trust-state vouches only for a tag whose link still names the journal digest: a changed tag is read and pushed', async () => {
+    const { registry, proxy, root, state } = await synced();
+    const { digest } = changeApi11(root);
+    const sync = await runCli(['sync', root, '--to', proxy.host, '--state', state, '--trust-state']);
+    expect(sync.exitCode, sync.stderr).toBe(0);
+    expect(sync.stdout).toMatch(/^pushed team\/api:1\.1 -> team\/api:1\.1 /m);
+    expect(sync.stdout).toMatch(/^sync: 1 pushed, 6 unchanged, 0 failed/m);
+    expect(await servedDigest(registry.host, 'team/api:1.1')).toBe(digest);
+    const journal = JSON.parse(readFileSync(state, 'utf8')) as { tags: Record<string, { digest: string }> };
+    expect(journal.tags['team/api:1.1']!.digest).toBe(digest);
   });
 
   it('--delete-extra lists tags whose source is gone, and deletes them only with --yes', async () => {
