@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -131,6 +131,27 @@ describe('diff and sync against a real docker-registry', () => {
     expect(await servedDigest(registry.host, 'team/api:1.1')).toBe(digest);
     const journal = JSON.parse(readFileSync(state, 'utf8')) as { tags: Record<string, { digest: string }> };
     expect(journal.tags['team/api:1.1']!.digest).toBe(digest);
+  });
+
+  it('--trust-state does not vouch for a tag the journal saw gone from the source: back again, it is checked and pushed', async () => {
+    const { registry, proxy, root, state } = await synced();
+    const digest = await servedDigest(registry.host, 'team/api:1.0');
+    expect(digest).toBeDefined();
+    const tagDir = path.join(root, 'docker/registry/v2/repositories/team/api/_manifests/tags/1.0');
+    const away = path.join(tempDir(), '1.0');
+    renameSync(tagDir, away);
+    expect((await runCli(['sync', root, '--to', proxy.host, '--state', state])).exitCode).toBe(0);
+    const journal = () => JSON.parse(readFileSync(state, 'utf8')) as { tags: Record<string, { digest: string; goneFromSourceAt: string | null }> };
+    expect(journal().tags['team/api:1.0']!.goneFromSourceAt).not.toBeNull();
+    // Meanwhile someone deletes it at the destination; then the tag comes back to the source, at the same digest.
+    const deleted = await fetch(`${registry.url}/v2/team/api/manifests/${digest}`, { method: 'DELETE' });
+    expect(deleted.status).toBe(202);
+    renameSync(away, tagDir);
+    const sync = await runCli(['sync', root, '--to', proxy.host, '--state', state, '--trust-state']);
+    expect(sync.exitCode, sync.stderr).toBe(0);
+    expect(sync.stdout).toMatch(/^pushed team\/api:1\.0 -> team\/api:1\.0 /m);
+    expect(await servedDigest(registry.host, 'team/api:1.0')).toBe(digest);
+    expect(journal().tags['team/api:1.0']!.goneFromSourceAt).toBeNull();
   });
 
   it('--delete-extra lists tags whose source is gone, and deletes them only with --yes', async () => {
