@@ -27,9 +27,11 @@ export interface Storage {
 
   /**
    * Repositories (names as stored, not yet validated) that `selection` may want, in no particular order, and the
-   * places that could not be listed. A backend lists only below the selection's prefixes where it can.
+   * places that could not be listed. A backend lists only below the selection's prefixes where it can. A backend
+   * whose listing takes many round trips tells `found` of each wanted repository as soon as it is found, so its
+   * tags can be listed while the walk goes on (each at most once; every one is in the result all the same).
    */
-  listRepositories(selection?: RepositorySelection): Promise<RepositoryListing>;
+  listRepositories(selection?: RepositorySelection, found?: (repository: string) => void): Promise<RepositoryListing>;
   /** A repository's tag names: absent is empty, anything unreadable is a fault (never an empty list in disguise). */
   listTags(repository: string): Promise<NameListing>;
   /** A repository's manifest revisions (`sha256:<hex>`, sorted), tagged or not. */

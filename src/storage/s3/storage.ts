@@ -50,7 +50,7 @@ export class S3Storage implements Storage {
    * `_manifests/` is a repository; names nest, so every other non-`_` directory is listed in turn. `_layers`,
    * `_uploads` and `_manifests` are never entered: most of the keys live there.
    */
-  async listRepositories(selection?: RepositorySelection): Promise<RepositoryListing> {
+  async listRepositories(selection?: RepositorySelection, onFound?: (repository: string) => void): Promise<RepositoryListing> {
     const base = `${this.#v2}repositories/`;
     const starts = startPrefixes(selection?.prefixes).map((p) => base + p);
     const found = new Set<string>();
@@ -67,7 +67,10 @@ export class S3Storage implements Storage {
               const name = child.slice(child.lastIndexOf('/', child.length - 2) + 1, -1);
               if (name === '_manifests') {
                 const repository = child.slice(base.length, -'/_manifests/'.length);
-                if (repository) found.add(repository);
+                if (repository && !found.has(repository)) {
+                  found.add(repository);
+                  if (selection?.wanted(repository) ?? true) onFound?.(repository);
+                }
               } else if (!name.startsWith('_')) below.push(child);
             }
           }
