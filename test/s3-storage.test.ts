@@ -138,6 +138,22 @@ describe('scan of a bucket written by the registry', () => {
     expect(links).toBe(tree.tags.length + 1);
   });
 
+  it('a scan of the whole storage lists the blobs by first hex digit, 16 listings; a selection lists only the fan-out directories it meets', async () => {
+    const blobPrefixes = (): string[] =>
+      proxy.log.filter((e) => e.method === 'GET' && /prefix=[^&]*blobs%2Fsha256%2F/.test(e.query)).map((e) => decodeURIComponent(/prefix=([^&]*)/.exec(e.query)![1]!).slice(`${tree.v2Prefix}blobs/sha256/`.length));
+    const whole = await scanJson([SOURCE], true);
+    expect(whole.result.exitCode, whole.result.stderr).toBe(0);
+    expect(blobPrefixes().sort()).toEqual([...'0123456789abcdef']);
+    expect(proxy.log.filter((e) => e.method === 'HEAD')).toEqual([]);
+    proxy.reset();
+    const some = await scanJson([SOURCE, '--include', 'big/**'], true);
+    expect(some.result.exitCode, some.result.stderr).toBe(0);
+    const fans = new Set(some.doc.tags.flatMap((t) => t.blobs.map((b) => `${b.digest.slice(7, 9)}/`)));
+    expect(blobPrefixes().sort()).toEqual([...fans].sort());
+    // The same sizes either way.
+    expect(some.doc.tags[0]).toEqual(whole.doc.tags.find((t) => t.repository === 'big/layer'));
+  });
+
   it('names the same storage however the root is written (with or without docker/registry/v2)', async () => {
     const short = await scanJson([SOURCE], true);
     const long = await scanJson([`${SOURCE}/docker/registry/v2`], true);
@@ -242,6 +258,20 @@ describe('faults a store makes mid-run', () => {
     expect(faults.map((f) => [f.kind, f.digest])).toEqual([['unreadable', tree.big.layer]]);
     // A HEAD answer has no body: the status is all the store says.
     expect(faults[0]!.message).toContain('access denied (403) with credentials from the environment');
+  });
+
+  it("a 403 on the listing of a whole scan's blobs: those blobs are asked for by HEAD, and a 403 there is unreadable, never missing", async () => {
+    const hex = tree.big.layer.slice('sha256:'.length);
+    const wide = `${tree.v2Prefix}blobs/sha256/${hex[0]}`;
+    const dataPath = `/${BUCKET}/${dataKey(tree.v2Prefix, tree.big.layer)}`;
+    proxy.script = (req) =>
+      (req.method === 'GET' && req.url.searchParams.get('prefix') === wide) || (req.method === 'HEAD' && req.url.pathname === dataPath) ? { kind: 'error', status: 403, code: 'AccessDenied' } : { kind: 'forward' };
+    const { result, doc } = await scanJson([SOURCE], true);
+    expect(result.exitCode).toBe(1);
+    expect(doc.tags.find((t) => t.repository === tree.big.repository)!.faults.map((f) => [f.kind, f.digest])).toEqual([['unreadable', tree.big.layer]]);
+    // Every other blob under that digit was found by its HEAD.
+    expect(doc.tags.filter((t) => t.faults.length === 0)).toHaveLength(tree.tags.length);
+    expect(proxy.log.filter((e) => e.method === 'HEAD').length).toBeGreaterThan(0);
   });
 });
 

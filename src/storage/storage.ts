@@ -44,6 +44,12 @@ export interface Storage {
   readManifest(digest: string, limit: number): Promise<BytesRead>;
   /** A blob's size, having checked it can be read. */
   statBlob(digest: string): Promise<BlobStat>;
+  /**
+   * A hint that nearly every blob of the storage is about to be asked for (a scan of all of it): a backend that
+   * learns blob sizes from listings may list them all now, in fewer and larger listings. Optional: nothing else
+   * depends on it.
+   */
+  expectEveryBlob?(): void;
   /** A blob's bytes, read afresh from the storage at each `open` (each attempt, each chunk). */
   blobReader(digest: string, size: number): SourceBlobReader;
   /** The blob's own local file, when the backend has one (a directory): what may be hard-linked. */
