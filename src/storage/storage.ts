@@ -36,6 +36,11 @@ export interface Storage {
   listTags(repository: string): Promise<NameListing>;
   /** A repository's manifest revisions (`sha256:<hex>`, sorted), tagged or not. */
   listRevisions(repository: string): Promise<NameListing>;
+  /**
+   * listTags and listRevisions at once, where the backend can tell both for the price of one (an object store: one
+   * listing of `_manifests/` for a repository whose keys fit in a page). Optional; the same answers, faults included.
+   */
+  listManifestNames?(repository: string): Promise<{ tags: NameListing; revisions: NameListing }>;
   /** A tag's `current/link`: the digest and the push time (the link is rewritten on every push), or why not. */
   readTagLink(repository: string, tag: string): Promise<LinkRead>;
   /** A revision's link (`_manifests/revisions/sha256/<hex>/link`), for an untagged manifest. */

@@ -39,7 +39,10 @@ export async function findEntries(storage: Storage, options: { revisions: boolea
     started.add(repository);
     listings.push(
       (async () => {
-        const [listed, digests] = await Promise.all([limit(() => storage.listTags(repository)), options.revisions ? limit(() => storage.listRevisions(repository)) : undefined]);
+        const both = options.revisions && storage.listManifestNames ? await limit(() => storage.listManifestNames!(repository)) : undefined;
+        const [listed, digests] = both
+          ? [both.tags, both.revisions]
+          : await Promise.all([limit(() => storage.listTags(repository)), options.revisions ? limit(() => storage.listRevisions(repository)) : undefined]);
         if (!listed.ok) unreadable.push(listed.fault);
         else for (const tag of listed.names) tags.push({ repository, tag });
         if (!digests) return;

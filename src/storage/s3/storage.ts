@@ -2,7 +2,7 @@ import pLimit from 'p-limit';
 import { splitDigest } from '../digest.js';
 import { MAX_LINK_BYTES, parseLink } from '../link.js';
 import type { BlobStat, BytesRead, LinkRead, NameListing, ReadFault, RepositoryListing, RepositorySelection, SourceBlobReader, Storage } from '../storage.js';
-import type { S3SourceClient } from './client.js';
+import type { ListPage, S3SourceClient } from './client.js';
 import { S3Error } from './errors.js';
 import type { S3Location } from './location.js';
 import { S3_READS_IN_FLIGHT, WALK_DIRECTORY_READS } from '../../tuning.js';
@@ -100,7 +100,37 @@ export class S3Storage implements Storage {
   async listRevisions(repository: string): Promise<NameListing> {
     const listed = await this.#listNames(repository, 'revisions/sha256/');
     if (!listed.ok) return listed;
-    return { ok: true, names: listed.names.filter((h) => HEX.test(h)).sort().map((h) => `sha256:${h}`) };
+    return { ok: true, names: revisionNames(listed.names) };
+  }
+
+  /**
+   * Tags and revisions from one flat listing of `_manifests/` (its keys: `tags/<tag>/current/link`,
+   * `tags/<tag>/index/…`, `revisions/sha256/<hex>/link`): one request instead of two for a repository whose keys fit
+   * in a page, which most do. A longer history, or a listing that fails, falls back to listTags and listRevisions
+   * (one more request for that repository, and their own faults).
+   */
+  async listManifestNames(repository: string): Promise<{ tags: NameListing; revisions: NameListing }> {
+    const prefix = `${this.#v2}repositories/${repository}/_manifests/`;
+    let page: ListPage | undefined;
+    try {
+      page = await this.#client.listPage({ prefix });
+    } catch (err) {
+      if (!(err instanceof S3Error)) throw err;
+    }
+    if (!page || page.nextContinuationToken !== undefined) {
+      const [tags, revisions] = await Promise.all([this.listTags(repository), this.listRevisions(repository)]);
+      return { tags, revisions };
+    }
+    // What a delimiter listing of `tags/` and of `revisions/sha256/` would give: each first level below them, once.
+    const tags = new Set<string>();
+    const revisions = new Set<string>();
+    for (const { key } of page.objects) {
+      const rest = key.slice(prefix.length);
+      const below = rest.startsWith('tags/') ? 5 : rest.startsWith('revisions/sha256/') ? 17 : 0;
+      const end = below === 0 ? -1 : rest.indexOf('/', below);
+      if (end !== -1) (below === 5 ? tags : revisions).add(rest.slice(below, end));
+    }
+    return { tags: { ok: true, names: [...tags] }, revisions: { ok: true, names: revisionNames(revisions) } };
   }
 
   readTagLink(repository: string, tag: string): Promise<LinkRead> {
@@ -263,6 +293,11 @@ export class S3Storage implements Storage {
     const link = parseLink(read.bytes);
     return link.ok ? { ok: true, digest: link.digest, ...time } : { ok: false, reason: 'invalid', location, detail: link.detail, ...time };
   }
+}
+
+/** The "directories" below `revisions/sha256/` as digests: the hex ones, sorted. */
+function revisionNames(names: Iterable<string>): string[] {
+  return [...names].filter((h) => HEX.test(h)).sort().map((h) => `sha256:${h}`);
 }
 
 /** Where the listings start: the selection's prefixes, none inside another (`a/` covers `a/b/`), or everything. */
