@@ -57,15 +57,16 @@ export interface Storage {
   expectEveryBlob?(): void;
   /** A blob's bytes, read afresh from the storage at each `open` (each attempt, each chunk). */
   blobReader(digest: string, size: number): SourceBlobReader;
-  /** The blob's own local file, when the backend has one (a directory): what may be hard-linked. */
-  localPath(digest: string): string | undefined;
+  // The three below only a backend of local files has (a directory); a tar or a bucket leaves them out.
+  /** The blob's own local file: what may be hard-linked. */
+  localPath?(digest: string): string | undefined;
   /** The part of the storage `dir` lies in (the storage is never written), or undefined when it lies outside. */
-  enclosing(dir: string): string | undefined;
+  enclosing?(dir: string): string | undefined;
   /**
    * A directory beside the storage, on the filesystem of its blob files, where a work directory of hard links may be
    * made; undefined when there is none (no local files, or another filesystem).
    */
-  linkableDirectory(): string | undefined;
+  linkableDirectory?(): string | undefined;
 }
 
 /** Which repositories a command wants (`--include`/`--exclude`, `--shard`). */

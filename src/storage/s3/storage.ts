@@ -196,19 +196,6 @@ export class S3Storage implements Storage {
     };
   }
 
-  localPath(): undefined {
-    return undefined;
-  }
-
-  /** A local directory never lies inside a bucket. */
-  enclosing(): undefined {
-    return undefined;
-  }
-
-  linkableDirectory(): undefined {
-    return undefined;
-  }
-
   #location(key: string): string {
     return `s3://${this.#client.bucket}/${key}`;
   }
