@@ -4,6 +4,7 @@
  * request, and each result is checked against the same images read from the filesystem registry's storage. One
  * gateway and one bucket for the whole file.
  */
+import { execa } from 'execa';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -14,12 +15,13 @@ import { buildFaultyStorage } from '../fixtures/trees.js';
 import { S3SourceClient } from '../src/storage/s3/client.js';
 import { staticCredentials } from '../src/storage/s3/credentials.js';
 import { openStorage } from '../src/storage/open.js';
-import { runCli, type CliResult } from './helpers/cli.js';
+import { BIN, runCli, type CliResult } from './helpers/cli.js';
 import { startRegistry } from './helpers/registry.js';
 import { startRgw, type RunningRgw } from './helpers/rgw.js';
 import { buildS3Tree, type S3Tree } from './helpers/s3-registry.js';
 import { startS3FaultProxy, type S3FaultProxy } from './helpers/s3-fault-proxy.js';
 import { s3Writer, type S3Writer } from './helpers/s3-writer.js';
+import { waitFor } from './helpers/observe.js';
 import { tempDir } from './helpers/tmp.js';
 
 const BUCKET = 'registry';
@@ -275,6 +277,28 @@ describe('faults a store makes mid-run', () => {
     expect(result.exitCode, result.stderr).toBe(0);
     expect(refused.size).toBeGreaterThan(5);
     expect(comparable(doc)).toEqual(comparable(clean));
+  });
+
+  it('a SIGINT during a SlowDown storm: the reads under backoff are not retried, the image is interrupted (exit 130)', async () => {
+    const registry = await startRegistry();
+    const bigKey = `/${BUCKET}/${dataKey(tree.v2Prefix, tree.big.layer)}`;
+    // The big layer's bytes are refused with SlowDown every time: its read waits in backoff, attempt after attempt.
+    proxy.script = (req) => (req.method === 'GET' && req.url.pathname === bigKey ? { kind: 'error', status: 503, code: 'SlowDown' } : { kind: 'forward' });
+    const report = path.join(tempDir(), 'report.json');
+    const child = execa(BIN, ['push', SOURCE, '--include', 'big/**', '--to', registry.host, '--report', report, '--s3-endpoint', proxy.endpoint], {
+      reject: false,
+      env: { ...env, REGMIGRATE_NO_PROGRESS: '1' },
+    });
+    const refusals = (): number => proxy.log.filter((e) => e.path === bigKey && e.outcome === 503).length;
+    await waitFor(() => refusals() >= 1);
+    child.kill('SIGINT');
+    const atSignal = refusals();
+    const result = await child;
+    expect(result.exitCode, String(result.stderr)).toBe(130);
+    // Not one more attempt after the signal (the policy allows five), and not a failure: interrupted.
+    expect(refusals()).toBe(atSignal);
+    const doc = JSON.parse(readFileSync(report, 'utf8')) as { images: Array<{ source: string; status: string; reason: string | null }> };
+    expect(doc.images.map((i) => [i.source, i.status]), JSON.stringify(doc.images)).toEqual([[`${tree.big.repository}:${tree.big.tag}`, 'interrupted']]);
   });
 
   it('a 403 on one tag link mid-run: that tag is unreadable (never absent, never gone), the rest are read', async () => {
