@@ -26,6 +26,7 @@ import { tempDir } from './helpers/tmp.js';
 
 const BUCKET = 'registry';
 const SOURCE = `s3://${BUCKET}/prod/registry`;
+const sha256Hex = (text: string): string => createHash('sha256').update(text).digest('hex');
 
 let rgw: RunningRgw;
 let tree: S3Tree;
@@ -138,6 +139,64 @@ describe('scan of a bucket written by the registry', () => {
     // One GET per tag link and unique manifest, one listing per fan-out directory and per repository level.
     const links = proxy.log.filter((e) => e.path.endsWith('/current/link')).length;
     expect(links).toBe(tree.tags.length + 1);
+  });
+
+  it('a scan of the whole storage lists the blobs by first hex digit, 16 listings; a selection lists only the fan-out directories it meets', async () => {
+    const blobPrefixes = (): string[] =>
+      proxy.log.filter((e) => e.method === 'GET' && /prefix=[^&]*blobs%2Fsha256%2F/.test(e.query)).map((e) => decodeURIComponent(/prefix=([^&]*)/.exec(e.query)![1]!).slice(`${tree.v2Prefix}blobs/sha256/`.length));
+    const whole = await scanJson([SOURCE], true);
+    expect(whole.result.exitCode, whole.result.stderr).toBe(0);
+    expect(blobPrefixes().sort()).toEqual([...'0123456789abcdef']);
+    expect(proxy.log.filter((e) => e.method === 'HEAD')).toEqual([]);
+    proxy.reset();
+    const some = await scanJson([SOURCE, '--include', 'big/**'], true);
+    expect(some.result.exitCode, some.result.stderr).toBe(0);
+    const fans = new Set(some.doc.tags.flatMap((t) => t.blobs.map((b) => `${b.digest.slice(7, 9)}/`)));
+    expect(blobPrefixes().sort()).toEqual([...fans].sort());
+    // The same sizes either way.
+    expect(some.doc.tags[0]).toEqual(whole.doc.tags.find((t) => t.repository === 'big/layer'));
+  });
+
+  it("lists each repository's _manifests/ once for both its tags and its revisions (a page holds them)", async () => {
+    const { result, doc } = await scanJson([SOURCE], true);
+    expect(result.exitCode, result.stderr).toBe(0);
+    const listed = proxy.log.filter((e) => e.query.includes('list-type=2')).map((e) => ({ prefix: decodeURIComponent(/prefix=([^&]*)/.exec(e.query)![1]!), delimiter: e.query.includes('delimiter=') }));
+    const flat = listed.filter((l) => !l.delimiter && l.prefix.endsWith('/_manifests/')).map((l) => l.prefix);
+    const repositories = new Set(doc.tags.map((t) => t.repository));
+    expect(repositories.size).toBeGreaterThan(3);
+    expect(flat.sort()).toEqual([...repositories].map((r) => `${tree.v2Prefix}repositories/${r}/_manifests/`).sort());
+    expect(listed.filter((l) => /_manifests\/(tags|revisions)/.test(l.prefix))).toEqual([]);
+  });
+
+  it('a repository with more keys than a page, or whose one listing fails: tags and revisions listed apart, the same names', async () => {
+    const root = path.join(tempDir('regmigrate-long-'), 'registry');
+    const b = new StorageBuilder(root);
+    const repo = 'long/history';
+    const image = addImage(b, repo, { format: 'docker', layers: [makeLayer('f', 'long history\n')] });
+    // 350 tags (a current and an index link each) and 650 revisions no tag points at: 1,351 keys below _manifests/.
+    for (let t = 0; t < 350; t++) b.tag(repo, `v${t}`, image.digest);
+    for (let r = 0; r < 650; r++) b.writeLink(path.join(b.repoDir(repo), '_manifests', 'revisions', 'sha256', sha256Hex(`revision ${r}`), 'link'), `sha256:${sha256Hex(`revision ${r}`)}`);
+    await writer.putTree(BUCKET, 'long/', root, 32);
+    const fromDir = await scanJson([root], false);
+    const fromS3 = await scanJson([`s3://${BUCKET}/long`], true);
+    expect(fromS3.result.exitCode, fromS3.result.stderr).toBe(0);
+    expect(fromS3.doc.tags).toHaveLength(350);
+    expect(fromS3.doc.summary.untaggedManifests).toBe(650);
+    expect(comparable(fromS3.doc)).toEqual(comparable(fromDir.doc));
+    const prefixes = proxy.log.filter((e) => e.query.includes('list-type=2')).map((e) => decodeURIComponent(/prefix=([^&]*)/.exec(e.query)![1]!));
+    expect(prefixes.filter((p) => p.endsWith('/_manifests/tags/'))).toHaveLength(1);
+    expect(prefixes.filter((p) => p.endsWith('/_manifests/revisions/sha256/'))).toHaveLength(1);
+    proxy.reset();
+
+    // A refused flat listing: the two listings it stands for are asked for instead, and give the same inventory.
+    const { doc: clean } = await scanJson([SOURCE], true);
+    proxy.reset();
+    const victim = `${tree.v2Prefix}repositories/${tree.tags[0]!.repository}/_manifests/`;
+    proxy.script = (req) => (req.url.searchParams.get('prefix') === victim && !req.url.searchParams.has('delimiter') ? { kind: 'error', status: 403, code: 'AccessDenied' } : { kind: 'forward' });
+    const refused = await scanJson([SOURCE], true);
+    expect(refused.result.exitCode, refused.result.stderr).toBe(0);
+    expect(comparable(refused.doc)).toEqual(comparable(clean));
+    expect(proxy.log.filter((e) => e.query.includes(encodeURIComponent(`${victim}tags/`)))).toHaveLength(1);
   });
 
   it('names the same storage however the root is written (with or without docker/registry/v2)', async () => {
@@ -266,6 +325,20 @@ describe('faults a store makes mid-run', () => {
     expect(faults.map((f) => [f.kind, f.digest])).toEqual([['unreadable', tree.big.layer]]);
     // A HEAD answer has no body: the status is all the store says.
     expect(faults[0]!.message).toContain('access denied (403) with credentials from the environment');
+  });
+
+  it("a 403 on the listing of a whole scan's blobs: those blobs are asked for by HEAD, and a 403 there is unreadable, never missing", async () => {
+    const hex = tree.big.layer.slice('sha256:'.length);
+    const wide = `${tree.v2Prefix}blobs/sha256/${hex[0]}`;
+    const dataPath = `/${BUCKET}/${dataKey(tree.v2Prefix, tree.big.layer)}`;
+    proxy.script = (req) =>
+      (req.method === 'GET' && req.url.searchParams.get('prefix') === wide) || (req.method === 'HEAD' && req.url.pathname === dataPath) ? { kind: 'error', status: 403, code: 'AccessDenied' } : { kind: 'forward' };
+    const { result, doc } = await scanJson([SOURCE], true);
+    expect(result.exitCode).toBe(1);
+    expect(doc.tags.find((t) => t.repository === tree.big.repository)!.faults.map((f) => [f.kind, f.digest])).toEqual([['unreadable', tree.big.layer]]);
+    // Every other blob under that digit was found by its HEAD.
+    expect(doc.tags.filter((t) => t.faults.length === 0)).toHaveLength(tree.tags.length);
+    expect(proxy.log.filter((e) => e.method === 'HEAD').length).toBeGreaterThan(0);
   });
 });
 
