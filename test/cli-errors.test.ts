@@ -193,7 +193,7 @@ describe('report merge', () => {
     writeFileSync(file, JSON.stringify({ schemaVersion: 1, kind: 'regmigrate.push', destination: 'h', summary: {}, images: [{ source: 'a:1', destination: null, digest: null, mediaType: null, size: 1, status: 'done', reason: null }] }));
     const result = await runCli(['report', 'merge', file]);
     expect(result.exitCode).toBe(2);
-    expect(result.stderr).toMatch(/bad\.json: not a regmigrate push report \(images\.0\.status: expected "verified" or "skipped-existing" or "skipped" or "failed" or "interrupted"\)\n/);
+    expect(result.stderr).toMatch(/bad\.json: not a regmigrate push report \(images\.0\.status: expected "verified" or "skipped-existing" or "skipped" or "immutable" or "failed" or "interrupted"\)\n/);
     expect(result.stderr).not.toMatch(/Invalid input/);
   });
 

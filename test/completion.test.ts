@@ -107,7 +107,63 @@ describe('the fixed sets completion offers', () => {
   });
 });
 
+/**
+ * What zsh's own completion system offers for `line` followed by a Tab: a zsh in a pseudo-terminal (zsh/zpty) with
+ * compinit and the printed script loaded, its `compadd` wrapped to print what it adds, between the two null lines the
+ * completion hooks print before and after.
+ */
+async function zshOffered(zshScript: string, line: string): Promise<string[]> {
+  const dir = tempDir('regmigrate-zsh-');
+  const completion = path.join(dir, 'regmigrate.zsh');
+  const init = path.join(dir, 'init.zsh');
+  writeFileSync(completion, zshScript);
+  writeFileSync(
+    init,
+    [
+      'PROMPT=',
+      'autoload -U compinit && compinit -u -D',
+      "bindkey '^I' complete-word",
+      "null-line () { echo -E - $'\\0' }",
+      'compprefuncs=( null-line )',
+      'comppostfuncs=( null-line exit )',
+      "zstyle ':completion:*' list-grouped false",
+      "zstyle ':completion:*' insert-tab false",
+      'compadd () {',
+      '  if [[ ${@[1,(i)(-|--)]} == *-(O|A|D)\\ * ]]; then builtin compadd "$@"; return $?; fi',
+      '  typeset -a __hits',
+      '  builtin compadd -A __hits "$@"',
+      '  (( $#__hits )) && print -rl -- "${__hits[@]}"',
+      '}',
+      `source ${completion}`,
+    ].join('\n') + '\n',
+  );
+  const driver = [
+    'zmodload zsh/zpty',
+    'zpty z zsh -f -i',
+    `zpty -w z "source ${init}"`,
+    `zpty -w z "$1"$'\\t'`,
+    'integer seen=0',
+    'while zpty -r z; do :; done | while IFS= read -r l; do',
+    "  if [[ $l == *$'\\0\\r' ]]; then (( seen++ )) && exit 0 || continue; fi",
+    "  (( seen )) && print -r -- \"${l%$'\\r'}\"",
+    'done',
+  ].join('\n');
+  const result = await execa('zsh', ['-f', '-c', driver, 'zsh', line], { cwd: here, reject: false, timeout: 30_000 });
+  expect(result.exitCode, result.stderr).toBe(0);
+  return result.stdout.split('\n').filter((l) => l !== '').sort();
+}
+
 describe('regmigrate completion zsh and fish', () => {
+  it("zsh's completion system offers commands, options, value sets and paths", async () => {
+    const zsh = (await runCli(['completion', 'zsh'])).stdout;
+    expect(await zshOffered(zsh, 'regmigrate pu')).toEqual(['push']);
+    expect(await zshOffered(zsh, 'regmigrate report ')).toEqual(['html', 'merge', 'references', 'rewrites']);
+    expect(await zshOffered(zsh, 'regmigrate push --sch')).toEqual(['--schema1']);
+    expect(await zshOffered(zsh, 'regmigrate push --schema1 ')).toEqual(['convert', 'keep', 'skip']);
+    // Files, a name with a space quoted for the command line.
+    expect(await zshOffered(zsh, 'regmigrate sync --state st')).toEqual(['stale\\ notes.txt', 'state.json']);
+  });
+
   it('zsh gets the same completion, run through bashcompinit', async () => {
     const zsh = await runCli(['completion', 'zsh']);
     expect(zsh.exitCode).toBe(0);

@@ -4,6 +4,7 @@
  * request, and each result is checked against the same images read from the filesystem registry's storage. One
  * gateway and one bucket for the whole file.
  */
+import { execa } from 'execa';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -14,16 +15,18 @@ import { buildFaultyStorage } from '../fixtures/trees.js';
 import { S3SourceClient } from '../src/storage/s3/client.js';
 import { staticCredentials } from '../src/storage/s3/credentials.js';
 import { openStorage } from '../src/storage/open.js';
-import { runCli, type CliResult } from './helpers/cli.js';
+import { BIN, runCli, type CliResult } from './helpers/cli.js';
 import { startRegistry } from './helpers/registry.js';
 import { startRgw, type RunningRgw } from './helpers/rgw.js';
 import { buildS3Tree, type S3Tree } from './helpers/s3-registry.js';
 import { startS3FaultProxy, type S3FaultProxy } from './helpers/s3-fault-proxy.js';
 import { s3Writer, type S3Writer } from './helpers/s3-writer.js';
+import { waitFor } from './helpers/observe.js';
 import { tempDir } from './helpers/tmp.js';
 
 const BUCKET = 'registry';
 const SOURCE = `s3://${BUCKET}/prod/registry`;
+const sha256Hex = (text: string): string => createHash('sha256').update(text).digest('hex');
 
 let rgw: RunningRgw;
 let tree: S3Tree;
@@ -138,6 +141,64 @@ describe('scan of a bucket written by the registry', () => {
     expect(links).toBe(tree.tags.length + 1);
   });
 
+  it('a scan of the whole storage lists the blobs by first hex digit, 16 listings; a selection lists only the fan-out directories it meets', async () => {
+    const blobPrefixes = (): string[] =>
+      proxy.log.filter((e) => e.method === 'GET' && /prefix=[^&]*blobs%2Fsha256%2F/.test(e.query)).map((e) => decodeURIComponent(/prefix=([^&]*)/.exec(e.query)![1]!).slice(`${tree.v2Prefix}blobs/sha256/`.length));
+    const whole = await scanJson([SOURCE], true);
+    expect(whole.result.exitCode, whole.result.stderr).toBe(0);
+    expect(blobPrefixes().sort()).toEqual([...'0123456789abcdef']);
+    expect(proxy.log.filter((e) => e.method === 'HEAD')).toEqual([]);
+    proxy.reset();
+    const some = await scanJson([SOURCE, '--include', 'big/**'], true);
+    expect(some.result.exitCode, some.result.stderr).toBe(0);
+    const fans = new Set(some.doc.tags.flatMap((t) => t.blobs.map((b) => `${b.digest.slice(7, 9)}/`)));
+    expect(blobPrefixes().sort()).toEqual([...fans].sort());
+    // The same sizes either way.
+    expect(some.doc.tags[0]).toEqual(whole.doc.tags.find((t) => t.repository === 'big/layer'));
+  });
+
+  it("lists each repository's _manifests/ once for both its tags and its revisions (a page holds them)", async () => {
+    const { result, doc } = await scanJson([SOURCE], true);
+    expect(result.exitCode, result.stderr).toBe(0);
+    const listed = proxy.log.filter((e) => e.query.includes('list-type=2')).map((e) => ({ prefix: decodeURIComponent(/prefix=([^&]*)/.exec(e.query)![1]!), delimiter: e.query.includes('delimiter=') }));
+    const flat = listed.filter((l) => !l.delimiter && l.prefix.endsWith('/_manifests/')).map((l) => l.prefix);
+    const repositories = new Set(doc.tags.map((t) => t.repository));
+    expect(repositories.size).toBeGreaterThan(3);
+    expect(flat.sort()).toEqual([...repositories].map((r) => `${tree.v2Prefix}repositories/${r}/_manifests/`).sort());
+    expect(listed.filter((l) => /_manifests\/(tags|revisions)/.test(l.prefix))).toEqual([]);
+  });
+
+  it('a repository with more keys than a page, or whose one listing fails: tags and revisions listed apart, the same names', async () => {
+    const root = path.join(tempDir('regmigrate-long-'), 'registry');
+    const b = new StorageBuilder(root);
+    const repo = 'long/history';
+    const image = addImage(b, repo, { format: 'docker', layers: [makeLayer('f', 'long history\n')] });
+    // 350 tags (a current and an index link each) and 650 revisions no tag points at: 1,351 keys below _manifests/.
+    for (let t = 0; t < 350; t++) b.tag(repo, `v${t}`, image.digest);
+    for (let r = 0; r < 650; r++) b.writeLink(path.join(b.repoDir(repo), '_manifests', 'revisions', 'sha256', sha256Hex(`revision ${r}`), 'link'), `sha256:${sha256Hex(`revision ${r}`)}`);
+    await writer.putTree(BUCKET, 'long/', root, 32);
+    const fromDir = await scanJson([root], false);
+    const fromS3 = await scanJson([`s3://${BUCKET}/long`], true);
+    expect(fromS3.result.exitCode, fromS3.result.stderr).toBe(0);
+    expect(fromS3.doc.tags).toHaveLength(350);
+    expect(fromS3.doc.summary.untaggedManifests).toBe(650);
+    expect(comparable(fromS3.doc)).toEqual(comparable(fromDir.doc));
+    const prefixes = proxy.log.filter((e) => e.query.includes('list-type=2')).map((e) => decodeURIComponent(/prefix=([^&]*)/.exec(e.query)![1]!));
+    expect(prefixes.filter((p) => p.endsWith('/_manifests/tags/'))).toHaveLength(1);
+    expect(prefixes.filter((p) => p.endsWith('/_manifests/revisions/sha256/'))).toHaveLength(1);
+    proxy.reset();
+
+    // A refused flat listing: the two listings it stands for are asked for instead, and give the same inventory.
+    const { doc: clean } = await scanJson([SOURCE], true);
+    proxy.reset();
+    const victim = `${tree.v2Prefix}repositories/${tree.tags[0]!.repository}/_manifests/`;
+    proxy.script = (req) => (req.url.searchParams.get('prefix') === victim && !req.url.searchParams.has('delimiter') ? { kind: 'error', status: 403, code: 'AccessDenied' } : { kind: 'forward' });
+    const refused = await scanJson([SOURCE], true);
+    expect(refused.result.exitCode, refused.result.stderr).toBe(0);
+    expect(comparable(refused.doc)).toEqual(comparable(clean));
+    expect(proxy.log.filter((e) => e.query.includes(encodeURIComponent(`${victim}tags/`)))).toHaveLength(1);
+  });
+
   it('names the same storage however the root is written (with or without docker/registry/v2)', async () => {
     const short = await scanJson([SOURCE], true);
     const long = await scanJson([`${SOURCE}/docker/registry/v2`], true);
@@ -218,6 +279,28 @@ describe('faults a store makes mid-run', () => {
     expect(comparable(doc)).toEqual(comparable(clean));
   });
 
+  it('a SIGINT during a SlowDown storm: the reads under backoff are not retried, the image is interrupted (exit 130)', async () => {
+    const registry = await startRegistry();
+    const bigKey = `/${BUCKET}/${dataKey(tree.v2Prefix, tree.big.layer)}`;
+    // The big layer's bytes are refused with SlowDown every time: its read waits in backoff, attempt after attempt.
+    proxy.script = (req) => (req.method === 'GET' && req.url.pathname === bigKey ? { kind: 'error', status: 503, code: 'SlowDown' } : { kind: 'forward' });
+    const report = path.join(tempDir(), 'report.json');
+    const child = execa(BIN, ['push', SOURCE, '--include', 'big/**', '--to', registry.host, '--report', report, '--s3-endpoint', proxy.endpoint], {
+      reject: false,
+      env: { ...env, REGMIGRATE_NO_PROGRESS: '1' },
+    });
+    const refusals = (): number => proxy.log.filter((e) => e.path === bigKey && e.outcome === 503).length;
+    await waitFor(() => refusals() >= 1);
+    child.kill('SIGINT');
+    const atSignal = refusals();
+    const result = await child;
+    expect(result.exitCode, String(result.stderr)).toBe(130);
+    // Not one more attempt after the signal (the policy allows five), and not a failure: interrupted.
+    expect(refusals()).toBe(atSignal);
+    const doc = JSON.parse(readFileSync(report, 'utf8')) as { images: Array<{ source: string; status: string; reason: string | null }> };
+    expect(doc.images.map((i) => [i.source, i.status]), JSON.stringify(doc.images)).toEqual([[`${tree.big.repository}:${tree.big.tag}`, 'interrupted']]);
+  });
+
   it('a 403 on one tag link mid-run: that tag is unreadable (never absent, never gone), the rest are read', async () => {
     const victim = tree.tags[0]!;
     const linkPath = `/${BUCKET}/${tree.v2Prefix}repositories/${victim.repository}/_manifests/tags/${victim.tag}/current/link`;
@@ -254,6 +337,20 @@ describe('faults a store makes mid-run', () => {
     expect(faults.map((f) => [f.kind, f.digest])).toEqual([['unreadable', tree.big.layer]]);
     // A HEAD answer has no body: the status is all the store says.
     expect(faults[0]!.message).toContain('access denied (403) with credentials from the environment');
+  });
+
+  it("a 403 on the listing of a whole scan's blobs: those blobs are asked for by HEAD, and a 403 there is unreadable, never missing", async () => {
+    const hex = tree.big.layer.slice('sha256:'.length);
+    const wide = `${tree.v2Prefix}blobs/sha256/${hex[0]}`;
+    const dataPath = `/${BUCKET}/${dataKey(tree.v2Prefix, tree.big.layer)}`;
+    proxy.script = (req) =>
+      (req.method === 'GET' && req.url.searchParams.get('prefix') === wide) || (req.method === 'HEAD' && req.url.pathname === dataPath) ? { kind: 'error', status: 403, code: 'AccessDenied' } : { kind: 'forward' };
+    const { result, doc } = await scanJson([SOURCE], true);
+    expect(result.exitCode).toBe(1);
+    expect(doc.tags.find((t) => t.repository === tree.big.repository)!.faults.map((f) => [f.kind, f.digest])).toEqual([['unreadable', tree.big.layer]]);
+    // Every other blob under that digit was found by its HEAD.
+    expect(doc.tags.filter((t) => t.faults.length === 0)).toHaveLength(tree.tags.length);
+    expect(proxy.log.filter((e) => e.method === 'HEAD').length).toBeGreaterThan(0);
   });
 });
 

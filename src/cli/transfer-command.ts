@@ -124,7 +124,8 @@ export function pushOptions(request: TransferRequest, ctx: CliContext, extra: Pa
   const shardWaitMs = shardWaitFromEnv(ctx.env);
   return {
     root: request.root,
-    ...(request.storageOptions ? { storageOptions: request.storageOptions } : {}),
+    // The source's reads stop with the run too (a bucket's retries and backoff waits: storage/s3/open.ts).
+    ...(request.storageOptions ? { storageOptions: { ...request.storageOptions, ...(extra.signal && extra.abort ? { signals: { stop: extra.signal, abort: extra.abort } } : {}) } } : {}),
     include: request.include,
     exclude: request.exclude,
     maps: request.maps,

@@ -58,6 +58,8 @@ export async function walkSource(storage: Storage, options: ScanOptions): Promis
   const select = options.select;
   const selection: RepositorySelection = { wanted: select ? (repository) => selected(repository) && select(repository) : selected, prefixes: includePrefixes(options) };
   const everything = options.include.length === 0 && options.exclude.length === 0 && !select;
+  // Every tag resolved means nearly every blob looked at (not so with a journal: its tags are mostly taken unread).
+  if (everything && !options.journal) storage.expectEveryBlob?.();
   const found = await findEntries(storage, { revisions: Boolean(options.includeUntagged || options.countUntagged), ...(everything ? {} : { selection }) });
   const repositories = new Map<string, TagLocation[]>();
   for (const location of found.tags) {

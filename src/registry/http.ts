@@ -152,6 +152,10 @@ export class RegistryHttp {
         }, keep, this.abort);
       } catch (err) {
         if (this.abort?.aborted) throw this.#cut(options);
+        // The body's source stopped because the run is stopping (a bucket read not retried after the signal): the
+        // image is interrupted, not failed.
+        const interrupted = stoppedSource(err);
+        if (interrupted) throw interrupted;
         this.#feedback?.onError(err);
         throw new RegistryError(`${options.method} ${options.url.pathname}: ${describeNetworkError(err, options.timeoutMs)}`, this.#details(options, undefined, classifyNetworkError(err)), err);
       }
@@ -233,6 +237,13 @@ export class RegistryHttp {
   #cut(options: RequestOptions): Interrupted {
     return new Interrupted(`${options.method} ${options.url.pathname}: cut: the run is stopping`);
   }
+}
+
+/** The Interrupted a request body's source threw (undici passes it on as it is, or as the cause of its own). */
+function stoppedSource(err: unknown): Interrupted | undefined {
+  if (err instanceof Interrupted) return err;
+  const cause = (err as { cause?: unknown } | undefined)?.cause;
+  return cause instanceof Interrupted ? cause : undefined;
 }
 
 /** undici's error in one line: `connect ECONNREFUSED 127.0.0.1:5000`, `UND_ERR_SOCKET: other side closed`. */

@@ -34,7 +34,7 @@ export async function exportImages(
 ): Promise<ExportedImage[]> {
   const limit = pLimit(concurrency);
   const sizes = new Map(plan.blobs.map((b) => [b.digest, b.size]));
-  const source = (digest: string): LayoutSource => ({ localPath: storage.localPath(digest), reader: storage.blobReader(digest, manifests.get(digest)?.bytes.length ?? sizes.get(digest) ?? 0) });
+  const source = (digest: string): LayoutSource => ({ localPath: storage.localPath?.(digest), reader: storage.blobReader(digest, manifests.get(digest)?.bytes.length ?? sizes.get(digest) ?? 0) });
   let key: SigningKey | undefined;
   /** skopeo pushes a schema1 `manifest.json` as it finds it, and registries want it signed: sign it here. */
   const schema1Content = (image: PlannedImage) => {
@@ -59,7 +59,7 @@ export async function exportImages(
 
 /** Refuses an output directory inside the storage: the source is never written to. */
 export function assertOutsideStorage(storage: Storage, out: string, what: string): void {
-  const root = storage.enclosing(out);
+  const root = storage.enclosing?.(out);
   if (root !== undefined) throw new UsageError(`${what} ${out} is inside the registry storage ${root}`, 'the storage is never written to: choose a directory outside it');
 }
 

@@ -56,7 +56,7 @@ export function makeWorkDir(storage: Storage, given: string | undefined): string
     mkdirSync(given, { recursive: true });
     return mkdtempSync(path.join(given, 'regmigrate-'));
   }
-  const beside = storage.linkableDirectory();
+  const beside = storage.linkableDirectory?.();
   if (beside !== undefined) {
     try {
       return mkdtempSync(path.join(beside, '.regmigrate-work-'));

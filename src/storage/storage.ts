@@ -27,13 +27,20 @@ export interface Storage {
 
   /**
    * Repositories (names as stored, not yet validated) that `selection` may want, in no particular order, and the
-   * places that could not be listed. A backend lists only below the selection's prefixes where it can.
+   * places that could not be listed. A backend lists only below the selection's prefixes where it can. A backend
+   * whose listing takes many round trips tells `found` of each wanted repository as soon as it is found, so its
+   * tags can be listed while the walk goes on (each at most once; every one is in the result all the same).
    */
-  listRepositories(selection?: RepositorySelection): Promise<RepositoryListing>;
+  listRepositories(selection?: RepositorySelection, found?: (repository: string) => void): Promise<RepositoryListing>;
   /** A repository's tag names: absent is empty, anything unreadable is a fault (never an empty list in disguise). */
   listTags(repository: string): Promise<NameListing>;
   /** A repository's manifest revisions (`sha256:<hex>`, sorted), tagged or not. */
   listRevisions(repository: string): Promise<NameListing>;
+  /**
+   * listTags and listRevisions at once, where the backend can tell both for the price of one (an object store: one
+   * listing of `_manifests/` for a repository whose keys fit in a page). Optional; the same answers, faults included.
+   */
+  listManifestNames?(repository: string): Promise<{ tags: NameListing; revisions: NameListing }>;
   /** A tag's `current/link`: the digest and the push time (the link is rewritten on every push), or why not. */
   readTagLink(repository: string, tag: string): Promise<LinkRead>;
   /** A revision's link (`_manifests/revisions/sha256/<hex>/link`), for an untagged manifest. */
@@ -42,17 +49,24 @@ export interface Storage {
   readManifest(digest: string, limit: number): Promise<BytesRead>;
   /** A blob's size, having checked it can be read. */
   statBlob(digest: string): Promise<BlobStat>;
+  /**
+   * A hint that nearly every blob of the storage is about to be asked for (a scan of all of it): a backend that
+   * learns blob sizes from listings may list them all now, in fewer and larger listings. Optional: nothing else
+   * depends on it.
+   */
+  expectEveryBlob?(): void;
   /** A blob's bytes, read afresh from the storage at each `open` (each attempt, each chunk). */
   blobReader(digest: string, size: number): SourceBlobReader;
-  /** The blob's own local file, when the backend has one (a directory): what may be hard-linked. */
-  localPath(digest: string): string | undefined;
+  // The three below only a backend of local files has (a directory); a tar or a bucket leaves them out.
+  /** The blob's own local file: what may be hard-linked. */
+  localPath?(digest: string): string | undefined;
   /** The part of the storage `dir` lies in (the storage is never written), or undefined when it lies outside. */
-  enclosing(dir: string): string | undefined;
+  enclosing?(dir: string): string | undefined;
   /**
    * A directory beside the storage, on the filesystem of its blob files, where a work directory of hard links may be
    * made; undefined when there is none (no local files, or another filesystem).
    */
-  linkableDirectory(): string | undefined;
+  linkableDirectory?(): string | undefined;
 }
 
 /** Which repositories a command wants (`--include`/`--exclude`, `--shard`). */

@@ -95,19 +95,6 @@ export class TarStorage implements Storage {
     return fileRangeReader(this.#index.file, entry.offset, entry.size, digest);
   }
 
-  localPath(): undefined {
-    return undefined;
-  }
-
-  /** Nothing is ever written into an archive. */
-  enclosing(): undefined {
-    return undefined;
-  }
-
-  linkableDirectory(): undefined {
-    return undefined;
-  }
-
   #location(entry: string): string {
     return `${this.root}/${entry}`;
   }

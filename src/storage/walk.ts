@@ -25,27 +25,36 @@ export interface StorageEntries {
  * has a link is left to the resolver.
  */
 export async function findEntries(storage: Storage, options: { revisions: boolean; selection?: RepositorySelection }): Promise<StorageEntries> {
-  const listing = await storage.listRepositories(options.selection);
-  const unreadable = [...listing.faults];
+  const unreadable: ReadFault[] = [];
   const tags: TagLocation[] = [];
   const revisions = new Map<string, string[]>();
   const limit = pLimit(WALK_DIRECTORY_READS);
   const wanted = options.selection?.wanted;
-  await Promise.all(
-    listing.repositories
-      .filter((repository) => wanted?.(repository) ?? true)
-      .map((repository) =>
-        limit(async () => {
-          const listed = await storage.listTags(repository);
-          if (!listed.ok) unreadable.push(listed.fault);
-          else for (const tag of listed.names) tags.push({ repository, tag });
-          if (!options.revisions) return;
-          const digests = await storage.listRevisions(repository);
-          if (!digests.ok) unreadable.push(digests.fault);
-          else if (digests.names.length > 0) revisions.set(repository, digests.names);
-        }),
-      ),
-  );
+  const started = new Set<string>();
+  const listings: Array<Promise<void>> = [];
+  // A repository's tags and revisions are listed as soon as it is found, both at once: on an object store each
+  // listing is a round trip, and the walk of the namespaces takes several.
+  const start = (repository: string): void => {
+    if (started.has(repository) || !(wanted?.(repository) ?? true)) return;
+    started.add(repository);
+    listings.push(
+      (async () => {
+        const both = options.revisions && storage.listManifestNames ? await limit(() => storage.listManifestNames!(repository)) : undefined;
+        const [listed, digests] = both
+          ? [both.tags, both.revisions]
+          : await Promise.all([limit(() => storage.listTags(repository)), options.revisions ? limit(() => storage.listRevisions(repository)) : undefined]);
+        if (!listed.ok) unreadable.push(listed.fault);
+        else for (const tag of listed.names) tags.push({ repository, tag });
+        if (!digests) return;
+        if (!digests.ok) unreadable.push(digests.fault);
+        else if (digests.names.length > 0) revisions.set(repository, digests.names);
+      })(),
+    );
+  };
+  const listing = await storage.listRepositories(options.selection, start);
+  unreadable.push(...listing.faults);
+  listing.repositories.forEach(start);
+  await Promise.all(listings);
   tags.sort(compareTagLocations);
   unreadable.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return { tags, revisions, unreadable };

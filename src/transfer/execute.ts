@@ -10,7 +10,7 @@ import type { SourceBlobReader } from '../storage/storage.js';
 import { Interrupted } from '../util/stop.js';
 import { ManifestWriter } from './manifests.js';
 import { SubjectOrder } from './subjects.js';
-import { PushTimeOrder } from './push-order.js';
+import { inPushOrder, PushTimeOrder } from './push-order.js';
 import { SHARD_POLL_MS, SHARD_WAIT_MS, SMALL_BLOB_BYTES } from '../tuning.js';
 
 /** Resolves after `ms`, or at once when the signal fires (the next step then sees it). */
@@ -156,11 +156,15 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
   return { outcomes, stats };
 }
 
-/** The plan's blobs: those over SMALL_BLOB_BYTES in the plan's order (largest first), then the small ones image by image. */
+/**
+ * The plan's blobs: those over SMALL_BLOB_BYTES in the plan's order (largest first), then the small ones image by
+ * image in the order the images' manifests go (their source push order), so each image's last blob is not held up
+ * behind those of images whose turn comes later.
+ */
 function uploadOrder(plan: Plan): PlannedBlob[] {
   const ordered = plan.blobs.filter((blob) => blob.size > SMALL_BLOB_BYTES);
   const small = new Map(plan.blobs.filter((blob) => blob.size <= SMALL_BLOB_BYTES).map((blob) => [blob.digest, blob]));
-  for (const image of plan.images) {
+  for (const image of inPushOrder(plan.images)) {
     for (const digest of image.blobs) {
       const blob = small.get(digest);
       if (!blob) continue;

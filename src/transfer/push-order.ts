@@ -21,7 +21,7 @@ export class PushTimeOrder {
       list.push(image);
     }
     for (const list of byRepository.values()) {
-      list.sort((a, b) => pushTime(a) - pushTime(b) || (a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0));
+      list.sort(byPushTime);
       let previous: Promise<void> = Promise.resolve();
       for (const image of list) {
         this.#after.set(image, previous);
@@ -41,6 +41,18 @@ export class PushTimeOrder {
   done(image: PlannedImage): void {
     this.#done.get(image)?.();
   }
+}
+
+/**
+ * The images oldest first by source push time, ties by tag name (a copy): the order their manifests can go in, so
+ * the order to send the small blobs they need in (transfer/execute.ts uploadOrder).
+ */
+export function inPushOrder(images: readonly PlannedImage[]): PlannedImage[] {
+  return [...images].sort(byPushTime);
+}
+
+function byPushTime(a: PlannedImage, b: PlannedImage): number {
+  return pushTime(a) - pushTime(b) || (a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0);
 }
 
 /** The source push time in ms; an image without one goes first. */

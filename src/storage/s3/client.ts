@@ -10,7 +10,7 @@
  */
 import { Readable } from 'node:stream';
 import { S3Error } from './errors.js';
-import { headerText, readLimited, S3Http, type S3HttpOptions, type S3Response, type S3Stats } from './http.js';
+import { headerText, S3Http, type S3Answer, type S3Headers, type S3HttpOptions, type S3Response, type S3Stats } from './http.js';
 import { parseListPage, XmlFormatError, type ListPage } from './xml.js';
 import { S3_LIST_PAGE_KEYS } from '../../tuning.js';
 import { isTransientNetworkError } from '../../util/network-errors.js';
@@ -74,14 +74,14 @@ export class S3SourceClient {
     if (options.delimiter) query.push(['delimiter', options.delimiter]);
     if (options.continuationToken) query.push(['continuation-token', options.continuationToken]);
     else if (options.startAfter) query.push(['start-after', options.startAfter]);
-    return this.#http.send({ method: 'GET', key: undefined, query, operation: 'list' }, [200], async (response) => {
-      const text = await readLimited(response.body, LIST_BODY_LIMIT);
-      this.#http.stats.bytes += text.length;
+    return this.#http.sendWhole({ method: 'GET', key: undefined, query, operation: 'list' }, [200], LIST_BODY_LIMIT, (answer) => {
+      if (answer.over !== undefined) throw this.#invalid(options.prefix, answer, `a listing of ${answer.over} bytes, more than S3 sends`);
+      this.#http.stats.bytes += answer.body.length;
       try {
-        return parseListPage(text);
+        return parseListPage(answer.body.toString('utf8'));
       } catch (err) {
         if (!(err instanceof XmlFormatError)) throw err;
-        throw this.#invalid(options.prefix, response, `a listing that is not S3's (${err.message})`);
+        throw this.#invalid(options.prefix, answer, `a listing that is not S3's (${err.message})`);
       }
     });
   }
@@ -106,35 +106,17 @@ export class S3SourceClient {
 
   /** getObject, with the object's `Last-Modified` (a tag link's push time). */
   async readObject(key: string, maxBytes: number): Promise<{ bytes: Buffer; lastModified: string | undefined }> {
-    return this.#http.send({ method: 'GET', key, operation: 'get' }, [200], async (response) => {
-      const lastModified = headerText(response.headers['last-modified']);
-      const declared = Number(headerText(response.headers['content-length']) ?? NaN);
-      if (declared > maxBytes) {
-        response.body.destroy();
-        throw this.#tooLarge(key, response, declared, maxBytes);
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of response.body) {
-        size += (chunk as Buffer).length;
-        this.#http.stats.bytes += (chunk as Buffer).length;
-        // A server that declared no length: stop reading at the bound.
-        if (size > maxBytes) {
-          response.body.destroy();
-          throw this.#tooLarge(key, response, size, maxBytes);
-        }
-        chunks.push(chunk as Buffer);
-      }
-      return { bytes: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size), lastModified };
+    return this.#http.sendWhole({ method: 'GET', key, operation: 'get' }, [200], maxBytes, (answer) => {
+      this.#http.stats.bytes += answer.body.length;
+      // Declared larger, or (a server that declared no length) read past the bound: read no further.
+      if (answer.over !== undefined) throw this.#tooLarge(key, answer, answer.over, maxBytes);
+      return { bytes: answer.body, lastModified: answer.headers['last-modified'] };
     });
   }
 
   /** Size and ETag of an object without its bytes. A 404 is `absent` (a HEAD answer has no body to say more). */
-  async headObject(key: string): Promise<ObjectInfo> {
-    return this.#http.send({ method: 'HEAD', key, operation: 'head' }, [200], async (response) => {
-      await response.body.dump();
-      return objectInfo(response, Number(headerText(response.headers['content-length'])));
-    });
+  headObject(key: string): Promise<ObjectInfo> {
+    return this.#http.sendWhole({ method: 'HEAD', key, operation: 'head' }, [200], 0, (answer) => objectInfo(answer.headers, Number(answer.headers['content-length'])));
   }
 
   /**
@@ -158,12 +140,12 @@ export class S3SourceClient {
         // The whole object: right when asked for it, or for a range that began at 0 on a server that ignores Range.
         if (start !== 0 || !Number.isFinite(length)) throw this.#invalid(key, response, 'the store ignored the byte range asked for');
         const last = Math.min(end ?? length - 1, length - 1);
-        return { response, info: objectInfo(response, length), end: last };
+        return { response, info: objectInfo(response.headers, length), end: last };
       }
       const match = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(headerText(response.headers['content-range']) ?? '');
       if (!match || Number(match[1]) !== start) throw this.#invalid(key, response, `a Content-Range that is not the one asked for (${headerText(response.headers['content-range']) ?? 'none'})`);
       const total = match[3] === '*' ? NaN : Number(match[3]);
-      return { response, info: objectInfo(response, total), end: Number(match[2]) };
+      return { response, info: objectInfo(response.headers, total), end: Number(match[2]) };
     });
   }
 
@@ -198,7 +180,7 @@ export class S3SourceClient {
     }
   }
 
-  #tooLarge(key: string, response: S3Response, size: number, maxBytes: number): S3Error {
+  #tooLarge(key: string, response: S3Answer, size: number, maxBytes: number): S3Error {
     return new S3Error(`${this.#http.where(key)}: ${size} bytes, more than the ${maxBytes} read whole`, {
       kind: 'too-large',
       bucket: this.bucket,
@@ -210,8 +192,8 @@ export class S3SourceClient {
     });
   }
 
-  #invalid(key: string, response: S3Response, what: string): S3Error {
-    response.body.destroy();
+  #invalid(key: string, response: S3Response | S3Answer, what: string): S3Error {
+    if (!Buffer.isBuffer(response.body)) response.body.destroy();
     return new S3Error(`${this.#http.where(key)}: ${what}`, {
       kind: 'invalid',
       bucket: this.bucket,
@@ -223,6 +205,6 @@ export class S3SourceClient {
   }
 }
 
-function objectInfo(response: S3Response, size: number): ObjectInfo {
-  return { size, etag: headerText(response.headers.etag) ?? '', lastModified: headerText(response.headers['last-modified']) };
+function objectInfo(headers: S3Headers, size: number): ObjectInfo {
+  return { size, etag: headerText(headers.etag) ?? '', lastModified: headerText(headers['last-modified']) };
 }

@@ -6,6 +6,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
 import type { CredentialSource } from './credentials.js';
+import type { SigningCredentials } from './sigv4.js';
 import { CredentialsUnavailable, CREDENTIAL_CHAIN_HINT } from './credentials.js';
 import { classifyS3Failure, S3Error, type S3FailureKind } from './errors.js';
 import { canonicalQuery, encodeRfc3986, encodeS3Path, SigV4Signer } from './sigv4.js';
@@ -59,12 +60,130 @@ export interface S3Request {
 
 export type S3Response = Dispatcher.ResponseData;
 
+/** Response headers by lower-case name. */
+export type S3Headers = Readonly<Record<string, string | string[] | undefined>>;
+
+/** An answer read whole (S3Http.sendWhole). */
+export interface S3Answer {
+  readonly statusCode: number;
+  /** Only the headers the reader looks at (ANSWER_HEADERS), by lower-case name. */
+  readonly headers: Readonly<Record<string, string | undefined>>;
+  /** The body, or its first `limit` bytes when it was longer. */
+  readonly body: Buffer;
+  /** The body's length (declared, or read so far) when it was longer than the limit: the rest was not read. */
+  readonly over: number | undefined;
+}
+
+const ERROR_BODY_LIMIT = 64 * 1024;
+
+type Outcome<T> = { value: T } | { failure: Error; retry: boolean };
+
+/** The headers any answer is read for: sizes, times, ETags, and what an error says beyond its body. */
+const ANSWER_HEADERS = new Set(['content-length', 'content-range', 'etag', 'last-modified', 'x-amz-bucket-region', 'x-amz-error-code', 'x-amz-request-id']);
+const ANSWER_HEADER_LENGTHS = new Set([...ANSWER_HEADERS].map((name) => name.length));
+
+/** Thrown into the request (and caught by its own handler) to stop reading a body past its limit. */
+class BodyPastLimit extends Error {}
+
+/**
+ * Collects one answer through undici's handler interface: the status, the ANSWER_HEADERS (other headers are never
+ * decoded), and the body up to `limit` bytes; past the limit (declared or read), the request is cut and the answer
+ * is the part read. An error body is read up to ERROR_BODY_LIMIT. Failures (network, timeouts, the run cutting
+ * requests) reject, as `request()` would.
+ */
+class WholeAnswerHandler implements Dispatcher.DispatchHandler {
+  readonly #ok: readonly number[];
+  readonly #okLimit: number;
+  readonly #resolve: (answer: S3Answer) => void;
+  readonly #reject: (err: unknown) => void;
+  readonly #signal: AbortSignal | undefined;
+  #abort: ((err?: Error) => void) | undefined;
+  #status = 0;
+  #headers: Record<string, string | undefined> = {};
+  #limit = 0;
+  #chunks: Buffer[] = [];
+  #size = 0;
+  #over: number | undefined;
+  readonly #onAbort = (): void => this.#abort?.(new Error('cut: the run is stopping'));
+
+  constructor(ok: readonly number[], limit: number, resolve: (answer: S3Answer) => void, reject: (err: unknown) => void, signal: AbortSignal | undefined) {
+    this.#ok = ok;
+    this.#okLimit = limit;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    this.#signal = signal;
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.#abort = abort;
+    if (!this.#signal) return;
+    if (this.#signal.aborted) this.#onAbort();
+    else this.#signal.addEventListener('abort', this.#onAbort, { once: true });
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[]): boolean {
+    // 1xx answers come before the real one.
+    if (statusCode < 200) return true;
+    this.#status = statusCode;
+    const headers: Record<string, string | undefined> = {};
+    for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+      const raw = rawHeaders[i]!;
+      if (!ANSWER_HEADER_LENGTHS.has(raw.length)) continue;
+      const name = raw.toString('latin1').toLowerCase();
+      if (ANSWER_HEADERS.has(name) && headers[name] === undefined) headers[name] = rawHeaders[i + 1]!.toString('latin1');
+    }
+    this.#headers = headers;
+    this.#limit = this.#ok.includes(statusCode) ? this.#okLimit : ERROR_BODY_LIMIT;
+    const declared = Number(headers['content-length'] ?? NaN);
+    if (declared > this.#limit) {
+      this.#over = declared;
+      this.#abort?.(new BodyPastLimit());
+      return false;
+    }
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.#over !== undefined) return false;
+    const room = this.#limit - this.#size;
+    if (chunk.length > room) {
+      if (room > 0) this.#chunks.push(chunk.subarray(0, room));
+      this.#over = this.#size + chunk.length;
+      this.#size = this.#limit;
+      this.#abort?.(new BodyPastLimit());
+      return false;
+    }
+    this.#chunks.push(chunk);
+    this.#size += chunk.length;
+    return true;
+  }
+
+  onComplete(): void {
+    this.#done();
+    this.#resolve(this.#answer());
+  }
+
+  onError(err: Error): void {
+    this.#done();
+    if (this.#over !== undefined) this.#resolve(this.#answer());
+    else this.#reject(err);
+  }
+
+  #answer(): S3Answer {
+    const chunks = this.#chunks;
+    const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.#size);
+    return { statusCode: this.#status, headers: this.#headers, body, over: this.#over };
+  }
+
+  #done(): void {
+    this.#signal?.removeEventListener('abort', this.#onAbort);
+  }
+}
+
 function networkCode(err: unknown): string {
   const e = err as { code?: string; cause?: { code?: string }; message?: string };
   return e.code ?? e.cause?.code ?? 'network error';
 }
-
-const ERROR_BODY_LIMIT = 64 * 1024;
 
 export class S3Http {
   readonly bucket: string;
@@ -111,9 +230,23 @@ export class S3Http {
    * Sends `request` and hands a successful answer (`ok` statuses) to `use`, repeating the whole step on 5xx,
    * SlowDown and network failures, including those that happen while `use` reads the body.
    */
-  async send<T>(request: S3Request, ok: readonly number[], use: (response: S3Response) => Promise<T>): Promise<T> {
+  send<T>(request: S3Request, ok: readonly number[], use: (response: S3Response) => Promise<T>): Promise<T> {
+    return this.#repeat(request, (attempt) => this.#attempt(request, ok, use, attempt));
+  }
+
+  /**
+   * Sends `request` and hands a successful answer, read whole, to `use`: what listings, links, manifests and HEADs
+   * take. The body is collected by a handler of undici's dispatcher: no stream, async iterator or parse of every
+   * header per answer, as `request()` has (a scan sends two small GETs a tag); the retries are those of `send`. A
+   * body longer than `limit` is read no further: the answer says how long it was (`over`).
+   */
+  sendWhole<T>(request: S3Request, ok: readonly number[], limit: number, use: (answer: S3Answer) => T): Promise<T> {
+    return this.#repeat(request, (attempt) => this.#attemptWhole(request, ok, limit, use, attempt));
+  }
+
+  async #repeat<T>(request: S3Request, attemptOnce: (attempt: number) => Promise<Outcome<T>>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      const outcome = await this.#attempt(request, ok, use, attempt);
+      const outcome = await attemptOnce(attempt);
       if ('value' in outcome) return outcome.value;
       const { failure, retry } = outcome;
       if (!retry || attempt >= this.#retry.attempts) throw failure;
@@ -124,7 +257,7 @@ export class S3Http {
     }
   }
 
-  async #attempt<T>(request: S3Request, ok: readonly number[], use: (response: S3Response) => Promise<T>, attempt: number): Promise<{ value: T } | { failure: Error; retry: boolean }> {
+  async #attempt<T>(request: S3Request, ok: readonly number[], use: (response: S3Response) => Promise<T>, attempt: number): Promise<Outcome<T>> {
     let response: S3Response;
     try {
       response = await this.#dispatch(request);
@@ -147,9 +280,35 @@ export class S3Http {
     } catch (err) {
       return { failure: this.#unsent(request, err, attempt), retry: isTransientNetworkError(err) && !this.#options.abort?.aborted };
     }
+    return this.#refused(request, response.statusCode, response.headers, text, attempt);
+  }
+
+  async #attemptWhole<T>(request: S3Request, ok: readonly number[], limit: number, use: (answer: S3Answer) => T, attempt: number): Promise<Outcome<T>> {
+    let answer: S3Answer;
+    try {
+      const credentials = await this.#options.credentials.get();
+      const { path, headers } = this.#prepare(request, credentials);
+      answer = await new Promise<S3Answer>((resolve, reject) => {
+        const handler = new WholeAnswerHandler(ok, limit, resolve, reject, this.#options.abort);
+        try {
+          this.#options.dispatcher.dispatch({ origin: this.#origin, path, method: request.method, headers }, handler);
+        } catch (err) {
+          reject(err);
+        }
+      });
+    } catch (err) {
+      return { failure: this.#unsent(request, err, attempt), retry: isTransientNetworkError(err) && !this.#options.abort?.aborted };
+    }
+    // What `use` finds wrong with a complete answer (too large, not a listing) is not repeated.
+    if (ok.includes(answer.statusCode)) return { value: use(answer) };
+    return this.#refused(request, answer.statusCode, answer.headers, request.method === 'HEAD' ? '' : answer.body.toString('utf8'), attempt);
+  }
+
+  /** A status not in `ok`: the failure it makes, and whether it is worth repeating. */
+  #refused(request: S3Request, status: number, headers: S3Headers, text: string, attempt: number): { failure: Error; retry: boolean } {
     const body = parseErrorBody(text);
-    const kind = classifyS3Failure(request.method, response.statusCode, body.code ?? headerText(response.headers['x-amz-error-code']));
-    return { failure: this.#statusError(request, response, body, kind, attempt), retry: kind === 'retry' };
+    const kind = classifyS3Failure(request.method, status, body.code ?? headerText(headers['x-amz-error-code']));
+    return { failure: this.#statusError(request, status, headers, body, kind, attempt), retry: kind === 'retry' };
   }
 
   /**
@@ -185,25 +344,30 @@ export class S3Http {
 
   async #dispatch(request: S3Request): Promise<S3Response> {
     const credentials = await this.#options.credentials.get();
-    const path = request.key === undefined ? this.#bucketPath || '/' : `${this.#bucketPath}/${encodeS3Path(request.key)}`;
-    const query = request.query ?? [];
-    const signed = this.#signer.sign({ method: request.method, host: this.#host, path, query, headers: request.headers ?? {} }, credentials);
-    const search = query.length > 0 ? `?${canonicalQuery(query)}` : '';
-    this.stats.requests[request.operation] = (this.stats.requests[request.operation] ?? 0) + 1;
+    const { path, headers } = this.#prepare(request, credentials);
     return this.#options.dispatcher.request({
       origin: this.#origin,
-      path: path + search,
+      path,
       method: request.method,
-      headers: { ...request.headers, ...signed },
+      headers,
       ...(this.#options.abort ? { signal: this.#options.abort } : {}),
     });
   }
 
-  #statusError(request: S3Request, response: S3Response, body: ReturnType<typeof parseErrorBody>, kind: S3FailureKind | 'retry', attempt: number): S3Error {
-    const status = response.statusCode;
-    const code = body.code ?? headerText(response.headers['x-amz-error-code']);
-    const requestId = body.requestId ?? headerText(response.headers['x-amz-request-id']);
-    const region = headerText(response.headers['x-amz-bucket-region']) ?? body.region;
+  /** The path and query as sent, and every header, signed; counts the request. */
+  #prepare(request: S3Request, credentials: SigningCredentials): { path: string; headers: Record<string, string> } {
+    const path = request.key === undefined ? this.#bucketPath || '/' : `${this.#bucketPath}/${encodeS3Path(request.key)}`;
+    const query = request.query && request.query.length > 0 ? canonicalQuery(request.query) : '';
+    const headers = this.#signer.sign({ method: request.method, host: this.#host, path, query: [], canonicalQuery: query, headers: request.headers ?? {} }, credentials);
+    if (request.headers) Object.assign(headers, request.headers);
+    this.stats.requests[request.operation] = (this.stats.requests[request.operation] ?? 0) + 1;
+    return { path: query ? `${path}?${query}` : path, headers };
+  }
+
+  #statusError(request: S3Request, status: number, headers: S3Headers, body: ReturnType<typeof parseErrorBody>, kind: S3FailureKind | 'retry', attempt: number): S3Error {
+    const code = body.code ?? headerText(headers['x-amz-error-code']);
+    const requestId = body.requestId ?? headerText(headers['x-amz-request-id']);
+    const region = headerText(headers['x-amz-bucket-region']) ?? body.region;
     const answer = `${status}${code ? ` ${code}` : ''}`;
     const details = { bucket: this.bucket, key: request.key, status, s3Code: code, requestId, region };
     const where = this.where(request.key);

@@ -22,6 +22,8 @@ export interface SignableRequest {
   readonly path: string;
   /** Query parameters, unencoded; an empty string value is sent as `name=`. */
   readonly query: ReadonlyArray<readonly [string, string]>;
+  /** `canonicalQuery(query)` when the caller has it already (it sends the same string): `query` is then not read. */
+  readonly canonicalQuery?: string;
   /** Further headers to sign (lower-case names). */
   readonly headers?: Readonly<Record<string, string>>;
   /** Hex SHA-256 of the body; the empty body's by default. */
@@ -35,8 +37,12 @@ export function encodeRfc3986(text: string): string {
   return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
+/** Keys made only of characters RFC 3986 leaves as they are (and slashes): most keys of a registry's storage. */
+const PLAIN_PATH = /^[A-Za-z0-9\-._~/]*$/;
+
 /** An object key as a path: each segment encoded, slashes kept. */
 export function encodeS3Path(key: string): string {
+  if (PLAIN_PATH.test(key)) return key;
   return key.split('/').map(encodeRfc3986).join('/');
 }
 
@@ -57,6 +63,8 @@ export function amzDate(date: Date): string {
 export class SigV4Signer {
   // The signing key depends only on the secret, the day, the region and the service: derived once a day, not per request.
   #cachedKey: { id: string; key: Buffer } | undefined;
+  /** The last `x-amz-date` made, and the second it is of: many requests are signed in the same second. */
+  #stamp = { second: NaN, text: '' };
 
   constructor(
     readonly region: string,
@@ -65,7 +73,9 @@ export class SigV4Signer {
 
   /** The headers to send with the request (the caller adds those it passed in `headers`). */
   sign(request: SignableRequest, credentials: SigningCredentials, now: Date = new Date()): Record<string, string> {
-    const stamp = amzDate(now);
+    const second = Math.floor(now.getTime() / 1000);
+    if (second !== this.#stamp.second) this.#stamp = { second, text: amzDate(now) };
+    const stamp = this.#stamp.text;
     const day = stamp.slice(0, 8);
     const payloadHash = request.payloadHash ?? EMPTY_SHA256;
     const added: Record<string, string> = { 'x-amz-content-sha256': payloadHash, 'x-amz-date': stamp };
@@ -75,8 +85,8 @@ export class SigV4Signer {
     const canonical = [
       request.method,
       request.path,
-      canonicalQuery(request.query),
-      names.map((n) => `${n}:${all[n]!.trim().replace(/\s+/g, ' ')}\n`).join(''),
+      request.canonicalQuery ?? canonicalQuery(request.query),
+      names.map((n) => `${n}:${canonicalValue(all[n]!)}\n`).join(''),
       names.join(';'),
       payloadHash,
     ].join('\n');
@@ -97,6 +107,11 @@ export class SigV4Signer {
     this.#cachedKey = { id, key };
     return key;
   }
+}
+
+/** A header value trimmed, runs of white space made one space (the spec's Trimall). */
+function canonicalValue(value: string): string {
+  return /^\S*$/.test(value) ? value : value.trim().replace(/\s+/g, ' ');
 }
 
 function sha256Hex(text: string): string {
