@@ -46,6 +46,23 @@ async function syncedTree() {
   return { registry, proxy, tree, state, args, sync };
 }
 
+/**
+ * A demo storage synced once by `nobody` into a fresh registry, and the sync command (with --delete-extra --yes)
+ * to run again as nobody: mode 000 on a file or directory binds only a user who is not root.
+ */
+async function syncedAsNobody() {
+  const tree = demo();
+  openUp(tree.root);
+  const work = tempDir('regmigrate-nobody-sync-');
+  openUp(work);
+  chmodSync(work, 0o777);
+  const registry = await startRegistry();
+  const state = path.join(work, 'state.json');
+  const args = ['sync', tree.root, '--to', registry.host, '--state', state, '--delete-extra', '--yes'];
+  expect((await runAsNobody(args)).exitCode).toBe(0);
+  return { tree, registry, state, args };
+}
+
 interface Journal {
   tags: Record<string, { source: string; digest: string; goneFromSourceAt: string | null }>;
 }
@@ -78,16 +95,7 @@ describe('deleting only what is really gone', () => {
   });
 
   it('a tags/ directory this user may not list (EACCES) is a fault, never an empty list: its tags are not "gone"', async () => {
-    // As nobody, so the directory's mode 000 binds (root reads everything).
-    const tree = demo();
-    openUp(tree.root);
-    const work = tempDir('regmigrate-eacces-tags-');
-    openUp(work);
-    chmodSync(work, 0o777);
-    const registry = await startRegistry();
-    const state = path.join(work, 'state.json');
-    const args = ['sync', tree.root, '--to', registry.host, '--state', state, '--delete-extra', '--yes'];
-    expect((await runAsNobody(args)).exitCode).toBe(0);
+    const { tree, registry, state, args } = await syncedAsNobody();
     chmodSync(tagsDir(tree, 'team/api'), 0o000);
     const scan = await runAsNobody(['scan', tree.root]);
     expect(scan.exitCode).toBe(1);
@@ -100,16 +108,7 @@ describe('deleting only what is really gone', () => {
   });
 
   it('a namespace directory this user may not list (EACCES) is a fault of the walk: the repositories under it are not "gone"', async () => {
-    // As nobody, so the directory's mode 000 binds (root reads everything).
-    const tree = demo();
-    openUp(tree.root);
-    const work = tempDir('regmigrate-eacces-namespace-');
-    openUp(work);
-    chmodSync(work, 0o777);
-    const registry = await startRegistry();
-    const state = path.join(work, 'state.json');
-    const args = ['sync', tree.root, '--to', registry.host, '--state', state, '--delete-extra', '--yes'];
-    expect((await runAsNobody(args)).exitCode).toBe(0);
+    const { tree, registry, state, args } = await syncedAsNobody();
     chmodSync(path.join(tree.v2, 'repositories', 'infra'), 0o000);
     const scan = await runAsNobody(['scan', tree.root]);
     expect(scan.exitCode).toBe(1);
@@ -123,15 +122,7 @@ describe('deleting only what is really gone', () => {
   });
 
   it('a tag link the walk cannot read withholds every deletion of the run, not only its own', async () => {
-    // As nobody, so the link's mode 000 binds (root reads everything).
-    const tree = demo();
-    openUp(tree.root);
-    const work = tempDir('regmigrate-unreadable-link-');
-    openUp(work);
-    chmodSync(work, 0o777);
-    const registry = await startRegistry();
-    const args = ['sync', tree.root, '--to', registry.host, '--state', path.join(work, 'state.json'), '--delete-extra', '--yes'];
-    expect((await runAsNobody(args)).exitCode).toBe(0);
+    const { tree, registry, args } = await syncedAsNobody();
     rmSync(path.join(tagsDir(tree, 'team/api'), '1.0'), { recursive: true });
     chmodSync(path.join(tagsDir(tree, 'busybox'), '1.36', 'current', 'link'), 0o000);
     const result = await runAsNobody(args);
