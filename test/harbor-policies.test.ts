@@ -103,6 +103,24 @@ describe('Harbor storage quotas, known before the first byte', () => {
     expect(planned).toEqual(charged);
   });
 
+  it("counts what the run's earlier batches charged: a project that fits batch by batch but not in all is refused before the batch that overflows it", async () => {
+    const root = path.join(tempDir(), 'registry');
+    const builder = new StorageBuilder(root);
+    image(builder, 'two/a', 'v1', 60_000);
+    const second = image(builder, 'two/b', 'v1', 60_000);
+    const secondLayer = (JSON.parse(second.manifest.toString('utf8')) as { layers: Array<{ digest: string }> }).layers[0]!.digest;
+    // Room for either image alone, not for both.
+    const harbor = await startHarborDouble({ users: USERS, projects: [{ name: 'two', storageLimit: 100_000 }] });
+    // One repository a batch (a batch never splits a repository): the second is planned after the first has landed.
+    const result = await push(harbor, root, 'admin', [], { REGMIGRATE_BATCH_TAGS: '1' });
+    expect(result.exitCode, result.stderr).toBe(1);
+    const byDestination = new Map(result.report.images.map((i) => [i.destination, i]));
+    expect(byDestination.get('two/a:v1')?.status, result.stderr).toBe('verified');
+    expect(byDestination.get('two/b:v1')).toMatchObject({ status: 'failed', reason: expect.stringMatching(/^quota-exceeded: project "two" needs .* of it taken by this run's earlier batches\)/) });
+    // Refused before its bytes: the second image's layer was never offered to Harbor.
+    expect(harbor.log.filter((r) => decodeURIComponent(r.query).includes(secondLayer))).toEqual([]);
+  });
+
   it('names a quota refusal that still comes (the quota not readable beforehand) by Harbor\'s error code, and does not retry it', async () => {
     const root = path.join(tempDir(), 'registry');
     const builder = new StorageBuilder(root);
