@@ -103,6 +103,23 @@ describe('Harbor storage quotas, known before the first byte', () => {
     expect(planned).toEqual(charged);
   });
 
+  it('pushes a project whose charge fills its quota to the byte (Harbor refuses only what goes over the limit)', async () => {
+    const root = path.join(tempDir(), 'registry');
+    const builder = new StorageBuilder(root);
+    image(builder, 'exact/app', 'v1', 40_000);
+    // What the run will charge, from a dry run against an unlimited project.
+    const open = await startHarborDouble({ users: USERS, projects: [{ name: 'exact' }] });
+    const plan = JSON.parse((await push(open, root, 'admin', ['--dry-run', '--output', 'json'])).stdout) as { quotas: Array<{ project: string; charge: number }> };
+    const charge = plan.quotas.find((q) => q.project === 'exact')!.charge;
+    expect(charge).toBeGreaterThan(40_000);
+    const harbor = await startHarborDouble({ users: USERS, projects: [{ name: 'exact', storageLimit: charge }] });
+    const result = await push(harbor, root, 'admin');
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.report.images.map((i) => [i.destination, i.status])).toEqual([['exact/app:v1', 'verified']]);
+    // Harbor charged exactly that: the quota is full, not over.
+    expect(harbor.projects.get('exact')!.storageUsed).toBe(charge);
+  });
+
   it("counts what the run's earlier batches charged: a project that fits batch by batch but not in all is refused before the batch that overflows it", async () => {
     const root = path.join(tempDir(), 'registry');
     const builder = new StorageBuilder(root);
