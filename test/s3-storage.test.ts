@@ -19,7 +19,7 @@ import { BIN, runCli, type CliResult } from './helpers/cli.js';
 import { startRegistry } from './helpers/registry.js';
 import { startRgw, type RunningRgw } from './helpers/rgw.js';
 import { buildS3Tree, type S3Tree } from './helpers/s3-registry.js';
-import { startS3FaultProxy, type S3FaultProxy } from './helpers/s3-fault-proxy.js';
+import { startS3FaultProxy, type S3FaultAction, type S3FaultProxy, type S3FaultRequest } from './helpers/s3-fault-proxy.js';
 import { s3Writer, type S3Writer } from './helpers/s3-writer.js';
 import { waitFor } from './helpers/observe.js';
 import { tempDir } from './helpers/tmp.js';
@@ -69,6 +69,40 @@ function expectOnlyReads(): void {
   expect(proxy.log.length).toBeGreaterThan(0);
   expect([...new Set(proxy.log.map((e) => e.method))].filter((m) => m !== 'GET' && m !== 'HEAD')).toEqual([]);
   expect(proxy.log.filter((e) => /uploads|uploadId|partNumber/.test(e.query))).toEqual([]);
+}
+
+/**
+ * Listings in which the objects `opaque` picks carry an ETag that is not the MD5 of their bytes, as a bucket with
+ * SSE-KMS or SSE-C gives (or an object written in parts): a link the reader cannot answer from its listing.
+ */
+function opaqueETags(opaque: (key: string) => boolean): (req: S3FaultRequest) => S3FaultAction | undefined {
+  return (req) =>
+    req.url.searchParams.get('list-type') === '2'
+      ? {
+          kind: 'rewrite',
+          edit: (body) =>
+            body.replace(/<Contents><Key>([^<]*)<\/Key>(.*?)<ETag>[^<]*<\/ETag>/g, (whole, key: string, between: string) =>
+              opaque(decodeURIComponent(key)) ? `<Contents><Key>${key}</Key>${between}<ETag>&quot;${createHash('md5').update(key).digest('hex')}-1&quot;</ETag>` : whole,
+            ),
+        }
+      : undefined;
+}
+
+/** The storage opened in this process, through the proxy (or `endpoint`); the credential chain reads the process's environment, as in the CLI. */
+async function openWithEnv(url: string, endpoint = proxy.endpoint): Promise<Awaited<ReturnType<typeof openStorage>>> {
+  const saved = { ...process.env };
+  Object.assign(process.env, env);
+  try {
+    return await openStorage(url, { endpoint, region: rgw.region });
+  } finally {
+    for (const name of Object.keys(env)) if (!(name in saved)) delete process.env[name];
+    Object.assign(process.env, saved);
+  }
+}
+
+/** The tag links the reader asked for with a GET. */
+function linkGets(): number {
+  return proxy.log.filter((e) => e.method === 'GET' && e.path.endsWith('/current/link')).length;
 }
 
 interface ScanTag {
@@ -136,9 +170,65 @@ describe('scan of a bucket written by the registry', () => {
     const blobLists = proxy.log.filter((e) => e.method === 'GET' && /prefix=[^&]*blobs%2Fsha256%2F/.test(e.query)).length;
     expect(heads).toBe(0);
     expect(blobLists).toBeGreaterThan(0);
-    // One GET per tag link and unique manifest, one listing per fan-out directory and per repository level.
-    const links = proxy.log.filter((e) => e.path.endsWith('/current/link')).length;
-    expect(links).toBe(tree.tags.length + 1);
+  });
+
+  it("answers each tag link from its repository's listing (its ETag is the MD5 of the digest it holds), and GETs the links whose ETag is not an MD5 (SSE-KMS): the same inventory, the same push times", async () => {
+    const listed = await scanJson([SOURCE], true);
+    expect(listed.result.exitCode, listed.result.stderr).toBe(0);
+    expect(linkGets()).toBe(0);
+    proxy.reset();
+    // Every object's ETag opaque, as in a bucket with SSE-KMS: each link is read with a GET.
+    const everyKey = opaqueETags(() => true);
+    proxy.script = (req) => everyKey(req) ?? { kind: 'forward' };
+    const encrypted = await scanJson([SOURCE], true);
+    expect(encrypted.result.exitCode, encrypted.result.stderr).toBe(0);
+    expect(linkGets()).toBe(tree.tags.length + 1);
+    expect(comparable(encrypted.doc)).toEqual(comparable(listed.doc));
+    // The listing's LastModified and the GET's Last-Modified (whole seconds) name the same instant.
+    for (const t of encrypted.doc.tags) {
+      const other = listed.doc.tags.find((u) => u.repository === t.repository && u.tag === t.tag)!;
+      expect(Math.abs(Date.parse(t.pushedAt!) - Date.parse(other.pushedAt!)), `${t.repository}:${t.tag}`).toBeLessThan(1000);
+    }
+  });
+
+  it('a tag link that names a manifest with no revision link, or holds garbage, is read with a GET and judged as before', async () => {
+    const root = path.join(tempDir('regmigrate-etag-'), 'registry');
+    const b = new StorageBuilder(root);
+    const image = addImage(b, 'etag/odd', { format: 'docker', layers: [makeLayer('e', 'etag odd\n')] });
+    b.tag('etag/odd', 'good', image.digest);
+    b.tag('etag/odd', 'unrevised', image.digest);
+    b.tag('etag/odd', 'garbage', image.digest);
+    b.writeLink(path.join(b.repoDir('etag/odd'), '_manifests', 'tags', 'garbage', 'current', 'link'), 'not a digest');
+    // A second repository whose revision link is gone: its tag's ETag matches no listed revision.
+    addImage(b, 'etag/bare', { format: 'docker', layers: [makeLayer('e', 'etag odd\n')] });
+    b.tag('etag/bare', 'v1', image.digest);
+    await writer.putTree(BUCKET, 'etag/', root, 16);
+    const fromDir = await scanJson([root], false);
+    const revision = `etag/docker/registry/v2/repositories/etag/bare/_manifests/revisions/sha256/${image.digest.slice(7)}/link`;
+    await writer.delete(BUCKET, revision);
+    const fromS3 = await scanJson([`s3://${BUCKET}/etag`], true);
+    // The garbage link is a fault either way; every other tag as from the directory.
+    expect(fromS3.result.exitCode).toBe(1);
+    expect(comparable(fromS3.doc)).toEqual(comparable(fromDir.doc));
+    const got = proxy.log.filter((e) => e.method === 'GET' && e.path.endsWith('/current/link')).map((e) => e.path.split('/_manifests/tags/')[1]);
+    expect(got.sort()).toEqual(['garbage/current/link', 'v1/current/link']);
+  });
+
+  it('reads a link again from the store when asked fresh (the last check before a deletion), not from the listing', async () => {
+    const storage = await openWithEnv(SOURCE);
+    const t = tree.tags[0]!;
+    const listing = await storage.listManifestNames!(t.repository);
+    expect(listing.tags.ok && listing.tags.names).toContain(t.tag);
+    proxy.reset();
+    const fresh = await storage.readTagLink(t.repository, t.tag, { fresh: true });
+    expect(fresh).toMatchObject({ ok: true, digest: t.digest });
+    expect(linkGets()).toBe(1);
+    const listed = await storage.readTagLink(t.repository, t.tag);
+    expect(listed).toMatchObject({ ok: true, digest: t.digest });
+    expect(linkGets()).toBe(1);
+    // An entry answers once: the next read asks the store.
+    await storage.readTagLink(t.repository, t.tag);
+    expect(linkGets()).toBe(2);
   });
 
   it('a scan of the whole storage lists the blobs by first hex digit, 16 listings; a selection lists only the fan-out directories it meets', async () => {
@@ -168,7 +258,7 @@ describe('scan of a bucket written by the registry', () => {
     expect(listed.filter((l) => /_manifests\/(tags|revisions)/.test(l.prefix))).toEqual([]);
   });
 
-  it('a repository with more keys than a page, or whose one listing fails: tags and revisions listed apart, the same names', async () => {
+  it('a repository with more keys than a page pages on; one whose flat listing fails: tags and revisions listed apart, the same names', async () => {
     const root = path.join(tempDir('regmigrate-long-'), 'registry');
     const b = new StorageBuilder(root);
     const repo = 'long/history';
@@ -184,8 +274,9 @@ describe('scan of a bucket written by the registry', () => {
     expect(fromS3.doc.summary.untaggedManifests).toBe(650);
     expect(comparable(fromS3.doc)).toEqual(comparable(fromDir.doc));
     const prefixes = proxy.log.filter((e) => e.query.includes('list-type=2')).map((e) => decodeURIComponent(/prefix=([^&]*)/.exec(e.query)![1]!));
-    expect(prefixes.filter((p) => p.endsWith('/_manifests/tags/'))).toHaveLength(1);
-    expect(prefixes.filter((p) => p.endsWith('/_manifests/revisions/sha256/'))).toHaveLength(1);
+    expect(prefixes.filter((p) => p.endsWith(`${repo}/_manifests/`))).toHaveLength(2);
+    expect(prefixes.filter((p) => /_manifests\/(tags|revisions)/.test(p))).toEqual([]);
+    expect(linkGets()).toBe(0);
     proxy.reset();
 
     // A refused flat listing: the two listings it stands for are asked for instead, and give the same inventory.
@@ -304,7 +395,9 @@ describe('faults a store makes mid-run', () => {
   it('a 403 on one tag link mid-run: that tag is unreadable (never absent, never gone), the rest are read', async () => {
     const victim = tree.tags[0]!;
     const linkPath = `/${BUCKET}/${tree.v2Prefix}repositories/${victim.repository}/_manifests/tags/${victim.tag}/current/link`;
-    proxy.script = (req) => (req.url.pathname === linkPath ? { kind: 'error', status: 403, code: 'AccessDenied' } : { kind: 'forward' });
+    // Its listing entry's ETag is not an MD5 (as with SSE-KMS), so the link is read with a GET, which is refused.
+    const opaque = opaqueETags((key) => linkPath.endsWith(key));
+    proxy.script = (req) => opaque(req) ?? (req.url.pathname === linkPath ? { kind: 'error', status: 403, code: 'AccessDenied' } : { kind: 'forward' });
     const { result, doc } = await scanJson([SOURCE], true);
     expect(result.exitCode).toBe(1);
     const hit = doc.tags.find((t) => t.repository === victim.repository && t.tag === victim.tag)!;
@@ -316,7 +409,8 @@ describe('faults a store makes mid-run', () => {
   it('a tag link that answers 503 past every retry: that tag is unreadable (never absent, never gone), the rest are read', async () => {
     const victim = tree.tags[1]!;
     const linkPath = `/${BUCKET}/${tree.v2Prefix}repositories/${victim.repository}/_manifests/tags/${victim.tag}/current/link`;
-    proxy.script = (req) => (req.url.pathname === linkPath ? { kind: 'error', status: 503, code: 'SlowDown' } : { kind: 'forward' });
+    const opaque = opaqueETags((key) => linkPath.endsWith(key));
+    proxy.script = (req) => opaque(req) ?? (req.url.pathname === linkPath ? { kind: 'error', status: 503, code: 'SlowDown' } : { kind: 'forward' });
     const { result, doc } = await scanJson([SOURCE], true);
     expect(result.exitCode).toBe(1);
     const hit = doc.tags.find((t) => t.repository === victim.repository && t.tag === victim.tag)!;
@@ -423,13 +517,7 @@ describe('push, diff, sync and export from a bucket', () => {
 
   it("the sync lock's key is the bucket and root, however written, and the endpoint", async () => {
     // The credential chain reads the process's environment, as in the CLI.
-    const saved = { ...process.env };
-    Object.assign(process.env, env);
-    const open = (url: string, endpoint = proxy.endpoint) => openStorage(url, { endpoint, region: rgw.region });
-    const [short, long, other, direct] = await Promise.all([open(SOURCE), open(`${SOURCE}/docker/registry/v2/`), open(`s3://${BUCKET}/faulty`), open(SOURCE, rgw.endpoint)]).finally(() => {
-      for (const name of Object.keys(env)) if (!(name in saved)) delete process.env[name];
-      Object.assign(process.env, saved);
-    });
+    const [short, long, other, direct] = await Promise.all([openWithEnv(SOURCE), openWithEnv(`${SOURCE}/docker/registry/v2/`), openWithEnv(`s3://${BUCKET}/faulty`), openWithEnv(SOURCE, rgw.endpoint)]);
     expect(long.key).toBe(short.key);
     expect(new Set([short.key, other.key, direct.key]).size).toBe(3);
     expect(short.key).toBe(`s3://${BUCKET}/prod/registry/docker/registry/v2@${new URL(proxy.endpoint).host}`);

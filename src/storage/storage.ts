@@ -41,10 +41,14 @@ export interface Storage {
    * listing of `_manifests/` for a repository whose keys fit in a page). Optional; the same answers, faults included.
    */
   listManifestNames?(repository: string): Promise<{ tags: NameListing; revisions: NameListing }>;
-  /** A tag's `current/link`: the digest and the push time (the link is rewritten on every push), or why not. */
-  readTagLink(repository: string, tag: string): Promise<LinkRead>;
+  /**
+   * A tag's `current/link`: the digest and the push time (the link is rewritten on every push), or why not. A
+   * backend may answer from what its last listing of the repository told (an object store's ETags), once; `fresh`
+   * asks the storage itself, as the last check before a deletion must.
+   */
+  readTagLink(repository: string, tag: string, options?: LinkReadOptions): Promise<LinkRead>;
   /** A revision's link (`_manifests/revisions/sha256/<hex>/link`), for an untagged manifest. */
-  readRevisionLink(repository: string, digest: string): Promise<LinkRead>;
+  readRevisionLink(repository: string, digest: string, options?: LinkReadOptions): Promise<LinkRead>;
   /** A manifest's stored bytes, refused unread when larger than `limit`. */
   readManifest(digest: string, limit: number): Promise<BytesRead>;
   /** A blob's size, having checked it can be read. */
@@ -67,6 +71,11 @@ export interface Storage {
    * made; undefined when there is none (no local files, or another filesystem).
    */
   linkableDirectory?(): string | undefined;
+}
+
+export interface LinkReadOptions {
+  /** Ask the storage now, not what a listing told. */
+  readonly fresh?: boolean;
 }
 
 /** Which repositories a command wants (`--include`/`--exclude`, `--shard`). */

@@ -39,13 +39,15 @@ export async function findEntries(storage: Storage, options: { revisions: boolea
     started.add(repository);
     listings.push(
       (async () => {
-        const both = options.revisions && storage.listManifestNames ? await limit(() => storage.listManifestNames!(repository)) : undefined;
+        // Both at once wherever the backend offers it, revisions wanted or not: an object store's one listing also
+        // tells each link's ETag, which spares a GET per tag (src/storage/s3/storage.ts, #listedLink).
+        const both = storage.listManifestNames ? await limit(() => storage.listManifestNames!(repository)) : undefined;
         const [listed, digests] = both
           ? [both.tags, both.revisions]
           : await Promise.all([limit(() => storage.listTags(repository)), options.revisions ? limit(() => storage.listRevisions(repository)) : undefined]);
         if (!listed.ok) unreadable.push(listed.fault);
         else for (const tag of listed.names) tags.push({ repository, tag });
-        if (!digests) return;
+        if (!digests || !options.revisions) return;
         if (!digests.ok) unreadable.push(digests.fault);
         else if (digests.names.length > 0) revisions.set(repository, digests.names);
       })(),

@@ -17,7 +17,8 @@ export type SourceLinkState = { readonly state: 'absent' } | { readonly state: '
  */
 export async function sourceLinkState(storage: Storage, source: string): Promise<SourceLinkState> {
   const { repository, tag } = splitRef(source);
-  const link = tag.startsWith('sha256:') ? await storage.readRevisionLink(repository, tag) : await storage.readTagLink(repository, tag);
+  const fresh = { fresh: true };
+  const link = tag.startsWith('sha256:') ? await storage.readRevisionLink(repository, tag, fresh) : await storage.readTagLink(repository, tag, fresh);
   if (link.ok) return { state: 'present' };
   if (link.reason === 'absent') return { state: 'absent' };
   return { state: 'unknown', reason: `${link.location} ${link.detail}` };

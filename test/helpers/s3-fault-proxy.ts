@@ -2,7 +2,7 @@
  * A scripted proxy in front of the S3 server, for what a healthy server never does: 503 SlowDown storms, a 403 in
  * the middle of a run, a 404 page that is not S3's, a connection cut in the middle of an object. Requests are
  * forwarded with their headers untouched (the Host header included, so SigV4 signatures made for the proxy's
- * address still verify at the server), and every request is logged with its method, so a test can show that the
+ * address still verify at the server), answers may be rewritten on their way back, and every request is logged with its method, so a test can show that the
  * reader never sent anything but GET and HEAD.
  */
 import http from 'node:http';
@@ -24,7 +24,9 @@ export type S3FaultAction =
   /** Any other answer (a proxy's HTML page). */
   | { kind: 'respond'; status: number; body: string; headers?: Record<string, string> }
   /** Forward, then cut the connection after this many bytes of the answer's body (0: before the answer's head). */
-  | { kind: 'cut'; afterBytes: number };
+  | { kind: 'cut'; afterBytes: number }
+  /** Forward, and pass the answer's body through `edit` (a listing whose ETags a server-side encryption would give). */
+  | { kind: 'rewrite'; edit: (body: string) => string };
 
 export interface S3FaultLogEntry {
   readonly method: string;
@@ -86,6 +88,18 @@ export async function startS3FaultProxy(upstream: string, tls?: { certificate: s
         record('cut');
         upRes.destroy();
         req.socket.destroy();
+        return;
+      }
+      if (action.kind === 'rewrite') {
+        const chunks: Buffer[] = [];
+        upRes.on('data', (chunk: Buffer) => chunks.push(chunk));
+        upRes.on('end', () => {
+          const body = Buffer.from(action.edit(Buffer.concat(chunks).toString('utf8')), 'utf8');
+          const { 'transfer-encoding': _chunked, ...headers } = upRes.headers;
+          res.writeHead(upRes.statusCode ?? 502, { ...headers, 'content-length': String(body.length) });
+          res.end(body);
+          record(upRes.statusCode ?? 502);
+        });
         return;
       }
       res.writeHead(upRes.statusCode ?? 502, upRes.headers);

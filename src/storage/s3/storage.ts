@@ -1,8 +1,9 @@
+import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
 import { splitDigest } from '../digest.js';
 import { MAX_LINK_BYTES, parseLink } from '../link.js';
-import type { BlobStat, BytesRead, LinkRead, NameListing, ReadFault, RepositoryListing, RepositorySelection, SourceBlobReader, Storage } from '../storage.js';
-import type { ListPage, S3SourceClient } from './client.js';
+import type { BlobStat, BytesRead, LinkRead, LinkReadOptions, NameListing, ReadFault, RepositoryListing, RepositorySelection, SourceBlobReader, Storage } from '../storage.js';
+import type { S3SourceClient } from './client.js';
 import { S3Error } from './errors.js';
 import type { S3Location } from './location.js';
 import { S3_READS_IN_FLIGHT, WALK_DIRECTORY_READS } from '../../tuning.js';
@@ -36,6 +37,11 @@ export class S3Storage implements Storage {
    * on) instead of 256 as blobs are met: on a local RGW a listing costs 2-3 GETs, and 240 of them are saved.
    */
   #wide: Map<string, Promise<Map<string, number> | undefined>> | undefined;
+  /**
+   * The link objects the last listing of each repository's `_manifests/` saw (see #listedLink), taken out as they
+   * are used: a tag's link is answered from its listing once, then asked of the store again.
+   */
+  readonly #listed = new Map<string, ListedLinks>();
 
   constructor(client: S3SourceClient, location: S3Location, endpoint: string | undefined) {
     this.#client = client;
@@ -106,39 +112,74 @@ export class S3Storage implements Storage {
   /**
    * Tags and revisions from one flat listing of `_manifests/` (its keys: `tags/<tag>/current/link`,
    * `tags/<tag>/index/…`, `revisions/sha256/<hex>/link`): one request instead of two for a repository whose keys fit
-   * in a page, which most do. A longer history, or a listing that fails, falls back to listTags and listRevisions
-   * (one more request for that repository, and their own faults).
+   * in a page, which most do. The listing also gives each link object's ETag and LastModified, kept for
+   * readTagLink/readRevisionLink (#listedLink). A listing that fails falls back to listTags and listRevisions (their
+   * own requests, and their own faults).
    */
   async listManifestNames(repository: string): Promise<{ tags: NameListing; revisions: NameListing }> {
     const prefix = `${this.#v2}repositories/${repository}/_manifests/`;
-    let page: ListPage | undefined;
-    try {
-      page = await this.#client.listPage({ prefix });
-    } catch (err) {
-      if (!(err instanceof S3Error)) throw err;
-    }
-    if (!page || page.nextContinuationToken !== undefined) {
-      const [tags, revisions] = await Promise.all([this.listTags(repository), this.listRevisions(repository)]);
-      return { tags, revisions };
-    }
     // What a delimiter listing of `tags/` and of `revisions/sha256/` would give: each first level below them, once.
     const tags = new Set<string>();
     const revisions = new Set<string>();
-    for (const { key } of page.objects) {
-      const rest = key.slice(prefix.length);
-      const below = rest.startsWith('tags/') ? 5 : rest.startsWith('revisions/sha256/') ? 17 : 0;
-      const end = below === 0 ? -1 : rest.indexOf('/', below);
-      if (end !== -1) (below === 5 ? tags : revisions).add(rest.slice(below, end));
+    const links: ListedLinks = { tags: new Map(), revisions: new Map(), hexes: [], digests: undefined };
+    try {
+      for await (const page of this.#client.list({ prefix })) {
+        for (const { key, etag, lastModified } of page.objects) {
+          const rest = key.slice(prefix.length);
+          const below = rest.startsWith('tags/') ? 5 : rest.startsWith('revisions/sha256/') ? 17 : 0;
+          const end = below === 0 ? -1 : rest.indexOf('/', below);
+          if (end === -1) continue;
+          const name = rest.slice(below, end);
+          (below === 5 ? tags : revisions).add(name);
+          const object = { etag: etag.replace(/"/g, '').toLowerCase(), lastModified };
+          if (below === 5 && rest.length === end + '/current/link'.length && rest.endsWith('/current/link')) links.tags.set(name, object);
+          else if (below === 17 && rest.length === end + '/link'.length && rest.endsWith('/link')) links.revisions.set(name, object);
+        }
+      }
+    } catch (err) {
+      if (!(err instanceof S3Error)) throw err;
+      const [tagNames, revisionList] = await Promise.all([this.listTags(repository), this.listRevisions(repository)]);
+      return { tags: tagNames, revisions: revisionList };
     }
+    links.hexes = [...links.revisions.keys()];
+    if (links.tags.size > 0 || links.revisions.size > 0) this.#listed.set(repository, links);
     return { tags: { ok: true, names: [...tags] }, revisions: { ok: true, names: revisionNames(revisions) } };
   }
 
-  readTagLink(repository: string, tag: string): Promise<LinkRead> {
-    return this.#readLink(`${this.#v2}repositories/${repository}/_manifests/tags/${tag}/current/link`);
+  async readTagLink(repository: string, tag: string, options?: LinkReadOptions): Promise<LinkRead> {
+    return (
+      (options?.fresh ? undefined : this.#listedLink(repository, 'tags', tag)) ??
+      this.#readLink(`${this.#v2}repositories/${repository}/_manifests/tags/${tag}/current/link`)
+    );
   }
 
-  readRevisionLink(repository: string, digest: string): Promise<LinkRead> {
-    return this.#readLink(`${this.#v2}repositories/${repository}/_manifests/revisions/sha256/${splitDigest(digest)[1]}/link`);
+  async readRevisionLink(repository: string, digest: string, options?: LinkReadOptions): Promise<LinkRead> {
+    const hex = splitDigest(digest)[1];
+    return (
+      (options?.fresh ? undefined : this.#listedLink(repository, 'revisions', hex)) ??
+      this.#readLink(`${this.#v2}repositories/${repository}/_manifests/revisions/sha256/${hex}/link`)
+    );
+  }
+
+  /**
+   * A link answered from the listing of its repository, without a GET: a link object holds `sha256:<hex>` (71
+   * bytes, written in one PUT), and the ETag S3 gives such an object is the MD5 of its bytes. So a link whose ETag
+   * is the MD5 of `sha256:<hex>` for one of the repository's revisions holds that digest, and its LastModified is the
+   * push time. Anything else (no entry, an ETag that is not a plain MD5 as with SSE-KMS or a multipart upload, a
+   * link naming a manifest with no revision link, garbage) is undefined: the link is then read with a GET, as
+   * without a listing. Each entry answers once: a second read of the same link asks the store.
+   */
+  #listedLink(repository: string, kind: 'tags' | 'revisions', name: string): LinkRead | undefined {
+    const links = this.#listed.get(repository);
+    const object = links?.[kind].get(name);
+    if (!links || !object) return undefined;
+    links[kind].delete(name);
+    if (links.tags.size === 0 && links.revisions.size === 0) this.#listed.delete(repository);
+    links.digests ??= new Map(links.hexes.map((hex) => [linkETag(hex), hex]));
+    const hex = links.digests.get(object.etag);
+    if (hex === undefined || (kind === 'revisions' && hex !== name)) return undefined;
+    const pushedAt = new Date(object.lastModified);
+    return { ok: true, digest: `sha256:${hex}`, ...(Number.isNaN(pushedAt.getTime()) ? {} : { pushedAt }) };
   }
 
   async readManifest(digest: string, limit: number): Promise<BytesRead> {
@@ -280,6 +321,28 @@ export class S3Storage implements Storage {
     const link = parseLink(read.bytes);
     return link.ok ? { ok: true, digest: link.digest, ...time } : { ok: false, reason: 'invalid', location, detail: link.detail, ...time };
   }
+}
+
+/** A link object's listing entry: its ETag (unquoted, lower case) and LastModified. */
+interface ListedObjectTimes {
+  readonly etag: string;
+  readonly lastModified: string;
+}
+
+interface ListedLinks {
+  /** `current/link` objects by tag name. */
+  readonly tags: Map<string, ListedObjectTimes>;
+  /** Revision `link` objects by hex digest. */
+  readonly revisions: Map<string, ListedObjectTimes>;
+  /** Every revision listed (hex digests). */
+  hexes: string[];
+  /** MD5 of `sha256:<hex>` → hex, for every revision listed, made at the first read. */
+  digests: Map<string, string> | undefined;
+}
+
+/** The ETag of a link object holding `sha256:<hex>`: the MD5 of those 71 bytes. */
+function linkETag(hex: string): string {
+  return createHash('md5').update(`sha256:${hex}`).digest('hex');
 }
 
 /** The "directories" below `revisions/sha256/` as digests: the hex ones, sorted. */
