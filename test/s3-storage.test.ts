@@ -392,31 +392,30 @@ describe('faults a store makes mid-run', () => {
     expect(doc.images.map((i) => [i.source, i.status]), JSON.stringify(doc.images)).toEqual([[`${tree.big.repository}:${tree.big.tag}`, 'interrupted']]);
   });
 
-  it('a 403 on one tag link mid-run: that tag is unreadable (never absent, never gone), the rest are read', async () => {
-    const victim = tree.tags[0]!;
+  /**
+   * A scan in which one tag link's GET gets `status`/`code` every time: its listing entry's ETag is not an MD5 (as
+   * with SSE-KMS), so the link is read with a GET. Checks the rest are read; gives the victim's faults.
+   */
+  async function scanWithLinkFault(victim: S3Tree['tags'][number], status: number, code: string): Promise<ScanTag['faults']> {
     const linkPath = `/${BUCKET}/${tree.v2Prefix}repositories/${victim.repository}/_manifests/tags/${victim.tag}/current/link`;
-    // Its listing entry's ETag is not an MD5 (as with SSE-KMS), so the link is read with a GET, which is refused.
     const opaque = opaqueETags((key) => linkPath.endsWith(key));
-    proxy.script = (req) => opaque(req) ?? (req.url.pathname === linkPath ? { kind: 'error', status: 403, code: 'AccessDenied' } : { kind: 'forward' });
+    proxy.script = (req) => opaque(req) ?? (req.url.pathname === linkPath ? { kind: 'error', status, code } : { kind: 'forward' });
     const { result, doc } = await scanJson([SOURCE], true);
     expect(result.exitCode).toBe(1);
     const hit = doc.tags.find((t) => t.repository === victim.repository && t.tag === victim.tag)!;
     expect(hit.faults.map((f) => f.kind)).toEqual(['unreadable']);
-    expect(hit.faults[0]!.message).toContain('403 AccessDenied');
     expect(doc.tags.filter((t) => t.faults.length === 0)).toHaveLength(tree.tags.length);
+    return hit.faults;
+  }
+
+  it('a 403 on one tag link mid-run: that tag is unreadable (never absent, never gone), the rest are read', async () => {
+    const faults = await scanWithLinkFault(tree.tags[0]!, 403, 'AccessDenied');
+    expect(faults[0]!.message).toContain('403 AccessDenied');
   });
 
   it('a tag link that answers 503 past every retry: that tag is unreadable (never absent, never gone), the rest are read', async () => {
-    const victim = tree.tags[1]!;
-    const linkPath = `/${BUCKET}/${tree.v2Prefix}repositories/${victim.repository}/_manifests/tags/${victim.tag}/current/link`;
-    const opaque = opaqueETags((key) => linkPath.endsWith(key));
-    proxy.script = (req) => opaque(req) ?? (req.url.pathname === linkPath ? { kind: 'error', status: 503, code: 'SlowDown' } : { kind: 'forward' });
-    const { result, doc } = await scanJson([SOURCE], true);
-    expect(result.exitCode).toBe(1);
-    const hit = doc.tags.find((t) => t.repository === victim.repository && t.tag === victim.tag)!;
-    expect(hit.faults.map((f) => f.kind)).toEqual(['unreadable']);
-    expect(hit.faults[0]!.message).toMatch(/did not answer after \d+ attempts \(503 SlowDown\)/);
-    expect(doc.tags.filter((t) => t.faults.length === 0)).toHaveLength(tree.tags.length);
+    const faults = await scanWithLinkFault(tree.tags[1]!, 503, 'SlowDown');
+    expect(faults[0]!.message).toMatch(/did not answer after \d+ attempts \(503 SlowDown\)/);
   });
 
   it("a 403 on a blob's listing and on its HEAD: unreadable, never a missing blob", async () => {
