@@ -121,7 +121,7 @@ export class S3Storage implements Storage {
     // What a delimiter listing of `tags/` and of `revisions/sha256/` would give: each first level below them, once.
     const tags = new Set<string>();
     const revisions = new Set<string>();
-    const links: ListedLinks = { tags: new Map(), revisions: new Map(), hexes: [], digests: undefined };
+    const links: ListedLinks = { tags: new Map(), revisions: new Map(), digests: new Map() };
     try {
       for await (const page of this.#client.list({ prefix })) {
         for (const { key, etag, lastModified } of page.objects) {
@@ -131,9 +131,8 @@ export class S3Storage implements Storage {
           if (end === -1) continue;
           const name = rest.slice(below, end);
           (below === 5 ? tags : revisions).add(name);
-          const object = { etag: etag.replace(/"/g, '').toLowerCase(), lastModified };
-          if (below === 5 && rest.length === end + '/current/link'.length && rest.endsWith('/current/link')) links.tags.set(name, object);
-          else if (below === 17 && rest.length === end + '/link'.length && rest.endsWith('/link')) links.revisions.set(name, object);
+          const link = below === 5 ? rest.length === end + '/current/link'.length && rest.endsWith('/current/link') : rest.length === end + '/link'.length && rest.endsWith('/link');
+          if (link) links[below === 5 ? 'tags' : 'revisions'].set(name, { etag: etag.replace(/"/g, '').toLowerCase(), lastModified });
         }
       }
     } catch (err) {
@@ -141,8 +140,10 @@ export class S3Storage implements Storage {
       const [tagNames, revisionList] = await Promise.all([this.listTags(repository), this.listRevisions(repository)]);
       return { tags: tagNames, revisions: revisionList };
     }
-    links.hexes = [...links.revisions.keys()];
-    if (links.tags.size > 0 || links.revisions.size > 0) this.#listed.set(repository, links);
+    if (links.tags.size > 0 || links.revisions.size > 0) {
+      for (const hex of links.revisions.keys()) links.digests.set(linkETag(hex), hex);
+      this.#listed.set(repository, links);
+    }
     return { tags: { ok: true, names: [...tags] }, revisions: { ok: true, names: revisionNames(revisions) } };
   }
 
@@ -175,7 +176,6 @@ export class S3Storage implements Storage {
     if (!links || !object) return undefined;
     links[kind].delete(name);
     if (links.tags.size === 0 && links.revisions.size === 0) this.#listed.delete(repository);
-    links.digests ??= new Map(links.hexes.map((hex) => [linkETag(hex), hex]));
     const hex = links.digests.get(object.etag);
     if (hex === undefined || (kind === 'revisions' && hex !== name)) return undefined;
     const pushedAt = new Date(object.lastModified);
@@ -334,10 +334,8 @@ interface ListedLinks {
   readonly tags: Map<string, ListedObjectTimes>;
   /** Revision `link` objects by hex digest. */
   readonly revisions: Map<string, ListedObjectTimes>;
-  /** Every revision listed (hex digests). */
-  hexes: string[];
-  /** MD5 of `sha256:<hex>` → hex, for every revision listed, made at the first read. */
-  digests: Map<string, string> | undefined;
+  /** MD5 of `sha256:<hex>` → hex, for every revision listed (kept while revision entries are taken out). */
+  readonly digests: Map<string, string>;
 }
 
 /** The ETag of a link object holding `sha256:<hex>`: the MD5 of those 71 bytes. */
