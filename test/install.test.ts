@@ -42,10 +42,10 @@ describe('installing regmigrate', () => {
     const [info] = JSON.parse(packed.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
     const files = info!.files.map((f) => f.path);
     expect(files).toContain('bin/regmigrate');
-    expect(files).toContain('dist/src/cli/main.js');
+    expect(files).toContain('dist/bundle/main.js');
     expect(files).toContain('man/regmigrate.1');
     expect(files).toContain('man/regmigrate-push.1');
-    expect(files.filter((f) => /^(test|bench|fixtures|scripts|src)\/|^dist\/(test|bench|fixtures|scripts)\//.test(f))).toEqual([]);
+    expect(files.filter((f) => /^(test|bench|fixtures|scripts|src)\/|^dist\/(test|bench|fixtures|scripts|src)\//.test(f))).toEqual([]);
 
     const prefix = path.join(work, 'prefix');
     await execa('npm', ['install', '-g', '--prefix', prefix, '--no-audit', '--no-fund', '--prefer-offline', path.join(work, info!.filename)], { cwd: work });

@@ -1,13 +1,21 @@
 import { execa } from 'execa';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { BIN, PROJECT } from './helpers/cli.js';
+import { BIN, DEMO_STORAGE, PROJECT } from './helpers/cli.js';
 import { tempDir } from './helpers/tmp.js';
 
+/** The source files each chunk of the bundle holds (dist/bundle/meta.json, written by scripts/bundle.ts). */
+function bundleInputs(): Map<string, string[]> {
+  const meta = JSON.parse(readFileSync(path.join(PROJECT, 'dist/bundle/meta.json'), 'utf8')) as { outputs: Record<string, { inputs: Record<string, unknown> }> };
+  return new Map(Object.entries(meta.outputs).map(([chunk, { inputs }]) => [pathToFileURL(path.join(PROJECT, chunk)).href, Object.keys(inputs).map((i) => pathToFileURL(path.join(PROJECT, i)).href)]));
+}
+
 /**
- * Every module the built CLI loads for one command line, as file URLs: a module loader hook (node:module
- * `register`) appends each URL it loads to a file.
+ * Every module the built CLI loads for one command line, as file URLs of the source files: a module loader hook
+ * (node:module `register`) appends each URL it loads to a file, the CommonJS modules required (by name, from
+ * node_modules) are added at exit, and each chunk of the bundle stands for the source files it holds.
  */
 async function loadedModules(args: string[]): Promise<{ exitCode: number; modules: string[] }> {
   const dir = tempDir('regmigrate-startup-');
@@ -17,9 +25,22 @@ async function loadedModules(args: string[]): Promise<{ exitCode: number; module
     path.join(dir, 'hooks.mjs'),
     `import { appendFileSync } from 'node:fs';\nexport async function load(url, context, next) { appendFileSync(${JSON.stringify(log)}, url + '\\n'); return next(url, context); }\n`,
   );
-  writeFileSync(path.join(dir, 'register.mjs'), `import { register } from 'node:module';\nregister('./hooks.mjs', import.meta.url);\n`);
+  writeFileSync(
+    path.join(dir, 'register.mjs'),
+    [
+      `import { appendFileSync } from 'node:fs';`,
+      `import { createRequire, register } from 'node:module';`,
+      `import { pathToFileURL } from 'node:url';`,
+      `register('./hooks.mjs', import.meta.url);`,
+      `const required = createRequire(import.meta.url).cache;`,
+      `process.on('exit', () => appendFileSync(${JSON.stringify(log)}, Object.keys(required).map((f) => pathToFileURL(f).href + '\\n').join('')));`,
+    ].join('\n'),
+  );
   const result = await execa('node', ['--import', path.join(dir, 'register.mjs'), BIN, ...args], { reject: false, cwd: PROJECT });
-  return { exitCode: result.exitCode ?? -1, modules: readFileSync(log, 'utf8').split('\n').filter(Boolean) };
+  const chunks = bundleInputs();
+  const loaded = readFileSync(log, 'utf8').split('\n').filter(Boolean);
+  expect(loaded.filter((url) => chunks.has(url)), 'the bundle is what runs').not.toEqual([]);
+  return { exitCode: result.exitCode ?? -1, modules: loaded.flatMap((url) => chunks.get(url) ?? [url]) };
 }
 
 const fromPackage = (modules: string[], name: string): string[] => modules.filter((m) => m.includes(`/node_modules/${name}/`));
@@ -46,6 +67,12 @@ describe('start-up loads what the command uses', () => {
     const { exitCode, modules } = await loadedModules(['push', '--help']);
     expect(exitCode).toBe(0);
     for (const name of ['yaml', 'semver', 'cli-progress']) expect(fromPackage(modules, name), name).toEqual([]);
+    // The same watch sees the parser when a config file asks for it (required by name, not imported).
+    const config = path.join(tempDir('regmigrate-startup-config-'), 'regmigrate.yaml');
+    writeFileSync(config, 'version: 1\n');
+    const withConfig = await loadedModules(['scan', DEMO_STORAGE, '--config', config]);
+    expect(withConfig.exitCode).toBe(0);
+    expect(fromPackage(withConfig.modules, 'yaml')).not.toEqual([]);
   });
 
   it('help still lists every command', async () => {
