@@ -10,14 +10,15 @@
  *   the work dir), as s per GiB, beside the Python reference uploader on the same file (bench/upload-python.py) and
  *   the node:http one.
  * Each reference is its own process, so its CPU is its own. The page cache is warmed by reading every file first.
- * $REGMIGRATE_BENCH_CPU_SCHEMES picks the schemes (default `http,https`).
+ * regmigrate and its references run in $REGMIGRATE_BENCH_CPU_ROUNDS alternating rounds (default 3) and the medians
+ * count. $REGMIGRATE_BENCH_CPU_SCHEMES picks the schemes (default `http,https`).
  */
 import { execa } from 'execa';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { runMinimalClient, runReferenceUploader, type ReferenceUpload } from './ceiling.js';
 import { makeCertificate, withDestination, type Certificate } from './destination.js';
-import { fmt, measure, printTable } from './measure.js';
+import { fmt, measure, median, printTable } from './measure.js';
 import { buildMetadataStorage } from './metadata-storage.js';
 import { buildBigLayerStorage } from './push.js';
 import { buildPushCorpus } from './push-corpus.js';
@@ -46,12 +47,19 @@ export async function benchCpu(options: { bin: string; project: string; workDir:
     writeFileSync(bigMarker, '');
   }
   const certificate = await makeCertificate(path.join(options.workDir, 'tls'));
+  const rounds = Math.max(1, Number(process.env.REGMIGRATE_BENCH_CPU_ROUNDS ?? 3));
   const started = Date.now();
   const rows: string[][] = [];
-  /** `what scheme` → [regmigrate, its reference], per unit. */
+  /** `what scheme` → [regmigrate, its reference], per unit: the medians of the rounds. */
   const figures = new Map<string, [number, number]>();
 
-  const push = async (root: string, expected: number, tls: Certificate | undefined, what: string): Promise<{ cpu: number; requests: number }> => {
+  interface Run {
+    readonly name: string;
+    readonly seconds: number;
+    readonly cpu: number;
+    readonly requests: number;
+  }
+  const push = async (root: string, expected: number, tls: Certificate | undefined, what: string): Promise<Run> => {
     const report = path.join(options.workDir, 'cpu-push-report.json');
     const m = await withDestination(options.workDir, 'cpu', tls ? { tls } : {}, (d) =>
       measure(options.bin, ['push', root, '--to', d.url, '--quiet', '--report', report, ...(tls ? ['--ca-file', tls.certificate] : [])], { stdoutFile: '/dev/null' }),
@@ -60,14 +68,26 @@ export async function benchCpu(options: { bin: string; project: string; workDir:
     const summary = (JSON.parse(readFileSync(report, 'utf8')) as { summary: { verified: number; requests: number } }).summary;
     if (summary.verified !== expected) throw new Error(`${what}: ${summary.verified} of ${expected} tags verified`);
     if (m.cpuSeconds === undefined) throw new Error('the cpu bench needs GNU time at /usr/bin/time');
-    rows.push([`${what}: regmigrate push`, fmt(m.seconds), fmt(m.cpuSeconds)]);
-    return { cpu: m.cpuSeconds, requests: summary.requests };
+    return { name: 'regmigrate push', seconds: m.seconds, cpu: m.cpuSeconds, requests: summary.requests };
   };
-  const reference = async (tls: Certificate | undefined, what: string, run: (url: string, caFile: string | undefined) => Promise<ReferenceUpload>): Promise<ReferenceUpload> => {
+  const reference = async (tls: Certificate | undefined, run: (url: string, caFile: string | undefined) => Promise<ReferenceUpload>): Promise<Run> => {
     const r = await withDestination(options.workDir, 'cpu-reference', tls ? { tls } : {}, (d) => run(d.url, tls?.certificate));
     if (r.cpuSeconds === undefined) throw new Error('the cpu bench needs GNU time at /usr/bin/time');
-    rows.push([`${what}: ${r.name}`, fmt(r.seconds), fmt(r.cpuSeconds)]);
-    return r;
+    return { name: r.name, seconds: r.seconds, cpu: r.cpuSeconds, requests: r.requests };
+  };
+  /**
+   * regmigrate and its references in alternating rounds (one run of each per round, each into a fresh registry):
+   * the CPU of one run moved by a fifth between runs here, with the registry sharing the cores. A row per program
+   * with the median seconds and CPU of its rounds; returns the median CPU of each, regmigrate first.
+   */
+  const alternate = async (what: string, per: (cpu: number) => string, runs: Array<() => Promise<Run>>): Promise<number[]> => {
+    const results: Run[][] = runs.map(() => []);
+    for (let round = 0; round < rounds; round++) for (const [i, run] of runs.entries()) results[i]!.push(await run());
+    return results.map((list) => {
+      const cpu = median(list.map((r) => r.cpu));
+      rows.push([`${what}: ${list[0]!.name}`, fmt(median(list.map((r) => r.seconds))), fmt(cpu), `${list.map((r) => fmt(r.cpu)).join(' ')}`, per(cpu), `${list[0]!.requests} requests`]);
+      return cpu;
+    });
   };
   const ca = (caFile: string | undefined) => (caFile ? { caFile } : {});
 
@@ -78,37 +98,35 @@ export async function benchCpu(options: { bin: string; project: string; workDir:
   for (const tls of [...(schemes.includes('http') ? [undefined] : []), ...(schemes.includes('https') ? [certificate] : [])]) {
     const scheme = tls ? 'HTTPS' : 'HTTP';
     const perTag = (cpu: number): number => (cpu * 1000) / tags;
-    const perGiB = (cpu: number, bytes: number): number => cpu / (bytes / GiB);
+    const perGiB = (bytes: number) => (cpu: number): number => cpu / (bytes / GiB);
 
-    const tagsWhat = `${tags} small tags, ${scheme}`;
-    const ours = await push(metaRoot, tags, tls, tagsWhat);
-    rows.at(-1)!.push(`${fmt(perTag(ours.cpu))} ms per tag`, `${ours.requests} requests`);
-    const minimal = await reference(tls, tagsWhat, (url, caFile) => runMinimalClient({ project, root: metaRoot, url, connections: 16, ...ca(caFile) }));
-    rows.at(-1)!.push(`${fmt(perTag(minimal.cpuSeconds!))} ms per tag`, `${minimal.requests} requests`);
-    figures.set(`tag ${scheme}`, [perTag(ours.cpu), perTag(minimal.cpuSeconds!)]);
+    const [oursTag, minimal] = await alternate(`${tags} small tags, ${scheme}`, (cpu) => `${fmt(perTag(cpu))} ms per tag`, [
+      () => push(metaRoot, tags, tls, 'small tags'),
+      () => reference(tls, (url, caFile) => runMinimalClient({ project, root: metaRoot, url, connections: 16, ...ca(caFile) })),
+    ]);
+    figures.set(`tag ${scheme}`, [perTag(oursTag!), perTag(minimal!)]);
 
-    const corpusWhat = `the push corpus, ${scheme}`;
-    const corpusOurs = await push(corpus.root, corpus.tags.length, tls, corpusWhat);
-    rows.at(-1)!.push(`${fmt(perGiB(corpusOurs.cpu, corpusBytes))} s/GiB`, `${corpusOurs.requests} requests`);
-    const uploader = await reference(tls, corpusWhat, (url, caFile) => runReferenceUploader('node', { project, root: corpus.root, url, connections: 8, ...ca(caFile) }));
-    rows.at(-1)!.push(`${fmt(perGiB(uploader.cpuSeconds!, corpusBytes))} s/GiB`, `${uploader.requests} requests`);
-    figures.set(`corpus ${scheme}`, [perGiB(corpusOurs.cpu, corpusBytes), perGiB(uploader.cpuSeconds!, corpusBytes)]);
+    const corpusPerGiB = perGiB(corpusBytes);
+    const [oursCorpus, uploader] = await alternate(`the push corpus, ${scheme}`, (cpu) => `${fmt(corpusPerGiB(cpu))} s/GiB`, [
+      () => push(corpus.root, corpus.tags.length, tls, 'the push corpus'),
+      () => reference(tls, (url, caFile) => runReferenceUploader('node', { project, root: corpus.root, url, connections: 8, ...ca(caFile) })),
+    ]);
+    figures.set(`corpus ${scheme}`, [corpusPerGiB(oursCorpus!), corpusPerGiB(uploader!)]);
 
-    const bigWhat = `one ${bigMiB} MiB layer, ${scheme}`;
-    const big = await push(bigRoot, 1, tls, bigWhat);
-    rows.at(-1)!.push(`${fmt(perGiB(big.cpu, bigBytes))} s/GiB`, `${big.requests} requests`);
-    const python = await reference(tls, bigWhat, (url, caFile) => runReferenceUploader('python', { project, root: bigRoot, url, connections: 1, ...ca(caFile) }));
-    rows.at(-1)!.push(`${fmt(perGiB(python.cpuSeconds!, bigBytes))} s/GiB`, `${python.requests} requests`);
-    figures.set(`big ${scheme}`, [perGiB(big.cpu, bigBytes), perGiB(python.cpuSeconds!, bigBytes)]);
     // The same layer through node:http (reused buffers, no sendfile): what a Node client that copies the bytes
     // through user space costs here, beside the Python uploader's sendfile (HTTP) that no Node socket can use.
-    const nodeBig = await reference(tls, bigWhat, (url, caFile) => runReferenceUploader('node', { project, root: bigRoot, url, connections: 1, ...ca(caFile) }));
-    rows.at(-1)!.push(`${fmt(perGiB(nodeBig.cpuSeconds!, bigBytes))} s/GiB`, `${nodeBig.requests} requests`);
-    figures.set(`big node ${scheme}`, [perGiB(big.cpu, bigBytes), perGiB(nodeBig.cpuSeconds!, bigBytes)]);
+    const bigPerGiB = perGiB(bigBytes);
+    const [oursBig, python, nodeBig] = await alternate(`one ${bigMiB} MiB layer, ${scheme}`, (cpu) => `${fmt(bigPerGiB(cpu))} s/GiB`, [
+      () => push(bigRoot, 1, tls, 'one layer'),
+      () => reference(tls, (url, caFile) => runReferenceUploader('python', { project, root: bigRoot, url, connections: 1, ...ca(caFile) })),
+      () => reference(tls, (url, caFile) => runReferenceUploader('node', { project, root: bigRoot, url, connections: 1, ...ca(caFile) })),
+    ]);
+    figures.set(`big ${scheme}`, [bigPerGiB(oursBig!), bigPerGiB(python!)]);
+    figures.set(`big node ${scheme}`, [bigPerGiB(oursBig!), bigPerGiB(nodeBig!)]);
   }
   rmSync(path.join(options.workDir, 'cpu-push-report.json'), { force: true });
 
-  printTable('cpu: client CPU of the whole process (user + system), page cache warm, into a local docker-registry', ['run', 'seconds', 'CPU s', 'CPU per unit', 'requests'], rows);
+  printTable(`cpu: client CPU of the whole process (user + system), page cache warm, into a local docker-registry; medians of ${rounds} alternating rounds`, ['run', 'seconds', 'CPU s', 'CPU s of each round', 'CPU per unit', 'requests'], rows);
   const ratio = (key: string, unit: string): string => {
     const pair = figures.get(key);
     return pair ? `${(pair[0] / pair[1]).toFixed(2)}× (${fmt(pair[0])} against ${fmt(pair[1])} ${unit})` : 'not run';

@@ -79,9 +79,13 @@ describe('the push pipeline', () => {
     const proxy = await startProxy(registry.host);
     const tree = demo();
     expect((await runCli(['push', tree.root, '--to', proxy.host])).exitCode).toBe(0);
-    const manifestGets = proxy.log.filter((r) => r.method === 'GET' && r.path.includes('/manifests/')).length;
-    // Only the verification read-backs: one per tag.
-    expect(manifestGets).toBe(tree.tags.length);
+    // Only the verification read-backs: one per tag. A read-back distribution 2.8 answered 500 is asked again: its
+    // filesystem driver rewrites a link file in place (registry/storage/driver/filesystem/driver.go at v2.8.3,
+    // PutContent: Writer truncates, then writes), so a GET that meets the revision link of a manifest the second
+    // of its two tags (alpine 3.19 and latest) is putting again reads it empty.
+    const answered = proxy.log.filter((r) => r.method === 'GET' && r.path.includes('/manifests/') && !(typeof r.status === 'number' && r.status >= 500));
+    expect(answered.length, proxy.log.map((r) => `${r.method} ${r.path} ${r.status}`).join('\n')).toBe(tree.tags.length);
+    expect(new Set(answered.map((r) => r.path)).size).toBe(tree.tags.length);
     expect(proxy.log.filter((r) => r.path.endsWith('/tags/list')).length).toBe(new Set(tree.tags.map((t) => t.repository)).size);
   });
 

@@ -172,7 +172,13 @@ export class RequestBudget {
           this.#next();
         };
         // The slot is free before the caller hears back, so what it starts next can have it.
-        void (async () => work())().then(
+        let running: Promise<T>;
+        try {
+          running = work();
+        } catch (err) {
+          running = Promise.reject(err);
+        }
+        running.then(
           (value) => {
             release(true);
             resolve(value);

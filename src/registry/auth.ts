@@ -60,6 +60,9 @@ export function basicAuthorization(credentials: Credentials): string {
  * challenged us, then Basic, or a Bearer token per scope set, cached until shortly before it expires.
  * Harbor's tokens live 30 minutes by default and a migration runs for hours: refresh is routine here.
  */
+/** Authenticator.authorizationNow's answer when only the token service can tell. */
+export const TOKEN_NEEDED = Symbol('token needed');
+
 export class Authenticator {
   readonly #credentials: Credentials | undefined;
   readonly #dispatcher: Dispatcher;
@@ -123,14 +126,24 @@ export class Authenticator {
     return access.filter((a) => a.type === 'repository' && a.name === repository).flatMap((a) => a.actions);
   }
 
-  async authorization(scopes: readonly string[]): Promise<string | undefined> {
+  /**
+   * The Authorization header for these scopes when it is known without asking the token service (none yet, Basic,
+   * a token still fresh), so the request goes out without waiting a turn; TOKEN_NEEDED when it is not.
+   */
+  authorizationNow(scopes: readonly string[]): string | undefined | typeof TOKEN_NEEDED {
     const challenge = this.#challenge;
     if (!challenge) return undefined;
     if (challenge.scheme === 'basic') return this.#credentials ? basicAuthorization(this.#credentials) : undefined;
     if (challenge.scheme !== 'bearer') return undefined;
+    const cached = this.#tokens.get(scopeKey(scopes));
+    return cached && Date.now() < cached.refreshAt ? `Bearer ${cached.value}` : TOKEN_NEEDED;
+  }
+
+  async authorization(scopes: readonly string[]): Promise<string | undefined> {
+    const now = this.authorizationNow(scopes);
+    if (now !== TOKEN_NEEDED) return now;
+    const challenge = this.#challenge!;
     const key = scopeKey(scopes);
-    const cached = this.#tokens.get(key);
-    if (cached && Date.now() < cached.refreshAt) return `Bearer ${cached.value}`;
     let pending = this.#pending.get(key);
     if (!pending) {
       pending = this.#fetchToken(challenge, scopes).finally(() => this.#pending.delete(key));

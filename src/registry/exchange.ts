@@ -1,4 +1,4 @@
-import type { Dispatcher } from 'undici';
+import { util, type Dispatcher } from 'undici';
 
 /**
  * One HTTP exchange through the dispatcher's own `dispatch`, for registry/http.ts. undici's `request()` wraps every
@@ -31,29 +31,34 @@ export function exchange(dispatcher: Dispatcher, options: Dispatcher.DispatchOpt
       unwatch?.();
       unwatch = undefined;
     };
+    // The handler interface undici's client calls itself (node_modules/undici/lib/core/request.js): one given
+    // onRequestStart and the rest is wrapped per request (lib/handler/unwrap-handler.js) in an adapter and a
+    // controller object that parse the same raw headers.
     dispatcher.dispatch(options, {
-      onRequestStart: (controller) => {
+      onConnect: (abort) => {
         done();
         if (!signal) return;
         // A request that waited for a connection while the signal fired is cut as it starts.
-        if (signal.aborted) controller.abort(signal.reason as Error);
-        else unwatch = watch(signal, (reason) => controller.abort(reason as Error));
+        if (signal.aborted) abort(signal.reason as Error);
+        else unwatch = watch(signal, (reason) => abort(reason as Error));
       },
-      onResponseStart: (_controller, status, headers) => {
+      onHeaders: (status, rawHeaders) => {
         chunks = keep(status) ? [] : undefined;
         const body = new Promise<Buffer>((resolveBody, rejectBody) => (answered = { resolve: resolveBody, reject: rejectBody }));
         // Seen by the caller when it reads the body; never an unhandled rejection if it does not.
         body.catch(() => undefined);
-        resolve({ status, headers: headers as Exchange['headers'], body });
+        resolve({ status, headers: util.parseHeaders(rawHeaders), body });
+        return true;
       },
-      onResponseData: (_controller, chunk) => {
+      onData: (chunk) => {
         chunks?.push(chunk);
+        return true;
       },
-      onResponseEnd: () => {
+      onComplete: () => {
         done();
         answered?.resolve(chunks === undefined ? EMPTY : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
       },
-      onResponseError: (_controller, err) => {
+      onError: (err) => {
         done();
         if (answered) answered.reject(err);
         else reject(err);

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { Authenticator, headerValue } from './auth.js';
+import { Authenticator, headerValue, TOKEN_NEEDED } from './auth.js';
 import { exchange, type Exchange } from './exchange.js';
 import type { Credentials } from './credentials.js';
 import type { Endpoint } from './endpoint.js';
@@ -128,7 +128,8 @@ export class RegistryHttp {
       const sent = this.#feedback?.onSend() ?? 0;
       const headers: Record<string, string> = { 'user-agent': this.#userAgent, ...options.headers };
       if (sameOrigin) {
-        const authorization = await this.#authorization(options);
+        const now = this.auth.authorizationNow(options.scopes);
+        const authorization = now === TOKEN_NEEDED ? await this.#authorization(options) : now;
         if (authorization) headers.authorization = authorization;
       }
       this.stats.requests++;
