@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import semver from 'semver';
 import { describe, expect, it } from 'vitest';
@@ -50,6 +50,10 @@ describe('installing regmigrate', () => {
     const prefix = path.join(work, 'prefix');
     await execa('npm', ['install', '-g', '--prefix', prefix, '--no-audit', '--no-fund', '--prefer-offline', path.join(work, info!.filename)], { cwd: work });
     const installed = path.join(prefix, 'bin', 'regmigrate');
+    // The bundle holds the packages it imports: only those loaded by name at run time are installed beside it.
+    const beside = path.join(prefix, 'lib', 'node_modules', 'regmigrate', 'node_modules');
+    for (const bundled of ['undici', 'zod', 'commander', 'fast-glob']) expect(existsSync(path.join(beside, bundled)), bundled).toBe(false);
+    for (const named of ['yaml', 'semver', 'cli-progress', 'execa']) expect(existsSync(path.join(beside, named)), named).toBe(true);
 
     const version = await execa(installed, ['--version'], { cwd: work });
     expect(version.stdout.trim()).toBe(manifest.version);
