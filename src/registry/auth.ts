@@ -55,14 +55,14 @@ export function basicAuthorization(credentials: Credentials): string {
   return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
 }
 
+/** Authenticator.authorizationNow's answer when only the token service can tell. */
+export const TOKEN_NEEDED = Symbol('token needed');
+
 /**
  * Answers "what Authorization header goes on a request for these scopes": none until the registry has
  * challenged us, then Basic, or a Bearer token per scope set, cached until shortly before it expires.
  * Harbor's tokens live 30 minutes by default and a migration runs for hours: refresh is routine here.
  */
-/** Authenticator.authorizationNow's answer when only the token service can tell. */
-export const TOKEN_NEEDED = Symbol('token needed');
-
 export class Authenticator {
   readonly #credentials: Credentials | undefined;
   readonly #dispatcher: Dispatcher;
