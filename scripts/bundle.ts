@@ -30,8 +30,20 @@ const result = await build({
   external: ['@aws-sdk/*', 'execa'],
   // The CommonJS packages inside (undici, commander) require Node's own modules: an ES module has no `require`.
   banner: { js: "import { createRequire as __bundleRequire } from 'node:module'; const require = __bundleRequire(import.meta.url);" },
+  // undici's index.js loads all of undici: the program gets the part it uses (scripts/undici-subset.cjs).
+  plugins: [
+    {
+      name: 'undici-subset',
+      setup(plugin) {
+        plugin.onResolve({ filter: /^undici$/ }, () => ({ path: path.join(project, 'scripts/undici-subset.cjs') }));
+      },
+    },
+  ],
   logLevel: 'warning',
   metafile: true,
+  minifyWhitespace: true,
+  minifySyntax: true,
+  legalComments: 'external',
 });
 // Which source files each chunk holds: test/startup.test.ts reads it to tell what a command loads.
 writeFileSync(path.join(outdir, 'meta.json'), JSON.stringify(result.metafile));

@@ -12,7 +12,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigFile } from '../src/cli/config.js';
 import { allCommands, describeProgram, type CommandInfo, type OptionInfo } from '../src/cli/describe.js';
 import { VERSION } from '../src/version.js';

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type * as Yaml from 'yaml';
-import { z } from 'zod';
+import * as z from 'zod';
 import { UsageError } from '../errors.js';
 import type { CliContext } from './context.js';
 import { VALUE_CHECKS } from './values.js';

@@ -5,7 +5,7 @@
  */
 import { Writable } from 'node:stream';
 import type { Argument, Command, Option } from 'commander';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigFile } from './config.js';
 import type { CliContext } from './context.js';
 

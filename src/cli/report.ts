@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { renderPushHtml, type PushReportDocument } from '../report/html.js';
 import { readFileSync } from 'node:fs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { UsageError } from '../errors.js';
 import { count } from '../util/format.js';
 import { countReports, notDone, renderImageTable, reportCsv, reportImageJson, PUSH_REPORT_VERSION, type ReportRun } from '../report/push-report.js';

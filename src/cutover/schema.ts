@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** One image of a push or sync report (`--report FILE.json`, report/push-report.ts): the fields the map needs. */
 export const ReportImage = z.looseObject({

@@ -2,7 +2,7 @@ import { childEnv } from '../util/child-env.js';
 import { readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { UsageError } from '../errors.js';
 import type { Credentials } from '../registry/credentials.js';
 

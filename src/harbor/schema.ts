@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * `GET /api/v2.0/systeminfo`: `auth_mode` is there for anyone; the version, the creation restriction and read-only

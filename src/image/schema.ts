@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * The parts of each manifest format that we read (docs/registry-behaviour.md, Manifests). Only the fields we use are declared and extras

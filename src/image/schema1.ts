@@ -2,7 +2,7 @@ import { createHash, createPublicKey, generateKeyPairSync, sign, type KeyObject 
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * Schema1 on disk is the unsigned payload, and its digest is the sha256 of those bytes (docs/registry-behaviour.md, Schema1). A registry

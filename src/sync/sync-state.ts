@@ -1,5 +1,5 @@
 import { writeFileAtomic } from '../util/files.js';
-import { z } from 'zod';
+import * as z from 'zod';
 import { UsageError } from '../errors.js';
 import { JsonMembersError, readJsonMembers } from '../util/json-members.js';
 import type { JournalTag } from '../inventory/types.js';
