@@ -30,17 +30,11 @@ const result = await build({
   external: ['@aws-sdk/*', 'execa'],
   // The CommonJS packages inside (undici, commander) require Node's own modules: an ES module has no `require`.
   banner: { js: "import { createRequire as __bundleRequire } from 'node:module'; const require = __bundleRequire(import.meta.url);" },
-  // undici's index.js loads all of undici: the program gets the part it uses (scripts/undici-subset.cjs).
-  plugins: [
-    {
-      name: 'undici-subset',
-      setup(plugin) {
-        plugin.onResolve({ filter: /^undici$/ }, () => ({ path: path.join(project, 'scripts/undici-subset.cjs') }));
-      },
-    },
-  ],
   logLevel: 'warning',
   metafile: true,
+  // No comments or indentation to parse at each start (names are kept, so stack traces still name functions); a
+  // single non-ASCII character in a comment would also make V8 hold and scan its whole chunk as UTF-16. The licence
+  // notices of the packages inside go to a .LEGAL.txt beside their chunk.
   minifyWhitespace: true,
   minifySyntax: true,
   legalComments: 'external',

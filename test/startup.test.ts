@@ -1,6 +1,5 @@
 import { execa } from 'execa';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -62,29 +61,6 @@ describe('start-up loads what the command uses', () => {
     expect(ours(modules, 'cli/push.js')).toHaveLength(1);
     expect(fromPackage(modules, 'undici')).not.toEqual([]);
     for (const file of ['cli/report.js', 'cli/cutover.js', 'cli/scan.js', 'cli/sync.js', 'cli/diff.js', 'report/html.js']) expect(ours(modules, file), file).toEqual([]);
-  });
-
-  it("push carries undici's dispatchers and request API, not its fetch, WebSocket, caches or mocks", async () => {
-    const { exitCode, modules } = await loadedModules(['push', '--help']);
-    expect(exitCode).toBe(0);
-    const undici = fromPackage(modules, 'undici');
-    for (const file of ['lib/dispatcher/agent.js', 'lib/api/api-request.js']) expect(undici.some((m) => m.endsWith(`/node_modules/undici/${file}`)), file).toBe(true);
-    // client-h1.js takes fetch's body helpers (lib/web/fetch/body.js), not fetch itself.
-    for (const part of ['lib/web/fetch/index.js', 'lib/web/websocket/', 'lib/web/cache/', 'lib/mock/', 'lib/cache/', 'lib/interceptor/']) expect(undici.filter((m) => m.includes(`/node_modules/undici/${part}`)), part).toEqual([]);
-  });
-
-  it('the undici subset the bundle carries exports every name the program imports from undici', () => {
-    const subset = createRequire(import.meta.url)(path.join(PROJECT, 'scripts/undici-subset.cjs')) as Record<string, unknown>;
-    const files = (readdirSync(path.join(PROJECT, 'src'), { recursive: true }) as string[]).filter((f) => f.endsWith('.ts')).map((f) => path.join('src', f));
-    const names = new Set<string>();
-    for (const file of files) {
-      for (const [, list] of readFileSync(path.join(PROJECT, file), 'utf8').matchAll(/import \{([^}]*)\} from 'undici'/g)) {
-        for (const item of list!.split(',').map((n) => n.trim()).filter((n) => n && !n.startsWith('type '))) names.add(item.split(/\s+as\s+/)[0]!);
-      }
-    }
-    expect([...names].sort()).toEqual(expect.arrayContaining(['Agent', 'getGlobalDispatcher', 'util']));
-    for (const name of names) expect(subset[name], name).toBeDefined();
-    expect(typeof (subset.Dispatcher as { prototype: { request?: unknown } }).prototype.request, 'the request API on every dispatcher').toBe('function');
   });
 
   it('push loads the YAML parser, semver and the progress bars only for a flag or a terminal that needs them', async () => {

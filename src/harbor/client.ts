@@ -1,4 +1,4 @@
-import type { Dispatcher } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import { DestinationError } from '../errors.js';
 import { basicAuthorization, headerValue } from '../registry/auth.js';
 import type { Credentials } from '../registry/credentials.js';
@@ -6,7 +6,6 @@ import type { Endpoint } from '../registry/endpoint.js';
 import { classifyNetworkError, classifyStatus, parseErrorBody, RegistryError } from '../registry/errors.js';
 import { hearResponse, type RequestFeedback } from '../registry/http.js';
 import { DEFAULT_RETRY, retryTransient, type RetryPolicy } from '../registry/retry.js';
-import { requestUrl } from '../util/request-url.js';
 import { Interrupted } from '../util/stop.js';
 import * as z from 'zod';
 import { Artifact, ImmutableRule, Permission, Project, ProjectDetail, ProjectSummary, Quota, Repository, SystemInfo } from './schema.js';
@@ -78,7 +77,7 @@ export class HarborClient {
     const sent = this.#feedback?.onSend() ?? 0;
     this.requests++;
     try {
-      const res = await requestUrl(url, { method, headers, body: payload, dispatcher: this.#dispatcher, ...(this.#abort ? { signal: this.#abort } : {}) });
+      const res = await request(url, { method, headers, body: payload, dispatcher: this.#dispatcher, ...(this.#abort ? { signal: this.#abort } : {}) });
       const status = res.statusCode;
       hearResponse(this.#feedback, status, res.headers, sent);
       const text = method === 'HEAD' ? (await res.body.dump(), '') : await res.body.text();

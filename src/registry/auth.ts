@@ -1,4 +1,4 @@
-import type { Dispatcher } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import * as z from 'zod';
 import { DestinationError } from '../errors.js';
 import { parseChallenge, type Challenge } from './challenge.js';
@@ -6,7 +6,6 @@ import type { Credentials } from './credentials.js';
 import type { Endpoint } from './endpoint.js';
 import { classifyNetworkError, classifyStatus, parseErrorBody, RegistryError } from './errors.js';
 import { TOKEN_REFRESH_MARGIN_MS } from '../tuning.js';
-import { requestUrl } from '../util/request-url.js';
 
 /** Token response (docs/registry-behaviour.md, Auth). Harbor sends `access_token: ""`: prefer a non-empty `token`. */
 const TokenResponse = z.looseObject({
@@ -180,7 +179,7 @@ export class Authenticator {
     const requestedAt = Date.now();
     let response;
     try {
-      response = await requestUrl(url, { method: 'GET', headers, dispatcher: this.#dispatcher, ...(this.#abort ? { signal: this.#abort } : {}) });
+      response = await request(url, { method: 'GET', headers, dispatcher: this.#dispatcher, ...(this.#abort ? { signal: this.#abort } : {}) });
     } catch (err) {
       throw new RegistryError(
         `token service ${url.origin}${url.pathname} unreachable: ${(err as Error).message}`,

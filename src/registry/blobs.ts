@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { headerValue } from './auth.js';
 import { RegistryError, UploadCutError } from './errors.js';
-import { pullScope, pushScope, type RegistryHttp } from './http.js';
+import { pullScope, pushScope, type RegistryHttp, type RequestBody } from './http.js';
 import { FALLBACK_CHUNK_BYTES, MIN_CHUNK_BYTES, SMALL_BLOB_BYTES, THROTTLED_UPLOAD_BLOCK_BYTES } from '../tuning.js';
 
 /**
@@ -21,8 +21,11 @@ export interface BlobReader {
   readonly size: number;
   /** The whole blob, or one range of it; exactly those bytes, or an error. */
   open(range?: ByteRange): AsyncIterable<Uint8Array>;
-  /** The same bytes as one stream, `onBytes` told of each block as it is read: sent as it is when no cap paces it. */
-  stream?(range: ByteRange, onBytes?: (n: number) => void): Readable;
+  /**
+   * The same bytes as the blocks of a request body, `onBytes` told of each block as it is read: sent as they are
+   * when no cap paces them. A block may be read into again once the one after it has been asked for.
+   */
+  stream?(range: ByteRange, onBytes?: (n: number) => void): AsyncIterable<Buffer>;
   /** The same bytes at once: a small blob goes as one buffer when no cap paces it. */
   bytes?(range: ByteRange): Buffer;
 }
@@ -133,7 +136,7 @@ export async function uploadBlob(http: RegistryHttp, settings: UploadSettings, o
       reported = sent;
     }
   };
-  const body = (range: ByteRange): Buffer | Readable => {
+  const body = (range: ByteRange): RequestBody => {
     if (!settings.throttle && blob.bytes && range.end - range.start < SMALL_BLOB_BYTES) {
       const bytes = blob.bytes(range);
       count(bytes.length);
@@ -217,7 +220,7 @@ async function startUpload(http: RegistryHttp, repository: string): Promise<URL>
   return new URL(location, url);
 }
 
-async function uploadChunked(http: RegistryHttp, repository: string, blob: BlobReader, first: URL, chunkSize: number, body: (range: ByteRange) => Buffer | Readable): Promise<void> {
+async function uploadChunked(http: RegistryHttp, repository: string, blob: BlobReader, first: URL, chunkSize: number, body: (range: ByteRange) => RequestBody): Promise<void> {
   let location = first;
   for (let offset = 0; offset < blob.size; offset += chunkSize) {
     const end = Math.min(blob.size, offset + chunkSize) - 1;

@@ -51,6 +51,9 @@ export interface ClientStats {
 
 export type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
+/** What a request sends: bytes at once, a stream, or blocks asked for one at a time (src/storage/file-range.ts). */
+export type RequestBody = Buffer | Readable | AsyncIterable<Buffer>;
+
 /** What an endpoint knows about a failure that the status alone does not tell (a schema1 refusal, say). */
 export interface Explanation {
   readonly failure: FailureClass;
@@ -64,7 +67,7 @@ export interface RequestOptions {
   readonly scopes: readonly string[];
   readonly headers?: Record<string, string>;
   /** A factory, so the body can be produced again when the request is repeated with a fresh token. */
-  readonly body?: () => Buffer | Readable;
+  readonly body?: () => RequestBody;
   /** Statuses that are success; anything else throws a RegistryError. */
   readonly ok: readonly number[];
   /** Keep the body for the caller instead of discarding it. */
@@ -142,7 +145,9 @@ export class RegistryHttp {
           path: `${options.url.pathname}${options.url.search}`,
           method: options.method,
           headers,
-          body: options.body?.(),
+          // undici's types leave iterables out of a dispatch's body; its requests take them (node_modules/undici/lib/
+          // core/request.js: "a Readable stream, an iterable, or an async iterable").
+          body: options.body?.() as Dispatcher.DispatchOptions['body'],
           // undici closes the connection after every HEAD unless told not to (node_modules/undici/lib/dispatcher/
           // client-h1.js, writeH1: "Close after a HEAD request to interop with misbehaving servers that may send a
           // body"), so each blob probe cost a new TCP connection. Registries answer HEAD without a body: distribution

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { request } from 'undici';
 import { writeFileAtomic } from '../util/files.js';
-import { requestUrl } from '../util/request-url.js';
 import type { PushResult } from '../push/push.js';
 import type { Deletion } from '../sync/sync.js';
 import { FAULT_KINDS } from '../inventory/types.js';
@@ -148,7 +148,7 @@ export async function pushMetrics(url: string, job: string, metrics: RunMetrics)
   const shard = metrics.shard?.split('/')[0];
   const target = `${url.replace(/\/+$/, '')}/metrics/job/${encodeURIComponent(job)}${shard !== undefined ? `/shard/${encodeURIComponent(shard)}` : ''}`;
   const text = renderMetrics({ ...metrics, shard: undefined });
-  const res = await requestUrl(target, { method: 'POST', headers: { 'content-type': 'text/plain; version=0.0.4' }, body: text });
+  const res = await request(target, { method: 'POST', headers: { 'content-type': 'text/plain; version=0.0.4' }, body: text });
   const body = await res.body.text();
   if (res.statusCode >= 300) throw new Error(`Pushgateway ${target} answered ${res.statusCode}: ${body.trim().slice(0, 200)}`);
 }

@@ -157,8 +157,12 @@ export interface SourceBlobReader {
   readonly size: number;
   /** The whole blob, or one range of it; exactly those bytes, or an error. */
   open(range?: ByteRange, blockBytes?: number): AsyncIterable<Buffer>;
-  /** The same bytes as one stream, `onBytes` told of each block as it is read. */
-  stream?(range: ByteRange, onBytes?: (n: number) => void): Readable;
+  /**
+   * The same bytes as the blocks of a request body, `onBytes` told of each block as it is read. A block may be read
+   * into again once the block after it has been asked for (src/storage/file-range.ts): a consumer that keeps blocks
+   * copies them.
+   */
+  stream?(range: ByteRange, onBytes?: (n: number) => void): AsyncIterable<Buffer>;
   /** The same bytes at once, for a small blob. */
   bytes?(range: ByteRange): Buffer;
 }
