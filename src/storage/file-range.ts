@@ -63,9 +63,10 @@ function changed(file: string, done: number, expected: number): Error {
  * A buffer is read into again two blocks later, once the socket is done with it: undici asks for the next block
  * of an iterable body only after `socket.write` of this one returned true or the socket drained
  * (node_modules/undici/lib/dispatcher/client-h1.js, writeIterable and AsyncWriter.write). Writes leave in order, and
- * a block is larger than a socket's high-water mark (16 KiB; 64 KiB from Node 22), so a write returns true only when
- * everything before it has gone: the block before this one is written when the one after it is asked for. A
- * consumer that keeps blocks must copy them. Fails like readRange when the file holds fewer bytes.
+ * every block but the last is a whole block, larger than a socket's high-water mark (16 KiB; 64 KiB from Node 22)
+ * whenever there are two, so a write returns true only when everything before it has gone: the block before this
+ * one is written when the one after it is asked for. A consumer that keeps blocks must copy them. Fails like
+ * readRange when the file holds fewer bytes.
  */
 async function* fileBlocks(file: string, start: number, end: number, onBytes?: (n: number) => void): AsyncGenerator<Buffer> {
   const size = end - start + 1;
@@ -76,11 +77,16 @@ async function* fileBlocks(file: string, start: number, end: number, onBytes?: (
     for (let position = start, turn = 0; position <= end; turn ^= 1) {
       const block = buffers[turn]!;
       const wanted = Math.min(blockBytes, end - position + 1);
-      const { bytesRead } = await handle.read(block, 0, wanted, position);
-      if (bytesRead === 0) throw changed(file, position - start, size);
-      position += bytesRead;
-      onBytes?.(bytesRead);
-      yield bytesRead === block.length ? block : block.subarray(0, bytesRead);
+      // Whole blocks, whatever a read returns: only the last block may be shorter than the rest.
+      let filled = 0;
+      while (filled < wanted) {
+        const { bytesRead } = await handle.read(block, filled, wanted - filled, position + filled);
+        if (bytesRead === 0) throw changed(file, position + filled - start, size);
+        filled += bytesRead;
+      }
+      position += filled;
+      onBytes?.(filled);
+      yield filled === block.length ? block : block.subarray(0, filled);
     }
   } finally {
     await handle.close();
