@@ -1,5 +1,4 @@
 import { UsageError } from '../errors.js';
-import { CONNECT_TIMEOUT_MS, CONNECTIONS_PER_HOST, KEEP_ALIVE_MS } from '../tuning.js';
 
 export interface Endpoint {
   /** `https://harbor.example:8443` */

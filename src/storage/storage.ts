@@ -1,5 +1,3 @@
-import type { Readable } from 'node:stream';
-
 /**
  * The one interface over a registry's storage (docs/architecture.md, Storage). Everything above `storage/` reads the
  * source through it and never asks which backend it has: a directory, a tar of one, or an object store. Each

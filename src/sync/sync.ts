@@ -1,5 +1,5 @@
 import { describeReadFault } from '../inventory/render.js';
-import { splitRef, tagRef } from '../inventory/types.js';
+import { splitRef } from '../inventory/types.js';
 import { inShard } from '../plan/shard.js';
 import { nameSelected } from '../inventory/select.js';
 import { convertedImages, journalTag, loadState, saveState, type StateEntry, type SyncState } from './sync-state.js';
