@@ -1,18 +1,30 @@
-import { util, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { headerNames, pickHeaders } from '../util/headers.js';
 
 /**
  * One HTTP exchange through the dispatcher's own `dispatch`, for registry/http.ts. undici's `request()` wraps every
  * response body in a Readable stream and adds a listener to the abort signal per request; on the small requests a
  * push is made of, that cost as much CPU as the HTTP itself (bench/cpu.ts holds regmigrate against a client that
  * dispatches directly, bench/push-undici.ts). Here the body arrives as chunks into one Buffer, or is dropped, and
- * one listener per signal cuts every exchange under way.
+ * one listener per signal cuts every exchange under way. Only the headers the registry code reads are decoded
+ * (ANSWER_HEADERS).
  */
 export interface Exchange {
   readonly status: number;
-  readonly headers: Record<string, string | string[] | undefined>;
+  /** ANSWER_HEADERS, by lower-case name. */
+  readonly headers: ExchangeHeaders;
   /** The whole body: empty when `keep` said to drop it. Rejects when the body is cut (the headers came). */
   readonly body: Promise<Buffer>;
 }
+
+export type ExchangeHeaders = Readonly<Record<string, string | undefined>>;
+
+/**
+ * Every response header a reader of a registry's answer looks at: registry/blobs.ts (`location`), manifests.ts
+ * (`content-type`, `docker-content-digest`), tags.ts (`link`), http.ts and auth.ts (`retry-after`,
+ * `www-authenticate`, `x-request-id`). A header not named here reads as absent.
+ */
+export const ANSWER_HEADERS = headerNames(['content-type', 'docker-content-digest', 'link', 'location', 'retry-after', 'www-authenticate', 'x-request-id']);
 
 /**
  * Resolves with the status and headers as soon as they arrive, and rejects when no answer comes (a refused
@@ -47,7 +59,7 @@ export function exchange(dispatcher: Dispatcher, options: Dispatcher.DispatchOpt
         const body = new Promise<Buffer>((resolveBody, rejectBody) => (answered = { resolve: resolveBody, reject: rejectBody }));
         // Seen by the caller when it reads the body; never an unhandled rejection if it does not.
         body.catch(() => undefined);
-        resolve({ status, headers: util.parseHeaders(rawHeaders), body });
+        resolve({ status, headers: pickHeaders(rawHeaders, ANSWER_HEADERS), body });
         return true;
       },
       onData: (chunk) => {

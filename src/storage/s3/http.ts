@@ -13,6 +13,7 @@ import { canonicalQuery, encodeRfc3986, encodeS3Path, SigV4Signer } from './sigv
 import { parseErrorBody } from './xml.js';
 import { isTransientNetworkError } from '../../util/network-errors.js';
 import { Interrupted } from '../../util/stop.js';
+import { headerNames, pickHeaders } from '../../util/headers.js';
 import { RETRY_ATTEMPTS, RETRY_BASE_DELAY_MS, RETRY_MAX_DELAY_MS } from '../../tuning.js';
 
 export interface S3RetryPolicy {
@@ -79,8 +80,7 @@ const ERROR_BODY_LIMIT = 64 * 1024;
 type Outcome<T> = { value: T } | { failure: Error; retry: boolean };
 
 /** The headers any answer is read for: sizes, times, ETags, and what an error says beyond its body. */
-const ANSWER_HEADERS = new Set(['content-length', 'content-range', 'etag', 'last-modified', 'x-amz-bucket-region', 'x-amz-error-code', 'x-amz-request-id']);
-const ANSWER_HEADER_LENGTHS = new Set([...ANSWER_HEADERS].map((name) => name.length));
+const ANSWER_HEADERS = headerNames(['content-length', 'content-range', 'etag', 'last-modified', 'x-amz-bucket-region', 'x-amz-error-code', 'x-amz-request-id']);
 
 /** Thrown into the request (and caught by its own handler) to stop reading a body past its limit. */
 class BodyPastLimit extends Error {}
@@ -125,13 +125,7 @@ class WholeAnswerHandler implements Dispatcher.DispatchHandler {
     // 1xx answers come before the real one.
     if (statusCode < 200) return true;
     this.#status = statusCode;
-    const headers: Record<string, string | undefined> = {};
-    for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-      const raw = rawHeaders[i]!;
-      if (!ANSWER_HEADER_LENGTHS.has(raw.length)) continue;
-      const name = raw.toString('latin1').toLowerCase();
-      if (ANSWER_HEADERS.has(name) && headers[name] === undefined) headers[name] = rawHeaders[i + 1]!.toString('latin1');
-    }
+    const headers = pickHeaders(rawHeaders, ANSWER_HEADERS);
     this.#headers = headers;
     this.#limit = this.#ok.includes(statusCode) ? this.#okLimit : ERROR_BODY_LIMIT;
     const declared = Number(headers['content-length'] ?? NaN);
