@@ -1,7 +1,7 @@
 /**
  * A reference uploader, run as its own process so its CPU is its own: every blob file of a registry storage once,
  * largest first, over `connections` keep-alive connections, each as POST + one monolithic PUT with Content-Length.
- * The body goes from the file to the socket through two reused 256 KiB buffers per connection (one being read
+ * The body goes from the file to the socket through two reused 1 MiB buffers per connection (one being read
  * while the other is written), with nothing else per chunk. No manifests, no checks, no retries.
  *
  * usage: node dist/bench/upload-node.js ROOT URL CONNECTIONS [CA_FILE]   (URL: http://host:port or https://…)
@@ -21,7 +21,8 @@ const agent = tls
   ? new https.Agent({ keepAlive: true, maxSockets: connections, ...(caFile ? { ca: readFileSync(caFile) } : {}) })
   : new http.Agent({ keepAlive: true, maxSockets: connections });
 const send = tls ? https.request : http.request;
-const BLOCK = 256 * 1024;
+// Its fastest block size here: on one 2 GiB layer 1 MiB cost 0.90× the CPU of 256 KiB over HTTP, the same over HTTPS.
+const BLOCK = 1024 * 1024;
 
 function exchange(method: string, path: string, headers: http.OutgoingHttpHeaders, body?: (req: http.ClientRequest) => Promise<void>): Promise<http.IncomingMessage> {
   return new Promise((resolve, reject) => {

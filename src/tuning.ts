@@ -28,13 +28,14 @@ export function batchTagsFromEnv(env: NodeJS.ProcessEnv): number | undefined {
 // ---- Uploads ---------------------------------------------------------------------------------------------------
 
 /**
- * A blob is read and sent in blocks of this size. Measured on the push corpus: 1 MiB blocks took 1.5× the client
- * CPU of 256 KiB ones (each a fresh buffer outside the heap, and a socket write the kernel takes in pieces);
- * together with the heap setting below this took the push's client CPU from 2.5–3.3 s to 1.6–2.0 s.
- * `bench/ceiling.ts`, the reference uploader, sends the same blocks. A file's blocks have since been read into two
- * buffers taken in turn (storage/file-range.ts); the size was not measured again with them.
+ * A blob is read and sent in blocks of this size, read into two buffers taken in turn (storage/file-range.ts), so
+ * an upload holds at most two blocks and a large one holds 2 MiB (at most 32 large uploads run at once). On one 2 GiB
+ * layer, 3 alternating rounds each: 1 MiB blocks took 0.76× the client CPU of 256 KiB ones over HTTP and 0.81× over
+ * HTTPS (512 KiB: 0.80× and 0.93×); the push corpus, mostly smaller blobs, cost the same. (When each block was a fresh
+ * buffer, 1 MiB blocks had cost 1.5× on the corpus: V8 counted them towards its next full collection.) The node:http
+ * reference uploader (bench/upload-node.ts) sends 1 MiB blocks too, its own fastest size.
  */
-export const UPLOAD_BLOCK_BYTES = 256 * 1024;
+export const UPLOAD_BLOCK_BYTES = 1024 * 1024;
 
 /**
  * Blobs up to this size (configs, small layers) are read in one synchronous read and sent as one buffer: an open, a
