@@ -63,6 +63,20 @@ describe('start-up loads what the command uses', () => {
     for (const file of ['cli/report.js', 'cli/cutover.js', 'cli/scan.js', 'cli/sync.js', 'cli/diff.js', 'report/html.js']) expect(ours(modules, file), file).toEqual([]);
   });
 
+  it("push loads the undici package, not Node's own built-in copy of it", async () => {
+    const dir = tempDir('regmigrate-startup-builtin-');
+    const log = path.join(dir, 'builtins.txt');
+    writeFileSync(path.join(dir, 'watch.mjs'), `import { writeFileSync } from 'node:fs';\nprocess.on('exit', () => writeFileSync(${JSON.stringify(log)}, process.moduleLoadList.join('\\n')));\n`);
+    const result = await execa('node', ['--import', path.join(dir, 'watch.mjs'), BIN, 'push', DEMO_STORAGE, '--to', '127.0.0.1:1', '--dry-run'], { reject: false, cwd: PROJECT });
+    const builtins = readFileSync(log, 'utf8').split('\n');
+    // The run got as far as contacting the destination (refused: nothing listens on port 1), so its dispatcher was made.
+    expect(result.stderr).toMatch(/127\.0\.0\.1:1/);
+    expect(builtins).toContain('NativeModule net');
+    expect(builtins.filter((m) => m.includes('deps/undici'))).toEqual([]);
+    const { modules } = await loadedModules(['push', '--help']);
+    expect(fromPackage(modules, 'undici')).not.toEqual([]);
+  });
+
   it('push loads the YAML parser, semver and the progress bars only for a flag or a terminal that needs them', async () => {
     const { exitCode, modules } = await loadedModules(['push', '--help']);
     expect(exitCode).toBe(0);
