@@ -28,14 +28,35 @@ export function batchTagsFromEnv(env: NodeJS.ProcessEnv): number | undefined {
 // ---- Uploads ---------------------------------------------------------------------------------------------------
 
 /**
- * A blob is read and sent in blocks of this size, read into two buffers taken in turn (storage/file-range.ts), so
- * an upload holds at most two blocks and a large one holds 2 MiB (at most 32 large uploads run at once). On one 2 GiB
- * layer, 3 alternating rounds each: 1 MiB blocks took 0.76× the client CPU of 256 KiB ones over HTTP and 0.81× over
- * HTTPS (512 KiB: 0.80× and 0.93×); the push corpus, mostly smaller blobs, cost the same. (When each block was a fresh
- * buffer, 1 MiB blocks had cost 1.5× on the corpus: V8 counted them towards its next full collection.) The node:http
- * reference uploader (bench/upload-node.ts) sends 1 MiB blocks too, its own fastest size.
+ * A blob is read and sent in blocks of at most this size, read into two buffers taken in turn (storage/file-range.ts),
+ * so an upload holds at most two blocks. On one 2 GiB layer, 3 alternating rounds each: 1 MiB blocks took 0.76× the
+ * client CPU of 256 KiB ones over HTTP and 0.81× over HTTPS (512 KiB: 0.80× and 0.93×); the push corpus, mostly
+ * smaller blobs, cost the same. (When each block was a fresh buffer, 1 MiB blocks had cost 1.5× on the corpus: V8
+ * counted them towards its next full collection.) The node:http reference uploader (bench/upload-node.ts) sends
+ * 1 MiB blocks too, its own fastest size.
  */
 export const UPLOAD_BLOCK_BYTES = 1024 * 1024;
+
+/** The smallest upload block uploadBlockBytes chooses: the size every upload had before blocks were reused. */
+export const MIN_UPLOAD_BLOCK_BYTES = 256 * 1024;
+
+/**
+ * The block buffers of every upload a run may have in flight together: 64 MiB, which is the 32 uploads a run grows
+ * to by default with 1 MiB blocks. Not measured: it keeps a high `--concurrency` from multiplying the memory a run
+ * needs (at `--concurrency 256`, 1 MiB blocks would hold 512 MiB).
+ */
+export const UPLOAD_BUFFER_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The block size for a run whose uploads may grow to `uploads` at once: UPLOAD_BLOCK_BYTES while two blocks for
+ * each fit in UPLOAD_BUFFER_BYTES, halved until they do, never below MIN_UPLOAD_BLOCK_BYTES (1 MiB up to 32
+ * uploads, 512 KiB up to 64, 256 KiB beyond).
+ */
+export function uploadBlockBytes(uploads: number): number {
+  let block = UPLOAD_BLOCK_BYTES;
+  while (block > MIN_UPLOAD_BLOCK_BYTES && 2 * block * uploads > UPLOAD_BUFFER_BYTES) block /= 2;
+  return block;
+}
 
 /**
  * Blobs up to this size (configs, small layers) are read in one synchronous read and sent as one buffer: an open, a

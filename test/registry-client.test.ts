@@ -8,6 +8,8 @@ import { parseEndpoint } from '../src/registry/endpoint.js';
 import { RegistryError } from '../src/registry/errors.js';
 import { makeSigningKey, signSchema1 } from '../src/image/schema1.js';
 import { fileRangeReader } from '../src/storage/file-range.js';
+import { MIN_UPLOAD_BLOCK_BYTES, UPLOAD_BLOCK_BYTES } from '../src/tuning.js';
+import { connectDestination } from '../src/destination/destination.js';
 import { DOCKER_MANIFEST, SCHEMA1_SIGNED } from '../src/image/media-types.js';
 import { startProxy, type ScriptedProxy } from './helpers/proxy.js';
 import { startRegistry, type RunningRegistry } from './helpers/registry.js';
@@ -84,6 +86,17 @@ describe('RegistryClient against a scripted proxy in front of a real docker-regi
     expect(proxy.log.filter((r) => r.method === 'PUT').map((r) => r.status)).toEqual(['dropped', 201]);
     // Progress counts each byte once, though the first attempt sent part of the blob already.
     expect(counted).toBe(blob.size);
+  });
+
+  it('streams a blob from a file in the block size it was given', async () => {
+    proxy.reset();
+    const blocky = new RegistryClient({ endpoint: parseEndpoint(proxy.host), credentials: undefined, dispatcher, retry: FAST_RETRY, blockBytes: MIN_UPLOAD_BLOCK_BYTES });
+    const file = blobFile(3 * MIN_UPLOAD_BLOCK_BYTES + 7);
+    const asked: Array<number | undefined> = [];
+    const blob: BlobReader = { ...file, stream: (range, onBytes, blockBytes) => (asked.push(blockBytes), file.stream!(range, onBytes, blockBytes)) };
+    await blocky.uploadBlob({ repository: 'blocks/small', blob });
+    expect(await blocky.hasBlob('blocks/small', blob.digest)).toBe(true);
+    expect(asked).toEqual([MIN_UPLOAD_BLOCK_BYTES]);
   });
 
   it('asks whether a blob landed before sending it again after a lost answer to its final PUT: a mount into its own repository, no HEAD', async () => {
@@ -246,6 +259,35 @@ describe('RegistryClient against a scripted proxy in front of a real docker-regi
       expect(connections).toBe(1);
     } finally {
       await single.close();
+    }
+  });
+});
+
+describe('a destination sizes upload blocks by the uploads it may run at once', () => {
+  let registry: RunningRegistry;
+  beforeAll(async () => {
+    registry = await startRegistry();
+  });
+  const connect = (uploads?: number) =>
+    connectDestination({
+      endpoint: parseEndpoint(registry.host),
+      credentials: { username: undefined, password: undefined, env: { DOCKER_CONFIG: tempDir() }, dockerConfig: undefined },
+      timeoutMs: 10_000,
+      chunkSize: undefined,
+      insecure: false,
+      caFile: undefined,
+      ...(uploads ? { budget: { uploads, requests: uploads * 2 } } : {}),
+    });
+
+  it.each([
+    ['the default (uploads grow to 32)', undefined, UPLOAD_BLOCK_BYTES],
+    ['--concurrency 256', 256, MIN_UPLOAD_BLOCK_BYTES],
+  ])('%s', async (_name, uploads, block) => {
+    const destination = await connect(uploads);
+    try {
+      expect(destination.client.blockBytes).toBe(block);
+    } finally {
+      await destination.close();
     }
   });
 });

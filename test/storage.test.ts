@@ -8,7 +8,7 @@ import { buildDemoStorage, type BuiltTree } from '../fixtures/trees.js';
 import { checkRepositoryName, checkTag } from '../src/storage/digest.js';
 import { fileRangeReader } from '../src/storage/file-range.js';
 import { openStorage } from '../src/storage/open.js';
-import { UPLOAD_BLOCK_BYTES } from '../src/tuning.js';
+import { MIN_UPLOAD_BLOCK_BYTES, UPLOAD_BLOCK_BYTES, UPLOAD_BUFFER_BYTES, uploadBlockBytes } from '../src/tuning.js';
 import type { Storage } from '../src/storage/storage.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -231,5 +231,36 @@ describe('a blob read from a file for an upload', () => {
     expect(copies.length).toBe(5);
     expect(counted).toBe(range.end - range.start + 1);
     expect(buffers.size, 'a fresh buffer per block is memory V8 must collect').toBe(2);
+  });
+
+  it('comes in blocks of the size the upload asks for, at most UPLOAD_BLOCK_BYTES', async () => {
+    const bytes = randomBytes(UPLOAD_BLOCK_BYTES + 5);
+    const file = path.join(tempDir(), 'blob');
+    writeFileSync(file, bytes);
+    const reader = fileRangeReader(file, 0, bytes.length, 'sha256:unchecked-here');
+    const sizes = async (blockBytes?: number): Promise<number[]> => {
+      const seen: number[] = [];
+      for await (const block of reader.stream!({ start: 0, end: bytes.length - 1 }, undefined, blockBytes)) seen.push(block.length);
+      return seen;
+    };
+    expect(await sizes()).toEqual([UPLOAD_BLOCK_BYTES, 5]);
+    expect(await sizes(MIN_UPLOAD_BLOCK_BYTES)).toEqual([...Array<number>(UPLOAD_BLOCK_BYTES / MIN_UPLOAD_BLOCK_BYTES).fill(MIN_UPLOAD_BLOCK_BYTES), 5]);
+  });
+});
+
+describe('the upload block size', () => {
+  it.each([
+    [1, UPLOAD_BLOCK_BYTES],
+    [32, UPLOAD_BLOCK_BYTES],
+    [33, UPLOAD_BLOCK_BYTES / 2],
+    [64, UPLOAD_BLOCK_BYTES / 2],
+    [65, MIN_UPLOAD_BLOCK_BYTES],
+    [256, MIN_UPLOAD_BLOCK_BYTES],
+  ])('for up to %i uploads at once is %i bytes', (uploads, block) => {
+    expect(uploadBlockBytes(uploads)).toBe(block);
+  });
+
+  it('keeps two blocks of every upload within UPLOAD_BUFFER_BYTES while blocks can shrink', () => {
+    for (let uploads = 1; uploads * 2 * MIN_UPLOAD_BLOCK_BYTES <= UPLOAD_BUFFER_BYTES; uploads++) expect(2 * uploadBlockBytes(uploads) * uploads).toBeLessThanOrEqual(UPLOAD_BUFFER_BYTES);
   });
 });

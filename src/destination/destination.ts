@@ -15,7 +15,7 @@ import { createBudget, DEFAULT_BUDGET, type BudgetSizes, type DestinationBudget 
 import { DestinationHealth } from './health.js';
 import type { StopSignals } from '../util/stop.js';
 import type { OnNotice } from '../util/notice.js';
-import { CONTACT_TIMEOUT_MS } from '../tuning.js';
+import { CONTACT_TIMEOUT_MS, uploadBlockBytes } from '../tuning.js';
 
 export interface DestinationOptions extends TlsOptions {
   readonly endpoint: Endpoint;
@@ -81,6 +81,8 @@ export async function connectDestination(options: DestinationOptions): Promise<D
     feedback: health,
     ...(limiter ? { throttle: (bytes: number, signal?: AbortSignal) => limiter.take(bytes, signal) } : {}),
     ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
+    // Two blocks per upload that may run at once, within tuning.ts UPLOAD_BUFFER_BYTES.
+    blockBytes: uploadBlockBytes(capOf(sizes.uploads)),
     retry,
     ...(options.stop ? { abort: options.stop.abort } : {}),
   });

@@ -25,7 +25,7 @@ export interface BlobReader {
    * The same bytes as the blocks of a request body, `onBytes` told of each block as it is read: sent as they are
    * when no cap paces them. A block may be read into again once the one after it has been asked for.
    */
-  stream?(range: ByteRange, onBytes?: (n: number) => void): AsyncIterable<Buffer>;
+  stream?(range: ByteRange, onBytes?: (n: number) => void, blockBytes?: number): AsyncIterable<Buffer>;
   /** The same bytes at once: a small blob goes as one buffer when no cap paces it. */
   bytes?(range: ByteRange): Buffer;
 }
@@ -45,6 +45,8 @@ export interface UploadSettings {
   chunkSize: number | undefined;
   /** Blob bodies wait here for their bytes (`--limit-rate`); the signal ends the wait when the run is cut. */
   readonly throttle?: ((bytes: number, signal?: AbortSignal) => Promise<void>) | undefined;
+  /** The block size of a blob streamed from a file (tuning.ts uploadBlockBytes); undefined: UPLOAD_BLOCK_BYTES. */
+  readonly blockBytes?: number | undefined;
 }
 
 export type MountResult = { mounted: true } | { mounted: false; location: URL | undefined };
@@ -142,7 +144,7 @@ export async function uploadBlob(http: RegistryHttp, settings: UploadSettings, o
       count(bytes.length);
       return bytes;
     }
-    return !settings.throttle && blob.stream ? blob.stream(range, count) : Readable.from(paced(blob.open(range), count, settings.throttle, http.abort), { objectMode: false });
+    return !settings.throttle && blob.stream ? blob.stream(range, count, settings.blockBytes) : Readable.from(paced(blob.open(range), count, settings.throttle, http.abort), { objectMode: false });
   };
   const attempt = async (): Promise<void> => {
     // A repeated attempt first asks whether the last one landed after all (its final PUT timed out, say): a mount

@@ -23,6 +23,8 @@ export interface ClientOptions {
   readonly userAgent?: string;
   /** Blob bodies wait here for their bytes (`--limit-rate`), until the signal (the run is cut); manifests, mounts and small requests do not. */
   readonly throttle?: (bytes: number, signal?: AbortSignal) => Promise<void>;
+  /** The block size of a blob streamed from a file (tuning.ts uploadBlockBytes). */
+  readonly blockBytes?: number;
   /** Cuts every request under way (a stopping run's grace is over); the caller sees Interrupted. */
   readonly abort?: AbortSignal;
   /** Hears the outcome of every request: the destination's budget adapts to it (destination/budget.ts). */
@@ -43,7 +45,7 @@ export class RegistryClient {
 
   constructor(options: ClientOptions) {
     this.#http = new RegistryHttp(options);
-    this.#uploads = { chunkSize: options.chunkSize, throttle: options.throttle };
+    this.#uploads = { chunkSize: options.chunkSize, throttle: options.throttle, blockBytes: options.blockBytes };
     this.endpoint = this.#http.endpoint;
     this.auth = this.#http.auth;
     this.stats = this.#http.stats;
@@ -51,6 +53,11 @@ export class RegistryClient {
 
   url(path: string): URL {
     return this.#http.url(path);
+  }
+
+  /** The block size of blobs streamed from files (tuning.ts uploadBlockBytes); undefined: UPLOAD_BLOCK_BYTES. */
+  get blockBytes(): number | undefined {
+    return this.#uploads.blockBytes;
   }
 
   /** The chunk size uploads use now: `--chunk-size`, or what a proxy's 413 made it. */

@@ -13,7 +13,7 @@ export function fileRangeReader(file: string, start: number, size: number, diges
     digest,
     size,
     open: (range, blockBytes) => readRange(file, start + (range?.start ?? 0), start + (range?.end ?? size - 1), blockBytes ?? UPLOAD_BLOCK_BYTES),
-    stream: (range, onBytes) => fileBlocks(file, start + range.start, start + range.end, onBytes),
+    stream: (range, onBytes, blockBytes) => fileBlocks(file, start + range.start, start + range.end, onBytes, blockBytes),
     bytes: (range) => readRangeSync(file, start + range.start, start + range.end),
   };
 }
@@ -68,9 +68,9 @@ function changed(file: string, done: number, expected: number): Error {
  * one is written when the one after it is asked for. A consumer that keeps blocks must copy them. Fails like
  * readRange when the file holds fewer bytes.
  */
-async function* fileBlocks(file: string, start: number, end: number, onBytes?: (n: number) => void): AsyncGenerator<Buffer> {
+async function* fileBlocks(file: string, start: number, end: number, onBytes?: (n: number) => void, maxBlockBytes = UPLOAD_BLOCK_BYTES): AsyncGenerator<Buffer> {
   const size = end - start + 1;
-  const blockBytes = Math.min(UPLOAD_BLOCK_BYTES, size);
+  const blockBytes = Math.min(maxBlockBytes, size);
   const buffers = [Buffer.allocUnsafeSlow(blockBytes), size > blockBytes ? Buffer.allocUnsafeSlow(blockBytes) : undefined];
   const handle = await open(file, 'r');
   try {

@@ -160,7 +160,7 @@ export interface SourceBlobReader {
    * into again once the block after it has been asked for (src/storage/file-range.ts): a consumer that keeps blocks
    * copies them.
    */
-  stream?(range: ByteRange, onBytes?: (n: number) => void): AsyncIterable<Buffer>;
+  stream?(range: ByteRange, onBytes?: (n: number) => void, blockBytes?: number): AsyncIterable<Buffer>;
   /** The same bytes at once, for a small blob. */
   bytes?(range: ByteRange): Buffer;
 }
