@@ -12,12 +12,10 @@ import { headerNames, pickHeaders } from '../util/headers.js';
 export interface Exchange {
   readonly status: number;
   /** ANSWER_HEADERS, by lower-case name. */
-  readonly headers: ExchangeHeaders;
+  readonly headers: Readonly<Record<string, string | undefined>>;
   /** The whole body: empty when `keep` said to drop it. Rejects when the body is cut (the headers came). */
   readonly body: Promise<Buffer>;
 }
-
-export type ExchangeHeaders = Readonly<Record<string, string | undefined>>;
 
 /**
  * Every response header a reader of a registry's answer looks at: registry/blobs.ts (`location`), manifests.ts
