@@ -59,13 +59,16 @@ export class LockedError extends RegmigrateError {
   }
 }
 
+/** The status of a run whose results (report, journal, metrics, standard output) could not be written. */
+export const OUTPUT_EXIT = 5;
+
 /**
  * The work is done but its results (report, journal, metrics) could not be written: exit 5, so a cron job tells it
  * from failed images. What could be printed was printed first.
  */
 export class OutputError extends RegmigrateError {
   constructor(message: string, hint = 'the transfer itself finished; the image list was printed to stdout above') {
-    super('OUTPUT', message, { exitCode: 5, hint });
+    super('OUTPUT', message, { exitCode: OUTPUT_EXIT, hint });
   }
 }
 

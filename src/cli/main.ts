@@ -1,10 +1,11 @@
 import { Command, CommanderError } from 'commander';
-import { RegmigrateError, errorMessage } from '../errors.js';
+import { OUTPUT_EXIT, RegmigrateError, errorMessage } from '../errors.js';
 import type { CliContext } from './context.js';
 import { writeJsonLog } from '../report/log.js';
 import { startHeapTuning } from './heap-tuning.js';
 import { VERSION } from '../version.js';
 import { commandName, guardDrain, RunWatch } from './stall.js';
+import { watchOutput } from './output.js';
 
 type Register = (program: Command, ctx: CliContext) => void;
 
@@ -82,6 +83,13 @@ export async function run(argv: string[]): Promise<void> {
     if (ctx.logFormat === 'json') writeJsonLog(ctx.stderr, { level: 'error', event: 'error', code: 'INTERNAL', message: line, exitCode: 70 });
     else ctx.stderr.write(`regmigrate: internal error: ${line}\n`);
   });
+  // A reader that closed the pipe ends the output quietly; a failed write (a full disk) is said, and the status is 5.
+  let returned = false;
+  const output = watchOutput(process.stdout, (line) => {
+    if (ctx.logFormat === 'json') writeJsonLog(ctx.stderr, { level: 'error', event: 'error', code: 'OUTPUT', message: line, exitCode: OUTPUT_EXIT });
+    else ctx.stderr.write(`regmigrate: ${line}\n`);
+    if (returned) process.exitCode = Math.max(Number(process.exitCode ?? 0), OUTPUT_EXIT);
+  });
   try {
     await (await buildProgram(ctx, commandsFor(argv))).parseAsync(argv);
   } catch (err) {
@@ -105,5 +113,8 @@ export async function run(argv: string[]): Promise<void> {
     unguard();
     stopHeapTuning();
   }
-  process.exitCode = exitCode;
+  // The error of the last write arrives on a later tick.
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  returned = true;
+  process.exitCode = output.failed() ? Math.max(exitCode, OUTPUT_EXIT) : exitCode;
 }
