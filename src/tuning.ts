@@ -65,8 +65,13 @@ export function uploadBlockBytes(uploads: number): number {
  */
 export const SMALL_BLOB_BYTES = 64 * 1024;
 
-/** Blocks under `--limit-rate`: smaller, so the token bucket lets bytes out smoothly rather than in 256 KiB bursts. Not measured. */
+/**
+ * Blocks under `--limit-rate`: smaller, so the token bucket lets bytes out smoothly rather than in 1 MiB bursts; at
+ * most a tenth of a second's worth of the rate (util/rate-limit.ts), and no fewer bytes than the second figure (a
+ * write per step: a few a second at the lowest rate). Not measured.
+ */
 export const THROTTLED_UPLOAD_BLOCK_BYTES = 64 * 1024;
+export const MIN_THROTTLED_STEP_BYTES = 256;
 
 /**
  * Chunk size after a proxy refused a whole blob with 413 and no `--chunk-size` was given; each further 413 divides

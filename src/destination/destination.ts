@@ -79,7 +79,7 @@ export async function connectDestination(options: DestinationOptions): Promise<D
     credentials,
     dispatcher,
     feedback: health,
-    ...(limiter ? { throttle: (bytes: number, signal?: AbortSignal) => limiter.take(bytes, signal) } : {}),
+    ...(limiter ? { throttle: limiter } : {}),
     ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
     // Two blocks per upload that may run at once, within tuning.ts UPLOAD_BUFFER_BYTES.
     blockBytes: uploadBlockBytes(capOf(sizes.uploads)),

@@ -2,7 +2,8 @@ import { Readable } from 'node:stream';
 import { headerValue } from './auth.js';
 import { RegistryError, UploadCutError } from './errors.js';
 import { pullScope, pushScope, type RegistryHttp, type RequestBody } from './http.js';
-import { FALLBACK_CHUNK_BYTES, MIN_CHUNK_BYTES, SMALL_BLOB_BYTES, THROTTLED_UPLOAD_BLOCK_BYTES } from '../tuning.js';
+import { FALLBACK_CHUNK_BYTES, MIN_CHUNK_BYTES, SMALL_BLOB_BYTES } from '../tuning.js';
+import { paced, type Throttle } from '../util/rate-limit.js';
 
 /**
  * Blobs (docs/registry-behaviour.md, Push): probe, read, mount, upload. The bytes come from a BlobReader, so this
@@ -44,7 +45,7 @@ export interface UploadSettings {
   /** Upload in chunks of this many bytes (`--chunk-size`); undefined: one PUT per blob until a 413 says otherwise. */
   chunkSize: number | undefined;
   /** Blob bodies wait here for their bytes (`--limit-rate`); the signal ends the wait when the run is cut. */
-  readonly throttle?: ((bytes: number, signal?: AbortSignal) => Promise<void>) | undefined;
+  readonly throttle?: Throttle | undefined;
   /** The block size of a blob streamed from a file (tuning.ts uploadBlockBytes); undefined: UPLOAD_BLOCK_BYTES. */
   readonly blockBytes?: number | undefined;
 }
@@ -54,7 +55,6 @@ export type MountResult = { mounted: true } | { mounted: false; location: URL | 
 // The 413 fallback's chunk sizes and the step under a bandwidth cap: tuning.ts.
 const FALLBACK_CHUNK_SIZE = FALLBACK_CHUNK_BYTES;
 const MIN_CHUNK_SIZE = MIN_CHUNK_BYTES;
-const THROTTLED_STEP = THROTTLED_UPLOAD_BLOCK_BYTES;
 /** Redirect statuses a blob GET or HEAD may answer (object storage). */
 const REDIRECTS = [301, 302, 303, 307, 308] as const;
 const MAX_REDIRECTS = 5;
@@ -138,13 +138,16 @@ export async function uploadBlob(http: RegistryHttp, settings: UploadSettings, o
       reported = sent;
     }
   };
-  const body = (range: ByteRange): RequestBody => {
+  const body = (range: ByteRange, over: AbortSignal): RequestBody => {
     if (!settings.throttle && blob.bytes && range.end - range.start < SMALL_BLOB_BYTES) {
       const bytes = blob.bytes(range);
       count(bytes.length);
       return bytes;
     }
-    return !settings.throttle && blob.stream ? blob.stream(range, count, settings.blockBytes) : Readable.from(paced(blob.open(range), count, settings.throttle, http.abort), { objectMode: false });
+    if (!settings.throttle && blob.stream) return blob.stream(range, count, settings.blockBytes);
+    // A wait for the bandwidth cap ends with the request (cut, failed, or stopped with the run): a body the request
+    // gave up on would otherwise wait its turn, at a low rate for minutes, and hold the process open after the run.
+    return Readable.from(paced(blob.open(range), settings.throttle, over, count), { objectMode: false });
   };
   const attempt = async (): Promise<void> => {
     // A repeated attempt first asks whether the last one landed after all (its final PUT timed out, say): a mount
@@ -170,7 +173,7 @@ export async function uploadBlob(http: RegistryHttp, settings: UploadSettings, o
             url: withDigest(location, blob.digest),
             scopes: [pushScope(repository)],
             headers: { 'content-type': 'application/octet-stream', 'content-length': String(blob.size) },
-            body: () => (blob.size === 0 ? Buffer.alloc(0) : body({ start: 0, end: blob.size - 1 })),
+            body: (over) => (blob.size === 0 ? Buffer.alloc(0) : body({ start: 0, end: blob.size - 1 }, over)),
             bodySize: blob.size,
             ok: [201],
           });
@@ -222,7 +225,7 @@ async function startUpload(http: RegistryHttp, repository: string): Promise<URL>
   return new URL(location, url);
 }
 
-async function uploadChunked(http: RegistryHttp, repository: string, blob: BlobReader, first: URL, chunkSize: number, body: (range: ByteRange) => RequestBody): Promise<void> {
+async function uploadChunked(http: RegistryHttp, repository: string, blob: BlobReader, first: URL, chunkSize: number, body: (range: ByteRange, over: AbortSignal) => RequestBody): Promise<void> {
   let location = first;
   for (let offset = 0; offset < blob.size; offset += chunkSize) {
     const end = Math.min(blob.size, offset + chunkSize) - 1;
@@ -233,7 +236,7 @@ async function uploadChunked(http: RegistryHttp, repository: string, blob: BlobR
       scopes: [pushScope(repository)],
       // Distribution wants `start-end` inclusive, without the `bytes ` prefix (docs/registry-behaviour.md, Push).
       headers: { 'content-type': 'application/octet-stream', 'content-range': `${offset}-${end}`, 'content-length': String(length) },
-      body: () => body({ start: offset, end }),
+      body: (over) => body({ start: offset, end }, over),
       bodySize: length,
       ok: [202],
     });
@@ -242,23 +245,6 @@ async function uploadChunked(http: RegistryHttp, repository: string, blob: BlobR
     location = new URL(next, location);
   }
   await http.request({ method: 'PUT', url: withDigest(location, blob.digest), scopes: [pushScope(repository)], headers: { 'content-length': '0' }, ok: [201] });
-}
-
-/**
- * A reader's bytes as they go out: counted, and under a bandwidth cap taken from its budget in small steps. An async
- * generator: undici sends it with the Content-Length we set.
- */
-async function* paced(bytes: AsyncIterable<Uint8Array>, onBytes: ((n: number) => void) | undefined, throttle: UploadSettings['throttle'], signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
-  for await (const chunk of bytes) {
-    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    const step = throttle ? THROTTLED_STEP : buffer.length;
-    for (let at = 0; at < buffer.length; at += step) {
-      const piece = step >= buffer.length ? buffer : buffer.subarray(at, at + step);
-      if (throttle) await throttle(piece.length, signal);
-      onBytes?.(piece.length);
-      yield piece;
-    }
-  }
 }
 
 /** `Location` keeps its `_state` query untouched; the digest is appended (docs/registry-behaviour.md, Push). */

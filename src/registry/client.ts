@@ -6,6 +6,7 @@ import type { Endpoint } from './endpoint.js';
 import { RegistryHttp, type ClientStats, type RequestFeedback } from './http.js';
 import { deleteManifest, getManifest, probeManifest, putManifest, type ManifestHead, type ServedManifest } from './manifests.js';
 import type { RetryPolicy } from './retry.js';
+import type { Throttle } from '../util/rate-limit.js';
 import { catalog, listTags } from './tags.js';
 
 export type { RetryPolicy } from './retry.js';
@@ -22,7 +23,7 @@ export interface ClientOptions {
   readonly chunkSize?: number;
   readonly userAgent?: string;
   /** Blob bodies wait here for their bytes (`--limit-rate`), until the signal (the run is cut); manifests, mounts and small requests do not. */
-  readonly throttle?: (bytes: number, signal?: AbortSignal) => Promise<void>;
+  readonly throttle?: Throttle;
   /** The block size of a blob streamed from a file (tuning.ts uploadBlockBytes). */
   readonly blockBytes?: number;
   /** Cuts every request under way (a stopping run's grace is over); the caller sees Interrupted. */

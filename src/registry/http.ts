@@ -66,8 +66,11 @@ export interface RequestOptions {
   readonly url: URL;
   readonly scopes: readonly string[];
   readonly headers?: Record<string, string>;
-  /** A factory, so the body can be produced again when the request is repeated with a fresh token. */
-  readonly body?: () => RequestBody;
+  /**
+   * A factory, so the body can be produced again when the request is repeated with a fresh token. `over` fires once
+   * the request is over, however it ended: a body that waits on something (a bandwidth cap) stops waiting then.
+   */
+  readonly body?: (over: AbortSignal) => RequestBody;
   /** Statuses that are success; anything else throws a RegistryError. */
   readonly ok: readonly number[];
   /** Keep the body for the caller instead of discarding it. */
@@ -136,53 +139,58 @@ export class RegistryHttp {
         if (authorization) headers.authorization = authorization;
       }
       this.stats.requests++;
-      let res: Exchange;
+      const over = options.body ? new AbortController() : undefined;
       try {
-        // What is wanted of the body: the caller's when it keeps it, a refusal's text to sort it by.
-        const keep = (status: number): boolean => options.method !== 'HEAD' && (options.keepBody === true || !options.ok.includes(status));
-        res = await exchange(this.#dispatcher, {
-          origin: options.url.origin,
-          path: `${options.url.pathname}${options.url.search}`,
-          method: options.method,
-          headers,
-          // undici's types leave iterables out of a dispatch's body; its requests take them (node_modules/undici/lib/
-          // core/request.js: "a Readable stream, an iterable, or an async iterable").
-          body: options.body?.() as Dispatcher.DispatchOptions['body'],
-          // undici closes the connection after every HEAD unless told not to (node_modules/undici/lib/dispatcher/
-          // client-h1.js, writeH1: "Close after a HEAD request to interop with misbehaving servers that may send a
-          // body"), so each blob probe cost a new TCP connection. Registries answer HEAD without a body: distribution
-          // and Harbor are Go servers, whose net/http drops a handler's writes on HEAD (src/net/http/server.go,
-          // chunkWriter.Write: "Eat writes"), and RFC 9110 9.3.2 forbids one.
-          ...(options.method === 'HEAD' ? { reset: false } : {}),
-          ...(options.timeoutMs !== undefined ? { headersTimeout: options.timeoutMs, bodyTimeout: options.timeoutMs } : {}),
-        }, keep, this.abort);
-      } catch (err) {
-        if (this.abort?.aborted) throw this.#cut(options);
-        // The body's source stopped because the run is stopping (a bucket read not retried after the signal): the
-        // image is interrupted, not failed.
-        const interrupted = stoppedSource(err);
-        if (interrupted) throw interrupted;
-        this.#feedback?.onError(err);
-        throw new RegistryError(`${options.method} ${options.url.pathname}: ${describeNetworkError(err, options.timeoutMs)}`, this.#details(options, undefined, classifyNetworkError(err)), err);
+        let res: Exchange;
+        try {
+          // What is wanted of the body: the caller's when it keeps it, a refusal's text to sort it by.
+          const keep = (status: number): boolean => options.method !== 'HEAD' && (options.keepBody === true || !options.ok.includes(status));
+          res = await exchange(this.#dispatcher, {
+            origin: options.url.origin,
+            path: `${options.url.pathname}${options.url.search}`,
+            method: options.method,
+            headers,
+            // undici's types leave iterables out of a dispatch's body; its requests take them (node_modules/undici/lib/
+            // core/request.js: "a Readable stream, an iterable, or an async iterable").
+            body: (options.body && over ? options.body(over.signal) : undefined) as Dispatcher.DispatchOptions['body'],
+            // undici closes the connection after every HEAD unless told not to (node_modules/undici/lib/dispatcher/
+            // client-h1.js, writeH1: "Close after a HEAD request to interop with misbehaving servers that may send a
+            // body"), so each blob probe cost a new TCP connection. Registries answer HEAD without a body: distribution
+            // and Harbor are Go servers, whose net/http drops a handler's writes on HEAD (src/net/http/server.go,
+            // chunkWriter.Write: "Eat writes"), and RFC 9110 9.3.2 forbids one.
+            ...(options.method === 'HEAD' ? { reset: false } : {}),
+            ...(options.timeoutMs !== undefined ? { headersTimeout: options.timeoutMs, bodyTimeout: options.timeoutMs } : {}),
+          }, keep, this.abort);
+        } catch (err) {
+          if (this.abort?.aborted) throw this.#cut(options);
+          // The body's source stopped because the run is stopping (a bucket read not retried after the signal): the
+          // image is interrupted, not failed.
+          const interrupted = stoppedSource(err);
+          if (interrupted) throw interrupted;
+          this.#feedback?.onError(err);
+          throw new RegistryError(`${options.method} ${options.url.pathname}: ${describeNetworkError(err, options.timeoutMs)}`, this.#details(options, undefined, classifyNetworkError(err)), err);
+        }
+        const status = res.status;
+        hearResponse(this.#feedback, status, res.headers, sent);
+        if (options.ok.includes(status)) {
+          const body = await res.body.catch((err: unknown) => {
+            throw this.abort?.aborted ? this.#cut(options) : err;
+          });
+          if (options.bodySize !== undefined) this.stats.bytesSent += options.bodySize;
+          return { status, headers: res.headers, body };
+        }
+        const text = (await res.body.catch(() => Buffer.alloc(0))).toString('utf8');
+        if (status === 401 && sameOrigin && authAttempt === 0) {
+          // First contact, or a token that expired: learn the challenge, drop the token and go once more.
+          this.auth.learn(headerValue(res.headers['www-authenticate']));
+          this.auth.invalidate(options.scopes);
+          if (this.auth.scheme) continue;
+        }
+        if (status === 401 && sameOrigin && authAttempt > 0) throw await this.#refusal(options, res.headers, text);
+        throw this.#httpError(options, status, res.headers, text);
+      } finally {
+        over?.abort();
       }
-      const status = res.status;
-      hearResponse(this.#feedback, status, res.headers, sent);
-      if (options.ok.includes(status)) {
-        const body = await res.body.catch((err: unknown) => {
-          throw this.abort?.aborted ? this.#cut(options) : err;
-        });
-        if (options.bodySize !== undefined) this.stats.bytesSent += options.bodySize;
-        return { status, headers: res.headers, body };
-      }
-      const text = (await res.body.catch(() => Buffer.alloc(0))).toString('utf8');
-      if (status === 401 && sameOrigin && authAttempt === 0) {
-        // First contact, or a token that expired: learn the challenge, drop the token and go once more.
-        this.auth.learn(headerValue(res.headers['www-authenticate']));
-        this.auth.invalidate(options.scopes);
-        if (this.auth.scheme) continue;
-      }
-      if (status === 401 && sameOrigin && authAttempt > 0) throw await this.#refusal(options, res.headers, text);
-      throw this.#httpError(options, status, res.headers, text);
     }
   }
 

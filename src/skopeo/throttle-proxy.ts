@@ -2,21 +2,13 @@ import http from 'node:http';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { createDispatcher } from '../destination/dispatcher.js';
-import type { RateLimiter } from '../util/rate-limit.js';
+import { paced, type RateLimiter } from '../util/rate-limit.js';
 import type { Destination } from '../destination/destination.js';
 
 export interface ThrottleProxy {
   /** `127.0.0.1:PORT`: where skopeo sends what it would send to the destination. */
   readonly host: string;
   close(): Promise<void>;
-}
-
-async function* throttled(body: Readable, limiter: RateLimiter): AsyncGenerator<Buffer> {
-  for await (const chunk of body) {
-    const buffer = chunk as Buffer;
-    await limiter.take(buffer.length);
-    yield buffer;
-  }
 }
 
 /**
@@ -33,7 +25,7 @@ export async function startThrottleProxy(destination: Destination, limiter: Rate
     const headers: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !['host', 'connection', 'keep-alive', 'transfer-encoding'].includes(k)) headers[k] = v;
     const hasBody = req.method !== 'GET' && req.method !== 'HEAD' && (req.headers['content-length'] ?? '0') !== '0';
-    request(new URL(req.url ?? '/', origin), { method: req.method as 'GET', headers, body: hasBody ? Readable.from(throttled(req, limiter), { objectMode: false }) : undefined, dispatcher })
+    request(new URL(req.url ?? '/', origin), { method: req.method as 'GET', headers, body: hasBody ? Readable.from(paced(req, limiter), { objectMode: false }) : undefined, dispatcher })
       .then((up) => {
         const out: Record<string, string | string[]> = {};
         for (const [k, v] of Object.entries(up.headers)) {

@@ -227,19 +227,22 @@ describe('a stopping run and the registry client', () => {
 
   it('a wait for bandwidth (--limit-rate) ends when the run is cut', async () => {
     const registry = await startRegistry();
-    // 1 KiB/s without a burst: the second 64 KiB step of the upload waits about a minute for its turn.
+    // 1 KiB/s without a burst: the second step of the upload waits for its turn.
     const limiter = new RateLimiter(1024, 0);
     let waits = 0;
     let ended = 0;
     const abort = new AbortController();
     const dispatcher = new Agent();
-    const throttle = async (bytes: number, signal?: AbortSignal): Promise<void> => {
-      waits++;
-      try {
-        await limiter.take(bytes, signal);
-      } finally {
-        ended++;
-      }
+    const throttle = {
+      step: limiter.step,
+      take: async (bytes: number, signal?: AbortSignal): Promise<void> => {
+        waits++;
+        try {
+          await limiter.take(bytes, signal);
+        } finally {
+          ended++;
+        }
+      },
     };
     const client = new RegistryClient({ endpoint: parseEndpoint(registry.host), credentials: undefined, dispatcher, throttle, abort: abort.signal });
     const file = path.join(tempDir(), 'blob');
@@ -252,6 +255,44 @@ describe('a stopping run and the registry client', () => {
     expect(await outcome).toBeInstanceOf(Interrupted);
     // One turn of the event loop, no clock: the wait is over by then.
     await new Promise((resolve) => setImmediate(resolve));
+    expect(ended).toBe(waits);
+    await dispatcher.close();
+  });
+
+  it('a wait for bandwidth ends when its request fails, with no run stopping: nothing is left to hold the process open', async () => {
+    const registry = await startRegistry();
+    // The destination side cuts the connection as soon as the body's first bytes arrive.
+    const proxy = await startProxy(registry.host);
+    proxy.script = (req) => (req.method === 'PUT' ? { kind: 'drop', afterBytes: 1 } : { kind: 'forward' });
+    // A wait that ends only by its signal: a body the request gave up on waits for ever unless its wait is ended.
+    let waits = 0;
+    let ended = 0;
+    const throttle = {
+      step: 1024,
+      take: (_bytes: number, signal?: AbortSignal): Promise<void> => {
+        // The first piece goes at once; every later one waits.
+        if (waits++ === 0) return Promise.resolve().finally(() => ended++);
+        return new Promise<void>((_resolve, reject) => {
+          signal?.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+        }).finally(() => ended++);
+      },
+    };
+    const dispatcher = new Agent();
+    const client = new RegistryClient({
+      endpoint: parseEndpoint(proxy.host),
+      credentials: undefined,
+      dispatcher,
+      throttle,
+      retry: { attempts: 1, baseDelayMs: 0, maxDelayMs: 0 },
+    });
+    const file = path.join(tempDir(), 'blob');
+    const bytes = randomBytes(256 * 1024);
+    writeFileSync(file, bytes);
+    const blob = fileRangeReader(file, 0, bytes.length, `sha256:${createHash('sha256').update(bytes).digest('hex')}`);
+    const failure = await client.uploadBlob({ repository: 'cut/dropped', blob }).catch((err: unknown) => err);
+    expect(failure).toBeInstanceOf(Error);
+    expect(waits).toBeGreaterThan(1);
+    await waitFor(() => ended === waits, 5000);
     expect(ended).toBe(waits);
     await dispatcher.close();
   });
