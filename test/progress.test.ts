@@ -198,6 +198,23 @@ describe('progress output carries the rate and the time left', () => {
     expect(progress[0]).toMatchObject({ level: 'info', images: 1, imagesDone: 0, failed: 0, bytes: 30 * MiB, bytesTotal: 100 * MiB, bytesPerSecond: MiB, bytesPerSecondSmoothed: MiB, etaSeconds: 70 });
   });
 
+  it('--log-format json: an image a stop left unfinished is interrupted, in its record and in the progress counts, not failed', () => {
+    const stream = new PassThrough();
+    const output = collect(stream);
+    const log = createJsonLog(stream, { intervalSeconds: 30 });
+    const planned = plannedEvent();
+    log.onEvent(planned);
+    const image = (planned as Extract<PushEvent, { type: 'planned' }>).plan.images[0]!;
+    log.onEvent({ type: 'image-done', image, ok: false, reason: 'interrupted', interrupted: true });
+    log.onEvent({ type: 'image-done', image: { ...image, tag: '1.1', source: 'team/api:1.1' }, ok: false, reason: 'corrupt-blob: …' });
+    vi.advanceTimersByTime(30_000);
+    log.stop();
+    const records = output().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(records.filter((r) => r.event === 'image-interrupted')).toEqual([expect.objectContaining({ level: 'warn', repo: 'team/api', tag: '1.0' })]);
+    expect(records.filter((r) => r.event === 'image-failed')).toEqual([expect.objectContaining({ level: 'error', tag: '1.1' })]);
+    expect(records.find((r) => r.event === 'progress')).toMatchObject({ imagesDone: 2, failed: 1, interrupted: 1 });
+  });
+
   /** A destination budget with `n` requests and one upload in flight (never finished: the test ends first). */
   function busyBudget(n: number): DestinationBudget {
     const budget = new DestinationBudget({ requests: { initial: 24, floor: 2, cap: 64 }, uploads: { initial: 8, floor: 1, cap: 8 } });

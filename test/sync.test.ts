@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { addImage, makeLayer, StorageBuilder } from '../fixtures/builder.js';
+import { buildFaultyStorage } from '../fixtures/trees.js';
 import { BIN, DEMO_STORAGE, runCli } from './helpers/cli.js';
 import { startHarborDouble } from './helpers/harbor-double.js';
 import { startProxy, type ScriptedProxy } from './helpers/proxy.js';
@@ -210,6 +211,18 @@ async function tagsOf(url: string, repository: string): Promise<string[]> {
 }
 
 describe('sync as a cron job', () => {
+  it('prints plain progress lines when not on a terminal, one line per failure, and only failures with --quiet, as push does', async () => {
+    const tree = buildFaultyStorage(path.join(tempDir(), 'registry'));
+    const registry = await startRegistry();
+    const loud = await runCli(['sync', tree.root, '--to', registry.host, '--state', path.join(tempDir(), 'state.json')], { env: { REGMIGRATE_NO_PROGRESS: '' } });
+    expect(loud.stderr).toMatch(/^plan: \d+ images to push, 0 already there, up to [\d.]+ KiB to upload$/m);
+    expect(loud.stderr).toMatch(/^failed: broken\/rot:v1 → broken\/rot:v1: corrupt-blob: /m);
+    const registry2 = await startRegistry();
+    const quiet = await runCli(['sync', tree.root, '--to', registry2.host, '--state', path.join(tempDir(), 'state.json'), '--quiet']);
+    expect(quiet.stderr).not.toMatch(/^plan:/m);
+    expect(quiet.stderr).toMatch(/^failed: broken\/rot:v1/m);
+  });
+
   it('a second sync while one runs exits 4 with "locked"; --wait-lock waits for it', async () => {
     const registry = await startRegistry();
     const root = copyDemo();

@@ -13,6 +13,7 @@ import { requireRoot } from './config.js';
 import { OptionProblems, parseWholeOption } from './options.js';
 import { addTransferOptions, DESTINATION_GONE_EXIT, normalizeTransfer, notice, openDestination, pushOptions, stopWhenGone, withMetrics, type TransferFlags, type TransferRequest } from './transfer-command.js';
 import { createJsonLog, writeJsonLog } from '../report/log.js';
+import { createProgress } from '../report/progress.js';
 import { withInterruption } from './signals.js';
 import { LOCK_STALE_SECONDS, stopGraceFromEnv } from '../tuning.js';
 import { Stopper } from '../util/stop.js';
@@ -144,9 +145,14 @@ export async function runSync(request: SyncRequest, ctx: CliContext): Promise<nu
     try {
       const stopper = new Stopper(stopGraceFromEnv(ctx.env));
       const destination = await openDestination({ ...request, quiet: true }, ctx, false, stopper.signals);
-      const json = request.logFormat === 'json' ? createJsonLog(ctx.stderr, { budget: destination.budget }) : undefined;
-      const watched = watchTransfer(ctx, { command: 'sync', root: request.root, destination, report: request.report }, json?.onEvent);
-      stopWhenGone(destination, stopper, (message) => notice(request, ctx, { level: 'error', message }));
+      const limitRate = request.destination.options.limitRate;
+      const json = request.logFormat === 'json' ? createJsonLog(ctx.stderr, { budget: destination.budget, ...(limitRate !== undefined ? { limitRate } : {}) }) : undefined;
+      // As push's: bars on a terminal, a line every 30 s and one per failure otherwise; --quiet keeps the failures.
+      const progress = json ?? createProgress({ stream: ctx.stderr, isTTY: ctx.stderrIsTTY && !ctx.env.REGMIGRATE_NO_PROGRESS, quiet: request.quiet, budget: destination.budget, ...(limitRate !== undefined ? { limitRate } : {}) });
+      // A line for the operator, above the bars on a terminal.
+      const say = (level: 'info' | 'error', message: string): void => (json ? notice(request, ctx, { level, message }) : progress.log(message));
+      const watched = watchTransfer(ctx, { command: 'sync', root: request.root, destination, report: request.report }, progress.onEvent);
+      stopWhenGone(destination, stopper, (message) => say('error', message));
       try {
         // The journal and the report are written inside: a signal while they are written does not lose them.
         const { result: code, signal } = await withInterruption(ctx, stopper, async ({ stop, abort }) => {
@@ -171,6 +177,7 @@ export async function runSync(request: SyncRequest, ctx: CliContext): Promise<nu
               })
             : undefined;
           const result = final ? final.last : await syncStorage(destination, syncOptions);
+          progress.stop();
           record(result.push, result.deletions);
           warnIfEmptySource(ctx.stderr, result.push.source, request.logFormat);
           ctx.stdout.write(renderSync(result));
@@ -186,10 +193,11 @@ export async function runSync(request: SyncRequest, ctx: CliContext): Promise<nu
           if (verdict) ctx.stdout.write(`${verdict.line}\n`);
           if (result.push.destinationGone) return DESTINATION_GONE_EXIT;
           return failed > 0 || (verdict && !verdict.ok) ? 1 : imagesExitCode(counts);
-        }, (message) => notice(request, ctx, { level: 'info', message }));
+        }, (message) => say('info', message));
         if (signal) return signal === 'SIGINT' ? 130 : 143;
         return code;
       } finally {
+        progress.stop();
         await destination.close();
       }
     } finally {

@@ -52,7 +52,7 @@ export interface JsonLogOptions {
  * destination's budget (requests and uploads in flight, and the size each may reach now).
  */
 export function createJsonLog(stream: Writable, options: JsonLogOptions = {}): Progress & { finished(result: PushResult): void } {
-  const totals = { images: 0, imagesDone: 0, failed: 0, bytes: 0, bytesTotal: 0 };
+  const totals = { images: 0, imagesDone: 0, failed: 0, interrupted: 0, bytes: 0, bytesTotal: 0 };
   let meter: RateMeter | undefined;
   let timer: NodeJS.Timeout | undefined;
   const { budget } = options;
@@ -90,7 +90,9 @@ export function createJsonLog(stream: Writable, options: JsonLogOptions = {}): P
       if (event.bytes > 0) (meter ??= new RateMeter(options.now, options.limitRate)).add(event.bytes);
     } else if (event.type === 'image-done') {
       totals.imagesDone++;
-      if (!event.ok) totals.failed++;
+      // An image the stop left unfinished is interrupted, as in the run's summary, not failed.
+      if (event.interrupted) totals.interrupted++;
+      else if (!event.ok) totals.failed++;
     }
   };
   const onEvent = (event: PushEvent): void => {
@@ -111,6 +113,7 @@ export function createJsonLog(stream: Writable, options: JsonLogOptions = {}): P
       case 'image-done': {
         const [repo, tag] = [event.image.repository, event.image.tag];
         if (event.ok) writeJsonLog(stream, { level: 'info', event: 'image-pushed', repo, tag, digest: event.image.digest, bytes: event.image.size });
+        else if (event.interrupted) writeJsonLog(stream, { level: 'warn', event: 'image-interrupted', repo, tag, digest: event.image.digest, destination: destinationRef(event.image) });
         else writeJsonLog(stream, { level: 'error', event: 'image-failed', repo, tag, digest: event.image.digest, reason: event.reason ?? 'failed', destination: destinationRef(event.image) });
         break;
       }
