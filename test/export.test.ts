@@ -1,5 +1,6 @@
 import { execa } from 'execa';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildFaultyStorage, type BuiltTree } from '../fixtures/trees.js';
@@ -83,6 +84,30 @@ describe('regmigrate export', () => {
     expect(again.stderr).toMatch(/files: 1 hard-linked, 0 copied, \d+ already there, 1 stale removed/);
     expect(statSync(manifest).ino).toBe(statSync(dataFile(tree, tree.tags.find((t) => t.repository === 'team/api' && t.tag === '1.0')!.digest!)).ino);
     expect(() => statSync(path.join(dir, 'stray'))).toThrow();
+  });
+
+  it('from a tar (copies): a rotten source blob fails its image; a copy changed since, same size, is written again; the untouched ones are kept', async () => {
+    const tar = path.join(tempDir(), 'storage.tar');
+    await execa('tar', ['-C', tree.root, '-cf', tar, 'docker']);
+    const copies = path.join(tempDir(), 'from-tar');
+    const once = await runCli(['export', tar, '--out', copies]);
+    expect(once.stderr).toMatch(/files: 0 hard-linked, \d+ copied/);
+    // A copy is hashed on its way: the layer that rotted in the storage (same size) fails its image, whose
+    // layout is not left behind for skopeo to push.
+    expect(once.stdout).toMatch(/^broken\/rot:v1\s+broken\/rot:v1\s+failed: export: corrupt-blob: blob sha256:[0-9a-f]{64}: its data in the storage hashes to sha256:[0-9a-f]{64}$/m);
+    expect(existsSync(path.join(copies, 'broken/rot:v1'))).toBe(false);
+    // Run again untouched: what is copied again is the failed image's files only (its layout was removed).
+    const copiedAgain = (stderr: string): number => Number(/files: 0 hard-linked, (\d+) copied/.exec(stderr)?.[1]);
+    const steady = copiedAgain((await runCli(['export', tar, '--out', copies])).stderr);
+    const dir = path.join(copies, 'team/api:1.0');
+    const layer = readdirSync(dir).find((n) => /^[0-9a-f]{64}$/.test(n) && statSync(path.join(dir, n)).size > 16)!;
+    const file = path.join(dir, layer);
+    const bytes = readFileSync(file);
+    bytes[8] = bytes[8]! ^ 0xff;
+    writeFileSync(file, bytes);
+    const again = await runCli(['export', tar, '--out', copies]);
+    expect(copiedAgain(again.stderr), again.stderr).toBe(steady + 1);
+    expect(createHash('sha256').update(readFileSync(file)).digest('hex')).toBe(layer);
   });
 
   it('copies instead of linking across filesystems, and says so once', async () => {

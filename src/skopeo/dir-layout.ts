@@ -1,11 +1,13 @@
+import { createHash } from 'node:crypto';
 import { constants as fsConstants, createWriteStream } from 'node:fs';
-import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { SourceBlobReader } from '../storage/storage.js';
 import { copyFile, link, mkdir, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { PlannedImage } from '../plan/plan.js';
 import { splitDigest } from '../storage/digest.js';
+import { fileRangeReader } from '../storage/file-range.js';
+import { hashBlob } from '../image/reader.js';
 
 /** skopeo's `dir:` transport marker (docs/registry-behaviour.md, skopeo dir: layout). */
 export const DIR_VERSION = 'Directory Transport Version: 1.1\n';
@@ -74,25 +76,25 @@ export class Linker {
   async place(from: LayoutSource, target: string): Promise<void> {
     const source = from.localPath;
     if (source === undefined) {
-      // No local file (a range of a tar, an object): always a copy; an existing file of the right size is taken as done.
+      // No local file (a range of a tar, an object): always a copy; an existing one is kept if it holds the bytes.
       const existing = await stat(target).catch(() => undefined);
-      if (existing && existing.size === from.reader.size) {
+      if (existing && (await holdsDigest(target, existing.size, from.reader))) {
         this.stats.kept++;
         return;
       }
       if (existing) await unlink(target);
-      await pipeline(Readable.from(from.reader.open()), createWriteStream(target));
+      await copyVerified(from.reader, target);
       this.stats.copied++;
       return;
     }
     const [src, existing] = await Promise.all([stat(source), stat(target).catch(() => undefined)]);
     if (existing) {
-      // Same inode: our earlier link. Same size and not linkable: our earlier copy. Anything else is stale.
+      // Same inode: our earlier link. Not linkable and the right bytes: our earlier copy. Anything else is stale.
       if (existing.ino === src.ino && existing.dev === src.dev) {
         this.stats.kept++;
         return;
       }
-      if (!this.#linkable && existing.size === src.size) {
+      if (!this.#linkable && (await holdsDigest(target, existing.size, from.reader))) {
         this.stats.kept++;
         return;
       }
@@ -116,6 +118,36 @@ export class Linker {
     await copyFile(source, target, fsConstants.COPYFILE_FICLONE);
     this.stats.copied++;
   }
+}
+
+/**
+ * Copies a blob out of the storage into `target`, hashing it on the way: a blob whose bytes do not match its digest
+ * (a corrupt layer of the same size, which only a hash shows) is not left in the layout, and its image fails.
+ */
+async function copyVerified(blob: SourceBlobReader, target: string): Promise<void> {
+  const [algorithm] = splitDigest(blob.digest);
+  const hash = createHash(algorithm);
+  await pipeline(async function* () {
+    for await (const chunk of blob.open()) {
+      hash.update(chunk);
+      yield chunk;
+    }
+  }, createWriteStream(target));
+  const actual = `${algorithm}:${hash.digest('hex')}`;
+  if (actual !== blob.digest) {
+    await unlink(target).catch(() => undefined);
+    throw new Error(`corrupt-blob: blob ${blob.digest}: its data in the storage hashes to ${actual}`);
+  }
+}
+
+/**
+ * Whether a file already in the layout holds the bytes of the blob it is named for. A copy (unlike a hard link, the
+ * storage's own file) may have been changed since it was written, and a changed one can keep its size: it is read
+ * through and hashed, which costs a read of the file where copying it again costs a read and a write.
+ */
+async function holdsDigest(file: string, size: number, blob: SourceBlobReader): Promise<boolean> {
+  if (size !== blob.size) return false;
+  return (await hashBlob(fileRangeReader(file, 0, size, blob.digest)).catch(() => undefined)) === blob.digest;
 }
 
 /**

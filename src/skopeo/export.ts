@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import { errorMessage, UsageError } from '../errors.js';
@@ -50,6 +51,8 @@ export async function exportImages(
           await writeImageDirectory(directory, layoutFiles(image, source, schema1Content(image)), linker);
           return { image, directory, ok: true };
         } catch (err) {
+          // A layout half written is no image: skopeo must not find it (the next run writes it whole).
+          await rm(directory, { recursive: true, force: true }).catch(() => undefined);
           return { image, directory, ok: false, reason: `export: ${errorMessage(err)}` };
         }
       }),
