@@ -244,6 +244,26 @@ describe('RegistryClient against a scripted proxy in front of a real docker-regi
     expect(await client.hasBlob('mount/third', blob.digest)).toBe(true);
   });
 
+  it("lists repositories page by page, following the registry's Link header to the end", async () => {
+    fresh();
+    const config = blobFile(64);
+    await client.uploadBlob({ repository: 'paged/one', blob: config });
+    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config.digest, size: config.size }, layers: [] }));
+    for (const repository of ['paged/one', 'paged/two', 'paged/three']) {
+      await client.mountBlob(repository, config.digest, 'paged/one');
+      await client.putManifest(repository, 'v1', manifest, 'application/vnd.oci.image.manifest.v1+json');
+    }
+    proxy.reset();
+    // distribution 2.8 pages its catalog (registry/handlers/catalog.go: `n`, `last` and a Link header); its tag
+    // list it sends whole, whatever `n` asks.
+    const repositories = await client.catalog(1);
+    expect(repositories).toEqual(expect.arrayContaining(['paged/one', 'paged/three', 'paged/two']));
+    expect(new Set(repositories).size).toBe(repositories.length);
+    // One page a repository, each after the last one listed: the client went where each Link said.
+    const asked = proxy.log.filter((r) => r.path === '/v2/_catalog').map((r) => new URLSearchParams(r.query).get('last'));
+    expect(asked.slice(0, repositories.length)).toEqual([null, ...repositories.slice(0, -1)]);
+  });
+
   it('keeps its connection open across blob probes (HEAD), found or not', async () => {
     // A dispatcher of one connection straight to the registry: every new TCP connection is counted.
     const single = new Agent({ connections: 1 });

@@ -296,6 +296,12 @@ describe('faults a healthy store does not make', () => {
     expect(c.stats.retries).toBe(0);
   });
 
+  it("a refused HEAD, which has no body, is read from its headers: the store's code and request id", async () => {
+    proxy.script = (req) => (req.method === 'HEAD' ? { kind: 'error', status: 403, code: 'AccessDenied', headers: { 'x-amz-error-code': 'AccessDenied', 'x-amz-request-id': 'tx-head-403' } } : { kind: 'forward' });
+    const err = await failure(client({ endpoint: proxy.endpoint }).headObject(`${ROOT}blobs/sha256/aa/aaaa/data`));
+    expect([err.kind, err.s3Code, err.requestId]).toEqual(['denied', 'AccessDenied', 'tx-head-403']);
+  });
+
   it('a stopping run retries nothing', async () => {
     const stop = new AbortController();
     stop.abort();

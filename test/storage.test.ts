@@ -246,6 +246,25 @@ describe('a blob read from a file for an upload', () => {
     expect(await sizes()).toEqual([UPLOAD_BLOCK_BYTES, 5]);
     expect(await sizes(MIN_UPLOAD_BLOCK_BYTES)).toEqual([...Array<number>(UPLOAD_BLOCK_BYTES / MIN_UPLOAD_BLOCK_BYTES).fill(MIN_UPLOAD_BLOCK_BYTES), 5]);
   });
+
+  it('ends with a last block of one byte, the range of a tar entry included: every byte, in order', async () => {
+    const bytes = randomBytes(64);
+    const file = path.join(tempDir(), 'blob');
+    writeFileSync(file, bytes);
+    // A blob of 9 bytes at offset 7 of the file (as in a tar), streamed whole and from its byte 4 on.
+    const reader = fileRangeReader(file, 7, 9, 'sha256:unchecked-here');
+    const read = async (start: number): Promise<Buffer[]> => {
+      const blocks: Buffer[] = [];
+      for await (const block of reader.stream!({ start, end: 8 }, undefined, 4)) blocks.push(Buffer.from(block));
+      return blocks;
+    };
+    const whole = await read(0);
+    expect(whole.map((b) => b.length)).toEqual([4, 4, 1]);
+    expect(Buffer.concat(whole).equals(bytes.subarray(7, 16))).toBe(true);
+    const tail = await read(4);
+    expect(tail.map((b) => b.length)).toEqual([4, 1]);
+    expect(Buffer.concat(tail).equals(bytes.subarray(11, 16))).toBe(true);
+  });
 });
 
 describe('the upload block size', () => {

@@ -79,8 +79,12 @@ const ERROR_BODY_LIMIT = 64 * 1024;
 
 type Outcome<T> = { value: T } | { failure: Error; retry: boolean };
 
-/** The headers any answer is read for: sizes, times, ETags, and what an error says beyond its body. */
-const ANSWER_HEADERS = headerNames(['content-length', 'content-range', 'etag', 'last-modified', 'x-amz-bucket-region', 'x-amz-error-code', 'x-amz-request-id']);
+/**
+ * The headers an answer read whole is read for: sizes, times, ETags, and what an error says beyond its body (a
+ * HEAD's error has no body: its code and request id are only in the headers). A ranged read goes through `send`,
+ * with all its headers (Content-Range included).
+ */
+const ANSWER_HEADERS = headerNames(['content-length', 'etag', 'last-modified', 'x-amz-bucket-region', 'x-amz-error-code', 'x-amz-request-id']);
 
 /** Thrown into the request (and caught by its own handler) to stop reading a body past its limit. */
 class BodyPastLimit extends Error {}
