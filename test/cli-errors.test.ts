@@ -239,6 +239,20 @@ describe('report merge', () => {
       expect(fromState.exitCode).toBe(2);
       expect(fromState.stderr).toBe(`regmigrate: ${state}: not a regmigrate push report (it is a regmigrate.sync-state document)\n${hint}`);
     }
+    // report rewrites reads a journal too, and says of a CSV report what merge and html say.
+    const rewrites = await runCli(['report', 'rewrites', csv, '--old-host', 'old.example.com']);
+    expect(rewrites.exitCode).toBe(2);
+    expect(rewrites.stderr).toBe(`regmigrate: ${csv}: a CSV report; only JSON reports can be read\nhint: give the --report file (.json) of a push or sync, or the sync journal (--state)`);
+  });
+});
+
+describe('a source that is an empty tar', () => {
+  it('is named for what it is: a tar with no entries, no storage in it (exit 2)', async () => {
+    const tar = path.join(tempDir(), 'empty.tar');
+    await execa('tar', ['-cf', tar, '--files-from', '/dev/null']);
+    const scan = await runCli(['scan', tar]);
+    expect(scan.exitCode).toBe(2);
+    expect(scan.stderr).toMatch(new RegExp(`^regmigrate: ${tar.replaceAll('/', '\\/').replaceAll('.', '\\.')}: an empty tar archive \\(no entries\\): no registry storage in it$`, 'm'));
   });
 });
 

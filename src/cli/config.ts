@@ -117,21 +117,22 @@ function findSecrets(value: unknown, where: string[] = []): string[] {
 /**
  * Reads and validates a config file; every problem at once, each with its path in the file. `checkPaths` picks the
  * file settings (by key) whose directory must exist: those a command takes from the file for a run (`config check`
- * checks the file alone, and names missing directories apart: they are the machine's, not the file's).
+ * checks the file alone, and names missing directories apart: they are the machine's, not the file's). `named`: how
+ * errors name the file (`--config FILE` when the flag gave it).
  */
-export function loadConfig(file: string, checkPaths: (key: string) => boolean = () => false): ConfigFile {
+export function loadConfig(file: string, checkPaths: (key: string) => boolean = () => false, named = `--config ${file}`): ConfigFile {
   let raw: string;
   try {
     raw = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new UsageError(`--config ${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    throw new UsageError(`${named}: cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
   }
   let doc: unknown;
   try {
     doc = yaml().parse(raw) ?? {};
   } catch (err) {
     // The parser's first line ends with a colon that introduces the excerpt on the next lines: not kept.
-    throw new UsageError(`--config ${file}: not valid YAML: ${(err as Error).message.split('\n')[0]!.replace(/:\s*$/, '')}`);
+    throw new UsageError(`${named}: not valid YAML: ${(err as Error).message.split('\n')[0]!.replace(/:\s*$/, '')}`);
   }
   const problems = findSecrets(doc).map((p) => `${p}: secrets are not allowed in the config file (give destination.dockerConfig, REGMIGRATE_PASSWORD or --password-stdin instead; a bucket's credentials come from the AWS credential chain)`);
   const parsed = ConfigFile.safeParse(doc);
@@ -154,7 +155,7 @@ export function loadConfig(file: string, checkPaths: (key: string) => boolean = 
   problems.push(...valueProblems(doc).filter((p) => !reported(p.slice(0, p.indexOf(':')))));
   problems.push(...pathProblems(doc, checkPaths).filter((p) => !reported(p.slice(0, p.indexOf(':')))));
   if (problems.length > 0) {
-    throw new UsageError(`--config ${file}: ${problems.length === 1 ? problems[0] : `${problems.length} problems:\n  ${problems.join('\n  ')}`}`, 'see docs/selection.md, Config file');
+    throw new UsageError(`${named}: ${problems.length === 1 ? problems[0] : `${problems.length} problems:\n  ${problems.join('\n  ')}`}`, 'see docs/selection.md, Config file');
   }
   return parsed.data!;
 }
@@ -256,7 +257,8 @@ export function registerConfig(program: Command, ctx: CliContext): void {
     .description('validate a config file without running anything')
     .argument('<file>', 'the YAML file')
     .action((file: string) => {
-      const config = loadConfig(file);
+      // Named as given: `config check` takes the file as its argument, not as --config.
+      const config = loadConfig(file, undefined, file);
       const settings = asOptionValues(config).size + (config.source ? 1 : 0);
       // An empty file (or one of `version: 1` alone) is valid, and almost certainly not what was meant.
       if (settings === 0) ctx.stderr.write(`regmigrate: warning: ${file} holds no settings\n`);

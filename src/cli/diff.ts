@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { ROOT_ARGUMENT } from './storage-options.js';
 import { shortDigest } from '../storage/digest.js';
 import { compareStorage, type CompareResult } from '../sync/compare.js';
 import { connectDestination } from '../destination/destination.js';
@@ -109,7 +110,7 @@ export function registerDiff(program: Command, ctx: CliContext): void {
   const command = program
     .command('diff')
     .description('compare the storage with the destination: new, changed, same, extra (read-only on both sides)')
-    .argument('[root]', 'registry storage root (e.g. /var/lib/registry), an uncompressed tar of it, or s3://BUCKET/ROOTDIRECTORY');
+    .argument('[root]', ROOT_ARGUMENT);
   addSelectionOptions(addDestinationOptions(command, false))
     .option('-o, --output <format>', 'table, json or csv')
     .option('--concurrency <n>', `destination requests in flight (default ${DIFF_CONCURRENCY})`)

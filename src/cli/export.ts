@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { ROOT_ARGUMENT } from './storage-options.js';
 import { exportStorage } from '../skopeo/export.js';
 import { count, renderTable } from '../util/format.js';
 import type { CliContext } from './context.js';
@@ -58,7 +59,7 @@ export function registerExport(program: Command, ctx: CliContext): void {
   const command = program
     .command('export')
     .description('write every healthy tag as a skopeo dir: layout (hard links into the storage, copies across filesystems)')
-    .argument('[root]', 'registry storage root (e.g. /var/lib/registry), an uncompressed tar of it, or s3://BUCKET/ROOTDIRECTORY')
+    .argument('[root]', ROOT_ARGUMENT)
     .option('--out <dir>', 'output directory: one <repository>:<tag>/ directory per image');
   addSelectionOptions(command)
     .option('--concurrency <n>', `images written at once (default ${TRANSFER_CONCURRENCY})`)

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { ROOT_ARGUMENT } from './storage-options.js';
 import { createProgress } from '../report/progress.js';
 import { createJsonLog } from '../report/log.js';
 import { countReports, imagesExitCode, renderImageTable, renderPlan, renderPushSummary, reportDocument, reportRun, writeReport } from '../report/push-report.js';
@@ -80,7 +81,7 @@ export function registerPush(program: Command, ctx: CliContext): void {
   const command = program
     .command('push')
     .description('push every image of a registry storage into Harbor (or any OCI registry), verified')
-    .argument('[root]', 'registry storage root (e.g. /var/lib/registry), an uncompressed tar of it, or s3://BUCKET/ROOTDIRECTORY');
+    .argument('[root]', ROOT_ARGUMENT);
   addTransferOptions(command)
     .option('--dry-run', 'print the plan (projects, blobs, mounts, tags) and change nothing')
     .option('-o, --output <format>', 'stdout format of the image list: table or json')

@@ -17,7 +17,7 @@ import { addShardOptions, addTagOptions, normalizeShard, normalizeTagSelection, 
 import { collect, defaultConcurrency, OptionProblems, parseGlobs, parseOutputFormat, parseWholeOption } from './options.js';
 import type { CliContext } from './context.js';
 import { requireRoot } from './config.js';
-import { addStorageOptions, normalizeStorageOptions, type StorageFlags } from './storage-options.js';
+import { addStorageOptions, normalizeStorageOptions, type StorageFlags, ROOT_ARGUMENT } from './storage-options.js';
 import type { StorageOptions } from '../storage/open.js';
 import { BATCH_TAGS, batchTagsFromEnv } from '../tuning.js';
 
@@ -134,7 +134,7 @@ export function registerScan(program: Command, ctx: CliContext): void {
   const command = program
     .command('scan')
     .description('inventory a registry storage: every tag, its digest, media type, platforms, size and faults')
-    .argument('[root]', 'registry storage root (e.g. /var/lib/registry), its docker/registry/v2 directory, an uncompressed tar of it, or s3://BUCKET/ROOTDIRECTORY')
+    .argument('[root]', ROOT_ARGUMENT)
     .option('-o, --output <format>', 'table, json, csv, or html (one self-contained page with charts)')
     .option('--verify', 'hash every blob and report corrupt ones (reads all data)')
     .option('--include <glob>', 'only repositories matching this glob (repeatable)', collect)

@@ -2,6 +2,9 @@ import type { Command } from 'commander';
 import { isObjectStorage, objectStorageProblem, s3EndpointProblem, s3RegionProblem, type StorageOptions } from '../storage/open.js';
 import type { OptionProblems } from './options.js';
 
+/** The `[root]` argument of every command that reads a storage, in its help. */
+export const ROOT_ARGUMENT = 'registry storage root (e.g. /var/lib/registry), its docker/registry/v2 directory, an uncompressed tar of it, or s3://BUCKET/ROOTDIRECTORY';
+
 /** How to reach a bucket: `--s3-endpoint`, `--s3-region`, and `--ca-file` for the endpoint's certificate. */
 export interface StorageFlags {
   s3Endpoint?: string;

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { ROOT_ARGUMENT } from './storage-options.js';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -210,7 +211,7 @@ export function registerSync(program: Command, ctx: CliContext): void {
   const command = program
     .command('sync')
     .description('the cron job: push only what differs, verify, keep a journal; locked against overlapping runs')
-    .argument('[root]', 'registry storage root (e.g. /var/lib/registry), an uncompressed tar of it, or s3://BUCKET/ROOTDIRECTORY');
+    .argument('[root]', ROOT_ARGUMENT);
   addTransferOptions(command)
     .option('--state <file>', 'journal of what was verified at which digest (JSON), kept between runs')
     .option('--trust-state', 'skip the destination check for tags whose source digest matches the journal')

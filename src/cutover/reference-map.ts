@@ -32,15 +32,22 @@ const MIGRATED = new Set(['verified', 'skipped-existing']);
 
 /** A push/sync report (`kind: regmigrate.push`) or a sync journal (`kind: regmigrate.sync-state`), told apart by kind. */
 export function readReferenceMap(file: string): ReferenceMap {
+  const hint = 'give the --report file (.json) of a push or sync, or the sync journal (--state)';
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new UsageError(`${file}: ${code ? `cannot be read (${code})` : 'not valid JSON'}`);
+    json = JSON.parse(text);
+  } catch {
+    // As report merge and html say it (cli/report.ts readReport): a CSV report is not read back.
+    const csv = /\.csv$/i.test(file) || text.startsWith('source,');
+    throw new UsageError(`${file}: ${csv ? 'a CSV report; only JSON reports can be read' : 'not valid JSON'}`, hint);
   }
   const kind = json !== null && typeof json === 'object' ? (json as { kind?: unknown }).kind : undefined;
-  const hint = 'give the --report file (.json) of a push or sync, or the sync journal (--state)';
   if (kind === 'regmigrate.push') {
     const parsed = PushReport.safeParse(json);
     if (!parsed.success) throw new UsageError(`${file}: not a readable regmigrate report (${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message})`, hint);

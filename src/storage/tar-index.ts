@@ -116,11 +116,13 @@ function readAt(fd: number, offset: number, length: number): Buffer {
 }
 
 /** Is this a tar (or a gzip'd one, which is refused)? */
-export function sniffArchive(file: string): 'tar' | 'gzip' | 'other' {
+export function sniffArchive(file: string): 'tar' | 'empty-tar' | 'gzip' | 'other' {
   const fd = openSync(file, 'r');
   try {
     const head = readAt(fd, 0, BLOCK);
     if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+    // A tar with no entries is its end-of-archive marker alone: zero blocks (`tar -cf x.tar --files-from /dev/null`).
+    if (head.length === BLOCK && head.every((b) => b === 0)) return 'empty-tar';
     if (head.length === BLOCK && head.toString('latin1', 257, 262) === 'ustar') return 'tar';
     if (head.length === BLOCK && checksumOk(head)) return 'tar';
     return 'other';
@@ -229,6 +231,7 @@ export function openTar(file: string): TarIndex {
   if (kind === 'gzip') {
     throw new UsageError(`${file} is gzip-compressed: it cannot be read by byte range`, `decompress it first (gunzip -k ${file}); layers are gzip already, so tar -cf without -z loses nothing`, 'NOT_A_STORAGE');
   }
+  if (kind === 'empty-tar') throw new UsageError(`${file}: an empty tar archive (no entries): no registry storage in it`, 'give the registry root or an uncompressed tar of it (tar -cf docker.tar docker)', 'NOT_A_STORAGE');
   if (kind !== 'tar') throw new UsageError(`${file}: not a directory nor a tar archive`, 'give the registry root or an uncompressed tar of it', 'NOT_A_STORAGE');
   const st = statSync(file);
   const cache = `${file}.regmigrate-index`;
