@@ -44,7 +44,7 @@ export interface UploadBlobOptions {
 export interface UploadSettings {
   /** Upload in chunks of this many bytes (`--chunk-size`); undefined: one PUT per blob until a 413 says otherwise. */
   chunkSize: number | undefined;
-  /** Blob bodies wait here for their bytes (`--limit-rate`); the signal ends the wait when the run is cut. */
+  /** Blob bodies wait here for their bytes (`--limit-rate`), in its steps; a wait ends when its request does. */
   readonly throttle?: Throttle | undefined;
   /** The block size of a blob streamed from a file (tuning.ts uploadBlockBytes); undefined: UPLOAD_BLOCK_BYTES. */
   readonly blockBytes?: number | undefined;
@@ -52,7 +52,7 @@ export interface UploadSettings {
 
 export type MountResult = { mounted: true } | { mounted: false; location: URL | undefined };
 
-// The 413 fallback's chunk sizes and the step under a bandwidth cap: tuning.ts.
+// The 413 fallback's chunk sizes: tuning.ts.
 const FALLBACK_CHUNK_SIZE = FALLBACK_CHUNK_BYTES;
 const MIN_CHUNK_SIZE = MIN_CHUNK_BYTES;
 /** Redirect statuses a blob GET or HEAD may answer (object storage). */

@@ -22,7 +22,7 @@ export interface ClientOptions {
   /** Upload in chunks of this many bytes (`--chunk-size`); undefined: one PUT per blob until a 413 says otherwise. */
   readonly chunkSize?: number;
   readonly userAgent?: string;
-  /** Blob bodies wait here for their bytes (`--limit-rate`), until the signal (the run is cut); manifests, mounts and small requests do not. */
+  /** Blob bodies wait here for their bytes (`--limit-rate`), until their request ends; manifests, mounts and small requests do not. */
   readonly throttle?: Throttle;
   /** The block size of a blob streamed from a file (tuning.ts uploadBlockBytes). */
   readonly blockBytes?: number;
