@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { renderPushHtml, type PushReportDocument } from '../report/html.js';
-import { readFileSync } from 'node:fs';
+import { readJsonDocument } from '../report/read-json.js';
 import * as z from 'zod';
 import { UsageError } from '../errors.js';
 import { count } from '../util/format.js';
@@ -42,20 +42,7 @@ type PushReport = z.infer<typeof PushReport>;
 /** Reads a push or sync report for `report merge` and `report html`: one message and one hint for what is not one. */
 function readReport(file: string): PushReport {
   const hint = 'give the --report file (.json) of a push or sync';
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new UsageError(`${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    // A CSV report holds no run facts or byte counts: only the JSON one is read back.
-    const csv = /\.csv$/i.test(file) || text.startsWith('source,');
-    throw new UsageError(`${file}: ${csv ? 'a CSV report; only JSON reports can be read' : 'not valid JSON'}`, hint);
-  }
+  const json = readJsonDocument(file, hint);
   // Another of our documents (a scan, a diff, a plan) is named for what it is, not by a schema message.
   const head = json !== null && typeof json === 'object' ? (json as { kind?: unknown; schemaVersion?: unknown }) : {};
   if (typeof head.kind === 'string' && head.kind !== 'regmigrate.push') throw new UsageError(`${file}: not a regmigrate push report (it is a ${head.kind} document)`, hint);

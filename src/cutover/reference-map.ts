@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readJsonDocument } from '../report/read-json.js';
 import { UsageError } from '../errors.js';
 import { splitRef } from '../inventory/types.js';
 import { PushReport, SyncJournal } from './schema.js';
@@ -33,20 +33,7 @@ const MIGRATED = new Set(['verified', 'skipped-existing']);
 /** A push/sync report (`kind: regmigrate.push`) or a sync journal (`kind: regmigrate.sync-state`), told apart by kind. */
 export function readReferenceMap(file: string): ReferenceMap {
   const hint = 'give the --report file (.json) of a push or sync, or the sync journal (--state)';
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new UsageError(`${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    // As report merge and html say it (cli/report.ts readReport): a CSV report is not read back.
-    const csv = /\.csv$/i.test(file) || text.startsWith('source,');
-    throw new UsageError(`${file}: ${csv ? 'a CSV report; only JSON reports can be read' : 'not valid JSON'}`, hint);
-  }
+  const json = readJsonDocument(file, hint);
   const kind = json !== null && typeof json === 'object' ? (json as { kind?: unknown }).kind : undefined;
   if (kind === 'regmigrate.push') {
     const parsed = PushReport.safeParse(json);
