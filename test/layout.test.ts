@@ -22,7 +22,7 @@ const ABOVE_STORAGE = ['image', 'inventory', 'plan', 'transfer', 'push', 'sync',
  * output files, locks and journals are not the source (the journal's writes and the lock go through util/).
  */
 const NOT_THE_SOURCE: Record<string, string> = {
-  'skopeo/dir-layout.ts': 'writes the dir: layouts; hard-links only a path the storage hands out (Storage.localPath)',
+  'skopeo/dir-layout.ts': 'writes the dir: layouts, and reads back its own copies to hash them; hard-links only a path the storage hands out (Storage.localPath)',
   'skopeo/skopeo.ts': 'its work directory, the authfile and the digest files',
   'sync/sync-state.ts': 'the sync journal: one that does not exist yet (ENOENT) is empty',
 };

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { renderPushHtml, type PushReportDocument } from '../report/html.js';
-import { readJsonDocument } from '../report/read-json.js';
+import { readJsonDocument } from '../util/read-json.js';
 import * as z from 'zod';
 import { UsageError } from '../errors.js';
 import { count } from '../util/format.js';

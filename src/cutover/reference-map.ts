@@ -1,4 +1,4 @@
-import { readJsonDocument } from '../report/read-json.js';
+import { readJsonDocument } from '../util/read-json.js';
 import { UsageError } from '../errors.js';
 import { splitRef } from '../inventory/types.js';
 import { PushReport, SyncJournal } from './schema.js';

@@ -1,13 +1,12 @@
 import { createHash } from 'node:crypto';
-import { constants as fsConstants, createWriteStream } from 'node:fs';
+import { constants as fsConstants, createReadStream, createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import type { SourceBlobReader } from '../storage/storage.js';
 import { copyFile, link, mkdir, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { PlannedImage } from '../plan/plan.js';
 import { splitDigest } from '../storage/digest.js';
-import { fileRangeReader } from '../storage/file-range.js';
-import { hashBlob } from '../image/reader.js';
+import { HASH_BLOCK_BYTES } from '../tuning.js';
 
 /** skopeo's `dir:` transport marker (docs/registry-behaviour.md, skopeo dir: layout). */
 export const DIR_VERSION = 'Directory Transport Version: 1.1\n';
@@ -147,7 +146,14 @@ async function copyVerified(blob: SourceBlobReader, target: string): Promise<voi
  */
 async function holdsDigest(file: string, size: number, blob: SourceBlobReader): Promise<boolean> {
   if (size !== blob.size) return false;
-  return (await hashBlob(fileRangeReader(file, 0, size, blob.digest)).catch(() => undefined)) === blob.digest;
+  const [algorithm] = splitDigest(blob.digest);
+  const hash = createHash(algorithm);
+  try {
+    for await (const chunk of createReadStream(file, { highWaterMark: HASH_BLOCK_BYTES })) hash.update(chunk as Buffer);
+  } catch {
+    return false;
+  }
+  return `${algorithm}:${hash.digest('hex')}` === blob.digest;
 }
 
 /**
@@ -181,4 +187,9 @@ export async function writeImageDirectory(dir: string, files: readonly LayoutFil
     }
     await linker.place(file.source, target);
   }
+}
+
+/** Removes an image's layout (one that failed half-written): skopeo must not find it; the next run writes it whole. */
+export async function removeImageDirectory(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
 }

@@ -1,4 +1,3 @@
-import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import { errorMessage, UsageError } from '../errors.js';
@@ -11,7 +10,7 @@ import { openStorage } from '../storage/open.js';
 import type { Storage } from '../storage/storage.js';
 import type { ManifestRecord } from '../image/reader.js';
 import { makeSigningKey, schema1Payload, signSchema1, type SigningKey } from '../image/schema1.js';
-import { imageDirectory, layoutFiles, Linker, writeImageDirectory, type LayoutSource, type LinkStats } from './dir-layout.js';
+import { imageDirectory, layoutFiles, Linker, removeImageDirectory, writeImageDirectory, type LayoutSource, type LinkStats } from './dir-layout.js';
 import type { OnNotice } from '../util/notice.js';
 
 export interface ExportedImage {
@@ -51,8 +50,7 @@ export async function exportImages(
           await writeImageDirectory(directory, layoutFiles(image, source, schema1Content(image)), linker);
           return { image, directory, ok: true };
         } catch (err) {
-          // A layout half written is no image: skopeo must not find it (the next run writes it whole).
-          await rm(directory, { recursive: true, force: true }).catch(() => undefined);
+          await removeImageDirectory(directory).catch(() => undefined);
           return { image, directory, ok: false, reason: `export: ${errorMessage(err)}` };
         }
       }),
