@@ -1,7 +1,5 @@
 import type { Command } from 'commander';
 import { ROOT_ARGUMENT } from './storage-options.js';
-import { createProgress } from '../report/progress.js';
-import { createJsonLog } from '../report/log.js';
 import { countReports, imagesExitCode, renderImageTable, renderPlan, renderPushSummary, reportDocument, reportRun, writeReport } from '../report/push-report.js';
 import { pushStorage } from '../push/push.js';
 import { assertWritable } from '../util/files.js';
@@ -11,7 +9,7 @@ import { OptionProblems } from './options.js';
 import { withInterruption } from './signals.js';
 import { stopGraceFromEnv } from '../tuning.js';
 import { Stopper } from '../util/stop.js';
-import { addTransferOptions, DESTINATION_GONE_EXIT, normalizeTransfer, pushOptions, openDestination, stopWhenGone, withMetrics, type TransferFlags, type TransferRequest } from './transfer-command.js';
+import { addTransferOptions, DESTINATION_GONE_EXIT, normalizeTransfer, pushOptions, openDestination, stopWhenGone, transferProgress, withMetrics, type TransferFlags, type TransferRequest } from './transfer-command.js';
 import { warnIfEmptySource } from './selection.js';
 import { watchTransfer } from './watch-transfer.js';
 
@@ -41,9 +39,7 @@ export async function runPush(request: PushRequest, ctx: CliContext): Promise<nu
   return withMetrics(request, ctx, 'push', async (record) => {
     const stopper = new Stopper(stopGraceFromEnv(ctx.env));
     const destination = await openDestination(request, ctx, request.dryRun, stopper.signals);
-    const limitRate = request.destination.options.limitRate;
-    const json = request.logFormat === 'json' ? createJsonLog(ctx.stderr, { budget: destination.budget, ...(limitRate !== undefined ? { limitRate } : {}) }) : undefined;
-    const progress = json ?? createProgress({ stream: ctx.stderr, isTTY: ctx.stderrIsTTY && !ctx.env.REGMIGRATE_NO_PROGRESS, quiet: request.quiet, budget: destination.budget, ...(limitRate !== undefined ? { limitRate } : {}) });
+    const { json, progress } = transferProgress(request, ctx, destination);
     const watched = watchTransfer(ctx, { command: 'push', root: request.root, destination, report: request.dryRun ? undefined : request.report }, progress.onEvent);
     stopWhenGone(destination, stopper, progress.log);
     try {

@@ -12,9 +12,8 @@ import { acquireLock } from '../util/lock.js';
 import type { CliContext } from './context.js';
 import { requireRoot } from './config.js';
 import { OptionProblems, parseWholeOption } from './options.js';
-import { addTransferOptions, DESTINATION_GONE_EXIT, normalizeTransfer, notice, openDestination, pushOptions, stopWhenGone, withMetrics, type TransferFlags, type TransferRequest } from './transfer-command.js';
-import { createJsonLog, writeJsonLog } from '../report/log.js';
-import { createProgress } from '../report/progress.js';
+import { addTransferOptions, DESTINATION_GONE_EXIT, normalizeTransfer, notice, openDestination, pushOptions, stopWhenGone, transferProgress, withMetrics, type TransferFlags, type TransferRequest } from './transfer-command.js';
+import { writeJsonLog } from '../report/log.js';
 import { withInterruption } from './signals.js';
 import { LOCK_STALE_SECONDS, stopGraceFromEnv } from '../tuning.js';
 import { Stopper } from '../util/stop.js';
@@ -146,10 +145,7 @@ export async function runSync(request: SyncRequest, ctx: CliContext): Promise<nu
     try {
       const stopper = new Stopper(stopGraceFromEnv(ctx.env));
       const destination = await openDestination({ ...request, quiet: true }, ctx, false, stopper.signals);
-      const limitRate = request.destination.options.limitRate;
-      const json = request.logFormat === 'json' ? createJsonLog(ctx.stderr, { budget: destination.budget, ...(limitRate !== undefined ? { limitRate } : {}) }) : undefined;
-      // As push's: bars on a terminal, a line every 30 s and one per failure otherwise; --quiet keeps the failures.
-      const progress = json ?? createProgress({ stream: ctx.stderr, isTTY: ctx.stderrIsTTY && !ctx.env.REGMIGRATE_NO_PROGRESS, quiet: request.quiet, budget: destination.budget, ...(limitRate !== undefined ? { limitRate } : {}) });
+      const { json, progress } = transferProgress(request, ctx, destination);
       // A line for the operator, above the bars on a terminal.
       const say = (level: 'info' | 'error', message: string): void => (json ? notice(request, ctx, { level, message }) : progress.log(message));
       const watched = watchTransfer(ctx, { command: 'sync', root: request.root, destination, report: request.report }, progress.onEvent);

@@ -1,6 +1,7 @@
 /** What push and sync share on the command line: the transfer flags and their normalisation, opening the destination, notices, metrics. */
 import type { Command } from 'commander';
-import { writeJsonLog, type LogFormat } from '../report/log.js';
+import { createJsonLog, writeJsonLog, type LogFormat } from '../report/log.js';
+import { createProgress, type Progress } from '../report/progress.js';
 import { pushMetrics, writeMetricsFile, type RunMetrics } from '../report/metrics.js';
 import { errorMessage, RegmigrateError } from '../errors.js';
 import type { Deletion } from '../sync/sync.js';
@@ -179,6 +180,18 @@ export async function openDestination(request: TransferRequest, ctx: CliContext,
   if (request.logFormat === 'json') writeJsonLog(ctx.stderr, { level: 'info', event: 'destination', message: `${destination.endpoint.origin}: ${kind}` });
   else if (!request.quiet) ctx.stderr.write(`destination ${destination.endpoint.origin}: ${kind}\n`);
   return destination;
+}
+
+/**
+ * The progress of a push or sync: with `--log-format json` JSON records (`json`, which also writes the run's last
+ * record); otherwise bars on a terminal, a line every 30 s and one per failure (`--quiet` keeps the failures).
+ */
+export function transferProgress(request: TransferRequest, ctx: CliContext, destination: Destination): { json: ReturnType<typeof createJsonLog> | undefined; progress: Progress } {
+  const limitRate = request.destination.options.limitRate;
+  const capped = limitRate !== undefined ? { limitRate } : {};
+  const json = request.logFormat === 'json' ? createJsonLog(ctx.stderr, { budget: destination.budget, ...capped }) : undefined;
+  const progress = json ?? createProgress({ stream: ctx.stderr, isTTY: ctx.stderrIsTTY && !ctx.env.REGMIGRATE_NO_PROGRESS, quiet: request.quiet, budget: destination.budget, ...capped });
+  return { json, progress };
 }
 
 /**

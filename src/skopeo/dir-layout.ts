@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { PlannedImage } from '../plan/plan.js';
 import { splitDigest } from '../storage/digest.js';
 import { HASH_BLOCK_BYTES } from '../tuning.js';
+import { hashBlob } from '../image/reader.js';
 
 /** skopeo's `dir:` transport marker (docs/registry-behaviour.md, skopeo dir: layout). */
 export const DIR_VERSION = 'Directory Transport Version: 1.1\n';
@@ -146,14 +147,8 @@ async function copyVerified(blob: SourceBlobReader, target: string): Promise<voi
  */
 async function holdsDigest(file: string, size: number, blob: SourceBlobReader): Promise<boolean> {
   if (size !== blob.size) return false;
-  const [algorithm] = splitDigest(blob.digest);
-  const hash = createHash(algorithm);
-  try {
-    for await (const chunk of createReadStream(file, { highWaterMark: HASH_BLOCK_BYTES })) hash.update(chunk as Buffer);
-  } catch {
-    return false;
-  }
-  return `${algorithm}:${hash.digest('hex')}` === blob.digest;
+  const copy: SourceBlobReader = { digest: blob.digest, size, open: () => createReadStream(file, { highWaterMark: HASH_BLOCK_BYTES }) };
+  return (await hashBlob(copy).catch(() => undefined)) === blob.digest;
 }
 
 /**
